@@ -1,0 +1,52 @@
+# slipway: `make demo` builds and pushes a real image; `make test` runs every test.
+# Both do all set-up on a fresh machine (system packages, virtual environment).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: all setup system venv test lint typecheck unit demo bench bench-smoke clean proto
+
+all: test
+
+setup: system venv
+
+system:
+	@bash scripts/install-system.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "python packages: installing slipway with its test extras"
+	@$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest -q -rs $(PYTEST_ARGS)
+
+test: setup lint typecheck
+	$(BIN)/pytest -q -rs $(PYTEST_ARGS)
+
+demo: setup
+	bash scripts/demo.sh
+
+bench: setup
+	$(BIN)/python -m benchmarks.run
+
+bench-smoke: setup
+	$(BIN)/python -m benchmarks.run --smoke
+
+proto: venv
+	PYTHON=$(BIN)/python scripts/gen-protocol.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

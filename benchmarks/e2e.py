@@ -1,0 +1,135 @@
+"""End to end: a small real build through slipway (API -> manager -> local executor ->
+`slipway worker` -> podman -> local registry) against the same `podman build` + `podman
+push` run by hand, alternating, in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import statistics
+import subprocess
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import ROOT, Backend, rounded
+from benchmarks.harness import ServerProcess, api_client, server_config
+
+BASE_IMAGE = "localhost/slipway-base:latest"
+DOCKERFILE = f"""\
+FROM {BASE_IMAGE}
+RUN echo "hello from the slipway benchmark" > /hello.txt
+RUN for i in $(seq 1 500); do echo "line $i of the build output"; done
+RUN mkdir -p /app && seq 1 2000 > /app/numbers.txt && cp /hello.txt /app/
+"""
+FINAL = ("complete", "error", "internalerror", "cancelled")
+
+
+def _context_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = DOCKERFILE.encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        info.mtime = int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _podman() -> list[str]:
+    driver = os.environ.get("STORAGE_DRIVER", "").strip()
+    return ["podman", *(["--storage-driver", driver] if driver else [])]
+
+
+def ensure_base_image() -> None:
+    result = subprocess.run([str(ROOT / "scripts" / "make-base-image.sh")],
+                            capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"make-base-image.sh failed: {result.stderr[-1500:]}")
+
+
+def by_hand(registry: str, run: int) -> float:
+    """The same build and push as the worker runs them (same flags), timed."""
+    tag = f"{registry}/hand/app{run}:latest"
+    with tempfile.TemporaryDirectory(prefix="slipway-bench-hand-") as tmp:
+        ctx = Path(tmp)
+        (ctx / "Dockerfile").write_text(DOCKERFILE)
+        start = time.perf_counter()
+        subprocess.run(
+            [*_podman(), "build", "--isolation", "chroot", "--layers=false", "--format",
+             "docker", "--iidfile", str(ctx.parent / f"{ctx.name}.iid"), "-f",
+             str(ctx / "Dockerfile"), "-t", tag, str(ctx)],
+            check=True, capture_output=True,
+        )
+        subprocess.run(
+            [*_podman(), "push", "--tls-verify=false", "--digestfile",
+             str(ctx.parent / f"{ctx.name}.digest"), tag, f"docker://{tag}"],
+            check=True, capture_output=True,
+        )
+        elapsed = time.perf_counter() - start
+        for leftover in (f"{ctx.name}.iid", f"{ctx.name}.digest"):
+            (ctx.parent / leftover).unlink(missing_ok=True)
+    subprocess.run([*_podman(), "rmi", tag], capture_output=True)
+    return elapsed
+
+
+async def through_slipway(server: ServerProcess, archive_url: str, run: int) -> float:
+    path = f"/api/v1/repository/bench/app{run}/build/"
+    async with api_client(server, 2) as client:
+        start = time.perf_counter()
+        r = await client.post(path, json={"archive_url": archive_url})
+        r.raise_for_status()
+        build_id = r.json()["id"]
+        while True:
+            status = (await client.get(f"{path}{build_id}/status")).json()
+            if status["phase"] in FINAL:
+                break
+            if time.perf_counter() - start > 600:
+                raise TimeoutError("the slipway build did not finish in 600 s")
+            await asyncio.sleep(0.02)
+        elapsed = time.perf_counter() - start
+        if status["phase"] != "complete":
+            logs = (await client.get(f"{path}{build_id}/logs")).json()
+            tail = [e.get("message") for e in logs.get("logs", [])][-15:]
+            raise RuntimeError(f"the slipway build ended {status['phase']}: {tail}")
+    return elapsed
+
+
+async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, Any]:
+    from support.fileserver import serve_files
+    from support.registry import run_registry
+
+    await asyncio.to_thread(ensure_base_image)
+    with run_registry() as registry, serve_files(
+        {"/context.tar.gz": (_context_tar(), "application/gzip")}
+    ) as files:
+        executor = {"EXECUTOR": "local", "NAME": "local", "CONTAINER_RUNTIME": "podman"}
+        config = server_config(
+            workdir / "e2e", backend, executor=executor,
+            top={"SERVER_HOSTNAME": registry.host, "INSECURE_REGISTRIES": [registry.host]},
+        )
+        server = ServerProcess(config, None, workdir / "e2e.log")
+        await server.start()
+        hand: list[float] = []
+        slipway: list[float] = []
+        try:
+            # one unmeasured build each: page cache, podman's storage, Python imports
+            await asyncio.to_thread(by_hand, registry.host, 0)
+            await through_slipway(server, f"{files}/context.tar.gz", 0)
+            for i in range(1, runs + 1):
+                hand.append(await asyncio.to_thread(by_hand, registry.host, i))
+                slipway.append(await through_slipway(server, f"{files}/context.tar.gz", i))
+        finally:
+            await server.stop()
+    hand_s, slipway_s = statistics.median(hand), statistics.median(slipway)
+    return {
+        "runs": runs,
+        "by_hand_s": rounded(hand_s, 2),
+        "slipway_s": rounded(slipway_s, 2),
+        "by_hand_runs_s": [rounded(x, 2) for x in hand],
+        "slipway_runs_s": [rounded(x, 2) for x in slipway],
+        "ratio_vs_hand": rounded(slipway_s / hand_s, 2),
+    }

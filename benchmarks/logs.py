@@ -1,0 +1,101 @@
+"""Logs: lines ingested per second through LogMessage streams of many concurrent builds,
+and the time to read one long log back through the API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Backend, rounded
+from benchmarks.harness import (
+    ExecutorEvents,
+    ServerProcess,
+    api_client,
+    server_config,
+    submit_many,
+    wait_until,
+)
+from benchmarks.workers import WorkerFleet
+from slipway.protocol import buildman_pb2 as pb
+
+
+def _line(i: int) -> str:
+    return json.dumps({"stream": f"Step {i}: compiling module_{i:06d}.c -O2 -Wall\n"})
+
+
+async def _stream(fleet: WorkerFleet, token: str, count: int) -> int:
+    """Send `count` lines on one LogMessage stream; how many the manager accepted."""
+    async def requests() -> AsyncIterator[pb.LogMessageRequest]:
+        for i in range(count):
+            yield pb.LogMessageRequest(job_jwt=token, sequence_number=i + 1,
+                                       log_message=_line(i), phase="building")
+
+    accepted = 0
+    async for reply in fleet.stub().LogMessage(requests()):
+        accepted += bool(reply.success)
+    return accepted
+
+
+async def run(backend: Backend, workdir: Path, *, builds: int = 100, lines_per_build: int = 2000,
+              read_lines: int = 100_000) -> dict[str, Any]:
+    name = f"logs-{backend.name}"
+    fleet: WorkerFleet | None = None
+    events = ExecutorEvents(lambda e: fleet.on_event(e) if fleet else None)
+    await events.start()
+    server = ServerProcess(server_config(workdir / name, backend), events.path,
+                           workdir / f"{name}.log")
+    try:
+        await server.start()
+        fleet = WorkerFleet(server.grpc_address, connections=8, complete=False)
+        ids: list[str] = []
+        paths: dict[str, str] = {}
+        async with api_client(server, 16) as client:
+            await submit_many(client, builds + 1, concurrency=16, namespaces=10,
+                              on_submitted=lambda b, _t: ids.append(b), paths=paths)
+            await wait_until(lambda: len(fleet.registered) + len(fleet.errors) >= builds + 1,
+                             120, "builds to register")
+            if fleet.errors:
+                raise RuntimeError(f"workers failed: {fleet.errors[:5]}")
+            reader, writers = ids[0], ids[1:]
+            cpu0, t0, mine0 = server.cpu_seconds(), time.perf_counter(), os.times()
+            counts = await asyncio.gather(*(
+                _stream(fleet, fleet.job_tokens[b], lines_per_build) for b in writers))
+            elapsed = time.perf_counter() - t0
+            cpu1, mine1 = server.cpu_seconds(), os.times()
+            # one long log, then read it back as a user would
+            await _stream(fleet, fleet.job_tokens[reader], read_lines)
+            path = paths[reader] + "/logs"
+            t1 = time.perf_counter()
+            got, pages, start = 0, 0, 0
+            while True:
+                r = await client.get(path, params={"start": start})
+                r.raise_for_status()
+                body = r.json()
+                entries = len(body["logs"])
+                got, pages, start = got + entries, pages + 1, start + entries
+                if entries == 0 or start >= int(body["total"]):
+                    break
+            read_s = time.perf_counter() - t1
+    finally:
+        if fleet is not None:
+            await fleet.close()
+        await server.stop()
+        await events.close()
+    total = sum(counts)
+    return {
+        "concurrent_builds": builds,
+        "lines_sent": builds * lines_per_build,
+        "lines_accepted": total,
+        "lines_per_s": rounded(total / elapsed),
+        "server_cpu_share": rounded((cpu1 - cpu0) / elapsed, 2),
+        "driver_cpu_share": rounded(
+            ((mine1.user + mine1.system) - (mine0.user + mine0.system)) / elapsed, 2),
+        "read_log_lines": got,
+        "read_pages": pages,
+        "read_log_s": rounded(read_s, 3),
+    }

@@ -1,0 +1,92 @@
+"""The readable table: each figure beside its target."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.common import BACKENDS, TARGETS, meets
+
+# (benchmark, key, label, unit)
+ROWS: list[tuple[str, str, str, str]] = [
+    ("scheduling", "builds_per_s", "builds scheduled per second (queue -> executor call)",
+     "/s"),
+    ("scheduling", "live_builds_per_s", "  while submitted through the API (live)", "/s"),
+    ("scheduling", "p50_submit_to_executor_ms", "submit -> executor call, p50 (N at once)",
+     "ms"),
+    ("scheduling", "p99_submit_to_executor_ms", "submit -> executor call, p99 (N at once)",
+     "ms"),
+    ("scheduling", "p99_submit_to_register_ms", "submit -> worker registered, p99 (N at once)",
+     "ms"),
+    ("scheduling", "paced_p50_submit_to_executor_ms",
+     "submit -> executor call, p50, paced below capacity", "ms"),
+    ("scheduling", "paced_p99_submit_to_executor_ms",
+     "submit -> executor call, p99, paced below capacity", "ms"),
+    ("tracking", "concurrent_builds", "concurrent builds tracked (heartbeat 2 s)", ""),
+    ("tracking", "heartbeats_per_s", "  heartbeats answered per second", "/s"),
+    ("tracking", "expected_heartbeats_per_s", "  heartbeats sent for (builds / 2 s)", "/s"),
+    ("tracking", "manager_cpu_share", "  manager CPU share while tracking", ""),
+    ("tracking", "heartbeat_p99_ms", "  heartbeat p99", "ms"),
+    ("tracking", "bytes_per_build", "  memory per tracked build", "B"),
+    ("logs", "lines_per_s", "log lines ingested per second (100 builds)", "/s"),
+    ("logs", "read_log_s", "read a long log through the API", "s"),
+    ("e2e", "ratio_vs_hand", "small real build vs podman build + push by hand", "x"),
+]
+# the same target applies to the paced figure
+TARGET_KEY = {"paced_p99_submit_to_executor_ms": "p99_submit_to_executor_ms"}
+
+
+def _fmt(value: Any, unit: str) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float) and value >= 100:
+        value = round(value)
+    return f"{value:,}{unit}" if isinstance(value, int | float) else str(value)
+
+
+def _cell(results: dict[str, Any], bench: str, backend: str, key: str, unit: str) -> str:
+    section = results.get(bench, {}).get(backend)
+    if section is None:
+        return "-"
+    if section.get("error"):
+        return "null"
+    value = section.get(key)
+    text = _fmt(value, unit)
+    ok = meets(TARGET_KEY.get(key, key), value)
+    if key == "concurrent_builds" and ok:
+        # tracked means kept: every stream alive, no beat refused, and the beats answered
+        # as fast as they come
+        served = section.get("heartbeats_per_s") or 0
+        expected = section.get("expected_heartbeats_per_s") or 0
+        if section.get("streams_failed") or section.get("heartbeats_refused") or (
+            served < 0.9 * expected
+        ):
+            ok = False
+    return text + ("" if ok is None else " ✓" if ok else " ✗")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    m = meta["machine"]
+    lines = [
+        f"# slipway benchmarks{' (smoke)' if meta.get('smoke') else ''}",
+        "",
+        f"{meta['finished']} · git {meta['git']} · {m['cores']} cores, {m['memory_gb']} GB, "
+        f"{m['cpu']} · Python {m['python']} · load at start {m['load_at_start']}",
+        "",
+        "| figure | target | sqlite_memory | postgres_redis |",
+        "|---|---|---|---|",
+    ]
+    for bench, key, label, unit in ROWS:
+        target = TARGETS.get(TARGET_KEY.get(key, key), ("", "", ""))[2]
+        cells = [_cell(results, bench, b, key, unit) for b in BACKENDS]
+        lines.append(f"| {label} | {target} | {cells[0]} | {cells[1]} |")
+    notes = []
+    for bench in ("scheduling", "tracking", "logs", "e2e"):
+        for backend in BACKENDS:
+            section = results.get(bench, {}).get(backend)
+            if section and section.get("error"):
+                notes.append(f"- {bench}/{backend}: null because {section['error']}")
+    if notes:
+        lines += ["", *notes]
+    lines += ["", "Full figures (every run, CPU shares of manager and driver): latest.json."]
+    return "\n".join(lines) + "\n"

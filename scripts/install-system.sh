@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages slipway's tests and demo use, only when one is missing.
+# Safe to run again: it does nothing when everything is there.
+set -euo pipefail
+
+# command -> package
+declare -A NEED=(
+  [podman]=podman
+  [buildah]=buildah
+  [skopeo]=skopeo
+  [docker-registry]=docker-registry
+  [busybox]=busybox-static
+  [newuidmap]=uidmap
+  [git]=git
+  [redis-server]=redis-server
+  [pg_ctlcluster]=postgresql
+  [nft]=nftables
+)
+missing=()
+for cmd in "${!NEED[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
+done
+# busybox must be the static build: the demo's base image copies it into FROM scratch
+if command -v busybox >/dev/null 2>&1 && ! file -L "$(command -v busybox)" 2>/dev/null | grep -q static; then
+  dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+fi
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system packages: all present"
+  exit 0
+fi
+echo "system packages: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" file >/dev/null
+echo "system packages: done"

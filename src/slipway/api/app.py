@@ -1,0 +1,36 @@
+"""The FastAPI application: Quay's build routes plus slipway's live logs, metrics, health."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from slipway import __version__
+from slipway.api import routes_builds, routes_filedrop, routes_ops, sse
+from slipway.api.deps import ApiDeps, Readiness
+from slipway.api.errors import install_handlers
+from slipway.config.models import AppConfig
+from slipway.manager.control import BuildControl
+from slipway.store.facade import Store
+from slipway.tokens.jwt import TokenService
+
+
+def create_app(
+    *,
+    config: AppConfig,
+    store: Store,
+    control: BuildControl,
+    tokens: TokenService,
+    readiness: Readiness,
+) -> FastAPI:
+    app = FastAPI(
+        title="slipway",
+        version=__version__,
+        description="Container-image builds, with Red Hat Quay's build API.",
+    )
+    app.state.deps = ApiDeps(config, store, control, tokens, readiness)
+    install_handlers(app)
+    app.include_router(routes_builds.router)
+    app.include_router(sse.router)
+    app.include_router(routes_filedrop.router)
+    app.include_router(routes_ops.router)
+    return app

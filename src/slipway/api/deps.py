@@ -1,0 +1,29 @@
+"""What the routes need, held on `app.state.deps` and handed out as a dependency."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from slipway.config.models import AppConfig
+from slipway.manager.control import BuildControl
+from slipway.store.facade import Store
+from slipway.tokens.jwt import TokenService
+
+Readiness = Callable[[], Awaitable[dict[str, bool]]]
+
+
+@dataclass
+class ApiDeps:
+    config: AppConfig
+    store: Store
+    control: BuildControl
+    tokens: TokenService
+    readiness: Readiness
+
+
+def get_deps(request: Request) -> ApiDeps:
+    value: ApiDeps = request.app.state.deps
+    return value

@@ -1,0 +1,94 @@
+"""Quay-shaped error responses: `{"status", "error_message", "error_type", "title", "detail"}`.
+
+FastAPI answers invalid input with 422 and a list of pydantic errors; Quay's clients expect
+400 with one readable message, so validation errors are turned into that here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        error_type: str = "invalid_request",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_type = error_type
+        self.headers = headers
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, message, "invalid_request")
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError(404, message, "not_found")
+
+
+def error_response(
+    status: int, message: str, error_type: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {
+        "status": status,
+        "error_message": message,
+        "error_type": error_type,
+        "title": error_type,
+        "detail": message,
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    # pydantic names the branch of a union/function validator; it says nothing to a user
+    parts = [p for p in parts if not p.startswith("function-") and "[" not in p]
+    return ".".join(parts)
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    messages = []
+    for err in exc.errors():
+        kind = err.get("type", "")
+        where = _location(tuple(err.get("loc", ())))
+        msg = str(err.get("msg", "invalid value"))
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if kind == "json_invalid":
+            messages.append("the request body is not valid JSON")
+        elif kind == "missing" and not where:
+            messages.append("a JSON request body is required")
+        elif kind == "extra_forbidden":
+            messages.append(f"{where}: unknown field (check its spelling)")
+        elif kind == "missing":
+            messages.append(f"{where}: field required")
+        else:
+            messages.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(messages) or "invalid request"
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.error_type, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(400, validation_message(exc), "invalid_request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(exc.status_code, str(exc.detail), kind, headers)

@@ -1,0 +1,249 @@
+"""Request and response bodies (pydantic), which also make the OpenAPI document."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import uuid
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+BUILD_ARG_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+TARGET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# Quay's rules: lowercase letters and digits, separated by single '.', '_' or '-'
+NAMESPACE_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+REPOSITORY_RE = re.compile(r"^[a-z0-9][._a-z0-9-]{0,254}$")
+
+
+def _err(message: str) -> PydanticCustomError:
+    return PydanticCustomError("slipway", "{message}", {"message": message})
+
+
+def package_path(value: str, field: str) -> str:
+    """A path inside the package, normalised: '' for its root, no '..', no backslashes.
+
+    A leading '/' is Quay's way of writing the package root ('/sub' = 'sub')."""
+    if "\x00" in value or "\\" in value:
+        raise _err(f"{field} {value!r} contains a NUL or a backslash; use '/' between parts")
+    parts = [p for p in value.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise _err(
+            f"{field} {value!r} leaves the build context ('..'); give a path inside it, "
+            "e.g. 'docker/Dockerfile'"
+        )
+    return "/".join(parts)
+
+
+class PullCredentials(BaseModel):
+    """Registry login for pulling base images. Stored; never shown in any response."""
+
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=255)
+    password: SecretStr = Field(min_length=1)
+
+
+class BuildRequest(BaseModel):
+    """Quay's RepositoryBuildRequest plus slipway's build_args, target and registry."""
+
+    model_config = ConfigDict(extra="forbid")
+    _resolved: tuple[str, str] = PrivateAttr(default=("", "Dockerfile"))
+
+    file_id: str | None = Field(None, description="id of a context uploaded via /filedrop/")
+    archive_url: str | None = Field(None, description="http(s) URL of the context archive")
+    docker_tags: list[str] | None = Field(None, description='default ["latest"]')
+    subdirectory: str | None = Field(None, description="context directory with a Dockerfile")
+    dockerfile_path: str | None = Field(None, description="Dockerfile path, relative to `context`")
+    context: str | None = Field(None, description="directory of the package used as context")
+    pull_robot: str | None = Field(None, max_length=255)
+    pull_credentials: PullCredentials | None = None
+    build_args: dict[str, str] | None = None
+    target: str | None = None
+    registry: str | None = Field(None, description="registry to push to (default SERVER_HOSTNAME)")
+
+    @field_validator("file_id")
+    @classmethod
+    def _file_id(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            return str(uuid.UUID(v))
+        except ValueError:
+            raise _err(f"{v!r} is not a file id returned by POST /api/v1/filedrop/") from None
+
+    @field_validator("archive_url")
+    @classmethod
+    def _archive_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise _err(f"{v!r} is not an http:// or https:// URL")
+        return v
+
+    @field_validator("docker_tags")
+    @classmethod
+    def _tags(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        if not v:
+            raise _err("give at least one tag, e.g. [\"latest\"]")
+        for tag in v:
+            if not TAG_RE.match(tag):
+                raise _err(
+                    f"{tag!r} is not a valid tag: up to 128 letters, digits, '_', '.' or '-', "
+                    "not starting with '.' or '-'"
+                )
+        dupes = sorted({t for t in v if v.count(t) > 1})
+        if dupes:
+            raise _err(f"tag {dupes[0]!r} is given more than once; list each tag once")
+        return v
+
+    @field_validator("build_args")
+    @classmethod
+    def _build_args(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        for name in v or {}:
+            if not BUILD_ARG_RE.match(name):
+                raise _err(f"{name!r} is not a valid build argument name (letters, digits, '_')")
+        return v
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str | None) -> str | None:
+        if v is not None and not TARGET_RE.match(v):
+            raise _err(f"{v!r} is not a valid build stage name")
+        return v
+
+    @field_validator("subdirectory", "dockerfile_path", "context")
+    @classmethod
+    def _paths(cls, v: str | None, info: Any) -> str | None:
+        if v is not None:
+            package_path(v, info.field_name)  # raises when invalid
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BuildRequest:
+        if (self.file_id is None) == (self.archive_url is None):
+            raise _err(
+                "file_id, archive_url: give exactly one of them (file_id for an uploaded "
+                "context, archive_url for a context fetched over http/https)"
+            )
+        self._resolved = self._context_and_dockerfile()
+        return self
+
+    def _context_and_dockerfile(self) -> tuple[str, str]:
+        """Quay's rules: `subdirectory` is the context holding a file named Dockerfile;
+        `dockerfile_path` without `context` makes its directory the context. A
+        `dockerfile_path` starting with '/' is package-rooted (Quay's UI sends
+        '/sub/Dockerfile'); otherwise it is relative to the context."""
+        if self.context is not None:
+            context = package_path(self.context, "context")
+        else:
+            context = package_path(self.subdirectory or "", "subdirectory")
+        if self.dockerfile_path is None:
+            return context, "Dockerfile"
+        path = package_path(self.dockerfile_path, "dockerfile_path")
+        if not path:
+            raise _err("dockerfile_path: must name a file, e.g. 'Dockerfile'")
+        if self.context is None and self.subdirectory is None:
+            return posixpath.dirname(path), posixpath.basename(path)
+        if not self.dockerfile_path.startswith("/"):
+            return context, path
+        if context and not path.startswith(context + "/"):
+            raise _err(
+                f"dockerfile_path {self.dockerfile_path!r} is outside the context "
+                f"{'/' + context!r}; put the Dockerfile inside the context directory"
+            )
+        return context, path[len(context) + 1 :] if context else path
+
+    @property
+    def resolved_paths(self) -> tuple[str, str]:
+        """(context directory in the package, Dockerfile path relative to it)."""
+        return self._resolved
+
+
+class Repository(BaseModel):
+    namespace: str
+    name: str
+
+
+class BuildOut(BaseModel):
+    """A build as Quay returns it, plus slipway's fields."""
+
+    id: str
+    phase: str
+    started: str = Field(description="RFC 2822 date")
+    display_name: str
+    status: dict[str, Any]
+    subdirectory: str
+    dockerfile_path: str
+    context: str
+    tags: list[str]
+    manual_user: str | None
+    trigger: dict[str, Any] | None
+    trigger_metadata: dict[str, Any] | None
+    resource_key: str | None
+    pull_robot: str | None
+    repository: Repository
+    error: str | None
+    archive_url: str | None
+    image_digest: str | None
+    retries_remaining: int
+    executor: str | None
+    completed: str | None = Field(description="RFC 2822 date, null while running")
+    attempts: list[dict[str, Any]]
+
+
+class BuildList(BaseModel):
+    builds: list[BuildOut]
+
+
+class LogEntryOut(BaseModel):
+    message: str
+    type: Literal["command", "phase", "error"] | None = Field(
+        None, description="absent for plain output"
+    )
+    data: dict[str, Any]
+
+
+class LogsOut(BaseModel):
+    start: int
+    total: int
+    logs: list[LogEntryOut]
+
+
+class FileDropRequest(BaseModel):
+    mimeType: str = Field(min_length=1, max_length=255, examples=["application/gzip"])
+
+
+class FileDropOut(BaseModel):
+    file_id: str
+    url: str = Field(description="PUT the archive or Dockerfile here (no other auth needed)")
+
+
+class ErrorOut(BaseModel):
+    status: int
+    error_message: str
+    error_type: str
+    title: str
+    detail: str
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    checks: dict[str, bool]

@@ -1,0 +1,201 @@
+"""Quay's repository build routes: start, list, show, logs, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from slipway.api.auth import Principal, Role, require
+from slipway.api.deps import ApiDeps, get_deps
+from slipway.api.errors import ApiError, bad_request, not_found
+from slipway.api.models import (
+    NAMESPACE_RE,
+    REPOSITORY_RE,
+    BuildList,
+    BuildOut,
+    BuildRequest,
+    ErrorOut,
+    LogsOut,
+)
+from slipway.api.serialize import build_view
+from slipway.api.uploads import get_upload
+from slipway.manager.control import CancelOutcome
+from slipway.metrics import BUILDS_SUBMITTED
+from slipway.store.builds import BuildRecord, NewBuild
+
+PREFIX = "/api/v1/repository/{namespace}/{repository}/build"
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404)
+}
+
+router = APIRouter(prefix=PREFIX, tags=["builds"], responses=ERRORS)
+
+Namespace = Annotated[str, Path(description="namespace (organization or user)")]
+RepoName = Annotated[str, Path(description="repository name")]
+Deps = Annotated[ApiDeps, Depends(get_deps)]
+
+
+def check_names(namespace: str, repository: str) -> None:
+    if not (2 <= len(namespace) <= 255 and NAMESPACE_RE.match(namespace)):
+        raise bad_request(
+            f"namespace {namespace!r} is not valid: 2-255 lowercase letters and digits, "
+            "separated by single '.', '_' or '-'"
+        )
+    if not REPOSITORY_RE.match(repository):
+        raise bad_request(
+            f"repository name {repository!r} is not valid: up to 255 lowercase letters, "
+            "digits, '.', '_' or '-', starting with a letter or digit"
+        )
+
+
+async def load_build(d: ApiDeps, namespace: str, repository: str, build_id: str) -> BuildRecord:
+    check_names(namespace, repository)
+    record = await d.store.builds.get(build_id) if len(build_id) <= 64 else None
+    if record is None or (record.namespace, record.repository) != (namespace, repository):
+        raise not_found(f"no build {build_id!r} in repository {namespace}/{repository}")
+    return record
+
+
+def _check_registry(d: ApiDeps, requested: str | None) -> str:
+    allowed = [d.config.SERVER_HOSTNAME, *d.config.ALLOWED_REGISTRIES]
+    registry = requested or d.config.SERVER_HOSTNAME
+    if registry not in allowed:
+        raise bad_request(
+            f"registry: {registry!r} is not a registry this server pushes to; allowed: "
+            f"{', '.join(allowed)} (an administrator adds others to ALLOWED_REGISTRIES)"
+        )
+    return registry
+
+
+@router.post("/", status_code=201, response_model=BuildOut, responses={429: {"model": ErrorOut}})
+async def start_build(
+    namespace: Namespace,
+    repository: RepoName,
+    body: BuildRequest,
+    request: Request,
+    d: Deps,
+    principal: Annotated[Principal, Depends(require(Role.WRITE))],
+) -> JSONResponse:
+    """Start a build of an uploaded context (`file_id`) or of an archive URL."""
+    check_names(namespace, repository)
+    if not d.config.FEATURE_BUILD_SUPPORT:
+        raise ApiError(
+            403,
+            "builds are disabled on this server (FEATURE_BUILD_SUPPORT is false)",
+            "feature_disabled",
+        )
+    registry = _check_registry(d, body.registry)
+    if body.file_id is not None:
+        upload = await get_upload(d.store, body.file_id)
+        if upload is None or not upload.complete:
+            raise bad_request(
+                f"file_id: {body.file_id!r} has no uploaded content; POST /api/v1/filedrop/ "
+                "and PUT the archive to the returned url first"
+            )
+    limit = d.config.NAMESPACE_MAX_QUEUED_BUILDS
+    if await d.store.queue.count_queued(namespace) >= limit:
+        raise ApiError(
+            429,
+            f"namespace {namespace!r} already has {limit} builds queued, its limit; "
+            "retry when some have finished",
+            "too_many_builds",
+            {"Retry-After": "30"},
+        )
+    context, dockerfile = body.resolved_paths
+    creds = body.pull_credentials
+    record = await d.control.submit(
+        NewBuild(
+            namespace=namespace,
+            repository=repository,
+            tags=body.docker_tags or ["latest"],
+            registry=registry,
+            subdirectory=body.subdirectory or "",
+            dockerfile_path=dockerfile,
+            context=context,
+            manual_user=principal.name,
+            resource_key=body.file_id,
+            archive_url=body.archive_url,
+            pull_robot=body.pull_robot,
+            pull_credentials=(
+                {"username": creds.username, "password": creds.password.get_secret_value()}
+                if creds
+                else None
+            ),
+            build_args=body.build_args or {},
+            target=body.target,
+        )
+    )
+    BUILDS_SUBMITTED.labels(namespace).inc()
+    location = str(request.url_for("build_status", namespace=namespace,
+                                   repository=repository, build_id=record.id))
+    return JSONResponse(
+        build_view(record).model_dump(mode="json"),
+        status_code=201,
+        headers={"Location": location},
+    )
+
+
+@router.get("/", response_model=BuildList)
+async def list_builds(
+    namespace: Namespace,
+    repository: RepoName,
+    d: Deps,
+    _p: Annotated[Principal, Depends(require(Role.READ))],
+    limit: Annotated[int, Query(ge=1, le=100, description="most builds returned")] = 5,
+    since: Annotated[float | None, Query(description="only builds started after (UNIX time)")]
+    = None,
+) -> BuildList:
+    """The repository's builds, newest first."""
+    check_names(namespace, repository)
+    records = await d.store.builds.list_for_repository(
+        namespace, repository, limit=limit, since=since
+    )
+    return BuildList(builds=[build_view(r) for r in records])
+
+
+@router.get("/{build_id}", response_model=BuildOut)
+@router.get("/{build_id}/status", response_model=BuildOut, name="build_status")
+async def get_build(
+    namespace: Namespace,
+    repository: RepoName,
+    build_id: str,
+    d: Deps,
+    _p: Annotated[Principal, Depends(require(Role.READ))],
+) -> BuildOut:
+    return build_view(await load_build(d, namespace, repository, build_id))
+
+
+@router.get("/{build_id}/logs", response_model=LogsOut)
+async def get_logs(
+    namespace: Namespace,
+    repository: RepoName,
+    build_id: str,
+    d: Deps,
+    _p: Annotated[Principal, Depends(require(Role.READ))],
+    start: Annotated[int, Query(ge=0, description="index of the first entry")] = 0,
+) -> JSONResponse:
+    """Log entries from `start` (entries are numbered from 0 and never rewritten)."""
+    await load_build(d, namespace, repository, build_id)
+    total, entries = await d.store.logs.read(build_id, start)
+    body = {"start": start, "total": total, "logs": [e.as_api() for e in entries]}
+    return JSONResponse(body)
+
+
+@router.delete("/{build_id}", status_code=201)
+async def cancel_build(
+    namespace: Namespace,
+    repository: RepoName,
+    build_id: str,
+    d: Deps,
+    _p: Annotated[Principal, Depends(require(Role.ADMIN))],
+) -> JSONResponse:
+    """Cancel a build that has not started pushing."""
+    await load_build(d, namespace, repository, build_id)
+    outcome = await d.control.cancel(build_id)
+    if outcome is CancelOutcome.NOT_FOUND:
+        raise not_found(f"no build {build_id!r} in repository {namespace}/{repository}")
+    if outcome is CancelOutcome.TOO_LATE:
+        raise bad_request("Build is currently running or has finished")
+    return JSONResponse("Okay", status_code=201)

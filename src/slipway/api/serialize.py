@@ -1,0 +1,54 @@
+"""Build records as the API shows them (Quay's build object plus slipway's fields)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+
+from slipway.api.models import BuildOut, Repository
+from slipway.domain.phases import Phase
+from slipway.store.builds import BuildRecord
+
+EXPIRED = "expired"
+
+
+def rfc2822(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    moment = dt.datetime.fromtimestamp(timestamp, dt.UTC)
+    return email.utils.format_datetime(moment, usegmt=True)
+
+
+def api_phase(record: BuildRecord) -> str:
+    """Quay shows `expired` for an internal error with no retries left."""
+    if record.phase is Phase.INTERNAL_ERROR and record.retries_remaining <= 0:
+        return EXPIRED
+    return record.phase.value
+
+
+def build_view(record: BuildRecord) -> BuildOut:
+    # pull_credentials are deliberately absent: they are never returned
+    return BuildOut(
+        id=record.id,
+        phase=api_phase(record),
+        started=rfc2822(record.started) or "",
+        display_name=record.display_name,
+        status=record.status,
+        subdirectory=record.subdirectory,
+        dockerfile_path=record.dockerfile_path,
+        context=record.context,
+        tags=record.tags,
+        manual_user=record.manual_user,
+        trigger=record.trigger,
+        trigger_metadata=record.trigger_metadata,
+        resource_key=record.resource_key,
+        pull_robot=record.pull_robot,
+        repository=Repository(namespace=record.namespace, name=record.repository),
+        error=record.error,
+        archive_url=record.archive_url,
+        image_digest=record.image_digest,
+        retries_remaining=record.retries_remaining,
+        executor=record.executor,
+        completed=rfc2822(record.completed),
+        attempts=record.attempts,
+    )

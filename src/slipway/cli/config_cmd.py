@@ -1,0 +1,50 @@
+"""`slipway config check FILE` / `slipway config show [FILE]`: validate a config.yaml and
+print the effective configuration (secrets masked) or every error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+import yaml
+from rich.console import Console
+
+from slipway.config import ConfigError, effective_config, load_config
+
+app = typer.Typer(help="Check and show configuration.", no_args_is_help=True)
+
+
+def _report(path: Path | None) -> None:
+    # markup off: messages contain YAML paths like BUILD_MANAGER[1]; soft_wrap: one per line
+    err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+    try:
+        loaded = load_config(path)
+    except ConfigError as exc:
+        for warning in exc.warnings:
+            err.print(f"warning: {warning}", style="yellow")
+        for message in exc.messages:
+            err.print(f"error: {message}", style="red")
+        raise typer.Exit(1) from None
+    for warning in loaded.warnings:
+        err.print(f"warning: {warning}", style="yellow")
+    typer.echo(
+        yaml.safe_dump(effective_config(loaded.config), sort_keys=False, allow_unicode=True),
+        nl=False,
+    )
+
+
+@app.command("check")
+def check(file: Path = typer.Argument(..., help="The config.yaml to check.")) -> None:
+    """Validate FILE; print the effective configuration (defaults filled in, secrets
+    masked), or every error with its YAML path and exit 1."""
+    _report(file)
+
+
+@app.command("show")
+def show(
+    file: Path | None = typer.Argument(
+        None, help="config.yaml; default: the embedded default configuration."
+    ),
+) -> None:
+    """Print the effective configuration of FILE, or of the embedded default."""
+    _report(file)

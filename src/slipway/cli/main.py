@@ -1,0 +1,41 @@
+"""The `slipway` command. Each group of commands lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from slipway import __version__
+from slipway.cli import builds_cmd, config_cmd, openshift_cmd, serve_cmd, worker_cmd
+
+app = typer.Typer(
+    name="slipway",
+    help="Container-image build service, compatible with Red Hat Quay's build manager.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"slipway {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """slipway: build container images on ephemeral, isolated workers."""
+
+
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(openshift_cmd.app, name="openshift")
+serve_cmd.register(app)
+worker_cmd.register(app)
+builds_cmd.register(app)
+
+
+if __name__ == "__main__":
+    app()

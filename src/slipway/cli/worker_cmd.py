@@ -1,0 +1,43 @@
+"""`slipway worker`: run one build worker, configured by the environment (spec/protocol.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import typer
+
+ENV_HELP = """Run one build worker: register with the manager, build, push, report.
+
+Configured by the environment an executor sets: TOKEN, SERVER, BUILD_UUID,
+CONTAINER_RUNTIME (podman|buildah|docker), BUILDAH_ISOLATION, INSECURE, TLS_CERT_PATH,
+DOCKER_HOST, HTTP(S)_PROXY/NO_PROXY, REGISTRY_HOSTNAME; slipway additions:
+INSECURE_REGISTRIES (comma-separated, reached over plain HTTP / without TLS verify),
+CONTEXT_MAX_BYTES, CONTEXT_MAX_FILES, STORAGE_DRIVER, HEARTBEAT_INTERVAL, RETRY_WINDOW,
+WORK_DIR.
+
+Exit status: 0 the build's end (COMPLETE/ERROR) was delivered or the manager told the
+worker to stop; 1 the worker failed; 2 bad environment; 3 the manager was unreachable.
+"""
+
+
+def register(app: typer.Typer) -> None:
+    """Add `slipway worker` to the main app."""
+
+    @app.command("worker", help=ENV_HELP)
+    def worker(
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    ) -> None:
+        from slipway.worker.agent import run_worker
+        from slipway.worker.environment import WorkerEnvironmentError, load_environment
+
+        logging.basicConfig(
+            level=logging.DEBUG if verbose else logging.INFO,
+            format="%(asctime)s slipway-worker %(levelname)s %(message)s",
+        )
+        try:
+            env = load_environment()
+        except WorkerEnvironmentError as exc:
+            typer.echo(f"slipway worker: {exc}", err=True)
+            raise typer.Exit(2) from None
+        raise typer.Exit(asyncio.run(run_worker(env)))

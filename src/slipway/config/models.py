@@ -1,0 +1,384 @@
+"""The configuration models. Field names are the YAML keys of Quay's config.yaml
+(spec/config.md); keys marked as slipway additions say so in their description."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from slipway.config.common import HostPort, field, problem, show, split_host_port
+from slipway.config.executors import (
+    EXECUTOR_KINDS,
+    EC2ExecutorConfig,
+    ExecutorConfig,
+    ExecutorConfigBase,
+    KubernetesExecutorConfig,
+    LocalExecutorConfig,
+)
+
+__all__ = [
+    "EXECUTOR_KINDS",
+    "AppConfig",
+    "EC2ExecutorConfig",
+    "ExecutorConfig",
+    "ExecutorConfigBase",
+    "KubernetesExecutorConfig",
+    "LocalExecutorConfig",
+    "ManagerConfig",
+    "RedisConfig",
+    "RegistryCredential",
+]
+
+_MODEL_CONFIG = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+
+
+class RedisConfig(BaseModel):
+    """BUILD_MANAGER[1].ORCHESTRATOR: the Redis orchestrator (absent: in-memory)."""
+
+    model_config = _MODEL_CONFIG
+
+    REDIS_HOST: str = field(example="quay-redis.example.com")
+    REDIS_PORT: int = field(6379, example=6379, ge=1, le=65535)
+    REDIS_PASSWORD: SecretStr | None = field(None, example="redis-password")
+    REDIS_DB: int = field(0, example=0, ge=0)
+    REDIS_SSL: bool = field(False, example=True)
+    REDIS_CA_CERT: Path | None = field(None, example="/conf/stack/redis-ca.crt")
+    REDIS_CERT_AND_KEY: Path | None = field(None, example="/conf/stack/redis-client.pem")
+    REDIS_SKIP_KEYSPACE_EVENT_SETUP: bool = field(
+        False,
+        example=True,
+        description="true: do not set notify-keyspace-events at start (managed Redis)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_prefix_here(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if isinstance(key, str) and key.endswith("_PREFIX"):
+                    raise problem(
+                        "a key ending in _PREFIX does not belong inside ORCHESTRATOR; move "
+                        f"it one level up: BUILD_MANAGER[1].ORCHESTRATOR_PREFIX: {value}",
+                        key=key,
+                    )
+        return data
+
+
+class _Conflict:
+    """Marks EXECUTORS given together with the legacy EXECUTOR/EXECUTOR_CONFIG."""
+
+
+class ManagerConfig(BaseModel):
+    """BUILD_MANAGER[1]: one build manager's settings."""
+
+    model_config = _MODEL_CONFIG
+
+    ALLOWED_WORKER_COUNT: int = field(
+        1, example=1, ge=1, description="build workers this manager runs at once"
+    )
+    ORCHESTRATOR_PREFIX: str = field(
+        "", example="buildman/production/", description="prefix of every orchestrator (Redis) key"
+    )
+    ORCHESTRATOR: RedisConfig | None = field(
+        None,
+        example={"REDIS_HOST": "quay-redis.example.com"},
+        description="Redis orchestrator; absent: in-memory (one manager process only)",
+    )
+    REDIS_SKIP_KEYSPACE_EVENT_SETUP: bool = field(
+        False,
+        example=True,
+        description="overrides ORCHESTRATOR.REDIS_SKIP_KEYSPACE_EVENT_SETUP when given here",
+    )
+    EXECUTORS: list[ExecutorConfig] = field(
+        example=[{"EXECUTOR": "local"}],
+        min_length=1,
+        description="ordered list of executors (legacy: EXECUTOR + EXECUTOR_CONFIG)",
+    )
+    JOB_REGISTRATION_TIMEOUT: int = field(30, example=30, unit="seconds", ge=1)
+    MACHINE_MAX_TIME: int = field(7200, example=7200, unit="seconds", ge=1)
+    NAMESPACE_LIMITS: dict[str, Annotated[int, Field(ge=1)]] = field(
+        default_factory=dict,
+        example={"team-a": 2},
+        description="slipway: {namespace: max concurrent builds}",
+    )
+    HEARTBEAT_EXPIRY: int = field(
+        60,
+        example=60,
+        unit="seconds",
+        ge=1,
+        description="slipway: seconds without heartbeat before a running build is retried",
+    )
+    RETRY_AFTER: int = field(
+        10,
+        example=10,
+        unit="seconds",
+        ge=0,
+        description="slipway: seconds before a retried build may be scheduled again",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_executor(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not ({"EXECUTOR", "EXECUTOR_CONFIG"} & data.keys()):
+            return data
+        data = dict(data)
+        kind = data.pop("EXECUTOR", None)
+        legacy = data.pop("EXECUTOR_CONFIG", None)
+        if "EXECUTORS" in data:
+            data["EXECUTORS"] = _Conflict()
+            return data
+        entry = dict(legacy) if isinstance(legacy, dict) else {} if legacy is None else legacy
+        if isinstance(entry, dict) and kind is not None:
+            entry["EXECUTOR"] = kind
+        data["EXECUTORS"] = [entry]
+        return data
+
+    @field_validator("EXECUTORS", mode="before")
+    @classmethod
+    def _one_form(cls, value: Any) -> Any:
+        if isinstance(value, _Conflict):
+            raise problem(
+                "give either EXECUTORS (a list) or the legacy EXECUTOR + "
+                "EXECUTOR_CONFIG, not both; move the legacy executor into EXECUTORS "
+                "as one more entry"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> ManagerConfig:
+        seen: dict[str, int] = {}
+        for index, executor in enumerate(self.EXECUTORS):
+            first = seen.setdefault(executor.NAME, index)
+            if first != index:
+                raise problem(
+                    f"{executor.NAME!r} is already the NAME of EXECUTORS[{first}]; each "
+                    f"executor needs a unique NAME; write e.g. NAME: {executor.NAME}-{index}",
+                    key=f"EXECUTORS[{index}].NAME",
+                )
+        if self.ORCHESTRATOR is not None:
+            if "REDIS_SKIP_KEYSPACE_EVENT_SETUP" in self.model_fields_set:
+                self.ORCHESTRATOR.REDIS_SKIP_KEYSPACE_EVENT_SETUP = (
+                    self.REDIS_SKIP_KEYSPACE_EVENT_SETUP
+                )
+            else:
+                self.REDIS_SKIP_KEYSPACE_EVENT_SETUP = (
+                    self.ORCHESTRATOR.REDIS_SKIP_KEYSPACE_EVENT_SETUP
+                )
+        return self
+
+
+class RegistryCredential(BaseModel):
+    """Push credentials for one registry host (REGISTRY_CREDENTIALS.<host>)."""
+
+    model_config = _MODEL_CONFIG
+
+    username: str = field(example="robot")
+    password: SecretStr = field(example="robot-password")
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "slipway"
+
+
+class _BadBuildManager:
+    """Marks a BUILD_MANAGER value of neither accepted form."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+DEFAULT_MANAGER: dict[str, Any] = {"EXECUTORS": [{"EXECUTOR": "local"}]}
+BUILD_MANAGER_FORMS = (
+    "BUILD_MANAGER: [ephemeral, {EXECUTORS: [{EXECUTOR: local}]}] (a list: "
+    "the word ephemeral, then the manager config), or "
+    "BUILD_MANAGER: [external] (this process runs no manager)"
+)
+
+
+class AppConfig(BaseModel):
+    """The whole config.yaml. Keys Quay uses for other things are ignored."""
+
+    model_config = _MODEL_CONFIG
+
+    FEATURE_BUILD_SUPPORT: bool = field(
+        True, example=True, description="false: the API refuses new builds; no manager runs"
+    )
+    build_manager_mode: Literal["ephemeral", "external"] = field(
+        "ephemeral",
+        example="ephemeral",
+        description="BUILD_MANAGER[0]: ephemeral (this process runs a manager) or external",
+    )
+    manager: ManagerConfig | None = field(
+        None, example=DEFAULT_MANAGER, description="BUILD_MANAGER[1]; None when external"
+    )
+    SERVER_HOSTNAME: str = field(
+        "localhost:8080",
+        example="quay.example.com",
+        description="the registry host name; default push target",
+    )
+    BUILDMAN_HOSTNAME: str = field(
+        "",
+        example="quay-builder.example.com:443",
+        description="address workers dial for gRPC; default: SERVER_HOSTNAME's host, with the "
+        "port of GRPC_LISTEN_ADDRESS",
+    )
+    DATA_DIR: Path = field(
+        default_factory=_default_data_dir,
+        example="/var/lib/slipway",
+        description="slipway: SQLite file, signing keys, uploaded contexts",
+    )
+    DB_URI: str = field(
+        "",
+        example="postgresql://slipway:secret@db.example.com/slipway",
+        description="slipway: SQLAlchemy URL; default sqlite in DATA_DIR",
+    )
+    API_LISTEN_ADDRESS: HostPort = field(
+        "127.0.0.1:8700",
+        example="0.0.0.0:8700",
+        description="slipway: host:port the HTTP API (REST, live logs, web UI) listens on",
+    )
+    GRPC_LISTEN_ADDRESS: HostPort = field(
+        "127.0.0.1:50051",
+        example="0.0.0.0:50051",
+        description="slipway: host:port the gRPC BuildManager service (workers) listens on",
+    )
+    PUBLIC_URL: str = field(
+        "",
+        example="https://builds.example.com",
+        description="slipway: base URL of the HTTP API as workers and CLIs reach it; default "
+        "http:// + API_LISTEN_ADDRESS (0.0.0.0 read as 127.0.0.1)",
+    )
+    BUILDMAN_TLS_CERT: Path | None = field(
+        None,
+        example="/conf/stack/buildman.crt",
+        description="slipway: certificate of the gRPC listener (with BUILDMAN_TLS_KEY)",
+    )
+    BUILDMAN_TLS_KEY: Path | None = field(
+        None,
+        example="/conf/stack/buildman.key",
+        description="slipway: private key of the gRPC listener (with BUILDMAN_TLS_CERT)",
+    )
+    ALLOWED_REGISTRIES: list[str] = field(
+        default_factory=list,
+        example=["registry.example.com:5000"],
+        description="slipway: registries besides SERVER_HOSTNAME a build may push to",
+    )
+    INSECURE_REGISTRIES: list[str] = field(
+        default_factory=list,
+        example=["127.0.0.1:5000"],
+        description="slipway: registries reached over plain HTTP",
+    )
+    REGISTRY_CREDENTIALS: dict[str, RegistryCredential] = field(
+        default_factory=dict,
+        example={"registry.example.com": {"username": "robot", "password": "secret"}},
+        description="slipway: push credentials for non-Quay registries, by host",
+    )
+    BUILD_UPLOAD_MAX_BYTES: int = field(
+        1 << 30,
+        example=1 << 30,
+        unit="bytes",
+        ge=1,
+        description="slipway: largest uploaded build archive",
+    )
+    BUILD_CONTEXT_MAX_BYTES: int = field(
+        4 << 30,
+        example=4 << 30,
+        unit="bytes",
+        ge=1,
+        description="slipway: largest unpacked build context",
+    )
+    BUILD_CONTEXT_MAX_FILES: int = field(
+        100_000,
+        example=100_000,
+        ge=1,
+        description="slipway: most files in an unpacked build context",
+    )
+    NAMESPACE_MAX_QUEUED_BUILDS: int = field(
+        1000, example=1000, ge=1, description="slipway: most builds one namespace may have waiting"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_build_manager(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "build_manager_mode" in data or "manager" in data:
+            return data
+        data = dict(data)
+        value = data.pop("BUILD_MANAGER", None)
+        if value is None:
+            data["build_manager_mode"], data["manager"] = "ephemeral", DEFAULT_MANAGER
+        elif isinstance(value, list) and len(value) == 2 and value[0] == "ephemeral":
+            data["build_manager_mode"], data["manager"] = value
+        elif isinstance(value, list) and value == ["external"]:
+            data["build_manager_mode"], data["manager"] = "external", None
+        else:
+            data["build_manager_mode"] = _BadBuildManager(value)
+        return data
+
+    @field_validator("build_manager_mode", mode="before")
+    @classmethod
+    def _build_manager_form(cls, value: Any) -> Any:
+        if isinstance(value, _BadBuildManager):
+            shown = value.value if isinstance(value.value, str) else show(value.value)
+            if isinstance(value.value, list) and value.value[:1] == ["ephemeral"]:
+                shown = f"a list of {len(value.value)} item(s) starting with ephemeral"
+            raise problem(f"{shown} is not a build manager setting; write {BUILD_MANAGER_FORMS}")
+        return value
+
+    @field_validator("DATA_DIR", mode="before")
+    @classmethod
+    def _expand_home(cls, value: Any) -> Any:
+        return Path(value).expanduser() if isinstance(value, str) else value
+
+    @field_validator("PUBLIC_URL")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise problem(
+                f"{value!r} is not an http(s) URL; write e.g. "
+                "PUBLIC_URL: https://builds.example.com"
+            )
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> AppConfig:
+        if self.build_manager_mode == "ephemeral" and self.manager is None:
+            raise problem(
+                f"ephemeral needs a manager config; write {BUILD_MANAGER_FORMS}",
+                key="BUILD_MANAGER",
+            )
+        if (self.BUILDMAN_TLS_CERT is None) != (self.BUILDMAN_TLS_KEY is None):
+            missing = "BUILDMAN_TLS_KEY" if self.BUILDMAN_TLS_KEY is None else "BUILDMAN_TLS_CERT"
+            raise problem(
+                "BUILDMAN_TLS_CERT and BUILDMAN_TLS_KEY go together; give both "
+                "(TLS on the gRPC listener) or neither (plain gRPC)",
+                key=missing,
+            )
+        if not self.BUILDMAN_HOSTNAME:
+            self.BUILDMAN_HOSTNAME = split_host_port(self.SERVER_HOSTNAME)[0]
+        if not self.DB_URI:
+            self.DB_URI = f"sqlite:///{self.DATA_DIR}/slipway.db"
+        if not self.PUBLIC_URL:
+            host, port = split_host_port(self.API_LISTEN_ADDRESS)
+            host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}.get(host, host)
+            self.PUBLIC_URL = f"http://{host}:{port}"
+        return self
+
+    @property
+    def buildman_address(self) -> str:
+        """host:port workers dial: BUILDMAN_HOSTNAME, with GRPC_LISTEN_ADDRESS's port when
+        BUILDMAN_HOSTNAME has none."""
+        host, port = split_host_port(self.BUILDMAN_HOSTNAME)
+        if port is not None:
+            return self.BUILDMAN_HOSTNAME
+        return f"{host}:{split_host_port(self.GRPC_LISTEN_ADDRESS)[1]}"

@@ -1,0 +1,98 @@
+"""Warnings for keys slipway does not know. At the top level only likely typos of our keys
+are reported (the rest are Quay's own keys); inside BUILD_MANAGER every unknown key is."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel
+
+from slipway.config.executors import MODEL_FOR_KIND
+from slipway.config.models import AppConfig, ManagerConfig, RedisConfig, RegistryCredential
+
+TOP_LEVEL_KEYS = sorted(
+    {*AppConfig.model_fields, "BUILD_MANAGER"} - {"build_manager_mode", "manager"}
+)
+MANAGER_KEYS = sorted({*ManagerConfig.model_fields, "EXECUTOR", "EXECUTOR_CONFIG"})
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    return sorted(model.model_fields)
+
+
+def _close(key: str, known: Iterable[str], cutoff: float) -> tuple[str, float] | None:
+    """The known key most like `key`, ignoring case (keys are case-sensitive: a lowercase
+    spelling of ours is a typo too), with its similarity ratio."""
+    by_upper = {k.upper(): k for k in known}
+    match = difflib.get_close_matches(key.upper(), list(by_upper), n=1, cutoff=cutoff)
+    if not match:
+        return None
+    return by_upper[match[0]], difflib.SequenceMatcher(None, key.upper(), match[0]).ratio()
+
+
+def _warn_all(
+    where: str, data: dict[Any, Any], known: list[str], skip: Iterable[str] = ()
+) -> list[str]:
+    warnings = []
+    for key in data:
+        if key in known or key in skip:
+            continue
+        text = str(key)
+        nearest, ratio = _close(text, known, 0.0) or ("", 0.0)
+        if ratio >= 0.6:
+            hint = f"did you mean {nearest}?"
+        else:
+            hint = f"it is ignored (nearest known key: {nearest})"
+        warnings.append(f"unknown key {where}{text}: {hint}")
+    return warnings
+
+
+def _executor(where: str, entry: Any) -> list[str]:
+    if not isinstance(entry, dict):
+        return []
+    model = MODEL_FOR_KIND.get(entry.get("EXECUTOR"))  # type: ignore[arg-type]
+    return _warn_all(where, entry, _keys(model)) if model is not None else []
+
+
+def unknown_key_warnings(raw: dict[Any, Any]) -> list[str]:
+    warnings = []
+    for key in raw:
+        if key in TOP_LEVEL_KEYS:
+            continue
+        match = _close(str(key), TOP_LEVEL_KEYS, 0.8)
+        if match:
+            warnings.append(f"unknown key {key}: did you mean {match[0]}?")
+    credentials = raw.get("REGISTRY_CREDENTIALS")
+    if isinstance(credentials, dict):
+        for host, entry in credentials.items():
+            if isinstance(entry, dict):
+                warnings += _warn_all(
+                    f"REGISTRY_CREDENTIALS[{host!r}].", entry, _keys(RegistryCredential)
+                )
+    build_manager = raw.get("BUILD_MANAGER")
+    if not (
+        isinstance(build_manager, list)
+        and len(build_manager) == 2
+        and isinstance(build_manager[1], dict)
+    ):
+        return warnings
+    manager = build_manager[1]
+    prefix = "BUILD_MANAGER[1]."
+    warnings += _warn_all(prefix, manager, MANAGER_KEYS)
+    orchestrator = manager.get("ORCHESTRATOR")
+    if isinstance(orchestrator, dict):
+        prefix_keys = [k for k in orchestrator if str(k).endswith("_PREFIX")]  # an error
+        warnings += _warn_all(
+            f"{prefix}ORCHESTRATOR.", orchestrator, _keys(RedisConfig), skip=prefix_keys
+        )
+    executors = manager.get("EXECUTORS")
+    if isinstance(executors, list):
+        for index, entry in enumerate(executors):
+            warnings += _executor(f"{prefix}EXECUTORS[{index}].", entry)
+    elif isinstance(manager.get("EXECUTOR_CONFIG"), dict):
+        legacy = dict(manager["EXECUTOR_CONFIG"])
+        legacy.setdefault("EXECUTOR", manager.get("EXECUTOR"))
+        warnings += _executor(f"{prefix}EXECUTOR_CONFIG.", legacy)
+    return warnings

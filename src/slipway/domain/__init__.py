@@ -1,0 +1,1 @@
+"""Pure domain model: phases, the phase state machine, results. No I/O."""

@@ -1,0 +1,82 @@
+"""How a finished attempt maps to what happens to its queue item (DESIGN.md, Flow 5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from slipway.domain.phases import Phase
+
+
+class AttemptEnd(StrEnum):
+    COMPLETED = "completed"  # worker reported COMPLETE
+    USER_ERROR = "user_error"  # worker reported ERROR: the user's build failed
+    CANCELLED = "cancelled"  # a user cancelled
+    TIMED_OUT = "timed_out"  # ran past MACHINE_MAX_TIME: retrying would time out again
+    NEVER_REGISTERED = "never_registered"  # infrastructure: worker missed SETUP_TIME
+    HEARTBEAT_LOST = "heartbeat_lost"  # infrastructure: no heartbeat for the expiry period
+    EXECUTOR_FAILED = "executor_failed"  # infrastructure: no executor could start a worker
+    MANAGER_LOST = "manager_lost"  # infrastructure: the manager holding the build went away
+
+
+INFRASTRUCTURE_ENDS = frozenset(
+    {
+        AttemptEnd.NEVER_REGISTERED,
+        AttemptEnd.HEARTBEAT_LOST,
+        AttemptEnd.EXECUTOR_FAILED,
+        AttemptEnd.MANAGER_LOST,
+    }
+)
+
+
+@dataclass(frozen=True)
+class QueueAction:
+    """retry: put the item back (its retries were already counted when it was claimed).
+    Otherwise the item is done and the build ends in `final_phase`."""
+
+    retry: bool
+    final_phase: Phase | None
+
+
+def decide(end: AttemptEnd, retries_remaining: int) -> QueueAction:
+    """`retries_remaining` is the queue item's count after this attempt was counted."""
+    if end is AttemptEnd.COMPLETED:
+        return QueueAction(retry=False, final_phase=Phase.COMPLETE)
+    if end is AttemptEnd.USER_ERROR:
+        return QueueAction(retry=False, final_phase=Phase.ERROR)
+    if end is AttemptEnd.CANCELLED:
+        return QueueAction(retry=False, final_phase=Phase.CANCELLED)
+    if end is AttemptEnd.TIMED_OUT:
+        return QueueAction(retry=False, final_phase=Phase.INTERNAL_ERROR)
+    if retries_remaining > 0:
+        return QueueAction(retry=True, final_phase=None)
+    return QueueAction(retry=False, final_phase=Phase.INTERNAL_ERROR)
+
+
+_DESCRIPTIONS = {
+    AttemptEnd.NEVER_REGISTERED: "the build worker never registered with the build manager",
+    AttemptEnd.HEARTBEAT_LOST: "the build worker stopped sending heartbeats",
+    AttemptEnd.EXECUTOR_FAILED: "no executor could start a build worker",
+    AttemptEnd.MANAGER_LOST: "the build manager running the build went away",
+    AttemptEnd.TIMED_OUT: "the build ran longer than MACHINE_MAX_TIME",
+}
+
+
+def describe(end: AttemptEnd) -> str:
+    return _DESCRIPTIONS.get(end, end.value.replace("_", " "))
+
+
+def failure_message(end: AttemptEnd, attempts: int, detail: str = "") -> str:
+    """The message a user reads on a build that ended `internalerror`."""
+    text = describe(end)
+    if end in INFRASTRUCTURE_ENDS:
+        text += f" (after {attempts} attempt{'s' if attempts != 1 else ''})"
+    return f"{text}: {detail}" if detail else text
+
+
+def retry_message(end: AttemptEnd, attempt: int, total: int, detail: str = "") -> str:
+    """The log line a user reads when an attempt failed and the build goes back in the queue."""
+    text = f"Attempt {attempt} of {total} failed: {describe(end)}"
+    if detail:
+        text += f": {detail}"
+    return text + "; the build will be retried"

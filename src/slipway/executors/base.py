@@ -1,0 +1,80 @@
+"""The executor interface: start, stop and count build workers on one control plane."""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ExecutorError(Exception):
+    """The control plane refused or failed to start/stop a worker. The manager then
+    tries the next executor; the message is shown to operators, so it carries the
+    control plane's own words (and never a secret)."""
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What an executor needs to start one worker for one build attempt."""
+
+    build_id: str
+    job_id: str
+    namespace: str
+    registration_token: str
+    # host:port the worker dials (BUILDMAN_HOSTNAME)
+    manager_address: str
+    # the worker environment of spec/protocol.md, ready to pass on
+    environment: dict[str, str] = field(default_factory=dict)
+    manager_id: str = ""
+
+
+def staged_rollout_allows(namespace: str, fraction: float) -> bool:
+    """Quay's rule: the last byte of sha256(namespace) < 256 * fraction."""
+    return hashlib.sha256(namespace.encode()).digest()[-1] < 256 * fraction
+
+
+class Executor(abc.ABC):
+    """One configured entry of EXECUTORS. `config` is its validated pydantic model
+    (field names are the YAML keys: config.NAME, config.SETUP_TIME, ...)."""
+
+    def __init__(self, config: Any, manager_id: str) -> None:
+        self.config = config
+        self.manager_id = manager_id
+
+    @property
+    def name(self) -> str:
+        return str(self.config.NAME)
+
+    @property
+    def setup_time(self) -> int:
+        return int(self.config.SETUP_TIME)
+
+    def allows(self, namespace: str, retries_remaining: int) -> bool:
+        """Whether this executor may run an attempt of a build in `namespace` whose queue
+        item has `retries_remaining` left after this attempt was counted."""
+        threshold = self.config.MINIMUM_RETRY_THRESHOLD or 0
+        if threshold and retries_remaining < threshold:
+            return False
+        whitelist = self.config.NAMESPACE_WHITELIST
+        if whitelist is not None and namespace not in whitelist:
+            return False
+        rollout = self.config.STAGED_ROLLOUT
+        return rollout is None or staged_rollout_allows(namespace, rollout)
+
+    @abc.abstractmethod
+    async def start_worker(self, spec: WorkerSpec) -> str:
+        """Start a worker; return its id on this control plane (process id, Job name,
+        instance id). Raise ExecutorError when it cannot be started."""
+
+    @abc.abstractmethod
+    async def stop_worker(self, worker_id: str) -> None:
+        """Stop the worker and everything it left running. A worker that is already
+        gone is not an error. Raise ExecutorError when the control plane fails."""
+
+    @abc.abstractmethod
+    async def running_count(self) -> int:
+        """Workers of this manager that this executor currently runs."""
+
+    async def close(self) -> None:  # noqa: B027 (optional hook: most executors hold nothing)
+        """Release clients and connections."""

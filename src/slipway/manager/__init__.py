@@ -1,0 +1,1 @@
+"""The ephemeral build manager: scheduling, lifecycle, and the gRPC servicer."""

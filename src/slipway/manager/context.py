@@ -1,0 +1,66 @@
+"""What every part of one manager process shares."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from slipway.executors.base import Executor
+from slipway.manager.jobs import JobState
+from slipway.orchestrator.base import Orchestrator
+from slipway.store.builds import BuildRecord
+from slipway.store.facade import Store
+from slipway.tokens.jwt import TokenService
+
+log = logging.getLogger("slipway.manager")
+
+
+@dataclass
+class ManagerContext:
+    app_config: Any  # slipway.config.models.AppConfig
+    manager_config: Any  # slipway.config.models.ManagerConfig
+    store: Store
+    orchestrator: Orchestrator
+    executors: list[Executor]
+    tokens: TokenService
+    manager_id: str
+    context_url: Callable[[BuildRecord], str]
+    wake_scheduler: Callable[[], None] = lambda: None
+    # attempts this process started and has not seen end, by job id
+    tracked: dict[str, JobState] = field(default_factory=dict)
+    # builds a user cancelled (from cancel events), so any manager can refuse heartbeats
+    cancelled: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+    # attempts whose job key this process deleted and whose end it is still writing
+    ending: set[str] = field(default_factory=set)
+
+    def executor(self, name: str | None) -> Executor | None:
+        return next((e for e in self.executors if e.name == name), None)
+
+    def spawn(self, coro: Any, what: str) -> asyncio.Task[Any]:
+        """Run `coro` in the background, keeping a reference and logging its failure."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.background.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self.background.discard(t)
+            exc = None if t.cancelled() else t.exception()
+            # CallRefused is an answer to the worker, not a failure
+            if exc is not None and type(exc).__name__ != "CallRefused":
+                log.error("%s failed", what, exc_info=exc)
+
+        task.add_done_callback(done)
+        return task
+
+    def remember_cancelled(self, build_id: str) -> None:
+        self.cancelled[build_id] = None
+        while len(self.cancelled) > 10_000:
+            self.cancelled.popitem(last=False)
+
+    @property
+    def heartbeat_expiry(self) -> float:
+        return float(self.manager_config.HEARTBEAT_EXPIRY)

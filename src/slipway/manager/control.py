@@ -1,0 +1,82 @@
+"""Submitting and cancelling builds: what the API and CLI ask of the build system."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from enum import StrEnum
+
+from slipway.domain.phases import CANCELLABLE_PHASES, Phase
+from slipway.manager.keys import WAKE_KEY, cancel_key
+from slipway.manager.phase_log import phase_entry
+from slipway.orchestrator.base import Orchestrator
+from slipway.store.builds import BuildRecord, NewBuild
+from slipway.store.facade import Store
+from slipway.store.logs import LogEntry
+
+log = logging.getLogger("slipway.manager")
+
+
+class CancelOutcome(StrEnum):
+    CANCELLED = "cancelled"
+    NOT_FOUND = "not_found"
+    TOO_LATE = "too_late"  # pushing, or already final
+
+
+class BuildControl:
+    def __init__(
+        self,
+        store: Store,
+        orchestrator: Orchestrator,
+        *,
+        local_wakeup: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.orchestrator = orchestrator
+        self._local_wakeup = local_wakeup
+
+    def attach_scheduler(self, wakeup: Callable[[], None]) -> None:
+        self._local_wakeup = wakeup
+
+    async def submit(self, new: NewBuild) -> BuildRecord:
+        logs = self.store.logs
+        record = await self.store.builds.create(
+            new, also=lambda conn, build_id: logs.append(build_id, [phase_entry(Phase.WAITING)],
+                                                         conn)
+        )
+        if self._local_wakeup is not None:
+            self._local_wakeup()
+        # every manager (other processes too) subscribes to WAKE_KEY: with several managers
+        # the one in this process may be full while another has room
+        try:
+            await self.orchestrator.set(WAKE_KEY, str(time.time()))
+        except Exception as exc:  # stored and queued: the schedulers' timers still find it
+            log.warning("could not wake the build managers (%s); the build waits for "
+                        "their next queue check", exc)
+        return record
+
+    async def cancel(self, build_id: str) -> CancelOutcome:
+        store = self.store
+        async with store.db.write() as conn:
+            record = await store.builds.get(build_id, conn)
+            if record is None:
+                return CancelOutcome.NOT_FOUND
+            moved = await store.builds.set_phase_if(
+                conn,
+                build_id,
+                list(CANCELLABLE_PHASES),
+                Phase.CANCELLED,
+                completed=time.time(),
+            )
+            if not moved:
+                return CancelOutcome.TOO_LATE
+            await store.queue.remove_for_build(conn, build_id)
+            await store.logs.append(
+                build_id,
+                [LogEntry("Build cancelled by user", None, {}), phase_entry(Phase.CANCELLED)],
+                conn,
+            )
+        # the manager holding the job (this process or another) stops its worker
+        await self.orchestrator.set(cancel_key(build_id), "1", expiration=3600)
+        return CancelOutcome.CANCELLED

@@ -1,0 +1,47 @@
+"""Riding out a database outage in code that must finish what it started.
+
+Ending an attempt deletes its job key first (that decides who ends it, exactly once) and
+then writes the outcome; if PostgreSQL is restarting at that moment, the write is retried
+with backoff instead of leaving the build without an end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+log = logging.getLogger("slipway.manager")
+T = TypeVar("T")
+
+MAX_DELAY = 5.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A lost or refused connection (server restarting, network), not a bad statement."""
+    if isinstance(exc, (OperationalError, InterfaceError, OSError, ConnectionError)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+async def retry_transient(
+    operation: Callable[[], Awaitable[T]], what: str, *, give_up_after: float
+) -> T:
+    """Run `operation` (a whole transaction), again on transient database errors, until
+    `give_up_after` seconds have passed; then the last error is raised."""
+    deadline = time.monotonic() + give_up_after
+    delay = 0.2
+    while True:
+        try:
+            return await operation()
+        except Exception as exc:
+            if not is_transient(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: database unavailable (%s); retrying in %.1f s",
+                        what, type(exc).__name__, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, MAX_DELAY)

@@ -1,0 +1,74 @@
+"""Reacting to orchestrator events: expired jobs, deadlines, cancellations, wake-ups."""
+
+from __future__ import annotations
+
+import logging
+
+from slipway.domain.results import AttemptEnd
+from slipway.manager.attempts import end_attempt
+from slipway.manager.context import ManagerContext
+from slipway.manager.jobs import JobStage, JobState
+from slipway.manager.keys import CANCEL_PREFIX, DEADLINE_PREFIX, JOB_PREFIX, WAKE_KEY, job_key
+from slipway.orchestrator.base import KeyEvent, KeyEventKind
+
+log = logging.getLogger("slipway.manager")
+
+
+class EventHandlers:
+    def __init__(self, ctx: ManagerContext) -> None:
+        self.ctx = ctx
+
+    def subscribe(self) -> None:
+        orch = self.ctx.orchestrator
+        orch.subscribe(JOB_PREFIX, self.on_job_event)
+        orch.subscribe(DEADLINE_PREFIX, self.on_deadline_event)
+        orch.subscribe(CANCEL_PREFIX, self.on_cancel_event)
+        orch.subscribe(WAKE_KEY, self.on_wake_event)
+
+    async def on_job_event(self, event: KeyEvent) -> None:
+        job_id = event.key[len(JOB_PREFIX):]
+        if event.kind is KeyEventKind.DELETE:
+            # ended by another manager (or by us): stop counting it against our capacity
+            if self.ctx.tracked.pop(job_id, None) is not None:
+                self.ctx.wake_scheduler()
+            return
+        if event.kind is not KeyEventKind.EXPIRE or event.value is None:
+            return
+        job = JobState.loads(event.value)
+        record = await self.ctx.store.builds.get(job.build_id)
+        if record is not None and record.phase.is_final:
+            end = AttemptEnd.CANCELLED
+        elif job.stage is JobStage.RUNNING:
+            end = AttemptEnd.HEARTBEAT_LOST
+        else:
+            end = AttemptEnd.NEVER_REGISTERED
+        log.info("job %s of build %s expired (%s)", job_id, job.build_id, end.value)
+        await end_attempt(self.ctx, job, end, key_already_gone=True)
+
+    async def on_deadline_event(self, event: KeyEvent) -> None:
+        if event.kind is not KeyEventKind.EXPIRE or event.value is None:
+            return
+        job = JobState.loads(event.value)
+        raw = await self.ctx.orchestrator.get(job_key(job.job_id))
+        if raw is None:
+            return  # ended already
+        current = JobState.loads(raw)
+        limit = self.ctx.manager_config.MACHINE_MAX_TIME
+        await end_attempt(
+            self.ctx, current, AttemptEnd.TIMED_OUT, detail=f"limit {limit} s; stopped"
+        )
+
+    async def on_cancel_event(self, event: KeyEvent) -> None:
+        if event.kind not in (KeyEventKind.CREATE, KeyEventKind.SET):
+            return
+        build_id = event.key[len(CANCEL_PREFIX):]
+        self.ctx.remember_cancelled(build_id)
+        for job in list(self.ctx.tracked.values()):
+            if job.build_id == build_id:
+                raw = await self.ctx.orchestrator.get(job_key(job.job_id))
+                current = JobState.loads(raw) if raw is not None else job
+                await end_attempt(self.ctx, current, AttemptEnd.CANCELLED)
+
+    async def on_wake_event(self, event: KeyEvent) -> None:
+        if event.kind in (KeyEventKind.CREATE, KeyEventKind.SET):
+            self.ctx.wake_scheduler()

@@ -1,0 +1,124 @@
+"""Reconciling this manager's view with the shared state, for what no event announces.
+
+- At start: job keys whose build has ended or moved on to another attempt (left by a
+  manager that died) are removed and their workers stopped; deadline keys without a job
+  are removed.
+- Periodically: an attempt this manager tracks whose job key vanished without an end
+  (Redis restarted and lost its data, or its DELETE event was missed during an outage)
+  is ended and retried, or simply forgotten when the build has moved on, so it neither
+  stays stuck nor holds capacity. A key must be missing on two passes in a row: an end
+  in progress elsewhere deletes the key a moment before it writes the outcome.
+
+Attempts whose manager died are found by the others through job-key expiry, and, when
+the key itself was lost too, through the queue lease running out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from slipway.domain.results import AttemptEnd
+from slipway.manager.attempts import end_attempt, stop_worker_of, untrack
+from slipway.manager.context import ManagerContext
+from slipway.manager.jobs import JobStage, JobState
+from slipway.manager.keys import DEADLINE_PREFIX, JOB_PREFIX, deadline_key, job_key
+
+log = logging.getLogger("slipway.manager")
+
+MAX_INTERVAL = 10.0
+
+
+class Reconciler:
+    def __init__(self, ctx: ManagerContext) -> None:
+        self.ctx = ctx
+        self._missing: set[str] = set()  # tracked job ids whose key was missing last pass
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def interval(self) -> float:
+        return max(0.5, min(MAX_INTERVAL, self.ctx.heartbeat_expiry / 2))
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        delay = self.interval
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.check_tracked()
+                delay = self.interval
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis or PostgreSQL down: try again, more slowly
+                log.warning("reconciling tracked builds failed (%s); retrying", exc)
+                delay = min(delay * 2, 30.0)
+
+    async def check_tracked(self) -> None:
+        ctx = self.ctx
+        missing_now: set[str] = set()
+        for job_id, job in list(ctx.tracked.items()):
+            if job_id in ctx.ending:
+                continue
+            if await ctx.orchestrator.get(job_key(job_id)) is not None:
+                continue
+            if job_id not in self._missing:
+                missing_now.add(job_id)
+                continue
+            await self._lost(job)
+        self._missing = missing_now
+
+    async def _lost(self, job: JobState) -> None:
+        ctx = self.ctx
+        if job.job_id not in ctx.tracked or job.job_id in ctx.ending:
+            return
+        record = await ctx.store.builds.get(job.build_id)
+        if record is None or record.phase.is_final or record.job_id != job.job_id:
+            # ended normally; we only missed the event (or it never got past scheduling)
+            untrack(ctx, job.job_id)
+            return
+        end = (
+            AttemptEnd.HEARTBEAT_LOST
+            if job.stage is JobStage.RUNNING
+            else AttemptEnd.NEVER_REGISTERED
+        )
+        log.warning("job %s of build %s lost its orchestrator key; ending it (%s)",
+                    job.job_id, job.build_id, end.value)
+        await end_attempt(
+            ctx, job, end, detail="the orchestrator lost the job (Redis restarted?)",
+            key_already_gone=True,
+        )
+
+    async def at_start(self) -> None:
+        """Remove what managers that are gone left behind in the orchestrator."""
+        ctx = self.ctx
+        jobs = await ctx.orchestrator.get_prefixed(JOB_PREFIX)
+        removed = 0
+        for key, raw in jobs.items():
+            job = JobState.loads(raw)
+            if job.job_id in ctx.tracked or job.stage is JobStage.SCHEDULING:
+                continue  # a scheduling key is young and expires soon by itself
+            record = await ctx.store.builds.get(job.build_id)
+            if record is not None and not record.phase.is_final and record.job_id == job.job_id:
+                continue  # a live attempt (of any manager): its expiry handles it
+            if not await ctx.orchestrator.delete(key):
+                continue
+            removed += 1
+            await ctx.orchestrator.delete(deadline_key(job.job_id))
+            if job.executor and job.worker_id:
+                await stop_worker_of(ctx, job.executor, job.worker_id)
+        live = set(await ctx.orchestrator.get_prefixed(JOB_PREFIX))
+        for key in await ctx.orchestrator.get_prefixed(DEADLINE_PREFIX):
+            job_id = key[len(DEADLINE_PREFIX):]
+            if job_key(job_id) not in live and await ctx.orchestrator.delete(key):
+                removed += 1
+        if removed:
+            log.info("removed %d stale orchestrator key(s) left by earlier managers", removed)

@@ -1,0 +1,117 @@
+"""The scheduler: claims queued builds the moment they arrive or capacity frees up.
+
+Wake-ups come from submissions, ended attempts and other managers; a timer covers only
+what no event announces (a retry's `available_after`, an expired lease).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from slipway.manager.attempts import lease_margin, start_attempt, track_new_job
+from slipway.manager.context import ManagerContext
+from slipway.store.queue import RoundRobin
+
+log = logging.getLogger("slipway.manager")
+
+# re-check the queue at least this often, whatever happens (a lost wake-up costs no more)
+BACKSTOP_SECONDS = 15.0
+# attempts being started at once, at most: a backlog of thousands claimed in one go would
+# queue thousands of tasks on the database pool, where they time out (benchmarks/)
+MAX_STARTING = 64
+# longest pause between tries while the database or orchestrator is unreachable
+MAX_BACKOFF = 5.0
+
+
+class Scheduler:
+    def __init__(self, ctx: ManagerContext) -> None:
+        self.ctx = ctx
+        self._event = asyncio.Event()
+        self._round_robin = RoundRobin()
+        self._task: asyncio.Task[None] | None = None
+        self._starting = 0
+        self.paused = False
+
+    def wake(self) -> None:
+        self._event.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    @property
+    def capacity(self) -> int:
+        return int(self.ctx.manager_config.ALLOWED_WORKER_COUNT) - len(self.ctx.tracked)
+
+    def _lease_seconds(self) -> float:
+        setup = max((e.setup_time for e in self.ctx.executors), default=500)
+        return (
+            float(self.ctx.manager_config.JOB_REGISTRATION_TIMEOUT) + setup + lease_margin(self.ctx)
+        )
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self.schedule_now()
+                timeout = await self._next_timeout()
+                if failures:
+                    log.warning("scheduling works again")
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database or orchestrator down: back off, keep going
+                failures += 1
+                timeout = min(MAX_BACKOFF, 0.25 * 2 ** min(failures, 8))
+                if failures == 1:
+                    log.exception("scheduling failed; retrying with backoff")
+                else:
+                    log.warning("scheduling still failing (%s); next try in %.1f s",
+                                type(exc).__name__, timeout)
+            try:
+                await asyncio.wait_for(self._event.wait(), timeout)
+            except TimeoutError:
+                pass
+            self._event.clear()
+
+    async def schedule_now(self) -> int:
+        """Claim and start as many builds as capacity allows; returns how many."""
+        started = 0
+        while not self.paused and self.capacity > 0 and self._starting < MAX_STARTING:
+            items = await self.ctx.store.queue.claim(
+                self.ctx.manager_id,
+                limit=min(self.capacity, MAX_STARTING - self._starting),
+                lease_seconds=self._lease_seconds(),
+                namespace_limits=self.ctx.manager_config.NAMESPACE_LIMITS,
+                round_robin=self._round_robin,
+            )
+            if not items:
+                break
+            for item in items:
+                job = track_new_job(self.ctx, item)
+                self._starting += 1
+                task = self.ctx.spawn(start_attempt(self.ctx, item, job),
+                                      f"starting {item.build_id}")
+                task.add_done_callback(self._started_one)
+            started += len(items)
+        return started
+
+    def _started_one(self, _task: asyncio.Task[None]) -> None:
+        self._starting -= 1
+        self.wake()  # room to start the next ones
+
+    async def _next_timeout(self) -> float:
+        now = time.time()
+        upcoming = await self.ctx.store.queue.next_available_at(after=now)
+        if upcoming is None:
+            return BACKSTOP_SECONDS
+        return min(BACKSTOP_SECONDS, max(0.01, upcoming - now))

@@ -1,0 +1,117 @@
+"""One manager process: wires the scheduler, event handlers and worker calls together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from slipway.domain.phases import Phase
+from slipway.executors.base import Executor
+from slipway.manager.attempts import NON_FINAL
+from slipway.manager.context import ManagerContext
+from slipway.manager.events import EventHandlers
+from slipway.manager.keys import WAKE_KEY, deadline_key, job_key
+from slipway.manager.phase_log import phase_entry
+from slipway.manager.reconcile import Reconciler
+from slipway.manager.scheduler import Scheduler
+from slipway.orchestrator.base import Orchestrator
+from slipway.store.builds import BuildRecord
+from slipway.store.facade import Store
+from slipway.store.logs import LogEntry
+from slipway.tokens.jwt import TokenService
+
+log = logging.getLogger("slipway.manager")
+
+
+def new_manager_id() -> str:
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class BuildManager:
+    def __init__(
+        self,
+        *,
+        app_config: Any,
+        manager_config: Any,
+        store: Store,
+        orchestrator: Orchestrator,
+        executors: list[Executor],
+        tokens: TokenService,
+        context_url: Callable[[BuildRecord], str],
+        manager_id: str | None = None,
+    ) -> None:
+        self.ctx = ManagerContext(
+            app_config=app_config,
+            manager_config=manager_config,
+            store=store,
+            orchestrator=orchestrator,
+            executors=executors,
+            tokens=tokens,
+            manager_id=manager_id or new_manager_id(),
+            context_url=context_url,
+        )
+        self.scheduler = Scheduler(self.ctx)
+        self.ctx.wake_scheduler = self.scheduler.wake
+        self.events = EventHandlers(self.ctx)
+        self.reconciler = Reconciler(self.ctx)
+
+    @property
+    def manager_id(self) -> str:
+        return self.ctx.manager_id
+
+    async def start(self) -> None:
+        self.events.subscribe()
+        try:
+            await self.reconciler.at_start()
+        except Exception as exc:  # an outage must not keep the manager from starting
+            log.warning("could not clean up stale orchestrator keys at start: %s", exc)
+        self.reconciler.start()
+        self.scheduler.start()
+        self.scheduler.wake()
+        log.info("build manager %s started with %d executor(s)", self.manager_id,
+                 len(self.ctx.executors))
+
+    async def shutdown(self) -> None:
+        """Clean stop (SIGTERM): stop our workers and give our builds back to the queue
+        with the attempt refunded, so another manager (or our next start) runs them."""
+        self.scheduler.paused = True
+        await self.scheduler.stop()
+        await self.reconciler.stop()
+        store, orch = self.ctx.store, self.ctx.orchestrator
+        for job in list(self.ctx.tracked.values()):
+            if not await orch.delete(job_key(job.job_id)):
+                continue
+            await orch.delete(deadline_key(job.job_id))
+            executor = self.ctx.executor(job.executor)
+            if executor is not None and job.worker_id:
+                try:
+                    await executor.stop_worker(job.worker_id)
+                except Exception:
+                    log.exception("could not stop worker %s", job.worker_id)
+            async with store.db.write() as conn:
+                await store.queue.incomplete(conn, job.queue_id, restore_retry=True)
+                moved = await store.builds.set_phase_if(
+                    conn, job.build_id, NON_FINAL, Phase.WAITING, job_id=None
+                )
+                if moved:
+                    await store.logs.append(
+                        job.build_id,
+                        [LogEntry("Build manager shutting down; the build goes back to the "
+                                  "queue", None, {}), phase_entry(Phase.WAITING)],
+                        conn,
+                    )
+        self.ctx.tracked.clear()
+        try:
+            await orch.set(WAKE_KEY, "shutdown")  # let other managers pick the builds up
+        except Exception:
+            log.warning("could not wake other managers")
+        for task in list(self.ctx.background):
+            task.cancel()
+        await asyncio.gather(*self.ctx.background, return_exceptions=True)
+        for executor in self.ctx.executors:
+            await executor.close()

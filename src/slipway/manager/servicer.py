@@ -1,0 +1,181 @@
+"""The gRPC BuildManager service (package buildman_pb), Quay's wire protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
+
+import grpc
+
+from slipway.manager import worker_calls
+from slipway.manager.context import ManagerContext
+from slipway.manager.worker_calls import CallRefused, HeartbeatTracker, LogStreamState
+from slipway.protocol import buildman_pb2 as pb
+from slipway.protocol import buildman_pb2_grpc as pb_grpc
+
+log = logging.getLogger("slipway.grpc")
+T = TypeVar("T")
+
+# how many queued log lines one transaction takes at most
+LOG_BATCH = 1000
+
+
+class BuildManagerServicer(pb_grpc.BuildManagerServicer):
+    def __init__(self, ctx: ManagerContext) -> None:
+        self.ctx = ctx
+        self.heartbeats = HeartbeatTracker()
+
+    async def _shielded(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a state change to its end even if the worker hangs up meanwhile: gRPC
+        cancels the handler when the client goes away, which must not leave a build half
+        ended (job key gone, record not updated)."""
+        task = self.ctx.spawn(coro, "a worker call")
+        return await asyncio.shield(task)
+
+    async def Ping(
+        self, request: pb.PingRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PingReply:
+        return pb.PingReply(reply="pong")
+
+    async def RegisterBuildJob(
+        self, request: pb.BuildJobArgs, context: grpc.aio.ServicerContext
+    ) -> pb.BuildPack:
+        try:
+            data = await self._shielded(worker_calls.register(self.ctx, request.register_jwt))
+        except CallRefused as exc:
+            await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
+            raise  # unreachable: abort raises
+        record = data.record
+        pack = pb.BuildPack(
+            job_jwt=data.job_token,
+            package_url=data.package_url,
+            context=record.context or record.subdirectory or "",
+            dockerfile_path=record.dockerfile_path or "Dockerfile",
+            repository=record.full_repository,
+            registry=record.registry,
+            tag_names=record.tags or ["latest"],
+            target=record.target or "",
+            push_username=data.push_username,
+            push_password=data.push_password,
+        )
+        if record.pull_credentials:
+            pack.base_image.username = record.pull_credentials.get("username", "")
+            pack.base_image.password = record.pull_credentials.get("password", "")
+        for name, value in (record.build_args or {}).items():
+            pack.build_args.add(name=name, value=value)
+        return pack
+
+    async def Heartbeat(
+        self,
+        request_iterator: AsyncIterator[pb.HeartbeatRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.HeartbeatResponse]:
+        async for request in request_iterator:
+            alive = await worker_calls.heartbeat(self.ctx, self.heartbeats, request.job_jwt)
+            yield pb.HeartbeatResponse(reply=alive)
+
+    async def SetPhase(
+        self, request: pb.SetPhaseRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetPhaseResponse:
+        metadata = {}
+        if request.HasField("pull_metadata"):
+            pm = request.pull_metadata
+            metadata = {
+                "registry_url": pm.registry_url,
+                "base_image": pm.base_image,
+                "base_image_tag": pm.base_image_tag,
+                "pull_username": pm.pull_username,
+            }
+        try:
+            ok = await self._shielded(
+                worker_calls.set_phase(
+                    self.ctx,
+                    request.job_jwt,
+                    request.sequence_number,
+                    request.phase,
+                    metadata,
+                    image_digest=request.image_digest,
+                    error_message=request.error_message,
+                )
+            )
+        except CallRefused as exc:
+            await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
+            raise
+        return pb.SetPhaseResponse(success=ok, sequence_number=request.sequence_number)
+
+    async def LogMessage(
+        self,
+        request_iterator: AsyncIterator[pb.LogMessageRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.LogMessageResponse]:
+        # read ahead so lines that arrive together are stored in one transaction
+        pending: asyncio.Queue[pb.LogMessageRequest | None] = asyncio.Queue()
+
+        async def read() -> None:
+            try:
+                async for request in request_iterator:
+                    await pending.put(request)
+            finally:
+                await pending.put(None)
+
+        reader = asyncio.get_running_loop().create_task(read())
+        state = LogStreamState()
+        try:
+            done = False
+            while not done:
+                first = await pending.get()
+                if first is None:
+                    break
+                batch = [first]
+                while len(batch) < LOG_BATCH and not pending.empty():
+                    nxt = pending.get_nowait()
+                    if nxt is None:
+                        done = True
+                        break
+                    batch.append(nxt)
+                results = await self._shielded(
+                    worker_calls.ingest_logs(
+                        self.ctx,
+                        state,
+                        [(r.job_jwt, r.sequence_number, r.log_message, r.phase) for r in batch],
+                    )
+                )
+                for result in results:
+                    yield pb.LogMessageResponse(
+                        success=result.success, sequence_number=result.sequence_number
+                    )
+        finally:
+            reader.cancel()
+
+    async def DetermineCachedTag(
+        self, request: pb.CachedTagRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CachedTag:
+        try:
+            tag = await worker_calls.cached_tag(self.ctx, request.job_jwt)
+        except CallRefused as exc:
+            await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
+            raise
+        return pb.CachedTag(CachedTag=tag)
+
+
+def create_grpc_server(
+    ctx: ManagerContext, listen: str, *, tls_cert: str | None = None, tls_key: str | None = None
+) -> tuple[grpc.aio.Server, int]:
+    """The server (not started) and the port it bound (useful with port 0)."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+        ]
+    )
+    pb_grpc.add_BuildManagerServicer_to_server(BuildManagerServicer(ctx), server)
+    if tls_cert and tls_key:
+        with open(tls_cert, "rb") as c, open(tls_key, "rb") as k:
+            credentials = grpc.ssl_server_credentials([(k.read(), c.read())])
+        port = server.add_secure_port(listen, credentials)
+    else:
+        port = server.add_insecure_port(listen)
+    return server, port

@@ -1,0 +1,281 @@
+"""What the manager does for each worker call, independent of gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from slipway.domain.phases import PROTOCOL_PHASES, Phase, can_transition
+from slipway.domain.results import AttemptEnd
+from slipway.manager.attempts import end_attempt, lease_margin
+from slipway.manager.cached_tag import first_existing_tag
+from slipway.manager.context import ManagerContext
+from slipway.manager.jobs import JobStage, JobState
+from slipway.manager.keys import REGISTERED_PREFIX, deadline_key, job_key
+from slipway.manager.log_lines import BadLogLine, parse_log_line
+from slipway.manager.phase_log import phase_entry
+from slipway.store.builds import BuildRecord
+from slipway.store.logs import LogEntry
+from slipway.tokens.jwt import InvalidToken, TokenClaims, TokenType
+
+log = logging.getLogger("slipway.manager")
+
+# longest a registration waits for the manager to finish recording the worker's start
+REGISTER_WAIT = 10.0
+
+
+class CallRefused(Exception):
+    """The call cannot be served; `code` is the gRPC status name to answer with."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class BuildPackData:
+    job_token: str
+    record: BuildRecord
+    package_url: str
+    push_username: str = ""
+    push_password: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def _claims(ctx: ManagerContext, token: str, kind: TokenType) -> TokenClaims:
+    try:
+        return await ctx.tokens.verify(token, kind)
+    except InvalidToken as exc:
+        raise CallRefused("UNAUTHENTICATED", str(exc)) from exc
+
+
+async def _job(ctx: ManagerContext, claims: TokenClaims) -> JobState | None:
+    raw = await ctx.orchestrator.get(job_key(claims.job_id))
+    return JobState.loads(raw) if raw is not None else None
+
+
+async def register(ctx: ManagerContext, token: str) -> BuildPackData:
+    claims = await _claims(ctx, token, TokenType.REGISTRATION)
+    lifetime = max(1.0, claims.expiration - time.time()) + 60
+    spent = f"{REGISTERED_PREFIX}{claims.jti}"
+    if not await ctx.orchestrator.set(spent, claims.job_id, overwrite=False, expiration=lifetime):
+        raise CallRefused("UNAUTHENTICATED", "registration token was already used")
+    try:
+        return await _register(ctx, claims)
+    except CallRefused:
+        raise
+    except Exception:
+        # an outage (not a refusal) stopped us before the job became RUNNING: un-spend the
+        # token so the worker's retry can register
+        with contextlib.suppress(Exception):
+            raw = await ctx.orchestrator.get(job_key(claims.job_id))
+            if raw is None or JobState.loads(raw).stage is not JobStage.RUNNING:
+                await ctx.orchestrator.delete(spent)
+        raise
+
+
+async def _scheduled_job(ctx: ManagerContext, claims: TokenClaims) -> JobState:
+    """The job, once its manager has recorded the worker: a fast worker may call before
+    the executor's start_worker has even returned (stage still `scheduling`)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + REGISTER_WAIT
+    while True:
+        raw = await ctx.orchestrator.get(job_key(claims.job_id))
+        if raw is None:
+            raise CallRefused("FAILED_PRECONDITION", "this build job has ended or expired")
+        job = JobState.loads(raw)
+        if job.stage is not JobStage.SCHEDULING or loop.time() > deadline:
+            return job
+        await asyncio.sleep(0.05)
+
+
+async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
+    job = await _scheduled_job(ctx, claims)
+    if job.stage is not JobStage.SCHEDULED:
+        raise CallRefused("FAILED_PRECONDITION", f"this build job is {job.stage.value}")
+    record = await ctx.store.builds.get(claims.build_id)
+    if record is None or record.phase.is_final:
+        raise CallRefused("FAILED_PRECONDITION", "this build has ended")
+    max_time = float(ctx.manager_config.MACHINE_MAX_TIME)
+    package_url = ctx.context_url(record)  # may raise: before the job is marked running
+    previous = job.dumps()
+    job.stage = JobStage.RUNNING
+    job.registered_at = time.time()
+    if not await ctx.orchestrator.compare_and_set(
+        job_key(job.job_id), previous, job.dumps(), expiration=ctx.heartbeat_expiry
+    ):
+        raise CallRefused("FAILED_PRECONDITION", "this build job changed while registering")
+    await ctx.orchestrator.set(deadline_key(job.job_id), job.dumps(), expiration=max_time)
+    if job.job_id in ctx.tracked:
+        ctx.tracked[job.job_id] = job
+    try:
+        async with ctx.store.db.write() as conn:
+            await ctx.store.queue.extend_processing(
+                job.queue_id, ctx.heartbeat_expiry + lease_margin(ctx), conn
+            )
+            await ctx.store.logs.append(
+                record.id, [LogEntry("Build worker registered", None, {})], conn
+            )
+    except Exception as exc:
+        # registered all the same (the job key says so); the lease is pushed out again
+        # by the heartbeats
+        log.warning("registration of job %s: database write failed (%s)",
+                    job.job_id, type(exc).__name__)
+    job_token = ctx.tokens.mint(TokenType.JOB, job.build_id, job.job_id, max_time)
+    credentials = (ctx.app_config.REGISTRY_CREDENTIALS or {}).get(record.registry)
+    pack = BuildPackData(job_token=job_token, record=record, package_url=package_url)
+    if credentials is not None:
+        pack.push_username = credentials.username
+        pack.push_password = credentials.password.get_secret_value()
+    return pack
+
+
+class HeartbeatTracker:
+    """Per-process memory of when each job's queue lease was last pushed out, so a
+    heartbeat every 2 s costs a SQL write only about once per expiry period."""
+
+    def __init__(self) -> None:
+        self.lease_extended: dict[str, float] = {}
+
+
+async def heartbeat(ctx: ManagerContext, tracker: HeartbeatTracker, token: str) -> bool:
+    try:
+        claims = await ctx.tokens.verify(token, TokenType.JOB)
+    except InvalidToken:
+        return False
+    if claims.build_id in ctx.cancelled:
+        return False
+    if not await ctx.orchestrator.touch(job_key(claims.job_id), ctx.heartbeat_expiry):
+        tracker.lease_extended.pop(claims.job_id, None)
+        return False
+    now = time.monotonic()
+    last = tracker.lease_extended.get(claims.job_id)
+    if last is None or now - last > ctx.heartbeat_expiry / 2:
+        job = await _job(ctx, claims)
+        if job is not None:
+            try:
+                await ctx.store.queue.extend_processing(
+                    job.queue_id, ctx.heartbeat_expiry + lease_margin(ctx)
+                )
+                tracker.lease_extended[claims.job_id] = now
+            except Exception as exc:
+                # the job key is alive, which is what the heartbeat is about; the lease
+                # (a backstop) is pushed out on a later heartbeat once the database is back
+                log.warning("could not extend the queue lease of job %s: %s",
+                            claims.job_id, type(exc).__name__)
+    return True
+
+
+async def set_phase(
+    ctx: ManagerContext,
+    token: str,
+    sequence_number: int,
+    phase_number: int,
+    pull_metadata: dict[str, str],
+    image_digest: str = "",
+    error_message: str = "",
+) -> bool:
+    claims = await _claims(ctx, token, TokenType.JOB)
+    new = PROTOCOL_PHASES.get(phase_number)
+    job = await _job(ctx, claims)
+    if new is None or new is Phase.WAITING or job is None or job.stage is not JobStage.RUNNING:
+        log.debug("SetPhase %s of job %s refused: %s", phase_number, claims.job_id,
+                  "job gone" if job is None else f"phase or stage {job.stage.value}")
+        return False
+    if sequence_number <= job.phase_seq:
+        log.debug("SetPhase of job %s refused: sequence %d <= %d", claims.job_id,
+                  sequence_number, job.phase_seq)
+        return False
+    previous = job.dumps()
+    job.phase_seq = sequence_number
+    if not await ctx.orchestrator.compare_and_set(
+        job_key(job.job_id), previous, job.dumps(), expiration=ctx.heartbeat_expiry
+    ):
+        return False  # a concurrent SetPhase won; the worker resends with a newer number
+    record = await ctx.store.builds.get(job.build_id)
+    if record is None or not can_transition(record.phase, new):
+        log.debug("SetPhase of job %s refused: build is %s", claims.job_id,
+                  record.phase.value if record else "gone")
+        return False
+    if new is Phase.COMPLETE:
+        return await end_attempt(
+            ctx, job, AttemptEnd.COMPLETED, image_digest=image_digest or None
+        )
+    if new is Phase.ERROR:
+        if error_message:
+            await ctx.store.logs.append(job.build_id, [LogEntry(error_message, "error", {})])
+        return await end_attempt(ctx, job, AttemptEnd.USER_ERROR, detail=error_message)
+    async with ctx.store.db.write() as conn:
+        moved = await ctx.store.builds.set_phase_if(conn, job.build_id, [record.phase], new)
+        if moved:
+            await ctx.store.logs.append(job.build_id, [phase_entry(new, **pull_metadata)], conn)
+    return moved
+
+
+@dataclass
+class LogResult:
+    success: bool
+    sequence_number: int
+
+
+class LogStreamState:
+    """Last sequence number per job seen on this stream (and this process)."""
+
+    def __init__(self) -> None:
+        self.last_seq: dict[str, int] = {}
+        self.touched: dict[str, float] = {}
+
+
+async def ingest_logs(
+    ctx: ManagerContext,
+    state: LogStreamState,
+    requests: Sequence[tuple[str, int, str, str]],
+) -> list[LogResult]:
+    """Store a batch of (job_jwt, sequence_number, log_message, phase) in one transaction
+    per build, in order, and say which were accepted. Acknowledged lines are durable."""
+    results: list[LogResult] = []
+    by_build: dict[str, list[LogEntry]] = {}
+    accepted_jobs: dict[str, TokenClaims] = {}
+    for token, seq, message, phase in requests:
+        try:
+            claims = await ctx.tokens.verify(token, TokenType.JOB)
+        except InvalidToken:
+            results.append(LogResult(False, seq))
+            continue
+        last = state.last_seq.get(claims.job_id, -1)
+        if seq <= last:
+            results.append(LogResult(False, seq))
+            continue
+        try:
+            entry = parse_log_line(message, phase)
+        except BadLogLine:
+            results.append(LogResult(False, seq))
+            continue
+        state.last_seq[claims.job_id] = seq
+        by_build.setdefault(claims.build_id, []).append(entry)
+        accepted_jobs[claims.job_id] = claims
+        results.append(LogResult(True, seq))
+    if by_build:
+        async with ctx.store.db.write() as conn:
+            for build_id, entries in by_build.items():
+                await ctx.store.logs.append(build_id, entries, conn)
+    # every accepted log line counts as a heartbeat (at most one touch per job a second)
+    now = time.monotonic()
+    for job_id in accepted_jobs:
+        if now - state.touched.get(job_id, 0.0) >= 1.0:
+            state.touched[job_id] = now
+            await ctx.orchestrator.touch(job_key(job_id), ctx.heartbeat_expiry)
+    return results
+
+
+async def cached_tag(ctx: ManagerContext, token: str) -> str:
+    claims = await _claims(ctx, token, TokenType.JOB)
+    record = await ctx.store.builds.get(claims.build_id)
+    if record is None:
+        return ""
+    return await first_existing_tag(ctx.app_config, record)

@@ -1,0 +1,32 @@
+"""The worker environment of spec/protocol.md, as every executor passes it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def worker_environment(
+    app_config: Any, executor_config: Any, *, token: str, build_id: str
+) -> dict[str, str]:
+    tls = bool(app_config.BUILDMAN_TLS_CERT)
+    env = {
+        "TOKEN": token,
+        "SERVER": app_config.buildman_address,
+        "BUILD_UUID": build_id,
+        "CONTAINER_RUNTIME": executor_config.CONTAINER_RUNTIME,
+        "BUILDAH_ISOLATION": "chroot",
+        "BULDAH_ISOLATION": "chroot",  # Quay's spelling; quay-builder reads this one
+        "INSECURE": "false" if tls else "true",
+        "REGISTRY_HOSTNAME": app_config.SERVER_HOSTNAME,
+        "CONTEXT_MAX_BYTES": str(app_config.BUILD_CONTEXT_MAX_BYTES),
+        "CONTEXT_MAX_FILES": str(app_config.BUILD_CONTEXT_MAX_FILES),
+    }
+    if tls and executor_config.CA_CERT:
+        env["TLS_CERT_PATH"] = str(executor_config.CA_CERT)
+    if app_config.INSECURE_REGISTRIES:
+        env["INSECURE_REGISTRIES"] = ",".join(app_config.INSECURE_REGISTRIES)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
+        value = getattr(executor_config, name, None)
+        if value:
+            env[name] = str(value)
+    return env

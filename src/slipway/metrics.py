@@ -1,0 +1,25 @@
+"""Prometheus metrics, defined once and shared by the manager and the API."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+BUILDS_SUBMITTED = Counter("slipway_builds_submitted_total", "Builds submitted", ["namespace"])
+BUILDS_SCHEDULED = Counter(
+    "slipway_builds_scheduled_total", "Build attempts handed to an executor", ["executor"]
+)
+EXECUTOR_FALLBACKS = Counter(
+    "slipway_executor_fallbacks_total",
+    "Attempts an executor did not take (it failed to start a worker, or its retry threshold, "
+    "whitelist or rollout excluded the build) so a later executor was asked",
+    ["executor", "reason"],
+)
+BUILDS_FINISHED = Counter("slipway_builds_finished_total", "Builds that ended", ["phase"])
+BUILD_RETRIES = Counter("slipway_build_retries_total", "Attempts retried", ["reason"])
+RUNNING_WORKERS = Gauge("slipway_running_workers", "Workers this manager is tracking")
+SCHEDULE_LATENCY = Histogram(
+    "slipway_schedule_latency_seconds",
+    "Time from submit to the executor call",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+LOG_LINES = Counter("slipway_log_lines_total", "Log lines accepted from workers")

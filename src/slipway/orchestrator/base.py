@@ -1,0 +1,94 @@
+"""The orchestrator: shared, expiring keys, locks and key events between managers.
+
+Keys are strings relative to the orchestrator's prefix (ORCHESTRATOR_PREFIX); the
+implementation adds the prefix. An EXPIRE event carries the value the key last held,
+so a manager can act on an expired job without having kept a copy.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class KeyEventKind(StrEnum):
+    CREATE = "create"
+    SET = "set"
+    DELETE = "delete"
+    EXPIRE = "expire"
+
+
+@dataclass(frozen=True)
+class KeyEvent:
+    kind: KeyEventKind
+    key: str
+    value: str | None
+
+
+EventCallback = Callable[[KeyEvent], Awaitable[None]]
+
+
+class OrchestratorError(Exception):
+    """The orchestrator cannot be reached or refused an operation."""
+
+
+class Orchestrator(abc.ABC):
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Connect and begin delivering events to subscribers."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def healthy(self) -> bool: ...
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> str | None:
+        """The key's value, or None when it does not exist (or has expired)."""
+
+    @abc.abstractmethod
+    async def get_prefixed(self, prefix: str) -> dict[str, str]:
+        """Every live key starting with `prefix`, with its value."""
+
+    @abc.abstractmethod
+    async def set(
+        self,
+        key: str,
+        value: str,
+        *,
+        overwrite: bool = True,
+        expiration: float | None = None,
+    ) -> bool:
+        """Store `value`. With overwrite=False only when the key is absent (returns False
+        when it exists). `expiration` is seconds from now; None keeps no expiry."""
+
+    @abc.abstractmethod
+    async def compare_and_set(
+        self, key: str, expected: str | None, value: str, *, expiration: float | None = None
+    ) -> bool:
+        """Atomically replace the value when it currently equals `expected`
+        (None: the key must be absent)."""
+
+    @abc.abstractmethod
+    async def touch(self, key: str, expiration: float) -> bool:
+        """Push the key's expiry to `expiration` seconds from now; False if it is gone."""
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> bool:
+        """Remove the key (emits DELETE, never EXPIRE). True when it existed."""
+
+    @abc.abstractmethod
+    async def lock(self, key: str, owner: str, expiration: float) -> bool:
+        """Take a lock that expires by itself; True when `owner` now holds it."""
+
+    @abc.abstractmethod
+    async def unlock(self, key: str, owner: str) -> bool:
+        """Release a lock only if `owner` holds it."""
+
+    @abc.abstractmethod
+    def subscribe(self, prefix: str, callback: EventCallback) -> None:
+        """Call `callback` for every event on a key starting with `prefix`, in this process.
+        Several subscribers may share a prefix."""

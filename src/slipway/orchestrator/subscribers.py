@@ -1,0 +1,54 @@
+"""Delivery of key events to in-process subscribers (shared by every orchestrator).
+
+Each callback runs as its own task, so a slow or failing subscriber never delays the
+others nor the code that produced the event; exceptions are logged, not raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from slipway.orchestrator.base import EventCallback, KeyEvent
+
+log = logging.getLogger(__name__)
+
+
+class Subscribers:
+    def __init__(self) -> None:
+        self._subs: list[tuple[str, EventCallback]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def add(self, prefix: str, callback: EventCallback) -> None:
+        self._subs.append((prefix, callback))
+
+    def dispatch(self, event: KeyEvent) -> list[asyncio.Task[None]]:
+        """Start one task per matching subscriber (needs a running loop); returns them."""
+        started = []
+        for prefix, callback in self._subs:
+            if event.key.startswith(prefix):
+                task = asyncio.get_running_loop().create_task(self._run(callback, event))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                started.append(task)
+        return started
+
+    @staticmethod
+    async def _run(callback: EventCallback, event: KeyEvent) -> None:
+        try:
+            await callback(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "orchestrator subscriber %r failed on %s %s", callback, event.kind.value, event.key
+            )
+
+    async def close(self) -> None:
+        """Cancel callbacks still running (the orchestrator is going away)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()

@@ -1,0 +1,1 @@
+"""Durable state in SQL: build records, the build queue, build logs, signing keys."""

@@ -1,0 +1,197 @@
+"""Build records: create (with the queue item, in one transaction), read, update."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from slipway.domain.phases import Phase
+from slipway.store.database import Database
+from slipway.store.queue import BuildQueue
+from slipway.store.schema import builds as b
+
+
+@dataclass
+class BuildRecord:
+    id: str
+    namespace: str
+    repository: str
+    phase: Phase
+    tags: list[str]
+    registry: str
+    started: float
+    retries_remaining: int
+    display_name: str = ""
+    status: dict[str, Any] = field(default_factory=dict)
+    subdirectory: str = ""
+    dockerfile_path: str = "Dockerfile"
+    context: str = ""
+    manual_user: str | None = None
+    trigger: dict[str, Any] | None = None
+    trigger_metadata: dict[str, Any] | None = None
+    resource_key: str | None = None
+    archive_url: str | None = None
+    pull_robot: str | None = None
+    pull_credentials: dict[str, str] | None = None
+    build_args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    error: str | None = None
+    image_digest: str | None = None
+    executor: str | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    job_id: str | None = None
+    log_count: int = 0
+    completed: float | None = None
+
+    @property
+    def full_repository(self) -> str:
+        return f"{self.namespace}/{self.repository}"
+
+
+_FIELDS = [c.name for c in b.columns]
+
+
+def _record(row: Any) -> BuildRecord:
+    data = {name: row.get(name) for name in _FIELDS}
+    data["phase"] = Phase(data["phase"])
+    for name, empty in (("status", {}), ("build_args", {}), ("attempts", []), ("tags", [])):
+        if data[name] is None:
+            data[name] = empty
+    return BuildRecord(**data)
+
+
+@dataclass(frozen=True)
+class NewBuild:
+    namespace: str
+    repository: str
+    tags: Sequence[str]
+    registry: str
+    display_name: str = ""
+    subdirectory: str = ""
+    dockerfile_path: str = "Dockerfile"
+    context: str = ""
+    manual_user: str | None = None
+    resource_key: str | None = None
+    archive_url: str | None = None
+    pull_robot: str | None = None
+    pull_credentials: dict[str, str] | None = None
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    target: str | None = None
+    trigger: dict[str, Any] | None = None
+    trigger_metadata: dict[str, Any] | None = None
+
+
+class BuildStore:
+    def __init__(self, db: Database, queue: BuildQueue) -> None:
+        self.db = db
+        self.queue = queue
+
+    async def create(
+        self,
+        new: NewBuild,
+        *,
+        retries: int = 3,
+        also: Callable[[AsyncConnection, str], Awaitable[object]] | None = None,
+    ) -> BuildRecord:
+        """Store the record (phase `waiting`) and its queue item in one transaction;
+        `also(conn, build_id)` adds more to that transaction (the first log entry), since
+        on SQLite every transaction waits its turn for the one writer."""
+        build_id = str(uuid.uuid4())
+        now = time.time()
+        values: dict[str, Any] = {
+            "id": build_id,
+            "namespace": new.namespace,
+            "repository": new.repository,
+            "phase": Phase.WAITING.value,
+            "display_name": new.display_name or build_id[:7],
+            "status": {},
+            "subdirectory": new.subdirectory,
+            "dockerfile_path": new.dockerfile_path,
+            "context": new.context,
+            "tags": list(new.tags),
+            "manual_user": new.manual_user,
+            "trigger": new.trigger,
+            "trigger_metadata": new.trigger_metadata,
+            "resource_key": new.resource_key,
+            "archive_url": new.archive_url,
+            "pull_robot": new.pull_robot,
+            "pull_credentials": new.pull_credentials,
+            "registry": new.registry,
+            "build_args": dict(new.build_args),
+            "target": new.target,
+            "retries_remaining": retries,
+            "attempts": [],
+            "log_count": 0,
+            "started": now,
+        }
+        async with self.db.write() as conn:
+            await conn.execute(b.insert().values(**values))
+            await self.queue.put(
+                conn,
+                build_id,
+                new.namespace,
+                f"{new.namespace}/{new.repository}",
+                retries_remaining=retries,
+            )
+            if also is not None:
+                await also(conn, build_id)
+        return _record(values)
+
+    async def get(self, build_id: str, conn: AsyncConnection | None = None) -> BuildRecord | None:
+        stmt = select(b).where(b.c.id == build_id)
+        if conn is not None:
+            row = (await conn.execute(stmt)).first()
+        else:
+            async with self.db.read() as c:
+                row = (await c.execute(stmt)).first()
+        return _record(row._mapping) if row else None
+
+    async def get_many(self, build_ids: Sequence[str]) -> dict[str, BuildRecord]:
+        if not build_ids:
+            return {}
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(b).where(b.c.id.in_(list(build_ids))))
+            return {r.id: _record(r._mapping) for r in rows.all()}
+
+    async def list_for_repository(
+        self, namespace: str, repository: str, *, limit: int = 100, since: float | None = None
+    ) -> list[BuildRecord]:
+        stmt = select(b).where(b.c.namespace == namespace, b.c.repository == repository)
+        if since is not None:
+            stmt = stmt.where(b.c.started >= since)
+        stmt = stmt.order_by(b.c.started.desc(), b.c.id.desc()).limit(limit)
+        async with self.db.read() as conn:
+            return [_record(r._mapping) for r in (await conn.execute(stmt)).all()]
+
+    async def list_in_phases(self, phases: Sequence[Phase]) -> list[BuildRecord]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(b).where(b.c.phase.in_([p.value for p in phases])))
+            return [_record(r._mapping) for r in rows.all()]
+
+    async def update(self, conn: AsyncConnection, build_id: str, **values: Any) -> None:
+        if isinstance(values.get("phase"), Phase):
+            values["phase"] = values["phase"].value
+        await conn.execute(update(b).where(b.c.id == build_id).values(**values))
+
+    async def set_phase_if(
+        self,
+        conn: AsyncConnection,
+        build_id: str,
+        expected: Sequence[Phase],
+        new_phase: Phase,
+        **values: Any,
+    ) -> bool:
+        """Move to `new_phase` only from one of `expected` (compare-and-set, so two
+        managers or the API and a manager cannot both win)."""
+        result = await conn.execute(
+            update(b)
+            .where(b.c.id == build_id, b.c.phase.in_([p.value for p in expected]))
+            .values(phase=new_phase.value, **values)
+        )
+        return bool(result.rowcount)

@@ -1,0 +1,97 @@
+"""The build log: append-only entries numbered from 0 in arrival order."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from slipway.store.database import Database
+from slipway.store.schema import build_logs as logs
+from slipway.store.schema import builds as b
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    message: str
+    type: str | None = None  # "command" | "phase" | "error" | None (plain output)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_api(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"message": self.message, "data": self.data}
+        if self.type:
+            entry["type"] = self.type
+        return entry
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+class BuildLogs:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def append(
+        self, build_id: str, entries: Sequence[LogEntry], conn: AsyncConnection | None = None
+    ) -> int:
+        """Append in order; returns the new total. Numbers come from the build row's
+        counter, updated in the same transaction, so concurrent writers never collide."""
+        if conn is None:
+            async with self.db.write() as c:
+                return await self._append(c, build_id, entries)
+        return await self._append(conn, build_id, entries)
+
+    async def _append(
+        self, conn: AsyncConnection, build_id: str, entries: Sequence[LogEntry]
+    ) -> int:
+        if not entries:
+            return await self.count(build_id, conn)
+        total = await conn.scalar(
+            update(b)
+            .where(b.c.id == build_id)
+            .values(log_count=b.c.log_count + len(entries))
+            .returning(b.c.log_count)
+        )
+        if total is None:
+            raise KeyError(build_id)
+        first = int(total) - len(entries)
+        stamp = now_iso()
+        await conn.execute(
+            insert(logs),
+            [
+                {
+                    "build_id": build_id,
+                    "idx": first + i,
+                    "message": e.message,
+                    "type": e.type,
+                    "data": {"datetime": stamp, **e.data},
+                }
+                for i, e in enumerate(entries)
+            ],
+        )
+        return int(total)
+
+    async def count(self, build_id: str, conn: AsyncConnection | None = None) -> int:
+        stmt = select(b.c.log_count).where(b.c.id == build_id)
+        if conn is not None:
+            return int(await conn.scalar(stmt) or 0)
+        async with self.db.read() as c:
+            return int(await c.scalar(stmt) or 0)
+
+    async def read(
+        self, build_id: str, start: int = 0, limit: int | None = None
+    ) -> tuple[int, list[LogEntry]]:
+        """(total, entries from `start`)."""
+        stmt = select(logs).where(logs.c.build_id == build_id, logs.c.idx >= start)
+        stmt = stmt.order_by(logs.c.idx)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        async with self.db.read() as conn:
+            total = await conn.scalar(select(func.count()).where(logs.c.build_id == build_id))
+            rows = (await conn.execute(stmt)).all()
+        return int(total or 0), [LogEntry(r.message, r.type, r.data or {}) for r in rows]

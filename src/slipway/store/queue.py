@@ -1,0 +1,359 @@
+"""The build queue, with Quay's WorkQueue semantics.
+
+- An item is claimable when it is available and its `available_after` has passed, or when
+  the lease of the manager processing it has expired; and while it has retries left.
+- Claiming counts an attempt: `retries_remaining` goes down by one (as in Quay), so the
+  value an executor sees is what is left *after* the current attempt.
+- One item per repository is processed at a time; within a repository, FIFO.
+- Across namespaces, claims go round robin; NAMESPACE_LIMITS caps a namespace.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from slipway.store.database import Database
+from slipway.store.schema import build_queue as q
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    id: int
+    build_id: str
+    namespace: str
+    repository: str
+    retries_remaining: int
+    state_id: str
+    processing_expires: float | None
+
+
+def _row_to_item(row: Any) -> QueueItem:
+    return QueueItem(
+        id=int(row["id"]),
+        build_id=str(row["build_id"]),
+        namespace=str(row["namespace"]),
+        repository=str(row["repository"]),
+        retries_remaining=int(row["retries_remaining"]),
+        state_id=str(row["state_id"]),
+        processing_expires=row["processing_expires"],
+    )
+
+
+def _claimable(now: float):  # type: ignore[no-untyped-def]
+    waiting = and_(q.c.available.is_(True), q.c.available_after <= now)
+    lease_lost = and_(q.c.available.is_(False), q.c.processing_expires <= now)
+    return and_(or_(waiting, lease_lost), q.c.retries_remaining > 0)
+
+
+def _processing(now: float):  # type: ignore[no-untyped-def]
+    return and_(q.c.available.is_(False), q.c.processing_expires > now)
+
+
+class RoundRobin:
+    """Remembers which namespace was served last so the next claim starts after it."""
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+
+    def order(self, namespaces: list[str]) -> list[str]:
+        ordered = sorted(namespaces)
+        if self.last is None:
+            return ordered
+        after = [n for n in ordered if n > self.last]
+        return after + [n for n in ordered if n <= self.last]
+
+
+class BuildQueue:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def put(
+        self,
+        conn: AsyncConnection,
+        build_id: str,
+        namespace: str,
+        repository: str,
+        *,
+        retries_remaining: int = 3,
+        available_after: float | None = None,
+    ) -> None:
+        """Enqueue inside the caller's transaction (the build record is written with it)."""
+        await conn.execute(
+            insert(q).values(
+                build_id=build_id,
+                namespace=namespace,
+                repository=repository,
+                available=True,
+                available_after=available_after if available_after is not None else time.time(),
+                retries_remaining=retries_remaining,
+                state_id=str(uuid.uuid4()),
+            )
+        )
+
+    async def claim(
+        self,
+        manager_id: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        namespace_limits: Mapping[str, int] | None = None,
+        round_robin: RoundRobin | None = None,
+    ) -> list[QueueItem]:
+        """Claim up to `limit` items, one per repository, round robin across namespaces."""
+        if limit <= 0:
+            return []
+        now = time.time()
+        limits = namespace_limits or {}
+        async with self.db.write() as conn:
+            busy_repos = select(q.c.repository).where(_processing(now))
+            # the head of each waiting repository that has nothing in progress
+            heads = (
+                select(func.min(q.c.id))
+                .where(_claimable(now), q.c.repository.not_in(busy_repos))
+                .group_by(q.c.repository)
+            )
+            rows = (
+                await conn.execute(
+                    select(q.c.id, q.c.namespace).where(q.c.id.in_(heads)).order_by(q.c.id)
+                )
+            ).all()
+            if not rows:
+                return []
+            by_namespace: dict[str, list[int]] = defaultdict(list)
+            namespace_of: dict[int, str] = {}
+            for item_id, namespace in rows:
+                by_namespace[namespace].append(item_id)
+                namespace_of[item_id] = namespace
+            running: dict[str, int] = {}
+            if limits:
+                counted = await conn.execute(
+                    select(q.c.namespace, func.count())
+                    .where(_processing(now), q.c.namespace.in_(list(limits)))
+                    .group_by(q.c.namespace)
+                )
+                running = {ns: int(n) for ns, n in counted.all()}
+            items: list[QueueItem] = []
+            order: list[int] = []
+            # SQLite: one round (the write lock makes this claim the only one). PostgreSQL:
+            # items another manager is claiming right now are skipped, so try a few more
+            # rounds with the next candidates instead of coming back empty-handed.
+            for _ in range(1 if self.db.is_sqlite else 4):
+                chosen = _round_robin_pick(
+                    by_namespace, limits, running, limit - len(items), round_robin
+                )
+                if not chosen:
+                    break
+                for item_id in chosen:  # never offered again in this claim
+                    by_namespace[namespace_of[item_id]].remove(item_id)
+                got = chosen
+                if not self.db.is_sqlite:
+                    got = await _lock_for_claim(conn, chosen, limits, now)
+                if got:
+                    claimed = await self._claim_rows(conn, got, manager_id, now, lease_seconds)
+                    items.extend(claimed)
+                    order.extend(got)
+                    for item in claimed:
+                        running[item.namespace] = running.get(item.namespace, 0) + 1
+                if len(got) == len(chosen) or len(items) >= limit:
+                    break
+        items.sort(key=lambda i: order.index(i.id))
+        return items
+
+    async def _claim_rows(
+        self,
+        conn: AsyncConnection,
+        ids: list[int],
+        manager_id: str,
+        now: float,
+        lease_seconds: float,
+    ) -> list[QueueItem]:
+        claim = update(q).where(q.c.id.in_(ids), _claimable(now))
+        if not self.db.is_sqlite:
+            # re-checked under the repository locks, in a snapshot taken after them
+            busy_repos = select(q.c.repository).where(_processing(now))
+            claim = claim.where(q.c.repository.not_in(busy_repos))
+        result = await conn.execute(
+            claim.values(
+                available=False,
+                processing_expires=now + lease_seconds,
+                retries_remaining=q.c.retries_remaining - 1,
+                claimed_by=manager_id,
+                state_id=str(uuid.uuid4()),
+            ).returning(*q.c)
+        )
+        return [_row_to_item(row._mapping) for row in result.all()]
+
+    async def next_available_at(self, after: float) -> float | None:
+        """The earliest time after `after` at which a waiting item becomes available or a
+        lease runs out (the scheduler's timer); None when there is none."""
+        async with self.db.read() as conn:
+            waiting = await conn.scalar(
+                select(func.min(q.c.available_after)).where(
+                    q.c.available.is_(True),
+                    q.c.retries_remaining > 0,
+                    q.c.available_after > after,
+                )
+            )
+            leased = await conn.scalar(
+                select(func.min(q.c.processing_expires)).where(
+                    q.c.available.is_(False), q.c.processing_expires > after
+                )
+            )
+        times = [t for t in (waiting, leased) if t is not None]
+        return min(times) if times else None
+
+    async def extend_processing(
+        self, item_id: int, seconds_from_now: float, conn: AsyncConnection | None = None
+    ) -> bool:
+        """Push the lease out; inside the caller's transaction when `conn` is given."""
+        statement = (
+            update(q)
+            .where(q.c.id == item_id, q.c.available.is_(False))
+            .values(processing_expires=time.time() + seconds_from_now)
+        )
+        if conn is not None:
+            return bool((await conn.execute(statement)).rowcount)
+        async with self.db.write() as own:
+            return bool((await own.execute(statement)).rowcount)
+
+    async def incomplete(
+        self,
+        conn: AsyncConnection,
+        item_id: int,
+        *,
+        restore_retry: bool = False,
+        retry_after: float = 0,
+    ) -> None:
+        """Give the item back for another attempt (Quay's `incomplete`)."""
+        values: dict[str, object] = {
+            "available": True,
+            "available_after": time.time() + retry_after,
+            "processing_expires": None,
+            "claimed_by": None,
+            "state_id": str(uuid.uuid4()),
+        }
+        if restore_retry:
+            values["retries_remaining"] = q.c.retries_remaining + 1
+        await conn.execute(update(q).where(q.c.id == item_id).values(**values))
+
+    async def complete(self, conn: AsyncConnection, item_id: int) -> None:
+        await conn.execute(delete(q).where(q.c.id == item_id))
+
+    async def remove_for_build(self, conn: AsyncConnection, build_id: str) -> bool:
+        result = await conn.execute(delete(q).where(q.c.build_id == build_id))
+        return bool(result.rowcount)
+
+    async def get_for_build(self, build_id: str) -> QueueItem | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(q).where(q.c.build_id == build_id))).first()
+        return _row_to_item(row._mapping) if row else None
+
+    async def count_queued(self, namespace: str) -> int:
+        async with self.db.read() as conn:
+            n = await conn.scalar(select(func.count()).where(q.c.namespace == namespace))
+        return int(n or 0)
+
+    async def claimed_by(self, manager_id: str) -> list[QueueItem]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(q).where(q.c.available.is_(False), q.c.claimed_by == manager_id)
+            )
+            return [_row_to_item(r._mapping) for r in rows.all()]
+
+
+async def _lock_for_claim(
+    conn: AsyncConnection, chosen: list[int], limits: Mapping[str, int], now: float
+) -> list[int]:
+    """PostgreSQL, several managers claiming at once: which of `chosen` this transaction
+    may take. Three guards, all held until commit:
+
+    - `FOR UPDATE SKIP LOCKED` on the items: two managers never take the same item, and
+      neither waits for the other.
+    - a transaction-level advisory lock per repository (`pg_try_advisory_xact_lock`, never
+      waiting): row locks alone cannot keep the one-build-per-repository rule, because two
+      transactions may pick *different* items of one repository (their snapshots do not see
+      each other's uncommitted claims). Whoever holds the repository's lock claims in it;
+      the others skip it this round. The caller's UPDATE then re-checks "nothing of this
+      repository is processing" in a snapshot taken after the lock, so a claim committed
+      just before is seen. A hash collision between repositories only defers one claim.
+    - NAMESPACE_LIMITS: the limited namespaces are locked (waiting, in sorted order, so no
+      deadlock) and their running counts taken again, so concurrent claims cannot
+      overshoot a limit together."""
+    rows = (
+        await conn.execute(
+            select(q.c.id, q.c.namespace, q.c.repository)
+            .where(q.c.id.in_(chosen), _claimable(now))
+            .order_by(q.c.id)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    locked: dict[int, tuple[str, str]] = {}
+    for item_id, namespace, repository in rows:
+        got = await conn.scalar(
+            select(func.pg_try_advisory_xact_lock(_lock_key("repo", repository)))
+        )
+        if got:
+            locked[int(item_id)] = (str(namespace), str(repository))
+    limited = sorted({ns for ns, _ in locked.values() if ns in limits})
+    if limited:
+        for ns in limited:
+            await conn.execute(select(func.pg_advisory_xact_lock(_lock_key("ns", ns))))
+        counted = await conn.execute(
+            select(q.c.namespace, func.count())
+            .where(_processing(now), q.c.namespace.in_(limited))
+            .group_by(q.c.namespace)
+        )
+        room = {ns: limits[ns] - int(n) for ns, n in counted.all()}
+        kept: dict[int, tuple[str, str]] = {}
+        for item_id in [i for i in chosen if i in locked]:
+            ns = locked[item_id][0]
+            if ns in limits:
+                if room.get(ns, limits[ns]) <= 0:
+                    continue
+                room[ns] = room.get(ns, limits[ns]) - 1
+            kept[item_id] = locked[item_id]
+        locked = kept
+    return [i for i in chosen if i in locked]
+
+
+def _lock_key(kind: str, name: str):  # type: ignore[no-untyped-def]
+    """A 64-bit advisory lock key for `kind:name` (hashtextextended: no extension needed)."""
+    return func.hashtextextended(f"slipway-queue:{kind}:{name}", 0)
+
+
+def _round_robin_pick(
+    by_namespace: Mapping[str, list[int]],
+    limits: Mapping[str, int],
+    running: Mapping[str, int],
+    limit: int,
+    round_robin: RoundRobin | None,
+) -> list[int]:
+    rr = round_robin or RoundRobin()
+    queues = {ns: list(ids) for ns, ids in by_namespace.items()}
+    taken: dict[str, int] = defaultdict(int)
+    chosen: list[int] = []
+    while len(chosen) < limit:
+        progressed = False
+        for ns in rr.order(list(queues)):
+            if len(chosen) >= limit:
+                break
+            if not queues.get(ns):
+                continue
+            cap = limits.get(ns)
+            if cap is not None and running.get(ns, 0) + taken[ns] >= cap:
+                continue
+            chosen.append(queues[ns].pop(0))
+            taken[ns] += 1
+            rr.last = ns
+            progressed = True
+        if not progressed:
+            break
+    return chosen

@@ -1,0 +1,112 @@
+"""Tables. Times are UNIX seconds (float) so SQLite and PostgreSQL compare them alike."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+builds = Table(
+    "builds",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("namespace", String(255), nullable=False),
+    Column("repository", String(255), nullable=False),
+    Column("phase", String(32), nullable=False),
+    Column("display_name", String(255), nullable=False, default=""),
+    Column("status", JSON, nullable=False, default=dict),
+    Column("subdirectory", Text, nullable=False, default=""),
+    Column("dockerfile_path", Text, nullable=False, default="Dockerfile"),
+    Column("context", Text, nullable=False, default=""),
+    Column("tags", JSON, nullable=False),
+    Column("manual_user", String(255)),
+    Column("trigger", JSON),
+    Column("trigger_metadata", JSON),
+    Column("resource_key", String(64)),
+    Column("archive_url", Text),
+    Column("pull_robot", String(255)),
+    Column("pull_credentials", JSON),  # {"username", "password"}; never returned by the API
+    Column("registry", String(255), nullable=False),
+    Column("build_args", JSON, nullable=False, default=dict),
+    Column("target", String(255)),
+    Column("error", Text),
+    Column("image_digest", String(255)),
+    Column("retries_remaining", Integer, nullable=False),
+    Column("executor", String(255)),
+    Column("attempts", JSON, nullable=False, default=list),
+    Column("job_id", String(36)),
+    Column("log_count", Integer, nullable=False, default=0),
+    Column("started", Float, nullable=False),
+    Column("completed", Float),
+    Index("ix_builds_repo_started", "namespace", "repository", "started"),
+)
+
+build_queue = Table(
+    "build_queue",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("build_id", String(36), ForeignKey("builds.id"), nullable=False, unique=True),
+    Column("namespace", String(255), nullable=False),
+    # "namespace/name": at most one item of a repository is processed at a time
+    Column("repository", String(511), nullable=False),
+    Column("available", Boolean, nullable=False, default=True),
+    Column("available_after", Float, nullable=False),
+    Column("processing_expires", Float),
+    Column("retries_remaining", Integer, nullable=False),
+    Column("claimed_by", String(64)),
+    Column("state_id", String(36), nullable=False),
+    Index("ix_queue_available", "available", "available_after"),
+    Index("ix_queue_repository", "repository"),
+)
+
+build_logs = Table(
+    "build_logs",
+    metadata,
+    Column("build_id", String(36), ForeignKey("builds.id"), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("message", Text, nullable=False),
+    Column("type", String(16)),
+    Column("data", JSON, nullable=False),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("public_pem", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("retired", Float),
+)
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("file_id", String(36), primary_key=True),
+    Column("mime_type", String(255), nullable=False),
+    Column("path", Text),
+    Column("size", Integer),
+    Column("namespace", String(255)),
+    Column("created", Float, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    # {"namespace or *": "read" | "write" | "admin"}
+    Column("scopes", JSON, nullable=False),
+    Column("created", Float, nullable=False),
+)

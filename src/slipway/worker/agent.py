@@ -1,0 +1,142 @@
+"""The worker's side of the buildman protocol: dial, register, heartbeat, run the build.
+
+Exit codes: 0 the manager has the last word (COMPLETE or ERROR delivered, or it told us
+to stop); 1 the worker itself failed; 3 the manager could not be reached or refused us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+import grpc
+
+from slipway.protocol import buildman_pb2 as pb
+from slipway.protocol.buildman_pb2_grpc import BuildManagerStub
+from slipway.worker.build import run_build
+from slipway.worker.environment import WorkerEnvironment
+from slipway.worker.errors import ManagerUnreachable, StopRequested
+from slipway.worker.reporter import Reporter
+from slipway.worker.retry import CALL_TIMEOUT, Backoff, call_with_retry, describe, is_retryable
+
+log = logging.getLogger("slipway.worker")
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_UNREACHABLE = 3
+
+
+def open_channel(env: WorkerEnvironment) -> grpc.aio.Channel:
+    """Plaintext when INSECURE=true, else TLS verified with TLS_CERT_PATH or the system CAs."""
+    options = [("grpc.keepalive_time_ms", 30_000), ("grpc.keepalive_permit_without_calls", 1)]
+    if env.insecure:
+        return grpc.aio.insecure_channel(env.server, options=options)
+    root = Path(env.tls_cert_path).read_bytes() if env.tls_cert_path else None
+    credentials = grpc.ssl_channel_credentials(root_certificates=root)
+    return grpc.aio.secure_channel(env.server, credentials, options=options)
+
+
+async def register(stub: BuildManagerStub, env: WorkerEnvironment) -> pb.BuildPack:
+    async def call() -> pb.BuildPack:
+        request = pb.BuildJobArgs(register_jwt=env.token)
+        return await stub.RegisterBuildJob(request, timeout=CALL_TIMEOUT)
+
+    return await call_with_retry("RegisterBuildJob", env.retry_window, call)
+
+
+async def heartbeat(stub: BuildManagerStub, job_jwt: str, env: WorkerEnvironment) -> None:
+    """Beat every heartbeat_interval on one stream; raise StopRequested when the manager
+    answers false, ManagerUnreachable when it cannot be reached for retry_window."""
+    backoff = Backoff(env.retry_window)
+    while True:
+        call = stub.Heartbeat()
+        try:
+            while True:
+                await call.write(pb.HeartbeatRequest(job_jwt=job_jwt))
+                response = await asyncio.wait_for(call.read(), CALL_TIMEOUT)
+                if response is grpc.aio.EOF:
+                    raise asyncio.InvalidStateError("the manager ended the heartbeat stream")
+                backoff.reset()
+                if not response.reply:
+                    raise StopRequested("the manager answered the heartbeat with false")
+                await asyncio.sleep(env.heartbeat_interval)
+        except grpc.aio.AioRpcError as exc:
+            if not is_retryable(exc):
+                raise ManagerUnreachable(
+                    f"Heartbeat: the manager refused ({describe(exc)})"
+                ) from None
+            await backoff.wait("Heartbeat", exc)
+        except (asyncio.InvalidStateError, TimeoutError) as exc:
+            await backoff.wait("Heartbeat", exc)
+        finally:
+            call.cancel()
+
+
+async def run_worker(env: WorkerEnvironment) -> int:
+    # httpx logs every request URL at INFO; a presigned package URL signs in its query
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    log.info(
+        "worker for build %s: manager %s (%s), runtime %s",
+        env.build_uuid or "?",
+        env.server,
+        "plaintext" if env.insecure else "TLS",
+        env.container_runtime,
+    )
+    async with open_channel(env) as channel:
+        stub = BuildManagerStub(channel)
+        try:
+            pack = await register(stub, env)
+        except ManagerUnreachable as exc:
+            log.error("could not register: %s", exc)
+            return EXIT_UNREACHABLE
+        log.info("registered; building %s", pack.repository)
+        reporter = Reporter(stub, pack.job_jwt, retry_window=env.retry_window)
+        build = asyncio.create_task(run_build(pack, env, reporter), name="slipway-build")
+        beat = asyncio.create_task(heartbeat(stub, pack.job_jwt, env), name="slipway-heartbeat")
+        try:
+            await asyncio.wait({build, beat}, return_when=asyncio.FIRST_COMPLETED)
+            if build.done():
+                return await _finished(build, reporter)
+            return await _stopped(beat, build)
+        finally:
+            for task in (build, beat):
+                task.cancel()
+            await asyncio.gather(build, beat, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await reporter.close()
+
+
+async def _finished(build: asyncio.Task[None], reporter: Reporter) -> int:
+    try:
+        build.result()
+    except ManagerUnreachable as exc:
+        log.error("%s", exc)
+        return EXIT_UNREACHABLE
+    except Exception as exc:
+        # the worker's own trouble (runtime missing, disk full): not the user's error, so
+        # no ERROR phase; the manager sees the worker gone and retries the build
+        log.exception("the worker failed")
+        with contextlib.suppress(Exception):
+            await reporter.log_error(reporter.mask(f"internal worker error: {exc}"))
+            await asyncio.wait_for(reporter.flush(), 10)
+        return EXIT_INTERNAL
+    log.info("build finished and reported")
+    return EXIT_OK
+
+
+async def _stopped(beat: asyncio.Task[None], build: asyncio.Task[None]) -> int:
+    build.cancel()  # kills the runtime's process group; the build cleans up after itself
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await build
+    try:
+        beat.result()
+    except StopRequested as exc:
+        log.warning("stopping: %s", exc)
+        return EXIT_OK
+    except ManagerUnreachable as exc:
+        log.error("stopping: %s", exc)
+        return EXIT_UNREACHABLE
+    return EXIT_INTERNAL

@@ -1,0 +1,242 @@
+"""One build, from BuildPack to pushed image: the steps and the phases they report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from slipway.protocol import buildman_pb2 as pb
+from slipway.worker.context import fetch_git, fetch_url, locate
+from slipway.worker.dockerfile import ImageRef, base_images, parse_image_ref
+from slipway.worker.environment import WorkerEnvironment
+from slipway.worker.errors import BuildError
+from slipway.worker.reporter import Reporter
+from slipway.worker.runtimes import make_runtime
+from slipway.worker.runtimes.base import BuildSpec, Credentials, Runtime
+from slipway.worker.unpack import Limits
+
+log = logging.getLogger("slipway.worker")
+
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_REPOSITORY = re.compile(
+    r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
+)
+
+
+def pack_secrets(pack: pb.BuildPack, env: WorkerEnvironment) -> list[str]:
+    """Every credential of this build, masked wherever it could show up."""
+    values = [
+        env.token,
+        pack.job_jwt,
+        pack.pull_token,
+        pack.push_token,
+        pack.push_password,
+        pack.base_image.password,
+    ]
+    if pack.HasField("git_package"):
+        # each line of the key body, and a password inside the clone URL
+        values += [ln for ln in pack.git_package.private_key.splitlines() if len(ln) >= 16]
+        with contextlib.suppress(ValueError):
+            values.append(urlsplit(pack.git_package.url).password or "")
+    return [v for v in values if v]
+
+
+def push_targets(pack: pb.BuildPack, env: WorkerEnvironment) -> tuple[str, list[str]]:
+    registry = (pack.registry or env.registry_hostname).strip().lower()
+    if not registry:
+        raise BuildError("the build names no registry to push to (BuildPack.registry is empty)")
+    repository = pack.repository.strip().strip("/")
+    if not _REPOSITORY.match(repository):
+        raise BuildError(
+            f"repository {repository!r} is not a valid image repository name "
+            "(lowercase letters, digits and . _ - separators, e.g. namespace/name)"
+        )
+    tags = list(pack.tag_names) or ["latest"]
+    for tag in tags:
+        if not _TAG.match(tag):
+            raise BuildError(
+                f"tag {tag!r} is not a valid image tag (letters, digits, _ . -, at most 128, "
+                "not starting with . or -)"
+            )
+    return registry, [f"{registry}/{repository}:{tag}" for tag in dict.fromkeys(tags)]
+
+
+def push_credentials(pack: pb.BuildPack) -> Credentials | None:
+    if pack.push_username:
+        return Credentials(pack.push_username, pack.push_password)
+    if pack.push_token:
+        return Credentials("$token", pack.push_token)
+    return None
+
+
+@dataclass
+class Build:
+    pack: pb.BuildPack
+    env: WorkerEnvironment
+    reporter: Reporter
+    workdir: Path = field(init=False)
+    runtime: Runtime = field(init=False)
+    created_images: list[str] = field(default_factory=list)
+
+    async def run(self) -> None:
+        """Report COMPLETE or ERROR; anything else raised is the worker's own trouble."""
+        for secret in pack_secrets(self.pack, self.env):
+            self.reporter.add_secret(secret)
+        self.workdir = Path(
+            await asyncio.to_thread(
+                tempfile.mkdtemp, prefix="slipway-build-", dir=self.env.work_dir or None
+            )
+        )
+        self.runtime = make_runtime(self.env, self.workdir, self.reporter.log)
+        try:
+            try:
+                digest = await self._steps()
+            except BuildError as exc:
+                message = str(exc)
+                log.info("build failed: %s", self.reporter.mask(message))
+                await self.reporter.log_error(message)
+                await self.cleanup()
+                await self.reporter.phase(pb.ERROR, error_message=message)
+                return
+            await self.cleanup()
+            await self.reporter.phase(pb.COMPLETE, image_digest=digest)
+        finally:
+            await asyncio.shield(self.cleanup())
+
+    async def cleanup(self) -> None:
+        """Images this build made, the temp dir (and with it the key and auth files)."""
+        images, self.created_images = self.created_images, []
+        if images:  # newest first: the built image before the base it grew from
+            await self.runtime.remove_images(images[::-1])
+        await asyncio.to_thread(shutil.rmtree, self.workdir, True)
+
+    async def _steps(self) -> str:
+        pack, env = self.pack, self.env
+        limits = Limits(env.context_max_bytes, env.context_max_files)
+        package = self.workdir / "package"
+
+        await self.reporter.phase(pb.UNPACKING)
+        registry, targets = push_targets(pack, env)
+        which = pack.WhichOneof("build_pack")
+        if which == "package_url" and pack.package_url:
+            await fetch_url(
+                pack.package_url,
+                package,
+                self.workdir,
+                limits,
+                pack.context,
+                pack.dockerfile_path,
+            )
+        elif which == "git_package" and pack.git_package.url:
+            git = pack.git_package
+            await fetch_git(
+                git.url,
+                git.sha,
+                git.private_key,
+                package,
+                self.workdir,
+                limits,
+                self.reporter.log,
+            )
+        else:
+            raise BuildError("the build has no package: neither package_url nor git_package")
+        ctx = locate(package, pack.context, pack.dockerfile_path)
+        build_args = {arg.name: arg.value for arg in pack.build_args if arg.name}
+        dockerfile_text = await asyncio.to_thread(_read_head, ctx.dockerfile)
+        bases = base_images(dockerfile_text, build_args, pack.target)
+
+        pull_auth: dict[str, Credentials] = {}
+        final = parse_image_ref(bases.final) if bases.final else None
+        if final is not None and pack.base_image.username:
+            pull_auth[final.registry] = Credentials(
+                pack.base_image.username, pack.base_image.password
+            )
+        if pack.pull_token and pack.registry:
+            pull_auth.setdefault(pack.registry.lower(), Credentials("$token", pack.pull_token))
+        await self.reporter.phase(
+            pb.PULLING, pull_metadata=self._pull_metadata(bases.final, final, pull_auth)
+        )
+        for image in bases.images:
+            await self._pull(image, pull_auth)
+
+        await self.reporter.phase(pb.BUILDING)
+        spec = BuildSpec(
+            context_dir=ctx.directory,
+            dockerfile=ctx.dockerfile,
+            tags=targets,
+            build_args=build_args,
+            target=pack.target,
+            pull_auth=pull_auth,
+            insecure=any(
+                env.registry_is_insecure(parse_image_ref(i).registry) for i in bases.images
+            ),
+        )
+        self.created_images.extend(targets)
+        image_id = await self.runtime.build(spec)
+
+        await self.reporter.phase(pb.PUSHING)
+        creds = push_credentials(pack)
+        insecure = env.registry_is_insecure(registry)
+        digests: list[str] = []
+        for target in targets:
+            digests.append(await self.runtime.push(image_id, target, creds, insecure))
+        if len(set(digests)) > 1:
+            await self.reporter.log(f"note: the tags were pushed with different digests {digests}")
+        await self.reporter.log(f"Pushed {', '.join(targets)} as {digests[0]}")
+        return digests[0]
+
+    async def _pull(self, image: str, pull_auth: dict[str, Credentials]) -> None:
+        ref = parse_image_ref(image)
+        present = await self.runtime.image_exists(image)
+        if present and ref.registry == "localhost":
+            # localhost/ names are local by convention: there is nothing to pull from
+            await self.reporter.log(f"Using local image {image}")
+            return
+        try:
+            await self.runtime.pull(
+                image, pull_auth.get(ref.registry), self.env.registry_is_insecure(ref.registry)
+            )
+        except BuildError as exc:
+            if present:
+                await self.reporter.log(f"Could not pull {image}; using the local copy")
+                return
+            raise BuildError(f"could not pull base image {image}: {exc}") from None
+        if not present:
+            self.created_images.append(image)
+
+    @staticmethod
+    def _pull_metadata(
+        written: str | None, ref: ImageRef | None, pull_auth: dict[str, Credentials]
+    ) -> pb.SetPhaseRequest.PullMetadata:
+        if written is None or ref is None:
+            return pb.SetPhaseRequest.PullMetadata()
+        name = written.split("@", 1)[0]
+        if ":" in name.rsplit("/", 1)[-1]:
+            name = name.rsplit(":", 1)[0]
+        creds = pull_auth.get(ref.registry)
+        return pb.SetPhaseRequest.PullMetadata(
+            registry_url=ref.registry,
+            base_image=name,
+            base_image_tag=ref.digest or ref.tag,
+            pull_username=creds.username if creds else "",
+        )
+
+
+def _read_head(path: Path, limit: int = 1024 * 1024) -> str:
+    """The Dockerfile's text (its first MiB is plenty to find the FROM lines)."""
+    with path.open("rb") as f:
+        return f.read(limit).decode("utf-8", "replace")
+
+
+async def run_build(pack: pb.BuildPack, env: WorkerEnvironment, reporter: Reporter) -> None:
+    await Build(pack, env, reporter).run()
+
+
+__all__ = ["Build", "run_build"]

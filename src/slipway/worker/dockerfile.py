@@ -1,0 +1,120 @@
+"""Just enough Dockerfile parsing to know which base images a build pulls."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+_VAR = re.compile(
+    r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
+DOCKER_HUB = "docker.io"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    registry: str  # "docker.io", "quay.io", "127.0.0.1:5000", "localhost"
+    repository: str  # "library/busybox", "ns/name"
+    tag: str = "latest"
+    digest: str = ""
+
+    def __str__(self) -> str:
+        name = f"{self.registry}/{self.repository}"
+        return f"{name}@{self.digest}" if self.digest else f"{name}:{self.tag}"
+
+
+def parse_image_ref(ref: str) -> ImageRef:
+    """Split an image reference the way docker does (default registry, library/, latest)."""
+    name, _, digest = ref.partition("@")
+    tag = ""
+    last_slash = name.rfind("/")
+    if ":" in name[last_slash + 1 :]:
+        name, tag = name.rsplit(":", 1)
+    first, sep, rest = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        registry, repository = first, rest
+    else:
+        registry, repository = DOCKER_HUB, name
+        if "/" not in repository:
+            repository = f"library/{repository}"
+    if registry in ("index.docker.io", "registry-1.docker.io"):
+        registry = DOCKER_HUB
+    return ImageRef(registry.lower(), repository, tag or ("" if digest else "latest"), digest)
+
+
+def _logical_lines(text: str) -> list[str]:
+    lines: list[str] = []
+    current = ""
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if current and stripped.startswith("#"):
+            continue  # comments inside a continued instruction
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        lines.append(current + stripped)
+        current = ""
+    if current.strip():
+        lines.append(current)
+    return lines
+
+
+def _expand(value: str, variables: Mapping[str, str]) -> str:
+    def repl(m: re.Match[str]) -> str:
+        name = m.group("braced") or m.group("bare")
+        if name in variables and variables[name] != "":
+            return variables[name]
+        return m.group("default") or ""
+
+    return _VAR.sub(repl, value)
+
+
+@dataclass(frozen=True)
+class BaseImages:
+    images: list[str]  # external images in Dockerfile order, without duplicates
+    final: str | None  # the external image the final (or target) stage grows from
+
+
+def base_images(text: str, build_args: Mapping[str, str], target: str = "") -> BaseImages:
+    """The images a build starts FROM, following stage names; `scratch` is none."""
+    variables: dict[str, str] = {}
+    stage_roots: dict[str, str | None] = {}  # stage name or index -> external root
+    images: list[str] = []
+    final: str | None = None
+    index = 0
+    seen_from = False
+    for line in _logical_lines(text):
+        keyword, _, rest = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "ARG" and not seen_from:
+            for decl in rest.split():
+                name, eq, default = decl.partition("=")
+                variables[name] = build_args.get(name, default.strip("\"'") if eq else "")
+        elif keyword == "FROM":
+            seen_from = True
+            words = [w for w in rest.split() if not w.startswith("--")]
+            if not words:
+                continue
+            image = _expand(words[0], variables)
+            alias = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else ""
+            root: str | None
+            if image.lower() in stage_roots:
+                root = stage_roots[image.lower()]
+            elif image.lower() == "scratch":
+                root = None
+            else:
+                root = image
+                if image not in images:
+                    images.append(image)
+            stage_roots[str(index)] = root
+            if alias:
+                stage_roots[alias] = root
+            if not target or alias == target.lower() or str(index) == target:
+                final = root
+            if target and (alias == target.lower()):
+                break
+            index += 1
+    return BaseImages(images, final)

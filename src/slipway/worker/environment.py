@@ -1,0 +1,115 @@
+"""The worker environment of spec/protocol.md, parsed and checked once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+RUNTIMES = ("podman", "buildah", "docker")
+DEFAULT_MAX_BYTES = 4 * 1024**3
+DEFAULT_MAX_FILES = 100_000
+
+
+class WorkerEnvironmentError(ValueError):
+    """A worker environment variable is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class WorkerEnvironment:
+    token: str = field(repr=False)
+    server: str
+    build_uuid: str = ""
+    container_runtime: str = "podman"
+    isolation: str = "chroot"
+    insecure: bool = False
+    tls_cert_path: str = ""
+    docker_host: str = ""
+    registry_hostname: str = ""
+    # slipway additions
+    insecure_registries: tuple[str, ...] = ()
+    context_max_bytes: int = DEFAULT_MAX_BYTES
+    context_max_files: int = DEFAULT_MAX_FILES
+    storage_driver: str = ""  # passed as --storage-driver to podman/buildah when set
+    heartbeat_interval: float = 2.0
+    retry_window: float = 60.0  # how long a lost manager connection is retried
+    work_dir: str = ""  # parent of the per-build temp dir; "" = system temp dir
+
+    def registry_is_insecure(self, registry: str) -> bool:
+        return registry.lower() in self.insecure_registries
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise WorkerEnvironmentError(f"{name}={env[name]!r} is not a boolean: use true or false")
+
+
+def _positive(env: Mapping[str, str], name: str, default: float, kind: type = int) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise WorkerEnvironmentError(
+            f"{name}={raw!r} is not a {'whole ' if kind is int else ''}number"
+        ) from None
+    if value <= 0:
+        raise WorkerEnvironmentError(f"{name}={raw!r} must be greater than 0")
+    return float(value) if kind is float else value
+
+
+def load_environment(env: Mapping[str, str] | None = None) -> WorkerEnvironment:
+    """Read the worker's settings; raise WorkerEnvironmentError naming the variable and the fix."""
+    env = os.environ if env is None else env
+    token = env.get("TOKEN", "").strip()
+    if not token:
+        raise WorkerEnvironmentError(
+            "TOKEN is not set: the executor must pass the build's registration token"
+        )
+    server = env.get("SERVER", "").strip()
+    if not server:
+        raise WorkerEnvironmentError(
+            "SERVER is not set: set it to host:port of the manager's gRPC endpoint"
+        )
+    runtime = env.get("CONTAINER_RUNTIME", "").strip().lower() or "podman"
+    if runtime not in RUNTIMES:
+        raise WorkerEnvironmentError(
+            f"CONTAINER_RUNTIME={runtime!r} is not supported: use one of {', '.join(RUNTIMES)}"
+        )
+    # Quay's executors set the misspelt BULDAH_ISOLATION; accept both.
+    isolation = (
+        env.get("BUILDAH_ISOLATION", "").strip() or env.get("BULDAH_ISOLATION", "").strip()
+    ) or "chroot"
+    tls_cert_path = env.get("TLS_CERT_PATH", "").strip()
+    insecure = _flag(env, "INSECURE")
+    if tls_cert_path and not insecure and not os.path.isfile(tls_cert_path):
+        raise WorkerEnvironmentError(
+            f"TLS_CERT_PATH={tls_cert_path!r} is not a readable file: point it at the CA "
+            "certificate (PEM) that signed the manager's certificate"
+        )
+    registries = tuple(
+        r.strip().lower() for r in env.get("INSECURE_REGISTRIES", "").split(",") if r.strip()
+    )
+    return WorkerEnvironment(
+        token=token,
+        server=server,
+        build_uuid=env.get("BUILD_UUID", "").strip(),
+        container_runtime=runtime,
+        isolation=isolation,
+        insecure=insecure,
+        tls_cert_path=tls_cert_path,
+        docker_host=env.get("DOCKER_HOST", "").strip(),
+        registry_hostname=env.get("REGISTRY_HOSTNAME", "").strip(),
+        insecure_registries=registries,
+        context_max_bytes=int(_positive(env, "CONTEXT_MAX_BYTES", DEFAULT_MAX_BYTES)),
+        context_max_files=int(_positive(env, "CONTEXT_MAX_FILES", DEFAULT_MAX_FILES)),
+        storage_driver=env.get("STORAGE_DRIVER", "").strip(),
+        heartbeat_interval=_positive(env, "HEARTBEAT_INTERVAL", 2.0, float),
+        retry_window=_positive(env, "RETRY_WINDOW", 60.0, float),
+        work_dir=env.get("WORK_DIR", "").strip(),
+    )

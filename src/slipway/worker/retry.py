@@ -1,0 +1,76 @@
+"""Retrying gRPC calls while the manager is briefly unreachable."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+
+from slipway.worker.errors import ManagerUnreachable
+
+log = logging.getLogger("slipway.worker")
+T = TypeVar("T")
+
+# Codes that mean "the manager (or the path to it) is not there right now".
+RETRYABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+    }
+)
+CALL_TIMEOUT = 30.0
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in RETRYABLE
+
+
+def describe(exc: grpc.aio.AioRpcError) -> str:
+    code = exc.code()
+    return f"{code.name if code else 'UNKNOWN'}: {exc.details() or ''}".rstrip(": ")
+
+
+class Backoff:
+    """Exponential backoff that gives up `window` seconds after the first failure."""
+
+    def __init__(self, window: float, first: float = 0.2, cap: float = 5.0) -> None:
+        self.window = window
+        self.first = first
+        self.cap = cap
+        self._since: float | None = None
+        self._delay = first
+
+    def reset(self) -> None:
+        self._since = None
+        self._delay = self.first
+
+    async def wait(self, what: str, exc: BaseException) -> None:
+        """Sleep before the next attempt, or raise ManagerUnreachable past the window."""
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        reason = describe(exc) if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+        if now - self._since >= self.window:
+            raise ManagerUnreachable(
+                f"{what}: the manager was unreachable for {self.window:.0f} s ({reason})"
+            )
+        log.warning("%s failed (%s); retrying in %.1f s", what, reason, self._delay)
+        await asyncio.sleep(min(self._delay, max(0.0, self._since + self.window - now)))
+        self._delay = min(self._delay * 2, self.cap)
+
+
+async def call_with_retry(what: str, window: float, call: Callable[[], Awaitable[T]]) -> T:
+    backoff = Backoff(window)
+    while True:
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as exc:
+            if not is_retryable(exc):
+                raise ManagerUnreachable(f"{what}: the manager refused ({describe(exc)})") from None
+            await backoff.wait(what, exc)

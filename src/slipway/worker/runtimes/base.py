@@ -1,0 +1,115 @@
+"""What every runtime does for one build, and the credential files they share."""
+
+from __future__ import annotations
+
+import abc
+import base64
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from slipway.worker.environment import WorkerEnvironment
+from slipway.worker.errors import BuildError
+from slipway.worker.process import LineSink, ProcessResult, child_environment, run_process
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    context_dir: Path
+    dockerfile: Path
+    tags: list[str]  # full references: registry/repository:tag
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    target: str = ""
+    pull_auth: Mapping[str, Credentials] = field(default_factory=dict)  # registry -> creds
+    insecure: bool = False  # some base image lives on an INSECURE_REGISTRIES registry
+
+
+def build_options(spec: BuildSpec) -> list[str]:
+    """The arguments every runtime's build takes alike: build args, target, tags."""
+    argv: list[str] = []
+    for name, value in spec.build_args.items():
+        argv += ["--build-arg", f"{name}={value}"]
+    if spec.target:
+        argv += ["--target", spec.target]
+    for tag in spec.tags:
+        argv += ["-t", tag]
+    return argv
+
+
+def write_private_file(path: Path, content: str) -> Path:
+    """A file only the worker's user can read (credentials)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(content)
+    return path
+
+
+def auth_json(auth: Mapping[str, Credentials], docker_style: bool = False) -> str:
+    """containers-auth.json / docker config.json with base64 user:password entries."""
+    entries = {}
+    for registry, creds in auth.items():
+        key = registry
+        if docker_style and registry == "docker.io":
+            key = "https://index.docker.io/v1/"
+        token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+        entries[key] = {"auth": token}
+    return json.dumps({"auths": entries})
+
+
+class Runtime(abc.ABC):
+    """One build's use of a container runtime. Failures the user caused raise BuildError
+    with the runtime's own message."""
+
+    name = ""
+
+    def __init__(self, env: WorkerEnvironment, workdir: Path, sink: LineSink) -> None:
+        self.env = env
+        self.workdir = workdir
+        self.sink = sink
+
+    async def run(self, argv: Sequence[str], *, stream: bool = True) -> ProcessResult:
+        try:
+            return await run_process(argv, self.sink if stream else None, env=self.child_env())
+        except FileNotFoundError:
+            raise RuntimeError(
+                f"{argv[0]} is not installed on this worker (CONTAINER_RUNTIME={self.name})"
+            ) from None
+
+    def child_env(self) -> dict[str, str]:
+        extra = {"BUILDAH_ISOLATION": self.env.isolation}
+        if self.env.docker_host:
+            extra["DOCKER_HOST"] = self.env.docker_host
+        return child_environment(extra)
+
+    async def checked(self, argv: Sequence[str], what: str) -> ProcessResult:
+        result = await self.run(argv)
+        if result.returncode != 0:
+            raise BuildError(f"{what} failed: {result.error_text()}")
+        return result
+
+    @abc.abstractmethod
+    async def image_exists(self, image: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def pull(self, image: str, creds: Credentials | None, insecure: bool) -> None: ...
+
+    @abc.abstractmethod
+    async def build(self, spec: BuildSpec) -> str:
+        """Build and tag; return the image id."""
+
+    @abc.abstractmethod
+    async def push(self, image_id: str, tag: str, creds: Credentials | None, insecure: bool) -> str:
+        """Push one tag; return the manifest digest the registry stored."""
+
+    @abc.abstractmethod
+    async def remove_images(self, images: Sequence[str]) -> None:
+        """Best effort: never raises."""

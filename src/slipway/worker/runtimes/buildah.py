@@ -1,0 +1,15 @@
+"""buildah: `buildah bud --isolation chroot`, push with --digestfile."""
+
+from __future__ import annotations
+
+from slipway.worker.runtimes.containers import ContainersRuntime
+
+
+class BuildahRuntime(ContainersRuntime):
+    name = "buildah"
+    build_verb = ("bud",)
+
+    async def image_exists(self, image: str) -> bool:
+        argv = [*self.base(), "inspect", "--type", "image", "--format", "{{.FromImageID}}", image]
+        result = await self.run(argv, stream=False)
+        return result.returncode == 0

@@ -1,0 +1,86 @@
+"""podman and buildah: the same containers/image flags, different verbs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from slipway.worker.dockerfile import parse_image_ref
+from slipway.worker.errors import BuildError
+from slipway.worker.runtimes.base import (
+    BuildSpec,
+    Credentials,
+    Runtime,
+    auth_json,
+    build_options,
+    write_private_file,
+)
+
+
+class ContainersRuntime(Runtime):
+    build_verb: tuple[str, ...] = ("build",)
+
+    def base(self) -> list[str]:
+        argv = [self.name]
+        if self.env.storage_driver:
+            argv += ["--storage-driver", self.env.storage_driver]
+        return argv
+
+    def _authfile(self, label: str, auth: dict[str, Credentials]) -> list[str]:
+        if not auth:
+            return []
+        path = write_private_file(self.workdir / "auth" / f"{label}.json", auth_json(auth))
+        return ["--authfile", str(path)]
+
+    @staticmethod
+    def _tls(insecure: bool) -> list[str]:
+        return ["--tls-verify=false"] if insecure else []
+
+    async def pull(self, image: str, creds: Credentials | None, insecure: bool) -> None:
+        auth = {parse_image_ref(image).registry: creds} if creds else {}
+        argv = [*self.base(), "pull", *self._tls(insecure), *self._authfile("pull", auth), image]
+        await self.checked(argv, f"pulling {image}")
+
+    def build_argv(self, spec: BuildSpec, iidfile: Path) -> list[str]:
+        argv = [*self.base(), *self.build_verb, "--isolation", self.env.isolation]
+        # no layer cache: a worker is ephemeral, and cached stage images would outlive
+        # the build's clean-up on a shared host
+        argv += ["--layers=false"]
+        argv += ["--format", "docker", "--iidfile", str(iidfile), "-f", str(spec.dockerfile)]
+        argv += self._tls(spec.insecure)
+        argv += self._authfile("build", dict(spec.pull_auth))
+        argv += build_options(spec)
+        return [*argv, str(spec.context_dir)]
+
+    async def build(self, spec: BuildSpec) -> str:
+        iidfile = self.workdir / "image.iid"
+        await self.checked(self.build_argv(spec, iidfile), "the build")
+        image_id = await asyncio.to_thread(_read, iidfile)
+        if not image_id:
+            raise BuildError(f"{self.name} did not report the id of the image it built")
+        return image_id
+
+    async def push(self, image_id: str, tag: str, creds: Credentials | None, insecure: bool) -> str:
+        auth = {parse_image_ref(tag).registry: creds} if creds else {}
+        digestfile = self.workdir / "push.digest"
+        argv = [*self.base(), "push", *self._tls(insecure), *self._authfile("push", auth)]
+        argv += ["--digestfile", str(digestfile), image_id, f"docker://{tag}"]
+        await self.checked(argv, f"pushing {tag}")
+        digest = await asyncio.to_thread(_read, digestfile)
+        if not digest.startswith("sha256:"):
+            raise BuildError(f"{self.name} did not report the digest it pushed to {tag}")
+        return digest
+
+    async def remove_images(self, images: Sequence[str]) -> None:
+        for image in images:  # one by one: a missing name must not keep the others
+            with contextlib.suppress(Exception):
+                await self.run([*self.base(), "rmi", image], stream=False)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""

@@ -1,0 +1,131 @@
+"""Run a real CNCF distribution registry (`/usr/bin/docker-registry`) for a test.
+
+with run_registry() as reg:            # anonymous push/pull
+    reg.host                            # "127.0.0.1:PORT"
+with run_registry(auth=("alice", "s3cret")) as reg:   # htpasswd (bcrypt) auth
+    ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+# A guard against a registry that never comes up, not a timing assertion.
+START_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Registry:
+    host: str  # "127.0.0.1:PORT", what image references and push targets use
+    storage: Path
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bcrypt_hash(password: str) -> str:
+    """The registry accepts bcrypt entries only."""
+    try:
+        import bcrypt
+
+        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
+    except ImportError:
+        pass
+    htpasswd = shutil.which("htpasswd")
+    if htpasswd:
+        out = subprocess.run(
+            [htpasswd, "-nbB", "x", password], check=True, capture_output=True, text=True
+        ).stdout
+        return out.strip().split(":", 1)[1]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # libxcrypt on Debian knows $2b$
+
+        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"docker-registry exited: {log.read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(f"{url}/v2/", timeout=1).close()
+            return
+        except urllib.error.HTTPError:
+            return  # 401 with auth on: it answers
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"docker-registry did not answer at {url}: {log.read_text()[-2000:]}")
+
+
+@contextlib.contextmanager
+def run_registry(auth: tuple[str, str] | None = None) -> Iterator[Registry]:
+    """Start a registry on a free 127.0.0.1 port with a temporary storage dir."""
+    with tempfile.TemporaryDirectory(prefix="slipway-registry-") as tmp:
+        root = Path(tmp)
+        storage = root / "storage"
+        storage.mkdir()
+        port = free_port()
+        lines = [
+            "version: 0.1",
+            "log:",
+            "  level: warn",
+            "storage:",
+            "  filesystem:",
+            f"    rootdirectory: {storage}",
+            "  delete:",
+            "    enabled: true",
+            "http:",
+            f"  addr: 127.0.0.1:{port}",
+        ]
+        if auth:
+            htpasswd = root / "htpasswd"
+            htpasswd.write_text(f"{auth[0]}:{bcrypt_hash(auth[1])}\n")
+            lines += ["auth:", "  htpasswd:", "    realm: slipway-test", f"    path: {htpasswd}"]
+        config = root / "config.yml"
+        config.write_text("\n".join(lines) + "\n")
+        log = root / "registry.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [REGISTRY_BIN, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT, env=env
+            )
+        try:
+            _wait_until_up(f"http://127.0.0.1:{port}", proc, log)
+            yield Registry(
+                host=f"127.0.0.1:{port}",
+                storage=storage,
+                username=auth[0] if auth else None,
+                password=auth[1] if auth else None,
+            )
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -1,0 +1,125 @@
+"""Real builds end to end: API -> manager -> local executor -> `slipway worker` -> podman or
+buildah -> a real docker-registry; skopeo checks what was pushed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from support.registry import Registry
+from support.server import running_server
+
+pytestmark = pytest.mark.podman
+
+DOCKERFILE = """\
+FROM {base} AS builder
+ARG GREETING=hello
+RUN echo "$GREETING from slipway" > /greeting.txt
+RUN wc -c /greeting.txt
+
+FROM {base}
+COPY --from=builder /greeting.txt /greeting.txt
+COPY app.txt /app.txt
+RUN cat /greeting.txt /app.txt
+"""
+
+
+@pytest.fixture(autouse=True)
+def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+
+
+def skopeo_digest(reference: str) -> str:
+    out = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", f"docker://{reference}"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return str(json.loads(out)["Digest"])
+
+
+def _worker_processes() -> list[str]:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "slipway.cli.main worker" in line]
+
+
+@pytest.mark.parametrize("runtime", ["podman", "buildah"])
+async def test_real_build_with_two_tags_multistage_and_build_arg(
+    tmp_path: Path, registry: Registry, base_image: str, runtime: str
+) -> None:
+    async with running_server(
+        tmp_path,
+        SERVER_HOSTNAME=registry.host,
+        INSECURE_REGISTRIES=[registry.host],
+        BUILD_MANAGER=["ephemeral", {"EXECUTORS": [
+            {"EXECUTOR": "local", "CONTAINER_RUNTIME": runtime}]}],
+    ) as slipway:
+        file_id = await slipway.upload_context({
+            "Dockerfile": DOCKERFILE.format(base=base_image),
+            "app.txt": "app content\n",
+        })
+        build = await slipway.start_build(
+            "demo", f"hello-{runtime}", file_id=file_id, docker_tags=["latest", "v1"],
+            build_args={"GREETING": "bonjour"})
+        final = await slipway.wait_final("demo", f"hello-{runtime}", build["id"])
+        logs = await slipway.logs("demo", f"hello-{runtime}", build["id"])
+        assert final["phase"] == "complete", (final, [e["message"] for e in logs][-20:])
+        digest = final["image_digest"]
+        assert digest.startswith("sha256:")
+        for tag in ("latest", "v1"):
+            assert skopeo_digest(f"{registry.host}/demo/hello-{runtime}:{tag}") == digest
+        phases = [e["message"] for e in logs if e.get("type") == "phase"]
+        assert phases == ["waiting", "build-scheduled", "unpacking", "pulling", "building",
+                          "pushing", "complete"]
+        commands = [e["message"] for e in logs if e.get("type") == "command"]
+        assert any("RUN echo" in c for c in commands), commands
+        assert len(commands) >= 6  # every STEP line of both stages
+        assert any("bonjour from slipway" in e["message"] for e in logs)
+    assert _worker_processes() == []
+
+
+async def test_failing_run_ends_error_with_the_runtime_message(
+    tmp_path: Path, registry: Registry, base_image: str
+) -> None:
+    async with running_server(
+        tmp_path, SERVER_HOSTNAME=registry.host, INSECURE_REGISTRIES=[registry.host],
+    ) as slipway:
+        file_id = await slipway.upload_context({
+            "Dockerfile": f"FROM {base_image}\nRUN echo about to fail && exit 7\n",
+        })
+        build = await slipway.start_build("demo", "broken", file_id=file_id)
+        final = await slipway.wait_final("demo", "broken", build["id"])
+        assert final["phase"] == "error"
+        assert final["error"]
+        assert final["retries_remaining"] == 2  # one attempt, not retried
+        assert len(final["attempts"]) == 1
+        logs = await slipway.logs("demo", "broken", build["id"])
+        errors = [e["message"] for e in logs if e.get("type") == "error"]
+        assert any("exit" in m.lower() and "7" in m for m in errors), errors
+    assert _worker_processes() == []
+
+
+async def test_push_refused_by_the_registry_ends_error(
+    tmp_path: Path, auth_registry: Registry, base_image: str
+) -> None:
+    async with running_server(
+        tmp_path,
+        SERVER_HOSTNAME=auth_registry.host,
+        INSECURE_REGISTRIES=[auth_registry.host],
+        REGISTRY_CREDENTIALS={auth_registry.host: {"username": "builder",
+                                                   "password": "wrong-password"}},
+    ) as slipway:
+        file_id = await slipway.upload_context({
+            "Dockerfile": f"FROM {base_image}\nRUN echo built\n"})
+        build = await slipway.start_build("demo", "refused", file_id=file_id)
+        final = await slipway.wait_final("demo", "refused", build["id"])
+        assert final["phase"] == "error"
+        assert "wrong-password" not in json.dumps(final)
+        logs = await slipway.logs("demo", "refused", build["id"])
+        text = " ".join(e["message"] for e in logs if e.get("type") == "error").lower()
+        assert "unauthorized" in text or "authentication required" in text, text
+        assert "wrong-password" not in json.dumps(logs)
+    assert _worker_processes() == []
+    assert os.environ.get("SLIPWAY_TOKEN") is None

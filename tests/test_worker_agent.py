@@ -1,0 +1,346 @@
+"""The worker against a recording in-test manager (real gRPC), real podman builds and a
+real registry: phases in order, logs as docker JSON, digest on COMPLETE, errors as
+ERROR, heartbeat false stops the build, an unreachable manager is retried then fatal."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import grpc
+import pytest
+import trustme
+from support.fake_manager import FakeManager, serve_manager
+from support.fileserver import serve_files
+from support.registry import Registry, free_port
+
+from slipway.protocol import buildman_pb2 as pb
+from slipway.worker.agent import EXIT_OK, EXIT_UNREACHABLE, run_worker
+from slipway.worker.environment import WorkerEnvironment
+
+TOKEN = "registration-token"
+SECRETS = (
+    "job-jwt-0123456789",
+    "push-token-abcdefghij",
+    "pull-token-klmnopqrst",
+    "presigned-signature-uvwxyz",
+)
+
+
+def tar_gz(files: dict[str, str]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def make_pack(url: str, registry: str, **extra: object) -> pb.BuildPack:
+    fields: dict[str, object] = {
+        "job_jwt": SECRETS[0],
+        "package_url": url,
+        "context": "/app",
+        "dockerfile_path": "Dockerfile",
+        "repository": "ns/app",
+        "registry": registry,
+        "push_token": SECRETS[1],
+        "pull_token": SECRETS[2],
+        "tag_names": ["v1", "latest"],
+    }
+    fields.update(extra)
+    return pb.BuildPack(**fields)  # type: ignore[arg-type]
+
+
+def worker_env(server: str, registry: str = "", **extra: object) -> WorkerEnvironment:
+    fields: dict[str, object] = {
+        "token": TOKEN,
+        "server": server,
+        "build_uuid": "b-1",
+        "container_runtime": "podman",
+        "insecure": True,
+        "insecure_registries": (registry,) if registry else (),
+        "heartbeat_interval": 0.2,
+        "retry_window": 5.0,
+    }
+    fields.update(extra)
+    return WorkerEnvironment(**fields)  # type: ignore[arg-type]
+
+
+def skopeo_digest(ref: str) -> str:
+    argv = ["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{ref}"]
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def assert_no_secrets(manager: FakeManager, caplog: pytest.LogCaptureFixture) -> None:
+    sent = [m.log_message for m in manager.rec.logs] + [p.error_message for p in manager.rec.phases]
+    for secret in (*SECRETS, TOKEN):
+        assert not any(secret in s for s in sent), f"{secret} leaked to the manager"
+        assert secret not in caplog.text, f"{secret} leaked to the worker's log"
+
+
+@pytest.mark.podman
+async def test_build_reports_phases_logs_and_the_pushed_digest(
+    tmp_path: Path, base_image: str, registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    package = tar_gz(
+        {
+            "app/Dockerfile": (
+                f'FROM {base_image} AS build\nARG WHO=nobody\nRUN echo "built by $WHO" > /who\n'
+                f"FROM {base_image}\nCOPY --from=build /who /who\nCOPY hello.txt /\n"
+                "RUN cat /who /hello.txt\n"
+            ),
+            "app/hello.txt": "hello from the package\n",
+        }
+    )
+    with serve_files({"/pkg.tar.gz": (package, "application/gzip")}) as files:
+        pack = make_pack(
+            f"{files}/pkg.tar.gz?X-Amz-Signature={SECRETS[3]}",
+            registry.host,
+            build_args=[{"name": "WHO", "value": "slipway"}],
+        )
+        manager = FakeManager(pack, TOKEN)
+        async with serve_manager(manager) as server:
+            code = await run_worker(worker_env(server, registry.host))
+
+    assert code == EXIT_OK
+    rec = manager.rec
+    assert rec.registrations == [TOKEN]
+    assert rec.heartbeats >= 1
+    assert rec.phase_names() == ["UNPACKING", "PULLING", "BUILDING", "PUSHING", "COMPLETE"]
+    seqs = [p.sequence_number for p in rec.phases]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    pulling = rec.phases[1].pull_metadata
+    assert (pulling.base_image, pulling.base_image_tag) == ("localhost/slipway-base", "latest")
+
+    digest = rec.phases[-1].image_digest
+    assert digest.startswith("sha256:")
+    assert skopeo_digest(f"{registry.host}/ns/app:v1") == digest
+    assert skopeo_digest(f"{registry.host}/ns/app:latest") == digest
+
+    log_seqs = [m.sequence_number for m in rec.logs]
+    assert log_seqs == sorted(log_seqs) and len(set(log_seqs)) == len(log_seqs)
+    lines = rec.stream_lines()
+    assert any(line.startswith("[1/2] STEP 1/3: FROM") for line in lines), lines
+    assert "built by slipway" in lines and "hello from the package" in lines
+    # logs carry the phase they were sent in
+    assert {m.phase for m in rec.logs} >= {"building"}
+    # clean-up happened before COMPLETE: the local tags are gone
+    exists = await asyncio.to_thread(
+        subprocess.run, ["podman", "image", "exists", f"{registry.host}/ns/app:v1"]
+    )
+    assert exists.returncode == 1
+    assert_no_secrets(manager, caplog)
+
+
+@pytest.mark.podman
+async def test_failing_build_sends_error_log_and_error_phase(
+    tmp_path: Path, base_image: str, registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    package = tar_gz({"app/Dockerfile": f"FROM {base_image}\nRUN echo failing now; exit 7\n"})
+    with serve_files({"/p": (package, "application/gzip")}) as files:
+        manager = FakeManager(make_pack(f"{files}/p", registry.host), TOKEN)
+        async with serve_manager(manager) as server:
+            code = await run_worker(worker_env(server, registry.host))
+
+    assert code == EXIT_OK
+    assert manager.rec.phase_names() == ["UNPACKING", "PULLING", "BUILDING", "ERROR"]
+    error = manager.rec.phases[-1].error_message
+    assert "exit status 7" in error
+    errors = [e["error"] for e in manager.rec.log_entries() if "error" in e]
+    assert errors and "exit status 7" in errors[-1]
+    assert "failing now" in manager.rec.stream_lines()
+    assert_no_secrets(manager, caplog)
+
+
+@pytest.mark.podman
+async def test_missing_base_image_is_a_build_error(
+    tmp_path: Path, base_image: str, registry: Registry
+) -> None:
+    missing = f"{registry.host}/nobody/nothing:1"
+    package = tar_gz({"app/Dockerfile": f"FROM {missing}\nRUN true\n"})
+    with serve_files({"/p": (package, "application/gzip")}) as files:
+        manager = FakeManager(make_pack(f"{files}/p", registry.host), TOKEN)
+        async with serve_manager(manager) as server:
+            code = await run_worker(worker_env(server, registry.host))
+    assert code == EXIT_OK
+    assert manager.rec.phase_names() == ["UNPACKING", "PULLING", "ERROR"]
+    assert f"could not pull base image {missing}" in manager.rec.phases[-1].error_message
+    assert "manifest unknown" in manager.rec.phases[-1].error_message
+
+
+@pytest.mark.podman
+async def test_heartbeat_false_stops_the_running_build(
+    tmp_path: Path, base_image: str, registry: Registry
+) -> None:
+    marker = "sleep 6071"
+    package = tar_gz(
+        {"app/Dockerfile": f"FROM {base_image}\nRUN echo started-sleeping && {marker}\n"}
+    )
+    with serve_files({"/p": (package, "application/gzip")}) as files:
+        manager = FakeManager(make_pack(f"{files}/p", registry.host), TOKEN)
+
+        def on_log(entry: dict[str, str]) -> None:
+            if entry.get("stream") == "started-sleeping\n":
+                manager.keep_going = False
+
+        manager.on_log = on_log
+        async with serve_manager(manager) as server:
+            code = await run_worker(worker_env(server, registry.host))
+
+    assert code == EXIT_OK
+    assert manager.rec.phase_names() == ["UNPACKING", "PULLING", "BUILDING"]
+    assert "started-sleeping" in manager.rec.stream_lines()
+    still = await asyncio.to_thread(
+        subprocess.run, ["pgrep", "-f", marker], capture_output=True, text=True
+    )
+    assert still.stdout.strip() == "", "the build's RUN step survived the stop"
+
+
+async def test_unsafe_package_is_an_error_naming_the_member(tmp_path: Path) -> None:
+    package = tar_gz({"app/Dockerfile": "FROM scratch\n", "../../escape.txt": "x"})
+    work = tmp_path / "work"
+    work.mkdir()
+    with serve_files({"/p": (package, "application/gzip")}) as files:
+        manager = FakeManager(make_pack(f"{files}/p", "127.0.0.1:1"), TOKEN)
+        async with serve_manager(manager) as server:
+            code = await run_worker(worker_env(server, work_dir=str(work)))
+    assert code == EXIT_OK
+    assert manager.rec.phase_names() == ["UNPACKING", "ERROR"]
+    assert "'../../escape.txt'" in manager.rec.phases[-1].error_message
+    assert not any("escape.txt" in files for _, _, files in os.walk(tmp_path))
+    assert not list(work.iterdir()), "the build's temp dir was not removed"
+
+
+async def test_manager_that_comes_up_late_is_retried(tmp_path: Path) -> None:
+    port = free_port()
+    with serve_files({}) as files:
+        manager = FakeManager(make_pack(f"{files}/missing", "127.0.0.1:1"), TOKEN)
+        worker = asyncio.create_task(run_worker(worker_env(f"127.0.0.1:{port}", retry_window=30)))
+        await asyncio.sleep(1.0)  # the worker is dialling a port nobody listens on yet
+        assert not worker.done()
+        async with serve_manager(manager, port):
+            code = await asyncio.wait_for(worker, 60)
+    assert code == EXIT_OK
+    assert manager.rec.phase_names() == ["UNPACKING", "ERROR"]
+    assert "HTTP 404" in manager.rec.phases[-1].error_message
+
+
+async def test_unreachable_manager_gives_up_with_nonzero_exit() -> None:
+    env = worker_env(f"127.0.0.1:{free_port()}", retry_window=1.0)
+    assert await run_worker(env) == EXIT_UNREACHABLE
+
+
+async def test_refused_registration_token_exits_nonzero_without_retrying() -> None:
+    manager = FakeManager(pb.BuildPack(job_jwt="j"), token="the-right-one")
+    async with serve_manager(manager) as server:
+        code = await run_worker(worker_env(server, retry_window=30))
+    assert code == EXIT_UNREACHABLE
+    assert manager.rec.registrations == [TOKEN]
+
+
+@pytest.mark.podman
+async def test_manager_restart_mid_build_loses_nothing(
+    tmp_path: Path, base_image: str, registry: Registry
+) -> None:
+    package = tar_gz(
+        {"app/Dockerfile": f"FROM {base_image}\nRUN echo before-restart && sleep 2 && echo after\n"}
+    )
+    port = free_port()
+    with serve_files({"/p": (package, "application/gzip")}) as files:
+        manager = FakeManager(make_pack(f"{files}/p", registry.host), TOKEN)
+        down = asyncio.Event()
+
+        def on_log(entry: dict[str, str]) -> None:
+            if entry.get("stream") == "before-restart\n":
+                down.set()
+
+        manager.on_log = on_log
+        worker = asyncio.create_task(
+            run_worker(worker_env(f"127.0.0.1:{port}", registry.host, retry_window=30))
+        )
+        async with serve_manager(manager, port):
+            await asyncio.wait_for(down.wait(), 60)
+        # the manager is gone (UNAVAILABLE) while the build goes on; it comes back
+        await asyncio.sleep(0.5)
+        async with serve_manager(manager, port):
+            code = await asyncio.wait_for(worker, 120)
+
+    assert code == EXIT_OK
+    assert manager.rec.phase_names() == ["UNPACKING", "PULLING", "BUILDING", "PUSHING", "COMPLETE"]
+    lines = manager.rec.stream_lines()
+    assert "before-restart" in lines and "after" in lines
+    assert manager.rec.phases[-1].image_digest == skopeo_digest(f"{registry.host}/ns/app:v1")
+
+
+def tls_credentials(ca: trustme.CA) -> grpc.ServerCredentials:
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    key = cert.private_key_pem.bytes()
+    chain = b"".join(blob.bytes() for blob in cert.cert_chain_pems)
+    return grpc.ssl_server_credentials([(key, chain)])
+
+
+async def test_tls_manager_verified_with_tls_cert_path(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with serve_files({}) as files:
+        manager = FakeManager(make_pack(f"{files}/missing", "127.0.0.1:1"), TOKEN)
+        async with serve_manager(manager, tls=tls_credentials(ca)) as server:
+            port = server.rsplit(":", 1)[1]
+            env = worker_env(f"localhost:{port}", insecure=False, tls_cert_path=str(ca_file))
+            assert await run_worker(env) == EXIT_OK
+    assert manager.rec.phase_names() == ["UNPACKING", "ERROR"]
+
+
+async def test_tls_manager_with_an_unknown_ca_is_refused(tmp_path: Path) -> None:
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    manager = FakeManager(pb.BuildPack(job_jwt="j"), TOKEN)
+    async with serve_manager(manager, tls=tls_credentials(trustme.CA())) as server:
+        port = server.rsplit(":", 1)[1]
+        env = worker_env(
+            f"localhost:{port}", insecure=False, tls_cert_path=str(other), retry_window=1.0
+        )
+        assert await run_worker(env) == EXIT_UNREACHABLE
+    assert manager.rec.registrations == []
+
+
+async def test_slipway_worker_command_reads_the_environment(tmp_path: Path) -> None:
+    with serve_files({}) as files:
+        manager = FakeManager(make_pack(f"{files}/missing", "127.0.0.1:1"), TOKEN)
+        async with serve_manager(manager) as server:
+            env = {k: v for k, v in os.environ.items() if not k.endswith("_PROXY")}
+            env.update(
+                {
+                    "TOKEN": TOKEN,
+                    "SERVER": server,
+                    "BUILD_UUID": "b-cli",
+                    "INSECURE": "true",
+                    "CONTAINER_RUNTIME": "buildah",
+                    "BULDAH_ISOLATION": "chroot",
+                }
+            )
+            proc = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).parent / "slipway"),
+                "worker",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == EXIT_OK, err.decode()
+    assert manager.rec.registrations == [TOKEN]
+    assert manager.rec.phase_names() == ["UNPACKING", "ERROR"]
+    assert "b-cli" in err.decode()
+    for secret in (TOKEN, *SECRETS):
+        assert secret not in (out + err).decode()
