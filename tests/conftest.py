@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import pytest_asyncio
 from support.images import ensure_base_image, podman_available
 from support.registry import Registry, run_registry
 
@@ -29,3 +32,25 @@ def base_image() -> str:
     if not podman_available():
         pytest.skip("podman/buildah are not installed")
     return ensure_base_image()
+
+
+HANG_REPORT_AFTER_S = 60
+
+
+@pytest_asyncio.fixture(autouse=True, loop_scope="session")
+async def report_hung_tasks() -> AsyncIterator[None]:
+    """pytest-timeout dumps threads only; when a test hangs, print where each asyncio task
+    waits, so a CI log shows the await that never returned."""
+
+    def dump() -> None:
+        print(f"\n=== asyncio tasks after {HANG_REPORT_AFTER_S}s ===", file=sys.stderr)
+        for task in asyncio.all_tasks():
+            print(f"--- {task.get_name()} {task.get_coro()!r}", file=sys.stderr)
+            for frame in task.get_stack():  # print_stack trips over grpc's Cython frames
+                code = frame.f_code
+                print(f"    {code.co_filename}:{frame.f_lineno} in {code.co_name}",
+                      file=sys.stderr)
+
+    handle = asyncio.get_running_loop().call_later(HANG_REPORT_AFTER_S, dump)
+    yield
+    handle.cancel()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import time
 from pathlib import Path
 
@@ -15,7 +19,8 @@ from support.protocol_worker import ProtocolWorker
 
 from slipway.domain.phases import Phase
 from slipway.protocol import buildman_pb2 as pb
-from slipway.tokens.jwt import TokenType
+from slipway.tokens.jwt import TokenService, TokenType
+from slipway.tokens.keys import load_or_create
 
 
 @pytest.fixture
@@ -37,6 +42,16 @@ async def _refused(call) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await call
     return err.value.code()
+
+
+def _hs256(header: dict[str, object], claims: dict[str, object], secret: bytes) -> str:
+    """Signed by hand: PyJWT rightly refuses to use a PEM key as an HMAC secret."""
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(mac)}"
 
 
 def _forge(claims: dict[str, object], kid: str) -> str:
@@ -72,9 +87,22 @@ async def test_wrong_audience_is_refused(scheduled) -> None:  # type: ignore[no-
     claims = jwt.decode(spec.registration_token, options={"verify_signature": False})
     claims["aud"] = "other-manager.example.com"
     claims["exp"] = int(time.time()) + 60
-    token = jwt.encode(claims, harness.tokens.key.private_pem, algorithm="RS256",
+    token = jwt.encode(claims, harness.tokens.key.private_pem, algorithm="ES256",
                        headers={"kid": harness.tokens.key.kid})
     assert await _refused(worker.register(token)) is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_token_cannot_choose_its_algorithm(scheduled) -> None:  # type: ignore[no-untyped-def]
+    """HS256 signed with the published public key as the secret (the classic confusion
+    attack) is refused: the key decides the algorithm, not the token's header."""
+    harness, spec, build_id, worker = scheduled
+    claims = jwt.decode(spec.registration_token, options={"verify_signature": False})
+    header = jwt.get_unverified_header(spec.registration_token)
+    assert header["alg"] == "ES256"
+    public_pem = harness.tokens.key.public_pem.encode()
+    forged = _hs256({"alg": "HS256", "typ": "JWT", "kid": header["kid"]}, claims, public_pem)
+    assert await _refused(worker.register(forged)) is grpc.StatusCode.UNAUTHENTICATED
+    assert (await harness.build(build_id)).phase is Phase.BUILD_SCHEDULED
 
 
 async def test_replayed_registration_token_is_refused(scheduled) -> None:  # type: ignore[no-untyped-def]
@@ -106,3 +134,29 @@ async def test_wrong_token_types_are_refused(scheduled) -> None:  # type: ignore
     # while the job token does all of it
     assert (await worker.set_phase(pb.BUILDING)).success
     assert await worker.heartbeat() == [True]
+
+
+async def test_an_rsa_key_of_an_earlier_version_keeps_working(tmp_path: Path) -> None:
+    """Managers created their key as RSA-2048 before ES256: such a DATA_DIR still mints
+    RS256 tokens that every manager verifies."""
+    key_dir = tmp_path / "keys"
+    key_dir.mkdir()
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (key_dir / "signing.pem").write_bytes(rsa_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    old = load_or_create(tmp_path)
+    new = load_or_create(tmp_path / "new")
+    published = {old.kid: old.public_pem, new.kid: new.public_pem}
+
+    async def lookup(kid: str) -> str | None:
+        return published.get(kid)
+
+    old_service = TokenService(old, "builder.test", lookup)
+    new_service = TokenService(new, "builder.test", lookup)
+    old_token = old_service.mint(TokenType.JOB, "b", "j", 60)
+    new_token = new_service.mint(TokenType.JOB, "b", "j2", 60)
+    assert jwt.get_unverified_header(old_token)["alg"] == "RS256"
+    assert jwt.get_unverified_header(new_token)["alg"] == "ES256"
+    assert (await new_service.verify(old_token, TokenType.JOB)).job_id == "j"
+    assert (await old_service.verify(new_token, TokenType.JOB)).job_id == "j2"

@@ -1,1 +1,2 @@
-"""Signed registration and job tokens (JWT, RS256, `kid`), as Quay's build manager mints them."""
+"""Signed registration and job tokens (JWT with `kid`: ES256, or RS256 for older keys), as
+Quay's build manager mints them."""

@@ -17,9 +17,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 
-from slipway.tokens.keys import SigningKey
-
-ALGORITHM = "RS256"
+from slipway.tokens.keys import SigningKey, algorithm_for
 
 
 class TokenType(StrEnum):
@@ -53,7 +51,9 @@ class TokenService:
         self._lookup = lookup
         # parsed once: loading a PEM (RSA key checks) costs ~10 ms, far more than signing
         self._private: Any = serialization.load_pem_private_key(key.private_pem, None)
-        self._public: dict[str, Any] = {key.kid: _load_public(key.public_pem)}
+        self._algorithm = algorithm_for(self._private)
+        # kid -> (public key, its algorithm)
+        self._public: dict[str, tuple[Any, str]] = {key.kid: _load_public(key.public_pem)}
         # verified job tokens, by token string: heartbeats repeat the same token every few
         # seconds, and an RSA verify per heartbeat is the manager's largest CPU cost
         self._verified: dict[str, TokenClaims] = {}
@@ -75,7 +75,7 @@ class TokenService:
                 "expiration": int(expiration),
             },
         }
-        return jwt.encode(claims, self._private, algorithm=ALGORITHM,
+        return jwt.encode(claims, self._private, algorithm=self._algorithm,
                           headers={"kid": self.key.kid})
 
     async def verify(self, token: str, expected: TokenType) -> TokenClaims:
@@ -118,23 +118,26 @@ class TokenService:
         except jwt.PyJWTError as exc:
             raise InvalidToken("token is not a JWT") from exc
         kid = header.get("kid")
-        if not isinstance(kid, str) or header.get("alg") != ALGORITHM:
-            raise InvalidToken("token has no key id or an unexpected algorithm")
-        public = self._public.get(kid)
-        if public is None:
+        if not isinstance(kid, str):
+            raise InvalidToken("token has no key id")
+        known = self._public.get(kid)
+        if known is None:
             pem = await self._lookup(kid)
             if pem is None:
                 raise InvalidToken("token was signed by an unknown key")
             try:
-                public = _load_public(pem)
+                known = _load_public(pem)
             except ValueError as exc:
                 raise InvalidToken("token was signed by a key that cannot be read") from exc
-            self._public[kid] = public
+            self._public[kid] = known
+        public, algorithm = known
+        if header.get("alg") != algorithm:
+            raise InvalidToken(f"token's algorithm is not {algorithm}, its key's")
         try:
             return jwt.decode(
                 token,
                 public,
-                algorithms=[ALGORITHM],
+                algorithms=[algorithm],
                 audience=self.audience,
                 options={"require": ["exp", "aud", "iat"]},
             )
@@ -146,5 +149,6 @@ class TokenService:
             raise InvalidToken(f"token rejected: {type(exc).__name__}") from exc
 
 
-def _load_public(pem: str) -> Any:
-    return serialization.load_pem_public_key(pem.encode())
+def _load_public(pem: str) -> tuple[Any, str]:
+    public = serialization.load_pem_public_key(pem.encode())
+    return public, algorithm_for(public)
