@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Backend, rounded
+from benchmarks.common import ROOT, Backend, rounded
 from benchmarks.harness import (
+    CLK_TCK,
     ExecutorEvents,
     ServerProcess,
     api_client,
@@ -39,6 +41,38 @@ async def _stream(fleet: WorkerFleet, token: str, count: int) -> int:
     async for reply in fleet.stub().LogMessage(requests()):
         accepted += bool(reply.success)
     return accepted
+
+
+async def _ceiling(builds: int, lines_per_build: int) -> dict[str, Any]:
+    """The same streams against an acknowledge-only gRPC server (benchmarks/grpc_ceiling)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks.grpc_ceiling", cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        ready = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))
+        fleet = WorkerFleet(f"127.0.0.1:{ready['grpc_port']}", connections=8)
+        cpu = Path(f"/proc/{ready['pid']}/stat")
+        try:
+            cpu0, t0 = _cpu_seconds(cpu), time.perf_counter()
+            counts = await asyncio.gather(*(
+                _stream(fleet, "t", lines_per_build) for _ in range(builds)))
+            elapsed = time.perf_counter() - t0
+            cpu1 = _cpu_seconds(cpu)
+        finally:
+            await fleet.close()
+    finally:
+        proc.stdin.close()
+        await proc.wait()
+    return {
+        "grpc_ceiling_lines_per_s": rounded(sum(counts) / elapsed),
+        "grpc_ceiling_server_cpu_share": rounded((cpu1 - cpu0) / elapsed, 2),
+    }
+
+
+def _cpu_seconds(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 async def run(backend: Backend, workdir: Path, *, builds: int = 100, lines_per_build: int = 2000,
@@ -87,7 +121,9 @@ async def run(backend: Backend, workdir: Path, *, builds: int = 100, lines_per_b
         await server.stop()
         await events.close()
     total = sum(counts)
+    ceiling = await _ceiling(builds, lines_per_build)
     return {
+        **ceiling,
         "concurrent_builds": builds,
         "lines_sent": builds * lines_per_build,
         "lines_accepted": total,

@@ -28,6 +28,8 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("tracking", "heartbeat_p99_ms", "  heartbeat p99", "ms"),
     ("tracking", "bytes_per_build", "  memory per tracked build", "B"),
     ("logs", "lines_per_s", "log lines ingested per second (100 builds)", "/s"),
+    ("logs", "grpc_ceiling_lines_per_s",
+     "  the same streams to an acknowledge-only gRPC server (grpcio's ceiling)", "/s"),
     ("logs", "read_log_s", "read a long log through the API", "s"),
     ("e2e", "ratio_vs_hand", "small real build vs podman build + push by hand", "x"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,6 +23,8 @@ from slipway.store.facade import Store
 from slipway.tokens.jwt import TokenService
 from slipway.tokens.keys import load_or_create
 from support.protocol_worker import close_all as close_all_workers
+
+TEARDOWN_STEP_LIMIT = 15.0
 
 WorkerScript = Callable[[WorkerSpec], Awaitable[None]]
 
@@ -104,6 +107,7 @@ class Harness:
         self.config = parse_config(raw).config
         self.executors: list[Executor] = []
         self.address = f"127.0.0.1:{self.grpc_port}"
+        self.teardown_hangs: list[str] = []
 
     def executor_configs(self) -> list[Any]:
         assert self.config.manager is not None
@@ -138,11 +142,21 @@ class Harness:
         return self
 
     async def stop(self) -> None:
-        await close_all_workers()
-        await self.manager.shutdown()
-        await self.grpc.stop(grace=0)
-        await self.orchestrator.close()
-        await self.store.close()
+        # each step bounded: a teardown that hangs (grpc.aio has had such bugs) must say
+        # where, not stall the whole suite until pytest-timeout
+        for what, step in (
+            ("closing the test workers' channels", close_all_workers),
+            ("the manager's shutdown", self.manager.shutdown),
+            ("stopping the gRPC server", lambda: self.grpc.stop(grace=0)),
+            ("closing the orchestrator", self.orchestrator.close),
+            ("closing the store", self.store.close),
+        ):
+            try:
+                await asyncio.wait_for(step(), TEARDOWN_STEP_LIMIT)
+            except TimeoutError:
+                self.teardown_hangs.append(what)
+                print(f"harness teardown: {what} did not finish in {TEARDOWN_STEP_LIMIT} s",
+                      file=sys.stderr)
 
     async def submit(
         self, namespace: str = "ns", repository: str = "repo", tags: tuple[str, ...] = ("latest",)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator, Sequence
 
 import grpc
@@ -17,9 +18,20 @@ from slipway.protocol import buildman_pb2_grpc as pb_grpc
 _OPEN: set[ProtocolWorker] = set()
 
 
+_STUCK: list[ProtocolWorker] = []  # channels whose close() hung: never garbage-collected
+CLOSE_LIMIT = 5.0
+# a safety limit on every call, so a call that never returns fails where it was made
+CALL_LIMIT = 60.0
+
+
 async def close_all() -> None:
     for worker in list(_OPEN):
-        await worker.close()
+        try:
+            await asyncio.wait_for(worker.close(), CLOSE_LIMIT)
+        except TimeoutError:
+            _STUCK.append(worker)
+            print(f"a test worker's grpc.aio channel did not close in {CLOSE_LIMIT} s",
+                  file=sys.stderr)
 
 
 class ProtocolWorker:
@@ -36,7 +48,8 @@ class ProtocolWorker:
         await self.channel.close()
 
     async def register(self, token: str) -> pb.BuildPack:
-        pack = await self.stub.RegisterBuildJob(pb.BuildJobArgs(register_jwt=token))
+        pack = await self.stub.RegisterBuildJob(pb.BuildJobArgs(register_jwt=token),
+                                                 timeout=CALL_LIMIT)
         self.job_jwt = pack.job_jwt
         return pack
 
@@ -51,7 +64,7 @@ class ProtocolWorker:
             for _ in range(count):
                 yield pb.HeartbeatRequest(job_jwt=token)
 
-        replies = [r.reply async for r in self.stub.Heartbeat(requests())]
+        replies = [r.reply async for r in self.stub.Heartbeat(requests(), timeout=CALL_LIMIT)]
         self.heartbeat_replies.extend(replies)
         return replies
 
@@ -82,7 +95,7 @@ class ProtocolWorker:
         )
         if pull_metadata:
             request.pull_metadata.CopyFrom(pb.SetPhaseRequest.PullMetadata(**pull_metadata))
-        return await self.stub.SetPhase(request)
+        return await self.stub.SetPhase(request, timeout=CALL_LIMIT)
 
     async def logs(
         self,
@@ -101,4 +114,4 @@ class ProtocolWorker:
                     job_jwt=token, sequence_number=number, log_message=text, phase="building"
                 )
 
-        return [r async for r in self.stub.LogMessage(requests())]
+        return [r async for r in self.stub.LogMessage(requests(), timeout=CALL_LIMIT)]

@@ -11,6 +11,7 @@ from typing import Any
 
 from slipway.executors.base import Executor
 from slipway.manager.jobs import JobState
+from slipway.manager.log_writer import LogWriter
 from slipway.orchestrator.base import Orchestrator
 from slipway.store.builds import BuildRecord
 from slipway.store.facade import Store
@@ -37,6 +38,10 @@ class ManagerContext:
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     # attempts whose job key this process deleted and whose end it is still writing
     ending: set[str] = field(default_factory=set)
+    log_writer: LogWriter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_writer = LogWriter(self.store)
 
     def executor(self, name: str | None) -> Executor | None:
         return next((e for e in self.executors if e.name == name), None)

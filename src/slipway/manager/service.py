@@ -113,5 +113,6 @@ class BuildManager:
         for task in list(self.ctx.background):
             task.cancel()
         await asyncio.gather(*self.ctx.background, return_exceptions=True)
+        await self.ctx.log_writer.close()
         for executor in self.ctx.executors:
             await executor.close()

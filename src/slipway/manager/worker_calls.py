@@ -241,6 +241,7 @@ async def ingest_logs(
     results: list[LogResult] = []
     by_build: dict[str, list[LogEntry]] = {}
     accepted_jobs: dict[str, TokenClaims] = {}
+    accepted_builds: dict[int, str] = {}  # request index -> build id
     for token, seq, message, phase in requests:
         try:
             claims = await ctx.tokens.verify(token, TokenType.JOB)
@@ -259,11 +260,14 @@ async def ingest_logs(
         state.last_seq[claims.job_id] = seq
         by_build.setdefault(claims.build_id, []).append(entry)
         accepted_jobs[claims.job_id] = claims
+        accepted_builds[len(results)] = claims.build_id
         results.append(LogResult(True, seq))
     if by_build:
-        async with ctx.store.db.write() as conn:
-            for build_id, entries in by_build.items():
-                await ctx.store.logs.append(build_id, entries, conn)
+        refused = await ctx.log_writer.append(by_build)
+        if refused:  # the build is gone: its lines were not stored
+            for index, request in enumerate(requests):
+                if results[index].success and accepted_builds[index] in refused:
+                    results[index] = LogResult(False, request[1])
     # every accepted log line counts as a heartbeat (at most one touch per job a second)
     now = time.monotonic()
     for job_id in accepted_jobs:
