@@ -91,7 +91,7 @@ async def run(backend: Backend, workdir: Path, *, builds: int = 100, lines_per_b
         async with api_client(server, 16) as client:
             await submit_many(client, builds + 1, concurrency=16, namespaces=10,
                               on_submitted=lambda b, _t: ids.append(b), paths=paths)
-            await wait_until(lambda: len(fleet.registered) + len(fleet.errors) >= builds + 1,
+            await wait_until(lambda: len(fleet.registered) + fleet.failures >= builds + 1,
                              120, "builds to register")
             if fleet.errors:
                 raise RuntimeError(f"workers failed: {fleet.errors[:5]}")

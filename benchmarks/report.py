@@ -59,7 +59,8 @@ def _cell(results: dict[str, Any], bench: str, backend: str, key: str, unit: str
         # as fast as they come
         served = section.get("heartbeats_per_s") or 0
         expected = section.get("expected_heartbeats_per_s") or 0
-        if section.get("streams_failed") or section.get("heartbeats_refused") or (
+        if section.get("streams_failed") or section.get("heartbeats_refused") or section.get(
+            "registration_failures") or (
             served < 0.9 * expected
         ):
             ok = False

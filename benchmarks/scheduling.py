@@ -112,7 +112,7 @@ async def _live(backend: Backend, n: int, workdir: Path, name: str,
             cpu0, wall0, mine0 = server.cpu_seconds(), time.time(), os.times()
             await submit_many(client, n, concurrency=concurrency, namespaces=namespaces,
                               on_submitted=submitted.__setitem__)
-            await wait_until(lambda: len(fleet.completed) + len(fleet.errors) >= n + paced_builds,
+            await wait_until(lambda: len(fleet.completed) + fleet.failures >= n + paced_builds,
                              max(120.0, n / 10), f"{n} builds to complete")
             wall1, cpu1, mine1 = time.time(), server.cpu_seconds(), os.times()
     finally:

@@ -39,6 +39,7 @@ class WorkerFleet:
         self.job_tokens: dict[str, str] = {}
         self.completed: set[str] = set()
         self.errors: list[str] = []
+        self.failures = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def stub(self) -> pb_grpc.BuildManagerStub:
@@ -69,6 +70,7 @@ class WorkerFleet:
                     raise RuntimeError(f"SetPhase {phase} refused")
             self.completed.add(build_id)
         except (grpc.aio.AioRpcError, RuntimeError) as exc:
+            self.failures += 1
             if len(self.errors) < 20:
                 self.errors.append(f"{build_id}: {exc}")
 

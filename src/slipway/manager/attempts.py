@@ -207,6 +207,7 @@ async def _mark_scheduled(
     swapped = await ctx.orchestrator.compare_and_set(
         job_key(job.job_id), scheduling, job.dumps(), expiration=float(setup_time)
     )
+    ctx.mark_scheduled(job.job_id)  # a registration waiting for this re-reads the key
     if not swapped:
         # the job ended (cancelled, or JOB_REGISTRATION_TIMEOUT passed) while we were
         # starting the worker: the worker must not outlive it
@@ -342,6 +343,7 @@ async def end_attempt(
 
 def untrack(ctx: ManagerContext, job_id: str) -> None:
     ctx.tracked.pop(job_id, None)
+    ctx.mark_scheduled(job_id)  # wakes a waiting registration, which finds the job gone
     metrics.RUNNING_WORKERS.set(len(ctx.tracked))
     # always wake: the DELETE event of this job may have untracked it already, while our
     # queue update was not yet committed, and that earlier wake-up found nothing to claim

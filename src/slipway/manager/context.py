@@ -39,6 +39,9 @@ class ManagerContext:
     # attempts whose job key this process deleted and whose end it is still writing
     ending: set[str] = field(default_factory=set)
     log_writer: LogWriter = field(init=False)
+    # job id -> set once this process has recorded the job's worker (stage `scheduled`);
+    # only jobs this process tracks get one (a registration may arrive before that)
+    _scheduled: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.log_writer = LogWriter(self.store)
@@ -60,6 +63,18 @@ class ManagerContext:
 
         task.add_done_callback(done)
         return task
+
+    def scheduled_signal(self, job_id: str) -> asyncio.Event:
+        """An event set when this process marks the job scheduled; for a job it does not
+        track, one that is never set (the caller's timeout turns it into polling)."""
+        if job_id not in self.tracked:
+            return asyncio.Event()
+        return self._scheduled.setdefault(job_id, asyncio.Event())
+
+    def mark_scheduled(self, job_id: str) -> None:
+        event = self._scheduled.pop(job_id, None)
+        if event is not None:
+            event.set()
 
     def remember_cancelled(self, build_id: str) -> None:
         self.cancelled[build_id] = None

@@ -29,6 +29,7 @@ class EventHandlers:
         job_id = event.key[len(JOB_PREFIX):]
         if event.kind is KeyEventKind.DELETE:
             # ended by another manager (or by us): stop counting it against our capacity
+            self.ctx.mark_scheduled(job_id)  # a waiting registration re-reads: gone
             if self.ctx.tracked.pop(job_id, None) is not None:
                 self.ctx.wake_scheduler()
             return

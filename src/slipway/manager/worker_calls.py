@@ -27,6 +27,8 @@ log = logging.getLogger("slipway.manager")
 
 # longest a registration waits for the manager to finish recording the worker's start
 REGISTER_WAIT = 10.0
+REGISTER_POLL_FIRST = 0.05
+REGISTER_POLL_MAX = 1.0
 
 
 class CallRefused(Exception):
@@ -84,14 +86,23 @@ async def _scheduled_job(ctx: ManagerContext, claims: TokenClaims) -> JobState:
     the executor's start_worker has even returned (stage still `scheduling`)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + REGISTER_WAIT
+    pause = REGISTER_POLL_FIRST
     while True:
         raw = await ctx.orchestrator.get(job_key(claims.job_id))
         if raw is None:
             raise CallRefused("FAILED_PRECONDITION", "this build job has ended or expired")
         job = JobState.loads(raw)
-        if job.stage is not JobStage.SCHEDULING or loop.time() > deadline:
+        remaining = deadline - loop.time()
+        if job.stage is not JobStage.SCHEDULING or remaining <= 0:
             return job
-        await asyncio.sleep(0.05)
+        # started by this process: woken the moment it is recorded. By another manager:
+        # polled, backing off, so a burst of early registrations cannot flood the
+        # orchestrator with reads
+        marked = ctx.scheduled_signal(claims.job_id)
+        try:
+            await asyncio.wait_for(marked.wait(), min(pause, remaining))
+        except TimeoutError:
+            pause = min(pause * 2, REGISTER_POLL_MAX)
 
 
 async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:

@@ -53,7 +53,9 @@ class Database:
                 # enough connections that none is opened (a thread, PRAGMAs) per use
                 kwargs.update(pool_size=20, max_overflow=20)
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # enough kept open for a busy manager: opening a PostgreSQL connection forks a
+            # backend (milliseconds of server CPU), so churning overflow ones is costly
+            kwargs.update(pool_size=20, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(async_url(db_uri), **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
