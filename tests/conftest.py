@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
 from support.images import ensure_base_image, podman_available
 from support.registry import Registry, run_registry
+from support.task_dump import dump_tasks
 
 
 @pytest.fixture
@@ -43,13 +43,7 @@ async def report_hung_tasks() -> AsyncIterator[None]:
     waits, so a CI log shows the await that never returned."""
 
     def dump() -> None:
-        print(f"\n=== asyncio tasks after {HANG_REPORT_AFTER_S}s ===", file=sys.stderr)
-        for task in asyncio.all_tasks():
-            print(f"--- {task.get_name()} {task.get_coro()!r}", file=sys.stderr)
-            for frame in task.get_stack():  # print_stack trips over grpc's Cython frames
-                code = frame.f_code
-                print(f"    {code.co_filename}:{frame.f_lineno} in {code.co_name}",
-                      file=sys.stderr)
+        dump_tasks(f"asyncio tasks after {HANG_REPORT_AFTER_S}s")
 
     handle = asyncio.get_running_loop().call_later(HANG_REPORT_AFTER_S, dump)
     yield

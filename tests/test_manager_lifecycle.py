@@ -329,3 +329,39 @@ async def test_unknown_job_gets_unauthenticated(tmp_path: Path) -> None:
         await w.close()
     finally:
         await harness.stop()
+
+
+async def test_a_worker_that_registers_before_its_start_is_recorded_is_served(
+    tmp_path: Path,
+) -> None:
+    """A fast worker may call RegisterBuildJob while the executor's start_worker has not
+    returned yet: the registration waits for the start to be recorded, then succeeds."""
+    harness: Harness
+    registered: list[str] = []
+
+    async def worker(spec: WorkerSpec) -> None:
+        w = ProtocolWorker(harness.address)
+        pack = await w.register(spec.registration_token)
+        registered.append(pack.repository)
+        await w.set_phase(pb.BUILDING)
+        await w.set_phase(pb.COMPLETE, digest=DIGEST)
+        await w.close()
+
+    class SlowToReturn(ScriptedExecutor):
+        async def start_worker(self, spec: WorkerSpec) -> str:
+            worker_id = await super().start_worker(spec)  # the worker runs from here on
+            await asyncio.sleep(0.5)  # e.g. a slow cloud API answering after the boot
+            assert not registered  # it is still waiting for us
+            return worker_id
+
+    harness = Harness(tmp_path)
+    executor = SlowToReturn(harness.executor_configs()[0], "m", script=worker)
+    await harness.start([executor])
+    try:
+        build_id = await harness.submit()
+        record = await harness.wait_phase(build_id, Phase.COMPLETE, Phase.INTERNAL_ERROR)
+        assert record.phase is Phase.COMPLETE
+        assert registered == ["ns/repo"]
+        assert executor.errors == []
+    finally:
+        await harness.stop()

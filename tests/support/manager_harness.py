@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from slipway.store.facade import Store
 from slipway.tokens.jwt import TokenService
 from slipway.tokens.keys import load_or_create
 from support.protocol_worker import close_all as close_all_workers
+from support.task_dump import dump_tasks
 
 TEARDOWN_STEP_LIMIT = 15.0
 
@@ -142,21 +142,27 @@ class Harness:
         return self
 
     async def stop(self) -> None:
-        # each step bounded: a teardown that hangs (grpc.aio has had such bugs) must say
-        # where, not stall the whole suite until pytest-timeout
+        # Each step bounded, so a hang says where instead of stalling the suite until
+        # pytest-timeout. The test workers' channels are closed by close_all_workers,
+        # which tolerates grpc.aio's client-side close hanging (a library bug, seen in
+        # CI); a hang in any of slipway's own steps fails the test.
+        await close_all_workers()
         for what, step in (
-            ("closing the test workers' channels", close_all_workers),
             ("the manager's shutdown", self.manager.shutdown),
             ("stopping the gRPC server", lambda: self.grpc.stop(grace=0)),
             ("closing the orchestrator", self.orchestrator.close),
             ("closing the store", self.store.close),
         ):
-            try:
-                await asyncio.wait_for(step(), TEARDOWN_STEP_LIMIT)
-            except TimeoutError:
+            task = asyncio.get_running_loop().create_task(step())
+            done, _ = await asyncio.wait({task}, timeout=TEARDOWN_STEP_LIMIT)
+            if not done:  # left running: wait_for would wait for it to take the cancel
                 self.teardown_hangs.append(what)
-                print(f"harness teardown: {what} did not finish in {TEARDOWN_STEP_LIMIT} s",
-                      file=sys.stderr)
+            else:
+                task.result()  # a step that failed fails the test
+        if self.teardown_hangs:
+            dump_tasks("tasks when the harness teardown hung")
+            raise AssertionError(f"teardown hung in: {', '.join(self.teardown_hangs)} "
+                                 f"(each given {TEARDOWN_STEP_LIMIT} s)")
 
     async def submit(
         self, namespace: str = "ns", repository: str = "repo", tags: tuple[str, ...] = ("latest",)

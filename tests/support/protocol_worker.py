@@ -18,7 +18,8 @@ from slipway.protocol import buildman_pb2_grpc as pb_grpc
 _OPEN: set[ProtocolWorker] = set()
 
 
-_STUCK: list[ProtocolWorker] = []  # channels whose close() hung: never garbage-collected
+# channels whose close() hung, with that close: kept referenced, never garbage-collected
+_STUCK: list[tuple[ProtocolWorker, asyncio.Task[None]]] = []
 CLOSE_LIMIT = 5.0
 # a safety limit on every call, so a call that never returns fails where it was made
 CALL_LIMIT = 60.0
@@ -26,10 +27,11 @@ CALL_LIMIT = 60.0
 
 async def close_all() -> None:
     for worker in list(_OPEN):
-        try:
-            await asyncio.wait_for(worker.close(), CLOSE_LIMIT)
-        except TimeoutError:
-            _STUCK.append(worker)
+        # not wait_for: it would wait for a hung close to acknowledge its cancellation
+        closing = asyncio.get_running_loop().create_task(worker.close())
+        done, _ = await asyncio.wait({closing}, timeout=CLOSE_LIMIT)
+        if not done:
+            _STUCK.append((worker, closing))
             print(f"a test worker's grpc.aio channel did not close in {CLOSE_LIMIT} s",
                   file=sys.stderr)
 

@@ -41,7 +41,7 @@ class ManagerContext:
     log_writer: LogWriter = field(init=False)
     # job id -> set once this process has recorded the job's worker (stage `scheduled`);
     # only jobs this process tracks get one (a registration may arrive before that)
-    _scheduled: dict[str, asyncio.Event] = field(default_factory=dict)
+    scheduled_signals: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.log_writer = LogWriter(self.store)
@@ -69,10 +69,10 @@ class ManagerContext:
         track, one that is never set (the caller's timeout turns it into polling)."""
         if job_id not in self.tracked:
             return asyncio.Event()
-        return self._scheduled.setdefault(job_id, asyncio.Event())
+        return self.scheduled_signals.setdefault(job_id, asyncio.Event())
 
     def mark_scheduled(self, job_id: str) -> None:
-        event = self._scheduled.pop(job_id, None)
+        event = self.scheduled_signals.pop(job_id, None)
         if event is not None:
             event.set()
 

@@ -8,13 +8,13 @@ transaction runs, the lines arriving on all streams gather for the next.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping, Sequence
 
+from slipway.manager.background import finish_or_cancel
 from slipway.store.facade import Store
 from slipway.store.logs import LogEntry
 
-log = logging.getLogger("slipway.manager")
+CLOSE_GRACE = 10.0
 
 Lines = Mapping[str, Sequence[LogEntry]]  # build id -> entries, in order
 
@@ -77,6 +77,6 @@ class LogWriter:
                 done.exception()
 
     async def close(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        """Write what was handed over, then stop."""
+        if self._task is not None:
+            await finish_or_cancel(self._task, CLOSE_GRACE)

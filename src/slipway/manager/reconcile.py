@@ -21,6 +21,7 @@ import logging
 
 from slipway.domain.results import AttemptEnd
 from slipway.manager.attempts import end_attempt, stop_worker_of, untrack
+from slipway.manager.background import finish_or_cancel
 from slipway.manager.context import ManagerContext
 from slipway.manager.jobs import JobStage, JobState
 from slipway.manager.keys import DEADLINE_PREFIX, JOB_PREFIX, deadline_key, job_key
@@ -28,6 +29,7 @@ from slipway.manager.keys import DEADLINE_PREFIX, JOB_PREFIX, deadline_key, job_
 log = logging.getLogger("slipway.manager")
 
 MAX_INTERVAL = 10.0
+STOP_GRACE = 10.0
 
 
 class Reconciler:
@@ -35,6 +37,7 @@ class Reconciler:
         self.ctx = ctx
         self._missing: set[str] = set()  # tracked job ids whose key was missing last pass
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
 
     @property
     def interval(self) -> float:
@@ -44,15 +47,18 @@ class Reconciler:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Let a pass in progress finish (see Scheduler.stop for why not cancel)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stop.set()
+            await finish_or_cancel(self._task, STOP_GRACE)
 
     async def _run(self) -> None:
         delay = self.interval
         while True:
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+            if self._stop.is_set():
+                return
             try:
                 await self.check_tracked()
                 delay = self.interval

@@ -11,6 +11,7 @@ import logging
 import time
 
 from slipway.manager.attempts import lease_margin, start_attempt, track_new_job
+from slipway.manager.background import finish_or_cancel
 from slipway.manager.context import ManagerContext
 from slipway.store.queue import RoundRobin
 
@@ -23,6 +24,8 @@ BACKSTOP_SECONDS = 15.0
 MAX_STARTING = 64
 # longest pause between tries while the database or orchestrator is unreachable
 MAX_BACKOFF = 5.0
+# how long a stopping scheduler may take to finish its pass before it is cancelled
+STOP_GRACE = 10.0
 
 
 class Scheduler:
@@ -33,6 +36,7 @@ class Scheduler:
         self._task: asyncio.Task[None] | None = None
         self._starting = 0
         self.paused = False
+        self._stopping = False
 
     def wake(self) -> None:
         self._event.set()
@@ -41,12 +45,14 @@ class Scheduler:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        """Let the loop finish its pass and leave. Cancelling it mid-query instead can
+        leave SQLAlchemy's aiosqlite connection awaiting a reply that never comes (the
+        task then never ends), so cancellation is only the fallback."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._event.set()
+        await finish_or_cancel(self._task, STOP_GRACE)
 
     @property
     def capacity(self) -> int:
@@ -60,7 +66,7 @@ class Scheduler:
 
     async def _run(self) -> None:
         failures = 0
-        while True:
+        while not self._stopping:
             try:
                 await self.schedule_now()
                 timeout = await self._next_timeout()
@@ -86,7 +92,8 @@ class Scheduler:
     async def schedule_now(self) -> int:
         """Claim and start as many builds as capacity allows; returns how many."""
         started = 0
-        while not self.paused and self.capacity > 0 and self._starting < MAX_STARTING:
+        while (not self.paused and not self._stopping and self.capacity > 0
+               and self._starting < MAX_STARTING):
             items = await self.ctx.store.queue.claim(
                 self.ctx.manager_id,
                 limit=min(self.capacity, MAX_STARTING - self._starting),

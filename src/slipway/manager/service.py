@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -13,6 +12,7 @@ from typing import Any
 from slipway.domain.phases import Phase
 from slipway.executors.base import Executor
 from slipway.manager.attempts import NON_FINAL
+from slipway.manager.background import finish_or_cancel
 from slipway.manager.context import ManagerContext
 from slipway.manager.events import EventHandlers
 from slipway.manager.keys import WAKE_KEY, deadline_key, job_key
@@ -24,6 +24,10 @@ from slipway.store.builds import BuildRecord
 from slipway.store.facade import Store
 from slipway.store.logs import LogEntry
 from slipway.tokens.jwt import TokenService
+
+# how long in-flight work (attempt starts and ends, worker calls) may take to finish at
+# shutdown before it is cancelled
+SHUTDOWN_GRACE = 5.0
 
 log = logging.getLogger("slipway.manager")
 
@@ -110,9 +114,7 @@ class BuildManager:
             await orch.set(WAKE_KEY, "shutdown")  # let other managers pick the builds up
         except Exception:
             log.warning("could not wake other managers")
-        for task in list(self.ctx.background):
-            task.cancel()
-        await asyncio.gather(*self.ctx.background, return_exceptions=True)
+        await finish_or_cancel(list(self.ctx.background), SHUTDOWN_GRACE)
         await self.ctx.log_writer.close()
         for executor in self.ctx.executors:
             await executor.close()

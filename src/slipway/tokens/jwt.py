@@ -55,7 +55,7 @@ class TokenService:
         # kid -> (public key, its algorithm)
         self._public: dict[str, tuple[Any, str]] = {key.kid: _load_public(key.public_pem)}
         # verified job tokens, by token string: heartbeats repeat the same token every few
-        # seconds, and an RSA verify per heartbeat is the manager's largest CPU cost
+        # seconds, and a signature check per heartbeat would be the manager's largest CPU cost
         self._verified: dict[str, TokenClaims] = {}
 
     def mint(self, token_type: TokenType, build_id: str, job_id: str, lifetime: float) -> str:
