@@ -142,10 +142,9 @@ class Harness:
         return self
 
     async def stop(self) -> None:
-        # Each step bounded, so a hang says where instead of stalling the suite until
-        # pytest-timeout. The test workers' channels are closed by close_all_workers,
-        # which tolerates grpc.aio's client-side close hanging (a library bug, seen in
-        # CI); a hang in any of slipway's own steps fails the test.
+        # Each step bounded, so a hang says where (with every task's await chain)
+        # instead of stalling the suite until pytest-timeout, and fails the test. Only a
+        # test worker's channel whose close hangs is tolerated (client side, not ours).
         await close_all_workers()
         for what, step in (
             ("the manager's shutdown", self.manager.shutdown),

@@ -22,6 +22,10 @@ BACKSTOP_SECONDS = 15.0
 # attempts being started at once, at most: a backlog of thousands claimed in one go would
 # queue thousands of tasks on the database pool, where they time out (benchmarks/)
 MAX_STARTING = 64
+# Under a backlog, claim only once this many start slots are free. A claim's query reads
+# the whole waiting queue, so topping up one slot at a time made draining N queued builds
+# cost O(N^2): 51 ms of CPU per build at 10,000 queued, against 15 ms at 1,000.
+CLAIM_BATCH = MAX_STARTING // 2
 # longest pause between tries while the database or orchestrator is unreachable
 MAX_BACKOFF = 5.0
 # how long a stopping scheduler may take to finish its pass before it is cancelled
@@ -93,7 +97,7 @@ class Scheduler:
         """Claim and start as many builds as capacity allows; returns how many."""
         started = 0
         while (not self.paused and not self._stopping and self.capacity > 0
-               and self._starting < MAX_STARTING):
+               and self._starting <= MAX_STARTING - CLAIM_BATCH):
             items = await self.ctx.store.queue.claim(
                 self.ctx.manager_id,
                 limit=min(self.capacity, MAX_STARTING - self._starting),
@@ -114,7 +118,8 @@ class Scheduler:
 
     def _started_one(self, _task: asyncio.Task[None]) -> None:
         self._starting -= 1
-        self.wake()  # room to start the next ones
+        if self._starting <= MAX_STARTING - CLAIM_BATCH:
+            self.wake()  # room to start the next batch
 
     async def _next_timeout(self) -> float:
         now = time.time()
