@@ -41,16 +41,14 @@ class LogWriter:
             try:
                 missing = await self._write(round_)
             except BaseException as exc:
-                failure = exc if isinstance(exc, Exception) else RuntimeError(
-                    "the build manager is shutting down")
-                for _, done in round_:
-                    if not done.done():
-                        done.set_exception(failure)
-                        done.exception()  # retrieved: a caller that left must not warn
-                if not isinstance(exc, Exception):
-                    self._fail_pending(failure)
-                    raise
-                continue
+                if isinstance(exc, Exception):
+                    _fail(round_, exc)
+                    continue
+                # cancelled: nothing handed over, now or later, gets written
+                stopping = RuntimeError("the build manager is shutting down")
+                pending, self._pending = self._pending, []
+                _fail(round_ + pending, stopping)
+                raise
             for lines, done in round_:
                 if not done.done():
                     done.set_result(missing.intersection(lines))
@@ -69,14 +67,14 @@ class LogWriter:
                     missing.add(build_id)
         return missing
 
-    def _fail_pending(self, failure: Exception) -> None:
-        pending, self._pending = self._pending, []
-        for _, done in pending:
-            if not done.done():
-                done.set_exception(failure)
-                done.exception()
-
     async def close(self) -> None:
         """Write what was handed over, then stop."""
         if self._task is not None:
             await finish_or_cancel(self._task, CLOSE_GRACE)
+
+
+def _fail(waiting: list[tuple[Lines, asyncio.Future[set[str]]]], failure: Exception) -> None:
+    for _, done in waiting:
+        if not done.done():
+            done.set_exception(failure)
+            done.exception()  # retrieved: a caller that left must not warn
