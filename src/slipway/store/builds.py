@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from slipway.domain.phases import Phase
-from slipway.store.database import Database
+from slipway.store.database import Database, SqlConnection
 from slipway.store.queue import BuildQueue
 from slipway.store.schema import builds as b
 
@@ -97,7 +96,7 @@ class BuildStore:
         new: NewBuild,
         *,
         retries: int = 3,
-        also: Callable[[AsyncConnection, str], Awaitable[object]] | None = None,
+        also: Callable[[SqlConnection, str], Awaitable[object]] | None = None,
     ) -> BuildRecord:
         """Store the record (phase `waiting`) and its queue item in one transaction;
         `also(conn, build_id)` adds more to that transaction (the first log entry), since
@@ -143,12 +142,12 @@ class BuildStore:
                 await also(conn, build_id)
         return _record(values)
 
-    async def get(self, build_id: str, conn: AsyncConnection | None = None) -> BuildRecord | None:
+    async def get(self, build_id: str, conn: SqlConnection | None = None) -> BuildRecord | None:
         stmt = select(b).where(b.c.id == build_id)
         if conn is not None:
             row = (await conn.execute(stmt)).first()
         else:
-            async with self.db.read() as c:
+            async with self.db.lookup() as c:
                 row = (await c.execute(stmt)).first()
         return _record(row._mapping) if row else None
 
@@ -174,14 +173,14 @@ class BuildStore:
             rows = await conn.execute(select(b).where(b.c.phase.in_([p.value for p in phases])))
             return [_record(r._mapping) for r in rows.all()]
 
-    async def update(self, conn: AsyncConnection, build_id: str, **values: Any) -> None:
+    async def update(self, conn: SqlConnection, build_id: str, **values: Any) -> None:
         if isinstance(values.get("phase"), Phase):
             values["phase"] = values["phase"].value
         await conn.execute(update(b).where(b.c.id == build_id).values(**values))
 
     async def set_phase_if(
         self,
-        conn: AsyncConnection,
+        conn: SqlConnection,
         build_id: str,
         expected: Sequence[Phase],
         new_phase: Phase,

@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from slipway.store.database import Database
+from slipway.store.database import Database, SqlConnection
 from slipway.store.schema import build_logs as logs
 from slipway.store.schema import builds as b
 
@@ -37,7 +36,7 @@ class BuildLogs:
         self.db = db
 
     async def append(
-        self, build_id: str, entries: Sequence[LogEntry], conn: AsyncConnection | None = None
+        self, build_id: str, entries: Sequence[LogEntry], conn: SqlConnection | None = None
     ) -> int:
         """Append in order; returns the new total. Numbers come from the build row's
         counter, updated in the same transaction, so concurrent writers never collide."""
@@ -47,7 +46,7 @@ class BuildLogs:
         return await self._append(conn, build_id, entries)
 
     async def _append(
-        self, conn: AsyncConnection, build_id: str, entries: Sequence[LogEntry]
+        self, conn: SqlConnection, build_id: str, entries: Sequence[LogEntry]
     ) -> int:
         if not entries:
             return await self.count(build_id, conn)
@@ -76,11 +75,11 @@ class BuildLogs:
         )
         return int(total)
 
-    async def count(self, build_id: str, conn: AsyncConnection | None = None) -> int:
+    async def count(self, build_id: str, conn: SqlConnection | None = None) -> int:
         stmt = select(b.c.log_count).where(b.c.id == build_id)
         if conn is not None:
             return int(await conn.scalar(stmt) or 0)
-        async with self.db.read() as c:
+        async with self.db.lookup() as c:
             return int(await c.scalar(stmt) or 0)
 
     async def read(

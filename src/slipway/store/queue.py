@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from slipway.store.database import Database
+from slipway.store.database import Database, SqlConnection
 from slipway.store.schema import build_queue as q
 
 
@@ -77,7 +76,7 @@ class BuildQueue:
 
     async def put(
         self,
-        conn: AsyncConnection,
+        conn: SqlConnection,
         build_id: str,
         namespace: str,
         repository: str,
@@ -169,7 +168,7 @@ class BuildQueue:
 
     async def _claim_rows(
         self,
-        conn: AsyncConnection,
+        conn: SqlConnection,
         ids: list[int],
         manager_id: str,
         now: float,
@@ -211,7 +210,7 @@ class BuildQueue:
         return min(times) if times else None
 
     async def extend_processing(
-        self, item_id: int, seconds_from_now: float, conn: AsyncConnection | None = None
+        self, item_id: int, seconds_from_now: float, conn: SqlConnection | None = None
     ) -> bool:
         """Push the lease out; inside the caller's transaction when `conn` is given."""
         statement = (
@@ -226,7 +225,7 @@ class BuildQueue:
 
     async def incomplete(
         self,
-        conn: AsyncConnection,
+        conn: SqlConnection,
         item_id: int,
         *,
         restore_retry: bool = False,
@@ -244,10 +243,10 @@ class BuildQueue:
             values["retries_remaining"] = q.c.retries_remaining + 1
         await conn.execute(update(q).where(q.c.id == item_id).values(**values))
 
-    async def complete(self, conn: AsyncConnection, item_id: int) -> None:
+    async def complete(self, conn: SqlConnection, item_id: int) -> None:
         await conn.execute(delete(q).where(q.c.id == item_id))
 
-    async def remove_for_build(self, conn: AsyncConnection, build_id: str) -> bool:
+    async def remove_for_build(self, conn: SqlConnection, build_id: str) -> bool:
         result = await conn.execute(delete(q).where(q.c.build_id == build_id))
         return bool(result.rowcount)
 
@@ -270,7 +269,7 @@ class BuildQueue:
 
 
 async def _lock_for_claim(
-    conn: AsyncConnection, chosen: list[int], limits: Mapping[str, int], now: float
+    conn: SqlConnection, chosen: list[int], limits: Mapping[str, int], now: float
 ) -> list[int]:
     """PostgreSQL, several managers claiming at once: which of `chosen` this transaction
     may take. Three guards, all held until commit:
