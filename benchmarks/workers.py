@@ -15,6 +15,7 @@ from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol import buildman_pb2_grpc as pb_grpc
 
 DIGEST = "sha256:" + "0" * 64
+REGISTER_RETRY_S = 120.0  # as a worker would, within its registration token's lifetime
 
 
 class WorkerFleet:
@@ -40,6 +41,7 @@ class WorkerFleet:
         self.completed: set[str] = set()
         self.errors: list[str] = []
         self.failures = 0
+        self.register_retries = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def stub(self) -> pb_grpc.BuildManagerStub:
@@ -54,7 +56,7 @@ class WorkerFleet:
     async def _work(self, build_id: str, token: str) -> None:
         stub = self.stub()
         try:
-            pack = await stub.RegisterBuildJob(pb.BuildJobArgs(register_jwt=token))
+            pack = await self._register(token)
             self.registered[build_id] = time.time()
             self.job_tokens[build_id] = pack.job_jwt
             if self.on_registered is not None:
@@ -73,6 +75,26 @@ class WorkerFleet:
             self.failures += 1
             if len(self.errors) < 20:
                 self.errors.append(f"{build_id}: {exc}")
+
+    async def _register(self, token: str) -> pb.BuildPack:
+        """RegisterBuildJob; a call CANCELLED before the manager saw it is tried again.
+
+        With thousands of streams open on the fleet's few shared connections, many new
+        calls end CANCELLED within milliseconds, while no registration handler in the
+        manager is cancelled (measured: none logged), so they are refused on the way in;
+        a real worker has a connection of its own. They are retried, counted in
+        `register_retries`, rather than counted as builds the manager failed to track."""
+        give_up = time.monotonic() + REGISTER_RETRY_S
+        pause = 0.2
+        while True:
+            try:
+                return await self.stub().RegisterBuildJob(pb.BuildJobArgs(register_jwt=token))
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.CANCELLED or time.monotonic() > give_up:
+                    raise
+                self.register_retries += 1
+                await asyncio.sleep(pause)
+                pause = min(2.0, pause * 1.5)
 
     async def close(self) -> None:
         for task in list(self._tasks):
