@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
 
@@ -15,6 +15,7 @@ from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol import buildman_pb2_grpc as pb_grpc
 
 DIGEST = "sha256:" + "0" * 64
+T = TypeVar("T")
 REGISTER_RETRY_S = 120.0  # as a worker would, within its registration token's lifetime
 
 
@@ -41,7 +42,7 @@ class WorkerFleet:
         self.completed: set[str] = set()
         self.errors: list[str] = []
         self.failures = 0
-        self.register_retries = 0
+        self.cancelled_retries = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def stub(self) -> pb_grpc.BuildManagerStub:
@@ -64,11 +65,12 @@ class WorkerFleet:
             if not self.complete:
                 return
             for seq, phase in ((1, pb.BUILDING), (2, pb.COMPLETE)):
-                reply = await stub.SetPhase(pb.SetPhaseRequest(
+                request = pb.SetPhaseRequest(
                     job_jwt=pack.job_jwt, sequence_number=seq, phase=phase,
                     image_digest=DIGEST if phase == pb.COMPLETE else "",
-                ))
-                if not reply.success:
+                )
+                reply, tries = await self._retry_cancelled(lambda r=request: stub.SetPhase(r))
+                if not reply.success and tries == 1:  # (a refused retry: the first landed)
                     raise RuntimeError(f"SetPhase {phase} refused")
             self.completed.add(build_id)
         except (grpc.aio.AioRpcError, RuntimeError) as exc:
@@ -77,22 +79,28 @@ class WorkerFleet:
                 self.errors.append(f"{build_id}: {exc}")
 
     async def _register(self, token: str) -> pb.BuildPack:
-        """RegisterBuildJob; a call CANCELLED before the manager saw it is tried again.
+        pack, _ = await self._retry_cancelled(
+            lambda: self.stub().RegisterBuildJob(pb.BuildJobArgs(register_jwt=token)))
+        return pack
+
+    async def _retry_cancelled(self, call: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+        """A unary call, tried again while it ends CANCELLED; (reply, tries).
 
         With thousands of streams open on the fleet's few shared connections, many new
         calls end CANCELLED within milliseconds, while no registration handler in the
         manager is cancelled (measured: none logged), so they are refused on the way in;
         a real worker has a connection of its own. They are retried, counted in
-        `register_retries`, rather than counted as builds the manager failed to track."""
+        `cancelled_retries`, rather than counted as builds the manager failed to track."""
         give_up = time.monotonic() + REGISTER_RETRY_S
-        pause = 0.2
+        pause, tries = 0.2, 0
         while True:
+            tries += 1
             try:
-                return await self.stub().RegisterBuildJob(pb.BuildJobArgs(register_jwt=token))
+                return await call(), tries
             except grpc.aio.AioRpcError as exc:
                 if exc.code() != grpc.StatusCode.CANCELLED or time.monotonic() > give_up:
                     raise
-                self.register_retries += 1
+                self.cancelled_retries += 1
                 await asyncio.sleep(pause)
                 pause = min(2.0, pause * 1.5)
 

@@ -3,9 +3,11 @@ buildah -> a real docker-registry; skopeo checks what was pushed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -42,7 +44,22 @@ def skopeo_digest(reference: str) -> str:
 
 def _worker_processes() -> list[str]:
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "slipway.cli.main worker" in line]
+    return [line for line in out.splitlines() if "-m slipway.worker" in line]
+
+
+def _local_image_exists(reference: str) -> bool:
+    driver = os.environ.get("STORAGE_DRIVER", "").strip()
+    storage = ["--storage-driver", driver] if driver else []
+    return subprocess.run(["podman", *storage, "image", "exists", reference]).returncode == 0
+
+
+async def _workers_gone(limit: float = 60.0) -> None:
+    """Workers report the end first and clean up after: wait for them to leave."""
+    deadline = time.monotonic() + limit
+    while _worker_processes():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"workers still running after {limit} s")
+        await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize("runtime", ["podman", "buildah"])
@@ -77,6 +94,10 @@ async def test_real_build_with_two_tags_multistage_and_build_arg(
         assert any("RUN echo" in c for c in commands), commands
         assert len(commands) >= 6  # every STEP line of both stages
         assert any("bonjour from slipway" in e["message"] for e in logs)
+        # the worker cleans up after reporting the end, and the manager lets it finish
+        await _workers_gone()
+        for tag in ("latest", "v1"):
+            assert not _local_image_exists(f"{registry.host}/demo/hello-{runtime}:{tag}")
     assert _worker_processes() == []
 
 

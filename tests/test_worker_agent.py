@@ -134,7 +134,7 @@ async def test_build_reports_phases_logs_and_the_pushed_digest(
     assert "built by slipway" in lines and "hello from the package" in lines
     # logs carry the phase they were sent in
     assert {m.phase for m in rec.logs} >= {"building"}
-    # clean-up happened before COMPLETE: the local tags are gone
+    # clean-up happened (after COMPLETE, before the worker exited): the local tags are gone
     exists = await asyncio.to_thread(
         subprocess.run, ["podman", "image", "exists", f"{registry.host}/ns/app:v1"]
     )
@@ -315,7 +315,13 @@ async def test_tls_manager_with_an_unknown_ca_is_refused(tmp_path: Path) -> None
     assert manager.rec.registrations == []
 
 
-async def test_slipway_worker_command_reads_the_environment(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [["slipway", "worker"], ["python", "-m", "slipway.worker"]],
+                         ids=["slipway worker", "python -m slipway.worker"])
+async def test_slipway_worker_command_reads_the_environment(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """Both ways a worker starts (the local executor uses the lighter second one)."""
+    program = str(Path(sys.executable).parent / command[0])
     with serve_files({}) as files:
         manager = FakeManager(make_pack(f"{files}/missing", "127.0.0.1:1"), TOKEN)
         async with serve_manager(manager) as server:
@@ -331,8 +337,8 @@ async def test_slipway_worker_command_reads_the_environment(tmp_path: Path) -> N
                 }
             )
             proc = await asyncio.create_subprocess_exec(
-                str(Path(sys.executable).parent / "slipway"),
-                "worker",
+                program,
+                *command[1:],
                 env=env,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 import typer
 
 ENV_HELP = """Run one build worker: register with the manager, build, push, report.
@@ -28,16 +25,6 @@ def register(app: typer.Typer) -> None:
     def worker(
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
     ) -> None:
-        from slipway.worker.agent import run_worker
-        from slipway.worker.environment import WorkerEnvironmentError, load_environment
+        from slipway.worker.entry import run_from_environment
 
-        logging.basicConfig(
-            level=logging.DEBUG if verbose else logging.INFO,
-            format="%(asctime)s slipway-worker %(levelname)s %(message)s",
-        )
-        try:
-            env = load_environment()
-        except WorkerEnvironmentError as exc:
-            typer.echo(f"slipway worker: {exc}", err=True)
-            raise typer.Exit(2) from None
-        raise typer.Exit(asyncio.run(run_worker(env)))
+        raise typer.Exit(run_from_environment(verbose))

@@ -72,6 +72,12 @@ class Executor(abc.ABC):
         """Stop the worker and everything it left running. A worker that is already
         gone is not an error. Raise ExecutorError when the control plane fails."""
 
+    async def release_worker(self, worker_id: str) -> None:
+        """The worker reported its build's end and leaves by itself once it has cleaned
+        up. By default it is stopped at once: a Job or an instance takes its leftovers
+        with it. An executor whose workers leave leftovers behind waits for them."""
+        await self.stop_worker(worker_id)
+
     @abc.abstractmethod
     async def running_count(self) -> int:
         """Workers of this manager that this executor currently runs."""

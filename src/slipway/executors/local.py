@@ -7,6 +7,7 @@ also stops the build tools it started (podman, buildah).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shlex
@@ -21,6 +22,8 @@ log = logging.getLogger("slipway.executors.local")
 
 # a worker gets this long to exit after SIGTERM before the whole group is killed
 STOP_GRACE_SECONDS = 0.5
+# a worker that reported its build's end gets this long to remove its images and exit
+FINISH_GRACE_SECONDS = 60.0
 
 
 class LocalExecutor(Executor):
@@ -33,7 +36,7 @@ class LocalExecutor(Executor):
         custom = getattr(self.config, "BUILDER_BINARY_LOCATION", None)
         if custom:
             return shlex.split(str(custom))
-        return [sys.executable, "-m", "slipway.cli.main", "worker"]
+        return [sys.executable, "-m", "slipway.worker"]
 
     async def start_worker(self, spec: WorkerSpec) -> str:
         env = {**os.environ, **spec.environment}
@@ -67,6 +70,14 @@ class LocalExecutor(Executor):
         code = await process.wait()
         self._processes.pop(worker_id, None)
         log.info("worker pid %s exited with %s", worker_id, code)
+
+    async def release_worker(self, worker_id: str) -> None:
+        """Its images live in this machine's container storage: let it remove them."""
+        process = self._processes.get(worker_id)
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), FINISH_GRACE_SECONDS)
+        await self.stop_worker(worker_id)
 
     async def stop_worker(self, worker_id: str) -> None:
         process = self._processes.get(worker_id)

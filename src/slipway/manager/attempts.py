@@ -271,7 +271,9 @@ async def end_attempt(
     except Exception:  # it expires later and finds the job gone; nothing else to do
         log.warning("could not remove the deadline key of job %s", job.job_id)
     if job.executor and job.worker_id:
-        ctx.spawn(stop_worker_of(ctx, job.executor, job.worker_id), "stopping a worker")
+        reported = end in (AttemptEnd.COMPLETED, AttemptEnd.USER_ERROR)
+        ctx.spawn(stop_worker_of(ctx, job.executor, job.worker_id, reported=reported),
+                  "stopping a worker")
     action = decide(end, job.retries_remaining)
     store = ctx.store
     now = time.time()
@@ -350,7 +352,10 @@ def untrack(ctx: ManagerContext, job_id: str) -> None:
     ctx.wake_scheduler()
 
 
-async def stop_worker_of(ctx: ManagerContext, executor_name: str, worker_id: str) -> None:
+async def stop_worker_of(
+    ctx: ManagerContext, executor_name: str, worker_id: str, *, reported: bool = False
+) -> None:
+    """Stop a worker; one that `reported` its build's end may first leave by itself."""
     executor = ctx.executor(executor_name)
     if executor is None:
         log.warning("cannot stop worker %s: no executor named %s here", worker_id, executor_name)
@@ -359,7 +364,10 @@ async def stop_worker_of(ctx: ManagerContext, executor_name: str, worker_id: str
         log.info("DEBUG is set on %s: keeping worker %s", executor_name, worker_id)
         return
     try:
-        await executor.stop_worker(worker_id)
+        if reported:
+            await executor.release_worker(worker_id)
+        else:
+            await executor.stop_worker(worker_id)
     except Exception:
         log.exception("executor %s failed to stop worker %s", executor_name, worker_id)
 

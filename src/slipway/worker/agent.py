@@ -26,6 +26,8 @@ log = logging.getLogger("slipway.worker")
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_UNREACHABLE = 3
+# how long the clean-up after a reported end may take before the worker leaves anyway
+CLEANUP_LIMIT_S = 120.0
 
 
 def open_channel(env: WorkerEnvironment) -> grpc.aio.Channel:
@@ -98,6 +100,10 @@ async def run_worker(env: WorkerEnvironment) -> int:
         beat = asyncio.create_task(heartbeat(stub, pack.job_jwt, env), name="slipway-heartbeat")
         try:
             await asyncio.wait({build, beat}, return_when=asyncio.FIRST_COMPLETED)
+            if not build.done() and reporter.end_reported:
+                # the manager has the build's end and now answers heartbeats with false;
+                # the build is only removing its images and files: let it
+                await asyncio.wait({build}, timeout=CLEANUP_LIMIT_S)
             if build.done():
                 return await _finished(build, reporter)
             return await _stopped(beat, build)

@@ -102,12 +102,11 @@ class Build:
                 message = str(exc)
                 log.info("build failed: %s", self.reporter.mask(message))
                 await self.reporter.log_error(message)
-                await self.cleanup()
                 await self.reporter.phase(pb.ERROR, error_message=message)
                 return
-            await self.cleanup()
             await self.reporter.phase(pb.COMPLETE, image_digest=digest)
         finally:
+            # after the end is reported: the user has the result without waiting for it
             await asyncio.shield(self.cleanup())
 
     async def cleanup(self) -> None:

@@ -52,6 +52,7 @@ class Reporter:
         self._sent = 0  # how many of _outbox went out on the current stream
         self._changed = asyncio.Condition()
         self._closing = False
+        self.end_reported = False  # COMPLETE or ERROR delivered: only clean-up is left
         self._failure: ManagerUnreachable | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -104,6 +105,8 @@ class Reporter:
             return await self._stub.SetPhase(request, timeout=CALL_TIMEOUT)
 
         response = await call_with_retry(f"SetPhase({self._phase})", self._window, send)
+        if phase in (pb.COMPLETE, pb.ERROR):
+            self.end_reported = True
         if not response.success and attempts == 1:
             log.warning("the manager refused phase %s", self._phase)
             return False
