@@ -134,7 +134,7 @@ class Database:
             return
         with self._sync_reader.connect() as sync_conn:
             yield SyncConnection(sync_conn)
-            sync_conn.rollback()  # end the read transaction: WAL keeps what it still sees
+            sync_conn.rollback()  # no snapshot left open to hold WAL checkpoints back
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
