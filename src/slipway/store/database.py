@@ -12,6 +12,8 @@ from sqlalchemy import Connection, Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+# how long an SQLite statement waits for another connection's write lock
+SQLITE_BUSY_TIMEOUT_S = 30
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -73,13 +75,15 @@ class Database:
 
     def __init__(self, db_uri: str, *, echo: bool = False) -> None:
         self.db_uri = db_uri
-        self.is_sqlite = make_url(db_uri).get_backend_name() == "sqlite"
+        url = make_url(db_uri)
+        self.is_sqlite = url.get_backend_name() == "sqlite"
+        # (an in-memory SQLite database is private to each connection)
+        on_disk = self.is_sqlite and url.database not in (None, "", ":memory:")
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
-            path = make_url(db_uri).database
-            kwargs["connect_args"] = {"timeout": 30}
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+            if on_disk:
+                Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
                 # many concurrent readers (API, workers' calls) beside the one writer: keep
                 # enough connections that none is opened (a thread, PRAGMAs) per use
                 kwargs.update(pool_size=20, max_overflow=20)
@@ -88,21 +92,15 @@ class Database:
             # backend (milliseconds of server CPU), so churning overflow ones is costly
             kwargs.update(pool_size=20, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(async_url(db_uri), **kwargs)
-        self._sync_writer: Engine | None = None
-        self._sync_reader: Engine | None = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-            path = make_url(db_uri).database
-            if path and path != ":memory:":  # (an in-memory database is per connection)
-                # one connection each, only ever used on the loop's thread (the writer's
-                # under the write lock); neither is held across an await of real I/O
-                self._sync_writer, self._sync_reader = (
-                    create_engine(sync_url(db_uri), pool_size=1, max_overflow=0,
-                                  connect_args={"timeout": 30, "check_same_thread": False})
-                    for _ in range(2)
-                )
-                event.listen(self._sync_writer, "connect", _sqlite_pragmas)
-                event.listen(self._sync_reader, "connect", _sqlite_pragmas)
+        self._sync_writer: Engine | None = None
+        self._sync_reader: Engine | None = None
+        if on_disk:
+            # one connection each, only ever used on the loop's thread (the writer's under
+            # the write lock); neither is held across an await of real I/O
+            self._sync_writer = _sync_sqlite_engine(db_uri)
+            self._sync_reader = _sync_sqlite_engine(db_uri)
         self._write_lock = asyncio.Lock()
 
     @contextlib.asynccontextmanager
@@ -157,12 +155,22 @@ class Database:
                 engine.dispose()
 
 
+def _sync_sqlite_engine(db_uri: str) -> Engine:
+    """A one-connection synchronous engine for `SyncConnection`."""
+    engine = create_engine(
+        sync_url(db_uri), pool_size=1, max_overflow=0,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
     cursor.close()
 
 
