@@ -1,18 +1,20 @@
 """Tracking: many registered builds heartbeating every 2 s over a few gRPC connections.
 
-The heartbeating clients live in the driver process; the manager's CPU and memory are
-read from /proc for its own process only.
+The driver registers the builds; their heartbeat streams run in beater processes
+(benchmarks/beaters.py). The manager's CPU and memory are read from /proc for its own
+process only; the driver's CPU share counts the driver and its beaters.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
-import random
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.beaters import INTERVAL, BeaterProcesses
 from benchmarks.common import Backend, percentile, rounded
 from benchmarks.harness import (
     ExecutorEvents,
@@ -23,41 +25,10 @@ from benchmarks.harness import (
     wait_until,
 )
 from benchmarks.workers import WorkerFleet
-from slipway.protocol import buildman_pb2 as pb
 
-INTERVAL = 2.0  # seconds between heartbeats, as the worker sends them
-
-
-class Beats:
-    def __init__(self) -> None:
-        self.measuring = False
-        self.latencies: list[float] = []
-        self.refused = 0
-        self.failed = 0
-        self.sent = 0
-
-
-async def _beat(fleet: WorkerFleet, token: str, beats: Beats, stop: asyncio.Event) -> None:
-    """One worker's heartbeat stream, as the real agent keeps it: write, read, sleep."""
-    call = fleet.stub().Heartbeat()
-    request = pb.HeartbeatRequest(job_jwt=token)
-    await asyncio.sleep(random.uniform(0, INTERVAL))  # workers start at different times
-    try:
-        while not stop.is_set():
-            sent = time.perf_counter()
-            await call.write(request)
-            reply = await call.read()
-            now = time.perf_counter()
-            if beats.measuring:
-                beats.sent += 1
-                beats.latencies.append(now - sent)
-                if reply is None or not reply.reply:
-                    beats.refused += 1
-            await asyncio.sleep(max(0.0, INTERVAL - (time.perf_counter() - sent)))
-    except Exception:
-        beats.failed += 1
-    finally:
-        call.cancel()
+# heartbeat streams per beater process: one Python process beats about 4,000 a 2 s
+# interval on this machine while it does nothing else (benchmarks/beaters.py)
+STREAMS_PER_BEATER = 2_500
 
 
 async def run(backend: Backend, n: int, workdir: Path, *, window: float = 20.0,
@@ -68,19 +39,15 @@ async def run(backend: Backend, n: int, workdir: Path, *, window: float = 20.0,
     await events.start()
     server = ServerProcess(server_config(workdir / name, backend), events.path,
                            workdir / f"{name}.log")
-    beats, stop = Beats(), asyncio.Event()
-    tasks: list[asyncio.Task[None]] = []
+    beaters: BeaterProcesses | None = None
     try:
         await server.start()
+        beaters = await BeaterProcesses(
+            server.grpc_address, max(1, math.ceil(n / STREAMS_PER_BEATER)), workdir).start()
         loop = asyncio.get_running_loop()
-
-        def start_beating(_build_id: str, token: str) -> None:
-            # like a worker: heartbeats start the moment it has registered
-            tasks.append(loop.create_task(_beat(fleet_ref[0], token, beats, stop)))
-
+        # like a worker: heartbeats start the moment it has registered
         fleet = WorkerFleet(server.grpc_address, connections=connections, complete=False,
-                            on_registered=start_beating)
-        fleet_ref = [fleet]
+                            on_registered=beaters.add)
         await asyncio.sleep(1.0)
         rss0 = server.rss_bytes()
         setup_started = time.monotonic()
@@ -102,17 +69,17 @@ async def run(backend: Backend, n: int, workdir: Path, *, window: float = 20.0,
         if not fleet.registered:
             raise RuntimeError(f"workers failed: {fleet.errors[:5]}")
         await asyncio.sleep(INTERVAL + min(INTERVAL, window))  # every stream beating
-        beats.measuring = True
+        beaters.measure()
         cpu0, wall0, mine0 = server.cpu_seconds(), time.time(), os.times()
+        beaters_cpu0 = beaters.cpu_seconds()
         await asyncio.sleep(window)
         cpu1, wall1, mine1 = server.cpu_seconds(), time.time(), os.times()
-        beats.measuring = False
+        beaters_cpu1 = beaters.cpu_seconds()
+        beats = await beaters.stop()
         rss1 = server.rss_bytes()
     finally:
-        stop.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if beaters is not None:
+            await beaters.kill()
         if fleet is not None:
             await fleet.close()
         await server.kill()
@@ -138,8 +105,10 @@ async def run(backend: Backend, n: int, workdir: Path, *, window: float = 20.0,
         "cancelled_call_retries": fleet.cancelled_retries if fleet is not None else 0,
         "streams_failed": beats.failed,
         "manager_cpu_share": rounded((cpu1 - cpu0) / wall, 3),
+        "beater_processes": beaters.count if beaters is not None else 0,
         "driver_cpu_share": rounded(
-            ((mine1.user + mine1.system) - (mine0.user + mine0.system)) / wall, 2),
+            ((mine1.user + mine1.system) - (mine0.user + mine0.system)
+             + beaters_cpu1 - beaters_cpu0) / wall, 2),
         "bytes_per_build": int((rss1 - rss0) / tracked),
         "manager_rss_mb": rounded(rss1 / 2**20),
     }

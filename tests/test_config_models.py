@@ -580,3 +580,25 @@ def test_ec2_cross_checks(tmp_path: Path) -> None:
     )
     assert message.startswith("BUILD_MANAGER[1].EXECUTORS[0].AWS_ACCESS_KEY: ")
     assert "wJalrXUtnFEMI" not in message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("sqlite://", "'sqlite://' is an in-memory SQLite database"),
+        ("sqlite:///:memory:", "'sqlite:///:memory:' is an in-memory SQLite database"),
+        ("mysql://quay:s3cret-pw@db/quay", "'mysql://quay:*****@db/quay': 'mysql' is not a "
+                                          "supported database"),
+        ("not a url at all", "this is not a database URL"),
+    ],
+)
+def test_db_uri_that_cannot_work(tmp_path: Path, value: str, expected: str) -> None:
+    [message] = errors(tmp_path, f"DB_URI: '{value}'\n")
+    assert message.startswith(f"DB_URI: {expected}")
+    assert "sqlite:////absolute/path.db or postgresql://" in message
+    assert "s3cret-pw" not in message
+
+
+def test_db_uri_file_and_postgres_are_taken(tmp_path: Path) -> None:
+    for value in (f"sqlite:///{tmp_path}/s.db", "postgresql://u:pw@db.example.com/slipway"):
+        assert value == load(tmp_path, f"DB_URI: '{value}'\n").config.DB_URI

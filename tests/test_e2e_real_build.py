@@ -43,8 +43,13 @@ def skopeo_digest(reference: str) -> str:
 
 
 def _worker_processes() -> list[str]:
+    """Every worker process, the local executor's standby (waiting for a build) too."""
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if "-m slipway.worker" in line]
+
+
+def _build_workers() -> list[str]:
+    return [line for line in _worker_processes() if "--standby" not in line]
 
 
 def _local_image_exists(reference: str) -> bool:
@@ -56,7 +61,7 @@ def _local_image_exists(reference: str) -> bool:
 async def _workers_gone(limit: float = 60.0) -> None:
     """Workers report the end first and clean up after: wait for them to leave."""
     deadline = time.monotonic() + limit
-    while _worker_processes():
+    while _build_workers():
         if time.monotonic() > deadline:
             raise AssertionError(f"workers still running after {limit} s")
         await asyncio.sleep(0.1)

@@ -16,7 +16,14 @@ from pydantic import (
     model_validator,
 )
 
-from slipway.config.common import HostPort, field, problem, show, split_host_port
+from slipway.config.common import (
+    HostPort,
+    field,
+    mask_url,
+    problem,
+    show,
+    split_host_port,
+)
 from slipway.config.executors import (
     EXECUTOR_KINDS,
     EC2ExecutorConfig,
@@ -339,6 +346,31 @@ class AppConfig(BaseModel):
     @classmethod
     def _expand_home(cls, value: Any) -> Any:
         return Path(value).expanduser() if isinstance(value, str) else value
+
+    @field_validator("DB_URI")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        how = ("use sqlite:////absolute/path.db or postgresql://USER:PASSWORD@HOST/DB, or "
+               "leave DB_URI out for an SQLite file in DATA_DIR")
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise problem(f"this is not a database URL; {how}") from None
+        shown = mask_url(value)
+        backend = url.get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise problem(f"{shown!r}: {backend!r} is not a supported database; {how}")
+        if backend == "sqlite" and url.database in (None, "", ":memory:"):
+            raise problem(
+                f"{shown!r} is an in-memory SQLite database, which each connection sees "
+                f"empty and which is gone at exit; {how}"
+            )
+        return value
 
     @field_validator("PUBLIC_URL")
     @classmethod

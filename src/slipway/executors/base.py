@@ -82,5 +82,8 @@ class Executor(abc.ABC):
     async def running_count(self) -> int:
         """Workers of this manager that this executor currently runs."""
 
+    async def open(self) -> None:  # noqa: B027 (optional hook)
+        """Get ready before the first build (the local executor starts a standby worker)."""
+
     async def close(self) -> None:  # noqa: B027 (optional hook: most executors hold nothing)
         """Release clients and connections."""

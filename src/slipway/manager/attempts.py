@@ -64,7 +64,7 @@ def track_new_job(ctx: ManagerContext, item: QueueItem) -> JobState:
 async def start_attempt(ctx: ManagerContext, item: QueueItem, job: JobState) -> None:
     """Hand a claimed queue item to the first executor that takes it."""
     try:
-        record = await _begin_attempt(ctx, item, job)
+        begun = await _begin_attempt(ctx, item, job)
     except Exception:
         # Redis or PostgreSQL unreachable before anything started: hand the item back
         # (attempt refunded) rather than let it sit out its lease
@@ -72,8 +72,9 @@ async def start_attempt(ctx: ManagerContext, item: QueueItem, job: JobState) -> 
                       item.build_id)
         await _give_back(ctx, item, job)
         return
-    if record is None:
+    if begun is None:
         return
+    record, attempts = begun
     previous_job = record.job_id
     if previous_job and previous_job != job.job_id:
         # the lease of an earlier attempt ran out (its manager died): make sure it is gone
@@ -114,7 +115,8 @@ async def start_attempt(ctx: ManagerContext, item: QueueItem, job: JobState) -> 
         if job.attempt == 1:
             metrics.SCHEDULE_LATENCY.observe(max(0.0, time.time() - record.started))
         try:
-            await _mark_scheduled(ctx, job, executor.name, worker_id, executor.setup_time)
+            await _mark_scheduled(ctx, job, attempts, executor.name, worker_id,
+                                  executor.setup_time)
         except Exception:
             # the worker runs; if the job key expires meanwhile the expiry handler (or the
             # reconciler) ends the attempt and stops it
@@ -129,10 +131,10 @@ async def start_attempt(ctx: ManagerContext, item: QueueItem, job: JobState) -> 
 
 async def _begin_attempt(
     ctx: ManagerContext, item: QueueItem, job: JobState
-) -> BuildRecord | None:
+) -> tuple[BuildRecord, list[dict[str, Any]]] | None:
     """Create the job key and move the build to build-scheduled. Returns the record as it
-    was before (with the previous attempt's job id), or None when there is nothing to
-    start (cancelled meanwhile)."""
+    was before (with the previous attempt's job id) and the attempts now recorded, or
+    None when there is nothing to start (cancelled meanwhile)."""
     store = ctx.store
     record = await store.builds.get(item.build_id)
     if record is None or record.phase.is_final:
@@ -148,15 +150,14 @@ async def _begin_attempt(
         expiration=float(ctx.manager_config.JOB_REGISTRATION_TIMEOUT),
     )
     extra: dict[str, Any] = {}
+    attempts = list(record.attempts)
     entries = [phase_entry(Phase.BUILD_SCHEDULED)]
     last = record.attempts[-1] if record.attempts else {}
     if record.job_id and last and "ended" not in last:
         # the queue lease of an earlier attempt ran out with no end recorded: its manager
         # died (and its job key was lost too, or its expiry was never handled)
-        extra["attempts"] = [
-            *record.attempts[:-1],
-            {**last, "ended": time.time(), "outcome": AttemptEnd.MANAGER_LOST.value},
-        ]
+        attempts[-1] = {**last, "ended": time.time(), "outcome": AttemptEnd.MANAGER_LOST.value}
+        extra["attempts"] = attempts
         entries.insert(0, LogEntry(
             f"Attempt {last.get('attempt', '?')} was lost with the build manager running "
             "it; trying again", "error", {}))
@@ -166,17 +167,16 @@ async def _begin_attempt(
             item.build_id,
             NON_FINAL,
             Phase.BUILD_SCHEDULED,
+            log=entries,
             job_id=job.job_id,
             retries_remaining=item.retries_remaining,
             **extra,
         )
-        if moved:
-            await store.logs.append(item.build_id, entries, conn)
     if not moved:
         await ctx.orchestrator.delete(job_key(job.job_id))
         untrack(ctx, job.job_id)
         return None
-    return record
+    return record, attempts
 
 
 async def _give_back(ctx: ManagerContext, item: QueueItem, job: JobState) -> None:
@@ -198,8 +198,16 @@ async def _give_back(ctx: ManagerContext, item: QueueItem, job: JobState) -> Non
 
 
 async def _mark_scheduled(
-    ctx: ManagerContext, job: JobState, executor: str, worker_id: str, setup_time: int
+    ctx: ManagerContext,
+    job: JobState,
+    attempts: list[dict[str, Any]],
+    executor: str,
+    worker_id: str,
+    setup_time: int,
 ) -> None:
+    """Record the started worker: in the job key (registration waits for it), then in the
+    build's attempts. It is appended to `attempts`, those _begin_attempt wrote, without
+    reading them again: while this attempt owns the build nothing else writes them."""
     scheduling = job.dumps()
     job.stage = JobStage.SCHEDULED
     job.executor = executor
@@ -213,30 +221,20 @@ async def _mark_scheduled(
         # starting the worker: the worker must not outlive it
         await stop_worker_of(ctx, executor, worker_id)
         return
-    started = time.time()
+    started = {"attempt": job.attempt, "executor": executor, "worker_id": worker_id,
+               "started": time.time()}
+    entry = LogEntry(f"Attempt {job.attempt} of {INITIAL_RETRIES}: worker started on "
+                     f"executor {executor}", None, {})
 
     async def record_start() -> None:
         async with ctx.store.db.write() as conn:
             await ctx.store.queue.extend_processing(
                 job.queue_id, setup_time + lease_margin(ctx), conn
             )
-            record = await ctx.store.builds.get(job.build_id, conn)
-            if record is None or record.job_id != job.job_id:
-                return  # ended (or retried) already
-            attempts = [*record.attempts, {
-                "attempt": job.attempt,
-                "executor": executor,
-                "worker_id": worker_id,
-                "started": started,
-            }]
-            await ctx.store.builds.update(
-                conn, job.build_id, executor=executor, attempts=attempts
-            )
-            await ctx.store.logs.append(
-                job.build_id,
-                [LogEntry(f"Attempt {job.attempt} of {INITIAL_RETRIES}: worker started on "
-                          f"executor {executor}", None, {})],
-                conn,
+            # nothing changes once the attempt has ended (or been retried) meanwhile
+            await ctx.store.builds.update_if_job(
+                conn, job.build_id, job.job_id, executor=executor,
+                attempts=[*attempts, started], log=[entry],
             )
 
     await retry_transient(record_start, f"recording the worker of build {job.build_id}",
@@ -299,11 +297,7 @@ async def end_attempt(
                 await store.builds.set_phase_if(
                     conn, job.build_id, NON_FINAL, Phase.WAITING, job_id=None,
                     attempts=attempts,
-                )
-                await store.logs.append(
-                    job.build_id,
-                    [LogEntry(message, "error", {}), phase_entry(Phase.WAITING)],
-                    conn,
+                    log=[LogEntry(message, "error", {}), phase_entry(Phase.WAITING)],
                 )
                 metrics.BUILD_RETRIES.labels(end.value).inc()
             else:
@@ -318,18 +312,17 @@ async def end_attempt(
                     entries.append(LogEntry(error, "error", {}))
                 entries.append(phase_entry(final))
                 await store.queue.complete(conn, job.queue_id)
-                moved = await store.builds.set_phase_if(
+                if await store.builds.set_phase_if(
                     conn,
                     job.build_id,
                     NON_FINAL,
                     final,
+                    log=entries,
                     completed=now,
                     error=error,
                     image_digest=image_digest,
                     attempts=attempts,
-                )
-                if moved:
-                    await store.logs.append(job.build_id, entries, conn)
+                ):
                     metrics.BUILDS_FINISHED.labels(final.value).inc()
 
     try:

@@ -67,16 +67,12 @@ class BuildControl:
                 build_id,
                 list(CANCELLABLE_PHASES),
                 Phase.CANCELLED,
+                log=[LogEntry("Build cancelled by user", None, {}), phase_entry(Phase.CANCELLED)],
                 completed=time.time(),
             )
             if not moved:
                 return CancelOutcome.TOO_LATE
             await store.queue.remove_for_build(conn, build_id)
-            await store.logs.append(
-                build_id,
-                [LogEntry("Build cancelled by user", None, {}), phase_entry(Phase.CANCELLED)],
-                conn,
-            )
         # the manager holding the job (this process or another) stops its worker
         await self.orchestrator.set(cancel_key(build_id), "1", expiration=3600)
         return CancelOutcome.CANCELLED

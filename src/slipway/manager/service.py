@@ -74,6 +74,8 @@ class BuildManager:
             await self.reconciler.at_start()
         except Exception as exc:  # an outage must not keep the manager from starting
             log.warning("could not clean up stale orchestrator keys at start: %s", exc)
+        for executor in self.ctx.executors:
+            await executor.open()
         self.reconciler.start()
         self.scheduler.start()
         self.scheduler.wake()
@@ -99,16 +101,11 @@ class BuildManager:
                     log.exception("could not stop worker %s", job.worker_id)
             async with store.db.write() as conn:
                 await store.queue.incomplete(conn, job.queue_id, restore_retry=True)
-                moved = await store.builds.set_phase_if(
-                    conn, job.build_id, NON_FINAL, Phase.WAITING, job_id=None
-                )
-                if moved:
-                    await store.logs.append(
-                        job.build_id,
-                        [LogEntry("Build manager shutting down; the build goes back to the "
+                await store.builds.set_phase_if(
+                    conn, job.build_id, NON_FINAL, Phase.WAITING, job_id=None,
+                    log=[LogEntry("Build manager shutting down; the build goes back to the "
                                   "queue", None, {}), phase_entry(Phase.WAITING)],
-                        conn,
-                    )
+                )
         self.ctx.tracked.clear()
         try:
             await orch.set(WAKE_KEY, "shutdown")  # let other managers pick the builds up

@@ -222,10 +222,9 @@ async def set_phase(
             await ctx.store.logs.append(job.build_id, [LogEntry(error_message, "error", {})])
         return await end_attempt(ctx, job, AttemptEnd.USER_ERROR, detail=error_message)
     async with ctx.store.db.write() as conn:
-        moved = await ctx.store.builds.set_phase_if(conn, job.build_id, [record.phase], new)
-        if moved:
-            await ctx.store.logs.append(job.build_id, [phase_entry(new, **pull_metadata)], conn)
-    return moved
+        return await ctx.store.builds.set_phase_if(
+            conn, job.build_id, [record.phase], new, log=[phase_entry(new, **pull_metadata)]
+        )
 
 
 @dataclass

@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Update, select, update
 
 from slipway.domain.phases import Phase
 from slipway.store.database import Database, SqlConnection
+from slipway.store.logs import LogEntry, write_numbered
 from slipway.store.queue import BuildQueue
 from slipway.store.schema import builds as b
 
@@ -184,13 +185,44 @@ class BuildStore:
         build_id: str,
         expected: Sequence[Phase],
         new_phase: Phase,
+        *,
+        log: Sequence[LogEntry] = (),
         **values: Any,
     ) -> bool:
         """Move to `new_phase` only from one of `expected` (compare-and-set, so two
-        managers or the API and a manager cannot both win)."""
-        result = await conn.execute(
+        managers or the API and a manager cannot both win); append `log` if it moved."""
+        statement = (
             update(b)
             .where(b.c.id == build_id, b.c.phase.in_([p.value for p in expected]))
             .values(phase=new_phase.value, **values)
         )
-        return bool(result.rowcount)
+        return await _update_and_log(conn, build_id, statement, log)
+
+    async def update_if_job(
+        self,
+        conn: SqlConnection,
+        build_id: str,
+        job_id: str,
+        *,
+        log: Sequence[LogEntry] = (),
+        **values: Any,
+    ) -> bool:
+        """Update only while attempt `job_id` owns the build; append `log` if it did."""
+        statement = update(b).where(b.c.id == build_id, b.c.job_id == job_id).values(**values)
+        return await _update_and_log(conn, build_id, statement, log)
+
+
+async def _update_and_log(
+    conn: SqlConnection, build_id: str, statement: Update, log: Sequence[LogEntry]
+) -> bool:
+    """Run a conditional UPDATE of one build; if it matched, append `log`, numbered by that
+    same UPDATE (one statement fewer than a separate append: these are the hot paths)."""
+    if not log:
+        return bool((await conn.execute(statement)).rowcount)
+    total = await conn.scalar(
+        statement.values(log_count=b.c.log_count + len(log)).returning(b.c.log_count)
+    )
+    if total is None:
+        return False
+    await write_numbered(conn, build_id, log, int(total))
+    return True

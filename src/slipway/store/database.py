@@ -77,16 +77,17 @@ class Database:
         self.db_uri = db_uri
         url = make_url(db_uri)
         self.is_sqlite = url.get_backend_name() == "sqlite"
-        # (an in-memory SQLite database is private to each connection)
-        on_disk = self.is_sqlite and url.database not in (None, "", ":memory:")
+        if self.is_sqlite and url.database in (None, "", ":memory:"):
+            # (the config refuses it with the full explanation)
+            raise ValueError("an in-memory SQLite database is private to each connection; "
+                             "DB_URI must name a file")
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-            if on_disk:
-                Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
-                # many concurrent readers (API, workers' calls) beside the one writer: keep
-                # enough connections that none is opened (a thread, PRAGMAs) per use
-                kwargs.update(pool_size=20, max_overflow=20)
+            Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
+            # many concurrent readers (API, workers' calls) beside the one writer: keep
+            # enough connections that none is opened (a thread, PRAGMAs) per use
+            kwargs.update(pool_size=20, max_overflow=20)
         else:
             # enough kept open for a busy manager: opening a PostgreSQL connection forks a
             # backend (milliseconds of server CPU), so churning overflow ones is costly
@@ -96,7 +97,7 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sync_writer: Engine | None = None
         self._sync_reader: Engine | None = None
-        if on_disk:
+        if self.is_sqlite:
             # one connection each, only ever used on the loop's thread (the writer's under
             # the write lock); neither is held across an await of real I/O
             self._sync_writer = _sync_sqlite_engine(db_uri)
@@ -110,9 +111,6 @@ class Database:
             async with self._write_lock:
                 with self._sync_writer.begin() as sync_conn:
                     yield SyncConnection(sync_conn)
-        elif self.is_sqlite:
-            async with self._write_lock, self.engine.begin() as conn:
-                yield conn
         else:
             async with self.engine.begin() as conn:
                 yield conn

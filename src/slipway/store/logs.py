@@ -31,6 +31,28 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
+async def write_numbered(
+    conn: SqlConnection, build_id: str, entries: Sequence[LogEntry], total: int
+) -> None:
+    """Write entries whose numbers the caller took by raising the build's log_count to
+    `total` in this transaction (they are the last len(entries) of it)."""
+    first = total - len(entries)
+    stamp = now_iso()
+    await conn.execute(
+        insert(logs),
+        [
+            {
+                "build_id": build_id,
+                "idx": first + i,
+                "message": e.message,
+                "type": e.type,
+                "data": {"datetime": stamp, **e.data},
+            }
+            for i, e in enumerate(entries)
+        ],
+    )
+
+
 class BuildLogs:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -58,21 +80,7 @@ class BuildLogs:
         )
         if total is None:
             raise KeyError(build_id)
-        first = int(total) - len(entries)
-        stamp = now_iso()
-        await conn.execute(
-            insert(logs),
-            [
-                {
-                    "build_id": build_id,
-                    "idx": first + i,
-                    "message": e.message,
-                    "type": e.type,
-                    "data": {"datetime": stamp, **e.data},
-                }
-                for i, e in enumerate(entries)
-            ],
-        )
+        await write_numbered(conn, build_id, entries, int(total))
         return int(total)
 
     async def count(self, build_id: str, conn: SqlConnection | None = None) -> int:

@@ -2,12 +2,15 @@
 
 The local executor runs `python -m slipway.worker`, which imports only the worker: the
 whole CLI (typer, rich, the config models) costs a quarter of a second of start-up, a
-fifth of a small build's time (benchmarks/, e2e)."""
+fifth of a small build's time (benchmarks/, e2e). It goes further with `--standby`: a
+worker started before its build is known, which waits for its assignment on stdin."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import sys
 
 
@@ -26,3 +29,25 @@ def run_from_environment(verbose: bool = False) -> int:
         print(f"slipway worker: {exc}", file=sys.stderr)
         return 2
     return asyncio.run(run_worker(env))
+
+
+def run_on_standby(verbose: bool = False) -> int:
+    """Import and warm up now, then wait for one line on stdin: the assignment, as JSON
+    {"environment": {...}, "log_path": "..." or null}. End of input means the worker is
+    not needed (its executor closed, or the manager is gone): exit 0 without a word."""
+    from slipway.worker import agent  # noqa: F401 (the imports are the point: ~0.1 s)
+    from slipway.worker.context import warm_up
+
+    warm_up()
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0
+    assignment = json.loads(line)
+    log_path = assignment.get("log_path")
+    if log_path:
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        for stream in (1, 2):
+            os.dup2(fd, stream)
+        os.close(fd)
+    os.environ.update(assignment["environment"])
+    return run_from_environment(verbose)
