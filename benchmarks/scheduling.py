@@ -67,7 +67,6 @@ async def _drain(backend: Backend, n: int, workdir: Path, name: str,
         "builds_per_s": rounded((n - 1) / span if n > 1 else None),
         "queue_submits_per_s": rounded(submits_per_s),
         "drain_cpu_ms_per_build": rounded((cpu1 - startup_cpu) / n * 1000, 2),
-        "drain_cancelled_call_retries": fleet.cancelled_retries,
     }
 
 
@@ -139,7 +138,6 @@ async def _live(backend: Backend, n: int, workdir: Path, name: str,
         "completed_per_s": rounded(n / wall),
         "server_cpu_share": rounded((cpu1 - cpu0) / wall, 2),
         "driver_cpu_share": rounded(driver_cpu / wall, 2),
-        "cancelled_call_retries": fleet.cancelled_retries,
     }
 
 

@@ -102,7 +102,6 @@ async def run(backend: Backend, n: int, workdir: Path, *, window: float = 20.0,
         # registrations that failed: those builds are not counted as tracked
         "registration_failures": fleet.failures if fleet is not None else 0,
         "registration_errors": fleet.errors[:3] if fleet is not None else [],
-        "cancelled_call_retries": fleet.cancelled_retries if fleet is not None else 0,
         "streams_failed": beats.failed,
         "manager_cpu_share": rounded((cpu1 - cpu0) / wall, 3),
         "beater_processes": beaters.count if beaters is not None else 0,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 
@@ -15,8 +15,6 @@ from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol import buildman_pb2_grpc as pb_grpc
 
 DIGEST = "sha256:" + "0" * 64
-T = TypeVar("T")
-REGISTER_RETRY_S = 120.0  # as a worker would, within its registration token's lifetime
 
 
 class WorkerFleet:
@@ -42,7 +40,6 @@ class WorkerFleet:
         self.completed: set[str] = set()
         self.errors: list[str] = []
         self.failures = 0
-        self.cancelled_retries = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def stub(self) -> pb_grpc.BuildManagerStub:
@@ -69,8 +66,7 @@ class WorkerFleet:
                     job_jwt=pack.job_jwt, sequence_number=seq, phase=phase,
                     image_digest=DIGEST if phase == pb.COMPLETE else "",
                 )
-                reply, tries = await self._retry_cancelled(lambda r=request: stub.SetPhase(r))
-                if not reply.success and tries == 1:  # (a refused retry: the first landed)
+                if not (await stub.SetPhase(request)).success:
                     raise RuntimeError(f"SetPhase {phase} refused")
             self.completed.add(build_id)
         except (grpc.aio.AioRpcError, RuntimeError) as exc:
@@ -79,30 +75,7 @@ class WorkerFleet:
                 self.errors.append(f"{build_id}: {exc}")
 
     async def _register(self, token: str) -> pb.BuildPack:
-        pack, _ = await self._retry_cancelled(
-            lambda: self.stub().RegisterBuildJob(pb.BuildJobArgs(register_jwt=token)))
-        return pack
-
-    async def _retry_cancelled(self, call: Callable[[], Awaitable[T]]) -> tuple[T, int]:
-        """A unary call, tried again while it ends CANCELLED; (reply, tries).
-
-        With thousands of streams open on the fleet's few shared connections, many new
-        calls end CANCELLED within milliseconds, while no registration handler in the
-        manager is cancelled (measured: none logged), so they are refused on the way in;
-        a real worker has a connection of its own. They are retried, counted in
-        `cancelled_retries`, rather than counted as builds the manager failed to track."""
-        give_up = time.monotonic() + REGISTER_RETRY_S
-        pause, tries = 0.2, 0
-        while True:
-            tries += 1
-            try:
-                return await call(), tries
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.CANCELLED or time.monotonic() > give_up:
-                    raise
-                self.cancelled_retries += 1
-                await asyncio.sleep(pause)
-                pause = min(2.0, pause * 1.5)
+        return await self.stub().RegisterBuildJob(pb.BuildJobArgs(register_jwt=token))
 
     async def close(self) -> None:
         for task in list(self._tasks):

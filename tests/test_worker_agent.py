@@ -248,6 +248,29 @@ async def test_refused_registration_token_exits_nonzero_without_retrying() -> No
     assert manager.rec.registrations == [TOKEN]
 
 
+class CancellingManager(FakeManager):
+    """Answers the first registration with CANCELLED, as an overloaded or stopping
+    manager (or a proxy in front of it) does."""
+
+    async def RegisterBuildJob(
+        self, request: pb.BuildJobArgs, context: grpc.aio.ServicerContext
+    ) -> pb.BuildPack:
+        if not self.rec.registrations:
+            self.rec.registrations.append(request.register_jwt)
+            await context.abort(grpc.StatusCode.CANCELLED, "CANCELLED")
+        return await super().RegisterBuildJob(request, context)
+
+
+async def test_a_call_the_manager_side_cancelled_is_tried_again() -> None:
+    with serve_files({}) as files:
+        manager = CancellingManager(make_pack(f"{files}/missing", "127.0.0.1:1"), TOKEN)
+        async with serve_manager(manager) as server:
+            code = await run_worker(worker_env(server, retry_window=30))
+    assert code == EXIT_OK
+    assert manager.rec.registrations == [TOKEN, TOKEN]
+    assert manager.rec.phase_names() == ["UNPACKING", "ERROR"]
+
+
 @pytest.mark.podman
 async def test_manager_restart_mid_build_loses_nothing(
     tmp_path: Path, base_image: str, registry: Registry

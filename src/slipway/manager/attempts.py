@@ -207,7 +207,8 @@ async def _mark_scheduled(
 ) -> None:
     """Record the started worker: in the job key (registration waits for it), then in the
     build's attempts. It is appended to `attempts`, those _begin_attempt wrote, without
-    reading them again: while this attempt owns the build nothing else writes them."""
+    reading them again: only this attempt writes them now, and its end changes them only
+    once this entry is there."""
     scheduling = job.dumps()
     job.stage = JobStage.SCHEDULED
     job.executor = executor

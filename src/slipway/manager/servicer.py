@@ -160,6 +160,10 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
         return pb.CachedTag(CachedTag=tag)
 
 
+# worker calls that may wait for the manager's event loop at once (a few KB each)
+MAX_PENDING_CALLS = 100_000
+
+
 def create_grpc_server(
     ctx: ManagerContext, listen: str, *, tls_cert: str | None = None, tls_key: str | None = None
 ) -> tuple[grpc.aio.Server, int]:
@@ -169,6 +173,11 @@ def create_grpc_server(
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+            # grpc cancels calls that wait for the application beyond 1,000 (all of them
+            # beyond 3,000), before any handler sees them: a fleet of workers registering
+            # at once, or reconnecting to a restarted manager, got CANCELLED (benchmarks/)
+            ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
+            ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
         ]
     )
     pb_grpc.add_BuildManagerServicer_to_server(BuildManagerServicer(ctx), server)

@@ -15,13 +15,17 @@ from slipway.worker.errors import ManagerUnreachable
 log = logging.getLogger("slipway.worker")
 T = TypeVar("T")
 
-# Codes that mean "the manager (or the path to it) is not there right now".
+# Codes that mean "the manager (or the path to it) is not there right now". CANCELLED too:
+# the worker never cancels a call it still awaits, so it is the other side's doing (a
+# manager stopping, or overloaded, or a proxy in between), and the manager never answers
+# it on purpose.
 RETRYABLE = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.DEADLINE_EXCEEDED,
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         grpc.StatusCode.ABORTED,
+        grpc.StatusCode.CANCELLED,
     }
 )
 CALL_TIMEOUT = 30.0
