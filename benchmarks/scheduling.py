@@ -67,6 +67,7 @@ async def _drain(backend: Backend, n: int, workdir: Path, name: str,
         "builds_per_s": rounded((n - 1) / span if n > 1 else None),
         "queue_submits_per_s": rounded(submits_per_s),
         "drain_cpu_ms_per_build": rounded((cpu1 - startup_cpu) / n * 1000, 2),
+        "drain_retried_calls": fleet.retried_calls,
     }
 
 
@@ -137,6 +138,7 @@ async def _live(backend: Backend, n: int, workdir: Path, name: str,
         "p99_submit_to_register_ms": _ms(to_reg, 99),
         "completed_per_s": rounded(n / wall),
         "server_cpu_share": rounded((cpu1 - cpu0) / wall, 2),
+        "retried_calls": fleet.retried_calls,
         "driver_cpu_share": rounded(driver_cpu / wall, 2),
     }
 

@@ -103,6 +103,7 @@ async def run(backend: Backend, n: int, workdir: Path, *, window: float = 20.0,
         "registration_failures": fleet.failures if fleet is not None else 0,
         "registration_errors": fleet.errors[:3] if fleet is not None else [],
         "streams_failed": beats.failed,
+        "retried_calls": fleet.retried_calls if fleet is not None else 0,
         "manager_cpu_share": rounded((cpu1 - cpu0) / wall, 3),
         "beater_processes": beaters.count if beaters is not None else 0,
         "driver_cpu_share": rounded(
