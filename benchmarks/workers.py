@@ -19,7 +19,7 @@ from benchmarks.harness import channels, stubs
 from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol import buildman_pb2_grpc as pb_grpc
 from slipway.worker.errors import ManagerUnreachable
-from slipway.worker.retry import CALL_TIMEOUT, call_with_retry
+from slipway.worker.retry import CALL_TIMEOUT, REGISTER_TIMEOUT, call_with_retry
 
 DIGEST = "sha256:" + "0" * 64
 RETRY_WINDOW = 120.0  # seconds a call is tried for: twice a worker's default
@@ -93,7 +93,7 @@ class WorkerFleet:
         request = pb.BuildJobArgs(register_jwt=token)
         pack, _ = await self._call(
             "RegisterBuildJob",
-            lambda: self.stub().RegisterBuildJob(request, timeout=CALL_TIMEOUT))
+            lambda: self.stub().RegisterBuildJob(request, timeout=REGISTER_TIMEOUT))
         return pack
 
     async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> tuple[T, int]:

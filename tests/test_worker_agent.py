@@ -271,6 +271,29 @@ async def test_a_call_the_manager_side_cancelled_is_tried_again() -> None:
     assert manager.rec.phase_names() == ["UNPACKING", "ERROR"]
 
 
+class SlowRegistrationManager(FakeManager):
+    """Takes longer to answer a registration than any other call may take."""
+
+    async def RegisterBuildJob(
+        self, request: pb.BuildJobArgs, context: grpc.aio.ServicerContext
+    ) -> pb.BuildPack:
+        await asyncio.sleep(1.0)
+        return await super().RegisterBuildJob(request, context)
+
+
+async def test_a_slow_registration_is_awaited_not_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A retry would be refused: the first attempt spent the one-time token."""
+    monkeypatch.setattr("slipway.worker.agent.CALL_TIMEOUT", 0.3)
+    with serve_files({}) as files:
+        manager = SlowRegistrationManager(make_pack(f"{files}/missing", "127.0.0.1:1"), TOKEN)
+        async with serve_manager(manager) as server:
+            code = await run_worker(worker_env(server, retry_window=30))
+    assert code == EXIT_OK
+    assert manager.rec.registrations == [TOKEN]
+
+
 @pytest.mark.podman
 async def test_manager_restart_mid_build_loses_nothing(
     tmp_path: Path, base_image: str, registry: Registry

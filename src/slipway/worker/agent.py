@@ -19,7 +19,14 @@ from slipway.worker.build import run_build
 from slipway.worker.environment import WorkerEnvironment
 from slipway.worker.errors import ManagerUnreachable, StopRequested
 from slipway.worker.reporter import Reporter
-from slipway.worker.retry import CALL_TIMEOUT, Backoff, call_with_retry, describe, is_retryable
+from slipway.worker.retry import (
+    CALL_TIMEOUT,
+    REGISTER_TIMEOUT,
+    Backoff,
+    call_with_retry,
+    describe,
+    is_retryable,
+)
 
 log = logging.getLogger("slipway.worker")
 
@@ -43,7 +50,7 @@ def open_channel(env: WorkerEnvironment) -> grpc.aio.Channel:
 async def register(stub: BuildManagerStub, env: WorkerEnvironment) -> pb.BuildPack:
     async def call() -> pb.BuildPack:
         request = pb.BuildJobArgs(register_jwt=env.token)
-        return await stub.RegisterBuildJob(request, timeout=CALL_TIMEOUT)
+        return await stub.RegisterBuildJob(request, timeout=REGISTER_TIMEOUT)
 
     return await call_with_retry("RegisterBuildJob", env.retry_window, call)
 

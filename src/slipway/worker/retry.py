@@ -29,6 +29,10 @@ RETRYABLE = frozenset(
     }
 )
 CALL_TIMEOUT = 30.0
+# A registration the manager has handled cannot be tried again (its one-time token is
+# spent: "already used"), so its answer is awaited longer than other calls'. A call still
+# waiting in an overloaded manager's queue, never handled, ends CANCELLED and is retried.
+REGISTER_TIMEOUT = 120.0
 
 
 def is_retryable(exc: BaseException) -> bool:
