@@ -12,7 +12,7 @@ from sqlalchemy import Update, select, update
 
 from slipway.domain.phases import Phase
 from slipway.store.database import Database, SqlConnection
-from slipway.store.logs import LogEntry, write_numbered
+from slipway.store.logs import LogEntry, append_with
 from slipway.store.queue import BuildQueue
 from slipway.store.schema import builds as b
 
@@ -219,10 +219,4 @@ async def _update_and_log(
     same UPDATE (one statement fewer than a separate append: these are the hot paths)."""
     if not log:
         return bool((await conn.execute(statement)).rowcount)
-    total = await conn.scalar(
-        statement.values(log_count=b.c.log_count + len(log)).returning(b.c.log_count)
-    )
-    if total is None:
-        return False
-    await write_numbered(conn, build_id, log, int(total))
-    return True
+    return await append_with(conn, build_id, statement, log) is not None

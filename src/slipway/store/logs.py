@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Update, func, insert, select, update
 
 from slipway.store.database import Database, SqlConnection
 from slipway.store.schema import build_logs as logs
@@ -31,12 +31,19 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
-async def write_numbered(
-    conn: SqlConnection, build_id: str, entries: Sequence[LogEntry], total: int
-) -> None:
-    """Write entries whose numbers the caller took by raising the build's log_count to
-    `total` in this transaction (they are the last len(entries) of it)."""
-    first = total - len(entries)
+async def append_with(
+    conn: SqlConnection, build_id: str, statement: Update, entries: Sequence[LogEntry]
+) -> int | None:
+    """Run `statement`, an UPDATE of the build's row, raising its log_count by
+    len(entries) in that same statement; if it matched, write the entries under the numbers
+    it took. The new total, or None when the UPDATE matched no row (its WHERE is the
+    caller's: the build, or the build in some state)."""
+    total = await conn.scalar(
+        statement.values(log_count=b.c.log_count + len(entries)).returning(b.c.log_count)
+    )
+    if total is None:
+        return None
+    first = int(total) - len(entries)
     stamp = now_iso()
     await conn.execute(
         insert(logs),
@@ -51,6 +58,7 @@ async def write_numbered(
             for i, e in enumerate(entries)
         ],
     )
+    return int(total)
 
 
 class BuildLogs:
@@ -72,16 +80,10 @@ class BuildLogs:
     ) -> int:
         if not entries:
             return await self.count(build_id, conn)
-        total = await conn.scalar(
-            update(b)
-            .where(b.c.id == build_id)
-            .values(log_count=b.c.log_count + len(entries))
-            .returning(b.c.log_count)
-        )
+        total = await append_with(conn, build_id, update(b).where(b.c.id == build_id), entries)
         if total is None:
             raise KeyError(build_id)
-        await write_numbered(conn, build_id, entries, int(total))
-        return int(total)
+        return total
 
     async def count(self, build_id: str, conn: SqlConnection | None = None) -> int:
         stmt = select(b.c.log_count).where(b.c.id == build_id)
