@@ -88,10 +88,6 @@ async def main(address: str) -> None:
     print(json.dumps(asdict(beats)), flush=True)
 
 
-if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
-
-
 class BeaterProcesses:
     """The driver's side: `count` beater processes, tokens dealt round robin."""
 
@@ -156,3 +152,7 @@ class BeaterProcesses:
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))
