@@ -96,6 +96,36 @@ async def test_a_build_runs_from_submit_to_complete(tmp_path: Path) -> None:
         await harness.stop()
 
 
+async def test_a_message_of_several_output_lines_is_stored_a_line_each(tmp_path: Path) -> None:
+    harness: Harness
+    chunk = "STEP 1/2: FROM base\n\nSTEP 2/2: RUN make\ncc -c a.c\n"
+
+    async def worker(spec: WorkerSpec) -> None:
+        w = ProtocolWorker(harness.address)
+        await w.register(spec.registration_token)
+        await w.set_phase(pb.BUILDING)
+        replies = await w.logs([{"stream": chunk}, {"stream": "no newline at the end"}])
+        assert [r.success for r in replies] == [True, True]
+        assert (await w.set_phase(pb.COMPLETE, digest=DIGEST)).success
+        await w.close()
+
+    harness, _ = await start(tmp_path, worker)
+    try:
+        build_id = await harness.submit()
+        await harness.wait_phase(build_id, Phase.COMPLETE, Phase.INTERNAL_ERROR)
+        # the worker's lines (the manager's own entries carry no phase)
+        entries = [e for e in await harness.log(build_id) if e.data.get("phase") == "building"]
+        assert [(e.message, e.type) for e in entries] == [
+            ("STEP 1/2: FROM base", "command"),
+            ("", None),
+            ("STEP 2/2: RUN make", "command"),
+            ("cc -c a.c", None),
+            ("no newline at the end", None),
+        ]
+    finally:
+        await harness.stop()
+
+
 async def test_worker_error_ends_the_build_without_retry(tmp_path: Path) -> None:
     harness: Harness
 
@@ -149,7 +179,7 @@ async def test_lost_heartbeat_retries_the_build(tmp_path: Path) -> None:
         assert record.retries_remaining == 1
         messages = [e.message for e in await harness.log(build_id)]
         assert any("stopped sending heartbeats" in m and "retried" in m for m in messages)
-        assert "default-1" in executor.stopped
+        await harness.wait_for(lambda: "default-1" in executor.stopped)
     finally:
         await harness.stop()
 

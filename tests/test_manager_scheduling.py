@@ -111,6 +111,8 @@ async def test_seed_failover_kubernetes_then_ec2(tmp_path: Path) -> None:
         record = await harness.wait_phase(build_id, Phase.INTERNAL_ERROR)
         assert [a["executor"] for a in record.attempts] == ["kubernetes", "kubernetes", "ec2"]
         assert len(k8s.started) == 2 and len(ec2.started) == 1
+        # the phase is final first; each worker is stopped just after (end first, clean up after)
+        await harness.wait_for(lambda: len(k8s.stopped) == 2 and len(ec2.stopped) == 1)
         assert sorted(k8s.stopped) == ["kubernetes-1", "kubernetes-2"]
         assert ec2.stopped == ["ec2-1"]
     finally:
