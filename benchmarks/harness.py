@@ -196,13 +196,17 @@ async def submit_many(
     archive_url: str = "http://127.0.0.1:9/context.tar.gz",
     repo_prefix: str = "r",
     paths: dict[str, str] | None = None,
+    admit: Callable[[int], Awaitable[None]] | None = None,
 ) -> None:
     """POST `count` builds, one repository each (one build per repository runs at a time),
-    spread over `namespaces` namespaces, `concurrency` requests in flight."""
+    spread over `namespaces` namespaces, `concurrency` requests in flight; each waits for
+    `admit(its index)` first, when given."""
     next_index = iter(range(count))
 
     async def one_lane() -> None:
         for i in next_index:
+            if admit is not None:
+                await admit(i)
             path = f"/api/v1/repository/ns{i % namespaces:04d}/{repo_prefix}{i:06d}/build/"
             sent = time.time()
             r = await client.post(path, json={"archive_url": archive_url})

@@ -34,7 +34,7 @@ class Sizes:
         self.paced = 10 if smoke else 200
         self.tracking = 200 if smoke else 10_000
         self.tracking_window = 3.0 if smoke else 20.0
-        self.tracking_setup_limit = 60.0 if smoke else 300.0
+        self.tracking_setup_limit = 60.0 if smoke else 480.0
         self.log_builds = 100
         self.log_lines_per_build = 20 if smoke else 2_000
         self.read_lines = 2_000 if smoke else 100_000

@@ -121,11 +121,15 @@ async def _live(backend: Backend, n: int, workdir: Path, name: str,
             await fleet.close()
         await server.stop()
         await events.close()
-    if fleet.errors:
-        raise RuntimeError(f"workers failed: {fleet.errors[:5]}")
+    # a worker that gave up registering (a saturated manager kept it waiting past its
+    # retry window) is a figure, as for a real fleet; any other failure is the benchmark's
+    gave_up = [e for e in fleet.errors if "RegisterBuildJob" in e]
+    if len(gave_up) < len(fleet.errors):
+        raise RuntimeError(f"workers failed: {[e for e in fleet.errors if e not in gave_up][:5]}")
     first = min(submitted.values())
     to_exec = [fleet.executor_called[b] - t for b, t in submitted.items()]
-    to_reg = [fleet.registered[b] - t for b, t in submitted.items()]
+    # (over the workers that registered; those that gave up are counted apart)
+    to_reg = [fleet.registered[b] - t for b, t in submitted.items() if b in fleet.registered]
     last_exec = max(fleet.executor_called[b] for b in submitted)
     wall = wall1 - wall0
     driver_cpu = (mine1.user + mine1.system) - (mine0.user + mine0.system)
@@ -136,6 +140,8 @@ async def _live(backend: Backend, n: int, workdir: Path, name: str,
         "p99_submit_to_executor_ms": _ms(to_exec, 99),
         "p50_submit_to_register_ms": _ms(to_reg, 50),
         "p99_submit_to_register_ms": _ms(to_reg, 99),
+        "registration_failures": len(gave_up),
+        "registration_errors": gave_up[:3],
         "completed_per_s": rounded(n / wall),
         "server_cpu_share": rounded((cpu1 - cpu0) / wall, 2),
         "retried_calls": fleet.retried_calls,

@@ -65,10 +65,10 @@ async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
 
 
 def test_merge_keyspace_flags() -> None:
-    assert merge_keyspace_flags("") == "Kgx"
-    assert set(merge_keyspace_flags("Elh")) == set("ElhKgx")
+    assert merge_keyspace_flags("") == "Kx"
+    assert set(merge_keyspace_flags("Elh")) == set("ElhKx")
     assert merge_keyspace_flags("KA") == "KA"
-    assert merge_keyspace_flags("Kgx") == "Kgx"
+    assert merge_keyspace_flags("Kgx") == "Kgx"  # what the operator set stays
 
 
 async def test_start_enables_keyspace_notifications_keeping_existing_flags(
@@ -79,7 +79,8 @@ async def test_start_enables_keyspace_notifications_keeping_existing_flags(
     try:
         await started(opened, RedisOrchestrator(s.config(), prefix="ks:"))
         flags = str(admin(s).config_get("notify-keyspace-events")["notify-keyspace-events"])
-        assert set(flags) >= set("ElKgx")
+        assert set(flags) >= set("ElKx")
+        assert "g" not in flags  # every touch would be an event to every manager
     finally:
         s.close()
 
@@ -225,6 +226,29 @@ async def test_recreating_an_expired_key_before_the_sweep_keeps_its_expire(
     await writer.close()
 
 
+async def test_touches_at_once_each_get_their_own_answer(
+    server: RedisServer, opened: list[RedisOrchestrator]
+) -> None:
+    """Heartbeats arrive by the thousand; their touches travel together, and each still
+    learns whether its key was there, and only keys that were there live on."""
+    a = await started(opened, RedisOrchestrator(server.config(), prefix="touch:"))
+    rec = Recorder()
+    a.subscribe("", rec)
+    live = [f"job/{i}" for i in range(0, 1200, 2)]
+    for key in live:
+        await a.set(key, "v", expiration=0.5)
+    keys = [f"job/{i}" for i in range(1200)]
+    touched = await asyncio.gather(*(a.touch(k, 30) for k in keys))
+    assert [k for k, t in zip(keys, touched, strict=True) if t] == live
+    assert await a.get_prefixed("job/") == dict.fromkeys(live, "v")
+    # pushed out: past the first expiry, nothing expired and the values are still there
+    await asyncio.sleep(1.5)
+    assert [e for e in rec.events if e.kind is KeyEventKind.EXPIRE] == []
+    assert len(await a.get_prefixed("job/")) == len(live)
+    ttl = admin(server).pttl("touch:job/0")
+    assert 25_000 < ttl <= 30_000
+
+
 async def test_redis_restart_fails_cleanly_then_recovers(
     server: RedisServer, opened: list[RedisOrchestrator]
 ) -> None:
@@ -238,6 +262,8 @@ async def test_redis_restart_fails_cleanly_then_recovers(
     server.kill()
     with pytest.raises(OrchestratorError, match=f"127.0.0.1:{server.port}"):
         await a.set("during", "1")
+    with pytest.raises(OrchestratorError, match=f"127.0.0.1:{server.port}"):
+        await a.touch("before", 5)
     with pytest.raises(OrchestratorError):
         await b.get("before")
     assert await a.healthy() is False

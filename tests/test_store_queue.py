@@ -77,9 +77,26 @@ async def test_expired_lease_is_claimed_again_with_one_retry_less(store: Store) 
 async def test_extend_processing_keeps_the_lease(store: Store) -> None:
     await _submit(store)
     (item,) = await store.queue.claim("m1", limit=1, lease_seconds=0.01)
-    assert await store.queue.extend_processing(item.id, 60)
+    async with store.db.write() as conn:
+        assert await store.queue.extend_processing(conn, item.id, 60)
     await asyncio.sleep(0.05)
     assert await store.queue.claim("m2", limit=1, lease_seconds=60) == []
+
+
+async def test_leases_pushed_out_together_say_which_items_were_still_processing(
+    store: Store,
+) -> None:
+    for repo in ("a", "b", "c"):
+        await _submit(store, repo=repo)
+    items = await store.queue.claim("m1", limit=3, lease_seconds=0.01)
+    async with store.db.write() as conn:  # one ends: its lease is no longer anyone's
+        await store.queue.complete(conn, items[2].id)
+    leases = [(items[0].id, 60.0), (items[1].id, 0.01), (items[2].id, 60.0), (999, 60.0)]
+    assert await store.queue.extend_processing_many(leases) == [True, True, False, False]
+    await asyncio.sleep(0.05)
+    # the one pushed out by 60 s stays claimed; the other's short lease ran out
+    again = await store.queue.claim("m2", limit=3, lease_seconds=60)
+    assert [i.id for i in again] == [items[1].id]
 
 
 async def test_incomplete_with_and_without_restored_retry(store: Store) -> None:
@@ -154,6 +171,25 @@ async def test_log_entries_are_numbered_in_order(store: Store) -> None:
     assert [(e.message, e.type) for e in entries] == [("b", None), ("c", "command")]
     assert "datetime" in entries[0].data
 
+
+
+async def test_a_long_run_of_log_entries_is_stored_whole_and_in_order(store: Store) -> None:
+    """Long runs take PostgreSQL's COPY path: text that needs escaping comes back as is."""
+    from slipway.store.logs import COPY_FROM_ROWS, LogEntry
+
+    build_id = await _submit(store)
+    awkward = ["tab\there", "back\\slash \\N", "", "quote ' and \" ünïcode", "\\."]
+    lines = [LogEntry(awkward[i % len(awkward)] + f" #{i}", None, {"phase": "building",
+                                                                   "id": f"l{i}"})
+             for i in range(COPY_FROM_ROWS * 3)]
+    lines[5] = LogEntry("STEP 2/2: RUN make", "command", {"progressDetail": {"current": 1}})
+    assert await store.logs.append(build_id, [LogEntry("before")]) == 1
+    assert await store.logs.append(build_id, lines) == 1 + len(lines)
+    total, entries = await store.logs.read(build_id, start=1)
+    assert total == 1 + len(lines)
+    assert [(e.message, e.type) for e in entries] == [(e.message, e.type) for e in lines]
+    assert [{k: v for k, v in e.data.items() if k != "datetime"} for e in entries] == [
+        e.data for e in lines]
 
 # -- several managers claiming at once (PostgreSQL: each is its own engine/connection pool) --
 

@@ -190,7 +190,7 @@ async def test_heartbeat_false_stops_the_running_build(
         manager = FakeManager(make_pack(f"{files}/p", registry.host), TOKEN)
 
         def on_log(entry: dict[str, str]) -> None:
-            if entry.get("stream") == "started-sleeping\n":
+            if "started-sleeping\n" in entry.get("stream", ""):
                 manager.keep_going = False
 
         manager.on_log = on_log
@@ -307,7 +307,7 @@ async def test_manager_restart_mid_build_loses_nothing(
         down = asyncio.Event()
 
         def on_log(entry: dict[str, str]) -> None:
-            if entry.get("stream") == "before-restart\n":
+            if "before-restart\n" in entry.get("stream", ""):
                 down.set()
 
         manager.on_log = on_log

@@ -32,7 +32,13 @@ class Recorded:
         return [json.loads(m.log_message) for m in self.logs]
 
     def stream_lines(self) -> list[str]:
-        return [e["stream"].rstrip("\n") for e in self.log_entries() if "stream" in e]
+        """Output lines, in order (one message may carry several)."""
+        return [
+            line
+            for e in self.log_entries()
+            if "stream" in e
+            for line in e["stream"].removesuffix("\n").split("\n")
+        ]
 
 
 class FakeManager(BuildManagerServicer):  # type: ignore[misc]

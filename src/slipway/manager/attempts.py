@@ -230,7 +230,7 @@ async def _mark_scheduled(
     async def record_start() -> None:
         async with ctx.store.db.write() as conn:
             await ctx.store.queue.extend_processing(
-                job.queue_id, setup_time + lease_margin(ctx), conn
+                conn, job.queue_id, setup_time + lease_margin(ctx)
             )
             # nothing changes once the attempt has ended (or been retried) meanwhile
             await ctx.store.builds.update_if_job(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slipway.executors.base import Executor
+from slipway.group_calls import GroupedCalls
 from slipway.manager.jobs import JobState
 from slipway.manager.log_writer import LogWriter
 from slipway.orchestrator.base import Orchestrator
@@ -18,6 +19,9 @@ from slipway.store.facade import Store
 from slipway.tokens.jwt import TokenService
 
 log = logging.getLogger("slipway.manager")
+
+LEASE_EXTENSION_BATCH = 500  # queue items per UPDATE
+LEASE_EXTENSION_LINGER = 0.02  # a lease has tens of seconds left when it is pushed out
 
 
 @dataclass
@@ -39,12 +43,17 @@ class ManagerContext:
     # attempts whose job key this process deleted and whose end it is still writing
     ending: set[str] = field(default_factory=set)
     log_writer: LogWriter = field(init=False)
+    # queue-lease extensions of heartbeats: (queue item id, seconds) -> still processing
+    lease_extensions: GroupedCalls[tuple[int, float], bool] = field(init=False)
     # job id -> set once this process has recorded the job's worker (stage `scheduled`);
     # only jobs this process tracks get one (a registration may arrive before that)
     scheduled_signals: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.log_writer = LogWriter(self.store)
+        self.lease_extensions = GroupedCalls(
+            self.store.queue.extend_processing_many, LEASE_EXTENSION_BATCH, LEASE_EXTENSION_LINGER
+        )
 
     def executor(self, name: str | None) -> Executor | None:
         return next((e for e in self.executors if e.name == name), None)

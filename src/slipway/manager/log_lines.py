@@ -16,7 +16,10 @@ class BadLogLine(ValueError):
     pass
 
 
-def parse_log_line(raw: str, phase: str = "") -> LogEntry:
+def parse_log_line(raw: str, phase: str = "") -> list[LogEntry]:
+    """The entries one LogMessage stores: a `stream` that holds several lines (docker
+    sends such chunks, and slipway's worker sends lines that are ready together as one
+    message) gives one entry per line; `error` and `status` give one entry."""
     try:
         obj = json.loads(raw)
     except ValueError as exc:
@@ -27,13 +30,14 @@ def parse_log_line(raw: str, phase: str = "") -> LogEntry:
     if phase:
         data["phase"] = phase
     if obj.get("error") is not None:
-        return LogEntry(str(obj["error"]).rstrip("\n"), "error", data)
+        return [LogEntry(str(obj["error"]).rstrip("\n"), "error", data)]
     if obj.get("status") is not None:
         for key in ("id", "progressDetail"):
             if obj.get(key):
                 data[key] = obj[key]
-        return LogEntry(str(obj["status"]).rstrip("\n"), None, data)
+        return [LogEntry(str(obj["status"]).rstrip("\n"), None, data)]
     if obj.get("stream") is not None:
-        message = str(obj["stream"]).rstrip("\n")
-        return LogEntry(message, "command" if _STEP.match(message) else None, data)
+        text = str(obj["stream"])
+        lines = (text[:-1] if text.endswith("\n") else text).split("\n")
+        return [LogEntry(line, "command" if _STEP.match(line) else None, data) for line in lines]
     raise BadLogLine("log_message has none of error, status, stream")

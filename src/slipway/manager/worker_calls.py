@@ -127,7 +127,7 @@ async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
     try:
         async with ctx.store.db.write() as conn:
             await ctx.store.queue.extend_processing(
-                job.queue_id, ctx.heartbeat_expiry + lease_margin(ctx), conn
+                conn, job.queue_id, ctx.heartbeat_expiry + lease_margin(ctx)
             )
             await ctx.store.logs.append(
                 record.id, [LogEntry("Build worker registered", None, {})], conn
@@ -147,11 +147,12 @@ async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
 
 
 class HeartbeatTracker:
-    """Per-process memory of when each job's queue lease was last pushed out, so a
-    heartbeat every 2 s costs a SQL write only about once per expiry period."""
+    """Per-process memory of when each job's queue lease was last pushed out (and the
+    queue item it is), so a heartbeat every 2 s costs a SQL write only about once per
+    expiry period, and no lookup of the job after the first."""
 
     def __init__(self) -> None:
-        self.lease_extended: dict[str, float] = {}
+        self.lease_extended: dict[str, tuple[float, int]] = {}
 
 
 async def heartbeat(ctx: ManagerContext, tracker: HeartbeatTracker, token: str) -> bool:
@@ -166,14 +167,19 @@ async def heartbeat(ctx: ManagerContext, tracker: HeartbeatTracker, token: str) 
         return False
     now = time.monotonic()
     last = tracker.lease_extended.get(claims.job_id)
-    if last is None or now - last > ctx.heartbeat_expiry / 2:
-        job = await _job(ctx, claims)
-        if job is not None:
+    if last is None or now - last[0] > ctx.heartbeat_expiry / 2:
+        if last is not None:
+            queue_id: int | None = last[1]
+        else:
+            job = await _job(ctx, claims)
+            queue_id = None if job is None else job.queue_id
+        if queue_id is not None:
             try:
-                await ctx.store.queue.extend_processing(
-                    job.queue_id, ctx.heartbeat_expiry + lease_margin(ctx)
+                # grouped with other heartbeats' into one UPDATE
+                await ctx.lease_extensions.call(
+                    (queue_id, ctx.heartbeat_expiry + lease_margin(ctx))
                 )
-                tracker.lease_extended[claims.job_id] = now
+                tracker.lease_extended[claims.job_id] = (now, queue_id)
             except Exception as exc:
                 # the job key is alive, which is what the heartbeat is about; the lease
                 # (a backstop) is pushed out on a later heartbeat once the database is back
@@ -263,12 +269,12 @@ async def ingest_logs(
             results.append(LogResult(False, seq))
             continue
         try:
-            entry = parse_log_line(message, phase)
+            entries = parse_log_line(message, phase)
         except BadLogLine:
             results.append(LogResult(False, seq))
             continue
         state.last_seq[claims.job_id] = seq
-        by_build.setdefault(claims.build_id, []).append(entry)
+        by_build.setdefault(claims.build_id, []).extend(entries)
         accepted_jobs[claims.job_id] = claims
         accepted_builds[len(results)] = claims.build_id
         results.append(LogResult(True, seq))

@@ -37,8 +37,10 @@ def secret(value: Any) -> str | None:
 
 
 def merge_keyspace_flags(current: str) -> str:
-    """`current` plus what expiry notifications need (K, g, x); "A" already has g and x."""
-    wanted = "K" + ("" if "A" in current else "gx")
+    """`current` plus what expiry notifications need: K (keyspace channel) and x
+    (expired; "A" has it). Not g: with it every touch (a heartbeat's PEXPIRE) would be
+    one more message to every manager, which only listens for expirations."""
+    wanted = "K" + ("" if "A" in current else "x")
     return current + "".join(c for c in wanted if c not in current)
 
 

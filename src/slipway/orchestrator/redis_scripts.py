@@ -21,11 +21,13 @@ loses its EXPIRE.
 
 from __future__ import annotations
 
-_COMMON = """
+_NOW = """
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+"""
+_COMMON = _NOW + """
 local function publish(kind, value)
   redis.call('PUBLISH', ARGV[2], cjson.encode({kind = kind, key = ARGV[1], value = value,
                                                src = ARGV[3]}))
@@ -94,17 +96,29 @@ publish(kind, ARGV[7])
 return {1, kind, expired}
 """)
 
-# ARGV[5] expiration ms. No event: a touch changes no value.
-TOUCH = _with_common("""
-local current = redis.call('GET', KEYS[1])
-if not current then return 0 end
-local ms = tonumber(ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ms)
-redis.call('ZADD', KEYS[2], now_ms() + ms, ARGV[1])
--- store() keeps the shadow current for expiring keys; only a first expiry adds it.
-redis.call('HSETNX', KEYS[3], ARGV[1], current)
-return 1
-""")
+# Touch: push the expiry of keys that exist out, with no event (a touch changes no
+# value). Many keys at once, as heartbeats come by the thousand:
+# KEYS = [deadlines, shadow, value keys], ARGV = [expiration ms, k for each value key].
+# Returns 1 (touched) or 0 (gone) for each.
+# store() keeps the shadow current for expiring keys; only a first expiry adds it.
+TOUCH_MANY = _NOW + """
+local ms = tonumber(ARGV[1])
+local deadline = now_ms() + ms
+local touched = {}
+for i = 3, #KEYS do
+  local k = ARGV[i - 1]
+  local current = redis.call('GET', KEYS[i])
+  if current then
+    redis.call('PEXPIRE', KEYS[i], ms)
+    redis.call('ZADD', KEYS[1], deadline, k)
+    redis.call('HSETNX', KEYS[2], k, current)
+    touched[#touched + 1] = 1
+  else
+    touched[#touched + 1] = 0
+  end
+end
+return touched
+"""
 
 # Returns {1, deleted value} or {0}.
 DELETE = _with_common("""

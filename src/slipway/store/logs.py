@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Update, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from slipway.store.database import Database, SqlConnection
 from slipway.store.schema import build_logs as logs
@@ -45,20 +47,40 @@ async def append_with(
         return None
     first = int(total) - len(entries)
     stamp = now_iso()
-    await conn.execute(
-        insert(logs),
-        [
-            {
-                "build_id": build_id,
-                "idx": first + i,
-                "message": e.message,
-                "type": e.type,
-                "data": {"datetime": stamp, **e.data},
-            }
-            for i, e in enumerate(entries)
-        ],
-    )
+    rows = [
+        {
+            "build_id": build_id,
+            "idx": first + i,
+            "message": e.message,
+            "type": e.type,
+            "data": {"datetime": stamp, **e.data},
+        }
+        for i, e in enumerate(entries)
+    ]
+    if len(rows) >= COPY_FROM_ROWS and isinstance(conn, AsyncConnection) and (
+        conn.dialect.name == "postgresql"
+    ):
+        await _copy_rows(conn, rows)
+    else:
+        await conn.execute(insert(logs), rows)
     return int(total)
+
+
+# PostgreSQL's COPY takes one round trip more than an INSERT, and far less work per row,
+# on both sides, than an INSERT executed per row: worth it from a few dozen rows
+COPY_FROM_ROWS = 32
+_COPY = "COPY build_logs (build_id, idx, message, type, data) FROM STDIN"
+
+
+async def _copy_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    raw = await conn.get_raw_connection()
+    pg = raw.driver_connection  # psycopg's, in the transaction `conn` has begun
+    assert pg is not None
+    async with pg.cursor() as cursor, cursor.copy(_COPY) as copy:
+        for r in rows:
+            await copy.write_row(
+                (r["build_id"], r["idx"], r["message"], r["type"], json.dumps(r["data"]))
+            )
 
 
 class BuildLogs:

@@ -3,6 +3,11 @@
 Log lines go out on one long-lived LogMessage stream; lines not yet acknowledged are
 re-sent on a new stream when the connection drops. A phase is only sent once every
 earlier log line is acknowledged, so the manager sees them in order.
+
+Output lines that are ready together go out as one message, `{"stream": "a\nb\n"}`, as
+docker sends its own chunks (the manager stores one entry per line). A line that comes
+alone goes out alone, at once; a flood of output costs one message per up to
+MESSAGE_LINES lines instead of one per line, which is what lets the manager keep up.
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ from slipway.worker.errors import ManagerUnreachable
 from slipway.worker.retry import CALL_TIMEOUT, Backoff, call_with_retry, describe, is_retryable
 
 log = logging.getLogger("slipway.worker")
+
+# bounds of one coalesced log message (the manager accepts messages of up to 16 MiB)
+MESSAGE_LINES = 64
+MESSAGE_BYTES = 64 * 1024
 
 PHASE_NAMES = {
     pb.WAITING: "waiting",
@@ -48,6 +57,7 @@ class Reporter:
         self._secrets = sorted({s for s in (secrets or []) if len(s) >= 4}, key=len, reverse=True)
         self._seq = 0
         self._phase = "waiting"
+        self._lines: list[dict[str, str]] = []  # queued, not yet made into a message
         self._outbox: list[pb.LogMessageRequest] = []  # sent or not, not yet acknowledged
         self._sent = 0  # how many of _outbox went out on the current stream
         self._changed = asyncio.Condition()
@@ -116,7 +126,9 @@ class Reporter:
         """Wait until every queued log line is acknowledged (or the stream gave up)."""
         self._ensure_started()
         async with self._changed:
-            await self._changed.wait_for(lambda: not self._outbox or self._failure is not None)
+            await self._changed.wait_for(
+                lambda: not (self._outbox or self._lines) or self._failure is not None
+            )
         if self._failure is not None:
             raise self._failure
 
@@ -144,16 +156,23 @@ class Reporter:
 
     async def _enqueue(self, entry: dict[str, str]) -> None:
         self._ensure_started()
-        request = pb.LogMessageRequest(
-            job_jwt=self._jwt,
-            sequence_number=self._next_seq(),
-            log_message=json.dumps(entry),
-            phase=self._phase,
-        )
         async with self._changed:
             if self._failure is None:
-                self._outbox.append(request)
+                self._lines.append(entry)
                 self._changed.notify_all()
+
+    def _make_messages(self) -> None:
+        """Turn the queued lines into messages: runs of `stream` lines share one."""
+        for entry in coalesce(self._lines):
+            self._outbox.append(
+                pb.LogMessageRequest(
+                    job_jwt=self._jwt,
+                    sequence_number=self._next_seq(),
+                    log_message=json.dumps(entry),
+                    phase=self._phase,
+                )
+            )
+        self._lines = []
 
     async def _run(self) -> None:
         backoff = Backoff(self._window)
@@ -189,11 +208,15 @@ class Reporter:
         while True:
             async with self._changed:
                 await self._changed.wait_for(
-                    lambda: self._sent < len(self._outbox) or self._closing or reader.done()
+                    lambda: self._sent < len(self._outbox)
+                    or self._lines
+                    or self._closing
+                    or reader.done()
                 )
                 if reader.done():
                     exc = reader.exception()
                     raise exc if exc is not None else asyncio.InvalidStateError("stream ended")
+                self._make_messages()
                 if self._closing and self._sent >= len(self._outbox):
                     with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
                         await call.done_writing()
@@ -229,5 +252,29 @@ class Reporter:
         log.error("%s", failure)
         async with self._changed:
             self._failure = failure
+            self._lines.clear()
             self._outbox.clear()
             self._changed.notify_all()
+
+
+def coalesce(entries: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Consecutive `stream` entries joined, within MESSAGE_LINES and MESSAGE_BYTES; other
+    entries (errors) stay as they are, in their place."""
+    out: list[dict[str, str]] = []
+    lines = size = 0
+    for entry in entries:
+        text = entry.get("stream")
+        last = out[-1] if out else None
+        if (
+            text is not None
+            and last is not None
+            and "stream" in last
+            and lines < MESSAGE_LINES
+            and size + len(text) <= MESSAGE_BYTES
+        ):
+            last["stream"] += text
+            lines, size = lines + 1, size + len(text)
+            continue
+        out.append(dict(entry))
+        lines, size = 1, len(text or "")
+    return out
