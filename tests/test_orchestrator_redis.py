@@ -249,6 +249,27 @@ async def test_touches_at_once_each_get_their_own_answer(
     assert 25_000 < ttl <= 30_000
 
 
+async def test_writes_at_once_each_get_their_own_answer_even_after_a_script_flush(
+    server: RedisServer, opened: list[RedisOrchestrator]
+) -> None:
+    """Writes made together share a pipeline; each is still atomic and answered alone
+    (two creates of one key: one wins), and a Redis that lost its scripts (restarted,
+    SCRIPT FLUSH) is given them again without the callers noticing."""
+    a = await started(opened, RedisOrchestrator(server.config(), prefix="many:"))
+    keys = [f"job/{i % 300}" for i in range(600)]  # each key created twice at once
+    created = await asyncio.gather(*(a.set(k, str(i), overwrite=False)
+                                     for i, k in enumerate(keys)))
+    assert sum(created) == 300
+    winners = {k: str(i) for i, (k, c) in enumerate(zip(keys, created, strict=True)) if c}
+    assert await a.get_prefixed("job/") == winners
+    admin(server).script_flush()
+    swapped = await asyncio.gather(*(a.compare_and_set(k, v, v + "!")
+                                     for k, v in winners.items()),
+                                   a.compare_and_set("job/0", "wrong", "x"))
+    assert swapped == [True] * 300 + [False]
+    assert await a.get("job/0") == winners["job/0"] + "!"
+
+
 async def test_redis_restart_fails_cleanly_then_recovers(
     server: RedisServer, opened: list[RedisOrchestrator]
 ) -> None:

@@ -77,8 +77,8 @@ async def test_expired_lease_is_claimed_again_with_one_retry_less(store: Store) 
 async def test_extend_processing_keeps_the_lease(store: Store) -> None:
     await _submit(store)
     (item,) = await store.queue.claim("m1", limit=1, lease_seconds=0.01)
-    async with store.db.write() as conn:
-        assert await store.queue.extend_processing(conn, item.id, 60)
+    async with store.db.write() as conn:  # in the caller's transaction
+        assert await store.queue.extend_processing_many([(item.id, 60)], conn) == [True]
     await asyncio.sleep(0.05)
     assert await store.queue.claim("m2", limit=1, lease_seconds=60) == []
 

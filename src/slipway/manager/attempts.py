@@ -20,6 +20,7 @@ from slipway.manager.worker_env import worker_environment
 from slipway.store.builds import BuildRecord
 from slipway.store.logs import LogEntry
 from slipway.store.queue import QueueItem
+from slipway.store.shared_transactions import SharedConnection
 from slipway.tokens.jwt import TokenType
 
 log = logging.getLogger("slipway.manager")
@@ -136,7 +137,7 @@ async def _begin_attempt(
     was before (with the previous attempt's job id) and the attempts now recorded, or
     None when there is nothing to start (cancelled meanwhile)."""
     store = ctx.store
-    record = await store.builds.get(item.build_id)
+    record = await ctx.build(item.build_id)
     if record is None or record.phase.is_final:
         # cancelled between the claim and now
         async with store.db.write() as conn:
@@ -161,17 +162,16 @@ async def _begin_attempt(
         entries.insert(0, LogEntry(
             f"Attempt {last.get('attempt', '?')} was lost with the build manager running "
             "it; trying again", "error", {}))
-    async with store.db.write() as conn:
-        moved = await store.builds.set_phase_if(
-            conn,
-            item.build_id,
-            NON_FINAL,
-            Phase.BUILD_SCHEDULED,
-            log=entries,
-            job_id=job.job_id,
-            retries_remaining=item.retries_remaining,
-            **extra,
-        )
+    moved = await ctx.shared_writes.run(lambda conn: store.builds.set_phase_if(
+        conn,
+        item.build_id,
+        NON_FINAL,
+        Phase.BUILD_SCHEDULED,
+        log=entries,
+        job_id=job.job_id,
+        retries_remaining=item.retries_remaining,
+        **extra,
+    ))
     if not moved:
         await ctx.orchestrator.delete(job_key(job.job_id))
         untrack(ctx, job.job_id)
@@ -227,18 +227,16 @@ async def _mark_scheduled(
     entry = LogEntry(f"Attempt {job.attempt} of {INITIAL_RETRIES}: worker started on "
                      f"executor {executor}", None, {})
 
-    async def record_start() -> None:
-        async with ctx.store.db.write() as conn:
-            await ctx.store.queue.extend_processing(
-                conn, job.queue_id, setup_time + lease_margin(ctx)
-            )
-            # nothing changes once the attempt has ended (or been retried) meanwhile
-            await ctx.store.builds.update_if_job(
-                conn, job.build_id, job.job_id, executor=executor,
-                attempts=[*attempts, started], log=[entry],
-            )
+    async def record_start(conn: SharedConnection) -> None:
+        conn.extend_lease(job.queue_id, setup_time + lease_margin(ctx))
+        # nothing changes once the attempt has ended (or been retried) meanwhile
+        await ctx.store.builds.update_if_job(
+            conn, job.build_id, job.job_id, executor=executor,
+            attempts=[*attempts, started], log=[entry],
+        )
 
-    await retry_transient(record_start, f"recording the worker of build {job.build_id}",
+    await retry_transient(lambda: ctx.shared_writes.run(record_start),
+                          f"recording the worker of build {job.build_id}",
                           give_up_after=END_RETRY_SECONDS)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -29,7 +29,9 @@ class JobState:
     registered_at: float | None = None
 
     def dumps(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        # the fields are flat: vars() serialises as asdict() would, without its deep copy
+        # (a few per cent of scheduling's CPU, benchmarks/)
+        return json.dumps(vars(self), separators=(",", ":"))
 
     @classmethod
     def loads(cls, raw: str) -> JobState:

@@ -113,6 +113,6 @@ class BuildManager:
             log.warning("could not wake other managers")
         await finish_or_cancel(list(self.ctx.background), SHUTDOWN_GRACE)
         await self.ctx.log_writer.close()
-        await self.ctx.lease_extensions.close(RuntimeError("the build manager is stopping"))
+        await self.ctx.close_groups()
         for executor in self.ctx.executors:
             await executor.close()

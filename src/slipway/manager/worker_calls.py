@@ -21,6 +21,7 @@ from slipway.manager.log_lines import BadLogLine, parse_log_line
 from slipway.manager.phase_log import phase_entry
 from slipway.store.builds import BuildRecord
 from slipway.store.logs import LogEntry
+from slipway.store.shared_transactions import SharedConnection
 from slipway.tokens.jwt import InvalidToken, TokenClaims, TokenType
 
 log = logging.getLogger("slipway.manager")
@@ -109,7 +110,7 @@ async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
     job = await _scheduled_job(ctx, claims)
     if job.stage is not JobStage.SCHEDULED:
         raise CallRefused("FAILED_PRECONDITION", f"this build job is {job.stage.value}")
-    record = await ctx.store.builds.get(claims.build_id)
+    record = await ctx.build(claims.build_id)
     if record is None or record.phase.is_final:
         raise CallRefused("FAILED_PRECONDITION", "this build has ended")
     max_time = float(ctx.manager_config.MACHINE_MAX_TIME)
@@ -124,14 +125,13 @@ async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
     await ctx.orchestrator.set(deadline_key(job.job_id), job.dumps(), expiration=max_time)
     if job.job_id in ctx.tracked:
         ctx.tracked[job.job_id] = job
+    async def record_registration(conn: SharedConnection) -> None:
+        conn.extend_lease(job.queue_id, ctx.heartbeat_expiry + lease_margin(ctx))
+        await ctx.store.logs.append(record.id, [LogEntry("Build worker registered", None, {})],
+                                    conn)
+
     try:
-        async with ctx.store.db.write() as conn:
-            await ctx.store.queue.extend_processing(
-                conn, job.queue_id, ctx.heartbeat_expiry + lease_margin(ctx)
-            )
-            await ctx.store.logs.append(
-                record.id, [LogEntry("Build worker registered", None, {})], conn
-            )
+        await ctx.shared_writes.run(record_registration)
     except Exception as exc:
         # registered all the same (the job key says so); the lease is pushed out again
         # by the heartbeats

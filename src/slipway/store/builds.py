@@ -159,6 +159,13 @@ class BuildStore:
             rows = await conn.execute(select(b).where(b.c.id.in_(list(build_ids))))
             return {r.id: _record(r._mapping) for r in rows.all()}
 
+    async def get_each(self, build_ids: Sequence[str]) -> list[BuildRecord | None]:
+        """One record (or None) per id, in order, from one query."""
+        async with self.db.lookup() as conn:
+            rows = await conn.execute(select(b).where(b.c.id.in_(list(set(build_ids)))))
+            found = {r.id: _record(r._mapping) for r in rows.all()}
+        return [found.get(build_id) for build_id in build_ids]
+
     async def list_for_repository(
         self, namespace: str, repository: str, *, limit: int = 100, since: float | None = None
     ) -> list[BuildRecord]:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from slipway.store.database import Database, SqlConnection
 from slipway.store.schema import build_logs as logs
 from slipway.store.schema import builds as b
+from slipway.store.shared_transactions import SharedConnection
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,20 @@ async def append_with(
         }
         for i, e in enumerate(entries)
     ]
+    if isinstance(conn, SharedConnection):
+        conn.log_rows.extend(rows)  # inserted with the other writes' rows, before commit
+    else:
+        await insert_log_rows(conn, rows)
+    return int(total)
+
+
+async def insert_log_rows(conn: SqlConnection, rows: list[dict[str, Any]]) -> None:
     if len(rows) >= COPY_FROM_ROWS and isinstance(conn, AsyncConnection) and (
         conn.dialect.name == "postgresql"
     ):
         await _copy_rows(conn, rows)
     else:
         await conn.execute(insert(logs), rows)
-    return int(total)
 
 
 # PostgreSQL's COPY takes one round trip more than an INSERT, and far less work per row,

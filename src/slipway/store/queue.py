@@ -209,35 +209,28 @@ class BuildQueue:
         times = [t for t in (waiting, leased) if t is not None]
         return min(times) if times else None
 
-    async def extend_processing(
-        self, conn: SqlConnection, item_id: int, seconds_from_now: float
-    ) -> bool:
-        """Push the lease out, in the caller's transaction (heartbeats, which have none,
-        use extend_processing_many)."""
-        statement = (
-            update(q)
-            .where(q.c.id == item_id, q.c.available.is_(False))
-            .values(processing_expires=time.time() + seconds_from_now)
-        )
-        return bool((await conn.execute(statement)).rowcount)
-
-    async def extend_processing_many(self, leases: list[tuple[int, float]]) -> list[bool]:
+    async def extend_processing_many(
+        self, leases: list[tuple[int, float]], conn: SqlConnection | None = None
+    ) -> list[bool]:
         """Push many leases out (item id, seconds from now), one UPDATE per distinct
-        length; for each, whether the item was still being processed."""
+        length, in `conn`'s transaction or one of their own; for each, whether the item
+        was still being processed."""
+        if conn is None:
+            async with self.db.write() as own:
+                return await self.extend_processing_many(leases, own)
         now = time.time()
         extended: set[int] = set()
         by_seconds: dict[float, list[int]] = defaultdict(list)
         for item_id, seconds in leases:
             by_seconds[seconds].append(item_id)
-        async with self.db.write() as conn:
-            for seconds, ids in by_seconds.items():
-                statement = (
-                    update(q)
-                    .where(q.c.id.in_(ids), q.c.available.is_(False))
-                    .values(processing_expires=now + seconds)
-                    .returning(q.c.id)
-                )
-                extended.update((await conn.execute(statement)).scalars())
+        for seconds, ids in by_seconds.items():
+            statement = (
+                update(q)
+                .where(q.c.id.in_(ids), q.c.available.is_(False))
+                .values(processing_expires=now + seconds)
+                .returning(q.c.id)
+            )
+            extended.update((await conn.execute(statement)).scalars())
         return [item_id in extended for item_id, _ in leases]
 
     async def incomplete(

@@ -1,0 +1,115 @@
+"""Short write transactions that arrive together share one PostgreSQL transaction.
+
+Each of a build's hot-path writes (attempt begun, worker recorded, worker registered) is a
+couple of statements; as its own transaction it also costs a pool checkout, BEGIN and
+COMMIT, each a round trip on the manager's event loop, and PostgreSQL a commit. Under a
+backlog those were most of what scheduling a build cost (benchmarks/). Here the writes
+that arrive while one shared transaction is out go together in the next, and the rows
+they append to build logs and the queue leases they push out are written once for all,
+just before it commits.
+
+A shared transaction that fails is run again one write per transaction, so one write's
+error (or a deadlock with another transaction) is that write's alone. SQLite has one
+writer at a time and commits without a sync: there each write keeps its own transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import Executable
+
+from slipway.group_calls import GroupedCalls
+from slipway.store.database import Database, SqlConnection
+
+if TYPE_CHECKING:
+    from slipway.store.queue import BuildQueue
+
+R = TypeVar("R")
+
+# writes per shared transaction, at most: a few dozen rows locked for a few milliseconds
+SHARED_WRITES = 64
+
+
+class SharedConnection:
+    """What a shared write gets: statements run at once, except the log rows it appends
+    (`append_with`) and the leases it pushes out, which are written at `flush`."""
+
+    def __init__(self, conn: SqlConnection) -> None:
+        self._conn = conn
+        self.log_rows: list[dict[str, Any]] = []
+        self._leases: list[tuple[int, float]] = []
+
+    async def execute(self, statement: Executable, parameters: Any = None) -> Any:
+        return await self._conn.execute(statement, parameters)
+
+    async def scalar(self, statement: Executable, parameters: Any = None) -> Any:
+        return await self._conn.scalar(statement, parameters)
+
+    def extend_lease(self, item_id: int, seconds_from_now: float) -> None:
+        """Push the queue item's lease out (if it is still being processed)."""
+        self._leases.append((item_id, seconds_from_now))
+
+    async def flush(self, queue: BuildQueue) -> None:
+        from slipway.store.logs import insert_log_rows  # (logs imports this module)
+
+        if self.log_rows:
+            await insert_log_rows(self._conn, self.log_rows)
+        if self._leases:
+            await queue.extend_processing_many(self._leases, self._conn)
+        self.log_rows, self._leases = [], []
+
+
+class _Failed:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+SharedWrite = Callable[[SharedConnection], Awaitable[Any]]
+
+
+class SharedTransactions:
+    def __init__(self, db: Database, queue: BuildQueue) -> None:
+        self.db = db
+        self._queue = queue
+        self._calls: GroupedCalls[SharedWrite, Any] = GroupedCalls(
+            self._run_together, SHARED_WRITES
+        )
+
+    async def run(self, write: Callable[[SharedConnection], Awaitable[R]]) -> R:
+        """`write(conn)` in a committed transaction, perhaps shared; its result."""
+        if self.db.is_sqlite:
+            return await self._in_own_transaction(write)
+        result = await self._calls.call(write)
+        if isinstance(result, _Failed):
+            raise result.error
+        return result
+
+    async def _run_together(self, writes: list[SharedWrite]) -> list[Any]:
+        if len(writes) > 1:
+            try:
+                async with self.db.write() as conn:
+                    shared = SharedConnection(conn)
+                    results = [await write(shared) for write in writes]
+                    await shared.flush(self._queue)
+                    return results
+            except Exception:
+                pass  # each write runs again alone, and fails alone
+        return [await self._run_alone(write) for write in writes]
+
+    async def _run_alone(self, write: SharedWrite) -> Any:
+        try:
+            return await self._in_own_transaction(write)
+        except Exception as exc:
+            return _Failed(exc)
+
+    async def _in_own_transaction(self, write: Callable[[SharedConnection], Awaitable[R]]) -> R:
+        async with self.db.write() as conn:
+            shared = SharedConnection(conn)
+            result = await write(shared)
+            await shared.flush(self._queue)
+            return result
+
+    async def close(self) -> None:
+        await self._calls.close(RuntimeError("the build manager is stopping"))
