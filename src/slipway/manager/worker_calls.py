@@ -125,6 +125,7 @@ async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
     await ctx.orchestrator.set(deadline_key(job.job_id), job.dumps(), expiration=max_time)
     if job.job_id in ctx.tracked:
         ctx.tracked[job.job_id] = job
+
     async def record_registration(conn: SharedConnection) -> None:
         conn.extend_lease(job.queue_id, ctx.heartbeat_expiry + lease_margin(ctx))
         await ctx.store.logs.append(record.id, [LogEntry("Build worker registered", None, {})],

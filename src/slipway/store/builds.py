@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Update, select, update
+from sqlalchemy import ColumnElement, Update, select, update
 
 from slipway.domain.phases import Phase
 from slipway.store.database import Database, SqlConnection
@@ -200,7 +201,7 @@ class BuildStore:
         managers or the API and a manager cannot both win); append `log` if it moved."""
         statement = (
             update(b)
-            .where(b.c.id == build_id, b.c.phase.in_([p.value for p in expected]))
+            .where(b.c.id == build_id, _phase_in(tuple(expected)))
             .values(phase=new_phase.value, **values)
         )
         return await _update_and_log(conn, build_id, statement, log)
@@ -217,6 +218,13 @@ class BuildStore:
         """Update only while attempt `job_id` owns the build; append `log` if it did."""
         statement = update(b).where(b.c.id == build_id, b.c.job_id == job_id).values(**values)
         return await _update_and_log(conn, build_id, statement, log)
+
+
+@functools.cache
+def _phase_in(phases: tuple[Phase, ...]) -> ColumnElement[bool]:
+    """`phase IN (...)`, built once per set of phases (hot path: built per call, it was a
+    measurable share of scheduling's CPU)."""
+    return b.c.phase.in_([p.value for p in phases])
 
 
 async def _update_and_log(

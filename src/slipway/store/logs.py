@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Update, func, insert, select, update
+from sqlalchemy import ColumnElement, Update, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from slipway.store.database import Database, SqlConnection
@@ -42,7 +43,7 @@ async def append_with(
     it took. The new total, or None when the UPDATE matched no row (its WHERE is the
     caller's: the build, or the build in some state)."""
     total = await conn.scalar(
-        statement.values(log_count=b.c.log_count + len(entries)).returning(b.c.log_count)
+        statement.values(log_count=_log_count_plus(len(entries))).returning(b.c.log_count)
     )
     if total is None:
         return None
@@ -63,6 +64,13 @@ async def append_with(
     else:
         await insert_log_rows(conn, rows)
     return int(total)
+
+
+@functools.lru_cache(maxsize=256)
+def _log_count_plus(added: int) -> ColumnElement[int]:
+    """`log_count + added`, built once per count (on the hot path, per call, it was a few
+    per cent of scheduling's CPU)."""
+    return b.c.log_count + added
 
 
 async def insert_log_rows(conn: SqlConnection, rows: list[dict[str, Any]]) -> None:
