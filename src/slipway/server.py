@@ -21,6 +21,8 @@ from slipway.tokens.jwt import TokenService
 from slipway.tokens.keys import load_or_create
 
 log = logging.getLogger("slipway.server")
+# seconds an idle API connection is kept open (see SlipwayServer.start)
+API_KEEP_ALIVE_S = 65
 
 
 def _host_port(address: str) -> tuple[str, int]:
@@ -135,8 +137,12 @@ class SlipwayServer:
             readiness=self.readiness,
         )
         host, port = _host_port(self.config.API_LISTEN_ADDRESS)
+        # Idle keep-alive connections are closed by the client first: clients commonly
+        # keep them 5 s (httpx), uvicorn's default too, and a request sent on a connection
+        # the server closes at that moment fails with no answer (a benchmark's submission
+        # did). 65 s is the usual load balancers' idle timeout, plus a margin.
         uv_config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                   lifespan="off")
+                                   lifespan="off", timeout_keep_alive=API_KEEP_ALIVE_S)
         self._uvicorn = uvicorn.Server(uv_config)
         self._uvicorn.install_signal_handlers = lambda: None
         self._api_task = asyncio.get_running_loop().create_task(self._uvicorn.serve())
