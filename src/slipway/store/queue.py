@@ -224,7 +224,7 @@ class BuildQueue:
         for item_id, seconds in leases:
             by_seconds[seconds].append(item_id)
         for seconds, ids in by_seconds.items():
-            if len(ids) == 1:  # the common case off the heartbeats: no IN list to expand
+            if len(ids) == 1:  # a lone lease (every write on SQLite): no IN list to expand
                 statement = update(q).where(q.c.id == ids[0], q.c.available.is_(False))
                 if (await conn.execute(statement.values(processing_expires=now + seconds))
                         ).rowcount:
