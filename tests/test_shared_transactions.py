@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy import text
-from support.postgres_server import PostgresServer, postgres_available
+from support.postgres_server import PostgresServer, postgres_available, running_postgres
 
 from slipway.domain.phases import Phase
 from slipway.store.builds import NewBuild
@@ -22,12 +22,8 @@ pytestmark = pytest.mark.skipif(not postgres_available(), reason="PostgreSQL not
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

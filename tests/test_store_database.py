@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
-from support.postgres_server import PostgresServer, postgres_available
+from support.postgres_server import PostgresServer, postgres_available, running_postgres
 
 from slipway.store import database
 from slipway.store.database import Database
@@ -17,12 +17,8 @@ pytestmark = pytest.mark.skipif(not postgres_available(), reason="PostgreSQL not
 
 @pytest.fixture
 def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        server.close()
 
 
 async def _backend_pid(db: Database) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.postgres_server import PostgresServer, postgres_available
+from support.postgres_server import PostgresServer, postgres_available, running_postgres
 
 from slipway.domain.phases import Phase
 from slipway.store.builds import NewBuild
@@ -19,12 +19,8 @@ from slipway.store.facade import Store
 def postgres() -> Iterator[PostgresServer]:
     if not postgres_available():
         pytest.skip("PostgreSQL is not installed")
-    server = PostgresServer()
-    server.start()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
