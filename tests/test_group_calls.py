@@ -39,6 +39,18 @@ async def test_a_failed_send_fails_its_callers_and_the_next_round_goes_on() -> N
     assert await calls.call("z") == "Z"
 
 
+async def test_an_exception_answered_for_one_item_fails_that_call_only() -> None:
+    async def checked(items: list[str]) -> list[str | Exception]:
+        return [ValueError(f"{s} refused") if s.startswith("bad") else s.upper()
+                for s in items]
+
+    calls: GroupedCalls[str, str | Exception] = GroupedCalls(checked, batch=10)
+    results = await asyncio.gather(
+        calls.call("x"), calls.call("bad-y"), calls.call("z"), return_exceptions=True)
+    assert results[0] == "X" and results[2] == "Z"
+    assert isinstance(results[1], ValueError) and str(results[1]) == "bad-y refused"
+
+
 async def test_closing_fails_the_calls_not_answered_with_the_reason_given() -> None:
     started = asyncio.Event()
 

@@ -23,7 +23,8 @@ class GroupedCalls(Generic[T, R]):
         batch: int,
         linger: float = 0.0,
     ) -> None:
-        """`send` answers a list of items with one result each, in order."""
+        """`send` answers a list of items with one result each, in order; a result that
+        is an exception fails its own call only."""
         self._send = send
         self._batch = batch
         self._linger = linger
@@ -55,7 +56,11 @@ class GroupedCalls(Generic[T, R]):
             _fail(calls, exc)
             return
         for (_, done), result in zip(calls, results, strict=True):
-            if not done.done():
+            if done.done():
+                continue
+            if isinstance(result, Exception):  # this call's own failure, not the round's
+                _fail([(None, done)], result)
+            else:
                 done.set_result(result)
 
     async def close(self, reason: Exception) -> None:

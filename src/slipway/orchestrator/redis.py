@@ -124,18 +124,15 @@ class RedisOrchestrator(Orchestrator):
     async def _script(self, name: str, key: str, *args: str | int | float) -> Any:
         keys = [self._key(key), self._deadlines, self._shadow, self._claims, self._claimed]
         with self._guard():
-            result = await self._script_calls.call(
+            return await self._script_calls.call(
                 (name, keys, [key, self._channel, self._id, self._lease_ms, *args])
             )
-            if isinstance(result, Exception):
-                raise result
-            return result
 
     async def _run_scripts(self, calls: list[_ScriptCall]) -> list[Any]:
         """Script calls made while others were out, in one pipeline: one round trip for
         all (each script is atomic on its own, as when sent alone). Under a scheduling
         burst that was a third of what Redis cost the manager (benchmarks/). An error is
-        the answer of its own call only."""
+        returned in its call's place, so it fails that call only."""
         if len(calls) == 1:
             name, keys, args = calls[0]
             return [await self._scripts[name](keys=keys, args=args)]

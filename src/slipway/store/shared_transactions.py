@@ -61,11 +61,6 @@ class SharedConnection:
         self.log_rows, self._leases = [], []
 
 
-class _Failed:
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-
 SharedWrite = Callable[[SharedConnection], Awaitable[Any]]
 
 
@@ -80,36 +75,32 @@ class SharedTransactions:
     async def run(self, write: Callable[[SharedConnection], Awaitable[R]]) -> R:
         """`write(conn)` in a committed transaction, perhaps shared; its result."""
         if self.db.is_sqlite:
-            return await self._in_own_transaction(write)
-        result = await self._calls.call(write)
-        if isinstance(result, _Failed):
-            raise result.error
+            (result,) = await self._in_transaction([write])
+        else:
+            result = await self._calls.call(write)
         return result
 
     async def _run_together(self, writes: list[SharedWrite]) -> list[Any]:
+        """One result per write, or its exception (GroupedCalls fails that call alone)."""
         if len(writes) > 1:
             try:
-                async with self.db.write() as conn:
-                    shared = SharedConnection(conn)
-                    results = [await write(shared) for write in writes]
-                    await shared.flush(self._queue)
-                    return results
+                return await self._in_transaction(writes)
             except Exception:
                 pass  # each write runs again alone, and fails alone
-        return [await self._run_alone(write) for write in writes]
+        results: list[Any] = []
+        for write in writes:
+            try:
+                results.extend(await self._in_transaction([write]))
+            except Exception as exc:
+                results.append(exc)
+        return results
 
-    async def _run_alone(self, write: SharedWrite) -> Any:
-        try:
-            return await self._in_own_transaction(write)
-        except Exception as exc:
-            return _Failed(exc)
-
-    async def _in_own_transaction(self, write: Callable[[SharedConnection], Awaitable[R]]) -> R:
+    async def _in_transaction(self, writes: list[SharedWrite]) -> list[Any]:
         async with self.db.write() as conn:
             shared = SharedConnection(conn)
-            result = await write(shared)
+            results = [await write(shared) for write in writes]
             await shared.flush(self._queue)
-            return result
+            return results
 
     async def close(self) -> None:
         await self._calls.close(RuntimeError("the build manager is stopping"))
