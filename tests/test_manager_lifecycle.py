@@ -395,3 +395,46 @@ async def test_a_worker_that_registers_before_its_start_is_recorded_is_served(
         assert executor.errors == []
     finally:
         await harness.stop()
+
+
+async def test_a_worker_that_finishes_before_its_start_is_recorded(tmp_path: Path) -> None:
+    """The worker's start is written in a shared transaction that may still be queued when
+    a fast worker completes: the end records the attempt whole, and the late start write
+    leaves the finished build alone."""
+    harness: Harness
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def worker(spec: WorkerSpec) -> None:
+        w = ProtocolWorker(harness.address)
+        await w.register(spec.registration_token)
+        assert (await w.set_phase(pb.COMPLETE, digest=DIGEST)).success
+        await w.close()
+
+    harness, executor = await start(tmp_path, worker)
+    shared = harness.manager.ctx.shared_writes
+    run = shared.run
+
+    async def hold_the_start(write):  # type: ignore[no-untyped-def]
+        if getattr(write, "__name__", "") == "record_start":
+            held.set()
+            await release.wait()
+        return await run(write)
+
+    shared.run = hold_the_start  # type: ignore[method-assign]
+    try:
+        build_id = await harness.submit()
+        await held.wait()
+        record = await harness.wait_phase(build_id, Phase.COMPLETE, Phase.INTERNAL_ERROR)
+        release.set()
+        await harness.wait_for(lambda: executor.stopped == ["default-1"])
+        await asyncio.sleep(0.2)  # the start write, let go, has run
+        record = await harness.build(build_id)
+        assert record.phase is Phase.COMPLETE
+        (attempt,) = record.attempts
+        assert attempt["outcome"] == "completed"
+        assert attempt["worker_id"] == "default-1"
+        assert attempt["started"] <= attempt["ended"]
+    finally:
+        release.set()
+        await harness.stop()

@@ -19,7 +19,7 @@ from support.protocol_worker import ProtocolWorker
 
 from slipway.domain.phases import Phase
 from slipway.protocol import buildman_pb2 as pb
-from slipway.tokens.jwt import TokenService, TokenType
+from slipway.tokens.jwt import InvalidToken, TokenService, TokenType
 from slipway.tokens.keys import load_or_create
 
 
@@ -160,3 +160,24 @@ async def test_an_rsa_key_of_an_earlier_version_keeps_working(tmp_path: Path) ->
     assert jwt.get_unverified_header(new_token)["alg"] == "ES256"
     assert (await new_service.verify(old_token, TokenType.JOB)).job_id == "j"
     assert (await old_service.verify(new_token, TokenType.JOB)).job_id == "j2"
+
+
+async def test_tokens_a_manager_minted_itself_follow_the_same_rules(tmp_path: Path) -> None:
+    """The minting manager knows its own tokens without a signature check; they must still
+    expire, keep their type, and carry the same claims another manager reads from them."""
+    key = load_or_create(tmp_path)
+
+    async def lookup(kid: str) -> str | None:
+        return key.public_pem if kid == key.kid else None
+
+    minting = TokenService(key, "builder.test", lookup)
+    other = TokenService(load_or_create(tmp_path / "other"), "builder.test", lookup)
+    token = minting.mint(TokenType.REGISTRATION, "build-1", "job-1", 1.2)
+    mine = await minting.verify(token, TokenType.REGISTRATION)
+    assert mine == await other.verify(token, TokenType.REGISTRATION)
+    assert (mine.build_id, mine.job_id) == ("build-1", "job-1")
+    with pytest.raises(InvalidToken, match="wrong token type"):
+        await minting.verify(token, TokenType.JOB)
+    time.sleep(2.1)
+    with pytest.raises(InvalidToken, match="expired"):
+        await minting.verify(token, TokenType.REGISTRATION)

@@ -15,6 +15,7 @@ from support.orchestrator_events import WAIT, Recorder
 from support.redis_server import RedisServer
 
 from slipway.config.models import ManagerConfig
+from slipway.manager.keys import UNPUBLISHED_EVENTS
 from slipway.orchestrator.base import KeyEvent, KeyEventKind, OrchestratorError
 from slipway.orchestrator.factory import create_orchestrator
 from slipway.orchestrator.memory import MemoryOrchestrator
@@ -420,3 +421,37 @@ def test_factory_picks_the_implementation(server: RedisServer) -> None:
     red = create_orchestrator(cfg)
     assert isinstance(red, RedisOrchestrator)
     assert red.prefix == "r/"
+
+
+async def test_write_events_no_manager_acts_on_stay_off_the_channel(
+    server: RedisServer, opened: list[RedisOrchestrator]
+) -> None:
+    """Managers are told of a job's end and of cancellations, not of the other writes each
+    build makes (a message every manager would read and drop); the writer's own
+    subscribers still see every event they asked for."""
+    writer = RedisOrchestrator(server.config(), prefix="quiet:", unpublished=UNPUBLISHED_EVENTS)
+    everything, job_ends = Recorder(), Recorder()
+    writer.subscribe("", everything)
+    writer.subscribe("job/", job_ends, (KeyEventKind.DELETE,))
+    await started(opened, writer)
+    reader = RedisOrchestrator(server.config(), prefix="quiet:", unpublished=UNPUBLISHED_EVENTS)
+    heard = Recorder()
+    reader.subscribe("", heard)
+    await started(opened, reader)
+
+    await writer.set("job/1", "scheduling", expiration=30)
+    assert await writer.compare_and_set("job/1", "scheduling", "running", expiration=30)
+    await writer.set("deadline/1", "d", expiration=30)
+    await writer.set("registered/jti", "1", overwrite=False, expiration=30)
+    await writer.set("cancel/b1", "1", expiration=30)
+    await writer.delete("job/1")
+
+    await heard.wait_for(KeyEventKind.DELETE, "job/1")  # published last
+    assert [(e.kind, e.key) for e in heard.events] == [
+        (KeyEventKind.CREATE, "cancel/b1"),
+        (KeyEventKind.DELETE, "job/1"),
+    ]
+    await everything.wait_for(KeyEventKind.DELETE, "job/1")
+    assert everything.kinds("job/1") == [KeyEventKind.CREATE, KeyEventKind.SET,
+                                         KeyEventKind.DELETE]
+    assert [(e.kind, e.key) for e in job_ends.events] == [(KeyEventKind.DELETE, "job/1")]

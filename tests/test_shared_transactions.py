@@ -102,3 +102,33 @@ async def test_get_each_answers_in_order_with_none_for_unknown_ids(store: Store)
     first, second = await _builds(store, 2)
     records = await store.builds.get_each([second, "missing", first, second])
     assert [r.id if r else None for r in records] == [second, None, first, second]
+
+
+async def test_appends_that_need_no_answer_are_numbered_together(store: Store) -> None:
+    """`append_log`: lines land after what the log already held, in the order the writes
+    made them, two writes to one build included; a build that does not exist takes
+    nothing and fails no one."""
+    shared = SharedTransactions(store.db, store.queue)
+    first, second = await _builds(store, 2)
+    await store.logs.append(first, [LogEntry("already there")])
+
+    def appending(build_id: str, message: str):  # type: ignore[no-untyped-def]
+        async def write(conn: SharedConnection) -> int:
+            conn.append_log(build_id, [LogEntry(message), LogEntry(message + " too")])
+            return int(await conn.scalar(text("SELECT txid_current()")))
+        return write
+
+    try:
+        txids = await asyncio.gather(
+            shared.run(appending(first, "a")),
+            shared.run(appending(second, "b")),
+            shared.run(appending("no-such-build", "c")),
+            shared.run(appending(first, "d")),
+        )
+    finally:
+        await shared.close()
+    assert len(set(txids)) == 1
+    assert [e.message for e in (await store.logs.read(first))[1]] == [
+        "already there", "a", "a too", "d", "d too"]
+    assert [e.message for e in (await store.logs.read(second))[1]] == ["b", "b too"]
+    assert (await store.logs.read(first))[0] == 5

@@ -85,6 +85,7 @@ class SlipwayServer:
         return context_url(self.config, self.tokens, record)
 
     async def start(self) -> None:
+        from slipway.manager.keys import UNPUBLISHED_EVENTS
         from slipway.orchestrator.factory import create_orchestrator
 
         config = self.config
@@ -93,7 +94,7 @@ class SlipwayServer:
         await self.store.keys.publish(key.kid, key.public_pem)
         self.tokens = TokenService(key, config.BUILDMAN_HOSTNAME, self.store.keys.get)
         manager_config = config.manager
-        self.orchestrator = create_orchestrator(manager_config)
+        self.orchestrator = create_orchestrator(manager_config, UNPUBLISHED_EVENTS)
         await self.orchestrator.start()
         self.control = BuildControl(self.store, self.orchestrator)
         if manager_config is not None and config.FEATURE_BUILD_SUPPORT:

@@ -229,10 +229,12 @@ async def _mark_scheduled(
 
     async def record_start(conn: SharedConnection) -> None:
         conn.extend_lease(job.queue_id, setup_time + lease_margin(ctx))
-        # nothing changes once the attempt has ended (or been retried) meanwhile
+        # nothing changes once the attempt has ended (or been retried) meanwhile: a fast
+        # worker can finish before this shared write commits, and its end then records
+        # the attempt whole (end_attempt)
         await ctx.store.builds.update_if_job(
             conn, job.build_id, job.job_id, executor=executor,
-            attempts=[*attempts, started], log=[entry],
+            attempts=[*attempts, started], log=[entry], phases=NON_FINAL,
         )
 
     await retry_transient(lambda: ctx.shared_writes.run(record_start),
@@ -282,6 +284,14 @@ async def end_attempt(
             last = attempts[-1] if attempts else {}
             if last.get("attempt") == job.attempt and "ended" not in last:
                 attempts[-1] = {**last, "ended": now, "outcome": end.value}
+            elif last.get("attempt") != job.attempt and job.worker_id:
+                # the worker's start is not recorded yet (record_start, a shared write, is
+                # still queued): record the attempt whole, started when it registered
+                attempts.append({
+                    "attempt": job.attempt, "executor": job.executor,
+                    "worker_id": job.worker_id, "started": job.registered_at or now,
+                    "ended": now, "outcome": end.value,
+                })
             if record is None or record.job_id not in (None, job.job_id):
                 pass  # a newer attempt owns the build now
             elif record.phase.is_final:

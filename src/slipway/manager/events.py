@@ -19,11 +19,12 @@ class EventHandlers:
         self.ctx = ctx
 
     def subscribe(self) -> None:
+        # (keys.UNPUBLISHED_EVENTS: the kinds left out here are not published)
         orch = self.ctx.orchestrator
-        orch.subscribe(JOB_PREFIX, self.on_job_event)
-        orch.subscribe(DEADLINE_PREFIX, self.on_deadline_event)
-        orch.subscribe(CANCEL_PREFIX, self.on_cancel_event)
-        orch.subscribe(WAKE_KEY, self.on_wake_event)
+        orch.subscribe(JOB_PREFIX, self.on_job_event, (KeyEventKind.DELETE, KeyEventKind.EXPIRE))
+        orch.subscribe(DEADLINE_PREFIX, self.on_deadline_event, (KeyEventKind.EXPIRE,))
+        orch.subscribe(CANCEL_PREFIX, self.on_cancel_event, (KeyEventKind.CREATE, KeyEventKind.SET))
+        orch.subscribe(WAKE_KEY, self.on_wake_event, (KeyEventKind.CREATE, KeyEventKind.SET))
 
     async def on_job_event(self, event: KeyEvent) -> None:
         job_id = event.key[len(JOB_PREFIX):]
@@ -33,7 +34,7 @@ class EventHandlers:
             if self.ctx.tracked.pop(job_id, None) is not None:
                 self.ctx.wake_scheduler()
             return
-        if event.kind is not KeyEventKind.EXPIRE or event.value is None:
+        if event.value is None:
             return
         job = JobState.loads(event.value)
         record = await self.ctx.store.builds.get(job.build_id)
@@ -47,7 +48,7 @@ class EventHandlers:
         await end_attempt(self.ctx, job, end, key_already_gone=True)
 
     async def on_deadline_event(self, event: KeyEvent) -> None:
-        if event.kind is not KeyEventKind.EXPIRE or event.value is None:
+        if event.value is None:
             return
         job = JobState.loads(event.value)
         raw = await self.ctx.orchestrator.get(job_key(job.job_id))
@@ -60,8 +61,6 @@ class EventHandlers:
         )
 
     async def on_cancel_event(self, event: KeyEvent) -> None:
-        if event.kind not in (KeyEventKind.CREATE, KeyEventKind.SET):
-            return
         build_id = event.key[len(CANCEL_PREFIX):]
         self.ctx.remember_cancelled(build_id)
         for job in list(self.ctx.tracked.values()):
@@ -71,5 +70,4 @@ class EventHandlers:
                 await end_attempt(self.ctx, current, AttemptEnd.CANCELLED)
 
     async def on_wake_event(self, event: KeyEvent) -> None:
-        if event.kind in (KeyEventKind.CREATE, KeyEventKind.SET):
-            self.ctx.wake_scheduler()
+        self.ctx.wake_scheduler()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from slipway.orchestrator.base import KeyEventKind
+
 JOB_PREFIX = "job/"  # job/{job_id} -> JobState JSON; expires at the registration/heartbeat deadline
 DEADLINE_PREFIX = "deadline/"  # deadline/{job_id} -> JobState JSON; expires at MACHINE_MAX_TIME
 CANCEL_PREFIX = "cancel/"  # cancel/{build_id}: a user cancelled; the job's manager stops it
@@ -10,6 +12,18 @@ REGISTERED_PREFIX = "registered/"  # registered/{jti}: a spent registration toke
 # ended/{job_id}: the end of an attempt whose job key was already gone (expired or lost) was
 # taken by one manager; the expiry handler and the reconciler may both try
 ENDED_PREFIX = "ended/"
+
+_WRITES = frozenset({KeyEventKind.CREATE, KeyEventKind.SET, KeyEventKind.DELETE})
+# Write events no process subscribes to (manager/events.py subscribes to the rest), left
+# unpublished: each build's job, deadline and token writes were otherwise five messages
+# every manager received and dropped, a tenth of a scheduling manager's time
+# (benchmarks/README.md). EXPIRE is never published; the sweep delivers it.
+UNPUBLISHED_EVENTS = {
+    JOB_PREFIX: frozenset({KeyEventKind.CREATE, KeyEventKind.SET}),  # DELETE is acted on
+    DEADLINE_PREFIX: _WRITES,
+    REGISTERED_PREFIX: _WRITES,
+    ENDED_PREFIX: _WRITES,
+}
 
 
 def job_key(job_id: str) -> str:

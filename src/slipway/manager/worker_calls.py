@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from slipway.domain.phases import PROTOCOL_PHASES, Phase, can_transition
@@ -69,7 +69,7 @@ async def register(ctx: ManagerContext, token: str) -> BuildPackData:
     if not await ctx.orchestrator.set(spent, claims.job_id, overwrite=False, expiration=lifetime):
         raise CallRefused("UNAUTHENTICATED", "registration token was already used")
     try:
-        return await _register(ctx, claims)
+        pack = await _register(ctx, claims)
     except CallRefused:
         raise
     except Exception:
@@ -80,6 +80,8 @@ async def register(ctx: ManagerContext, token: str) -> BuildPackData:
             if raw is None or JobState.loads(raw).stage is not JobStage.RUNNING:
                 await ctx.orchestrator.delete(spent)
         raise
+    ctx.tokens.forget(token)  # spent: it is never accepted again
+    return pack
 
 
 async def _scheduled_job(ctx: ManagerContext, claims: TokenClaims) -> JobState:
@@ -107,29 +109,30 @@ async def _scheduled_job(ctx: ManagerContext, claims: TokenClaims) -> JobState:
 
 
 async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
-    job = await _scheduled_job(ctx, claims)
-    if job.stage is not JobStage.SCHEDULED:
-        raise CallRefused("FAILED_PRECONDITION", f"this build job is {job.stage.value}")
     record = await ctx.build(claims.build_id)
     if record is None or record.phase.is_final:
         raise CallRefused("FAILED_PRECONDITION", "this build has ended")
     max_time = float(ctx.manager_config.MACHINE_MAX_TIME)
     package_url = ctx.context_url(record)  # may raise: before the job is marked running
-    previous = job.dumps()
-    job.stage = JobStage.RUNNING
-    job.registered_at = time.time()
-    if not await ctx.orchestrator.compare_and_set(
-        job_key(job.job_id), previous, job.dumps(), expiration=ctx.heartbeat_expiry
-    ):
-        raise CallRefused("FAILED_PRECONDITION", "this build job changed while registering")
+    # The manager that started the worker knows the job key's value: it wrote it. Marking
+    # it running from that copy saves a read per registration (a twentieth of a
+    # scheduling manager's time, benchmarks/); if the key changed meanwhile, it is read.
+    tracked = ctx.tracked.get(claims.job_id)
+    job = replace(tracked) if tracked is not None else None
+    if job is None or job.stage is not JobStage.SCHEDULED or not await _mark_running(ctx, job):
+        job = await _scheduled_job(ctx, claims)
+        if job.stage is not JobStage.SCHEDULED:
+            raise CallRefused("FAILED_PRECONDITION", f"this build job is {job.stage.value}")
+        if not await _mark_running(ctx, job):
+            raise CallRefused("FAILED_PRECONDITION",
+                              "this build job changed while registering")
     await ctx.orchestrator.set(deadline_key(job.job_id), job.dumps(), expiration=max_time)
     if job.job_id in ctx.tracked:
         ctx.tracked[job.job_id] = job
 
     async def record_registration(conn: SharedConnection) -> None:
         conn.extend_lease(job.queue_id, ctx.heartbeat_expiry + lease_margin(ctx))
-        await ctx.store.logs.append(record.id, [LogEntry("Build worker registered", None, {})],
-                                    conn)
+        conn.append_log(record.id, [LogEntry("Build worker registered", None, {})])
 
     try:
         await ctx.shared_writes.run(record_registration)
@@ -145,6 +148,17 @@ async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
         pack.push_username = credentials.username
         pack.push_password = credentials.password.get_secret_value()
     return pack
+
+
+async def _mark_running(ctx: ManagerContext, job: JobState) -> bool:
+    """Move `job` (as the key holds it) to RUNNING in the key; False if the key holds
+    something else."""
+    previous = job.dumps()
+    job.stage = JobStage.RUNNING
+    job.registered_at = time.time()
+    return await ctx.orchestrator.compare_and_set(
+        job_key(job.job_id), previous, job.dumps(), expiration=ctx.heartbeat_expiry
+    )
 
 
 class HeartbeatTracker:

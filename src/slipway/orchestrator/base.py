@@ -8,7 +8,7 @@ so a manager can act on an expired job without having kept a copy.
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -28,6 +28,9 @@ class KeyEvent:
 
 
 EventCallback = Callable[[KeyEvent], Awaitable[None]]
+# key prefix -> kinds of write event on its keys that no process acts on: a writer need not
+# announce them to other processes
+UnpublishedEvents = Mapping[str, Collection[KeyEventKind]]
 
 
 class OrchestratorError(Exception):
@@ -89,6 +92,7 @@ class Orchestrator(abc.ABC):
         """Release a lock only if `owner` holds it."""
 
     @abc.abstractmethod
-    def subscribe(self, prefix: str, callback: EventCallback) -> None:
-        """Call `callback` for every event on a key starting with `prefix`, in this process.
-        Several subscribers may share a prefix."""
+    def subscribe(self, prefix: str, callback: EventCallback,
+                  kinds: Collection[KeyEventKind] | None = None) -> None:
+        """Call `callback` for every event (of `kinds`; None: of every kind) on a key
+        starting with `prefix`, in this process. Several subscribers may share a prefix."""

@@ -12,6 +12,7 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from slipway.orchestrator.base import (
@@ -66,8 +67,9 @@ class MemoryOrchestrator(Orchestrator):
     async def healthy(self) -> bool:
         return not self._closed
 
-    def subscribe(self, prefix: str, callback: EventCallback) -> None:
-        self._subs.add(prefix, callback)
+    def subscribe(self, prefix: str, callback: EventCallback,
+                  kinds: Collection[KeyEventKind] | None = None) -> None:
+        self._subs.add(prefix, callback, kinds)
 
     # -- operations ----------------------------------------------------------------
     async def get(self, key: str) -> str | None:

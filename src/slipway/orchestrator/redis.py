@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
@@ -29,6 +29,7 @@ from slipway.orchestrator.base import (
     KeyEventKind,
     Orchestrator,
     OrchestratorError,
+    UnpublishedEvents,
 )
 from slipway.orchestrator.memory import check_expiration
 from slipway.orchestrator.redis_client import (
@@ -58,13 +59,30 @@ CLAIM_LEASE = 60.0  # an EXPIRE not handled within this is delivered again
 _INTERNAL = ("_deadlines", "_shadow", "_claims", "_claimed", "_events")
 # (script name, keys, arguments)
 _ScriptCall = tuple[str, list[str], list[Any]]
+_ALL = frozenset(KeyEventKind)
+# the events each write script may publish
+_PUBLISHES = {
+    "SET": frozenset({KeyEventKind.CREATE, KeyEventKind.SET}),
+    "COMPARE_AND_SET": frozenset({KeyEventKind.CREATE, KeyEventKind.SET}),
+    "DELETE": frozenset({KeyEventKind.DELETE}),
+    "LOCK": frozenset({KeyEventKind.CREATE}),
+    "UNLOCK": frozenset({KeyEventKind.DELETE}),
+}
 
 
 class RedisOrchestrator(Orchestrator):
     def __init__(
-        self, config: RedisSettings, prefix: str = "", *, claim_lease: float = CLAIM_LEASE
+        self,
+        config: RedisSettings,
+        prefix: str = "",
+        *,
+        claim_lease: float = CLAIM_LEASE,
+        unpublished: UnpublishedEvents | None = None,
     ) -> None:
+        """`unpublished`: write events no process acts on, which the scripts then do not
+        publish: every process reads every message on the channel, its own included."""
         self.prefix = prefix
+        self._unpublished = {p: frozenset(k) for p, k in (unpublished or {}).items()}
         self._lease_ms = _ms(claim_lease)
         self._cfg = config
         self._password = secret(config.REDIS_PASSWORD)
@@ -123,10 +141,15 @@ class RedisOrchestrator(Orchestrator):
 
     async def _script(self, name: str, key: str, *args: str | int | float) -> Any:
         keys = [self._key(key), self._deadlines, self._shadow, self._claims, self._claimed]
+        channel = "" if self._unannounced(name, key) else self._channel  # "": no PUBLISH
         with self._guard():
             return await self._script_calls.call(
-                (name, keys, [key, self._channel, self._id, self._lease_ms, *args])
+                (name, keys, [key, channel, self._id, self._lease_ms, *args])
             )
+
+    def _unannounced(self, script: str, key: str) -> bool:
+        return any(key.startswith(prefix) and _PUBLISHES.get(script, _ALL) <= kinds
+                   for prefix, kinds in self._unpublished.items())
 
     async def _run_scripts(self, calls: list[_ScriptCall]) -> list[Any]:
         """Script calls made while others were out, in one pipeline: one round trip for
@@ -195,8 +218,9 @@ class RedisOrchestrator(Orchestrator):
         except (RedisError, OSError):
             return False
 
-    def subscribe(self, prefix: str, callback: EventCallback) -> None:
-        self._subs.add(prefix, callback)
+    def subscribe(self, prefix: str, callback: EventCallback,
+                  kinds: Collection[KeyEventKind] | None = None) -> None:
+        self._subs.add(prefix, callback, kinds)
 
     # -- operations --------------------------------------------------------------------
     async def get(self, key: str) -> str | None:

@@ -9,7 +9,8 @@ Layout for prefix P and relative key k:
   P.."_events"     pub/sub channel of CREATE/SET/DELETE, JSON {kind, key, value, src}
 
 Write scripts: KEYS = [value key, deadlines, shadow, claims, claimed];
-ARGV[1] = k, ARGV[2] = channel, ARGV[3] = src, ARGV[4] = claim lease (ms), then their own.
+ARGV[1] = k, ARGV[2] = channel ("": publish nothing), ARGV[3] = src, ARGV[4] = claim
+lease (ms), then their own.
 Deadline and TTL come from the same server clock in the same script, so they agree.
 
 Claiming an expiry (ZREM from the deadlines) is exclusive: one manager gets it. The
@@ -29,6 +30,7 @@ end
 """
 _COMMON = _NOW + """
 local function publish(kind, value)
+  if ARGV[2] == '' then return end
   redis.call('PUBLISH', ARGV[2], cjson.encode({kind = kind, key = ARGV[1], value = value,
                                                src = ARGV[3]}))
 end

@@ -8,25 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 
-from slipway.orchestrator.base import EventCallback, KeyEvent
+from slipway.orchestrator.base import EventCallback, KeyEvent, KeyEventKind
 
 log = logging.getLogger(__name__)
 
 
 class Subscribers:
     def __init__(self) -> None:
-        self._subs: list[tuple[str, EventCallback]] = []
+        self._subs: list[tuple[str, EventCallback, frozenset[KeyEventKind]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def add(self, prefix: str, callback: EventCallback) -> None:
-        self._subs.append((prefix, callback))
+    def add(self, prefix: str, callback: EventCallback,
+            kinds: Collection[KeyEventKind] | None = None) -> None:
+        self._subs.append((prefix, callback, frozenset(KeyEventKind if kinds is None else kinds)))
 
     def dispatch(self, event: KeyEvent) -> list[asyncio.Task[None]]:
         """Start one task per matching subscriber (needs a running loop); returns them."""
         started = []
-        for prefix, callback in self._subs:
-            if event.key.startswith(prefix):
+        for prefix, callback, kinds in self._subs:
+            # (a task per event nobody acts on was a measurable cost under load)
+            if event.kind in kinds and event.key.startswith(prefix):
                 task = asyncio.get_running_loop().create_task(self._run(callback, event))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, func, insert, select, update
+from sqlalchemy import (
+    Integer,
+    String,
+    Update,
+    bindparam,
+    column,
+    func,
+    insert,
+    select,
+    update,
+    values,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from slipway.store.database import Database, SqlConnection
@@ -35,21 +45,49 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
+# the parameters of a `counted` UPDATE: the build's id, and how many entries it adds
+BUILD_ID_PARAM = "build_id_key"
+LOG_ADDED_PARAM = "log_added"
+
+
+def counted(statement: Update) -> Update:
+    """`statement`, an UPDATE of one build's row, also raising its log_count by the
+    LOG_ADDED_PARAM parameter and returning the new count."""
+    return statement.values(
+        log_count=b.c.log_count + bindparam(LOG_ADDED_PARAM, type_=Integer())
+    ).returning(b.c.log_count)
+
+
+# the plain append: the build's row by id (BUILD_ID_PARAM)
+_COUNTED_APPEND = counted(update(b).where(b.c.id == bindparam(BUILD_ID_PARAM)))
+
+
 async def append_with(
-    conn: SqlConnection, build_id: str, statement: Update, entries: Sequence[LogEntry]
+    conn: SqlConnection,
+    build_id: str,
+    statement: Update,
+    entries: Sequence[LogEntry],
+    params: Mapping[str, Any],
 ) -> int | None:
-    """Run `statement`, an UPDATE of the build's row, raising its log_count by
-    len(entries) in that same statement; if it matched, write the entries under the numbers
-    it took. The new total, or None when the UPDATE matched no row (its WHERE is the
-    caller's: the build, or the build in some state)."""
-    total = await conn.scalar(
-        statement.values(log_count=_log_count_plus(len(entries))).returning(b.c.log_count)
-    )
+    """Run `statement`, a `counted` UPDATE of the build's row, with `params`; if it
+    matched, write the entries under the numbers it took. The new total, or None when the
+    UPDATE matched no row (its WHERE is the caller's: the build, or the build in some
+    state)."""
+    total = await conn.scalar(statement, {**params, LOG_ADDED_PARAM: len(entries)})
     if total is None:
         return None
-    first = int(total) - len(entries)
+    rows = log_rows(build_id, int(total) - len(entries), entries)
+    if isinstance(conn, SharedConnection):
+        conn.log_rows.extend(rows)  # inserted with the other writes' rows, before commit
+    else:
+        await insert_log_rows(conn, rows)
+    return int(total)
+
+
+def log_rows(build_id: str, first: int, entries: Sequence[LogEntry]) -> list[dict[str, Any]]:
+    """The build_logs rows of `entries`, numbered from `first`."""
     stamp = now_iso()
-    rows = [
+    return [
         {
             "build_id": build_id,
             "idx": first + i,
@@ -59,18 +97,27 @@ async def append_with(
         }
         for i, e in enumerate(entries)
     ]
-    if isinstance(conn, SharedConnection):
-        conn.log_rows.extend(rows)  # inserted with the other writes' rows, before commit
-    else:
-        await insert_log_rows(conn, rows)
-    return int(total)
 
 
-@functools.lru_cache(maxsize=256)
-def _log_count_plus(added: int) -> ColumnElement[int]:
-    """`log_count + added`, built once per count (on the hot path, per call, it was a few
-    per cent of scheduling's CPU)."""
-    return b.c.log_count + added
+async def raise_log_counts(
+    conn: SqlConnection, added: Mapping[str, int], *, set_based: bool
+) -> dict[str, int]:
+    """Raise each build's log_count by its number of new entries; the new totals, of the
+    builds that exist. `set_based` (PostgreSQL): one UPDATE for all, from a VALUES list."""
+    if not set_based or len(added) == 1:
+        totals: dict[str, int] = {}
+        for build_id, n in added.items():
+            total = await conn.scalar(_COUNTED_APPEND,
+                                      {BUILD_ID_PARAM: build_id, LOG_ADDED_PARAM: n})
+            if total is not None:
+                totals[build_id] = int(total)
+        return totals
+    new = values(column("id", String), column("n", Integer), name="new").data(list(added.items()))
+    result = await conn.execute(
+        update(b).where(b.c.id == new.c.id)
+        .values(log_count=b.c.log_count + new.c.n).returning(b.c.id, b.c.log_count)
+    )
+    return {str(build_id): int(total) for build_id, total in result.all()}
 
 
 async def insert_log_rows(conn: SqlConnection, rows: list[dict[str, Any]]) -> None:
@@ -118,7 +165,8 @@ class BuildLogs:
     ) -> int:
         if not entries:
             return await self.count(build_id, conn)
-        total = await append_with(conn, build_id, update(b).where(b.c.id == build_id), entries)
+        total = await append_with(conn, build_id, _COUNTED_APPEND, entries,
+                                  {BUILD_ID_PARAM: build_id})
         if total is None:
             raise KeyError(build_id)
         return total

@@ -17,7 +17,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from slipway.store.database import Database, SqlConnection
 from slipway.store.schema import build_queue as q
@@ -56,18 +69,26 @@ def _processing(now: float):  # type: ignore[no-untyped-def]
     return and_(q.c.available.is_(False), q.c.processing_expires > now)
 
 
+# Lease extensions, built once (hot path: a statement built per call, then its cache key,
+# cost more than running it, benchmarks/)
+_EXTEND_ONE = (
+    update(q)
+    .where(q.c.id == bindparam("item_id"), q.c.available.is_(False))
+    .values(processing_expires=bindparam("expires"))
+)
+_EXTEND_MANY = (
+    update(q)
+    .where(q.c.id.in_(bindparam("item_ids", expanding=True)), q.c.available.is_(False))
+    .values(processing_expires=bindparam("expires"))
+    .returning(q.c.id)
+)
+
+
 class RoundRobin:
     """Remembers which namespace was served last so the next claim starts after it."""
 
     def __init__(self) -> None:
         self.last: str | None = None
-
-    def order(self, namespaces: list[str]) -> list[str]:
-        ordered = sorted(namespaces)
-        if self.last is None:
-            return ordered
-        after = [n for n in ordered if n > self.last]
-        return after + [n for n in ordered if n <= self.last]
 
 
 class BuildQueue:
@@ -111,27 +132,13 @@ class BuildQueue:
             return []
         now = time.time()
         limits = namespace_limits or {}
+        round_robin = round_robin or RoundRobin()
+        # SQLite: one round (the write lock makes this claim the only one). PostgreSQL:
+        # items another manager is claiming right now are skipped, so candidates for a few
+        # more rounds are read, to try instead of coming back empty-handed.
+        rounds = 1 if self.db.is_sqlite else 4
         async with self.db.write() as conn:
-            busy_repos = select(q.c.repository).where(_processing(now))
-            # the head of each waiting repository that has nothing in progress
-            heads = (
-                select(func.min(q.c.id))
-                .where(_claimable(now), q.c.repository.not_in(busy_repos))
-                .group_by(q.c.repository)
-            )
-            rows = (
-                await conn.execute(
-                    select(q.c.id, q.c.namespace).where(q.c.id.in_(heads)).order_by(q.c.id)
-                )
-            ).all()
-            if not rows:
-                return []
-            by_namespace: dict[str, list[int]] = defaultdict(list)
-            namespace_of: dict[int, str] = {}
-            for item_id, namespace in rows:
-                by_namespace[namespace].append(item_id)
-                namespace_of[item_id] = namespace
-            running: dict[str, int] = {}
+            room: dict[str, int] = {}
             if limits:
                 counted = await conn.execute(
                     select(q.c.namespace, func.count())
@@ -139,31 +146,30 @@ class BuildQueue:
                     .group_by(q.c.namespace)
                 )
                 running = {ns: int(n) for ns, n in counted.all()}
+                room = {ns: cap - running.get(ns, 0) for ns, cap in limits.items()}
+            candidates = (await conn.execute(
+                _round_robin_candidates(now, room, round_robin.last, limit * rounds)
+            )).all()
             items: list[QueueItem] = []
             order: list[int] = []
-            # SQLite: one round (the write lock makes this claim the only one). PostgreSQL:
-            # items another manager is claiming right now are skipped, so try a few more
-            # rounds with the next candidates instead of coming back empty-handed.
-            for _ in range(1 if self.db.is_sqlite else 4):
-                chosen = _round_robin_pick(
-                    by_namespace, limits, running, limit - len(items), round_robin
-                )
+            taken = 0
+            for _ in range(rounds):
+                chosen = candidates[taken:taken + limit - len(items)]
                 if not chosen:
                     break
-                for item_id in chosen:  # never offered again in this claim
-                    by_namespace[namespace_of[item_id]].remove(item_id)
-                got = chosen
+                taken += len(chosen)
+                round_robin.last = str(chosen[-1].namespace)
+                got = [int(row.id) for row in chosen]
                 if not self.db.is_sqlite:
-                    got = await _lock_for_claim(conn, chosen, limits, now)
+                    got = await _lock_for_claim(conn, got, limits, now)
                 if got:
-                    claimed = await self._claim_rows(conn, got, manager_id, now, lease_seconds)
-                    items.extend(claimed)
+                    items.extend(await self._claim_rows(conn, got, manager_id, now,
+                                                        lease_seconds))
                     order.extend(got)
-                    for item in claimed:
-                        running[item.namespace] = running.get(item.namespace, 0) + 1
                 if len(got) == len(chosen) or len(items) >= limit:
                     break
-        items.sort(key=lambda i: order.index(i.id))
+        position = {item_id: i for i, item_id in enumerate(order)}
+        items.sort(key=lambda i: position[i.id])
         return items
 
     async def _claim_rows(
@@ -225,18 +231,12 @@ class BuildQueue:
             by_seconds[seconds].append(item_id)
         for seconds, ids in by_seconds.items():
             if len(ids) == 1:  # a lone lease (every write on SQLite): no IN list to expand
-                statement = update(q).where(q.c.id == ids[0], q.c.available.is_(False))
-                if (await conn.execute(statement.values(processing_expires=now + seconds))
-                        ).rowcount:
+                one = {"item_id": ids[0], "expires": now + seconds}
+                if (await conn.execute(_EXTEND_ONE, one)).rowcount:
                     extended.add(ids[0])
                 continue
-            statement = (
-                update(q)
-                .where(q.c.id.in_(ids), q.c.available.is_(False))
-                .values(processing_expires=now + seconds)
-                .returning(q.c.id)
-            )
-            extended.update((await conn.execute(statement)).scalars())
+            many = {"item_ids": ids, "expires": now + seconds}
+            extended.update((await conn.execute(_EXTEND_MANY, many)).scalars())
         return [item_id in extended for item_id, _ in leases]
 
     async def incomplete(
@@ -314,12 +314,10 @@ async def _lock_for_claim(
     if rows:
         # every repository's try-lock in one statement (a round trip each was most of a
         # claim's cost under a backlog, benchmarks/)
-        got = (await conn.execute(select(*(
-            func.pg_try_advisory_xact_lock(_lock_key("repo", repository))
-            for _, _, repository in rows
-        )))).one()
-        for (item_id, namespace, repository), taken in zip(rows, got, strict=True):
-            if taken:
+        keys = [_lock_name("repo", repository) for _, _, repository in rows]
+        taken = {int(p): bool(t) for p, t in await conn.execute(_TRY_LOCKS, {"names": keys})}
+        for position, (item_id, namespace, repository) in enumerate(rows, start=1):
+            if taken.get(position):
                 locked[int(item_id)] = (str(namespace), str(repository))
     limited = sorted({ns for ns, _ in locked.values() if ns in limits})
     if limited:
@@ -343,36 +341,51 @@ async def _lock_for_claim(
     return [i for i in chosen if i in locked]
 
 
+def _lock_name(kind: str, name: str) -> str:
+    return f"slipway-queue:{kind}:{name}"
+
+
 def _lock_key(kind: str, name: str):  # type: ignore[no-untyped-def]
     """A 64-bit advisory lock key for `kind:name` (hashtextextended: no extension needed)."""
-    return func.hashtextextended(f"slipway-queue:{kind}:{name}", 0)
+    return func.hashtextextended(_lock_name(kind, name), 0)
 
 
-def _round_robin_pick(
-    by_namespace: Mapping[str, list[int]],
-    limits: Mapping[str, int],
-    running: Mapping[str, int],
-    limit: int,
-    round_robin: RoundRobin | None,
-) -> list[int]:
-    rr = round_robin or RoundRobin()
-    queues = {ns: list(ids) for ns, ids in by_namespace.items()}
-    taken: dict[str, int] = defaultdict(int)
-    chosen: list[int] = []
-    while len(chosen) < limit:
-        progressed = False
-        for ns in rr.order(list(queues)):
-            if len(chosen) >= limit:
-                break
-            if not queues.get(ns):
-                continue
-            cap = limits.get(ns)
-            if cap is not None and running.get(ns, 0) + taken[ns] >= cap:
-                continue
-            chosen.append(queues[ns].pop(0))
-            taken[ns] += 1
-            rr.last = ns
-            progressed = True
-        if not progressed:
-            break
-    return chosen
+# The try-locks of a claim's repositories, the same keys as _lock_key's, by position in
+# `names`: one statement text whatever their number (64 function calls built and compiled
+# per claim were a few per cent of a PostgreSQL manager's time, benchmarks/)
+_TRY_LOCKS = text(
+    "SELECT t.position, pg_try_advisory_xact_lock(hashtextextended(t.name, 0)) "
+    "FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS t(name, position)"
+)
+
+
+def _round_robin_candidates(now: float, room: Mapping[str, int], last: str | None,
+                            count: int) -> Select[Any]:
+    """The first `count` claimable items in round-robin order: the head of each waiting
+    repository with nothing in progress, ranked within its namespace by age; then rank
+    first, namespaces in name order starting after `last`. A namespace at its limit is
+    left out and a limited one offers no more than its `room`.
+
+    Ordered and cut in the database: a backlog of thousands was otherwise read whole into
+    the manager at every claim (benchmarks/README.md)."""
+    busy_repos = select(q.c.repository).where(_processing(now))
+    heads = (
+        select(func.min(q.c.id))
+        .where(_claimable(now), q.c.repository.not_in(busy_repos))
+        .group_by(q.c.repository)
+    )
+    rank = func.row_number().over(partition_by=q.c.namespace, order_by=q.c.id)
+    ranked_query = select(q.c.id, q.c.namespace, rank.label("rank")).where(q.c.id.in_(heads))
+    full = [ns for ns, free in room.items() if free <= 0]
+    if full:
+        ranked_query = ranked_query.where(q.c.namespace.not_in(full))
+    ranked = ranked_query.subquery()
+    query = select(ranked.c.id, ranked.c.namespace)
+    limited = {ns: free for ns, free in room.items() if free > 0}
+    if limited:
+        query = query.where(ranked.c.rank <= case(limited, value=ranked.c.namespace,
+                                                  else_=ranked.c.rank))
+    order: list[ColumnElement[Any]] = [ranked.c.rank, ranked.c.namespace]
+    if last is not None:  # namespaces after `last` first in each round (false sorts first)
+        order.insert(1, ranked.c.namespace <= last)
+    return query.order_by(*order).limit(count)
