@@ -438,3 +438,35 @@ async def test_a_worker_that_finishes_before_its_start_is_recorded(tmp_path: Pat
     finally:
         release.set()
         await harness.stop()
+
+
+async def test_a_worker_registering_after_its_build_was_cancelled_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Registration hands the worker what the manager read when it began the attempt;
+    a build cancelled since must not be handed out."""
+    harness: Harness
+    tokens: list[str] = []
+
+    async def worker(spec: WorkerSpec) -> None:
+        tokens.append(spec.registration_token)
+        await asyncio.sleep(3600)  # slow to boot: registers only when the test says
+
+    harness, executor = await start(tmp_path, worker)
+    try:
+        build_id = await harness.submit()
+        await harness.wait_phase(build_id, Phase.BUILD_SCHEDULED)
+        await harness.wait_for(lambda: len(tokens) == 1)
+        assert (await harness.control.cancel(build_id)).value == "cancelled"
+        await harness.wait_for(lambda: executor.stopped == ["default-1"])
+        late = ProtocolWorker(harness.address)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await late.register(tokens[0])
+        await late.close()
+        assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+        record = await harness.build(build_id)
+        assert record.phase is Phase.CANCELLED
+        assert "Build worker registered" not in [e.message for e in await harness.log(build_id)]
+        assert harness.manager.ctx.records_to_register == {}
+    finally:
+        await harness.stop()

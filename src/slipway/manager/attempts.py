@@ -76,6 +76,7 @@ async def start_attempt(ctx: ManagerContext, item: QueueItem, job: JobState) -> 
     if begun is None:
         return
     record, attempts = begun
+    ctx.records_to_register[job.job_id] = record
     previous_job = record.job_id
     if previous_job and previous_job != job.job_id:
         # the lease of an earlier attempt ran out (its manager died): make sure it is gone
@@ -347,6 +348,7 @@ async def end_attempt(
 
 def untrack(ctx: ManagerContext, job_id: str) -> None:
     ctx.tracked.pop(job_id, None)
+    ctx.records_to_register.pop(job_id, None)
     ctx.mark_scheduled(job_id)  # wakes a waiting registration, which finds the job gone
     metrics.RUNNING_WORKERS.set(len(ctx.tracked))
     # always wake: the DELETE event of this job may have untracked it already, while our

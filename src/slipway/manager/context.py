@@ -39,6 +39,10 @@ class ManagerContext:
     wake_scheduler: Callable[[], None] = lambda: None
     # attempts this process started and has not seen end, by job id
     tracked: dict[str, JobState] = field(default_factory=dict)
+    # the build records those attempts began from, by job id, until their worker registers:
+    # what registration hands the worker is the build's own parameters, which never change
+    # (saves a read per build, a twelfth of a scheduling manager's time, benchmarks/)
+    records_to_register: dict[str, BuildRecord] = field(default_factory=dict)
     # builds a user cancelled (from cancel events), so any manager can refuse heartbeats
     cancelled: OrderedDict[str, None] = field(default_factory=OrderedDict)
     background: set[asyncio.Task[Any]] = field(default_factory=set)

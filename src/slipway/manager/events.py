@@ -31,6 +31,7 @@ class EventHandlers:
         if event.kind is KeyEventKind.DELETE:
             # ended by another manager (or by us): stop counting it against our capacity
             self.ctx.mark_scheduled(job_id)  # a waiting registration re-reads: gone
+            self.ctx.records_to_register.pop(job_id, None)
             if self.ctx.tracked.pop(job_id, None) is not None:
                 self.ctx.wake_scheduler()
             return

@@ -109,7 +109,12 @@ async def _scheduled_job(ctx: ManagerContext, claims: TokenClaims) -> JobState:
 
 
 async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
-    record = await ctx.build(claims.build_id)
+    # the record its attempt began from, when this process began it; its phase then is
+    # not the build's now, but a build that ended since has no job key left to mark
+    # running below, and a cancelled one is known from its cancel event
+    record = ctx.records_to_register.pop(claims.job_id, None)
+    if record is None or claims.build_id in ctx.cancelled:
+        record = await ctx.build(claims.build_id)
     if record is None or record.phase.is_final:
         raise CallRefused("FAILED_PRECONDITION", "this build has ended")
     max_time = float(ctx.manager_config.MACHINE_MAX_TIME)
