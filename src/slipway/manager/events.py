@@ -8,7 +8,14 @@ from slipway.domain.results import AttemptEnd
 from slipway.manager.attempts import end_attempt
 from slipway.manager.context import ManagerContext
 from slipway.manager.jobs import JobStage, JobState
-from slipway.manager.keys import CANCEL_PREFIX, DEADLINE_PREFIX, JOB_PREFIX, WAKE_KEY, job_key
+from slipway.manager.keys import (
+    ACTED_ON,
+    CANCEL_PREFIX,
+    DEADLINE_PREFIX,
+    JOB_PREFIX,
+    WAKE_KEY,
+    job_key,
+)
 from slipway.orchestrator.base import KeyEvent, KeyEventKind
 
 log = logging.getLogger("slipway.manager")
@@ -19,12 +26,12 @@ class EventHandlers:
         self.ctx = ctx
 
     def subscribe(self) -> None:
-        # (keys.UNPUBLISHED_EVENTS: the kinds left out here are not published)
+        # (the kinds of keys.ACTED_ON only: writers publish no others)
         orch = self.ctx.orchestrator
-        orch.subscribe(JOB_PREFIX, self.on_job_event, (KeyEventKind.DELETE, KeyEventKind.EXPIRE))
-        orch.subscribe(DEADLINE_PREFIX, self.on_deadline_event, (KeyEventKind.EXPIRE,))
-        orch.subscribe(CANCEL_PREFIX, self.on_cancel_event, (KeyEventKind.CREATE, KeyEventKind.SET))
-        orch.subscribe(WAKE_KEY, self.on_wake_event, (KeyEventKind.CREATE, KeyEventKind.SET))
+        orch.subscribe(JOB_PREFIX, self.on_job_event, ACTED_ON[JOB_PREFIX])
+        orch.subscribe(DEADLINE_PREFIX, self.on_deadline_event, ACTED_ON[DEADLINE_PREFIX])
+        orch.subscribe(CANCEL_PREFIX, self.on_cancel_event, ACTED_ON[CANCEL_PREFIX])
+        orch.subscribe(WAKE_KEY, self.on_wake_event, ACTED_ON[WAKE_KEY])
 
     async def on_job_event(self, event: KeyEvent) -> None:
         job_id = event.key[len(JOB_PREFIX):]

@@ -13,17 +13,22 @@ REGISTERED_PREFIX = "registered/"  # registered/{jti}: a spent registration toke
 # taken by one manager; the expiry handler and the reconciler may both try
 ENDED_PREFIX = "ended/"
 
-_WRITES = frozenset({KeyEventKind.CREATE, KeyEventKind.SET, KeyEventKind.DELETE})
-# Write events no process subscribes to (manager/events.py subscribes to the rest), left
-# unpublished: each build's job, deadline and token writes were otherwise five messages
-# every manager received and dropped, a tenth of a scheduling manager's time
-# (benchmarks/README.md). EXPIRE is never published; the sweep delivers it.
-UNPUBLISHED_EVENTS = {
-    JOB_PREFIX: frozenset({KeyEventKind.CREATE, KeyEventKind.SET}),  # DELETE is acted on
-    DEADLINE_PREFIX: _WRITES,
-    REGISTERED_PREFIX: _WRITES,
-    ENDED_PREFIX: _WRITES,
+_NONE: frozenset[KeyEventKind] = frozenset()
+# The events managers act on, by key prefix: manager/events.py subscribes to these.
+ACTED_ON = {
+    JOB_PREFIX: frozenset({KeyEventKind.DELETE, KeyEventKind.EXPIRE}),
+    DEADLINE_PREFIX: frozenset({KeyEventKind.EXPIRE}),
+    CANCEL_PREFIX: frozenset({KeyEventKind.CREATE, KeyEventKind.SET}),
+    WAKE_KEY: frozenset({KeyEventKind.CREATE, KeyEventKind.SET}),
+    REGISTERED_PREFIX: _NONE,
+    ENDED_PREFIX: _NONE,
 }
+_WRITES = frozenset({KeyEventKind.CREATE, KeyEventKind.SET, KeyEventKind.DELETE})
+# The write events nobody acts on are left unpublished: each build's job, deadline and
+# token writes were otherwise five messages every manager received and dropped, a tenth
+# of a scheduling manager's time (benchmarks/README.md). EXPIRE is never published; the
+# sweep delivers it.
+UNPUBLISHED_EVENTS = {prefix: _WRITES - kinds for prefix, kinds in ACTED_ON.items()}
 
 
 def job_key(job_id: str) -> str:
