@@ -139,9 +139,10 @@ def only_slipway_tables(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
     """Alembic's include_object: autogenerate compares slipway's tables only, so a
-    revision generated against Quay's database never drops or alters Quay's."""
+    revision generated against Quay's database never drops or alters Quay's. (The
+    version table is Alembic's own business.)"""
     if type_ == "table":
-        return bool(name and name.startswith(SLIPWAY_PREFIX))
+        return bool(name and name.startswith(SLIPWAY_PREFIX) and name != SLIPWAY_VERSION_TABLE)
     table = getattr(obj, "table", None)
     table_name = getattr(table, "name", None)
     return table_name is None or str(table_name).startswith(SLIPWAY_PREFIX)
