@@ -86,13 +86,19 @@ def test_full_quay_config_loads_without_noise(all_kinds: None) -> None:
         "proxy-secret",
         "buildlogs-redis-secret",
         "minio-secret",
+        "minio-access",
+        "40157269433064266822674401740626984898972632465622168464725100311621640999470",
     ):
         assert secret not in out
     effective = yaml.safe_load(out)
     assert effective["DB_URI"] == (
         "postgresql://quayuser:*****@quay-postgres.quay-enterprise.svc:5432/quay"
     )
-    assert "DATABASE_SECRET_KEY" not in effective
+    assert effective["DATABASE_SECRET_KEY"] == "*****"
+    assert effective["BUILDLOGS_REDIS"]["password"] == "*****"
+    driver, params = effective["DISTRIBUTED_STORAGE_CONFIG"]["default"]
+    assert driver == "RadosGWStorage" and params["secret_key"] == "*****"
+    assert params["access_key"] == "*****" and params["bucket_name"] == "quay-datastore"
     podman, ec2 = effective["BUILD_MANAGER"][1]["EXECUTORS"]
     assert podman["KUBERNETES_DISTRIBUTION"] == "k8s"  # Quay's "basic"
     assert podman["MINIMUM_RETRY_THRESHOLD"] == 1 and ec2["MINIMUM_RETRY_THRESHOLD"] == 0

@@ -65,7 +65,7 @@ async def test_a_failed_write_is_not_acknowledged_and_changes_nothing(store_and_
     store, writer = store_and_writer
     real = await _build(store, "real")
     async with store.db.write() as conn:  # the insert of the lines will fail
-        await conn.execute(text("ALTER TABLE build_logs RENAME TO build_logs_gone"))
+        await conn.execute(text("ALTER TABLE slipway_build_logs RENAME TO build_logs_gone"))
     with pytest.raises(OperationalError):
         await writer.append({real: [LogEntry("x")]})
     assert await store.logs.count(real) == 0  # the counter update was rolled back

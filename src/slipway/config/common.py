@@ -19,6 +19,11 @@ SECRET_KEYS = frozenset(
         "AWS_SECRET_KEY",
         "AWS_ACCESS_KEY",
         "password",
+        "DATABASE_SECRET_KEY",
+        "s3_access_key",
+        "s3_secret_key",
+        "access_key",
+        "secret_key",
     }
 )
 

@@ -14,6 +14,7 @@ from pydantic.fields import FieldInfo
 from slipway.config.common import MASK, SECRET_KEYS, mask_url, show
 from slipway.config.executors import EXECUTOR_TAGS, KINDS_TEXT, MODEL_FOR_KIND
 from slipway.config.models import AppConfig, ManagerConfig, RedisConfig, RegistryCredential
+from slipway.config.quay import BuildLogsRedisConfig
 
 
 class ConfigError(Exception):
@@ -35,7 +36,8 @@ def _collect_fields(models: Iterable[type[BaseModel]]) -> dict[str, FieldInfo]:
 
 
 _FIELDS = _collect_fields(
-    [AppConfig, ManagerConfig, RedisConfig, RegistryCredential, *MODEL_FOR_KIND.values()]
+    [AppConfig, ManagerConfig, RedisConfig, RegistryCredential, *MODEL_FOR_KIND.values(),
+     BuildLogsRedisConfig]
 )
 _TAGS = set(EXECUTOR_TAGS.values())
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][\w-]*$")

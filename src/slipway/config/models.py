@@ -32,6 +32,12 @@ from slipway.config.executors import (
     KubernetesExecutorConfig,
     LocalExecutorConfig,
 )
+from slipway.config.quay import (
+    BuildLogsRedis,
+    BuildLogsRedisConfig,
+    ConnectionArgs,
+    StorageConfig,
+)
 
 __all__ = [
     "EXECUTOR_KINDS",
@@ -313,6 +319,68 @@ class AppConfig(BaseModel):
     )
     NAMESPACE_MAX_QUEUED_BUILDS: int = field(
         1000, example=1000, ge=1, description="slipway: most builds one namespace may have waiting"
+    )
+
+    # Quay's own keys, read in Quay mode (config/quay.py; defaults are Quay's)
+    DB_CONNECTION_ARGS: ConnectionArgs = field(
+        default_factory=dict,
+        example={"sslmode": "verify-full", "sslrootcert": "/conf/stack/database.pem"},
+        description="database driver arguments (Quay's pool settings, e.g. threadlocals, "
+        "are ignored)",
+    )
+    BUILDLOGS_REDIS: BuildLogsRedis = field(
+        default_factory=BuildLogsRedisConfig,
+        example={"host": "quay-redis.example.com", "port": 6379, "password": "secret"},
+        description="Quay mode: the Redis holding Quay's build logs (builds/<uuid>/logs)",
+    )
+    PREFERRED_URL_SCHEME: Literal["http", "https"] = field(
+        "http", example="https", description="scheme of Quay's URLs (user files, links)"
+    )
+    DISTRIBUTED_STORAGE_CONFIG: StorageConfig = field(
+        default_factory=dict,
+        example={"default": ["S3Storage", {"s3_bucket": "quay", "storage_path": "/registry"}]},
+        description="Quay's storage locations: {location: [DriverName, {parameters}]}",
+    )
+    DISTRIBUTED_STORAGE_PREFERENCE: list[str] = field(
+        default_factory=list, example=["default"], description="Quay's preferred locations"
+    )
+    USERFILES_LOCATION: str = field(
+        "local_us", example="default", description="storage location of uploaded contexts"
+    )
+    USERFILES_PATH: str = field(
+        "userfiles/", example="userfiles/", description="their path in that location"
+    )
+    LOG_ARCHIVE_LOCATION: str = field(
+        "local_us", example="default", description="storage location of archived build logs"
+    )
+    LOG_ARCHIVE_PATH: str = field(
+        "logarchive/", example="logarchive/", description="their path in that location"
+    )
+    DATABASE_SECRET_KEY: SecretStr | None = field(
+        None,
+        example="40157269433064266822674401740626984898972632465622168464725100311621640999470",
+        description="Quay mode: decrypts Quay's build tokens and deploy keys",
+    )
+    DOCKERFILE_BUILD_QUEUE_NAME: str = field(
+        "dockerfilebuild", example="dockerfilebuild", description="Quay's build queue name"
+    )
+    NOTIFICATION_QUEUE_NAME: str = field(
+        "notification", example="notification", description="Quay's notification queue name"
+    )
+    REGISTRY_STATE: Literal["normal", "readonly"] = field(
+        "normal", example="normal", description="readonly: Quay starts no builds"
+    )
+    SUCCESSIVE_TRIGGER_FAILURE_DISABLE_THRESHOLD: int | None = field(
+        100, example=100, ge=0, description="failed builds in a row that disable a trigger"
+    )
+    SUCCESSIVE_TRIGGER_INTERNAL_ERROR_DISABLE_THRESHOLD: int | None = field(
+        5, example=5, ge=0, description="internal errors in a row that disable a trigger"
+    )
+    QUAY_USERFILES_SOURCE: Literal["quay", "mount"] = field(
+        "quay",
+        example="quay",
+        description="slipway: where workers fetch contexts kept in LocalStorage: quay "
+        "(Quay's /userfiles/ URL) or mount (slipway serves the storage path, mounted here)",
     )
 
     @model_validator(mode="before")

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from slipway.config.executors import MODEL_FOR_KIND
 from slipway.config.models import AppConfig, ManagerConfig, RedisConfig, RegistryCredential
+from slipway.config.quay import QUAY_OWN_KEYS
 
 TOP_LEVEL_KEYS = sorted(
     {*AppConfig.model_fields, "BUILD_MANAGER"} - {"build_manager_mode", "manager"}
@@ -59,7 +60,7 @@ def _executor(where: str, entry: Any) -> list[str]:
 def unknown_key_warnings(raw: dict[Any, Any]) -> list[str]:
     warnings = []
     for key in raw:
-        if key in TOP_LEVEL_KEYS:
+        if key in TOP_LEVEL_KEYS or key in QUAY_OWN_KEYS:
             continue
         match = _close(str(key), TOP_LEVEL_KEYS, 0.8)
         if match:

@@ -85,7 +85,7 @@ async def append_with(
 
 
 def log_rows(build_id: str, first: int, entries: Sequence[LogEntry]) -> list[dict[str, Any]]:
-    """The build_logs rows of `entries`, numbered from `first`."""
+    """The log table rows of `entries`, numbered from `first`."""
     stamp = now_iso()
     return [
         {
@@ -132,7 +132,7 @@ async def insert_log_rows(conn: SqlConnection, rows: list[dict[str, Any]]) -> No
 # PostgreSQL's COPY takes one round trip more than an INSERT, and far less work per row,
 # on both sides, than an INSERT executed per row: worth it from a few dozen rows
 COPY_FROM_ROWS = 32
-_COPY = "COPY build_logs (build_id, idx, message, type, data) FROM STDIN"
+_COPY = f"COPY {logs.name} (build_id, idx, message, type, data) FROM STDIN"
 
 
 async def _copy_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:

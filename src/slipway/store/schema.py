@@ -1,4 +1,8 @@
-"""Tables. Times are UNIX seconds (float) so SQLite and PostgreSQL compare them alike."""
+"""Tables. Times are UNIX seconds (float) so SQLite and PostgreSQL compare them alike.
+
+Every table name starts with `slipway_` (and Alembic's version table is
+`slipway_alembic_version`, store/migrations/env.py): slipway's tables may live in Quay's
+own database, beside Quay's tables and Quay's `alembic_version`."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 builds = Table(
-    "builds",
+    "slipway_builds",
     metadata,
     Column("id", String(36), primary_key=True),
     Column("namespace", String(255), nullable=False),
@@ -54,10 +58,10 @@ builds = Table(
 )
 
 build_queue = Table(
-    "build_queue",
+    "slipway_build_queue",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("build_id", String(36), ForeignKey("builds.id"), nullable=False, unique=True),
+    Column("build_id", String(36), ForeignKey("slipway_builds.id"), nullable=False, unique=True),
     Column("namespace", String(255), nullable=False),
     # "namespace/name": at most one item of a repository is processed at a time
     Column("repository", String(511), nullable=False),
@@ -72,9 +76,9 @@ build_queue = Table(
 )
 
 build_logs = Table(
-    "build_logs",
+    "slipway_build_logs",
     metadata,
-    Column("build_id", String(36), ForeignKey("builds.id"), primary_key=True),
+    Column("build_id", String(36), ForeignKey("slipway_builds.id"), primary_key=True),
     Column("idx", Integer, primary_key=True),
     Column("message", Text, nullable=False),
     Column("type", String(16)),
@@ -82,7 +86,7 @@ build_logs = Table(
 )
 
 signing_keys = Table(
-    "signing_keys",
+    "slipway_signing_keys",
     metadata,
     Column("kid", String(64), primary_key=True),
     Column("public_pem", Text, nullable=False),
@@ -91,7 +95,7 @@ signing_keys = Table(
 )
 
 uploads = Table(
-    "uploads",
+    "slipway_uploads",
     metadata,
     Column("file_id", String(36), primary_key=True),
     Column("mime_type", String(255), nullable=False),
@@ -102,7 +106,7 @@ uploads = Table(
 )
 
 api_tokens = Table(
-    "api_tokens",
+    "slipway_api_tokens",
     metadata,
     Column("token_hash", String(64), primary_key=True),
     Column("name", String(255), nullable=False),
