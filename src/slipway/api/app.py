@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from slipway import __version__
-from slipway.api import routes_builds, routes_filedrop, routes_ops, sse
+from slipway.api import routes_builds, routes_filedrop, routes_info, routes_ops, sse
 from slipway.api.deps import ApiDeps, Readiness
 from slipway.api.errors import install_handlers
 from slipway.config.models import AppConfig
@@ -36,4 +36,5 @@ def create_app(
     app.include_router(sse.router)
     app.include_router(routes_filedrop.router)
     app.include_router(routes_ops.router)
+    app.include_router(routes_info.router)
     return app

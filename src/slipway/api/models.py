@@ -240,6 +240,20 @@ class ErrorOut(BaseModel):
     detail: str
 
 
+class TokenInfo(BaseModel):
+    name: str
+    scopes: dict[str, str] = Field(description='{namespace or "*": "read" | "write" | "admin"}')
+
+
+class InfoOut(BaseModel):
+    """slipway: what GET /api/v1/slipway/info tells a client."""
+
+    version: str
+    token: TokenInfo
+    build_support: bool = Field(description="false: this server refuses new builds")
+    registries: list[str] = Field(description="registries a build may push to")
+
+
 class HealthOut(BaseModel):
     status: str
 

@@ -21,6 +21,7 @@ from rich.table import Column, Table
 
 from slipway.cli.client import ApiClient, CliError, load_credentials
 from slipway.cli.dockerignore import pack
+from slipway.cli.output import fail
 
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
@@ -30,8 +31,15 @@ FINAL = {"complete", "error", "internalerror", "cancelled", "expired"}
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
 
-ServerOpt = typer.Option(None, "--server", help="API URL (default: SLIPWAY_URL or cli.json).")
-TokenOpt = typer.Option(None, "--token", help="API token (default: SLIPWAY_TOKEN or cli.json).")
+ServerOpt = typer.Option(
+    None, "--server", help="API URL (default: SLIPWAY_URL, else the context's)."
+)
+TokenOpt = typer.Option(
+    None, "--token", help="API token (default: SLIPWAY_TOKEN, else the context's)."
+)
+ContextOpt = typer.Option(
+    None, "--context", help="CLI context (default: SLIPWAY_CONTEXT, else the current one)."
+)
 
 
 @dataclass(frozen=True)
@@ -117,14 +125,11 @@ def resolve_dockerfile(context: Path, dockerfile: str | None) -> tuple[str, Path
 
 
 @contextmanager
-def _client(server: str | None, token: str | None) -> Iterator[ApiClient]:
-    with ApiClient(load_credentials(server, token)) as client:
+def _client(
+    server: str | None, token: str | None, context: str | None = None
+) -> Iterator[ApiClient]:
+    with ApiClient(load_credentials(server, token, context)) as client:
         yield client
-
-
-def fail(message: str) -> NoReturn:
-    errors.print(f"[red]error:[/red] {escape(message)}")
-    raise typer.Exit(1)
 
 
 STYLES = {"phase": "bold magenta", "command": "bold cyan", "error": "red"}
@@ -187,6 +192,7 @@ def build(
     target: str | None = typer.Option(None, "--target", help="Build stage to stop at."),
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
+    context: str | None = ContextOpt,
 ) -> None:
     """Upload DIR, build it on a worker, follow the log, push the image."""
     build_id: str | None = None
@@ -198,7 +204,7 @@ def build(
         if not directory.is_dir():
             raise CliError(f"{directory} is not a directory")
         dockerfile, outside = resolve_dockerfile(directory, file)
-        with _client(server, token) as client, tempfile.TemporaryDirectory() as tmp:
+        with _client(server, token, context) as client, tempfile.TemporaryDirectory() as tmp:
             archive = Path(tmp) / "context.tar.gz"
             extra = {dockerfile: outside} if outside else None
             count = pack(directory, archive, dockerfile=dockerfile, extra=extra)
@@ -235,11 +241,12 @@ def builds(
     limit: int = typer.Option(20, "--limit", min=1, max=100, help="How many (newest first)."),
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
+    context: str | None = ContextOpt,
 ) -> None:
     """List a repository's builds, newest first."""
     try:
         repository = _repo_arg(repository)
-        with _client(server, token) as client:
+        with _client(server, token, context) as client:
             items = client.list_builds(repository, limit)
     except CliError as exc:
         fail(str(exc))
@@ -264,11 +271,12 @@ def logs(
     follow_log: bool = typer.Option(False, "--follow", "-f", help="Stream until it ends."),
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
+    context: str | None = ContextOpt,
 ) -> None:
     """Print a build's log (with --follow, live until the build ends)."""
     try:
         repository = _repo_arg(repository)
-        with _client(server, token) as client:
+        with _client(server, token, context) as client:
             if follow_log:
                 final = follow(client, repository, build_id)
                 console.print(f"build {build_id}: {final.get('phase')}")
@@ -286,11 +294,12 @@ def cancel(
     build_id: str = typer.Argument(..., help="Build id."),
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
+    context: str | None = ContextOpt,
 ) -> None:
     """Cancel a build that has not started pushing."""
     try:
         repository = _repo_arg(repository)
-        with _client(server, token) as client:
+        with _client(server, token, context) as client:
             client.cancel(repository, build_id)
     except CliError as exc:
         fail(str(exc))
