@@ -134,6 +134,7 @@ def test_piped_output_is_neither_wrapped_nor_coloured(tmp_path: Path, live: Live
     [row] = [line for line in result.stdout.splitlines() if record.id in line]
     assert len(row) > 120  # one line, though longer than a terminal's 80 columns
     assert ", ".join(tags) in row and "waiting" in row
+    assert row.endswith("a worker is being started for it")  # why it waits
 
 
 def test_unknown_repository_says_so(live: LiveApi) -> None:
@@ -239,3 +240,18 @@ def test_context_from_a_git_url(tmp_path: Path, live: LiveApi) -> None:
     r = CliRunner().invoke(app, ["build", f"file://{tmp_path}/missing.git", "-t", TARGET],
                            env=env_for(live, tok))
     assert r.exit_code == 1 and "git clone of file://" in r.stderr
+
+
+def test_build_says_why_it_waits(tmp_path: Path, live: LiveApi) -> None:
+    assert live.env is not None
+    tok = token(live)
+    running = live.run(live.env.control.submit(NewBuild(
+        namespace="demo", repository="hello", tags=["old"], registry="127.0.0.1:5000")))
+    live.run(live.env.store.queue.claim("m1", limit=1, lease_seconds=600))
+    from slipway.domain.phases import Phase
+    live.run(live.env.advance(running.id, Phase.BUILDING))
+    write(tmp_path / "ctx", {"Dockerfile": "FROM base\n"})
+    code, out, err, _ = build_with(live, tok, [str(tmp_path / "ctx"), "-t", TARGET])
+    assert code == 0, err
+    assert (f"waiting: build {running.id} of demo/hello is running (one build per "
+            "repository at a time)") in out

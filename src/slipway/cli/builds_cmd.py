@@ -439,6 +439,7 @@ def builds(
         "DIGEST, ERROR OR WHY IT WAITS",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
+        show_edge=False,
     )
     for b in items:
         digest = b.get("image_digest") or ""

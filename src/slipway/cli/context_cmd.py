@@ -120,7 +120,8 @@ def list_contexts(
         stderr_console().print("no contexts yet: `slipway login URL` adds one (and `slipway serve` "
                      "adds its own on first start)", markup=False)
         return
-    table = Table("CURRENT", "NAME", "SERVER", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table("CURRENT", "NAME", "SERVER", box=box.SIMPLE_HEAD, pad_edge=False,
+                  show_edge=False)
     for c in rows:
         table.add_row("*" if c.name == contexts.current else "", escape(c.name),
                       escape(c.server))
