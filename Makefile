@@ -46,7 +46,7 @@ bench-smoke: setup
 	$(BIN)/python -m benchmarks.run --smoke
 
 proto: venv
-	PYTHON=$(BIN)/python scripts/gen-protocol.sh
+	PYTHON=$(abspath $(BIN))/python scripts/gen-protocol.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -15,6 +15,7 @@ declare -A NEED=(
   [redis-server]=redis-server
   [pg_ctlcluster]=postgresql
   [nft]=nftables
+  [chromium]=chromium  # renders /docs and /redoc offline in tests
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

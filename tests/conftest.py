@@ -34,6 +34,14 @@ def base_image() -> str:
     return ensure_base_image()
 
 
+@pytest.fixture(autouse=True)
+def _cli_config_home(tmp_path_factory: pytest.TempPathFactory,
+                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Servers a test starts add their CLI context to $XDG_CONFIG_HOME/slipway/cli.json:
+    a directory per test, never the user's own (tests that need one set their own)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+
+
 HANG_REPORT_AFTER_S = 60
 
 

@@ -464,7 +464,10 @@ async def test_bootstrap_admin_token_once(
     for f in (token_file, creds_file):
         assert stat.S_IMODE(os.stat(f).st_mode) == 0o600
     assert token_file.read_text().strip() == token
-    assert json.loads(creds_file.read_text()) == {"server": "http://127.0.0.1:8700", "token": token}
+    assert json.loads(creds_file.read_text()) == {
+        "current": "127.0.0.1:8700",
+        "contexts": {"127.0.0.1:8700": {"server": "http://127.0.0.1:8700", "token": token}},
+    }
     async with client(env.app, token) as c:
         assert (await c.get(BUILDS)).status_code == 200
     assert await bootstrap_admin_token(env.store, env.config) is None

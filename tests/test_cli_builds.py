@@ -209,7 +209,8 @@ def test_cancel_with_the_credentials_file_serve_writes(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
     token = live.run(bootstrap_admin_token(live.env.store, live.env.config))
     saved: dict[str, Any] = json.loads((xdg / "slipway" / "cli.json").read_text())
-    assert saved == {"server": live.url, "token": token}
+    name = live.url.removeprefix("http://")
+    assert saved == {"current": name, "contexts": {name: {"server": live.url, "token": token}}}
     record = live.run(live.env.control.submit(
         NewBuild(namespace="demo", repository="hello", tags=["latest"], registry="r")))
     r = CliRunner().invoke(app, ["cancel", "demo/hello", record.id], env=env)

@@ -144,6 +144,60 @@ def test_typo_warnings_name_the_key(all_kinds: None, tmp_path: Path) -> None:
     assert yaml.safe_load(out)["SERVER_HOSTNAME"] == "localhost:8080"
 
 
+def test_unknown_top_level_keys_are_flagged_but_quays_are_not(
+    all_kinds: None, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        """\
+        SERVER_HOSTNAME: quay.example.com
+        ALLOWED_WORKER_COUNT: 3
+        SETUP_TIME: 100
+        DISTRIBUTED_STORAGE_CONFIG: {default: [LocalStorage, {storage_path: /d}]}
+        FEATURE_SOMETHING_NEWER_QUAY_ADDED: true
+        KEYCLOAK_LOGIN_CONFIG: {CLIENT_ID: x}
+        SECRET_KEY: not-ours
+        BUILDLOGS_REDIS: {host: r}
+        TOTALLY_MADE_UP: 1
+        SERVER_HOSTNAMES: typo
+        AVATAR_KINDS: a typo of Quay's
+        BUILD_MANAGER:
+          - ephemeral
+          - ALLOWED_WORKERS_COUNT: 3
+            EXECUTORS: [{EXECUTOR: local}]
+    """,
+    )
+    code, out, err = check(path)
+    assert code == 0  # warnings alone keep the exit status 0 ...
+    assert err.splitlines() == [
+        "warning: unknown key ALLOWED_WORKER_COUNT: it is a build manager key; move it into "
+        "BUILD_MANAGER[1]",
+        "warning: unknown key SETUP_TIME: it is an executor key; move it into an entry of "
+        "BUILD_MANAGER[1].EXECUTORS",
+        "warning: unknown key TOTALLY_MADE_UP: neither slipway's nor Quay's, so it is ignored "
+        "(nearest known key: QUOTA_TOTAL_DELAY_SECONDS)",
+        "warning: unknown key SERVER_HOSTNAMES: did you mean SERVER_HOSTNAME?",
+        "warning: unknown key AVATAR_KINDS: neither slipway's nor Quay's; did you mean "
+        "AVATAR_KIND (Quay's)?",
+        "warning: unknown key BUILD_MANAGER[1].ALLOWED_WORKERS_COUNT: did you mean "
+        "ALLOWED_WORKER_COUNT?",
+    ]
+    assert yaml.safe_load(out)["SERVER_HOSTNAME"] == "quay.example.com"
+    # ... and --strict makes them fail a CI job, after saying the same
+    result = CliRunner().invoke(app, ["config", "check", "--strict", str(path)])
+    assert result.exit_code == 1
+    assert "unknown key TOTALLY_MADE_UP" in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "error: 6 warnings and --strict: fix them, or drop --strict to accept them"
+    )
+
+
+def test_strict_passes_a_full_quay_config(all_kinds: None) -> None:
+    result = CliRunner().invoke(app, ["config", "check", "--strict", str(QUAY)])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+
+
 def test_errors_one_per_line_all_of_them(all_kinds: None, tmp_path: Path) -> None:
     code, out, err = check(
         write(

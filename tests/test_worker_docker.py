@@ -74,7 +74,9 @@ def calls(log: Path) -> list[dict[str, object]]:
     return out
 
 
-async def run(tmp_path: Path, repository: str = "ns/app") -> tuple[int, FakeManager]:
+async def run(
+    tmp_path: Path, repository: str = "ns/app", **options: object
+) -> tuple[int, FakeManager]:
     dockerfile = b"FROM quay.io/org/base:3.1 AS final\nRUN true\n"
     with serve_files({"/Dockerfile": (dockerfile, "text/plain")}) as files:
         pack = pb.BuildPack(
@@ -88,6 +90,7 @@ async def run(tmp_path: Path, repository: str = "ns/app") -> tuple[int, FakeMana
             push_password="push-pass",
             build_args=[pb.BuildPack.BuildArg(name="A", value="1")],
             target="final",
+            **options,  # type: ignore[arg-type]
         )
         manager = FakeManager(pack, "tok")
         async with serve_manager(manager) as server:
@@ -163,3 +166,17 @@ async def test_docker_push_refused_is_an_error(tmp_path: Path, fake_docker: Path
     assert code == EXIT_OK
     assert manager.rec.phase_names()[-2:] == ["PUSHING", "ERROR"]
     assert "unauthorized: authentication required" in manager.rec.phases[-1].error_message
+
+
+async def test_no_cache_pull_and_labels_reach_docker_build(
+    tmp_path: Path, fake_docker: Path
+) -> None:
+    labels = [pb.BuildPack.BuildArg(name="org.opencontainers.image.source", value="https://x/y"),
+              pb.BuildPack.BuildArg(name="team", value="a b")]
+    code, manager = await run(tmp_path, no_cache=True, pull=True, labels=labels)
+    assert code == EXIT_OK, manager.rec.phases
+    [build] = [c["argv"] for c in calls(fake_docker) if "build" in c["argv"]]
+    assert "--no-cache" in build and "--pull" in build
+    i = build.index("--label")
+    assert build[i:i + 4] == ["--label", "org.opencontainers.image.source=https://x/y",
+                              "--label", "team=a b"]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from slipway import __version__
-from slipway.api import routes_builds, routes_filedrop, routes_ops, sse
+from slipway.api import routes_builds, routes_filedrop, routes_info, routes_ops, sse
 from slipway.api.deps import ApiDeps, Readiness
 from slipway.api.errors import install_handlers
 from slipway.config.models import AppConfig
@@ -22,7 +23,9 @@ def create_app(
     tokens: TokenService,
     readiness: Readiness,
 ) -> FastAPI:
-    app = FastAPI(
+    # /docs and /redoc with their JavaScript and CSS served from the installed package (at
+    # /static-offline-docs), not from a CDN: they work on a machine without internet
+    app = FastAPIOffline(
         title="slipway",
         version=__version__,
         description="Container-image builds, with Red Hat Quay's build API.",
@@ -33,4 +36,5 @@ def create_app(
     app.include_router(sse.router)
     app.include_router(routes_filedrop.router)
     app.include_router(routes_ops.router)
+    app.include_router(routes_info.router)
     return app

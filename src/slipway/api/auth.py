@@ -3,10 +3,9 @@ scopes `{namespace or "*": "read" | "write" | "admin"}` (admin > write > read)."
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import json
 import logging
-import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,6 +18,8 @@ from fastapi import Request
 from sqlalchemy import func, insert, select
 
 from slipway.api.errors import ApiError
+from slipway.cli.contexts import Added, ContextsError, add_server_context, credentials_file
+from slipway.private_files import write_private
 from slipway.store.facade import Store
 from slipway.store.schema import api_tokens
 
@@ -101,43 +102,38 @@ async def lookup_token(store: Store, token: str) -> Principal | None:
         return None
 
 
-def credentials_path() -> Path:
-    """`$XDG_CONFIG_HOME/slipway/cli.json`, where the CLI looks for server and token."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "slipway" / "cli.json"
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (mode 0600, also when it already existed)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
 async def bootstrap_admin_token(store: Store, config: Any) -> str | None:
     """On first start (no token stored yet) create an admin token for every namespace,
-    write it to DATA_DIR/admin-token and the CLI credentials file, and return it."""
+    write it to DATA_DIR/admin-token, add this server's context to the CLI's contexts
+    (current only if there was none), and return it."""
     async with store.db.read() as conn:
         existing = await conn.scalar(select(func.count()).select_from(api_tokens))
     if existing:
         return None
     token = await create_token(store, "admin", {"*": "admin"})
-    data_dir = Path(config.DATA_DIR)
-    write_private(data_dir / ADMIN_TOKEN_FILE, token + "\n")
+    token_file = Path(config.DATA_DIR) / ADMIN_TOKEN_FILE
+    write_private(token_file, token + "\n")
     server = str(config.PUBLIC_URL).rstrip("/")
-    where = [str(data_dir / ADMIN_TOKEN_FILE)]
     try:
-        creds = json.dumps({"server": server, "token": token}, indent=2)
-        write_private(credentials_path(), creds)
-        where.append(str(credentials_path()))
-    except OSError as exc:  # e.g. a read-only home in a container: the CLI file is a nicety
-        log.warning("could not write the CLI credentials file %s: %s", credentials_path(), exc)
-    log.info("created the admin API token; it is in %s", " and ".join(where))
+        added = await asyncio.to_thread(add_server_context, server, token)
+    except (OSError, ContextsError) as exc:  # e.g. a read-only home in a container
+        log.warning("created the admin API token (in %s); could not add it to the CLI's "
+                    "contexts in %s: %s", token_file, credentials_file(), exc)
+        return token
+    log.info("created the admin API token (in %s); %s", token_file, _context_news(added))
     return token
+
+
+def _context_news(added: Added) -> str:
+    what = f"the CLI context {added.name!r}"
+    if added.replaced:
+        what += " (a server started earlier at this address had it) has the new token"
+    else:
+        what += " has it"
+    if added.current == added.name:
+        return f"{what} and is the current context"
+    return (f"{what}; the current context stays {added.current!r}: run `slipway context use "
+            f"{added.name}` to use this server")
 
 
 def _bearer(request: Request) -> str:

@@ -22,6 +22,8 @@ from pydantic_core import PydanticCustomError
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 BUILD_ARG_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TARGET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# docker's label keys are free-form; refuse what no runtime takes on its command line
+LABEL_KEY_RE = re.compile(r"^[^\s=\x00]{1,255}$")
 # Quay's rules: lowercase letters and digits, separated by single '.', '_' or '-'
 NAMESPACE_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 REPOSITORY_RE = re.compile(r"^[a-z0-9][._a-z0-9-]{0,254}$")
@@ -71,6 +73,11 @@ class BuildRequest(BaseModel):
     build_args: dict[str, str] | None = None
     target: str | None = None
     registry: str | None = Field(None, description="registry to push to (default SERVER_HOSTNAME)")
+    no_cache: bool = Field(False, description="slipway: build every step anew (no layer cache)")
+    pull: bool = Field(
+        False, description="slipway: pull base images even when present; a failed pull fails"
+    )
+    labels: dict[str, str] | None = Field(None, description="slipway: image labels")
 
     @field_validator("file_id")
     @classmethod
@@ -117,6 +124,29 @@ class BuildRequest(BaseModel):
             if not BUILD_ARG_RE.match(name):
                 raise _err(f"{name!r} is not a valid build argument name (letters, digits, '_')")
         return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        for name, value in (v or {}).items():
+            if not LABEL_KEY_RE.match(name):
+                raise _err(f"label name {name!r} is not valid: 1-255 characters, no spaces, "
+                           "'=' or NUL (e.g. org.opencontainers.image.source)")
+            if "\x00" in value or "\n" in value:
+                raise _err(f"label {name!r}: its value contains a NUL or a newline")
+        return v
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """What the record's `options` keeps: only what was asked for."""
+        options: dict[str, Any] = {}
+        if self.no_cache:
+            options["no_cache"] = True
+        if self.pull:
+            options["pull"] = True
+        if self.labels:
+            options["labels"] = dict(self.labels)
+        return options
 
     @field_validator("target")
     @classmethod
@@ -203,6 +233,9 @@ class BuildOut(BaseModel):
     executor: str | None
     completed: str | None = Field(description="RFC 2822 date, null while running")
     attempts: list[dict[str, Any]]
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="slipway: no_cache, pull, labels as requested"
+    )
 
 
 class BuildList(BaseModel):
@@ -238,6 +271,20 @@ class ErrorOut(BaseModel):
     error_type: str
     title: str
     detail: str
+
+
+class TokenInfo(BaseModel):
+    name: str
+    scopes: dict[str, str] = Field(description='{namespace or "*": "read" | "write" | "admin"}')
+
+
+class InfoOut(BaseModel):
+    """slipway: what GET /api/v1/slipway/info tells a client."""
+
+    version: str
+    token: TokenInfo
+    build_support: bool = Field(description="false: this server refuses new builds")
+    registries: list[str] = Field(description="registries a build may push to")
 
 
 class HealthOut(BaseModel):

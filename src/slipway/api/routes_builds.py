@@ -21,6 +21,7 @@ from slipway.api.models import (
 )
 from slipway.api.serialize import build_view
 from slipway.api.uploads import get_upload
+from slipway.domain.phases import Phase
 from slipway.manager.control import CancelOutcome
 from slipway.metrics import BUILDS_SUBMITTED
 from slipway.store.builds import BuildRecord, NewBuild
@@ -56,6 +57,18 @@ async def load_build(d: ApiDeps, namespace: str, repository: str, build_id: str)
     if record is None or (record.namespace, record.repository) != (namespace, repository):
         raise not_found(f"no build {build_id!r} in repository {namespace}/{repository}")
     return record
+
+
+async def views(d: ApiDeps, records: list[BuildRecord]) -> list[BuildOut]:
+    """The build objects, each waiting one with why it waits (status.waiting_for)."""
+    waiting = [r.id for r in records if r.phase is Phase.WAITING]
+    manager = d.config.manager
+    reasons = await d.store.queue.why_waiting(
+        waiting,
+        namespace_limits=manager.NAMESPACE_LIMITS if manager else None,
+        workers_per_manager=manager.ALLOWED_WORKER_COUNT if manager else None,
+    ) if waiting else {}
+    return [build_view(r, reasons.get(r.id)) for r in records]
 
 
 def _check_registry(d: ApiDeps, requested: str | None) -> str:
@@ -125,13 +138,15 @@ async def start_build(
             ),
             build_args=body.build_args or {},
             target=body.target,
+            options=body.options,
         )
     )
     BUILDS_SUBMITTED.labels(namespace).inc()
     location = str(request.url_for("build_status", namespace=namespace,
                                    repository=repository, build_id=record.id))
+    [view] = await views(d, [record])
     return JSONResponse(
-        build_view(record).model_dump(mode="json"),
+        view.model_dump(mode="json"),
         status_code=201,
         headers={"Location": location},
     )
@@ -152,7 +167,7 @@ async def list_builds(
     records = await d.store.builds.list_for_repository(
         namespace, repository, limit=limit, since=since
     )
-    return BuildList(builds=[build_view(r) for r in records])
+    return BuildList(builds=await views(d, records))
 
 
 @router.get("/{build_id}", response_model=BuildOut)
@@ -164,7 +179,8 @@ async def get_build(
     d: Deps,
     _p: Annotated[Principal, Depends(require(Role.READ))],
 ) -> BuildOut:
-    return build_view(await load_build(d, namespace, repository, build_id))
+    [view] = await views(d, [await load_build(d, namespace, repository, build_id)])
+    return view
 
 
 @router.get("/{build_id}/logs", response_model=LogsOut)

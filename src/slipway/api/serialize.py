@@ -8,6 +8,7 @@ import email.utils
 from slipway.api.models import BuildOut, Repository
 from slipway.domain.phases import Phase
 from slipway.store.builds import BuildRecord
+from slipway.store.queue import WaitReason
 
 EXPIRED = "expired"
 
@@ -26,14 +27,34 @@ def api_phase(record: BuildRecord) -> str:
     return record.phase.value
 
 
-def build_view(record: BuildRecord) -> BuildOut:
+def waiting_text(reason: WaitReason, record: BuildRecord) -> str:
+    """The build object's status.waiting_for: why it is not running yet."""
+    if reason.kind == "retry" and reason.until is not None:
+        moment = dt.datetime.fromtimestamp(reason.until, dt.UTC).strftime("%H:%M:%S UTC")
+        return f"retry after {moment} (its last attempt failed; RETRY_AFTER)"
+    if reason.kind == "repository":
+        state = "is running" if reason.running else "is ahead of it in the queue"
+        return (f"build {reason.build_id} of {record.full_repository} {state} (one build "
+                "per repository at a time)")
+    if reason.kind == "namespace":
+        return (f"namespace {record.namespace} runs {reason.limit} builds, its limit "
+                "(NAMESPACE_LIMITS)")
+    if reason.kind == "workers":
+        return f"all {reason.limit} workers are busy (ALLOWED_WORKER_COUNT)"
+    return "a worker is being started for it"
+
+
+def build_view(record: BuildRecord, waiting: WaitReason | None = None) -> BuildOut:
     # pull_credentials are deliberately absent: they are never returned
+    status = record.status
+    if waiting is not None and record.phase is Phase.WAITING:
+        status = {**status, "waiting_for": waiting_text(waiting, record)}
     return BuildOut(
         id=record.id,
         phase=api_phase(record),
         started=rfc2822(record.started) or "",
         display_name=record.display_name,
-        status=record.status,
+        status=status,
         subdirectory=record.subdirectory,
         dockerfile_path=record.dockerfile_path,
         context=record.context,
@@ -51,4 +72,5 @@ def build_view(record: BuildRecord) -> BuildOut:
         executor=record.executor,
         completed=rfc2822(record.completed),
         attempts=record.attempts,
+        options=record.options,
     )

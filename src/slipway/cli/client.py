@@ -1,7 +1,8 @@
 """HTTP client of the slipway API, and where the CLI finds the server and its token.
 
-Order: --server/--token flags, then SLIPWAY_URL / SLIPWAY_TOKEN, then
-`$XDG_CONFIG_HOME/slipway/cli.json` (written by `slipway serve` on first start).
+Server: --server, else SLIPWAY_URL, else the context (--context, else SLIPWAY_CONTEXT,
+else the current one; see cli/contexts.py). Token: --token, else SLIPWAY_TOKEN, else the
+token of the context, or of the saved context of the --server/SLIPWAY_URL given.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
+
+from slipway.cli.contexts import ContextsError, credentials_file, normal_url, read_contexts
 
 DEFAULT_SERVER = "http://127.0.0.1:8700"
 CHUNK = 1 << 20
@@ -24,28 +27,33 @@ class CliError(Exception):
     """A problem to show the user as is (one line, no traceback)."""
 
 
-def credentials_file() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "slipway" / "cli.json"
-
-
 @dataclass(frozen=True)
 class Credentials:
     server: str
     token: str | None
+    context: str | None = None  # the context they came from, if any
 
 
-def load_credentials(server: str | None = None, token: str | None = None) -> Credentials:
-    saved: dict[str, Any] = {}
-    path = credentials_file()
-    if path.exists():
-        try:
-            saved = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise CliError(f"cannot read {path}: {exc}; fix or delete it") from None
-    server = server or os.environ.get("SLIPWAY_URL") or saved.get("server") or DEFAULT_SERVER
-    token = token or os.environ.get("SLIPWAY_TOKEN") or saved.get("token")
-    return Credentials(server.rstrip("/"), token)
+def load_credentials(
+    server: str | None = None, token: str | None = None, context: str | None = None
+) -> Credentials:
+    server = server or os.environ.get("SLIPWAY_URL") or None
+    token = token or os.environ.get("SLIPWAY_TOKEN") or None
+    context = context or os.environ.get("SLIPWAY_CONTEXT") or None
+    try:
+        contexts = read_contexts()
+        if server is None:
+            name = context or contexts.current
+            if name is None:
+                return Credentials(DEFAULT_SERVER, token)
+            chosen = contexts.get(name)
+            return Credentials(chosen.server, token or chosen.token, chosen.name)
+        saved = None if token else contexts.for_server(server)
+    except ContextsError as exc:
+        raise CliError(str(exc)) from None
+    if saved is not None:
+        return Credentials(saved.server, saved.token, saved.name)
+    return Credentials(normal_url(server), token)
 
 
 @dataclass(frozen=True)
@@ -80,8 +88,8 @@ class ApiClient:
     def __init__(self, creds: Credentials, *, timeout: float = 60.0) -> None:
         if not creds.token:
             raise CliError(
-                "no API token: pass --token, set SLIPWAY_TOKEN, or use the credentials file "
-                f"{credentials_file()} that `slipway serve` writes on first start"
+                f"no API token for {creds.server}: sign in with `slipway login {creds.server}` "
+                f"(saved in {credentials_file()}), or pass --token or set SLIPWAY_TOKEN"
             )
         self.server = creds.server
         self.http = httpx.Client(
@@ -108,15 +116,40 @@ class ApiClient:
                 "is `slipway serve` running? Point to it with --server or SLIPWAY_URL"
             ) from None
         if response.status_code >= 400:
-            raise CliError(_error_text(response))
+            raise CliError(self.error_text(response))
         return response.json() if response.content else None
+
+    def error_text(self, response: httpx.Response) -> str:
+        text = _error_text(response)
+        if response.status_code == 401:
+            text += f"; sign in again with `slipway login {self.server}`"
+        return text
 
     # -- routes ------------------------------------------------------------------
     @staticmethod
     def builds_path(repository: str) -> str:
         return f"/api/v1/repository/{repository}/build/"
 
-    def upload(self, path: Path, mime_type: str) -> str:
+    def info(self) -> dict[str, Any] | None:
+        """The server's /api/v1/slipway/info (token, registries); None from a server
+        without that route (an older slipway)."""
+        try:
+            response = self.http.get("/api/v1/slipway/info")
+        except httpx.TransportError as exc:
+            raise CliError(
+                f"cannot reach slipway at {self.server} ({exc.__class__.__name__}: {exc}); "
+                "is `slipway serve` running? Point to it with --server or SLIPWAY_URL"
+            ) from None
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise CliError(self.error_text(response))
+        return dict(response.json())
+
+    def upload(
+        self, path: Path, mime_type: str, progress: Callable[[int], None] | None = None
+    ) -> str:
+        """PUT the file through the file drop; `progress(bytes)` after each chunk sent."""
         drop = self.request("POST", "/api/v1/filedrop/", json={"mimeType": mime_type})
         # the URL names the server as it saw us; use our own base (proxies, port-forwards)
         url = httpx.URL(drop["url"])
@@ -125,8 +158,7 @@ class ApiClient:
 
         def chunks() -> Iterator[bytes]:
             with path.open("rb") as fh:
-                while block := fh.read(CHUNK):
-                    yield block
+                yield from read_chunks(fh, progress)
 
         self.request("PUT", target, content=chunks(),
                      headers={"Content-Length": str(size), "Content-Type": mime_type})
@@ -161,7 +193,7 @@ class ApiClient:
                                       timeout=httpx.Timeout(60.0, read=90.0)) as response:
                     if response.status_code >= 400:
                         response.read()
-                        raise CliError(_error_text(response))
+                        raise CliError(self.error_text(response))
                     for event in parse_events(response.iter_lines()):
                         failures = 0
                         if event.kind == "log" and event.id is not None:
@@ -174,6 +206,13 @@ class ApiClient:
                 if failures > 5:
                     raise CliError(f"lost the connection to {self.server}: {exc}") from None
                 time.sleep(min(failures, 3))
+
+
+def read_chunks(fh: BinaryIO, progress: Callable[[int], None] | None) -> Iterator[bytes]:
+    while block := fh.read(CHUNK):
+        yield block
+        if progress is not None:
+            progress(len(block))
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -14,7 +14,12 @@ from slipway.config import ConfigError, effective_config, load_config
 app = typer.Typer(help="Check and show configuration.", no_args_is_help=True)
 
 
-def _report(path: Path | None) -> None:
+StrictOpt = typer.Option(
+    False, "--strict", help="Exit 1 on warnings too (unknown keys, duplicates): for CI."
+)
+
+
+def _report(path: Path | None, strict: bool = False) -> None:
     # markup off: messages contain YAML paths like BUILD_MANAGER[1]; soft_wrap: one per line
     err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
     try:
@@ -31,13 +36,26 @@ def _report(path: Path | None) -> None:
         yaml.safe_dump(effective_config(loaded.config), sort_keys=False, allow_unicode=True),
         nl=False,
     )
+    if strict and loaded.warnings:
+        count = len(loaded.warnings)
+        err.print(
+            f"error: {count} warning{'s' if count > 1 else ''} and --strict: fix "
+            f"{'them' if count > 1 else 'it'}, or drop --strict to accept "
+            f"{'them' if count > 1 else 'it'}",
+            style="red",
+        )
+        raise typer.Exit(1)
 
 
 @app.command("check")
-def check(file: Path = typer.Argument(..., help="The config.yaml to check.")) -> None:
+def check(
+    file: Path = typer.Argument(..., help="The config.yaml to check."),
+    strict: bool = StrictOpt,
+) -> None:
     """Validate FILE; print the effective configuration (defaults filled in, secrets
-    masked), or every error with its YAML path and exit 1."""
-    _report(file)
+    masked), or every error with its YAML path and exit 1. Warnings (unknown keys) leave
+    the exit status 0 unless --strict."""
+    _report(file, strict)
 
 
 @app.command("show")
@@ -45,6 +63,7 @@ def show(
     file: Path | None = typer.Argument(
         None, help="config.yaml; default: the embedded default configuration."
     ),
+    strict: bool = StrictOpt,
 ) -> None:
     """Print the effective configuration of FILE, or of the embedded default."""
-    _report(file)
+    _report(file, strict)

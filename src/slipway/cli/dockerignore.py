@@ -12,7 +12,7 @@ import os
 import posixpath
 import re
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,16 +146,32 @@ def pack(
     *,
     dockerfile: str = "Dockerfile",
     extra: dict[str, Path] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Write `context` as tar.gz to `out`; returns the number of entries. `extra` adds files
-    from elsewhere (e.g. a Dockerfile outside the context) under the given names."""
+    from elsewhere (e.g. a Dockerfile outside the context) under the given names.
+    `progress(bytes)` is called after each file is added, with its size."""
     patterns = read_ignore_file(context)
     count = 0
-    with tarfile.open(out, "w:gz") as tar:
-        for rel in walk(context, patterns, always=(dockerfile, IGNORE_FILE)):
-            tar.add(context / rel, arcname=rel, recursive=False, filter=_normalise)
-            count += 1
-        for name, path in (extra or {}).items():
+    # gzip's usual level: level 9 (tarfile's default) costs seconds on a large context
+    with tarfile.open(out, "w:gz", compresslevel=6) as tar:
+        entries = [(context / rel, rel) for rel in walk(context, patterns,
+                                                        always=(dockerfile, IGNORE_FILE))]
+        entries += [(path, name) for name, path in (extra or {}).items()]
+        for path, name in entries:
             tar.add(path, arcname=name, recursive=False, filter=_normalise)
             count += 1
+            if progress is not None and not path.is_symlink() and path.is_file():
+                progress(path.stat().st_size)
     return count
+
+
+def context_size(context: Path) -> int:
+    """Bytes of the files `pack` would send (for a progress bar's total)."""
+    patterns = read_ignore_file(context)
+    total = 0
+    for rel in walk(context, patterns, always=(IGNORE_FILE,)):
+        path = context / rel
+        if not path.is_symlink() and path.is_file():
+            total += path.stat().st_size
+    return total

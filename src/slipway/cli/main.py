@@ -5,7 +5,14 @@ from __future__ import annotations
 import typer
 
 from slipway import __version__
-from slipway.cli import builds_cmd, config_cmd, openshift_cmd, serve_cmd, worker_cmd
+from slipway.cli import (
+    builds_cmd,
+    config_cmd,
+    context_cmd,
+    openshift_cmd,
+    serve_cmd,
+    worker_cmd,
+)
 
 app = typer.Typer(
     name="slipway",
@@ -35,6 +42,7 @@ app.add_typer(openshift_cmd.app, name="openshift")
 serve_cmd.register(app)
 worker_cmd.register(app)
 builds_cmd.register(app)
+context_cmd.register(app)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,13 @@ class ExecutorConfigBase(BaseModel):
         description="VM/instance lifetime before it powers off",
     )
     DEBUG: bool = field(False, example=True, description="keep workers after the build")
+    LAYER_CACHE: bool = field(
+        False,
+        example=True,
+        description="slipway: podman keeps each step's layers on the worker's host and "
+        "later builds reuse them (a build's --no-cache skips them); for the local executor "
+        "or long-lived hosts: a new Pod or instance starts with an empty cache",
+    )
 
     @field_validator("MINIMUM_RETRY_THRESHOLD", mode="before")
     @classmethod

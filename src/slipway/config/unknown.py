@@ -1,5 +1,6 @@
-"""Warnings for keys slipway does not know. At the top level only likely typos of our keys
-are reported (the rest are Quay's own keys); inside BUILD_MANAGER every unknown key is."""
+"""Warnings for keys slipway does not know. At the top level, a key that is neither
+slipway's nor one of Quay's own (config/quay_keys.py) is reported, with the nearest known
+key; inside BUILD_MANAGER every unknown key is."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from pydantic import BaseModel
 from slipway.config.executors import MODEL_FOR_KIND
 from slipway.config.models import AppConfig, ManagerConfig, RedisConfig, RegistryCredential
 from slipway.config.quay import QUAY_OWN_KEYS
+from slipway.config.quay_keys import QUAY_KEYS, is_quay_key
 
 TOP_LEVEL_KEYS = sorted(
     {*AppConfig.model_fields, "BUILD_MANAGER"} - {"build_manager_mode", "manager"}
 )
 MANAGER_KEYS = sorted({*ManagerConfig.model_fields, "EXECUTOR", "EXECUTOR_CONFIG"})
+EXECUTOR_KEYS = frozenset(k for model in MODEL_FOR_KIND.values() for k in model.model_fields)
 
 
 def _keys(model: type[BaseModel]) -> list[str]:
@@ -57,14 +60,32 @@ def _executor(where: str, entry: Any) -> list[str]:
     return _warn_all(where, entry, _keys(model)) if model is not None else []
 
 
+def _top_level(key: Any) -> str | None:
+    """The warning for one top-level key, or None when it is slipway's or Quay's."""
+    text = str(key)
+    if key in TOP_LEVEL_KEYS or text in QUAY_KEYS or text in QUAY_OWN_KEYS:
+        return None
+    match = _close(text, TOP_LEVEL_KEYS, 0.8)  # a typo of ours, even inside a Quay family
+    if match:
+        return f"unknown key {text}: did you mean {match[0]}?"
+    if is_quay_key(text):
+        return None
+    if text in MANAGER_KEYS:
+        return f"unknown key {text}: it is a build manager key; move it into BUILD_MANAGER[1]"
+    if text in EXECUTOR_KEYS:
+        return (f"unknown key {text}: it is an executor key; move it into an entry of "
+                "BUILD_MANAGER[1].EXECUTORS")
+    nearest, ratio = _close(text, [*TOP_LEVEL_KEYS, *QUAY_KEYS], 0.0) or ("", 0.0)
+    owner = "slipway's" if nearest in TOP_LEVEL_KEYS else "Quay's"
+    if ratio >= 0.6:
+        return f"unknown key {text}: neither slipway's nor Quay's; did you mean {nearest} " \
+               f"({owner})?"
+    return f"unknown key {text}: neither slipway's nor Quay's, so it is ignored " \
+           f"(nearest known key: {nearest})"
+
+
 def unknown_key_warnings(raw: dict[Any, Any]) -> list[str]:
-    warnings = []
-    for key in raw:
-        if key in TOP_LEVEL_KEYS or key in QUAY_OWN_KEYS:
-            continue
-        match = _close(str(key), TOP_LEVEL_KEYS, 0.8)
-        if match:
-            warnings.append(f"unknown key {key}: did you mean {match[0]}?")
+    warnings = [w for w in map(_top_level, raw) if w is not None]
     credentials = raw.get("REGISTRY_CREDENTIALS")
     if isinstance(credentials, dict):
         for host, entry in credentials.items():

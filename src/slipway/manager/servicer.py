@@ -65,6 +65,11 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
             pack.base_image.password = record.pull_credentials.get("password", "")
         for name, value in (record.build_args or {}).items():
             pack.build_args.add(name=name, value=value)
+        options = record.options or {}
+        pack.no_cache = bool(options.get("no_cache"))
+        pack.pull = bool(options.get("pull"))
+        for name, value in (options.get("labels") or {}).items():
+            pack.labels.add(name=name, value=str(value))
         return pack
 
     async def Heartbeat(

@@ -23,6 +23,8 @@ def worker_environment(
     }
     if tls and executor_config.CA_CERT:
         env["TLS_CERT_PATH"] = str(executor_config.CA_CERT)
+    if getattr(executor_config, "LAYER_CACHE", False):
+        env["LAYER_CACHE"] = "true"
     if app_config.INSECURE_REGISTRIES:
         env["INSECURE_REGISTRIES"] = ",".join(app_config.INSECURE_REGISTRIES)
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):

@@ -42,6 +42,8 @@ class BuildRecord:
     pull_credentials: dict[str, str] | None = None
     build_args: dict[str, str] = field(default_factory=dict)
     target: str | None = None
+    # how the worker builds: {"no_cache": bool, "pull": bool, "labels": {name: value}}
+    options: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     image_digest: str | None = None
     executor: str | None = None
@@ -66,7 +68,8 @@ _BY_IDS = select(b).where(b.c.id.in_(bindparam("build_ids", expanding=True)))
 def _record(row: Any) -> BuildRecord:
     data = {name: row.get(name) for name in _FIELDS}
     data["phase"] = Phase(data["phase"])
-    for name, empty in (("status", {}), ("build_args", {}), ("attempts", []), ("tags", [])):
+    for name, empty in (("status", {}), ("build_args", {}), ("attempts", []), ("tags", []),
+                        ("options", {})):
         if data[name] is None:
             data[name] = empty
     return BuildRecord(**data)
@@ -89,6 +92,7 @@ class NewBuild:
     pull_credentials: dict[str, str] | None = None
     build_args: Mapping[str, str] = field(default_factory=dict)
     target: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
     trigger: dict[str, Any] | None = None
     trigger_metadata: dict[str, Any] | None = None
 
@@ -131,6 +135,7 @@ class BuildStore:
             "registry": new.registry,
             "build_args": dict(new.build_args),
             "target": new.target,
+            "options": dict(new.options) or None,
             "retries_remaining": retries,
             "attempts": [],
             "log_count": 0,

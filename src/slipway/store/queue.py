@@ -84,6 +84,22 @@ _EXTEND_MANY = (
 )
 
 
+@dataclass(frozen=True)
+class WaitReason:
+    """Why a queued build is not running yet, as far as the queue tells.
+
+    kind: "retry" (its attempt failed; `until` is when it may run again), "repository"
+    (`build_id`, of the same repository, runs or is ahead of it: one build per repository
+    at a time), "namespace" (the namespace runs `limit` builds, its NAMESPACE_LIMITS),
+    "workers" (`limit` workers, all busy) or "next" (it is next: a worker is being found)."""
+
+    kind: str
+    build_id: str | None = None
+    running: bool = False
+    until: float | None = None
+    limit: int | None = None
+
+
 class RoundRobin:
     """Remembers which namespace was served last so the next claim starts after it."""
 
@@ -275,6 +291,69 @@ class BuildQueue:
         async with self.db.read() as conn:
             n = await conn.scalar(select(func.count()).where(q.c.namespace == namespace))
         return int(n or 0)
+
+    async def why_waiting(
+        self,
+        build_ids: list[str],
+        *,
+        namespace_limits: Mapping[str, int] | None = None,
+        workers_per_manager: int | None = None,
+    ) -> dict[str, WaitReason]:
+        """For each of these builds still waiting in the queue, why. A few small queries
+        whatever the number of builds (a page of a build list asks for its waiting ones)."""
+        if not build_ids:
+            return {}
+        now = time.time()
+        async with self.db.read() as conn:
+            items = (await conn.execute(
+                select(q.c.id, q.c.build_id, q.c.namespace, q.c.repository, q.c.available,
+                       q.c.available_after)
+                .where(q.c.build_id.in_(build_ids), q.c.available.is_(True))
+            )).all()
+            if not items:
+                return {}
+            repos = sorted({str(i.repository) for i in items})
+            running = {str(r.repository): str(r.build_id) for r in (await conn.execute(
+                select(q.c.repository, q.c.build_id)
+                .where(_processing(now), q.c.repository.in_(repos))
+            )).all()}
+            first = select(func.min(q.c.id).label("id")).where(
+                q.c.repository.in_(repos), q.c.retries_remaining > 0
+            ).group_by(q.c.repository).subquery()
+            heads = {str(r.repository): (int(r.id), str(r.build_id)) for r in (await conn.execute(
+                select(q.c.id, q.c.build_id, q.c.repository).where(q.c.id.in_(select(first.c.id)))
+            )).all()}
+            limits = {ns: cap for ns, cap in (namespace_limits or {}).items()
+                      if ns in {str(i.namespace) for i in items}}
+            busy_namespaces: dict[str, int] = {}
+            if limits:
+                busy_namespaces = {str(ns): int(n) for ns, n in (await conn.execute(
+                    select(q.c.namespace, func.count())
+                    .where(_processing(now), q.c.namespace.in_(list(limits)))
+                    .group_by(q.c.namespace)
+                )).all()}
+            total, managers = (await conn.execute(
+                select(func.count(), func.count(q.c.claimed_by.distinct())).where(_processing(now))
+            )).one()
+        reasons: dict[str, WaitReason] = {}
+        for item in items:
+            build_id, repository = str(item.build_id), str(item.repository)
+            head = heads.get(repository)
+            if item.available_after > now:
+                reasons[build_id] = WaitReason("retry", until=float(item.available_after))
+            elif repository in running:
+                reasons[build_id] = WaitReason("repository", running[repository], running=True)
+            elif head is not None and head[0] != int(item.id):
+                reasons[build_id] = WaitReason("repository", head[1])
+            elif str(item.namespace) in limits and \
+                    busy_namespaces.get(str(item.namespace), 0) >= limits[str(item.namespace)]:
+                reasons[build_id] = WaitReason("namespace", limit=limits[str(item.namespace)])
+            elif workers_per_manager is not None and \
+                    int(total) >= workers_per_manager * max(1, int(managers)):
+                reasons[build_id] = WaitReason("workers", limit=int(total))
+            else:
+                reasons[build_id] = WaitReason("next")
+        return reasons
 
     async def claimed_by(self, manager_id: str) -> list[QueueItem]:
         async with self.db.read() as conn:

@@ -45,6 +45,8 @@ builds = Table(
     Column("registry", String(255), nullable=False),
     Column("build_args", JSON, nullable=False, default=dict),
     Column("target", String(255)),
+    # {"no_cache": bool, "pull": bool, "labels": {name: value}}; null: none given
+    Column("options", JSON),
     Column("error", Text),
     Column("image_digest", String(255)),
     Column("retries_remaining", Integer, nullable=False),

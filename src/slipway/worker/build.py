@@ -112,7 +112,10 @@ class Build:
     async def cleanup(self) -> None:
         """Images this build made, the temp dir (and with it the key and auth files)."""
         images, self.created_images = self.created_images, []
-        if images:  # newest first: the built image before the base it grew from
+        if images and self.env.layer_cache:
+            # the images are the cache: only the names this build gave them go
+            await self.runtime.remove_names(images[::-1])
+        elif images:  # newest first: the built image before the base it grew from
             await self.runtime.remove_images(images[::-1])
         await asyncio.to_thread(shutil.rmtree, self.workdir, True)
 
@@ -163,7 +166,7 @@ class Build:
             pb.PULLING, pull_metadata=self._pull_metadata(bases.final, final, pull_auth)
         )
         for image in bases.images:
-            await self._pull(image, pull_auth)
+            await self._pull(image, pull_auth, strict=pack.pull)
 
         await self.reporter.phase(pb.BUILDING)
         spec = BuildSpec(
@@ -176,6 +179,9 @@ class Build:
             insecure=any(
                 env.registry_is_insecure(parse_image_ref(i).registry) for i in bases.images
             ),
+            no_cache=pack.no_cache,
+            pull=pack.pull,
+            labels={label.name: label.value for label in pack.labels if label.name},
         )
         self.created_images.extend(targets)
         image_id = await self.runtime.build(spec)
@@ -191,8 +197,18 @@ class Build:
         await self.reporter.log(f"Pushed {', '.join(targets)} as {digests[0]}")
         return digests[0]
 
-    async def _pull(self, image: str, pull_auth: dict[str, Credentials]) -> None:
+    async def _pull(
+        self, image: str, pull_auth: dict[str, Credentials], *, strict: bool = False
+    ) -> None:
+        """Pull a base image; when that fails, a local copy will do, unless `strict` (the
+        build's --pull)."""
         ref = parse_image_ref(image)
+        if strict and ref.registry == "localhost":
+            raise BuildError(
+                f"--pull: the base image {image} is local only (localhost/ names are in no "
+                "registry), so it cannot be pulled; build without --pull, or push it to a "
+                "registry and use that name"
+            )
         present = await self.runtime.image_exists(image)
         if present and ref.registry == "localhost":
             # localhost/ names are local by convention: there is nothing to pull from
@@ -203,7 +219,7 @@ class Build:
                 image, pull_auth.get(ref.registry), self.env.registry_is_insecure(ref.registry)
             )
         except BuildError as exc:
-            if present:
+            if present and not strict:
                 await self.reporter.log(f"Could not pull {image}; using the local copy")
                 return
             raise BuildError(f"could not pull base image {image}: {exc}") from None

@@ -34,6 +34,7 @@ class WorkerEnvironment:
     heartbeat_interval: float = 2.0
     retry_window: float = 60.0  # how long a lost manager connection is retried
     work_dir: str = ""  # parent of the per-build temp dir; "" = system temp dir
+    layer_cache: bool = False  # podman/buildah keep step layers for later builds
 
     def registry_is_insecure(self, registry: str) -> bool:
         return registry.lower() in self.insecure_registries
@@ -112,4 +113,5 @@ def load_environment(env: Mapping[str, str] | None = None) -> WorkerEnvironment:
         heartbeat_interval=_positive(env, "HEARTBEAT_INTERVAL", 2.0, float),
         retry_window=_positive(env, "RETRY_WINDOW", 60.0, float),
         work_dir=env.get("WORK_DIR", "").strip(),
+        layer_cache=_flag(env, "LAYER_CACHE"),
     )

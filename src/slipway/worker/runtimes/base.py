@@ -30,13 +30,21 @@ class BuildSpec:
     target: str = ""
     pull_auth: Mapping[str, Credentials] = field(default_factory=dict)  # registry -> creds
     insecure: bool = False  # some base image lives on an INSECURE_REGISTRIES registry
+    no_cache: bool = False  # build every step anew
+    pull: bool = False  # pull base images even when present
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 def build_options(spec: BuildSpec) -> list[str]:
-    """The arguments every runtime's build takes alike: build args, target, tags."""
+    """The arguments every runtime's build takes alike: build args, labels, target, tags,
+    --no-cache."""
     argv: list[str] = []
     for name, value in spec.build_args.items():
         argv += ["--build-arg", f"{name}={value}"]
+    for name, value in spec.labels.items():
+        argv += ["--label", f"{name}={value}"]
+    if spec.no_cache:
+        argv.append("--no-cache")
     if spec.target:
         argv += ["--target", spec.target]
     for tag in spec.tags:
@@ -113,3 +121,8 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     async def remove_images(self, images: Sequence[str]) -> None:
         """Best effort: never raises."""
+
+    async def remove_names(self, images: Sequence[str]) -> None:
+        """Take these names off their images, keeping the images (a layer cache's); best
+        effort. Runtimes without a way to keep them remove the images."""
+        await self.remove_images(images)

@@ -45,9 +45,11 @@ class ContainersRuntime(Runtime):
 
     def build_argv(self, spec: BuildSpec, iidfile: Path) -> list[str]:
         argv = [*self.base(), *self.build_verb, "--isolation", self.env.isolation]
-        # no layer cache: a worker is ephemeral, and cached stage images would outlive
-        # the build's clean-up on a shared host
-        argv += ["--layers=false"]
+        # no layer cache unless the executor asks for one (LAYER_CACHE): a worker is
+        # ephemeral, and cached step images outlive the build's clean-up on a shared host
+        argv += [f"--layers={'true' if self.env.layer_cache else 'false'}"]
+        if spec.pull:
+            argv += ["--pull=always"]
         argv += ["--format", "docker", "--iidfile", str(iidfile), "-f", str(spec.dockerfile)]
         argv += self._tls(spec.insecure)
         argv += self._authfile("build", dict(spec.pull_auth))

@@ -46,6 +46,8 @@ class DockerRuntime(Runtime):
         iidfile = self.workdir / "image.iid"
         argv = [*self._config("build", dict(spec.pull_auth)), "build"]
         argv += ["--iidfile", str(iidfile), "-f", str(spec.dockerfile)]
+        if spec.pull:
+            argv.append("--pull")
         argv += build_options(spec)
         await self.checked([*argv, str(spec.context_dir)], "the build")
         image_id = await asyncio.to_thread(_read, iidfile)
