@@ -30,6 +30,12 @@ HEADERS = {
 router = APIRouter(include_in_schema=False)
 
 
+def sign_in_link(public_url: str, token: str) -> str:
+    """A link that signs the web UI in: the token is in the fragment, which browsers do not
+    send to the server; the page removes it from the address bar and history."""
+    return f"{public_url.rstrip('/')}/#token={token}"
+
+
 @router.get("/")
 async def index() -> FileResponse:
     return FileResponse(STATIC / "index.html", media_type="text/html", headers=HEADERS)
