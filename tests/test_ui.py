@@ -60,6 +60,18 @@ def page_errors(page: Any) -> list[str]:
     return errors
 
 
+async def log_lines(page: Any) -> int:
+    """The number of log lines the page says it has."""
+    text = await page.locator(".log-status").inner_text()
+    return int(text.split(" · ")[1].split()[0].replace(",", ""))
+
+
+async def more_lines(page: Any, at_least: int) -> None:
+    await page.wait_for_function(
+        "n => Number(document.querySelector('.log-status').textContent"
+        ".split(' · ')[1].split(' ')[0].replace(/,/g, '')) >= n", arg=at_least, timeout=WAIT_MS)
+
+
 def tar_gz(files: dict[str, str]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -235,7 +247,7 @@ async def test_a_running_build_log_arrives_live_then_cancel_shows_cancelled(
     async with running_server(tmp_path, **registry_config(registry)) as slipway:
         file_id = await slipway.upload_context({"Dockerfile": (
             f"FROM {base_image}\n"
-            "RUN for i in $(seq 1 600); do echo tick $i; sleep 0.2; done\n")})
+            "RUN for i in $(seq 1 3000); do echo tick $i; sleep 0.1; done\n")})
         build = await slipway.start_build("team", "ticker", file_id=file_id)
         page = await signed_in_page(browser, slipway, f"#/build/team/ticker/{build['id']}")
         errors = page_errors(page)
@@ -248,15 +260,21 @@ async def test_a_running_build_log_arrives_live_then_cancel_shows_cancelled(
         assert "running" in await attempts.first.inner_text()
 
         # scrolling up stops following the end; more lines arrive, the view stays
-        await page.locator(".log-scroll").evaluate("el => { el.scrollTop = 0; }")
+        await log.get_by_text("tick 40", exact=True).wait_for(timeout=WAIT_MS)  # it scrolls
+        scroller = page.locator(".log-scroll")
+        await scroller.evaluate("el => { el.scrollTop = 0; }")
         follow = page.get_by_role("button", name="Follow the end")
         await follow.wait_for()
         assert await follow.get_attribute("aria-pressed") == "false"
-        await log.get_by_text("tick 20", exact=True).wait_for(timeout=WAIT_MS)
-        assert await page.locator(".log-scroll").evaluate("el => el.scrollTop") == 0
+        await more_lines(page, await log_lines(page) + 20)
+        assert await scroller.evaluate("el => el.scrollTop") == 0
+        await log.get_by_text("tick 1", exact=True).wait_for()
+        # following again: the view goes to the end and stays there as lines arrive
         await follow.click()
         await page.get_by_role("button", name="Following the end").wait_for()
-        await log.get_by_text("tick 25", exact=True).wait_for(timeout=WAIT_MS)
+        await more_lines(page, await log_lines(page) + 20)
+        assert await scroller.evaluate(
+            "el => el.scrollTop + el.clientHeight >= el.scrollHeight - 25")
         await screenshot(page, "build-live", tmp_path)
 
         await page.get_by_role("button", name="Cancel build").click()
