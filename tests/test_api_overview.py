@@ -21,8 +21,8 @@ MANAGER = ["ephemeral", {
     "ALLOWED_WORKER_COUNT": 3,
     "NAMESPACE_LIMITS": {"acme": 2},
     "EXECUTORS": [{"EXECUTOR": "local", "NAME": "here"},
-                  {"EXECUTOR": "kubernetesPodman", "NAME": "k8s", "K8S_API_SERVER": "k8s.example:6443",
-                   "BUILDER_NAMESPACE": "builder"}],
+                  {"EXECUTOR": "kubernetesPodman", "NAME": "k8s",
+                   "K8S_API_SERVER": "k8s.example:6443", "BUILDER_NAMESPACE": "builder"}],
 }]
 
 
@@ -183,7 +183,8 @@ async def test_build_again_copies_what_the_api_never_shows(
     first = await start(
         admin, "acme", "web", archive_url=None, file_id=drop["file_id"],
         docker_tags=["v1", "latest"], build_args={"VERSION": "1.2"}, target="final",
-        pull_credentials={"username": "puller", "password": SECRET}, dockerfile_path="sub/Dockerfile",
+        pull_credentials={"username": "puller", "password": SECRET},
+        dockerfile_path="sub/Dockerfile",
     )
     await finish(env, first["id"], Phase.ERROR, [])
     async with client(env.app, await env.token({"acme": "write"}, "rebuilder")) as writer:

@@ -367,8 +367,8 @@ async def test_start_a_build_from_the_form_then_build_it_again(
         await screenshot(page, "build-complete", tmp_path)
 
         await page.get_by_role("button", name="Build again").click()
-        await page.wait_for_function(
-            f"!location.hash.includes({json.dumps(first_id)})", timeout=WAIT_MS)
+        await page.wait_for_function("id => !location.hash.includes(id)", arg=first_id,
+                                     timeout=WAIT_MS)
         second_id = page.url.rsplit("/", 1)[1]
         await page.locator("#build-phase", has_text="complete").wait_for(timeout=WAIT_MS)
         # the build arguments went with it, though the API never showed them
@@ -388,7 +388,8 @@ async def test_start_a_build_from_the_form_then_build_it_again(
         await page.get_by_role("link", name="Repositories").first.click()
         await page.locator("tr[data-repository='team/hello']").wait_for()
         await screenshot(page, "repositories", tmp_path)
-        assert errors == []
+        # the only console error is the refused request (the -bad tag)
+        assert [e for e in errors if "status of 400" not in e] == []
 
 
 async def test_narrow_screen_has_no_sideways_scrolling(tmp_path: Path, browser: Any) -> None:
