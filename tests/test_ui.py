@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from support.browser import chromium, chromium_available, screenshot
+from support.fileserver import serve_files
 from support.registry import Registry
 from support.server import RunningServer, running_server
 
@@ -407,3 +408,25 @@ async def test_narrow_screen_has_no_sideways_scrolling(tmp_path: Path, browser: 
             if path.startswith("#/build"):
                 await page.get_by_role("status").filter(has_text="ended").wait_for()
                 await screenshot(page, "narrow-build", tmp_path)
+
+
+@pytest.mark.podman
+async def test_start_a_build_from_an_archive_url(
+    tmp_path: Path, browser: Any, registry: Registry, base_image: str
+) -> None:
+    package = tar_gz({"sub/Dockerfile": f"FROM {base_image}\nRUN echo from-a-url\n"})
+    with serve_files({"/ctx.tar.gz": (package, "application/gzip")}) as files:
+        async with running_server(tmp_path, **registry_config(registry)) as slipway:
+            page = await signed_in_page(browser, slipway, "#/new?repository=team/fetched")
+            assert await page.get_by_label("Namespace").input_value() == "team"
+            assert await page.get_by_label("Repository").input_value() == "fetched"
+            await page.get_by_label("Give an archive URL").check()
+            await page.get_by_role("textbox", name="Archive URL").fill(f"{files}/ctx.tar.gz")
+            await page.get_by_label("Dockerfile path").fill("sub/Dockerfile")
+            await page.get_by_role("button", name="Start the build").click()
+            await page.wait_for_url("**/#/build/team/fetched/*", timeout=WAIT_MS)
+            await page.locator("#build-phase", has_text="complete").wait_for(timeout=WAIT_MS)
+            await page.locator(".log-window").get_by_text("from-a-url").first.wait_for()
+            summary = await page.locator("dl.summary").inner_text()
+            assert f"{files}/ctx.tar.gz" in summary
+            assert skopeo_digest(f"{registry.host}/team/fetched:latest")
