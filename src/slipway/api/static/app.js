@@ -59,6 +59,9 @@ function setNav(active) {
 
 async function show() {
   if (!session.token) { signInPage(); return; }
+  if (!document.getElementById("whoami").textContent) {
+    api("/api/v1/user/").then(showUser, () => {});  // a 401 signs out by itself
+  }
   const target = resolve(parseHash());
   if (current && current.key === target.key && current.page.update) {
     current.page.update(target);
@@ -90,6 +93,7 @@ function signInPage() {
   setNav(null);
   document.getElementById("nav").hidden = true;
   document.getElementById("session").hidden = true;
+  document.getElementById("whoami").textContent = "";
   document.title = "Sign in · slipway";
   const error = h("div", { id: "signin-error" });
   const input = h("input", {
