@@ -246,7 +246,7 @@ export class LogView {
         }),
         h("span", { class: "msg" }, entry.message,
           section.collapsed && section.count
-            ? h("span", { class: "count" }, `${section.count} lines folded`) : null),
+            ? h("span", { class: "count" }, `${section.count.toLocaleString()} lines folded`) : null),
       );
     } else if (entry.type === "phase") {
       el.append(h("span", { class: "msg" }, `phase: ${entry.message}`));
