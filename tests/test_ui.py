@@ -234,7 +234,8 @@ async def test_a_finished_100000_line_log_stays_virtual_and_jumps_to_a_line(
         # the focus stays on the fold as the lines are drawn again; Enter unfolds
         assert await other.evaluate("document.activeElement.className") == "fold"
         await other.keyboard.press("Enter")
-        assert await first_step.get_attribute("aria-expanded") == "true"
+        await other.locator(".log-line", has_text="STEP 1/2").locator(
+            "button.fold[aria-expanded=true]").wait_for()
         await other.locator(".log-line", has_text="output line 1").first.wait_for()
 
     for secret in (PULL_SECRET, PUSH_SECRET):
