@@ -4,7 +4,7 @@ manager's state, build again; and the page itself being served."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import delete
 from support.api_app import ApiEnv, api_env, client
+from support.postgres_server import PostgresServer, postgres_available, running_postgres
 
 from slipway.domain.phases import Phase
 from slipway.store.schema import uploads
@@ -26,9 +27,21 @@ MANAGER = ["ephemeral", {
 }]
 
 
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[ApiEnv]:
-    async with api_env(tmp_path, BUILD_MANAGER=MANAGER) as e:
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    if not postgres_available():
+        pytest.skip("PostgreSQL not installed")
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ApiEnv]:
+    """Over both stores: the listings' SQL (grouping, row-value IN) differs by dialect."""
+    database: dict[str, Any] = {}
+    if request.param == "postgresql":
+        database["DB_URI"] = request.getfixturevalue("postgres").create_database()
+    async with api_env(tmp_path, BUILD_MANAGER=MANAGER, **database) as e:
         yield e
 
 
