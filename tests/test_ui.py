@@ -439,3 +439,27 @@ async def test_start_a_build_from_an_archive_url(
             summary = await page.locator("dl.summary").inner_text()
             assert f"{files}/ctx.tar.gz" in summary
             assert skopeo_digest(f"{registry.host}/team/fetched:latest")
+
+
+async def test_keyboard_focus_stays_on_its_link_when_a_list_refreshes(
+    tmp_path: Path, browser: Any
+) -> None:
+    async with running_server(tmp_path) as slipway:
+        await seed_long_build(slipway, 10)
+        page = await signed_in_page(browser, slipway, "#/")
+        link = page.get_by_role("link", name="log", exact=True)
+        await link.wait_for()
+        for _ in range(30):  # Tab through the page to the repository's link
+            await page.keyboard.press("Tab")
+            if await page.evaluate("document.activeElement.textContent") == "log":
+                break
+        assert await page.evaluate("document.activeElement.getAttribute('href')") == (
+            "#/repo/big/log")
+        before = await page.locator(".updated").inner_text()
+        await page.wait_for_function(
+            "text => document.querySelector('.updated').textContent !== text", arg=before,
+            timeout=WAIT_MS)
+        assert await page.evaluate("document.activeElement.getAttribute('href')") == (
+            "#/repo/big/log")
+        await page.keyboard.press("Enter")
+        await page.get_by_role("heading", name="big/log").wait_for()

@@ -59,3 +59,15 @@ export function every(ms, fn) {
     document.removeEventListener("visibilitychange", onVisible);
   };
 }
+
+// replaces the content of `container`, keeping the keyboard focus on the same link (a
+// list that refreshes every few seconds must not throw a keyboard user back to the top)
+export function replaceKeepingFocus(container, ...children) {
+  const focused = document.activeElement;
+  const href = focused && container.contains(focused) ? focused.getAttribute("href") : null;
+  container.replaceChildren(...children);
+  if (href) {
+    const again = [...container.querySelectorAll("a[href]")].find((a) => a.getAttribute("href") === href);
+    if (again) again.focus({ preventScroll: true });
+  }
+}

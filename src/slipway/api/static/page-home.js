@@ -1,7 +1,7 @@
 // Namespaces and their repositories, each with its newest build.
 
 import { api } from "./api.js";
-import { errorNotice, every, h } from "./dom.js";
+import { errorNotice, every, h, replaceKeepingFocus } from "./dom.js";
 import { buildDuration, phaseBadge, route, shortId, tagList, timeEl } from "./format.js";
 
 export function homePage() {
@@ -22,7 +22,7 @@ export function homePage() {
       return;
     }
     updated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshes every 5 seconds.`;
-    body.replaceChildren(render(data.repositories));
+    replaceKeepingFocus(body, render(data.repositories));
   };
   const stop = every(5000, refresh);
   return { el, title: "Repositories", destroy: stop };

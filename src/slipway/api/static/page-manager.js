@@ -1,7 +1,7 @@
 // The build manager at a glance: workers per executor, queue per namespace, failures.
 
 import { api } from "./api.js";
-import { errorNotice, every, h } from "./dom.js";
+import { errorNotice, every, h, replaceKeepingFocus } from "./dom.js";
 import { route, timeEl } from "./format.js";
 
 export function managerPage() {
@@ -17,7 +17,7 @@ export function managerPage() {
       return;
     }
     updated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshes every 5 seconds.`;
-    body.replaceChildren(render(data));
+    replaceKeepingFocus(body, render(data));
   };
   const stop = every(5000, refresh);
   return { el, title: "Build manager", destroy: stop };

@@ -1,7 +1,7 @@
 // One repository's builds, newest first, filtered by phase; refreshed every few seconds.
 
 import { api, repoPath } from "./api.js";
-import { errorNotice, every, h } from "./dom.js";
+import { errorNotice, every, h, replaceKeepingFocus } from "./dom.js";
 import {
   buildDuration, phaseBadge, route, shortDigest, shortId, tagList, timeEl,
 } from "./format.js";
@@ -46,7 +46,7 @@ export function repoPage(namespace, repository, query) {
       return;
     }
     updated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshes every 3 seconds.`;
-    body.replaceChildren(render(namespace, repository, data.builds, filter));
+    replaceKeepingFocus(body, render(namespace, repository, data.builds, filter));
   };
   let stop = every(3000, refresh);
   return {
