@@ -463,3 +463,42 @@ async def test_keyboard_focus_stays_on_its_link_when_a_list_refreshes(
             "#/repo/big/log")
         await page.keyboard.press("Enter")
         await page.get_by_role("heading", name="big/log").wait_for()
+
+
+async def test_the_embedded_defaults_first_start_prints_a_link_that_signs_in(
+    tmp_path: Path, browser: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+    import os
+    import signal
+
+    from support.registry import free_port
+
+    from slipway.cli.serve_cmd import _serve
+    from slipway.config.loader import parse_config
+
+    port = free_port()
+    config = parse_config({"DATA_DIR": str(tmp_path / "data"),
+                           "API_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+                           "GRPC_LISTEN_ADDRESS": f"127.0.0.1:{free_port()}"}).config
+    serving = asyncio.create_task(_serve(config, embedded=True))
+    loop = asyncio.get_running_loop()
+    try:
+        printed = ""
+        while "#token=" not in printed:
+            assert not serving.done(), printed
+            await asyncio.sleep(0.1)
+            printed += capsys.readouterr().err
+        assert f"web UI: http://127.0.0.1:{port}/" in printed
+        link = printed.split("sign in to the web UI as admin: ")[1].split()[0]
+        token = (tmp_path / "data" / "admin-token").read_text().strip()
+        assert link == f"http://127.0.0.1:{port}/#token={token}"
+        page = await (await browser.new_context()).new_page()
+        await page.goto(link)
+        await page.get_by_role("heading", name="Repositories").wait_for()
+        assert "token" not in page.url
+    finally:
+        os.kill(os.getpid(), signal.SIGTERM)  # what stops `slipway serve`
+        await asyncio.wait_for(serving, 60)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
