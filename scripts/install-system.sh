@@ -15,7 +15,7 @@ declare -A NEED=(
   [redis-server]=redis-server
   [pg_ctlcluster]=postgresql
   [nft]=nftables
-  [chromium]=chromium  # renders /docs and /redoc offline in tests
+  [chromium]=chromium  # the web UI's and /docs' tests (driven by Playwright, no browser download)
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
@@ -25,6 +25,8 @@ done
 if command -v busybox >/dev/null 2>&1 && ! file -L "$(command -v busybox)" 2>/dev/null | grep -q static; then
   dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 fi
+# a font for Chromium to render the UI's text with (screenshots, layout in tests)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system packages: all present"
   exit 0

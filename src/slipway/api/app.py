@@ -6,9 +6,18 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from slipway import __version__
-from slipway.api import routes_builds, routes_filedrop, routes_info, routes_ops, sse
+from slipway.api import (
+    routes_builds,
+    routes_filedrop,
+    routes_info,
+    routes_ops,
+    routes_overview,
+    routes_rebuild,
+    sse,
+)
 from slipway.api.deps import ApiDeps, Readiness
 from slipway.api.errors import install_handlers
+from slipway.api.ui import mount_ui
 from slipway.config.models import AppConfig
 from slipway.manager.control import BuildControl
 from slipway.store.facade import Store
@@ -37,4 +46,7 @@ def create_app(
     app.include_router(routes_filedrop.router)
     app.include_router(routes_ops.router)
     app.include_router(routes_info.router)
+    app.include_router(routes_rebuild.router)
+    app.include_router(routes_overview.router)
+    mount_ui(app)
     return app

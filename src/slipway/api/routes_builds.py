@@ -19,7 +19,7 @@ from slipway.api.models import (
     ErrorOut,
     LogsOut,
 )
-from slipway.api.serialize import build_view
+from slipway.api.serialize import EXPIRED, build_view
 from slipway.api.uploads import get_upload
 from slipway.domain.phases import Phase
 from slipway.manager.control import CancelOutcome
@@ -82,6 +82,55 @@ def _check_registry(d: ApiDeps, requested: str | None) -> str:
     return registry
 
 
+def check_builds_enabled(d: ApiDeps) -> None:
+    if not d.config.FEATURE_BUILD_SUPPORT:
+        raise ApiError(
+            403,
+            "builds are disabled on this server (FEATURE_BUILD_SUPPORT is false)",
+            "feature_disabled",
+        )
+
+
+async def check_queue_room(d: ApiDeps, namespace: str) -> None:
+    limit = d.config.NAMESPACE_MAX_QUEUED_BUILDS
+    if await d.store.queue.count_queued(namespace) >= limit:
+        raise ApiError(
+            429,
+            f"namespace {namespace!r} already has {limit} builds queued, its limit; "
+            "retry when some have finished",
+            "too_many_builds",
+            {"Retry-After": "30"},
+        )
+
+
+async def created(request: Request, d: ApiDeps, record: BuildRecord) -> JSONResponse:
+    """201 with the new build and its status URL in `Location`."""
+    location = str(request.url_for("build_status", namespace=record.namespace,
+                                   repository=record.repository, build_id=record.id))
+    [view] = await views(d, [record])
+    return JSONResponse(
+        view.model_dump(mode="json"),
+        status_code=201,
+        headers={"Location": location},
+    )
+
+
+def phase_filter(phases: list[str] | None) -> list[Phase] | None:
+    """The API's phase names (`expired` is an `internalerror` with no retries left)."""
+    if not phases:
+        return None
+    names = {p.value for p in Phase} | {EXPIRED}
+    chosen: list[Phase] = []
+    for name in phases:
+        for part in name.split(","):
+            if part not in names:
+                raise bad_request(
+                    f"phase: {part!r} is not a phase; use one of {', '.join(sorted(names))}"
+                )
+            chosen.append(Phase.INTERNAL_ERROR if part == EXPIRED else Phase(part))
+    return chosen
+
+
 @router.post("/", status_code=201, response_model=BuildOut, responses={429: {"model": ErrorOut}})
 async def start_build(
     namespace: Namespace,
@@ -93,12 +142,7 @@ async def start_build(
 ) -> JSONResponse:
     """Start a build of an uploaded context (`file_id`) or of an archive URL."""
     check_names(namespace, repository)
-    if not d.config.FEATURE_BUILD_SUPPORT:
-        raise ApiError(
-            403,
-            "builds are disabled on this server (FEATURE_BUILD_SUPPORT is false)",
-            "feature_disabled",
-        )
+    check_builds_enabled(d)
     registry = _check_registry(d, body.registry)
     if body.file_id is not None:
         upload = await get_upload(d.store, body.file_id)
@@ -107,15 +151,7 @@ async def start_build(
                 f"file_id: {body.file_id!r} has no uploaded content; POST /api/v1/filedrop/ "
                 "and PUT the archive to the returned url first"
             )
-    limit = d.config.NAMESPACE_MAX_QUEUED_BUILDS
-    if await d.store.queue.count_queued(namespace) >= limit:
-        raise ApiError(
-            429,
-            f"namespace {namespace!r} already has {limit} builds queued, its limit; "
-            "retry when some have finished",
-            "too_many_builds",
-            {"Retry-After": "30"},
-        )
+    await check_queue_room(d, namespace)
     context, dockerfile = body.resolved_paths
     creds = body.pull_credentials
     record = await d.control.submit(
@@ -142,14 +178,7 @@ async def start_build(
         )
     )
     BUILDS_SUBMITTED.labels(namespace).inc()
-    location = str(request.url_for("build_status", namespace=namespace,
-                                   repository=repository, build_id=record.id))
-    [view] = await views(d, [record])
-    return JSONResponse(
-        view.model_dump(mode="json"),
-        status_code=201,
-        headers={"Location": location},
-    )
+    return await created(request, d, record)
 
 
 @router.get("/", response_model=BuildList)
@@ -161,11 +190,13 @@ async def list_builds(
     limit: Annotated[int, Query(ge=1, le=100, description="most builds returned")] = 5,
     since: Annotated[float | None, Query(description="only builds started after (UNIX time)")]
     = None,
+    phase: Annotated[list[str] | None, Query(
+        description="slipway: only builds in these phases (repeat, or comma-separated)")] = None,
 ) -> BuildList:
     """The repository's builds, newest first."""
     check_names(namespace, repository)
     records = await d.store.builds.list_for_repository(
-        namespace, repository, limit=limit, since=since
+        namespace, repository, limit=limit, since=since, phases=phase_filter(phase)
     )
     return BuildList(builds=await views(d, records))
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -41,10 +42,11 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from None
         for warning in loaded.warnings:
             err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-        asyncio.run(_serve(loaded.config))
+        asyncio.run(_serve(loaded.config, embedded=config is None))
 
 
-async def _serve(config: object) -> None:
+async def _serve(config: Any, embedded: bool = False) -> None:
+    from slipway.api.ui import sign_in_link
     from slipway.server import SlipwayServer
 
     server = SlipwayServer(config)
@@ -62,8 +64,16 @@ async def _serve(config: object) -> None:
         f"slipway is running: API on port {server.api_port}, gRPC on port {server.grpc_port}",
         highlight=False,
     )
+    public_url = str(config.PUBLIC_URL).rstrip("/")
+    err.print(f"web UI: {public_url}/", highlight=False, soft_wrap=True)
     if server.admin_token:
         err.print("an admin token was created and stored for the slipway CLI", highlight=False)
+        if embedded:
+            # the embedded default is one person's machine: hand them a link that signs in
+            link = sign_in_link(public_url, server.admin_token)
+            err.print(f"sign in to the web UI as admin: {link} (the link holds the admin "
+                      "token: keep it to yourself)",
+                      highlight=False, soft_wrap=True)
     await stop.wait()
     err.print("stopping: workers are stopped and running builds go back to the queue")
     await server.stop()

@@ -178,11 +178,19 @@ class BuildStore:
         return [found.get(build_id) for build_id in build_ids]
 
     async def list_for_repository(
-        self, namespace: str, repository: str, *, limit: int = 100, since: float | None = None
+        self,
+        namespace: str,
+        repository: str,
+        *,
+        limit: int = 100,
+        since: float | None = None,
+        phases: Sequence[Phase] | None = None,
     ) -> list[BuildRecord]:
         stmt = select(b).where(b.c.namespace == namespace, b.c.repository == repository)
         if since is not None:
             stmt = stmt.where(b.c.started >= since)
+        if phases is not None:
+            stmt = stmt.where(b.c.phase.in_([p.value for p in phases]))
         stmt = stmt.order_by(b.c.started.desc(), b.c.id.desc()).limit(limit)
         async with self.db.read() as conn:
             return [_record(r._mapping) for r in (await conn.execute(stmt)).all()]

@@ -6,6 +6,7 @@ from slipway.store.builds import BuildStore
 from slipway.store.database import Database
 from slipway.store.keys import SigningKeyStore
 from slipway.store.logs import BuildLogs
+from slipway.store.overview import BuildOverview
 from slipway.store.queue import BuildQueue
 
 
@@ -16,6 +17,7 @@ class Store:
         self.builds = BuildStore(self.db, self.queue)
         self.logs = BuildLogs(self.db)
         self.keys = SigningKeyStore(self.db)
+        self.overview = BuildOverview(self.db)
 
     async def open(self) -> Store:
         await self.db.migrate()

@@ -1,0 +1,265 @@
+// A build log viewer that stays responsive with hundreds of thousands of lines: only the
+// lines in view (and a few around) are in the DOM, at a fixed line height. Build steps
+// (entries of type "command") start sections that fold; a phase entry ends a section.
+
+import { renderAnsi } from "./ansi.js";
+import { h } from "./dom.js";
+
+const OVERSCAN = 30;
+const NO_SECTION = -1;
+
+export class LogView {
+  // linkFor(index) -> href of a line; onFollow(following) when follow mode changes
+  constructor({ linkFor, onFollow, onMark, label }) {
+    this.linkFor = linkFor;
+    this.onFollow = onFollow || (() => {});
+    this.onMark = onMark || (() => {});
+    this.entries = [];
+    this.sectionOf = new Int32Array(1024);  // entry -> its section's header entry
+    this.sections = new Map();  // header entry -> { collapsed, count }
+    this.current = NO_SECTION;  // the section new entries join
+    this.rows = new Int32Array(1024);  // the entries shown, in order
+    this.rowCount = 0;
+    this.errors = [];
+    this.marked = -1;
+    this.pendingMark = -1;
+    this.following = true;
+    this.lastTop = 0;
+    this.rendered = "";
+    this.frame = 0;
+
+    this.spacer = h("div", { class: "log-spacer" });
+    this.window = h("div", { class: "log-window" });
+    this.spacer.append(this.window);
+    this.empty = h("p", { class: "log-empty" }, "No log entries yet.");
+    this.el = h("div", {
+      class: "log-scroll", tabindex: "0", role: "region", "aria-label": label || "Build log",
+    }, this.empty, this.spacer);
+    this.el.addEventListener("scroll", () => this.onScroll(), { passive: true });
+    this.el.addEventListener("click", (e) => this.onClick(e));
+    this.resize = new ResizeObserver(() => this.schedule());
+    this.resize.observe(this.el);
+  }
+
+  get lineHeight() {
+    if (!this._lineHeight) {
+      const probe = h("div", { class: "log-line" }, h("span", { class: "msg" }, "0"));
+      this.window.append(probe);
+      this._lineHeight = probe.getBoundingClientRect().height || 20;
+      probe.remove();
+    }
+    return this._lineHeight;
+  }
+
+  destroy() { this.resize.disconnect(); cancelAnimationFrame(this.frame); }
+
+  // entries numbered from `first`; entries already held are skipped
+  append(entries, first) {
+    let index = first;
+    for (const entry of entries) {
+      if (index === this.entries.length) this.add(entry);
+      index += 1;
+    }
+    if (this.pendingMark >= 0 && this.pendingMark < this.entries.length) {
+      const mark = this.pendingMark;
+      this.pendingMark = -1;
+      this.goTo(mark + 1);
+    } else if (this.following) {
+      this.scrollToEnd();
+    }
+    this.schedule();
+  }
+
+  add(entry) {
+    const index = this.entries.length;
+    this.entries.push(entry);
+    if (index >= this.sectionOf.length) this.sectionOf = grow(this.sectionOf);
+    if (entry.type === "command") {
+      this.current = index;
+      this.sections.set(index, { collapsed: false, count: 0 });
+    } else if (entry.type === "phase") {
+      this.current = NO_SECTION;
+    }
+    const section = entry.type === "command" || entry.type === "phase" ? NO_SECTION : this.current;
+    this.sectionOf[index] = section;
+    if (section !== NO_SECTION) this.sections.get(section).count += 1;
+    if (entry.type === "error") this.errors.push(index);
+    if (section === NO_SECTION || !this.sections.get(section).collapsed) this.pushRow(index);
+  }
+
+  pushRow(index) {
+    if (this.rowCount >= this.rows.length) this.rows = grow(this.rows);
+    this.rows[this.rowCount++] = index;
+  }
+
+  rebuildRows() {
+    this.rowCount = 0;
+    for (let i = 0; i < this.entries.length; i++) {
+      const section = this.sectionOf[i];
+      if (section === NO_SECTION || !this.sections.get(section).collapsed) this.pushRow(i);
+    }
+  }
+
+  setCollapsed(header, collapsed) {
+    const section = this.sections.get(header);
+    if (!section || section.collapsed === collapsed) return;
+    section.collapsed = collapsed;
+    this.rebuildRows();
+    this.rendered = "";
+    this.schedule();
+  }
+
+  setAll(collapsed) {
+    for (const section of this.sections.values()) section.collapsed = collapsed;
+    this.rebuildRows();
+    this.rendered = "";
+    if (this.following) this.scrollToEnd();
+    this.schedule();
+  }
+
+  rowOf(index) {
+    // binary search: rows are in entry order
+    let lo = 0;
+    let hi = this.rowCount - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const value = this.rows[mid];
+      if (value === index) return mid;
+      if (value < index) lo = mid + 1; else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  // marks line `line` (1-based), unfolds its step and scrolls it into view; false when the
+  // log has no such line (yet: it is marked when it arrives if `wait`)
+  goTo(line, { wait = false } = {}) {
+    const index = line - 1;
+    if (!Number.isInteger(index) || index < 0) return false;
+    this.setFollowing(false);
+    if (index >= this.entries.length) {
+      if (wait) this.pendingMark = index;
+      return false;
+    }
+    const section = this.sectionOf[index];
+    if (section !== NO_SECTION) this.setCollapsed(section, false);
+    this.marked = index;
+    const row = this.rowOf(index);
+    const lh = this.lineHeight;
+    this.spacer.style.height = `${this.rowCount * lh}px`;
+    this.el.scrollTop = Math.max(0, row * lh - this.el.clientHeight / 3);
+    this.lastTop = this.el.scrollTop;
+    this.rendered = "";
+    this.render();
+    this.onMark(line);
+    return true;
+  }
+
+  firstErrorLine() { return this.errors.length ? this.errors[0] + 1 : null; }
+
+  setFollowing(following) {
+    if (this.following === following) return;
+    this.following = following;
+    this.onFollow(following);
+  }
+
+  follow() {
+    this.setFollowing(true);
+    this.scrollToEnd();
+    this.schedule();
+  }
+
+  scrollToEnd() {
+    this.spacer.style.height = `${this.rowCount * this.lineHeight}px`;
+    this.el.scrollTop = this.el.scrollHeight;
+    this.lastTop = this.el.scrollTop;
+  }
+
+  onScroll() {
+    const top = this.el.scrollTop;
+    const atEnd = top + this.el.clientHeight >= this.el.scrollHeight - this.lineHeight;
+    if (atEnd) this.setFollowing(true);
+    else if (top < this.lastTop) this.setFollowing(false);  // the user scrolled up
+    this.lastTop = top;
+    this.schedule();
+  }
+
+  onClick(event) {
+    const fold = event.target.closest("button.fold");
+    if (fold) {
+      const header = Number(fold.closest(".log-line").dataset.index);
+      this.setCollapsed(header, !this.sections.get(header).collapsed);
+      return;
+    }
+    const link = event.target.closest("a.ln");
+    if (link) {
+      this.marked = Number(link.closest(".log-line").dataset.index);
+      this.setFollowing(false);
+      this.rendered = "";
+      this.schedule();
+    }
+  }
+
+  schedule() {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => { this.frame = 0; this.render(); });
+  }
+
+  render() {
+    this.empty.hidden = this.entries.length > 0;
+    const lh = this.lineHeight;
+    this.spacer.style.height = `${this.rowCount * lh}px`;
+    const top = this.el.scrollTop;
+    const first = Math.max(0, Math.floor(top / lh) - OVERSCAN);
+    const last = Math.min(this.rowCount, Math.ceil((top + this.el.clientHeight) / lh) + OVERSCAN);
+    const key = `${first}:${last}:${this.rowCount}:${this.marked}`;
+    if (key === this.rendered) return;
+    this.rendered = key;
+    // keep keyboard focus on the same line's control across re-renders
+    const focused = this.window.contains(document.activeElement) ? document.activeElement : null;
+    const focusIndex = focused ? focused.closest(".log-line").dataset.index : null;
+    const focusClass = focused ? focused.className : null;
+    const lines = [];
+    for (let row = first; row < last; row++) lines.push(this.line(this.rows[row]));
+    this.window.style.transform = `translateY(${first * lh}px)`;
+    this.window.replaceChildren(...lines);
+    if (focusIndex !== null) {
+      const again = this.window.querySelector(`[data-index="${focusIndex}"] .${focusClass.split(" ")[0]}`);
+      if (again) again.focus({ preventScroll: true });
+    }
+  }
+
+  line(index) {
+    const entry = this.entries[index];
+    const classes = ["log-line"];
+    if (entry.type) classes.push(`log-${entry.type}`);
+    if (index === this.marked) classes.push("marked");
+    const number = index + 1;
+    const el = h("div", { class: classes.join(" "), dataset: { index: String(index) } },
+      h("a", { class: "ln", href: this.linkFor(number), "aria-label": `line ${number}` },
+        String(number)));
+    if (entry.type === "command") {
+      const section = this.sections.get(index);
+      el.append(
+        h("button", {
+          type: "button", class: "fold", "aria-expanded": String(!section.collapsed),
+          "aria-label": `${section.collapsed ? "Unfold" : "Fold"} this step (${section.count} lines)`,
+        }),
+        h("span", { class: "msg" }, entry.message,
+          section.collapsed && section.count
+            ? h("span", { class: "count" }, `${section.count.toLocaleString()} lines folded`) : null),
+      );
+    } else if (entry.type === "phase") {
+      el.append(h("span", { class: "msg" }, `phase: ${entry.message}`));
+    } else {
+      const indent = this.sectionOf[index] !== NO_SECTION ? " indent" : "";
+      el.append(h("span", { class: `msg${indent}` }, renderAnsi(entry.message)));
+    }
+    return el;
+  }
+}
+
+function grow(array) {
+  const bigger = new Int32Array(array.length * 2);
+  bigger.set(array);
+  return bigger;
+}

@@ -1,0 +1,265 @@
+// One build: summary, phase timeline, attempts, the live log; cancel and build again.
+
+import { api, buildPath } from "./api.js";
+import { announce, errorNotice, h } from "./dom.js";
+import {
+  buildDuration, CANCELLABLE, duration, FINAL, phaseBadge, route, tagList, timeEl, toDate,
+} from "./format.js";
+import { LogView } from "./logview.js";
+import { followEvents } from "./sse.js";
+
+export function buildPage(namespace, repository, buildId, line) {
+  const path = buildPath(namespace, repository, buildId);
+  let build = null;
+  let stream = null;
+  let refreshTimer = null;
+  let destroyed = false;
+  let ended = false;  // the stream sent its end: the log is complete
+  const phases = [];  // { phase, at } from the log's phase entries
+
+  const phaseEl = h("span", { id: "build-phase", "aria-live": "polite" });
+  const notices = h("div", { id: "build-notices" });
+  const summary = h("dl", { class: "summary" });
+  const timeline = h("ol", { class: "timeline", "aria-label": "Phases" });
+  const attempts = h("div", {});
+  const cancelButton = h("button", { type: "button", class: "button danger", hidden: true },
+    "Cancel build");
+  const againButton = h("button", { type: "button", class: "button" }, "Build again");
+  const status = h("span", { class: "log-status", role: "status" }, "connecting…");
+  const gotoInput = h("input", {
+    id: "goto-line", type: "number", min: "1", inputmode: "numeric", name: "line",
+  });
+  const gotoForm = h("form", { role: "search", "aria-label": "Go to a line of the log" },
+    h("label", { for: "goto-line" }, "Go to line"), gotoInput,
+    h("button", { type: "submit", class: "button" }, "Go"));
+  const errorButton = h("button", { type: "button", class: "button", disabled: true },
+    "First error");
+  const followButton = h("button", { type: "button", class: "button", "aria-pressed": "true" },
+    "Following the end");
+  const gotoMessage = h("p", { class: "small muted", "aria-live": "polite" });
+
+  const view = new LogView({
+    label: "Build log",
+    linkFor: (n) => route.build(namespace, repository, buildId, n),
+    onMark: (n) => { gotoMessage.textContent = `Line ${n.toLocaleString()}.`; },
+    onFollow: (following) => {
+      followButton.setAttribute("aria-pressed", String(following));
+      followButton.textContent = following ? "Following the end" : "Follow the end";
+    },
+  });
+
+  const dialogTitle = h("h2", { id: "cancel-title" }, "Cancel this build?");
+  const confirmButton = h("button", { type: "button", class: "button danger" }, "Cancel build");
+  const keepButton = h("button", { type: "button", class: "button" }, "Keep building");
+  const dialog = h("dialog", { "aria-labelledby": "cancel-title", "aria-describedby": "cancel-text" },
+    dialogTitle,
+    h("p", { id: "cancel-text" }, "Its worker is stopped and the build ends ",
+      h("strong", {}, "cancelled"), ". A build that has started pushing can no longer be cancelled."),
+    h("div", { class: "actions" }, keepButton, confirmButton));
+
+  const el = h("section", { class: "build" },
+    h("p", { class: "small" }, h("a", { href: route.home() }, "Repositories"), " / ", namespace,
+      " / ", h("a", { href: route.repo(namespace, repository) }, repository)),
+    h("div", { class: "build-head" },
+      h("h1", {}, `Build ${buildId.slice(0, 8)} `, phaseEl),
+      h("div", { class: "actions" }, cancelButton, againButton)),
+    notices,
+    h("div", { class: "columns" },
+      h("div", {}, h("h2", {}, "Summary"), summary),
+      h("div", {}, h("h2", {}, "Phases"), timeline)),
+    h("h2", {}, "Attempts"), attempts,
+    h("h2", { id: "log-title" }, "Log"),
+    h("div", { class: "log-toolbar" },
+      h("button", { type: "button", class: "button", onclick: () => view.setAll(true) }, "Fold all steps"),
+      h("button", { type: "button", class: "button", onclick: () => view.setAll(false) }, "Unfold all"),
+      gotoForm, errorButton, followButton, status),
+    gotoMessage,
+    view.el,
+    dialog);
+
+  function renderBuild() {
+    if (!build) return;
+    phaseEl.replaceChildren(phaseBadge(build.phase));
+    cancelButton.hidden = !CANCELLABLE.has(build.phase);
+    const items = [
+      ["Phase", phaseBadge(build.phase)],
+      ["Tags", tagList(build.tags)],
+      ["Started by", build.manual_user || "—"],
+      ["Started", timeEl(build.started)],
+      ["Duration", buildDuration(build) || "—"],
+      ["Executor", build.executor || "—"],
+      ["Attempts", `${(build.attempts || []).length} (retries left: ${build.retries_remaining})`],
+      ["Digest", build.image_digest ? h("code", { class: "digest" }, build.image_digest) : "—"],
+      ["Context", build.archive_url ? h("code", {}, build.archive_url)
+        : build.resource_key ? `uploaded file ${build.resource_key}` : "—"],
+      ["Dockerfile", h("code", {}, [build.context, build.dockerfile_path].filter(Boolean).join("/"))],
+    ];
+    for (const [key, value] of Object.entries(build.status || {})) {
+      items.push([key.replace(/_/g, " "), typeof value === "string" ? value : JSON.stringify(value)]);
+    }
+    summary.replaceChildren(...items.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+    const banner = notices.querySelector(".build-error");
+    if (build.error) {
+      const box = h("div", { class: "notice error build-error", role: "alert" },
+        h("strong", {}, `Build ${build.phase}:`), h("pre", {}, build.error));
+      if (banner) banner.replaceWith(box); else notices.prepend(box);
+    } else if (banner) banner.remove();
+    renderAttempts();
+    renderTimeline();
+  }
+
+  function renderAttempts() {
+    const list = build.attempts || [];
+    if (!list.length) {
+      attempts.replaceChildren(h("p", { class: "muted" }, "No worker has been started yet."));
+      return;
+    }
+    attempts.replaceChildren(h("table", { class: "data cards" },
+      h("thead", {}, h("tr", {}, ["Attempt", "Executor", "Worker", "Started", "Duration", "Outcome"]
+        .map((n) => h("th", { scope: "col" }, n)))),
+      h("tbody", {}, list.map((a) => h("tr", {},
+        h("td", { "data-label": "Attempt" }, String(a.attempt ?? "")),
+        h("td", { "data-label": "Executor" }, a.executor || "—"),
+        h("td", { "data-label": "Worker" }, h("code", {}, a.worker_id || "—")),
+        h("td", { "data-label": "Started" }, timeEl(a.started)),
+        h("td", { "data-label": "Duration" },
+          a.started ? duration((a.ended || Date.now() / 1000) - a.started) : "—"),
+        h("td", { "data-label": "Outcome" },
+          a.outcome ? a.outcome.replace(/_/g, " ") : (FINAL.has(build.phase) ? "—" : "running")))))));
+  }
+
+  function renderTimeline() {
+    if (!phases.length) {
+      timeline.replaceChildren(h("li", { class: "muted" }, "No phase yet."));
+      return;
+    }
+    const final = build && FINAL.has(build.phase);
+    timeline.replaceChildren(...phases.map((p, i) => {
+      const next = phases[i + 1];
+      const end = next ? next.at : (final ? null : new Date());
+      const last = i === phases.length - 1;
+      return h("li", { class: last ? "current" : null },
+        phaseBadge(p.phase), " ", timeEl(p.at ? p.at.getTime() / 1000 : null),
+        end && p.at ? h("span", { class: "muted small" }, ` for ${duration((end - p.at) / 1000)}`) : null);
+    }));
+  }
+
+  async function refresh() {
+    clearTimeout(refreshTimer);
+    refreshTimer = null;
+    if (destroyed) return;
+    try {
+      build = await api(`${path}/status`);
+      renderBuild();
+    } catch (e) {
+      if (!build) {
+        el.replaceChildren(h("h1", { tabindex: "-1" }, `Build ${buildId.slice(0, 8)}`),
+          errorNotice(e, "Could not load the build:"));
+        return;
+      }
+    }
+    if (!destroyed && build && !FINAL.has(build.phase)) refreshTimer = setTimeout(refresh, 5000);
+  }
+
+  function soon() {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(refresh, 150);
+  }
+
+  function startStream() {
+    stream = followEvents(`${path}/logs/stream`, view.entries.length, {
+      onLogs: (entries, first) => {
+        let phaseChanged = false;
+        entries.forEach((entry, i) => {
+          if (entry.type === "phase" && first + i >= view.entries.length) {
+            phases.push({ phase: entry.message, at: toDate(entry.data && entry.data.datetime) });
+            phaseChanged = true;
+          }
+        });
+        view.append(entries, first);
+        errorButton.disabled = view.firstErrorLine() === null;
+        status.textContent = `live · ${view.entries.length.toLocaleString()} lines`;
+        if (phaseChanged) { renderTimeline(); soon(); }
+      },
+      onEnd: (finished) => {
+        ended = true;
+        build = finished;
+        renderBuild();
+        status.textContent = `ended · ${view.entries.length.toLocaleString()} lines`;
+        announce(`Build ${finished.phase}`);
+      },
+      onStatus: (text) => { status.textContent = `${text} · ${view.entries.length.toLocaleString()} lines`; },
+      onError: (error) => { notices.append(errorNotice(error, "The log cannot be followed:")); },
+    });
+  }
+
+  cancelButton.addEventListener("click", () => dialog.showModal());
+  keepButton.addEventListener("click", () => dialog.close());
+  confirmButton.addEventListener("click", async () => {
+    confirmButton.disabled = true;
+    try {
+      await api(path, { method: "DELETE" });
+      announce("Build cancelled");
+      dialog.close();
+      await refresh();
+    } catch (e) {
+      dialog.close();
+      notices.append(errorNotice(e, "Could not cancel the build:"));
+    } finally {
+      confirmButton.disabled = false;
+    }
+  });
+  againButton.addEventListener("click", async () => {
+    againButton.disabled = true;
+    try {
+      const next = await api(`${path}/rebuild`, { method: "POST" });
+      location.hash = route.build(namespace, repository, next.id);
+    } catch (e) {
+      notices.append(errorNotice(e, "Could not start the build again:"));
+    } finally {
+      againButton.disabled = false;
+    }
+  });
+  gotoForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const n = Number(gotoInput.value);
+    if (!Number.isInteger(n) || n < 1) {
+      gotoMessage.textContent = "Give a line number, 1 or more.";
+      return;
+    }
+    location.hash = route.build(namespace, repository, buildId, n);
+  });
+  errorButton.addEventListener("click", () => {
+    const n = view.firstErrorLine();
+    if (n) location.hash = route.build(namespace, repository, buildId, n);
+  });
+  followButton.addEventListener("click", () => view.follow());
+
+  function goTo(n) {
+    if (view.goTo(n, { wait: !ended })) return;
+    if (ended) {
+      gotoMessage.textContent = `The log has ${view.entries.length.toLocaleString()} lines; `
+        + `there is no line ${n.toLocaleString()}.`;
+    } else {
+      gotoMessage.textContent = `Line ${n.toLocaleString()} is not in the log yet; `
+        + "it is shown when it arrives.";
+    }
+  }
+
+  refresh().then(() => { if (!destroyed && build) startStream(); });
+  if (line) goTo(line);
+
+  return {
+    el,
+    title: `Build ${buildId.slice(0, 8)} · ${namespace}/${repository}`,
+    update(target) {
+      if (target.line && target.line !== view.marked + 1) goTo(target.line);
+    },
+    destroy() {
+      destroyed = true;
+      clearTimeout(refreshTimer);
+      if (stream) stream.stop();
+      view.destroy();
+    },
+  };
+}

@@ -1,0 +1,162 @@
+"""Reads across many builds, for listings and the manager's state at a glance: the
+repositories that have builds, workers running per executor, queue depth per namespace,
+recent failed attempts grouped by why they failed."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select, tuple_
+
+from slipway.domain.phases import FINAL_PHASES, Phase
+from slipway.domain.results import AttemptEnd
+from slipway.store.builds import BuildRecord, _record
+from slipway.store.database import Database
+from slipway.store.schema import build_queue as q
+from slipway.store.schema import builds as b
+
+# phases in which a build holds a worker (or one is being started for it)
+WORKER_PHASES = (Phase.BUILD_SCHEDULED, Phase.UNPACKING, Phase.PULLING, Phase.BUILDING,
+                 Phase.PUSHING)
+NON_FINAL = tuple(p for p in Phase if p not in FINAL_PHASES)
+# attempt outcomes that are not failures
+_NOT_FAILED = {AttemptEnd.COMPLETED.value, AttemptEnd.CANCELLED.value}
+# failed builds read for the failure summary, at most (the newest)
+FAILURE_SCAN_LIMIT = 5000
+
+
+@dataclass(frozen=True)
+class RepositorySummary:
+    namespace: str
+    name: str
+    build_count: int
+    active_builds: int
+    last_build: BuildRecord | None
+
+
+@dataclass(frozen=True)
+class NamespaceQueue:
+    namespace: str
+    waiting: int  # may be claimed now
+    retrying: int  # back in the queue, waiting for RETRY_AFTER
+    running: int  # claimed by a manager
+
+
+@dataclass
+class FailureGroup:
+    reason: str  # an AttemptEnd value
+    count: int = 0
+    last: float = 0.0
+    executors: Counter[str] = field(default_factory=Counter)
+    example: dict[str, Any] = field(default_factory=dict)  # the newest failed attempt's build
+
+
+def _in_namespaces(column: Any, namespaces: Sequence[str] | None) -> Any:
+    """No filter for None (every namespace); else only those listed."""
+    return True if namespaces is None else column.in_(list(namespaces))
+
+
+class BuildOverview:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def repositories(
+        self, namespaces: Sequence[str] | None, *, limit: int = 500
+    ) -> list[RepositorySummary]:
+        """Repositories with builds (in `namespaces`, or all for None), the most recently
+        built first, each with its newest build."""
+        active = func.sum(case((b.c.phase.in_([p.value for p in NON_FINAL]), 1), else_=0))
+        grouped = (
+            select(b.c.namespace, b.c.repository, func.count().label("n"),
+                   active.label("active"), func.max(b.c.started).label("last"))
+            .where(_in_namespaces(b.c.namespace, namespaces))
+            .group_by(b.c.namespace, b.c.repository)
+            .order_by(func.max(b.c.started).desc())
+            .limit(limit)
+        )
+        async with self.db.read() as conn:
+            groups = (await conn.execute(grouped)).all()
+            if not groups:
+                return []
+            newest = await conn.execute(
+                select(b).where(tuple_(b.c.namespace, b.c.repository, b.c.started).in_(
+                    [(g.namespace, g.repository, g.last) for g in groups]))
+            )
+            last = {(r.namespace, r.repository): _record(r._mapping) for r in newest.all()}
+        return [
+            RepositorySummary(g.namespace, g.repository, int(g.n), int(g.active or 0),
+                              last.get((g.namespace, g.repository)))
+            for g in groups
+        ]
+
+    async def workers_by_executor(self) -> dict[str | None, int]:
+        """Builds holding a worker, by the executor that started it (None: not known yet)."""
+        stmt = (
+            select(b.c.executor, func.count())
+            .where(b.c.phase.in_([p.value for p in WORKER_PHASES]))
+            .group_by(b.c.executor)
+        )
+        async with self.db.read() as conn:
+            return {executor: int(n) for executor, n in (await conn.execute(stmt)).all()}
+
+    async def queue_by_namespace(self, namespaces: Sequence[str] | None) -> list[NamespaceQueue]:
+        now = time.time()
+        running = and_(q.c.available.is_(False), q.c.processing_expires > now)
+        retrying = and_(q.c.available.is_(True), q.c.available_after > now)
+
+        def count(condition: Any) -> Any:
+            return func.sum(case((condition, 1), else_=0))
+
+        stmt = (
+            select(q.c.namespace, count(running), count(retrying), func.count())
+            .where(_in_namespaces(q.c.namespace, namespaces))
+            .group_by(q.c.namespace)
+            .order_by(q.c.namespace)
+        )
+        async with self.db.read() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [
+            NamespaceQueue(ns, int(total) - int(run or 0) - int(retry or 0), int(retry or 0),
+                           int(run or 0))
+            for ns, run, retry, total in rows
+        ]
+
+    async def recent_failures(
+        self, since: float, namespaces: Sequence[str] | None
+    ) -> list[FailureGroup]:
+        """Attempts that failed since `since`, grouped by outcome, the most frequent first.
+        Read from builds that ended since then and builds still going (a retried attempt
+        failed on those)."""
+        stmt = (
+            select(b.c.id, b.c.namespace, b.c.repository, b.c.phase, b.c.error, b.c.attempts)
+            .where(
+                or_(b.c.completed >= since, b.c.phase.in_([p.value for p in NON_FINAL])),
+                _in_namespaces(b.c.namespace, namespaces),
+            )
+            .order_by(b.c.started.desc())
+            .limit(FAILURE_SCAN_LIMIT)
+        )
+        async with self.db.read() as conn:
+            rows = (await conn.execute(stmt)).all()
+        groups: dict[str, FailureGroup] = {}
+        for row in rows:
+            for attempt in row.attempts or []:
+                outcome = attempt.get("outcome")
+                ended = attempt.get("ended")
+                if not outcome or outcome in _NOT_FAILED or not ended or ended < since:
+                    continue
+                group = groups.setdefault(outcome, FailureGroup(outcome))
+                group.count += 1
+                group.executors[attempt.get("executor") or "unknown"] += 1
+                if ended >= group.last:
+                    group.last = float(ended)
+                    group.example = {
+                        "id": row.id, "namespace": row.namespace,
+                        "repository": row.repository, "phase": row.phase,
+                        "error": row.error, "attempt": attempt.get("attempt"),
+                    }
+        return sorted(groups.values(), key=lambda g: (-g.count, -g.last))
