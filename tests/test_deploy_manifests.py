@@ -225,7 +225,10 @@ def _config(tmp_path: Path, **keys: Any) -> Path:
         "DB_URI": "postgresql://slipway@db.example.com/slipway",
         "BUILD_MANAGER": [
             "ephemeral",
-            {"ORCHESTRATOR": {"REDIS_HOST": "redis.example.com"}, "EXECUTORS": [{"EXECUTOR": "local"}]},
+            {
+                "ORCHESTRATOR": {"REDIS_HOST": "redis.example.com"},
+                "EXECUTORS": [{"EXECUTOR": "local"}],
+            },
         ],
         **keys,
     }
