@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all setup system venv test lint typecheck unit demo bench bench-smoke clean proto
+.PHONY: all setup system venv test lint typecheck unit demo bench bench-smoke clean proto images
 
 all: test
 
@@ -38,6 +38,10 @@ test: setup lint typecheck
 
 demo: setup
 	bash scripts/demo.sh
+
+# the manager and worker images, tagged quay.io/slipway/NAME:VERSION; nothing is pulled
+images: setup
+	bash scripts/make-images.sh
 
 bench: setup
 	$(BIN)/python -m benchmarks.run

@@ -16,6 +16,9 @@ declare -A NEED=(
   [pg_ctlcluster]=postgresql
   [nft]=nftables
   [chromium]=chromium  # the web UI's and /docs' tests (driven by Playwright, no browser download)
+  [mmdebstrap]=mmdebstrap  # the base of slipway's own images (make images)
+  [runc]=runc  # runs the images in tests: crun refuses this kind of machine's cgroups
+  [fuse-overlayfs]=fuse-overlayfs
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

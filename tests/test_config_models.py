@@ -363,7 +363,7 @@ def test_all_executor_defaults(tmp_path: Path) -> None:
     assert executor.NAMESPACE_WHITELIST is None
     assert executor.STAGED_ROLLOUT is None
     assert executor.CONTAINER_RUNTIME == "docker"
-    assert executor.WORKER_IMAGE == "quay.io/slipway/worker"
+    assert executor.WORKER_IMAGE == "quay.io/slipway/slipway-worker"
     from slipway import __version__
 
     assert __version__ == executor.WORKER_TAG

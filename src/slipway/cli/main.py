@@ -9,6 +9,7 @@ from slipway.cli import (
     builds_cmd,
     config_cmd,
     context_cmd,
+    deploy_cmd,
     openshift_cmd,
     serve_cmd,
     worker_cmd,
@@ -39,6 +40,7 @@ def main(
 
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(openshift_cmd.app, name="openshift")
+app.add_typer(deploy_cmd.app, name="deploy")
 serve_cmd.register(app)
 worker_cmd.register(app)
 builds_cmd.register(app)

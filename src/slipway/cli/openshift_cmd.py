@@ -113,17 +113,69 @@ def preflight(
 def tls_check(
     cert: Path = typer.Option(..., "--cert", help="The certificate (ssl.cert)."),
     key: Path = typer.Option(..., "--key", help="Its private key (ssl.key)."),
-    registry_name: str = typer.Option(..., "--registry-name", help="The QuayRegistry's name."),
-    namespace: str = typer.Option(..., "--namespace", help="Namespace of the QuayRegistry."),
-    domain: str = typer.Option(..., "--domain", help="The cluster's apps domain."),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="Quay's config.yaml: the hosts are its SERVER_HOSTNAME and BUILDMAN_HOSTNAME.",
+    ),
+    hostname: str = typer.Option(
+        "", "--hostname", help="Quay's host name (SERVER_HOSTNAME), when it is a custom one."
+    ),
+    builder_hostname: str = typer.Option(
+        "", "--builder-hostname", help="The host workers dial (BUILDMAN_HOSTNAME)."
+    ),
+    registry_name: str = typer.Option(
+        "", "--registry-name", help="The QuayRegistry's name (the operator's route names)."
+    ),
+    namespace: str = typer.Option("", "--namespace", help="Namespace of the QuayRegistry."),
+    domain: str = typer.Option("", "--domain", help="The cluster's apps domain."),
 ) -> None:
     """Check Quay's certificate for the builder (seed 6.4.1).
 
-    It must cover the Quay route and the builder route (or a wildcard covering both), match
-    the key, and be valid. Exit 1 on any failure (expiry within 30 days only warns)."""
-    from slipway.openshift.tls import check_certificate
+    It must cover the Quay host and the builder host (or a wildcard covering both), match
+    the key, and be valid. The hosts come from --hostname/--builder-hostname, else from
+    --config (SERVER_HOSTNAME, BUILDMAN_HOSTNAME), else from the operator's route names
+    (--registry-name, --namespace, --domain). Exit 1 on any failure (expiry within 30
+    days only warns)."""
+    from slipway.openshift.tls import RouteNames, check_certificate, route_names
 
-    checks = check_certificate(cert, key, registry_name, namespace, domain)
+    quay, builder = hostname, builder_hostname
+    if config is not None:
+        from slipway.config import ConfigError, load_config
+        from slipway.config.common import split_host_port
+
+        try:
+            loaded = load_config(config).config
+        except ConfigError as exc:
+            for message in exc.messages:
+                typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(2) from None
+        quay = quay or split_host_port(loaded.SERVER_HOSTNAME)[0]
+        builder = builder or split_host_port(loaded.BUILDMAN_HOSTNAME)[0]
+    route_options = (registry_name, namespace, domain)
+    if any(route_options) and not all(route_options):
+        typer.echo(
+            "error: --registry-name, --namespace and --domain go together (they make the "
+            "operator's route names); give all three, or --hostname/--config",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if all(route_options):
+        defaults = route_names(registry_name, namespace, domain)
+        quay, builder = quay or defaults.quay, builder or defaults.builder
+    for value, how in (
+        (quay, "--hostname, --config (SERVER_HOSTNAME)"),
+        (builder, "--builder-hostname, --config (BUILDMAN_HOSTNAME)"),
+    ):
+        if not value:
+            typer.echo(
+                f"error: which host to check is not known: give {how}, or --registry-name, "
+                "--namespace and --domain for the operator's route names",
+                err=True,
+            )
+            raise typer.Exit(2)
+    checks = check_certificate(cert, key, RouteNames(quay=quay.lower(), builder=builder.lower()))
     _print(checks)
     if failed(checks):
         raise typer.Exit(1)

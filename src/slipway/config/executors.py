@@ -19,6 +19,7 @@ from pydantic import (
 
 from slipway import __version__
 from slipway.config.common import HostPort, Quantity, field, problem
+from slipway.images import WORKER_IMAGE as DEFAULT_WORKER_IMAGE
 
 ContainerRuntime = Literal["docker", "podman", "buildah"]
 
@@ -61,9 +62,9 @@ class ExecutorConfigBase(BaseModel):
         "docker", example="podman", description="what the worker builds with"
     )
     WORKER_IMAGE: str = field(
-        "quay.io/slipway/worker",
-        example="quay.io/slipway/worker",
-        description="the worker container image (kubernetes, ec2)",
+        DEFAULT_WORKER_IMAGE,
+        example=DEFAULT_WORKER_IMAGE,
+        description="the worker container image (kubernetes, ec2); default: slipway's own",
     )
     WORKER_TAG: str = field(__version__, example=__version__, description="its tag")
     QUAY_USERNAME: str | None = field(
@@ -184,7 +185,7 @@ class KubernetesExecutorConfig(ExecutorConfigBase):
     )
     BUILDER_CONTAINER_IMAGE: str = field(
         "",
-        example="quay.io/slipway/worker:latest",
+        example=f"{DEFAULT_WORKER_IMAGE}:{__version__}",
         description="image for kubernetesPodman; default WORKER_IMAGE:WORKER_TAG",
     )
     IMAGE_PULL_SECRET_NAME: str = field("builder", example="builder")

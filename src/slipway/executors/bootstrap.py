@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from slipway import images
 from slipway.executors.base import ExecutorError, WorkerSpec
 
 IGNITION_VERSION = "3.4.0"
 METADATA_ADDRESS = "169.254.169.254"
-DEFAULT_WORKER_IMAGE = "quay.io/slipway/worker"
-DEFAULT_WORKER_TAG = "latest"
+DEFAULT_WORKER_IMAGE = images.WORKER_IMAGE
+DEFAULT_WORKER_TAG = images.VERSION_TAG
 DEFAULT_MAX_LIFETIME_S = 10800
 
 WORKER_UNIT = "slipway-worker.service"

@@ -70,14 +70,19 @@ def _spki(key: object) -> bytes:
     )
 
 
+def _wildcard_for(host: str) -> str:
+    parent = host.partition(".")[2]
+    return f"*.{parent}" if parent else host
+
+
 def check_certificate(
     cert_path: Path,
     key_path: Path,
-    registry_name: str,
-    namespace: str,
-    domain: str,
+    routes: RouteNames,
     now: dt.datetime | None = None,
 ) -> list[Check]:
+    """`routes`: the Quay host (SERVER_HOSTNAME) and the host workers dial, whether the
+    operator's default route names (`route_names`) or a custom SERVER_HOSTNAME's."""
     now = now or dt.datetime.now(dt.UTC)
     try:
         cert = _load_cert(cert_path)
@@ -91,7 +96,6 @@ def check_certificate(
             )
         ]
     checks: list[Check] = []
-    routes = route_names(registry_name, namespace, domain)
     names = dns_names(cert)
     for label, host in (("Quay route", routes.quay), ("builder route", routes.builder)):
         match = next((n for n in names if covers(n, host)), None)
@@ -105,7 +109,7 @@ def check_certificate(
                     Outcome.FAIL,
                     f"{label} {host}",
                     f"missing from the certificate's DNS names ({shown})",
-                    f"reissue the certificate with {host} (or *.{domain.strip('.').lower()}) "
+                    f"reissue the certificate with {host} (or {_wildcard_for(host)}) "
                     "in its subjectAltName",
                 )
             )

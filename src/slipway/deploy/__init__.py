@@ -1,0 +1,1 @@
+"""Running slipway itself on Kubernetes and OpenShift."""
