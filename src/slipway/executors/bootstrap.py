@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from slipway import images
+from slipway.domain.names import DOCKER_HUB, parse_image_ref
 from slipway.executors.base import ExecutorError, WorkerSpec
 
 IGNITION_VERSION = "3.4.0"
@@ -339,22 +340,14 @@ def _ca_pems(config: Any) -> list[str]:
     return pems
 
 
-def registry_of(image: str) -> str:
-    """The registry host of an image reference, as docker decides it."""
-    first, sep, _ = image.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return "docker.io"
-
-
 def _registry_auth(config: Any, image: str) -> str | None:
     username = _opt(config, "QUAY_USERNAME")
     password = _opt(config, "QUAY_PASSWORD")
     if not username or not password:
         return None
-    registry = registry_of(image)
+    registry = parse_image_ref(image).registry
     # docker keys Docker Hub by its legacy index URL; podman accepts both.
-    keys = [registry] + (["https://index.docker.io/v1/"] if registry == "docker.io" else [])
+    keys = [registry] + (["https://index.docker.io/v1/"] if registry == DOCKER_HUB else [])
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     return json.dumps({"auths": {key: {"auth": token} for key in keys}}, indent=2) + "\n"
 
