@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from slipway.backoff import Backoff
 from slipway.domain.phases import PROTOCOL_PHASES, Phase, can_transition
 from slipway.domain.results import AttemptEnd
 from slipway.manager.attempts import end_attempt, lease_margin
@@ -89,7 +90,7 @@ async def _scheduled_job(ctx: ManagerContext, claims: TokenClaims) -> JobState:
     the executor's start_worker has even returned (stage still `scheduling`)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + REGISTER_WAIT
-    pause = REGISTER_POLL_FIRST
+    pauses = Backoff(REGISTER_POLL_FIRST, REGISTER_POLL_MAX)
     while True:
         raw = await ctx.orchestrator.get(job_key(claims.job_id))
         if raw is None:
@@ -102,10 +103,8 @@ async def _scheduled_job(ctx: ManagerContext, claims: TokenClaims) -> JobState:
         # polled, backing off, so a burst of early registrations cannot flood the
         # orchestrator with reads
         marked = ctx.scheduled_signal(claims.job_id)
-        try:
-            await asyncio.wait_for(marked.wait(), min(pause, remaining))
-        except TimeoutError:
-            pause = min(pause * 2, REGISTER_POLL_MAX)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(marked.wait(), min(pauses.next(), remaining))
 
 
 async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
