@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from slipway.openshift.checks import Check, failed
+
+if TYPE_CHECKING:
+    from slipway.executors.kubernetes_config import KubernetesExecutorConfig
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -59,8 +62,9 @@ def manifests(
     typer.echo(to_yaml(builder_manifests(namespace, service_account, scc or None)), nl=False)
 
 
-def _kubernetes_executors(config_path: Path, name: str) -> list[Any]:
+def _kubernetes_executors(config_path: Path, name: str) -> list[KubernetesExecutorConfig]:
     from slipway.config import ConfigError, load_config
+    from slipway.executors.kubernetes_config import KubernetesExecutorConfig
 
     try:
         loaded = load_config(config_path)
@@ -72,7 +76,7 @@ def _kubernetes_executors(config_path: Path, name: str) -> list[Any]:
     executors = [
         e
         for e in (manager.EXECUTORS if manager else [])
-        if e.EXECUTOR in ("kubernetes", "kubernetesPodman") and (not name or name == e.NAME)
+        if isinstance(e, KubernetesExecutorConfig) and (not name or name == e.NAME)
     ]
     if not executors:
         which = f"named {name!r} " if name else ""

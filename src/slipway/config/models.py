@@ -16,14 +16,6 @@ from pydantic import (
     model_validator,
 )
 
-from slipway.config.common import (
-    HostPort,
-    field,
-    mask_url,
-    problem,
-    show,
-    split_host_port,
-)
 from slipway.config.executors import (
     EXECUTOR_KINDS,
     EC2ExecutorConfig,
@@ -37,6 +29,14 @@ from slipway.config.quay import (
     BuildLogsRedisConfig,
     ConnectionArgs,
     StorageConfig,
+)
+from slipway.config_fields import (
+    HostPort,
+    field,
+    mask_url,
+    problem,
+    show,
+    split_host_port,
 )
 
 __all__ = [

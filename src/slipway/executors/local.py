@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from slipway.executors.base import Executor, ExecutorError, WorkerSpec
+from slipway.executors.local_config import LocalExecutorConfig
 
 log = logging.getLogger("slipway.executors.local")
 
@@ -31,12 +32,14 @@ STOP_GRACE_SECONDS = 0.5
 FINISH_GRACE_SECONDS = 60.0
 
 
-class LocalExecutor(Executor):
-    def __init__(self, config: Any, manager_id: str, *, log_dir: Path | None = None) -> None:
+class LocalExecutor(Executor[LocalExecutorConfig]):
+    def __init__(
+        self, config: LocalExecutorConfig, manager_id: str, *, log_dir: Path | None = None
+    ) -> None:
         super().__init__(config, manager_id)
         self._processes: dict[str, asyncio.subprocess.Process] = {}
         self._log_dir = log_dir
-        self._custom = shlex.split(str(getattr(config, "BUILDER_BINARY_LOCATION", None) or ""))
+        self._custom = shlex.split(config.BUILDER_BINARY_LOCATION or "")
         self._standby: asyncio.subprocess.Process | None = None
         self._standby_task: asyncio.Task[None] | None = None
         self._closed = False

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from slipway.config.models import AppConfig, ManagerConfig
 from slipway.executors.base import Executor
 from slipway.group_calls import GroupedCalls
 from slipway.manager.jobs import JobState
@@ -28,8 +29,8 @@ BUILD_LOOKUP_BATCH = 200  # build records per SELECT
 
 @dataclass
 class ManagerContext:
-    app_config: Any  # slipway.config.models.AppConfig
-    manager_config: Any  # slipway.config.models.ManagerConfig
+    app_config: AppConfig
+    manager_config: ManagerConfig
     store: Store
     orchestrator: Orchestrator
     executors: list[Executor]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -170,7 +171,11 @@ MAX_PENDING_CALLS = 100_000
 
 
 def create_grpc_server(
-    ctx: ManagerContext, listen: str, *, tls_cert: str | None = None, tls_key: str | None = None
+    ctx: ManagerContext,
+    listen: str,
+    *,
+    tls_cert: str | Path | None = None,
+    tls_key: str | Path | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """The server (not started) and the port it bound (useful with port 0)."""
     server = grpc.aio.server(

@@ -39,9 +39,9 @@ from slipway.orchestrator.redis_client import (
     describe_error,
     glob_escape,
     merge_keyspace_flags,
-    secret,
 )
 from slipway.orchestrator.subscribers import Subscribers
+from slipway.secret import reveal
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class RedisOrchestrator(Orchestrator):
         self._unpublished = {p: frozenset(k) for p, k in (unpublished or {}).items()}
         self._lease_ms = _ms(claim_lease)
         self._cfg = config
-        self._password = secret(config.REDIS_PASSWORD)
+        self._password = reveal(config.REDIS_PASSWORD)
         self._where = f"Redis at {config.REDIS_HOST}:{config.REDIS_PORT} (db {config.REDIS_DB})"
         self._deadlines = prefix + "_deadlines"
         self._shadow = prefix + "_shadow"
