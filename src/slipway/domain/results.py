@@ -7,6 +7,10 @@ from enum import StrEnum
 
 from slipway.domain.phases import Phase
 
+# Attempts a build has in all, as in Quay: its queue item starts with this many retries
+# remaining, and each attempt uses one.
+INITIAL_RETRIES = 3
+
 
 class AttemptEnd(StrEnum):
     COMPLETED = "completed"  # worker reported COMPLETE

@@ -9,7 +9,13 @@ from typing import Any
 
 from slipway import metrics
 from slipway.domain.phases import FINAL_PHASES, Phase
-from slipway.domain.results import AttemptEnd, decide, failure_message, retry_message
+from slipway.domain.results import (
+    INITIAL_RETRIES,
+    AttemptEnd,
+    decide,
+    failure_message,
+    retry_message,
+)
 from slipway.executors.base import ExecutorError, WorkerSpec
 from slipway.manager.context import ManagerContext
 from slipway.manager.db_retry import retry_transient
@@ -25,7 +31,6 @@ from slipway.tokens.jwt import TokenType
 
 log = logging.getLogger("slipway.manager")
 
-INITIAL_RETRIES = 3
 NON_FINAL = [p for p in Phase if p not in FINAL_PHASES]
 # extra queue-lease time beyond the orchestrator deadlines, so the lease (the backstop for a
 # lost orchestrator) never fires before the orchestrator's own expiry would

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Update, bindparam, select, update
 
 from slipway.domain.phases import Phase
+from slipway.domain.results import INITIAL_RETRIES
 from slipway.store.database import Database, SqlConnection
 from slipway.store.logs import BUILD_ID_PARAM, LogEntry, append_with, counted
 from slipway.store.queue import BuildQueue
@@ -106,7 +107,7 @@ class BuildStore:
         self,
         new: NewBuild,
         *,
-        retries: int = 3,
+        retries: int = INITIAL_RETRIES,
         also: Callable[[SqlConnection, str], Awaitable[object]] | None = None,
     ) -> BuildRecord:
         """Store the record (phase `waiting`) and its queue item in one transaction;

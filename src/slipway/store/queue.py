@@ -32,6 +32,7 @@ from sqlalchemy import (
     update,
 )
 
+from slipway.domain.results import INITIAL_RETRIES
 from slipway.store.database import Database, SqlConnection
 from slipway.store.schema import build_queue as q
 
@@ -118,7 +119,7 @@ class BuildQueue:
         namespace: str,
         repository: str,
         *,
-        retries_remaining: int = 3,
+        retries_remaining: int = INITIAL_RETRIES,
         available_after: float | None = None,
     ) -> None:
         """Enqueue inside the caller's transaction (the build record is written with it)."""
