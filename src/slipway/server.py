@@ -144,8 +144,8 @@ class SlipwayServer:
         host, port = _host_port(self.config.API_LISTEN_ADDRESS)
         # Idle keep-alive connections are closed by the client first: clients commonly
         # keep them 5 s (httpx), uvicorn's default too, and a request sent on a connection
-        # the server closes at that moment fails with no answer (a benchmark's submission
-        # did). 65 s is the usual load balancers' idle timeout, plus a margin.
+        # the server closes at that moment fails with no answer. 65 s is the usual load
+        # balancers' idle timeout, plus a margin.
         uv_config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                    lifespan="off", timeout_keep_alive=API_KEEP_ALIVE_S)
         self._uvicorn = uvicorn.Server(uv_config)

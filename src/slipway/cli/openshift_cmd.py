@@ -1,4 +1,4 @@
-"""`slipway openshift ...`: the cluster set-up of seed 6.4 (manifests, preflight checks,
+"""`slipway openshift ...`: the cluster set-up of docs/openshift.md (manifests, preflight checks,
 TLS certificate checks)."""
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 app = typer.Typer(
     help="OpenShift set-up: manifests, preflight checks, TLS checks.", no_args_is_help=True
 )
-tls_app = typer.Typer(help="Checks of Quay's TLS certificate (seed 6.4.1).", no_args_is_help=True)
+tls_app = typer.Typer(
+    help="Checks of Quay's TLS certificate (docs/openshift.md, 6.4.1).", no_args_is_help=True
+)
 app.add_typer(tls_app, name="tls")
 
 
@@ -39,7 +41,7 @@ def manifests(
         "", "--scc", help="Name of the SecurityContextConstraints (default: the service account)."
     ),
 ) -> None:
-    """Print the objects of seed 6.4.2 as YAML for `oc apply -f -`.
+    """Print the objects of docs/openshift.md's 6.4.2 as YAML for `oc apply -f -`.
 
     Namespace, ServiceAccount, `edit` RoleBinding, SecurityContextConstraints, and the Role
     and RoleBinding that let the service account use the SCC."""
@@ -135,7 +137,7 @@ def tls_check(
     namespace: str = typer.Option("", "--namespace", help="Namespace of the QuayRegistry."),
     domain: str = typer.Option("", "--domain", help="The cluster's apps domain."),
 ) -> None:
-    """Check Quay's certificate for the builder (seed 6.4.1).
+    """Check Quay's certificate for the builder (docs/openshift.md, 6.4.1).
 
     It must cover the Quay host and the builder host (or a wildcard covering both), match
     the key, and be valid. The hosts come from --hostname/--builder-hostname, else from

@@ -1,5 +1,5 @@
 """The configuration models. Field names are the YAML keys of Quay's config.yaml
-(spec/config.md); keys marked as slipway additions say so in their description."""
+(docs/configuration.md); keys marked as slipway additions say so in their description."""
 
 from __future__ import annotations
 

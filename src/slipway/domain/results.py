@@ -1,4 +1,5 @@
-"""How a finished attempt maps to what happens to its queue item (DESIGN.md, Flow 5)."""
+"""How a finished attempt maps to what happens to its queue item (docs/architecture.md,
+step 5 of the flow)."""
 
 from __future__ import annotations
 

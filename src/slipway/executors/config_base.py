@@ -26,7 +26,7 @@ ContainerRuntime = Literal["docker", "podman", "buildah"]
 
 
 class ExecutorConfigBase(BaseModel):
-    """Keys every executor accepts ("All executors" in spec/config.md)."""
+    """Keys every executor accepts ("All executors" in docs/configuration.md)."""
 
     model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
 

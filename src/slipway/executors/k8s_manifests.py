@@ -119,7 +119,7 @@ def _vm_container(config: KubernetesExecutorConfig, secret_name: str) -> dict[st
         "name": CONTAINER_NAME,
         "image": str(config.BUILDER_VM_CONTAINER_IMAGE),
         "imagePullPolicy": str(config.IMAGE_PULL_POLICY),
-        # QEMU needs /dev/kvm and the VM's network: a privileged pod (seed 6.4.2's SCC).
+        # QEMU needs /dev/kvm and the VM's network: a privileged pod (the SCC of docs/openshift.md).
         "securityContext": {"privileged": True},
         "env": [
             _secret_env("USERDATA", "USERDATA", secret_name),

@@ -4,8 +4,8 @@ It is the embedded default. Each worker gets its own process group so that stopp
 also stops the build tools it started (podman, buildah).
 
 With the default command it keeps one worker on standby: started ahead, imports done,
-waiting on stdin for the build it will run. A build then starts without Python's start-up
-(about 0.15 s of a small build's 1 s). A standby serves one build only, like any worker.
+waiting on stdin for the build it will run. A build then starts without waiting for
+Python's start-up. A standby serves one build only, like any worker.
 """
 
 from __future__ import annotations
@@ -149,8 +149,8 @@ class LocalExecutor(Executor[LocalExecutorConfig]):
         code = await process.wait()
         self._processes.pop(worker_id, None)
         log.info("worker pid %s exited with %s", worker_id, code)
-        # not at once when the standby was taken: its start-up (about 0.15 s of CPU)
-        # would slow down the build that just started on it
+        # not at once when the standby was taken: its start-up would compete for the CPU
+        # with the build that just started on it
         self._replenish()
 
     async def release_worker(self, worker_id: str) -> None:

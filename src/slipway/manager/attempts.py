@@ -1,4 +1,5 @@
-"""Starting a build attempt on an executor, and ending it (DESIGN.md, Flow 2 and 5)."""
+"""Starting a build attempt on an executor, and ending it (docs/architecture.md, steps 2
+and 5 of the flow)."""
 
 from __future__ import annotations
 

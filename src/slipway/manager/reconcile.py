@@ -76,9 +76,9 @@ class Reconciler:
     async def check_tracked(self) -> None:
         ctx = self.ctx
         missing_now: set[str] = set()
-        # Every job key in one scan, not a read per tracked job: with 10,000 tracked,
-        # those reads were a tenth of the manager's time (benchmarks/). A key created
-        # while the scan runs may be missed; it counts as missing only on a second pass.
+        # Every job key in one scan, not a read per tracked job: the reads would grow with
+        # the builds tracked. A key created while the scan runs may be missed; it counts
+        # as missing only on a second pass.
         live = await ctx.orchestrator.get_prefixed(JOB_PREFIX)
         for job_id, job in list(ctx.tracked.items()):
             if job_id in ctx.ending or job_key(job_id) in live:

@@ -21,7 +21,7 @@ log = logging.getLogger("slipway.manager")
 # re-check the queue at least this often, whatever happens (a lost wake-up costs no more)
 BACKSTOP_SECONDS = 15.0
 # attempts being started at once, at most: a backlog of thousands claimed in one go would
-# queue thousands of tasks on the database pool, where they time out (benchmarks/)
+# queue thousands of tasks on the database pool, where they would time out
 MAX_STARTING = 64
 # Under a backlog, claim only once this many start slots are free: a claim's query reads
 # the whole waiting queue, so topping up one slot at a time ran it once per build.

@@ -185,7 +185,7 @@ def create_grpc_server(
             ("grpc.http2.min_ping_interval_without_data_ms", 5000),
             # grpc cancels calls that wait for the application beyond 1,000 (all of them
             # beyond 3,000), before any handler sees them: a fleet of workers registering
-            # at once, or reconnecting to a restarted manager, got CANCELLED (benchmarks/)
+            # at once, or reconnecting to a restarted manager, would get CANCELLED
             ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
             ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
         ]

@@ -119,8 +119,8 @@ async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
     max_time = float(ctx.manager_config.MACHINE_MAX_TIME)
     package_url = ctx.context_url(record)  # may raise: before the job is marked running
     # The manager that started the worker knows the job key's value: it wrote it. Marking
-    # it running from that copy saves a read per registration (a twentieth of a
-    # scheduling manager's time, benchmarks/); if the key changed meanwhile, it is read.
+    # it running from that copy saves a read per registration, on the path every build
+    # takes; if the key changed meanwhile, it is read.
     tracked = ctx.tracked.get(claims.job_id)
     job = replace(tracked) if tracked is not None else None
     if job is None or job.stage is not JobStage.SCHEDULED or not await _mark_running(ctx, job):

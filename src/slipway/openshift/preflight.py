@@ -1,6 +1,6 @@
 """`slipway openshift preflight`: will builds run on the cluster of one kubernetes executor?
 Each check uses the executor's own API server, CA and credentials, and a failure says
-which `oc` command fixes it (seed 6.4.2)."""
+which `oc` command fixes it (docs/openshift.md, 6.4.2)."""
 
 from __future__ import annotations
 

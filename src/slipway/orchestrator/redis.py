@@ -50,7 +50,7 @@ SWEEP_BATCH = 500
 ACK_BATCH = 1000
 TOUCH_BATCH = 500  # keys per script call: bounded, as a script holds Redis while it runs
 # a touch waits this long for others to share its round trip: nothing next to a heartbeat
-# interval of seconds, and at 1,500 beats/s one call per ~10 touches instead of per 1-2
+# interval of seconds, and under load many touches then go in each call
 TOUCH_LINGER = 0.005
 SCRIPT_BATCH = 100  # write scripts per pipeline
 CLOSE_ACK_WAIT = 2.0
@@ -155,9 +155,9 @@ class RedisOrchestrator(Orchestrator):
 
     async def _run_scripts(self, calls: list[_ScriptCall]) -> list[Any]:
         """Script calls made while others were out, in one pipeline: one round trip for
-        all (each script is atomic on its own, as when sent alone). Under a scheduling
-        burst that was a third of what Redis cost the manager (benchmarks/). An error is
-        returned in its call's place, so it fails that call only."""
+        all (each script is atomic on its own, as when sent alone): under a scheduling
+        burst the round trips, not the scripts, are what Redis costs the manager. An
+        error is returned in its call's place, so it fails that call only."""
         if len(calls) == 1:
             name, keys, args = calls[0]
             return [await self._scripts[name](keys=keys, args=args)]

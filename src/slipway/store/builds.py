@@ -264,8 +264,8 @@ def _guarded_update(
     phases: tuple[Phase, ...] | None, by_job: bool, columns: tuple[str, ...], logged: bool
 ) -> Update:
     """The UPDATE of `_update_and_log`, its values bound by name, built once per shape:
-    on the hot path, building and then caching a new statement per call was a tenth of a
-    scheduling manager's time (benchmarks/)."""
+    on the hot path, building a statement (and its cache key) per call costs more than
+    running it."""
     statement = update(b).where(b.c.id == bindparam(BUILD_ID_PARAM))
     if phases is not None:
         statement = statement.where(b.c.phase.in_([p.value for p in phases]))
