@@ -86,8 +86,8 @@ class Executor(abc.ABC, Generic[ConfigT]):
     async def running_count(self) -> int:
         """Workers of this manager that this executor currently runs."""
 
-    async def open(self) -> None:
+    async def open(self) -> None:  # an optional hook
         """Get ready before the first build (the local executor starts a standby worker)."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # an optional hook: most executors hold nothing
         """Release clients and connections."""
