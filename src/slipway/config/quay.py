@@ -1,5 +1,5 @@
 """The value types of Quay's own config.yaml keys that a build manager reads beside
-Quay (spec/quay.md §9; docs/quay-contract.md): the build-logs Redis, the storage that holds
+Quay (docs/quay-contract.md, "Config keys read"): the build-logs Redis, the storage that holds
 uploaded build contexts, the key that decrypts Quay's tokens and deploy keys. The keys
 themselves are fields of AppConfig (models.py). Defaults are Quay's (Quay's config.py).
 
