@@ -149,7 +149,7 @@ def tls_check(
     quay, builder = hostname, builder_hostname
     if config is not None:
         from slipway.config import ConfigError, load_config
-        from slipway.config.common import split_host_port
+        from slipway.config_fields import split_host_port
 
         try:
             loaded = load_config(config).config

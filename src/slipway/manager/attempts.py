@@ -370,7 +370,7 @@ async def stop_worker_of(
     if executor is None:
         log.warning("cannot stop worker %s: no executor named %s here", worker_id, executor_name)
         return
-    if getattr(executor.config, "DEBUG", False):
+    if executor.config.DEBUG:
         log.info("DEBUG is set on %s: keeping worker %s", executor_name, worker_id)
         return
     try:

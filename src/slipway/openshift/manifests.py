@@ -38,7 +38,7 @@ def service_account(name: str, ns: str) -> dict[str, Any]:
 
 
 def _sa_subject(name: str, ns: str) -> dict[str, str]:
-    # RBAC requires the namespace of a ServiceAccount subject (the seed leaves it out).
+    # RBAC requires the namespace of a ServiceAccount subject (Quay's guide leaves it out).
     return {"kind": "ServiceAccount", "name": name, "namespace": ns}
 
 
