@@ -22,7 +22,7 @@ BACKENDS = ("sqlite_memory", "postgres_redis")
 PG_ADMIN_URI = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_BENCH_DB = "slipway_bench"
 
-# DESIGN.md, "Performance targets" (per manager process, 2 cores)
+# docs/architecture.md, "Performance targets" (per manager process, 2 cores)
 TARGETS: dict[str, tuple[str, float, str]] = {
     # key: (comparison, value, text)
     "builds_per_s": (">=", 500, ">= 500 builds/s"),

@@ -1,6 +1,6 @@
 """Run every benchmark; write benchmarks/results/latest.json and latest.md; print the table.
 
-python -m benchmarks.run            # the full run (DESIGN.md targets); minutes
+python -m benchmarks.run            # the full run (docs/architecture.md targets); minutes
 python -m benchmarks.run --smoke    # seconds-scale sizes; results to a temp dir
 python -m benchmarks.run --only scheduling,logs --out DIR
 """

@@ -29,7 +29,8 @@ def _ms(values: list[float], pct: float) -> float | None:
 async def _drain(backend: Backend, n: int, workdir: Path, name: str,
                  concurrency: int, namespaces: int) -> dict[str, Any]:
     """N builds queued through the API while no manager runs, then a manager starts: how
-    fast it takes them from the queue to the executor (DESIGN: queue -> executor call)."""
+    fast it takes them from the queue to the executor (docs/architecture.md: queue ->
+    executor call)."""
     config = server_config(workdir / name, backend)
     queued_only = {**config, "BUILD_MANAGER": ["external"]}
     server = ServerProcess(queued_only, None, workdir / f"{name}-queue.log")

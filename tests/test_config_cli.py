@@ -1,5 +1,5 @@
-"""`slipway config check` on real files: the seed's example, a full Quay config.yaml,
-Quay compatibility, warnings for typos, and errors for broken files."""
+"""`slipway config check` on real files: the example of Quay's guide (docs/openshift.md),
+a full Quay config.yaml, Quay compatibility, warnings for typos, and errors for broken files."""
 
 from __future__ import annotations
 

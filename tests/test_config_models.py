@@ -1,4 +1,4 @@
-"""Each table of spec/config.md: its defaults, and a bad value whose message names the YAML
+"""Each table of docs/configuration.md: its defaults, and a bad value whose message names the YAML
 path, the value and the fix."""
 
 from __future__ import annotations

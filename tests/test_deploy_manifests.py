@@ -96,7 +96,8 @@ def test_objects_come_in_the_seed_order_and_reuse_openshift_manifests() -> None:
     docs = render(*HOSTS)
     seed = runner.invoke(app, ["openshift", "manifests"])
     seed_docs = [d for d in yaml.safe_load_all(seed.stdout) if d]
-    # project, service account, role binding, SCC first: the very objects of seed 6.4.2
+    # project, service account, role binding, SCC first: the very objects of Quay's guide,
+    # 6.4.2 (docs/openshift.md)
     assert docs[: len(seed_docs)] == seed_docs
     assert [(d["kind"], d["metadata"]["name"]) for d in docs[len(seed_docs) :]] == [
         ("Namespace", "slipway"),

@@ -1,6 +1,7 @@
-"""The seed's failover with two real executors of different kinds: Kubernetes (the API test
-double) with MINIMUM_RETRY_THRESHOLD 1, then EC2 (moto in server mode) with 0. A worker
-that never registers makes the build go kubernetes, kubernetes, ec2, as the seed says."""
+"""The failover of Quay's guide (MINIMUM_RETRY_THRESHOLD in docs/configuration.md) with
+two real executors of different kinds: Kubernetes (the API test double) with
+MINIMUM_RETRY_THRESHOLD 1, then EC2 (moto in server mode) with 0. A worker that never
+registers makes the build go kubernetes, kubernetes, ec2, as the guide says."""
 
 from __future__ import annotations
 

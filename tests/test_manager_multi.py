@@ -1,4 +1,5 @@
-"""Several manager processes on one PostgreSQL and one Redis (DESIGN.md, Reliability):
+"""Several manager processes on one PostgreSQL and one Redis (docs/architecture.md,
+"Reliability and security"):
 every build completes exactly once, a killed manager's builds are retried by the others,
 and Redis or PostgreSQL restarting loses or strands no build.
 

@@ -238,7 +238,7 @@ def api(tmp_path: Path) -> Iterator[K8sApiDouble]:
 
 
 def _config(tmp: Path, api: K8sApiDouble, **changes: Any) -> Path:
-    """The seed's example config, pointed at the test double."""
+    """The example config of Quay's guide (docs/openshift.md), pointed at the test double."""
     raw = yaml.safe_load((DATA / "seed-config.yaml").read_text())
     executor = raw["BUILD_MANAGER"][1]["EXECUTORS"][0]
     executor.update(

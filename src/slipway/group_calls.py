@@ -3,7 +3,7 @@ together in the next (at most `batch` per send). A round waits `linger` seconds 
 so that calls spread over time (heartbeats at a steady rate) gather too.
 
 Heartbeats arrive by the thousand a second; one round trip each (a Redis touch, a
-queue-lease UPDATE) was most of what a tracked build cost the manager (benchmarks/).
+queue-lease UPDATE) would be most of what a tracked build costs the manager.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from slipway.config.models import AppConfig, ManagerConfig
 from slipway.executors.base import Executor
 from slipway.executors.local import LocalExecutor
+from slipway.executors.local_config import LocalExecutorConfig
 from slipway.executors.registry import create_executor
 from slipway.manager.control import BuildControl
 from slipway.manager.service import BuildManager, new_manager_id
@@ -30,18 +32,20 @@ def _host_port(address: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def build_executors(app_config: Any, manager_config: Any, manager_id: str) -> list[Executor]:
-    executors: list[Executor] = []
+def build_executors(
+    app_config: AppConfig, manager_config: ManagerConfig, manager_id: str
+) -> list[Executor[Any]]:
+    executors: list[Executor[Any]] = []
     for entry in manager_config.EXECUTORS:
-        executor = create_executor(entry, manager_id)
-        if isinstance(executor, LocalExecutor):
+        if isinstance(entry, LocalExecutorConfig):  # its workers' output goes to DATA_DIR
             log_dir = Path(app_config.DATA_DIR) / "workers"
-            executor = LocalExecutor(entry, manager_id, log_dir=log_dir)
-        executors.append(executor)
+            executors.append(LocalExecutor(entry, manager_id, log_dir=log_dir))
+        else:
+            executors.append(create_executor(entry, manager_id))
     return executors
 
 
-ExecutorFactory = Callable[[Any, Any, str], list[Executor]]
+ExecutorFactory = Callable[[AppConfig, ManagerConfig, str], list[Executor[Any]]]
 
 
 class SlipwayServer:
@@ -52,7 +56,7 @@ class SlipwayServer:
 
     def __init__(
         self,
-        config: Any,
+        config: AppConfig,
         *,
         with_api: bool = True,
         executor_factory: ExecutorFactory | None = None,
@@ -140,8 +144,8 @@ class SlipwayServer:
         host, port = _host_port(self.config.API_LISTEN_ADDRESS)
         # Idle keep-alive connections are closed by the client first: clients commonly
         # keep them 5 s (httpx), uvicorn's default too, and a request sent on a connection
-        # the server closes at that moment fails with no answer (a benchmark's submission
-        # did). 65 s is the usual load balancers' idle timeout, plus a margin.
+        # the server closes at that moment fails with no answer. 65 s is the usual load
+        # balancers' idle timeout, plus a margin.
         uv_config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                    lifespan="off", timeout_keep_alive=API_KEEP_ALIVE_S)
         self._uvicorn = uvicorn.Server(uv_config)

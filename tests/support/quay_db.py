@@ -1,5 +1,5 @@
 """A Quay database for tests: the tables and columns of Quay's data/database.py that the
-build system shares (spec/quay.md, "Minimal tables and columns"), with the types and
+build system shares (docs/quay-contract.md), with the types and
 indexes peewee gives them on PostgreSQL, the enum rows Quay's migrations seed, and an
 `alembic_version` row holding a Quay revision.
 
@@ -27,7 +27,7 @@ from slipway.quay.encryption import FieldEncrypter
 
 # a revision of Quay's data/migrations/versions (back fill build expand_config)
 QUAY_REVISION = "a6c463dfb9fe"
-# the example key of spec/config.md's full Quay config
+# an example DATABASE_SECRET_KEY of a full Quay config
 SECRET_KEY = "40157269433064266822674401740626984898972632465622168464725100311621640999470"
 
 SCHEMA = """

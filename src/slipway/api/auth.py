@@ -12,13 +12,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
 
 from fastapi import Request
 from sqlalchemy import func, insert, select
 
 from slipway.api.errors import ApiError
 from slipway.cli.contexts import Added, ContextsError, add_server_context, credentials_file
+from slipway.config.models import AppConfig
 from slipway.private_files import write_private
 from slipway.store.facade import Store
 from slipway.store.schema import api_tokens
@@ -102,7 +102,7 @@ async def lookup_token(store: Store, token: str) -> Principal | None:
         return None
 
 
-async def bootstrap_admin_token(store: Store, config: Any) -> str | None:
+async def bootstrap_admin_token(store: Store, config: AppConfig) -> str | None:
     """On first start (no token stored yet) create an admin token for every namespace,
     write it to DATA_DIR/admin-token, add this server's context to the CLI's contexts
     (current only if there was none), and return it."""

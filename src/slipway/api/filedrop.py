@@ -7,9 +7,9 @@ apart (the upload mark, or the build that downloads).
 from __future__ import annotations
 
 import urllib.parse
-from typing import Any
 
 from slipway.api.errors import ApiError
+from slipway.config.models import AppConfig
 from slipway.store.builds import BuildRecord
 from slipway.tokens.jwt import InvalidToken, TokenService, TokenType
 
@@ -19,7 +19,7 @@ DOWNLOAD_LIFETIME = 2 * 3600.0
 UPLOAD_MARK = "filedrop-upload"
 
 
-def context_url(config: Any, tokens: TokenService, record: BuildRecord) -> str:
+def context_url(config: AppConfig, tokens: TokenService, record: BuildRecord) -> str:
     """Where a worker fetches the build's context: the archive URL given at submit, or a
     signed 2-hour link to the uploaded file."""
     if record.archive_url:

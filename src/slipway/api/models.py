@@ -19,14 +19,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-BUILD_ARG_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+from slipway.domain.names import InvalidName, check_build_arg_name, check_tag
+
 TARGET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # docker's label keys are free-form; refuse what no runtime takes on its command line
 LABEL_KEY_RE = re.compile(r"^[^\s=\x00]{1,255}$")
-# Quay's rules: lowercase letters and digits, separated by single '.', '_' or '-'
-NAMESPACE_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-REPOSITORY_RE = re.compile(r"^[a-z0-9][._a-z0-9-]{0,254}$")
 
 
 def _err(message: str) -> PydanticCustomError:
@@ -107,11 +104,10 @@ class BuildRequest(BaseModel):
         if not v:
             raise _err("give at least one tag, e.g. [\"latest\"]")
         for tag in v:
-            if not TAG_RE.match(tag):
-                raise _err(
-                    f"{tag!r} is not a valid tag: up to 128 letters, digits, '_', '.' or '-', "
-                    "not starting with '.' or '-'"
-                )
+            try:
+                check_tag(tag)
+            except InvalidName as exc:
+                raise _err(str(exc)) from None
         dupes = sorted({t for t in v if v.count(t) > 1})
         if dupes:
             raise _err(f"tag {dupes[0]!r} is given more than once; list each tag once")
@@ -121,8 +117,10 @@ class BuildRequest(BaseModel):
     @classmethod
     def _build_args(cls, v: dict[str, str] | None) -> dict[str, str] | None:
         for name in v or {}:
-            if not BUILD_ARG_RE.match(name):
-                raise _err(f"{name!r} is not a valid build argument name (letters, digits, '_')")
+            try:
+                check_build_arg_name(name)
+            except InvalidName as exc:
+                raise _err(str(exc)) from None
         return v
 
     @field_validator("labels")

@@ -11,8 +11,6 @@ from slipway.api.auth import Principal, Role, require
 from slipway.api.deps import ApiDeps, get_deps
 from slipway.api.errors import ApiError, bad_request, not_found
 from slipway.api.models import (
-    NAMESPACE_RE,
-    REPOSITORY_RE,
     BuildList,
     BuildOut,
     BuildRequest,
@@ -21,6 +19,13 @@ from slipway.api.models import (
 )
 from slipway.api.serialize import EXPIRED, build_view
 from slipway.api.uploads import get_upload
+from slipway.domain.names import (
+    InvalidName,
+    check_image_name,
+    check_namespace,
+    check_registry_host,
+    check_repository,
+)
 from slipway.domain.phases import Phase
 from slipway.manager.control import CancelOutcome
 from slipway.metrics import BUILDS_SUBMITTED
@@ -39,16 +44,11 @@ Deps = Annotated[ApiDeps, Depends(get_deps)]
 
 
 def check_names(namespace: str, repository: str) -> None:
-    if not (2 <= len(namespace) <= 255 and NAMESPACE_RE.match(namespace)):
-        raise bad_request(
-            f"namespace {namespace!r} is not valid: 2-255 lowercase letters and digits, "
-            "separated by single '.', '_' or '-'"
-        )
-    if not REPOSITORY_RE.match(repository):
-        raise bad_request(
-            f"repository name {repository!r} is not valid: up to 255 lowercase letters, "
-            "digits, '.', '_' or '-', starting with a letter or digit"
-        )
+    try:
+        check_namespace(namespace)
+        check_repository(repository)
+    except InvalidName as exc:
+        raise bad_request(str(exc)) from None
 
 
 async def load_build(d: ApiDeps, namespace: str, repository: str, build_id: str) -> BuildRecord:
@@ -79,6 +79,11 @@ def _check_registry(d: ApiDeps, requested: str | None) -> str:
             f"registry: {registry!r} is not a registry this server pushes to; allowed: "
             f"{', '.join(allowed)} (an administrator adds others to ALLOWED_REGISTRIES)"
         )
+    try:
+        check_registry_host(registry)
+    except InvalidName as exc:
+        where = "SERVER_HOSTNAME" if registry == d.config.SERVER_HOSTNAME else "ALLOWED_REGISTRIES"
+        raise bad_request(f"registry: {exc}; an administrator fixes it in {where}") from None
     return registry
 
 
@@ -144,6 +149,10 @@ async def start_build(
     check_names(namespace, repository)
     check_builds_enabled(d)
     registry = _check_registry(d, body.registry)
+    try:
+        check_image_name(registry, namespace, repository)
+    except InvalidName as exc:
+        raise bad_request(str(exc)) from None
     if body.file_id is not None:
         upload = await get_upload(d.store, body.file_id)
         if upload is None or not upload.complete:

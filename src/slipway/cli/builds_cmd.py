@@ -5,7 +5,6 @@ from __future__ import annotations
 import email.utils
 import json
 import os
-import re
 import sys
 import tempfile
 import threading
@@ -26,10 +25,15 @@ from slipway.cli.build_context import clone, is_git_url, parse_git, read_stdin
 from slipway.cli.client import ApiClient, CliError, load_credentials
 from slipway.cli.dockerignore import context_size, pack
 from slipway.cli.output import fail, megabytes, stderr_console, stdout_console, transfer
+from slipway.domain.names import (
+    InvalidName,
+    check_build_arg_name,
+    check_image_name,
+    check_namespace,
+    check_repository,
+    check_tag,
+)
 
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-ARG_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FINAL = {"complete", "error", "internalerror", "cancelled", "expired"}
 
 ServerOpt = typer.Option(
@@ -65,24 +69,20 @@ def parse_targets(refs: list[str]) -> Target:
         if "@" in ref:
             raise CliError(f"-t {ref}: a digest cannot be a build target; use a tag")
         path, _, last = ref.rpartition("/")
-        name, _, tag = last.partition(":")
-        tag = tag or "latest"
+        name, colon, tag = last.partition(":")
+        tag = tag or ("" if colon else "latest")
         parts = path.split("/") if path else []
         if len(parts) != 2 or not all(parts) or not name:
             raise CliError(
                 f"-t {ref}: write HOST/NAMESPACE/REPO[:TAG], e.g. 127.0.0.1:5000/demo/hello:v1"
             )
         host, namespace = parts
-        if not ("." in host or ":" in host or host == "localhost"):
-            raise CliError(f"-t {ref}: {host!r} is not a registry host (e.g. "
-                           "registry.example.com or 127.0.0.1:5000); write HOST/NAMESPACE/REPO")
-        for what, value in (("namespace", namespace), ("repository", name)):
-            if not NAME_RE.match(value):
-                raise CliError(f"-t {ref}: {what} {value!r} must be lowercase letters and "
-                               "digits separated by single '.', '_' or '-'")
-        if not TAG_RE.match(tag):
-            raise CliError(f"-t {ref}: {tag!r} is not a valid tag (letters, digits, '_', '.', "
-                           "'-'; at most 128; not starting with '.' or '-')")
+        try:
+            check_image_name(host, namespace, name)
+            check_tag(tag)
+        except InvalidName as exc:
+            fix = "; write HOST/NAMESPACE/REPO" if exc.field == "registry" else ""
+            raise CliError(f"-t {ref}: {exc}{fix}") from None
         seen.add((host, namespace, name))
         if tag not in tags:
             tags.append(tag)
@@ -98,8 +98,10 @@ def parse_build_args(values: list[str]) -> dict[str, str]:
     args: dict[str, str] = {}
     for value in values:
         name, eq, arg = value.partition("=")
-        if not ARG_RE.match(name):
-            raise CliError(f"--build-arg {value}: write NAME=VALUE (NAME: letters, digits, _)")
+        try:
+            check_build_arg_name(name)
+        except InvalidName as exc:
+            raise CliError(f"--build-arg {value}: {exc}; write NAME=VALUE") from None
         if not eq:  # like docker: take the value from the environment
             if name not in os.environ:
                 raise CliError(f"--build-arg {name}: no value given and ${name} is not set")
@@ -509,8 +511,13 @@ def _short_date(rfc2822: str) -> str:
 
 def _repo_arg(value: str) -> str:
     parts = value.split("/")
-    if len(parts) != 2 or not all(NAME_RE.match(p) for p in parts):
+    if len(parts) != 2:
         raise CliError(f"{value!r}: write NAMESPACE/REPO, e.g. demo/hello")
+    try:
+        check_namespace(parts[0])
+        check_repository(parts[1])
+    except InvalidName as exc:
+        raise CliError(f"{value!r}: {exc}") from None
     return value
 
 

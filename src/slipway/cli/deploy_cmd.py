@@ -88,7 +88,7 @@ def manifests(
     ),
     scc: str = typer.Option("", "--scc", help="SCC name (default: the builder service account)."),
 ) -> None:
-    """Print every object that runs slipway: the builder namespace's (seed 6.4.2), the
+    """Print every object that runs slipway: the builder namespace's (docs/openshift.md, 6.4.2), the
     managers' RBAC there, and N managers behind one HTTP and one gRPC address.
 
     The config is not in them: create the Secret from your files first

@@ -1,4 +1,4 @@
-"""`slipway openshift ...`: the cluster set-up of seed 6.4 (manifests, preflight checks,
+"""`slipway openshift ...`: the cluster set-up of docs/openshift.md (manifests, preflight checks,
 TLS certificate checks)."""
 
 from __future__ import annotations
@@ -6,18 +6,23 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from slipway.openshift.checks import Check, failed
+
+if TYPE_CHECKING:
+    from slipway.executors.kubernetes_config import KubernetesExecutorConfig
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 app = typer.Typer(
     help="OpenShift set-up: manifests, preflight checks, TLS checks.", no_args_is_help=True
 )
-tls_app = typer.Typer(help="Checks of Quay's TLS certificate (seed 6.4.1).", no_args_is_help=True)
+tls_app = typer.Typer(
+    help="Checks of Quay's TLS certificate (docs/openshift.md, 6.4.1).", no_args_is_help=True
+)
 app.add_typer(tls_app, name="tls")
 
 
@@ -36,7 +41,7 @@ def manifests(
         "", "--scc", help="Name of the SecurityContextConstraints (default: the service account)."
     ),
 ) -> None:
-    """Print the objects of seed 6.4.2 as YAML for `oc apply -f -`.
+    """Print the objects of docs/openshift.md's 6.4.2 as YAML for `oc apply -f -`.
 
     Namespace, ServiceAccount, `edit` RoleBinding, SecurityContextConstraints, and the Role
     and RoleBinding that let the service account use the SCC."""
@@ -59,8 +64,9 @@ def manifests(
     typer.echo(to_yaml(builder_manifests(namespace, service_account, scc or None)), nl=False)
 
 
-def _kubernetes_executors(config_path: Path, name: str) -> list[Any]:
+def _kubernetes_executors(config_path: Path, name: str) -> list[KubernetesExecutorConfig]:
     from slipway.config import ConfigError, load_config
+    from slipway.executors.kubernetes_config import KubernetesExecutorConfig
 
     try:
         loaded = load_config(config_path)
@@ -72,7 +78,7 @@ def _kubernetes_executors(config_path: Path, name: str) -> list[Any]:
     executors = [
         e
         for e in (manager.EXECUTORS if manager else [])
-        if e.EXECUTOR in ("kubernetes", "kubernetesPodman") and (not name or name == e.NAME)
+        if isinstance(e, KubernetesExecutorConfig) and (not name or name == e.NAME)
     ]
     if not executors:
         which = f"named {name!r} " if name else ""
@@ -131,7 +137,7 @@ def tls_check(
     namespace: str = typer.Option("", "--namespace", help="Namespace of the QuayRegistry."),
     domain: str = typer.Option("", "--domain", help="The cluster's apps domain."),
 ) -> None:
-    """Check Quay's certificate for the builder (seed 6.4.1).
+    """Check Quay's certificate for the builder (docs/openshift.md, 6.4.1).
 
     It must cover the Quay host and the builder host (or a wildcard covering both), match
     the key, and be valid. The hosts come from --hostname/--builder-hostname, else from
@@ -143,7 +149,7 @@ def tls_check(
     quay, builder = hostname, builder_hostname
     if config is not None:
         from slipway.config import ConfigError, load_config
-        from slipway.config.common import split_host_port
+        from slipway.config_fields import split_host_port
 
         try:
             loaded = load_config(config).config

@@ -6,10 +6,13 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from slipway.config.models import AppConfig
 
 err = Console(stderr=True)
 
@@ -45,7 +48,7 @@ def register(app: typer.Typer) -> None:
         asyncio.run(_serve(loaded.config, embedded=config is None))
 
 
-async def _serve(config: Any, embedded: bool = False) -> None:
+async def _serve(config: AppConfig, embedded: bool = False) -> None:
     from slipway.api.ui import sign_in_link
     from slipway.server import SlipwayServer
 

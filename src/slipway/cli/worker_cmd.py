@@ -1,4 +1,4 @@
-"""`slipway worker`: run one build worker, configured by the environment (spec/protocol.md)."""
+"""`slipway worker`: run one build worker, configured by the environment (docs/protocol.md)."""
 
 from __future__ import annotations
 

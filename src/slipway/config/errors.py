@@ -11,10 +11,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from slipway.config.common import MASK, SECRET_KEYS, mask_url, show
 from slipway.config.executors import EXECUTOR_TAGS, KINDS_TEXT, MODEL_FOR_KIND
 from slipway.config.models import AppConfig, ManagerConfig, RedisConfig, RegistryCredential
 from slipway.config.quay import BuildLogsRedisConfig
+from slipway.config_fields import MASK, SECRET_KEYS, mask_url, show
 
 
 class ConfigError(Exception):

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from slipway.config.common import MASK, mask_url
 from slipway.config.models import AppConfig
+from slipway.config_fields import MASK, mask_url
 
 
 def _plain(value: Any) -> Any:

@@ -1,5 +1,5 @@
 """The configuration models. Field names are the YAML keys of Quay's config.yaml
-(spec/config.md); keys marked as slipway additions say so in their description."""
+(docs/configuration.md); keys marked as slipway additions say so in their description."""
 
 from __future__ import annotations
 
@@ -16,14 +16,6 @@ from pydantic import (
     model_validator,
 )
 
-from slipway.config.common import (
-    HostPort,
-    field,
-    mask_url,
-    problem,
-    show,
-    split_host_port,
-)
 from slipway.config.executors import (
     EXECUTOR_KINDS,
     EC2ExecutorConfig,
@@ -37,6 +29,14 @@ from slipway.config.quay import (
     BuildLogsRedisConfig,
     ConnectionArgs,
     StorageConfig,
+)
+from slipway.config_fields import (
+    HostPort,
+    field,
+    mask_url,
+    problem,
+    show,
+    split_host_port,
 )
 
 __all__ = [

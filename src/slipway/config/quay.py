@@ -1,5 +1,5 @@
 """The value types of Quay's own config.yaml keys that a build manager reads beside
-Quay (spec/quay.md §9; docs/quay-contract.md): the build-logs Redis, the storage that holds
+Quay (docs/quay-contract.md, "Config keys read"): the build-logs Redis, the storage that holds
 uploaded build contexts, the key that decrypts Quay's tokens and deploy keys. The keys
 themselves are fields of AppConfig (models.py). Defaults are Quay's (Quay's config.py).
 
@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr
 
-from slipway.config.common import field, problem, show
+from slipway.config_fields import field, problem, show
+from slipway.secret import reveal
 
 # storage driver parameters whose values are secrets (masked in `config check`)
 STORAGE_SECRET_PARAMS = frozenset(
@@ -81,11 +82,11 @@ class BuildLogsRedisConfig(BaseModel):
         kwargs: dict[str, Any] = dict(self.model_extra or {})
         for name in type(self).model_fields:
             value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = reveal(value)
             if value is None:
                 continue
-            if isinstance(value, SecretStr):
-                value = value.get_secret_value()
-            elif isinstance(value, Path):
+            if isinstance(value, Path):
                 value = str(value)
             kwargs[name] = value
         return kwargs
@@ -138,7 +139,7 @@ StorageConfig = Annotated[dict[str, tuple[str, dict[str, Any]]], BeforeValidator
 def plain_params(params: dict[str, Any]) -> dict[str, Any]:
     """Storage parameters with their secrets in clear (for the storage client)."""
     return {
-        name: value.get_secret_value() if isinstance(value, SecretStr) else value
+        name: reveal(value) if isinstance(value, SecretStr) else value
         for name, value in params.items()
     }
 

@@ -4,10 +4,10 @@ the manifests take from it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit
 
-from slipway.config.common import split_host_port
+from slipway.config.models import AppConfig
+from slipway.config_fields import split_host_port
 
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 
@@ -26,7 +26,7 @@ def _port(value: str) -> int:
     return port if port and port > 0 else 0
 
 
-def config_facts(config: Any, replicas: int) -> ConfigFacts:
+def config_facts(config: AppConfig, replicas: int) -> ConfigFacts:
     """The ports and public hosts of `config`, and each thing that would keep it from
     working behind a Service with `replicas` replicas (with the fix)."""
     facts = ConfigFacts(

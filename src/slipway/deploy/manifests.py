@@ -1,7 +1,7 @@
 """The objects that run slipway itself on Kubernetes or OpenShift, as data (printed by
 `slipway deploy manifests`).
 
-In the seed's order: the builder namespace's objects (seed 6.4.2, from
+In the order of Quay's guide (docs/openshift.md): the builder namespace's objects (6.4.2, from
 `slipway.openshift.manifests`), then slipway's namespace, its service account and the Role
 it needs in the builder namespace, then the managers: a Deployment of N replicas, one
 Service, one HTTP address and one gRPC address (OpenShift Routes or Kubernetes Ingresses),
@@ -94,7 +94,7 @@ def manager_service_account(opts: DeployOptions) -> dict[str, Any]:
 
 def service_account_token(opts: DeployOptions) -> dict[str, Any]:
     """A long-lived token of the manager's service account (the cluster fills it in): the
-    config's SERVICE_ACCOUNT_TOKEN, as seed 6.4.2 copies the builder account's."""
+    config's SERVICE_ACCOUNT_TOKEN, as Quay's guide (6.4.2) copies the builder account's."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",

@@ -1,4 +1,5 @@
-"""How a finished attempt maps to what happens to its queue item (DESIGN.md, Flow 5)."""
+"""How a finished attempt maps to what happens to its queue item (docs/architecture.md,
+step 5 of the flow)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from slipway.domain.phases import Phase
+
+# Attempts a build has in all, as in Quay: its queue item starts with this many retries
+# remaining, and each attempt uses one.
+INITIAL_RETRIES = 3
 
 
 class AttemptEnd(StrEnum):

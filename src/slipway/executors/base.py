@@ -5,7 +5,11 @@ from __future__ import annotations
 import abc
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Generic, TypeVar
+
+from slipway.executors.config_base import ExecutorConfigBase
+
+ConfigT = TypeVar("ConfigT", bound=ExecutorConfigBase)
 
 
 class ExecutorError(Exception):
@@ -24,7 +28,7 @@ class WorkerSpec:
     registration_token: str
     # host:port the worker dials (BUILDMAN_HOSTNAME)
     manager_address: str
-    # the worker environment of spec/protocol.md, ready to pass on
+    # the worker environment (docs/protocol.md), ready to pass on
     environment: dict[str, str] = field(default_factory=dict)
     manager_id: str = ""
 
@@ -34,26 +38,26 @@ def staged_rollout_allows(namespace: str, fraction: float) -> bool:
     return hashlib.sha256(namespace.encode()).digest()[-1] < 256 * fraction
 
 
-class Executor(abc.ABC):
-    """One configured entry of EXECUTORS. `config` is its validated pydantic model
-    (field names are the YAML keys: config.NAME, config.SETUP_TIME, ...)."""
+class Executor(abc.ABC, Generic[ConfigT]):
+    """One configured entry of EXECUTORS. `config` is its validated model, the executor's
+    own (field names are the YAML keys: config.NAME, config.SETUP_TIME, ...)."""
 
-    def __init__(self, config: Any, manager_id: str) -> None:
-        self.config = config
+    def __init__(self, config: ConfigT, manager_id: str) -> None:
+        self.config: ConfigT = config
         self.manager_id = manager_id
 
     @property
     def name(self) -> str:
-        return str(self.config.NAME)
+        return self.config.NAME
 
     @property
     def setup_time(self) -> int:
-        return int(self.config.SETUP_TIME)
+        return self.config.SETUP_TIME
 
     def allows(self, namespace: str, retries_remaining: int) -> bool:
         """Whether this executor may run an attempt of a build in `namespace` whose queue
         item has `retries_remaining` left after this attempt was counted."""
-        threshold = self.config.MINIMUM_RETRY_THRESHOLD or 0
+        threshold = self.config.MINIMUM_RETRY_THRESHOLD
         if threshold and retries_remaining < threshold:
             return False
         whitelist = self.config.NAMESPACE_WHITELIST
@@ -82,8 +86,8 @@ class Executor(abc.ABC):
     async def running_count(self) -> int:
         """Workers of this manager that this executor currently runs."""
 
-    async def open(self) -> None:  # noqa: B027 (optional hook)
+    async def open(self) -> None:  # an optional hook
         """Get ready before the first build (the local executor starts a standby worker)."""
 
-    async def close(self) -> None:  # noqa: B027 (optional hook: most executors hold nothing)
+    async def close(self) -> None:  # an optional hook: most executors hold nothing
         """Release clients and connections."""

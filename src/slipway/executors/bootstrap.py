@@ -12,18 +12,17 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from slipway import images
+from slipway.domain.names import DOCKER_HUB, parse_image_ref
 from slipway.executors.base import ExecutorError, WorkerSpec
+from slipway.executors.ca_bundle import configured_ca_files, read_ca_certs
+from slipway.executors.config_base import ExecutorConfigBase
+from slipway.secret import reveal
 
 IGNITION_VERSION = "3.4.0"
 METADATA_ADDRESS = "169.254.169.254"
-DEFAULT_WORKER_IMAGE = images.WORKER_IMAGE
-DEFAULT_WORKER_TAG = images.VERSION_TAG
-DEFAULT_MAX_LIFETIME_S = 10800
 
 WORKER_UNIT = "slipway-worker.service"
 LIFETIME_UNIT = "slipway-lifetime.service"
@@ -52,22 +51,20 @@ _MODE_PUBLIC = 0o644
 
 
 def ignition_config(
-    config: Any, spec: WorkerSpec, *, block_metadata: bool = False
+    config: ExecutorConfigBase, spec: WorkerSpec, *, block_metadata: bool = False
 ) -> dict[str, Any]:
     """The Ignition document for one worker of `spec`, configured by the executor `config`
     (field names = YAML keys). `block_metadata`: reject traffic to the cloud's instance
     metadata service (169.254.169.254) before the worker starts, so a build cannot read
     the instance's credentials. Raises ExecutorError for unusable configuration (a CA
     file that cannot be read, a value that cannot go into an env file)."""
-    runtime = _runtime(config, spec)
-    image = f"{_opt(config, 'WORKER_IMAGE') or DEFAULT_WORKER_IMAGE}:" + (
-        _opt(config, "WORKER_TAG") or DEFAULT_WORKER_TAG
-    )
-    ca_pems = _ca_pems(config)
+    runtime = config.CONTAINER_RUNTIME  # docker, podman or buildah: the config says so
+    image = f"{config.WORKER_IMAGE}:{config.WORKER_TAG}"
+    ca_pems = read_ca_certs(configured_ca_files(config))
     ca_pem = "".join(ca_pems)
     proxies = _proxies(config, spec)
-    debug = bool(getattr(config, "DEBUG", False))
-    lifetime = int(getattr(config, "MAX_LIFETIME_S", None) or DEFAULT_MAX_LIFETIME_S)
+    debug = config.DEBUG
+    lifetime = config.MAX_LIFETIME_S
 
     files: list[dict[str, Any]] = [
         # An OS update rebooting the machine mid-build would kill the build.
@@ -78,7 +75,7 @@ def ignition_config(
         ),
         _file(
             WORKER_ENV_FILE,
-            _env_file(_worker_env(config, spec, runtime, ca_pem, proxies)),
+            _env_file(_worker_env(spec, runtime, ca_pem, proxies)),
             _MODE_SECRET,
         ),
     ]
@@ -118,13 +115,15 @@ def ignition_config(
         "storage": {"files": files},
         "systemd": {"units": units},
     }
-    keys = [str(k) for k in (getattr(config, "SSH_AUTHORIZED_KEYS", None) or [])]
+    keys = list(config.SSH_AUTHORIZED_KEYS)
     if keys:
         document["passwd"] = {"users": [{"name": "core", "sshAuthorizedKeys": keys}]}
     return document
 
 
-def ignition_json(config: Any, spec: WorkerSpec, *, block_metadata: bool = False) -> str:
+def ignition_json(
+    config: ExecutorConfigBase, spec: WorkerSpec, *, block_metadata: bool = False
+) -> str:
     """ignition_config as compact JSON (EC2 user data, the VM's USERDATA)."""
     return json.dumps(
         ignition_config(config, spec, block_metadata=block_metadata), separators=(",", ":")
@@ -134,25 +133,13 @@ def ignition_json(config: Any, spec: WorkerSpec, *, block_metadata: bool = False
 # -- the worker ------------------------------------------------------------------------
 
 
-def _runtime(config: Any, spec: WorkerSpec) -> str:
-    runtime = str(
-        _opt(config, "CONTAINER_RUNTIME") or spec.environment.get("CONTAINER_RUNTIME") or "docker"
-    )
-    if runtime not in ("docker", "podman", "buildah"):
-        raise ExecutorError(
-            f"CONTAINER_RUNTIME {runtime!r} is not supported on a CoreOS worker; "
-            "use docker, podman or buildah"
-        )
-    return runtime
-
-
 def _launcher(runtime: str) -> str:
     """The program on the machine that pulls and runs the worker container."""
     return "docker" if runtime == "docker" else "podman"
 
 
 def _worker_env(
-    config: Any, spec: WorkerSpec, runtime: str, ca_pem: str, proxies: Mapping[str, str]
+    spec: WorkerSpec, runtime: str, ca_pem: str, proxies: Mapping[str, str]
 ) -> dict[str, str]:
     env = {k: str(v) for k, v in spec.environment.items()}
     env.setdefault("TOKEN", spec.registration_token)
@@ -286,75 +273,25 @@ def _metadata_block_unit() -> str:
 # -- inputs ----------------------------------------------------------------------------
 
 
-def _opt(config: Any, key: str) -> str | None:
-    value = getattr(config, key, None)
-    if value is None:
-        return None
-    if hasattr(value, "get_secret_value"):
-        value = value.get_secret_value()
-    return str(value) if str(value) != "" else None
-
-
-def _proxies(config: Any, spec: WorkerSpec) -> dict[str, str]:
+def _proxies(config: ExecutorConfigBase, spec: WorkerSpec) -> dict[str, str]:
     """The proxy variables, also in lower case: curl, git and many build tools read only
     `http_proxy`/`https_proxy`/`no_proxy`."""
     out: dict[str, str] = {}
     for key in _PROXY_KEYS:
-        value = _opt(config, key) or spec.environment.get(key)
+        value = getattr(config, key) or spec.environment.get(key)
         if value:
             out[key] = out[key.lower()] = value
     return out
 
 
-def _ca_sources(config: Any) -> list[str]:
-    sources: list[str] = []
-    first = _opt(config, "CA_CERT")
-    if first:
-        sources.append(first)
-    extra = getattr(config, "EXTRA_CA_CERTS", None) or []
-    if isinstance(extra, str | Path):
-        extra = [extra]
-    sources.extend(str(item) for item in extra if str(item))
-    return sources
-
-
-def _ca_pems(config: Any) -> list[str]:
-    """The CA certificates, each read from the file its config value names."""
-    pems: list[str] = []
-    for source in _ca_sources(config):
-        try:
-            pem = Path(source).expanduser().read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not a text file"
-            raise ExecutorError(
-                f"CA certificate file {source!r} (CA_CERT / EXTRA_CA_CERTS) cannot be "
-                f"read: {reason}; fix the path or remove the key"
-            ) from None
-        if "-----BEGIN CERTIFICATE-----" not in pem:
-            raise ExecutorError(
-                f"CA certificate file {source!r} (CA_CERT / EXTRA_CA_CERTS) holds no "
-                "PEM certificate"
-            )
-        pems.append(pem if pem.endswith("\n") else pem + "\n")
-    return pems
-
-
-def registry_of(image: str) -> str:
-    """The registry host of an image reference, as docker decides it."""
-    first, sep, _ = image.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return "docker.io"
-
-
-def _registry_auth(config: Any, image: str) -> str | None:
-    username = _opt(config, "QUAY_USERNAME")
-    password = _opt(config, "QUAY_PASSWORD")
+def _registry_auth(config: ExecutorConfigBase, image: str) -> str | None:
+    username = config.QUAY_USERNAME
+    password = reveal(config.QUAY_PASSWORD)
     if not username or not password:
         return None
-    registry = registry_of(image)
+    registry = parse_image_ref(image).registry
     # docker keys Docker Hub by its legacy index URL; podman accepts both.
-    keys = [registry] + (["https://index.docker.io/v1/"] if registry == "docker.io" else [])
+    keys = [registry] + (["https://index.docker.io/v1/"] if registry == DOCKER_HUB else [])
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     return json.dumps({"auths": {key: {"auth": token} for key in keys}}, indent=2) + "\n"
 

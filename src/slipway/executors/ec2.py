@@ -22,6 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from slipway.executors.base import Executor, ExecutorError, WorkerSpec
 from slipway.executors.bootstrap import ignition_json
+from slipway.executors.ec2_config import EC2ExecutorConfig
+from slipway.secret import reveal
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,6 @@ EXECUTOR_TAG = "slipway-executor"
 NAMESPACE_TAG = "slipway-namespace"
 KEPT_TAG = "slipway-debug-kept"
 
-DEFAULT_BLOCK_DEVICE_SIZE = 48
 # AWS's limit on user data, before its base64 encoding.
 USER_DATA_LIMIT = 16 * 1024
 STREAM_CACHE_S = 3600.0
@@ -52,13 +53,6 @@ class EC2ExecutorError(ExecutorError):
         self.code = code
 
 
-def _secret(value: Any) -> str | None:
-    if value is None:
-        return None
-    raw = value.get_secret_value() if hasattr(value, "get_secret_value") else value
-    return str(raw) or None
-
-
 def _aws_error(operation: str, exc: Exception) -> EC2ExecutorError:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
@@ -75,11 +69,11 @@ def architecture_of(instance_type: str) -> str:
     return "aarch64" if _ARM_TYPE.match(instance_type) else "x86_64"
 
 
-class EC2Executor(Executor):
+class EC2Executor(Executor[EC2ExecutorConfig]):
     """Starts workers as EC2 instances of COREOS_AMI (or the AMI COREOS_STREAM_URL names
     for the region), tagged with the build, the job, the manager and the executor."""
 
-    def __init__(self, config: Any, manager_id: str) -> None:
+    def __init__(self, config: EC2ExecutorConfig, manager_id: str) -> None:
         super().__init__(config, manager_id)
         self._client: Any = None
         self._client_lock = asyncio.Lock()
@@ -89,8 +83,8 @@ class EC2Executor(Executor):
     # -- the client ------------------------------------------------------------------
 
     def _make_client(self) -> Any:
-        access_key = _secret(getattr(self.config, "AWS_ACCESS_KEY", None))
-        secret_key = _secret(getattr(self.config, "AWS_SECRET_KEY", None))
+        access_key = reveal(self.config.AWS_ACCESS_KEY)
+        secret_key = reveal(self.config.AWS_SECRET_KEY)
         if bool(access_key) != bool(secret_key):
             raise EC2ExecutorError(
                 f"executor {self.name}: set both AWS_ACCESS_KEY and AWS_SECRET_KEY, or "
@@ -103,7 +97,7 @@ class EC2Executor(Executor):
         )
         return session.client(
             "ec2",
-            endpoint_url=getattr(self.config, "EC2_ENDPOINT_URL", None) or None,
+            endpoint_url=self.config.EC2_ENDPOINT_URL or None,
             config=BotoConfig(
                 retries={"mode": "standard", "max_attempts": 3},
                 connect_timeout=10,
@@ -137,10 +131,9 @@ class EC2Executor(Executor):
     # -- the AMI ---------------------------------------------------------------------
 
     async def _ami(self) -> str:
-        ami = getattr(self.config, "COREOS_AMI", None)
-        if ami:
-            return str(ami)
-        url = getattr(self.config, "COREOS_STREAM_URL", None)
+        if self.config.COREOS_AMI:
+            return self.config.COREOS_AMI
+        url = self.config.COREOS_STREAM_URL
         if not url:
             raise EC2ExecutorError(
                 f"executor {self.name}: set COREOS_AMI (or COREOS_STREAM_URL to look it up)"
@@ -148,15 +141,15 @@ class EC2Executor(Executor):
         now = time.monotonic()
         if self._stream_ami is not None and now - self._stream_ami[0] < STREAM_CACHE_S:
             return self._stream_ami[1]
-        ami = await self._ami_from_stream(str(url))
+        ami = await self._ami_from_stream(url)
         self._stream_ami = (now, ami)
         return ami
 
     async def _ami_from_stream(self, url: str) -> str:
         """The AMI of the region and architecture in a CoreOS stream document
         (architectures.<arch>.images.aws.regions.<region>.image)."""
-        region = str(self.config.EC2_REGION)
-        arch = architecture_of(str(self.config.EC2_INSTANCE_TYPE))
+        region = self.config.EC2_REGION
+        arch = architecture_of(self.config.EC2_INSTANCE_TYPE)
         try:
             async with httpx.AsyncClient(timeout=10.0, follow_redirects=True) as http:
                 response = await http.get(url)
@@ -207,7 +200,6 @@ class EC2Executor(Executor):
     ) -> dict[str, Any]:
         config = self.config
         tags = self._tags(spec)
-        size = int(getattr(config, "BLOCK_DEVICE_SIZE", None) or DEFAULT_BLOCK_DEVICE_SIZE)
         request: dict[str, Any] = {
             "ImageId": ami,
             "InstanceType": config.EC2_INSTANCE_TYPE,
@@ -218,7 +210,7 @@ class EC2Executor(Executor):
                 {
                     "DeviceName": root_device,
                     "Ebs": {
-                        "VolumeSize": size,
+                        "VolumeSize": config.BLOCK_DEVICE_SIZE,
                         "VolumeType": "gp3",
                         "DeleteOnTermination": True,
                     },
@@ -238,15 +230,12 @@ class EC2Executor(Executor):
                 {"ResourceType": "volume", "Tags": tags},
             ],
         }
-        subnet = getattr(config, "EC2_VPC_SUBNET_ID", None)
-        if subnet:
-            request["SubnetId"] = subnet
-        groups = getattr(config, "EC2_SECURITY_GROUP_IDS", None)
-        if groups:
-            request["SecurityGroupIds"] = [groups] if isinstance(groups, str) else list(groups)
-        key_name = getattr(config, "EC2_KEY_NAME", None)
-        if key_name:
-            request["KeyName"] = key_name
+        if config.EC2_VPC_SUBNET_ID:
+            request["SubnetId"] = config.EC2_VPC_SUBNET_ID
+        if config.EC2_SECURITY_GROUP_IDS:
+            request["SecurityGroupIds"] = list(config.EC2_SECURITY_GROUP_IDS)
+        if config.EC2_KEY_NAME:
+            request["KeyName"] = config.EC2_KEY_NAME
         return request
 
     async def start_worker(self, spec: WorkerSpec) -> str:
@@ -276,7 +265,7 @@ class EC2Executor(Executor):
     async def stop_worker(self, worker_id: str) -> None:
         client = await self._ec2()
         try:
-            if getattr(self.config, "DEBUG", False):
+            if self.config.DEBUG:
                 await self._keep(client, worker_id)
                 return
             await self._call(

@@ -15,6 +15,9 @@ import aiohttp
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from slipway.executors.kubernetes_config import KubernetesExecutorConfig
+from slipway.secret import reveal
+
 
 class _NoBodies(logging.Filter):
     """kubernetes_asyncio logs every response body at DEBUG; a created Secret's answer
@@ -33,37 +36,29 @@ def api_base_url(server: str) -> str:
     return server if server.startswith(("https://", "http://")) else f"https://{server}"
 
 
-def _secret(value: Any) -> str | None:
-    if value is None:
-        return None
-    getter = getattr(value, "get_secret_value", None)
-    text = str(getter() if getter else value)
-    return text or None
+def bearer_token(config: KubernetesExecutorConfig) -> str | None:
+    return reveal(config.SERVICE_ACCOUNT_TOKEN)
 
 
-def bearer_token(config: Any) -> str | None:
-    return _secret(getattr(config, "SERVICE_ACCOUNT_TOKEN", None))
-
-
-def make_configuration(config: Any) -> Configuration:
-    conf = Configuration(host=api_base_url(str(config.K8S_API_SERVER)))
+def make_configuration(config: KubernetesExecutorConfig) -> Configuration:
+    conf = Configuration(host=api_base_url(config.K8S_API_SERVER))
     # None: ssl.create_default_context() uses the system trust store.
     conf.ssl_ca_cert = str(config.K8S_API_TLS_CA) if config.K8S_API_TLS_CA else None
     token = bearer_token(config)
     if token:
         conf.api_key = {"BearerToken": token}
         conf.api_key_prefix = {"BearerToken": "Bearer"}
-    if getattr(config, "K8S_API_TLS_CERT", None):
+    if config.K8S_API_TLS_CERT:
         conf.cert_file = str(config.K8S_API_TLS_CERT)
         conf.key_file = str(config.K8S_API_TLS_KEY) if config.K8S_API_TLS_KEY else None
     return conf
 
 
-def make_api_client(config: Any) -> ApiClient:
+def make_api_client(config: KubernetesExecutorConfig) -> ApiClient:
     """Must run inside the event loop (the aiohttp session binds to it). Raises
     ValueError when the CA or client certificate files cannot be loaded."""
     for key in ("K8S_API_TLS_CA", "K8S_API_TLS_CERT", "K8S_API_TLS_KEY"):
-        path = getattr(config, key, None)
+        path = getattr(config, key)
         if path and not Path(path).is_file():
             raise ValueError(
                 f"cannot read {path}: check {key} in the executor config (the file must "
@@ -102,9 +97,11 @@ def describe_api_exception(exc: ApiException) -> str:
     return f"{text}: {message}" if message else text
 
 
-def describe_failure(exc: BaseException, config: Any, timeout: float) -> str | None:
+def describe_failure(
+    exc: BaseException, config: KubernetesExecutorConfig, timeout: float
+) -> str | None:
     """One line for a failed API call, or None if `exc` is not a call failure."""
-    url = api_base_url(str(config.K8S_API_SERVER))
+    url = api_base_url(config.K8S_API_SERVER)
     if isinstance(exc, ApiException):
         return describe_api_exception(exc)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
@@ -127,9 +124,9 @@ def describe_failure(exc: BaseException, config: Any, timeout: float) -> str | N
     return None
 
 
-def redact(text: str, config: Any) -> str:
+def redact(text: str, config: KubernetesExecutorConfig) -> str:
     """Belt and braces: no message leaves with a credential in it."""
-    for secret in (bearer_token(config), _secret(getattr(config, "QUAY_PASSWORD", None))):
+    for secret in (bearer_token(config), reveal(config.QUAY_PASSWORD)):
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text

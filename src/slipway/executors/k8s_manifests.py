@@ -1,8 +1,6 @@
 """Pure builders of the Kubernetes objects a build worker runs as: a batch/v1 Job and the
 Secret holding what must not be readable from the Job spec. No I/O, so the manifests can be
-validated against the OpenAPI schemas and printed.
-
-The config is a `KubernetesExecutorConfig` (field names are the YAML keys)."""
+validated against the OpenAPI schemas and printed."""
 
 from __future__ import annotations
 
@@ -14,6 +12,7 @@ from typing import Any
 
 from slipway import __version__
 from slipway.executors.base import WorkerSpec
+from slipway.executors.kubernetes_config import KubernetesExecutorConfig
 
 LABEL_PREFIX = "slipway.io"
 MANAGED_BY = "slipway"
@@ -50,28 +49,30 @@ def _dns_label(value: str, limit: int) -> str:
     return cleaned or "worker"
 
 
-def is_openshift(config: Any) -> bool:
-    return str(config.KUBERNETES_DISTRIBUTION).lower() == "openshift"
+def is_openshift(config: KubernetesExecutorConfig) -> bool:
+    return config.KUBERNETES_DISTRIBUTION == "openshift"
 
 
-def is_podman_kind(config: Any) -> bool:
-    return str(config.EXECUTOR) == "kubernetesPodman"
+def is_podman_kind(config: KubernetesExecutorConfig) -> bool:
+    return config.EXECUTOR == "kubernetesPodman"
 
 
-def selector_labels(config: Any, manager_id: str) -> dict[str, str]:
+def selector_labels(config: KubernetesExecutorConfig, manager_id: str) -> dict[str, str]:
     """The labels that identify the Jobs of one manager's executor (for listing)."""
     return {
         "app.kubernetes.io/managed-by": MANAGED_BY,
         LABEL_MANAGER: label_value(manager_id),
-        LABEL_EXECUTOR: label_value(str(config.NAME)),
+        LABEL_EXECUTOR: label_value(config.NAME),
     }
 
 
-def label_selector(config: Any, manager_id: str) -> str:
+def label_selector(config: KubernetesExecutorConfig, manager_id: str) -> str:
     return ",".join(f"{k}={v}" for k, v in selector_labels(config, manager_id).items())
 
 
-def worker_labels(config: Any, spec: WorkerSpec, manager_id: str) -> dict[str, str]:
+def worker_labels(
+    config: KubernetesExecutorConfig, spec: WorkerSpec, manager_id: str
+) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": "slipway-worker",
         "app.kubernetes.io/version": label_value(__version__),
@@ -96,7 +97,7 @@ def new_secret_name(spec: WorkerSpec) -> str:
     return f"slipway-{_dns_label(spec.build_id, 36)}-{_secrets.token_hex(4)}"
 
 
-def _resources(config: Any) -> dict[str, Any]:
+def _resources(config: KubernetesExecutorConfig) -> dict[str, Any]:
     return {
         "requests": {
             "memory": str(config.CONTAINER_MEMORY_REQUEST),
@@ -113,12 +114,12 @@ def _secret_env(name: str, key: str, secret_name: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
 
 
-def _vm_container(config: Any, secret_name: str) -> dict[str, Any]:
+def _vm_container(config: KubernetesExecutorConfig, secret_name: str) -> dict[str, Any]:
     return {
         "name": CONTAINER_NAME,
         "image": str(config.BUILDER_VM_CONTAINER_IMAGE),
         "imagePullPolicy": str(config.IMAGE_PULL_POLICY),
-        # QEMU needs /dev/kvm and the VM's network: a privileged pod (seed 6.4.2's SCC).
+        # QEMU needs /dev/kvm and the VM's network: a privileged pod (the SCC of docs/openshift.md).
         "securityContext": {"privileged": True},
         "env": [
             _secret_env("USERDATA", "USERDATA", secret_name),
@@ -129,25 +130,24 @@ def _vm_container(config: Any, secret_name: str) -> dict[str, Any]:
     }
 
 
-def podman_image(config: Any) -> str:
-    image = getattr(config, "BUILDER_CONTAINER_IMAGE", None)
-    return str(image) if image else f"{config.WORKER_IMAGE}:{config.WORKER_TAG}"
+def podman_image(config: KubernetesExecutorConfig) -> str:
+    return config.BUILDER_CONTAINER_IMAGE  # its default is WORKER_IMAGE:WORKER_TAG
 
 
-def podman_runtime(config: Any) -> str:
+def podman_runtime(config: KubernetesExecutorConfig) -> str:
     # The pod has no docker daemon; podman (or buildah) builds in-process.
-    runtime = str(getattr(config, "CONTAINER_RUNTIME", "") or "")
+    runtime = config.CONTAINER_RUNTIME
     return runtime if runtime in ("podman", "buildah") else "podman"
 
 
 def _podman_container(
-    config: Any, spec: WorkerSpec, secret_name: str, has_ca: bool
+    config: KubernetesExecutorConfig, spec: WorkerSpec, secret_name: str, has_ca: bool
 ) -> dict[str, Any]:
     env: dict[str, str] = {}
     for key in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
-        value = getattr(config, key, None)
+        value = getattr(config, key)
         if value:
-            env[key] = str(value)
+            env[key] = value
     env.update({k: v for k, v in spec.environment.items() if k not in SECRET_ENV + _DROP_ENV})
     env.setdefault("SERVER", spec.manager_address)
     env.setdefault("BUILD_UUID", spec.build_id)
@@ -174,7 +174,7 @@ def _podman_container(
 
 
 def job_manifest(
-    config: Any,
+    config: KubernetesExecutorConfig,
     spec: WorkerSpec,
     manager_id: str,
     secret_name: str,
@@ -243,7 +243,7 @@ def job_manifest(
 
 
 def secret_manifest(
-    config: Any,
+    config: KubernetesExecutorConfig,
     spec: WorkerSpec,
     manager_id: str,
     name: str,

@@ -17,7 +17,6 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from kubernetes_asyncio.client import ApiClient, BatchV1Api, CoreV1Api
@@ -25,7 +24,9 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from slipway.executors import k8s_manifests as manifests
 from slipway.executors.base import Executor, ExecutorError, WorkerSpec
+from slipway.executors.ca_bundle import CaFile, configured_ca_files, read_ca_certs
 from slipway.executors.k8s_client import describe_failure, make_api_client, redact
+from slipway.executors.kubernetes_config import KubernetesExecutorConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,34 +42,21 @@ def job_finished(job: dict[str, Any]) -> bool:
     return any(c.get("type") in _FINISHED and c.get("status") == "True" for c in conditions)
 
 
-def _read_pem(value: str) -> str:
-    if "-----BEGIN" in value:
-        return value
-    return Path(value).read_text()
-
-
-def worker_ca_pem(config: Any, spec: WorkerSpec) -> str | None:
+def worker_ca_pem(config: KubernetesExecutorConfig, spec: WorkerSpec) -> str | None:
     """The CA bundle a podman worker verifies the manager with: CA_CERT (+ EXTRA_CA_CERTS),
-    PEM text or file paths, else the file the manager named in TLS_CERT_PATH."""
-    sources: list[str] = []
-    ca = getattr(config, "CA_CERT", None)
-    if ca:
-        sources.append(str(ca))
-    sources.extend(str(extra) for extra in (getattr(config, "EXTRA_CA_CERTS", None) or []))
-    if not sources and spec.environment.get("TLS_CERT_PATH"):
-        sources.append(spec.environment["TLS_CERT_PATH"])
-    if not sources:
-        return None
-    try:
-        return "\n".join(_read_pem(s).strip() for s in sources) + "\n"
-    except OSError as exc:
-        raise ExecutorError(
-            f"cannot read the worker CA certificate {exc.filename}: {exc.strerror}; set "
-            "CA_CERT in the executor config to the CA file that signs the manager's certificate"
-        ) from None
+    else the file the manager named in TLS_CERT_PATH."""
+    files = configured_ca_files(config)
+    manager_ca = spec.environment.get("TLS_CERT_PATH")
+    if not files and manager_ca:
+        fix = (
+            "set CA_CERT in the executor config to the CA file that signs the manager's "
+            "certificate"
+        )
+        files = [CaFile(manager_ca, "the manager's TLS_CERT_PATH", fix)]
+    return "".join(read_ca_certs(files)) or None
 
 
-async def _userdata(config: Any, spec: WorkerSpec) -> str:
+async def _userdata(config: KubernetesExecutorConfig, spec: WorkerSpec) -> str:
     from slipway.executors.bootstrap import ignition_json
 
     result: Any = await asyncio.to_thread(ignition_json, config, spec)
@@ -77,16 +65,16 @@ async def _userdata(config: Any, spec: WorkerSpec) -> str:
     return str(result)
 
 
-class KubernetesExecutor(Executor):
+class KubernetesExecutor(Executor[KubernetesExecutorConfig]):
     """Both kinds; `config.EXECUTOR` chooses the pod (see the module docstring)."""
 
-    def __init__(self, config: Any, manager_id: str) -> None:
+    def __init__(self, config: KubernetesExecutorConfig, manager_id: str) -> None:
         super().__init__(config, manager_id)
         self._client: ApiClient | None = None
 
     @property
     def namespace(self) -> str:
-        return str(self.config.BUILDER_NAMESPACE)
+        return self.config.BUILDER_NAMESPACE
 
     @property
     def timeout(self) -> float:

@@ -4,8 +4,8 @@ It is the embedded default. Each worker gets its own process group so that stopp
 also stops the build tools it started (podman, buildah).
 
 With the default command it keeps one worker on standby: started ahead, imports done,
-waiting on stdin for the build it will run. A build then starts without Python's start-up
-(about 0.15 s of a small build's 1 s). A standby serves one build only, like any worker.
+waiting on stdin for the build it will run. A build then starts without waiting for
+Python's start-up. A standby serves one build only, like any worker.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from slipway.executors.base import Executor, ExecutorError, WorkerSpec
+from slipway.executors.local_config import LocalExecutorConfig
 
 log = logging.getLogger("slipway.executors.local")
 
@@ -31,12 +32,14 @@ STOP_GRACE_SECONDS = 0.5
 FINISH_GRACE_SECONDS = 60.0
 
 
-class LocalExecutor(Executor):
-    def __init__(self, config: Any, manager_id: str, *, log_dir: Path | None = None) -> None:
+class LocalExecutor(Executor[LocalExecutorConfig]):
+    def __init__(
+        self, config: LocalExecutorConfig, manager_id: str, *, log_dir: Path | None = None
+    ) -> None:
         super().__init__(config, manager_id)
         self._processes: dict[str, asyncio.subprocess.Process] = {}
         self._log_dir = log_dir
-        self._custom = shlex.split(str(getattr(config, "BUILDER_BINARY_LOCATION", None) or ""))
+        self._custom = shlex.split(config.BUILDER_BINARY_LOCATION or "")
         self._standby: asyncio.subprocess.Process | None = None
         self._standby_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -146,8 +149,8 @@ class LocalExecutor(Executor):
         code = await process.wait()
         self._processes.pop(worker_id, None)
         log.info("worker pid %s exited with %s", worker_id, code)
-        # not at once when the standby was taken: its start-up (about 0.15 s of CPU)
-        # would slow down the build that just started on it
+        # not at once when the standby was taken: its start-up would compete for the CPU
+        # with the build that just started on it
         self._replenish()
 
     async def release_worker(self, worker_id: str) -> None:

@@ -1,4 +1,6 @@
-"""Executor kinds: which exist, and how to build one from its config."""
+"""The executors slipway has: their config models, listed once, and how to create an
+executor from a validated config. Each model names its EXECUTOR values and the class that
+runs them (executors/config_base.py)."""
 
 from __future__ import annotations
 
@@ -6,24 +8,44 @@ import importlib
 from typing import Any
 
 from slipway.executors.base import Executor
+from slipway.executors.config_base import ExecutorConfigBase
+from slipway.executors.ec2_config import EC2ExecutorConfig
+from slipway.executors.kubernetes_config import KubernetesExecutorConfig
+from slipway.executors.local_config import LocalExecutorConfig
 
-# EXECUTOR value -> "module:Class". Quay's `popen` is slipway's `local`.
-_IMPLEMENTATIONS: dict[str, str] = {
-    "local": "slipway.executors.local:LocalExecutor",
-    "popen": "slipway.executors.local:LocalExecutor",
-    "kubernetes": "slipway.executors.kubernetes:KubernetesExecutor",
-    "kubernetesPodman": "slipway.executors.kubernetes:KubernetesExecutor",
-    "ec2": "slipway.executors.ec2:EC2Executor",
+# in the order error messages list them
+MODELS: tuple[type[ExecutorConfigBase], ...] = (
+    LocalExecutorConfig,
+    KubernetesExecutorConfig,
+    EC2ExecutorConfig,
+)
+
+MODEL_FOR_KIND: dict[str, type[ExecutorConfigBase]] = {
+    kind: model for model in MODELS for kind in model.kinds()
 }
+KNOWN_KINDS = tuple(MODEL_FOR_KIND)
 
-KNOWN_KINDS = tuple(_IMPLEMENTATIONS)
+
+def _kinds_text() -> str:
+    """'local (or Quay's popen), kubernetes, ...': Quay's aliases beside the kind they name."""
+    words: list[str] = []
+    for model in MODELS:
+        for kind in model.kinds():
+            if kind in model.QUAY_ALIASES and words:
+                words[-1] += f" (or Quay's {kind})"
+            else:
+                words.append(kind)
+    return ", ".join(words)
 
 
-def _load(kind: str) -> type[Executor] | None:
-    target = _IMPLEMENTATIONS.get(kind)
-    if target is None:
+KINDS_TEXT = _kinds_text()
+
+
+def _load(kind: str) -> type[Executor[Any]] | None:
+    model = MODEL_FOR_KIND.get(kind)
+    if model is None:
         return None
-    module_name, _, class_name = target.partition(":")
+    module_name, _, class_name = model.IMPLEMENTATION.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -39,7 +61,7 @@ def implemented_kinds() -> list[str]:
     return [kind for kind in KNOWN_KINDS if _load(kind) is not None]
 
 
-def create_executor(config: Any, manager_id: str) -> Executor:
+def create_executor(config: ExecutorConfigBase, manager_id: str) -> Executor[Any]:
     cls = _load(config.EXECUTOR)
     if cls is None:
         raise ValueError(

@@ -1,4 +1,5 @@
-"""Starting a build attempt on an executor, and ending it (DESIGN.md, Flow 2 and 5)."""
+"""Starting a build attempt on an executor, and ending it (docs/architecture.md, steps 2
+and 5 of the flow)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from typing import Any
 
 from slipway import metrics
 from slipway.domain.phases import FINAL_PHASES, Phase
-from slipway.domain.results import AttemptEnd, decide, failure_message, retry_message
+from slipway.domain.results import (
+    INITIAL_RETRIES,
+    AttemptEnd,
+    decide,
+    failure_message,
+    retry_message,
+)
 from slipway.executors.base import ExecutorError, WorkerSpec
 from slipway.manager.context import ManagerContext
 from slipway.manager.db_retry import retry_transient
@@ -25,7 +32,6 @@ from slipway.tokens.jwt import TokenType
 
 log = logging.getLogger("slipway.manager")
 
-INITIAL_RETRIES = 3
 NON_FINAL = [p for p in Phase if p not in FINAL_PHASES]
 # extra queue-lease time beyond the orchestrator deadlines, so the lease (the backstop for a
 # lost orchestrator) never fires before the orchestrator's own expiry would
@@ -364,7 +370,7 @@ async def stop_worker_of(
     if executor is None:
         log.warning("cannot stop worker %s: no executor named %s here", worker_id, executor_name)
         return
-    if getattr(executor.config, "DEBUG", False):
+    if executor.config.DEBUG:
         log.info("DEBUG is set on %s: keeping worker %s", executor_name, worker_id)
         return
     try:

@@ -7,10 +7,10 @@ auth the manager cannot do) answers "", which the protocol says is always valid.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import httpx
 
+from slipway.config.models import AppConfig
 from slipway.store.builds import BuildRecord
 
 log = logging.getLogger("slipway.manager")
@@ -23,7 +23,9 @@ _MANIFEST_TYPES = ", ".join([
 ])
 
 
-async def first_existing_tag(app_config: Any, record: BuildRecord, timeout: float = 5) -> str:
+async def first_existing_tag(
+    app_config: AppConfig, record: BuildRecord, timeout: float = 5
+) -> str:
     registry = record.registry
     scheme = "http" if registry in (app_config.INSECURE_REGISTRIES or []) else "https"
     auth = None

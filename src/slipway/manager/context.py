@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from slipway.config.models import AppConfig, ManagerConfig
 from slipway.executors.base import Executor
 from slipway.group_calls import GroupedCalls
 from slipway.manager.jobs import JobState
@@ -28,8 +29,8 @@ BUILD_LOOKUP_BATCH = 200  # build records per SELECT
 
 @dataclass
 class ManagerContext:
-    app_config: Any  # slipway.config.models.AppConfig
-    manager_config: Any  # slipway.config.models.ManagerConfig
+    app_config: AppConfig
+    manager_config: ManagerConfig
     store: Store
     orchestrator: Orchestrator
     executors: list[Executor]
@@ -41,7 +42,7 @@ class ManagerContext:
     tracked: dict[str, JobState] = field(default_factory=dict)
     # the build records those attempts began from, by job id, until their worker registers:
     # what registration hands the worker is the build's own parameters, which never change
-    # (saves a read per build, a twelfth of a scheduling manager's time, benchmarks/)
+    # (one database read fewer per build)
     records_to_register: dict[str, BuildRecord] = field(default_factory=dict)
     # builds a user cancelled (from cancel events), so any manager can refuse heartbeats
     cancelled: OrderedDict[str, None] = field(default_factory=OrderedDict)
@@ -69,7 +70,7 @@ class ManagerContext:
 
     async def build(self, build_id: str) -> BuildRecord | None:
         """The build's record. On PostgreSQL the reads that arrive while one is out share
-        the next query (a round trip each was a tenth of scheduling's cost, benchmarks/);
+        the next query (a round trip each would be paid on every build's start);
         SQLite reads at once on the loop's thread, so there is nothing to share."""
         if self.store.db.is_sqlite:
             return await self.store.builds.get(build_id)

@@ -15,9 +15,12 @@ from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from slipway.backoff import Backoff
+
 log = logging.getLogger("slipway.manager")
 T = TypeVar("T")
 
+FIRST_DELAY = 0.2
 MAX_DELAY = 5.0
 
 
@@ -34,14 +37,14 @@ async def retry_transient(
     """Run `operation` (a whole transaction), again on transient database errors, until
     `give_up_after` seconds have passed; then the last error is raised."""
     deadline = time.monotonic() + give_up_after
-    delay = 0.2
+    backoff = Backoff(FIRST_DELAY, MAX_DELAY)
     while True:
         try:
             return await operation()
         except Exception as exc:
+            delay = backoff.next()
             if not is_transient(exc) or time.monotonic() + delay > deadline:
                 raise
             log.warning("%s: database unavailable (%s); retrying in %.1f s",
                         what, type(exc).__name__, delay)
         await asyncio.sleep(delay)
-        delay = min(delay * 2, MAX_DELAY)

@@ -30,7 +30,7 @@ class JobState:
 
     def dumps(self) -> str:
         # the fields are flat: vars() serialises as asdict() would, without its deep copy
-        # (a few per cent of scheduling's CPU, benchmarks/)
+        # (this runs several times per build)
         return json.dumps(vars(self), separators=(",", ":"))
 
     @classmethod

@@ -25,8 +25,8 @@ ACTED_ON = {
 }
 _WRITES = frozenset({KeyEventKind.CREATE, KeyEventKind.SET, KeyEventKind.DELETE})
 # The write events nobody acts on are left unpublished: each build's job, deadline and
-# token writes were otherwise five messages every manager received and dropped, a tenth
-# of a scheduling manager's time (benchmarks/README.md). EXPIRE is never published; the
+# token writes would otherwise be five messages that every manager receives and drops
+# (benchmarks/README.md). EXPIRE is never published; the
 # sweep delivers it.
 UNPUBLISHED_EVENTS = {prefix: _WRITES - kinds for prefix, kinds in ACTED_ON.items()}
 

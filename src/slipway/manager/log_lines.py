@@ -1,4 +1,4 @@
-"""Turning a worker's docker-JSON log line into a stored log entry (spec/protocol.md)."""
+"""Turning a worker's docker-JSON log line into a stored log entry (docs/protocol.md)."""
 
 from __future__ import annotations
 

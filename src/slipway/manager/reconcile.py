@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 
+from slipway.backoff import Backoff
 from slipway.domain.results import AttemptEnd
 from slipway.manager.attempts import end_attempt, stop_worker_of, untrack
 from slipway.manager.background import finish_or_cancel
@@ -29,6 +30,7 @@ from slipway.manager.keys import DEADLINE_PREFIX, JOB_PREFIX, deadline_key, job_
 log = logging.getLogger("slipway.manager")
 
 MAX_INTERVAL = 10.0
+MAX_RETRY_PAUSE = 30.0  # longest pause while the orchestrator or database is down
 STOP_GRACE = 10.0
 
 
@@ -54,6 +56,8 @@ class Reconciler:
 
     async def _run(self) -> None:
         delay = self.interval
+        # Redis or PostgreSQL down: try again, more slowly
+        backoff = Backoff(2 * self.interval, MAX_RETRY_PAUSE)
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
@@ -62,18 +66,19 @@ class Reconciler:
             try:
                 await self.check_tracked()
                 delay = self.interval
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # Redis or PostgreSQL down: try again, more slowly
+            except Exception as exc:
                 log.warning("reconciling tracked builds failed (%s); retrying", exc)
-                delay = min(delay * 2, 30.0)
+                delay = backoff.next()
 
     async def check_tracked(self) -> None:
         ctx = self.ctx
         missing_now: set[str] = set()
-        # Every job key in one scan, not a read per tracked job: with 10,000 tracked,
-        # those reads were a tenth of the manager's time (benchmarks/). A key created
-        # while the scan runs may be missed; it counts as missing only on a second pass.
+        # Every job key in one scan, not a read per tracked job: the reads would grow with
+        # the builds tracked. A key created while the scan runs may be missed; it counts
+        # as missing only on a second pass.
         live = await ctx.orchestrator.get_prefixed(JOB_PREFIX)
         for job_id, job in list(ctx.tracked.items()):
             if job_id in ctx.ending or job_key(job_id) in live:

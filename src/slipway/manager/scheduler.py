@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 
+from slipway.backoff import Backoff
 from slipway.manager.attempts import lease_margin, start_attempt, track_new_job
 from slipway.manager.background import finish_or_cancel
 from slipway.manager.context import ManagerContext
@@ -20,12 +21,13 @@ log = logging.getLogger("slipway.manager")
 # re-check the queue at least this often, whatever happens (a lost wake-up costs no more)
 BACKSTOP_SECONDS = 15.0
 # attempts being started at once, at most: a backlog of thousands claimed in one go would
-# queue thousands of tasks on the database pool, where they time out (benchmarks/)
+# queue thousands of tasks on the database pool, where they would time out
 MAX_STARTING = 64
 # Under a backlog, claim only once this many start slots are free: a claim's query reads
 # the whole waiting queue, so topping up one slot at a time ran it once per build.
 CLAIM_BATCH = MAX_STARTING // 2
-# longest pause between tries while the database or orchestrator is unreachable
+# pauses between tries while the database or orchestrator is unreachable
+FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 5.0
 # how long a stopping scheduler may take to finish its pass before it is cancelled
 STOP_GRACE = 10.0
@@ -69,6 +71,7 @@ class Scheduler:
 
     async def _run(self) -> None:
         failures = 0
+        backoff = Backoff(FIRST_BACKOFF, MAX_BACKOFF)
         while not self._stopping:
             try:
                 await self.schedule_now()
@@ -76,11 +79,12 @@ class Scheduler:
                 if failures:
                     log.warning("scheduling works again")
                 failures = 0
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # database or orchestrator down: back off, keep going
                 failures += 1
-                timeout = min(MAX_BACKOFF, 0.25 * 2 ** min(failures, 8))
+                timeout = backoff.next()
                 if failures == 1:
                     log.exception("scheduling failed; retrying with backoff")
                 else:

@@ -7,8 +7,8 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from typing import Any
 
+from slipway.config.models import AppConfig, ManagerConfig
 from slipway.domain.phases import Phase
 from slipway.executors.base import Executor
 from slipway.manager.attempts import NON_FINAL
@@ -40,8 +40,8 @@ class BuildManager:
     def __init__(
         self,
         *,
-        app_config: Any,
-        manager_config: Any,
+        app_config: AppConfig,
+        manager_config: ManagerConfig,
         store: Store,
         orchestrator: Orchestrator,
         executors: list[Executor],

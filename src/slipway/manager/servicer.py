@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -170,7 +171,11 @@ MAX_PENDING_CALLS = 100_000
 
 
 def create_grpc_server(
-    ctx: ManagerContext, listen: str, *, tls_cert: str | None = None, tls_key: str | None = None
+    ctx: ManagerContext,
+    listen: str,
+    *,
+    tls_cert: str | Path | None = None,
+    tls_key: str | Path | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """The server (not started) and the port it bound (useful with port 0)."""
     server = grpc.aio.server(
@@ -180,7 +185,7 @@ def create_grpc_server(
             ("grpc.http2.min_ping_interval_without_data_ms", 5000),
             # grpc cancels calls that wait for the application beyond 1,000 (all of them
             # beyond 3,000), before any handler sees them: a fleet of workers registering
-            # at once, or reconnecting to a restarted manager, got CANCELLED (benchmarks/)
+            # at once, or reconnecting to a restarted manager, would get CANCELLED
             ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
             ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
         ]

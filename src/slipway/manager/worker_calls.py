@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from slipway.backoff import Backoff
 from slipway.domain.phases import PROTOCOL_PHASES, Phase, can_transition
 from slipway.domain.results import AttemptEnd
 from slipway.manager.attempts import end_attempt, lease_margin
@@ -89,7 +90,7 @@ async def _scheduled_job(ctx: ManagerContext, claims: TokenClaims) -> JobState:
     the executor's start_worker has even returned (stage still `scheduling`)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + REGISTER_WAIT
-    pause = REGISTER_POLL_FIRST
+    pauses = Backoff(REGISTER_POLL_FIRST, REGISTER_POLL_MAX)
     while True:
         raw = await ctx.orchestrator.get(job_key(claims.job_id))
         if raw is None:
@@ -102,10 +103,8 @@ async def _scheduled_job(ctx: ManagerContext, claims: TokenClaims) -> JobState:
         # polled, backing off, so a burst of early registrations cannot flood the
         # orchestrator with reads
         marked = ctx.scheduled_signal(claims.job_id)
-        try:
-            await asyncio.wait_for(marked.wait(), min(pause, remaining))
-        except TimeoutError:
-            pause = min(pause * 2, REGISTER_POLL_MAX)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(marked.wait(), min(pauses.next(), remaining))
 
 
 async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
@@ -120,8 +119,8 @@ async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
     max_time = float(ctx.manager_config.MACHINE_MAX_TIME)
     package_url = ctx.context_url(record)  # may raise: before the job is marked running
     # The manager that started the worker knows the job key's value: it wrote it. Marking
-    # it running from that copy saves a read per registration (a twentieth of a
-    # scheduling manager's time, benchmarks/); if the key changed meanwhile, it is read.
+    # it running from that copy saves a read per registration, on the path every build
+    # takes; if the key changed meanwhile, it is read.
     tracked = ctx.tracked.get(claims.job_id)
     job = replace(tracked) if tracked is not None else None
     if job is None or job.stage is not JobStage.SCHEDULED or not await _mark_running(ctx, job):

@@ -1,12 +1,13 @@
-"""The worker environment of spec/protocol.md, as every executor passes it."""
+"""The worker environment (docs/protocol.md), as every executor passes it."""
 
 from __future__ import annotations
 
-from typing import Any
+from slipway.config.models import AppConfig
+from slipway.executors.config_base import ExecutorConfigBase
 
 
 def worker_environment(
-    app_config: Any, executor_config: Any, *, token: str, build_id: str
+    app_config: AppConfig, executor_config: ExecutorConfigBase, *, token: str, build_id: str
 ) -> dict[str, str]:
     tls = bool(app_config.BUILDMAN_TLS_CERT)
     env = {
@@ -23,7 +24,7 @@ def worker_environment(
     }
     if tls and executor_config.CA_CERT:
         env["TLS_CERT_PATH"] = str(executor_config.CA_CERT)
-    if getattr(executor_config, "LAYER_CACHE", False):
+    if executor_config.LAYER_CACHE:
         env["LAYER_CACHE"] = "true"
     if app_config.INSECURE_REGISTRIES:
         env["INSECURE_REGISTRIES"] = ",".join(app_config.INSECURE_REGISTRIES)

@@ -1,7 +1,7 @@
-"""The OpenShift objects a build namespace needs (seed 6.4.2), as data and as the
-multi-document YAML `oc apply -f -` takes.
+"""The OpenShift objects a build namespace needs (docs/openshift.md, 6.4.2), as data and
+as the multi-document YAML `oc apply -f -` takes.
 
-Seed 6.4.2 does it with `oc new-project`, `oc create sa`, `oc policy add-role-to-user edit`
+Quay's guide does it with `oc new-project`, `oc create sa`, `oc policy add-role-to-user edit`
 and then applies a SecurityContextConstraints, Role and RoleBinding. The same objects here:
 a Namespace (what `oc new-project` leaves behind; a Project cannot be applied, only
 requested), the ServiceAccount, the `edit` RoleBinding, and the SCC set-up."""
@@ -38,7 +38,7 @@ def service_account(name: str, ns: str) -> dict[str, Any]:
 
 
 def _sa_subject(name: str, ns: str) -> dict[str, str]:
-    # RBAC requires the namespace of a ServiceAccount subject (the seed leaves it out).
+    # RBAC requires the namespace of a ServiceAccount subject (Quay's guide leaves it out).
     return {"kind": "ServiceAccount", "name": name, "namespace": ns}
 
 
@@ -59,8 +59,9 @@ def edit_role_binding(sa: str, ns: str) -> dict[str, Any]:
 
 
 def security_context_constraints(name: str) -> dict[str, Any]:
-    """Seed 6.4.2's SCC: the QEMU pod needs a privileged container. Every field the
-    OpenShift API requires is present (the nullable ones as null, as in the seed)."""
+    """The SCC of Quay's guide (docs/openshift.md, 6.4.2): the QEMU pod needs a privileged
+    container. Every field the OpenShift API requires is present (the nullable ones as
+    null, as in the guide)."""
     run_as_any = {"type": "RunAsAny"}
     return {
         "apiVersion": "security.openshift.io/v1",
@@ -117,8 +118,9 @@ def scc_role_binding(scc: str, sa: str, ns: str) -> dict[str, Any]:
 def builder_manifests(
     ns: str = "builder", sa: str = "quay-builder", scc: str | None = None
 ) -> list[dict[str, Any]]:
-    """Everything of seed 6.4.2, in the order `oc apply` needs (namespace first). The SCC
-    is cluster-wide: its name defaults to the service account's, as in the seed."""
+    """Everything of docs/openshift.md's 6.4.2, in the order `oc apply` needs (namespace
+    first). The SCC is cluster-wide: its name defaults to the service account's, as in
+    Quay's guide."""
     scc = scc or sa
     return [
         namespace(ns),

@@ -1,13 +1,13 @@
 """`slipway openshift preflight`: will builds run on the cluster of one kubernetes executor?
 Each check uses the executor's own API server, CA and credentials, and a failure says
-which `oc` command fixes it (seed 6.4.2)."""
+which `oc` command fixes it (docs/openshift.md, 6.4.2)."""
 
 from __future__ import annotations
 
 import asyncio
 import shlex
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from kubernetes_asyncio.client import (
     ApiClient,
@@ -25,6 +25,7 @@ from slipway.executors.k8s_client import (
     redact,
 )
 from slipway.executors.k8s_manifests import is_openshift, is_podman_kind
+from slipway.executors.kubernetes_config import KubernetesExecutorConfig
 from slipway.openshift.checks import Check, Outcome
 
 T = TypeVar("T")
@@ -46,7 +47,7 @@ class _Failed(Exception):
 
 
 class Preflight:
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: KubernetesExecutorConfig) -> None:
         self.config = config
         self.ns = str(config.BUILDER_NAMESPACE)
         self.sa = str(config.SERVICE_ACCOUNT_NAME)
@@ -235,5 +236,5 @@ class Preflight:
         return Check(Outcome.OK, title, ", ".join(names))
 
 
-async def preflight(config: Any) -> list[Check]:
+async def preflight(config: KubernetesExecutorConfig) -> list[Check]:
     return await Preflight(config).run()

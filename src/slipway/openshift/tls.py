@@ -1,6 +1,6 @@
-"""`slipway openshift tls check` (seed 6.4.1): with an unmanaged `tls` component, Quay's
-own ssl.cert must name both the Quay route and the builder route (or carry a wildcard
-covering both), and ssl.key must be its key."""
+"""`slipway openshift tls check` (docs/openshift.md, 6.4.1): with an unmanaged `tls`
+component, Quay's own ssl.cert must name both the Quay route and the builder route (or
+carry a wildcard covering both), and ssl.key must be its key."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ class RouteNames:
 
 def route_names(registry_name: str, namespace: str, domain: str) -> RouteNames:
     """The routes the Quay operator creates for QuayRegistry `registry_name` in
-    `namespace` on the cluster's apps domain (seed 6.4.1's format for the builder)."""
+    `namespace` on the cluster's apps domain (the builder route's format: docs/openshift.md,
+    6.4.1)."""
     domain = domain.strip(".").lower()
     return RouteNames(
         quay=f"{registry_name}-quay-{namespace}.{domain}".lower(),

@@ -21,6 +21,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from slipway.backoff import Backoff
 from slipway.group_calls import GroupedCalls
 from slipway.orchestrator import redis_scripts as lua
 from slipway.orchestrator.base import (
@@ -38,9 +39,9 @@ from slipway.orchestrator.redis_client import (
     describe_error,
     glob_escape,
     merge_keyspace_flags,
-    secret,
 )
 from slipway.orchestrator.subscribers import Subscribers
+from slipway.secret import reveal
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,11 @@ SWEEP_BATCH = 500
 ACK_BATCH = 1000
 TOUCH_BATCH = 500  # keys per script call: bounded, as a script holds Redis while it runs
 # a touch waits this long for others to share its round trip: nothing next to a heartbeat
-# interval of seconds, and at 1,500 beats/s one call per ~10 touches instead of per 1-2
+# interval of seconds, and under load many touches then go in each call
 TOUCH_LINGER = 0.005
 SCRIPT_BATCH = 100  # write scripts per pipeline
 CLOSE_ACK_WAIT = 2.0
+RETRY_FIRST = 0.1  # first pause after Redis failed, doubling up to MAX_BACKOFF
 MAX_BACKOFF = 5.0
 START_TIMEOUT = 10.0
 CLAIM_LEASE = 60.0  # an EXPIRE not handled within this is delivered again
@@ -85,7 +87,7 @@ class RedisOrchestrator(Orchestrator):
         self._unpublished = {p: frozenset(k) for p, k in (unpublished or {}).items()}
         self._lease_ms = _ms(claim_lease)
         self._cfg = config
-        self._password = secret(config.REDIS_PASSWORD)
+        self._password = reveal(config.REDIS_PASSWORD)
         self._where = f"Redis at {config.REDIS_HOST}:{config.REDIS_PORT} (db {config.REDIS_DB})"
         self._deadlines = prefix + "_deadlines"
         self._shadow = prefix + "_shadow"
@@ -153,9 +155,9 @@ class RedisOrchestrator(Orchestrator):
 
     async def _run_scripts(self, calls: list[_ScriptCall]) -> list[Any]:
         """Script calls made while others were out, in one pipeline: one round trip for
-        all (each script is atomic on its own, as when sent alone). Under a scheduling
-        burst that was a third of what Redis cost the manager (benchmarks/). An error is
-        returned in its call's place, so it fails that call only."""
+        all (each script is atomic on its own, as when sent alone): under a scheduling
+        burst the round trips, not the scripts, are what Redis costs the manager. An
+        error is returned in its call's place, so it fails that call only."""
         if len(calls) == 1:
             name, keys, args = calls[0]
             return [await self._scripts[name](keys=keys, args=args)]
@@ -347,7 +349,7 @@ class RedisOrchestrator(Orchestrator):
             )
 
     async def _listen(self) -> None:
-        delay = 0.1
+        backoff = Backoff(RETRY_FIRST, MAX_BACKOFF)
         down = False
         while not self._closed:
             pubsub = self._redis.pubsub()
@@ -372,7 +374,8 @@ class RedisOrchestrator(Orchestrator):
                         if confirmations >= 2:
                             if down:
                                 log.warning("%s: event subscription restored", self._where)
-                            down, delay = False, 0.1
+                            down = False
+                            backoff.reset()
                             self._subscribed.set()
                             self._wake.set()  # catch up on deadlines passed meanwhile
             except asyncio.CancelledError:
@@ -389,9 +392,9 @@ class RedisOrchestrator(Orchestrator):
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
+            pause = backoff.next()
             if not self._closed:
-                await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF)
+                await asyncio.sleep(pause)
 
     def _on_published(self, data: str) -> None:
         try:
@@ -406,7 +409,7 @@ class RedisOrchestrator(Orchestrator):
 
     async def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
-        delay = 0.1
+        backoff = Backoff(RETRY_FIRST, MAX_BACKOFF)
         failing = False
         while not self._closed:
             self._wake.clear()
@@ -421,7 +424,8 @@ class RedisOrchestrator(Orchestrator):
                     self._deliver_expire(key, value)
                 if failing:
                     log.warning("%s: expiry sweep working again", self._where)
-                failing, delay = False, 0.1
+                failing = False
+                backoff.reset()
                 if len(pairs) // 2 >= SWEEP_BATCH:  # more may be due
                     wait = 0.0
                 elif nxt is not None:
@@ -433,8 +437,7 @@ class RedisOrchestrator(Orchestrator):
                     log.warning(
                         "%s: expiry sweep failing, retrying: %s", self._where, self._describe(exc)
                     )
-                failing, wait = True, delay
-                delay = min(delay * 2, MAX_BACKOFF)
+                failing, wait = True, backoff.next()
             self._sweep_at = loop.time() + wait
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):

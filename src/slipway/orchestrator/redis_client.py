@@ -29,13 +29,6 @@ class RedisSettings(Protocol):
     REDIS_SKIP_KEYSPACE_EVENT_SETUP: bool
 
 
-def secret(value: Any) -> str | None:
-    if value is None:
-        return None
-    getter = getattr(value, "get_secret_value", None)
-    return str(getter() if getter else value)
-
-
 def merge_keyspace_flags(current: str) -> str:
     """`current` plus what expiry notifications need: K (keyspace channel) and x
     (expired; "A" has it). Not g: with it every touch (a heartbeat's PEXPIRE) would be

@@ -43,6 +43,7 @@ from sqlalchemy import (
     values,
 )
 
+from slipway.domain.results import INITIAL_RETRIES
 from slipway.quay.tables import queueitem as q
 from slipway.quay.tables import utcnow
 from slipway.store.database import Database, SqlConnection
@@ -55,7 +56,7 @@ POLL_INTERVAL_S = 1.0
 MINIMUM_EXTENSION_S = 20.0
 INCOMPLETE_RETRY_AFTER_S = 300.0
 DEFAULT_RETRIES = 5
-BUILD_RETRIES = 3  # endpoints/building.py start_build
+BUILD_RETRIES = INITIAL_RETRIES  # endpoints/building.py start_build puts builds with 3
 
 
 def canonical_name(parts: Sequence[str]) -> str:

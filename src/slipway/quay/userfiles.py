@@ -23,8 +23,10 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from slipway.config.models import AppConfig
 from slipway.config.quay import plain_params
 from slipway.quay.errors import QuayModeError
+from slipway.secret import reveal
 
 SUPPORTED_DRIVERS = ("LocalStorage", "S3Storage", "RadosGWStorage", "RHOCSStorage")
 # Quay's route for user files (data/userfiles.py: handler path "userfiles")
@@ -187,8 +189,10 @@ def _params(model: type[_Params], params: dict[str, Any], where: str, driver: st
         ) from None
 
 
-def userfiles_from_config(config: Any, *, link: Callable[[str], str] | None = None) -> UserFiles:
-    """The user-file storage of `config` (an AppConfig): USERFILES_LOCATION's entry in
+def userfiles_from_config(
+    config: AppConfig, *, link: Callable[[str], str] | None = None
+) -> UserFiles:
+    """The user-file storage of `config`: USERFILES_LOCATION's entry in
     DISTRIBUTED_STORAGE_CONFIG. `link(file_id)` makes slipway's own URL of a file when
     QUAY_USERFILES_SOURCE is mount."""
     location = config.USERFILES_LOCATION
@@ -238,7 +242,8 @@ def userfiles_from_config(config: Any, *, link: Callable[[str], str] | None = No
 
 def _keys(args: dict[str, Any], access: SecretStr | None, secret: SecretStr | None) -> None:
     # no keys: boto3's own credential chain, as Quay's storage does
-    if access is not None:
-        args["aws_access_key_id"] = access.get_secret_value()
-    if secret is not None:
-        args["aws_secret_access_key"] = secret.get_secret_value()
+    access_key, secret_key = reveal(access), reveal(secret)
+    if access_key:
+        args["aws_access_key_id"] = access_key
+    if secret_key:
+        args["aws_secret_access_key"] = secret_key

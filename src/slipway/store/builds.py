@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Update, bindparam, select, update
 
 from slipway.domain.phases import Phase
+from slipway.domain.results import INITIAL_RETRIES
 from slipway.store.database import Database, SqlConnection
 from slipway.store.logs import BUILD_ID_PARAM, LogEntry, append_with, counted
 from slipway.store.queue import BuildQueue
@@ -106,7 +107,7 @@ class BuildStore:
         self,
         new: NewBuild,
         *,
-        retries: int = 3,
+        retries: int = INITIAL_RETRIES,
         also: Callable[[SqlConnection, str], Awaitable[object]] | None = None,
     ) -> BuildRecord:
         """Store the record (phase `waiting`) and its queue item in one transaction;
@@ -263,8 +264,8 @@ def _guarded_update(
     phases: tuple[Phase, ...] | None, by_job: bool, columns: tuple[str, ...], logged: bool
 ) -> Update:
     """The UPDATE of `_update_and_log`, its values bound by name, built once per shape:
-    on the hot path, building and then caching a new statement per call was a tenth of a
-    scheduling manager's time (benchmarks/)."""
+    on the hot path, building a statement (and its cache key) per call costs more than
+    running it."""
     statement = update(b).where(b.c.id == bindparam(BUILD_ID_PARAM))
     if phases is not None:
         statement = statement.where(b.c.phase.in_([p.value for p in phases]))

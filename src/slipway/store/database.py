@@ -58,9 +58,9 @@ class SyncConnection:
     """An SQLite write transaction run on the event loop's thread, behind the async API.
 
     Through aiosqlite every statement is a round trip to a thread and back through the
-    event loop: 0.25 ms each on an idle loop and several under load, while SQLite itself
-    takes microseconds for the statements a manager writes. With all writes serialised
-    by one lock, those round trips were the manager's ceiling (benchmarks/). SQLite in WAL
+    event loop, which takes far longer than SQLite's own work on the statements a manager
+    writes; with all writes serialised by one lock, those round trips would be the
+    manager's ceiling (benchmarks/README.md). SQLite in WAL
     mode with synchronous=NORMAL does not sync on commit, so running the statements
     directly costs less than one round trip would."""
 
@@ -97,7 +97,7 @@ class Database:
         else:
             # A fixed set: opening a PostgreSQL connection forks a backend and loses the
             # connection's prepared statements, so overflow connections opened and closed
-            # under load cost more (PostgreSQL's CPU per build tripled, benchmarks/) than
+            # under load cost more (in PostgreSQL's CPU per build, benchmarks/README.md) than
             # waiting a moment for a pooled one. Most recently used first, so that under
             # light load the idle ones stay idle and are checked before use.
             kwargs.update(pool_size=POSTGRES_POOL_SIZE, max_overflow=0, pool_use_lifo=True)
@@ -166,8 +166,8 @@ class Database:
 
 def _ping_when_idle(engine: Engine) -> None:
     """SQLAlchemy's pool_pre_ping, only for a connection idle PING_IF_IDLE_S or more. A
-    ping per checkout is a round trip per transaction (a quarter of the scheduling rate,
-    benchmarks/); a connection in steady use has just proven itself. One that broke in
+    ping per checkout is a round trip per transaction, on the path every build takes; a
+    connection in steady use has just proven itself. One that broke in
     that moment (PostgreSQL restarted) fails its statement, SQLAlchemy then renews the
     whole pool, and the callers' retry of transient errors covers that statement."""
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
     update,
 )
 
+from slipway.domain.results import INITIAL_RETRIES
 from slipway.store.database import Database, SqlConnection
 from slipway.store.schema import build_queue as q
 
@@ -70,7 +71,7 @@ def _processing(now: float):  # type: ignore[no-untyped-def]
 
 
 # Lease extensions, built once (hot path: a statement built per call, then its cache key,
-# cost more than running it, benchmarks/)
+# costs more than running it)
 _EXTEND_ONE = (
     update(q)
     .where(q.c.id == bindparam("item_id"), q.c.available.is_(False))
@@ -118,7 +119,7 @@ class BuildQueue:
         namespace: str,
         repository: str,
         *,
-        retries_remaining: int = 3,
+        retries_remaining: int = INITIAL_RETRIES,
         available_after: float | None = None,
     ) -> None:
         """Enqueue inside the caller's transaction (the build record is written with it)."""
@@ -391,8 +392,8 @@ async def _lock_for_claim(
     ).all()
     locked: dict[int, tuple[str, str]] = {}
     if rows:
-        # every repository's try-lock in one statement (a round trip each was most of a
-        # claim's cost under a backlog, benchmarks/)
+        # every repository's try-lock in one statement (under a backlog, a round trip
+        # each would be most of what a claim costs)
         keys = [_lock_name("repo", repository) for _, _, repository in rows]
         taken = {int(p): bool(t) for p, t in await conn.execute(_TRY_LOCKS, {"names": keys})}
         for position, (item_id, namespace, repository) in enumerate(rows, start=1):
@@ -430,8 +431,8 @@ def _lock_key(kind: str, name: str):  # type: ignore[no-untyped-def]
 
 
 # The try-locks of a claim's repositories, the same keys as _lock_key's, by position in
-# `names`: one statement text whatever their number (64 function calls built and compiled
-# per claim were a few per cent of a PostgreSQL manager's time, benchmarks/)
+# `names`: one statement text whatever their number, not a function call per lock to
+# build and compile at every claim
 _TRY_LOCKS = text(
     "SELECT t.position, pg_try_advisory_xact_lock(hashtextextended(t.name, 0)) "
     "FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS t(name, position)"
@@ -445,8 +446,8 @@ def _round_robin_candidates(now: float, room: Mapping[str, int], last: str | Non
     first, namespaces in name order starting after `last`. A namespace at its limit is
     left out and a limited one offers no more than its `room`.
 
-    Ordered and cut in the database: a backlog of thousands was otherwise read whole into
-    the manager at every claim (benchmarks/README.md)."""
+    Ordered and cut in the database: otherwise a backlog of thousands would be read whole
+    into the manager at every claim."""
     busy_repos = select(q.c.repository).where(_processing(now))
     heads = (
         select(func.min(q.c.id))

@@ -2,8 +2,8 @@
 
 Each of a build's hot-path writes (attempt begun, worker recorded, worker registered) is a
 couple of statements; as its own transaction it also costs a pool checkout, BEGIN and
-COMMIT, each a round trip on the manager's event loop, and PostgreSQL a commit. Under a
-backlog those were most of what scheduling a build cost (benchmarks/). Here the writes
+COMMIT, each a round trip on the manager's event loop, and PostgreSQL a commit: under a
+backlog, most of what scheduling a build would cost. Here the writes
 that arrive while one shared transaction is out go together in the next, and the rows
 they append to build logs and the queue leases they push out are written once for all,
 just before it commits.
@@ -58,7 +58,7 @@ class SharedConnection:
     def append_log(self, build_id: str, entries: Sequence[LogEntry]) -> None:
         """Append to the build's log (if the build exists), numbered at `flush` together
         with the other writes' appends: one UPDATE of the builds' counters for all, where
-        each was a round trip (a tenth of a PostgreSQL manager's time, benchmarks/)."""
+        each would be a round trip of its own."""
         self._appends.append((build_id, entries))
 
     async def flush(self, queue: BuildQueue) -> None:

@@ -1,4 +1,4 @@
-"""Minting and verifying build tokens (spec/protocol.md).
+"""Minting and verifying build tokens (docs/protocol.md, "Tokens").
 
 Claims: `aud` = BUILDMAN_HOSTNAME, `exp`, `iat`, `nbf`, `jti`, and
 `context: {token_type, build_id, job_id, expiration}`. Verification looks the `kid` up
@@ -49,7 +49,7 @@ class TokenService:
         self.key = key
         self.audience = audience
         self._lookup = lookup
-        # parsed once: loading a PEM (RSA key checks) costs ~10 ms, far more than signing
+        # parsed once: loading a PEM (RSA key checks) costs far more than signing
         self._private: Any = serialization.load_pem_private_key(key.private_pem, None)
         self._algorithm = algorithm_for(self._private)
         # kid -> (public key, its algorithm)
@@ -57,8 +57,7 @@ class TokenService:
         # verified job tokens, by token string: heartbeats repeat the same token every few
         # seconds, and a signature check per heartbeat would be the manager's largest CPU cost.
         # Tokens this process minted are in it from the start: the registration that follows
-        # each start of a build then costs no signature check (a tenth of the manager's time
-        # while it schedules, benchmarks/README.md)
+        # each start of a build then costs no signature check
         self._verified: dict[str, TokenClaims] = {}
 
     def mint(self, token_type: TokenType, build_id: str, job_id: str, lifetime: float) -> str:

@@ -45,7 +45,7 @@ def load_or_create(data_dir: Path) -> SigningKey:
         key = serialization.load_pem_private_key(private_pem, password=None)
     else:
         key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # P-256 (ES256): signing costs ~50 us against ~400 us for RSA-2048, and every
+        # P-256 (ES256): signing is several times cheaper than with RSA-2048, and every
         # attempt signs two tokens. A key of an earlier version (RSA) keeps working.
         key = ec.generate_private_key(ec.SECP256R1())
         private_pem = key.private_bytes(

@@ -22,7 +22,7 @@ from slipway.worker.reporter import Reporter
 from slipway.worker.retry import (
     CALL_TIMEOUT,
     REGISTER_TIMEOUT,
-    Backoff,
+    RetryWindow,
     call_with_retry,
     describe,
     is_retryable,
@@ -58,7 +58,7 @@ async def register(stub: BuildManagerStub, env: WorkerEnvironment) -> pb.BuildPa
 async def heartbeat(stub: BuildManagerStub, job_jwt: str, env: WorkerEnvironment) -> None:
     """Beat every heartbeat_interval on one stream; raise StopRequested when the manager
     answers false, ManagerUnreachable when it cannot be reached for retry_window."""
-    backoff = Backoff(env.retry_window)
+    backoff = RetryWindow(env.retry_window)
     while True:
         call = stub.Heartbeat()
         try:

@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from slipway.domain.names import (
+    ImageRef,
+    InvalidName,
+    check_repository_path,
+    check_tag,
+    parse_image_ref,
+)
 from slipway.protocol import buildman_pb2 as pb
 from slipway.worker.context import fetch_git, fetch_url, locate
-from slipway.worker.dockerfile import ImageRef, base_images, parse_image_ref
+from slipway.worker.dockerfile import base_images
 from slipway.worker.environment import WorkerEnvironment
 from slipway.worker.errors import BuildError
 from slipway.worker.reporter import Reporter
@@ -23,11 +29,6 @@ from slipway.worker.runtimes.base import BuildSpec, Credentials, Runtime
 from slipway.worker.unpack import Limits
 
 log = logging.getLogger("slipway.worker")
-
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_REPOSITORY = re.compile(
-    r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
-)
 
 
 def pack_secrets(pack: pb.BuildPack, env: WorkerEnvironment) -> list[str]:
@@ -53,18 +54,13 @@ def push_targets(pack: pb.BuildPack, env: WorkerEnvironment) -> tuple[str, list[
     if not registry:
         raise BuildError("the build names no registry to push to (BuildPack.registry is empty)")
     repository = pack.repository.strip().strip("/")
-    if not _REPOSITORY.match(repository):
-        raise BuildError(
-            f"repository {repository!r} is not a valid image repository name "
-            "(lowercase letters, digits and . _ - separators, e.g. namespace/name)"
-        )
     tags = list(pack.tag_names) or ["latest"]
-    for tag in tags:
-        if not _TAG.match(tag):
-            raise BuildError(
-                f"tag {tag!r} is not a valid image tag (letters, digits, _ . -, at most 128, "
-                "not starting with . or -)"
-            )
+    try:
+        check_repository_path(registry, repository)
+        for tag in tags:
+            check_tag(tag)
+    except InvalidName as exc:
+        raise BuildError(str(exc)) from None
     return registry, [f"{registry}/{repository}:{tag}" for tag in dict.fromkeys(tags)]
 
 

@@ -36,14 +36,14 @@ def _tls_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
 
 def tls_context() -> ssl.SSLContext:
     """httpx's default verification (SSL_CERT_FILE, SSL_CERT_DIR, else certifi's CAs),
-    made once: loading the CAs costs about 15 ms."""
+    made once: loading the CAs is a noticeable part of a small build's start."""
     cafile = os.environ.get("SSL_CERT_FILE") or None
     return _tls_context(cafile, None if cafile else os.environ.get("SSL_CERT_DIR") or None)
 
 
 def warm_up() -> None:
     """Do ahead what the first download would: load the CAs and import the transport
-    (httpx imports it lazily, about 30 ms). A standby worker calls this while it waits."""
+    (httpx imports it lazily). A standby worker calls this while it waits."""
     tls_context()
     for module in ("httpcore", "h11", "anyio._backends._asyncio"):
         with contextlib.suppress(ImportError):

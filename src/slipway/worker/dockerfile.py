@@ -9,38 +9,6 @@ from dataclasses import dataclass
 _VAR = re.compile(
     r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
 )
-DOCKER_HUB = "docker.io"
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    registry: str  # "docker.io", "quay.io", "127.0.0.1:5000", "localhost"
-    repository: str  # "library/busybox", "ns/name"
-    tag: str = "latest"
-    digest: str = ""
-
-    def __str__(self) -> str:
-        name = f"{self.registry}/{self.repository}"
-        return f"{name}@{self.digest}" if self.digest else f"{name}:{self.tag}"
-
-
-def parse_image_ref(ref: str) -> ImageRef:
-    """Split an image reference the way docker does (default registry, library/, latest)."""
-    name, _, digest = ref.partition("@")
-    tag = ""
-    last_slash = name.rfind("/")
-    if ":" in name[last_slash + 1 :]:
-        name, tag = name.rsplit(":", 1)
-    first, sep, rest = name.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        registry, repository = first, rest
-    else:
-        registry, repository = DOCKER_HUB, name
-        if "/" not in repository:
-            repository = f"library/{repository}"
-    if registry in ("index.docker.io", "registry-1.docker.io"):
-        registry = DOCKER_HUB
-    return ImageRef(registry.lower(), repository, tag or ("" if digest else "latest"), digest)
 
 
 def _logical_lines(text: str) -> list[str]:

@@ -1,8 +1,8 @@
 """Starting a worker from its environment: `python -m slipway.worker` and `slipway worker`.
 
 The local executor runs `python -m slipway.worker`, which imports only the worker: the
-whole CLI (typer, rich, the config models) costs a quarter of a second of start-up, a
-fifth of a small build's time (benchmarks/, e2e). It goes further with `--standby`: a
+whole CLI (typer, rich, the config models) would add to every build's start-up, and a
+small build is mostly start-up (benchmarks/README.md). It goes further with `--standby`: a
 worker started before its build is known, which waits for its assignment on stdin."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def run_on_standby(verbose: bool = False) -> int:
     """Import and warm up now, then wait for one line on stdin: the assignment, as JSON
     {"environment": {...}, "log_path": "..." or null}. End of input means the worker is
     not needed (its executor closed, or the manager is gone): exit 0 without a word."""
-    from slipway.worker import agent  # noqa: F401 (the imports are the point: ~0.1 s)
+    from slipway.worker import agent  # noqa: F401 (the imports are the point)
     from slipway.worker.context import warm_up
 
     warm_up()

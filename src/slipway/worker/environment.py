@@ -1,4 +1,5 @@
-"""The worker environment of spec/protocol.md, parsed and checked once at start-up."""
+"""The worker environment (docs/protocol.md, "Worker environment"), parsed and checked
+once at start-up."""
 
 from __future__ import annotations
 

@@ -22,7 +22,13 @@ import grpc
 from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol.buildman_pb2_grpc import BuildManagerStub
 from slipway.worker.errors import ManagerUnreachable
-from slipway.worker.retry import CALL_TIMEOUT, Backoff, call_with_retry, describe, is_retryable
+from slipway.worker.retry import (
+    CALL_TIMEOUT,
+    RetryWindow,
+    call_with_retry,
+    describe,
+    is_retryable,
+)
 
 log = logging.getLogger("slipway.worker")
 
@@ -175,7 +181,7 @@ class Reporter:
         self._lines = []
 
     async def _run(self) -> None:
-        backoff = Backoff(self._window)
+        backoff = RetryWindow(self._window)
         while True:
             call = self._stub.LogMessage()
             reader = asyncio.create_task(self._read_acks(call, backoff))
@@ -226,7 +232,7 @@ class Reporter:
             for request in batch:
                 await call.write(request)
 
-    async def _read_acks(self, call: grpc.aio.StreamStreamCall, backoff: Backoff) -> None:
+    async def _read_acks(self, call: grpc.aio.StreamStreamCall, backoff: RetryWindow) -> None:
         try:
             while True:
                 response = await call.read()

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import grpc
 
+from slipway.backoff import Backoff
 from slipway.worker.errors import ManagerUnreachable
 
 log = logging.getLogger("slipway.worker")
@@ -44,19 +45,17 @@ def describe(exc: grpc.aio.AioRpcError) -> str:
     return f"{code.name if code else 'UNKNOWN'}: {exc.details() or ''}".rstrip(": ")
 
 
-class Backoff:
-    """Exponential backoff that gives up `window` seconds after the first failure."""
+class RetryWindow:
+    """Backoff between tries that gives up `window` seconds after the first failure."""
 
     def __init__(self, window: float, first: float = 0.2, cap: float = 5.0) -> None:
         self.window = window
-        self.first = first
-        self.cap = cap
+        self._backoff = Backoff(first, cap)
         self._since: float | None = None
-        self._delay = first
 
     def reset(self) -> None:
         self._since = None
-        self._delay = self.first
+        self._backoff.reset()
 
     async def wait(self, what: str, exc: BaseException) -> None:
         """Sleep before the next attempt, or raise ManagerUnreachable past the window."""
@@ -68,13 +67,13 @@ class Backoff:
             raise ManagerUnreachable(
                 f"{what}: the manager was unreachable for {self.window:.0f} s ({reason})"
             )
-        log.warning("%s failed (%s); retrying in %.1f s", what, reason, self._delay)
-        await asyncio.sleep(min(self._delay, max(0.0, self._since + self.window - now)))
-        self._delay = min(self._delay * 2, self.cap)
+        pause = self._backoff.next()
+        log.warning("%s failed (%s); retrying in %.1f s", what, reason, pause)
+        await asyncio.sleep(min(pause, max(0.0, self._since + self.window - now)))
 
 
 async def call_with_retry(what: str, window: float, call: Callable[[], Awaitable[T]]) -> T:
-    backoff = Backoff(window)
+    backoff = RetryWindow(window)
     while True:
         try:
             return await call()

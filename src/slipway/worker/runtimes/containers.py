@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from slipway.worker.dockerfile import parse_image_ref
+from slipway.domain.names import parse_image_ref
 from slipway.worker.errors import BuildError
 from slipway.worker.runtimes.base import (
     BuildSpec,

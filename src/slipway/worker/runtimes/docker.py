@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from slipway.worker.dockerfile import parse_image_ref
+from slipway.domain.names import parse_image_ref
 from slipway.worker.errors import BuildError
 from slipway.worker.runtimes.base import (
     BuildSpec,

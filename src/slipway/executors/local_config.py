@@ -1,0 +1,36 @@
+"""The `local` executor's config (Quay's `popen`)."""
+
+from __future__ import annotations
+
+import shutil
+from typing import ClassVar, Literal
+
+from slipway.config_fields import field
+from slipway.executors.config_base import ContainerRuntime, ExecutorConfigBase
+
+
+def _detect_runtime() -> ContainerRuntime:
+    found: list[ContainerRuntime] = ["podman", "buildah", "docker"]
+    for runtime in found:
+        if shutil.which(runtime):
+            return runtime
+    return "podman"
+
+
+class LocalExecutorConfig(ExecutorConfigBase):
+    """`local` (Quay's `popen`): the worker runs as a child process of the manager."""
+
+    IMPLEMENTATION: ClassVar[str] = "slipway.executors.local:LocalExecutor"
+    QUAY_ALIASES: ClassVar[frozenset[str]] = frozenset({"popen"})
+
+    EXECUTOR: Literal["local", "popen"]
+    CONTAINER_RUNTIME: ContainerRuntime = field(
+        default_factory=_detect_runtime,
+        example="podman",
+        description="default: the first of podman, buildah, docker found on PATH",
+    )
+    BUILDER_BINARY_LOCATION: str | None = field(
+        None,
+        example="/usr/local/bin/quay-builder",
+        description="command to run instead of `slipway worker`",
+    )
