@@ -82,6 +82,10 @@ class Executor(abc.ABC):
     async def running_count(self) -> int:
         """Workers of this manager that this executor currently runs."""
 
+    def hurry(self) -> None:  # noqa: B027 (optional hook)
+        """A forced shutdown: stop workers from now on without waiting for them. A Job or
+        an instance is deleted at once anyway, and takes its processes with it."""
+
     async def open(self) -> None:  # noqa: B027 (optional hook)
         """Get ready before the first build (the local executor starts a standby worker)."""
 
