@@ -187,9 +187,11 @@ def follow(
     build_id: str,
     out: Console | None,
     reason: str | None = None,
+    shown_errors: set[str] | None = None,
 ) -> dict[str, Any]:
     """Print the log as it arrives to `out` (None: print nothing), with the phase on a
-    spinner on a terminal; returns the final build."""
+    spinner on a terminal; returns the final build. The messages of the error entries
+    printed are added to `shown_errors`."""
     live = out is not None and out.is_terminal
     status_cm = out.status("[bold]waiting[/bold]") if live and out is not None else nullcontext()
     with status_cm as status:
@@ -204,6 +206,8 @@ def follow(
                     entry = event.data
                     if out is not None:
                         print_entry(out, entry)
+                        if entry.get("type") == "error" and shown_errors is not None:
+                            shown_errors.add(str(entry.get("message", "")))
                     if entry.get("type") == "phase":
                         spinner.phase = str(entry.get("message"))
                         spinner.show()
@@ -294,7 +298,7 @@ def prepare_context(source: str, file: str | None, tmp: Path, out: Console | Non
 
 def _report(
     final: dict[str, Any], dest: Target, out: Console, *, quiet: bool, as_json: bool,
-    iidfile: Path | None,
+    iidfile: Path | None, shown_errors: set[str] | frozenset[str] = frozenset(),
 ) -> None:
     phase = final.get("phase")
     digest = final.get("image_digest")
@@ -310,7 +314,10 @@ def _report(
             out.print(f"[green]pushed[/green] {escape(dest.registry)}/{dest.repo_path}:{tag}")
         out.print(f"digest: {digest or '(digest not reported)'}", markup=False)
     if phase != "complete":
-        reason = final.get("error") or f"the build ended in phase {phase}"
+        error = final.get("error")
+        if error and error in shown_errors:  # printed with the log, just above
+            fail(f"build {final.get('id')} ended in phase {phase} (the error is above)")
+        reason = error or f"the build ended in phase {phase}"
         fail(f"build {final.get('id')} {phase}: {reason}")
     if not digest and (quiet or iidfile is not None):
         fail(f"build {final.get('id')} completed but the worker reported no digest")
@@ -356,6 +363,7 @@ def build(
     """Send CONTEXT, build it on a worker, follow the log, push the image."""
     build_id: str | None = None
     repo = ""
+    shown_errors: set[str] = set()
     out = stderr_console() if as_json else stdout_console()
     log_out: Console | None = None if quiet else out
     try:
@@ -394,7 +402,7 @@ def build(
             if log_out is not None:
                 log_out.print(f"Build {build_id} queued for {dest.registry}/{repo}"
                               + (f"; waiting: {reason}" if reason else ""), markup=False)
-            final = follow(client, repo, build_id, log_out, reason)
+            final = follow(client, repo, build_id, log_out, reason, shown_errors)
             if quiet and final.get("phase") != "complete":
                 _tail_on_failure(client, repo, build_id)
     except CliError as exc:
@@ -404,7 +412,8 @@ def build(
             stderr_console().print("\nInterrupted before the build was started.")
             raise typer.Exit(130) from None
         _stopped(repo, build_id)
-    _report(final, dest, out, quiet=quiet, as_json=as_json, iidfile=iidfile)
+    _report(final, dest, out, quiet=quiet, as_json=as_json, iidfile=iidfile,
+            shown_errors=shown_errors)
 
 
 def builds(
