@@ -3,13 +3,15 @@
 Each log entry is one `log` event whose `id` is the entry's number, so a client that
 reconnects with `Last-Event-ID` (or `?start=`) resumes where it stopped. When the build
 is final and every entry has been sent, an `end` event carries the build object and the
-stream closes. The store is polled (one indexed row read per tick): log lines are
+stream closes. When the server stops, the stream closes without one (the client
+reconnects and resumes). The store is polled (one indexed row read per tick): log lines are
 written by whichever manager holds the build, possibly in another process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -64,7 +66,14 @@ async def log_events(d: ApiDeps, build_id: str, start: int) -> AsyncIterator[byt
         if time.monotonic() - last_sent > KEEPALIVE_SECONDS:
             yield b": keepalive\n\n"
             last_sent = time.monotonic()
-        await asyncio.sleep(POLL_SECONDS)
+        if await _closing_within(d.closing, POLL_SECONDS):
+            return  # the server stops: the client reconnects and resumes from `position`
+
+
+async def _closing_within(closing: asyncio.Event, seconds: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(closing.wait(), seconds)
+    return closing.is_set()
 
 
 @router.get(
