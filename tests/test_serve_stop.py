@@ -5,10 +5,14 @@ server numbers the build's attempts and records how each ended."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import signal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from support.build_tree import BuildTree, assert_nothing_left, long_run, new_marker, running_build
 from support.registry import Registry
@@ -43,6 +47,18 @@ async def _running(api: BuildApi, base_image: str, marker: str,
     return build_id, await running_build(marker, build_id, int(running[0]["worker_id"]))
 
 
+async def _follow(api: BuildApi, build_id: str) -> list[str]:
+    """The messages of the live log until the server ends the stream."""
+    messages = []
+    path = f"/api/v1/repository/demo/long/build/{build_id}/logs/stream"
+    with contextlib.suppress(httpx.TransportError):
+        async with api.api.stream("GET", path, timeout=httpx.Timeout(30, read=None)) as stream:
+            async for line in stream.aiter_lines():
+                if line.startswith("data: "):
+                    messages.append(str(json.loads(line[6:]).get("message", "")))
+    return messages
+
+
 async def test_sigterm_stops_the_worker_and_gives_the_build_back_at_once(
     tmp_path: Path, registry: Registry, base_image: str
 ) -> None:
@@ -52,10 +68,15 @@ async def test_sigterm_stops_the_worker_and_gives_the_build_back_at_once(
     try:
         async with serve.api() as api:
             build_id, tree = await _running(api, base_image, marker)
-        serve.send(signal.SIGTERM)
-        assert await serve.exit_code() == 0, serve.output()
+            # a follower of the live log (as `slipway build` is) does not hold the stop up
+            follower = asyncio.ensure_future(_follow(api, build_id))
+            await asyncio.sleep(0.5)
+            serve.send(signal.SIGTERM)
+            assert await serve.exit_code() == 0, serve.output()
+            followed = await asyncio.wait_for(follower, 60)
     finally:
         serve.kill()
+    assert any("Build manager shutting down" in m for m in followed), followed
     output = serve.output()
     assert "stopping (SIGTERM): 1 running build goes back to the queue" in output
     assert "Traceback" not in output

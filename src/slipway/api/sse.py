@@ -45,7 +45,11 @@ async def log_events(d: ApiDeps, build_id: str, start: int) -> AsyncIterator[byt
     position = start
     last_sent = time.monotonic()
     yield b"retry: 1000\n\n"
+    closed = False
     while True:
+        # checked before the read: what was written before the server began to stop
+        # (the manager's last entries) is still sent
+        closed = closed or d.closing.is_set()
         record = await d.store.builds.get(build_id)
         if record is None:
             return
@@ -66,14 +70,10 @@ async def log_events(d: ApiDeps, build_id: str, start: int) -> AsyncIterator[byt
         if time.monotonic() - last_sent > KEEPALIVE_SECONDS:
             yield b": keepalive\n\n"
             last_sent = time.monotonic()
-        if await _closing_within(d.closing, POLL_SECONDS):
+        if closed:
             return  # the server stops: the client reconnects and resumes from `position`
-
-
-async def _closing_within(closing: asyncio.Event, seconds: float) -> bool:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(closing.wait(), seconds)
-    return closing.is_set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(d.closing.wait(), POLL_SECONDS)
 
 
 @router.get(
