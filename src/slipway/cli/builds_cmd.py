@@ -187,11 +187,12 @@ def follow(
     build_id: str,
     out: Console | None,
     reason: str | None = None,
-    shown_errors: set[str] | None = None,
+    held_error: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Print the log as it arrives to `out` (None: print nothing), with the phase on a
-    spinner on a terminal; returns the final build. The messages of the error entries
-    printed are added to `shown_errors`."""
+    spinner on a terminal; returns the final build. With `held_error`, an error entry is
+    printed only once another entry follows it (the final phase aside); the log's last one
+    is left in the list instead (the caller prints the build's error once, last)."""
     live = out is not None and out.is_terminal
     status_cm = out.status("[bold]waiting[/bold]") if live and out is not None else nullcontext()
     with status_cm as status:
@@ -204,10 +205,14 @@ def follow(
             for event in client.stream(repository, build_id):
                 if event.kind == "log":
                     entry = event.data
-                    if out is not None:
+                    ends = entry.get("type") == "phase" and entry.get("message") in FINAL
+                    if out is not None and held_error and not ends:
+                        print_entry(out, held_error.pop())
+                    if out is not None and held_error is not None and (
+                            entry.get("type") == "error"):
+                        held_error.append(entry)
+                    elif out is not None:
                         print_entry(out, entry)
-                        if entry.get("type") == "error" and shown_errors is not None:
-                            shown_errors.add(str(entry.get("message", "")))
                     if entry.get("type") == "phase":
                         spinner.phase = str(entry.get("message"))
                         spinner.show()
@@ -298,7 +303,7 @@ def prepare_context(source: str, file: str | None, tmp: Path, out: Console | Non
 
 def _report(
     final: dict[str, Any], dest: Target, out: Console, *, quiet: bool, as_json: bool,
-    iidfile: Path | None, shown_errors: set[str] | frozenset[str] = frozenset(),
+    iidfile: Path | None,
 ) -> None:
     phase = final.get("phase")
     digest = final.get("image_digest")
@@ -314,10 +319,7 @@ def _report(
             out.print(f"[green]pushed[/green] {escape(dest.registry)}/{dest.repo_path}:{tag}")
         out.print(f"digest: {digest or '(digest not reported)'}", markup=False)
     if phase != "complete":
-        error = final.get("error")
-        if error and error in shown_errors:  # printed with the log, just above
-            fail(f"build {final.get('id')} ended in phase {phase} (the error is above)")
-        reason = error or f"the build ended in phase {phase}"
+        reason = final.get("error") or f"the build ended in phase {phase}"
         fail(f"build {final.get('id')} {phase}: {reason}")
     if not digest and (quiet or iidfile is not None):
         fail(f"build {final.get('id')} completed but the worker reported no digest")
@@ -363,7 +365,6 @@ def build(
     """Send CONTEXT, build it on a worker, follow the log, push the image."""
     build_id: str | None = None
     repo = ""
-    shown_errors: set[str] = set()
     out = stderr_console() if as_json else stdout_console()
     log_out: Console | None = None if quiet else out
     try:
@@ -402,7 +403,10 @@ def build(
             if log_out is not None:
                 log_out.print(f"Build {build_id} queued for {dest.registry}/{repo}"
                               + (f"; waiting: {reason}" if reason else ""), markup=False)
-            final = follow(client, repo, build_id, log_out, reason, shown_errors)
+            held: list[dict[str, Any]] = []
+            final = follow(client, repo, build_id, log_out, reason, held)
+            if log_out is not None and held and held[0].get("message") != final.get("error"):
+                print_entry(log_out, held[0])  # not the error the last line shows
             if quiet and final.get("phase") != "complete":
                 _tail_on_failure(client, repo, build_id)
     except CliError as exc:
@@ -412,8 +416,7 @@ def build(
             stderr_console().print("\nInterrupted before the build was started.")
             raise typer.Exit(130) from None
         _stopped(repo, build_id)
-    _report(final, dest, out, quiet=quiet, as_json=as_json, iidfile=iidfile,
-            shown_errors=shown_errors)
+    _report(final, dest, out, quiet=quiet, as_json=as_json, iidfile=iidfile)
 
 
 def builds(
