@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -43,9 +44,11 @@ def skopeo_digest(reference: str) -> str:
 
 
 def _worker_processes() -> list[str]:
-    """Every worker process, the local executor's standby (waiting for a build) too."""
+    """Every worker process of this checkout's slipway (the local executor's standby,
+    waiting for a build, too); other checkouts on the machine run their own."""
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "-m slipway.worker" in line]
+    return [line for line in out.splitlines()
+            if line.startswith(f"{sys.executable} -m slipway.worker")]
 
 
 def _build_workers() -> list[str]:
@@ -124,6 +127,9 @@ async def test_failing_run_ends_error_with_the_runtime_message(
         logs = await slipway.logs("demo", "broken", build["id"])
         errors = [e["message"] for e in logs if e.get("type") == "error"]
         assert any("exit" in m.lower() and "7" in m for m in errors), errors
+        assert errors == [final["error"]]  # once, in the log as in the build's error
+        assert final["error"] == ("Dockerfile line 2: RUN echo about to fail && exit 7: "
+                                  "exit status 7")
     assert _worker_processes() == []
 
 
@@ -149,3 +155,40 @@ async def test_push_refused_by_the_registry_ends_error(
         assert "wrong-password" not in json.dumps(logs)
     assert _worker_processes() == []
     assert os.environ.get("SLIPWAY_TOKEN") is None
+
+
+async def test_a_dockerfile_syntax_error_is_one_clean_message_shown_once(
+    tmp_path: Path, registry: Registry, base_image: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from slipway.cli.main import app
+
+    context = tmp_path / "bad"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {base_image}\nRUN echo ok\nRUNN echo bad\n")
+    expected = "Dockerfile line 3: unknown instruction: RUNN"
+    async with running_server(
+        tmp_path, SERVER_HOSTNAME=registry.host, INSECURE_REGISTRIES=[registry.host],
+    ) as slipway:
+        env = {"SLIPWAY_URL": slipway.base_url, "SLIPWAY_TOKEN": slipway.server.admin_token or "",
+               "COLUMNS": "200"}
+        runner = CliRunner()
+        built = await asyncio.to_thread(
+            runner.invoke, app, ["build", str(context), "-t", f"{registry.host}/demo/bad:1"],
+            env=env)
+        listed = await asyncio.to_thread(runner.invoke, app, ["builds", "demo/bad"], env=env)
+        [build] = (await slipway.api.get("/api/v1/repository/demo/bad/build/")).json()["builds"]
+        logs = await slipway.logs("demo", "bad", build["id"])
+    assert build["phase"] == "error"
+    assert build["error"] == expected
+    assert [e["message"] for e in logs if e.get("type") == "error"] == [expected]
+    assert not any("imagebuilder" in e["message"] or "Error:" in e["message"] for e in logs)
+    # `slipway build`: the error once, on its last line (not in the log it printed too)
+    assert built.exit_code == 1
+    assert built.output.count("unknown instruction: RUNN") == 1, built.output
+    assert "imagebuilder" not in built.output
+    assert built.output.rstrip().endswith(f"build {build['id']} error: {expected}")
+    # `slipway builds`: the same one message
+    assert listed.exit_code == 0 and expected in listed.output
+    assert "imagebuilder" not in listed.output

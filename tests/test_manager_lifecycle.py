@@ -145,6 +145,8 @@ async def test_worker_error_ends_the_build_without_retry(tmp_path: Path) -> None
         )
         assert record.phase is Phase.ERROR
         assert record.error == "RUN false: exit status 1"
+        errors = [e.message for e in await harness.log(build_id) if e.type == "error"]
+        assert errors == ["RUN false: exit status 1"]  # the worker's line, not repeated
         assert len(executor.started) == 1  # not retried
         assert len(record.attempts) == 1 and record.attempts[0]["outcome"] == "user_error"
         await harness.wait_for(lambda: executor.stopped == ["default-1"])

@@ -8,6 +8,7 @@ import asyncio
 import io
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -16,6 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 import trustme
+from support.build_tree import long_run, new_marker, running_build
 from support.fake_manager import FakeManager, serve_manager
 from support.fileserver import serve_files
 from support.registry import Registry, free_port
@@ -396,3 +398,38 @@ async def test_slipway_worker_command_reads_the_environment(
     assert "b-cli" in err.decode()
     for secret in (TOKEN, *SECRETS):
         assert secret not in (out + err).decode()
+
+
+@pytest.mark.podman
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signalled_worker_ends_its_build_and_removes_its_files(
+    tmp_path: Path, base_image: str, registry: Registry, sig: signal.Signals
+) -> None:
+    """On its own, with no executor to clean up after it: podman and the RUN step end,
+    the build's directory goes, and the worker exits 0."""
+    marker = new_marker()
+    work = tmp_path / "work"
+    work.mkdir()
+    package = tar_gz({"app/Dockerfile": long_run(base_image, marker)})
+    with serve_files({"/p": (package, "application/gzip")}) as files:
+        manager = FakeManager(make_pack(f"{files}/p", registry.host), TOKEN)
+        async with serve_manager(manager) as server:
+            env = {**os.environ, "TOKEN": TOKEN, "SERVER": server, "INSECURE": "true",
+                   "CONTAINER_RUNTIME": "podman", "WORK_DIR": str(work),
+                   "INSECURE_REGISTRIES": registry.host}
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "slipway.worker", env=env, start_new_session=True,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            try:
+                tree = await running_build(marker, "b-signal", proc.pid)
+                assert [d.parent for d in tree.directories] == [work]
+                proc.send_signal(sig)
+                _, err = await asyncio.wait_for(proc.communicate(), 120)
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+    assert proc.returncode == EXIT_OK, err.decode()
+    assert "told to stop" in err.decode()
+    assert tree.alive() == []
+    assert list(work.iterdir()) == []

@@ -101,6 +101,33 @@ async def test_failing_run_reports_the_runtimes_message(
     assert "about to fail" in lines.lines
 
 
+@pytest.mark.parametrize("name", ["podman", "buildah"])
+async def test_a_failing_step_is_named_by_its_dockerfile_line(
+    name: str, tmp_path: Path, base_image: str
+) -> None:
+    runtime, lines = runtime_for(name, tmp_path)
+    ctx = context(tmp_path, f"FROM {base_image}\n# the step that fails\nRUN echo about && \\\n"
+                            "    exit 4\n")
+    with pytest.raises(BuildError) as err:
+        await runtime.build(BuildSpec(ctx, ctx / "Dockerfile", ["localhost/slipway-test/fail:1"]))
+    assert str(err.value) == "Dockerfile line 3: RUN echo about && exit 4: exit status 4"
+    # the runtime's own error line is the error; it is not sent as output too
+    assert not any(line.startswith("Error:") for line in lines.lines), lines.lines
+
+
+@pytest.mark.parametrize("name", ["podman", "buildah"])
+async def test_an_unknown_instruction_is_one_clean_message(
+    name: str, tmp_path: Path, base_image: str
+) -> None:
+    runtime, lines = runtime_for(name, tmp_path)
+    ctx = context(tmp_path, f"FROM {base_image}\nRUN echo ok\n\nRUNN echo bad\n")
+    with pytest.raises(BuildError) as err:
+        await runtime.build(BuildSpec(ctx, ctx / "Dockerfile", ["localhost/slipway-test/bad:1"]))
+    assert str(err.value) == "Dockerfile line 4: unknown instruction: RUNN"
+    assert not any("imagebuilder" in line for line in lines.lines), lines.lines
+    assert "ok" in lines.lines  # the steps' own output is still streamed
+
+
 async def test_bad_dockerfile_reports_the_runtimes_message(tmp_path: Path, base_image: str) -> None:
     runtime, _ = runtime_for("podman", tmp_path)
     ctx = context(tmp_path, f"FROM {base_image}\nFROBNICATE everything\n")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import logging
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,9 +30,63 @@ log = logging.getLogger("slipway.server")
 API_KEEP_ALIVE_S = 65
 
 
+# how long requests still being answered may take at shutdown (live log streams end at
+# once) before they are cut
+API_SHUTDOWN_GRACE_S = 3
+
+
+class StartupError(Exception):
+    """slipway cannot start; the message says why and which setting to change."""
+
+
 def _host_port(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _in_use(address: str, key: str) -> StartupError:
+    return StartupError(f"{address} is already in use ({key}): stop what listens there, or "
+                        f"set {key} to a free address")
+
+
+def bind_listener(address: str, key: str) -> socket.socket:
+    """A listening TCP socket on `address` (host:port), or StartupError naming `key`."""
+    host, port = _host_port(address)
+    try:
+        family, kind, proto, _, sockaddr = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise StartupError(f"{key}: cannot resolve {host!r} ({exc.strerror})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        # restarting at once must not wait for the last run's connections in TIME_WAIT;
+        # a socket that listens there still makes bind() fail (no SO_REUSEPORT)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise _in_use(address, key) from None
+        raise StartupError(f"{key}: cannot listen on {address} ({exc.strerror})") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _embedded_uvicorn(config: Any) -> Any:
+    """uvicorn.Server without its own signal handling: `slipway serve` handles SIGTERM
+    and SIGINT (uvicorn's would take them over, and wait for open log streams)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:  # uvicorn >= 0.29
+            yield
+
+        def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+            pass
+
+    return Server(config)
 
 
 def build_executors(
@@ -75,6 +132,9 @@ class SlipwayServer:
         self.admin_token: str | None = None
         self._uvicorn: Any = None
         self._api_task: asyncio.Task[None] | None = None
+        self._api_socket: socket.socket | None = None
+        # set at stop: live log streams end, so the API stops without waiting on them
+        self.closing = asyncio.Event()
 
     async def readiness(self) -> dict[str, bool]:
         checks = {"database": await self.store.db.ping()}
@@ -88,11 +148,23 @@ class SlipwayServer:
         assert self.tokens is not None
         return context_url(self.config, self.tokens, record)
 
+    @property
+    def builds_enabled(self) -> bool:
+        return self.manager is not None
+
     async def start(self) -> None:
+        """Raise StartupError (say why, name the setting) when a part cannot start; what
+        was started by then is stopped with `stop()`."""
         from slipway.manager.keys import UNPUBLISHED_EVENTS
         from slipway.orchestrator.factory import create_orchestrator
 
         config = self.config
+        # addresses first: one in use stops us before anything runs. grpc's own bind
+        # failure names no setting (and its C core prints a line of its own)
+        if self.with_api:
+            self._api_socket = bind_listener(config.API_LISTEN_ADDRESS, "API_LISTEN_ADDRESS")
+        if config.manager is not None and config.FEATURE_BUILD_SUPPORT:
+            bind_listener(config.GRPC_LISTEN_ADDRESS, "GRPC_LISTEN_ADDRESS").close()
         key = await asyncio.to_thread(load_or_create, Path(config.DATA_DIR))
         await self.store.open()
         await self.store.keys.publish(key.kid, key.public_pem)
@@ -114,12 +186,15 @@ class SlipwayServer:
                 manager_id=manager_id,
             )
             self.control.attach_scheduler(self.manager.scheduler.wake)
-            self.grpc_server, self.grpc_port = create_grpc_server(
-                self.manager.ctx,
-                config.GRPC_LISTEN_ADDRESS,
-                tls_cert=config.BUILDMAN_TLS_CERT,
-                tls_key=config.BUILDMAN_TLS_KEY,
-            )
+            try:
+                self.grpc_server, self.grpc_port = create_grpc_server(
+                    self.manager.ctx,
+                    config.GRPC_LISTEN_ADDRESS,
+                    tls_cert=config.BUILDMAN_TLS_CERT,
+                    tls_key=config.BUILDMAN_TLS_KEY,
+                )
+            except RuntimeError:  # grpc says "Failed to bind to address ..." and no more
+                raise _grpc_bind_error(config.GRPC_LISTEN_ADDRESS) from None
             await self.grpc_server.start()
             await self.manager.start()
             log.info("gRPC BuildManager listening on port %s", self.grpc_port)
@@ -140,6 +215,7 @@ class SlipwayServer:
             control=self.control,
             tokens=self.tokens,
             readiness=self.readiness,
+            closing=self.closing,
         )
         host, port = _host_port(self.config.API_LISTEN_ADDRESS)
         # Idle keep-alive connections are closed by the client first: clients commonly
@@ -147,27 +223,51 @@ class SlipwayServer:
         # the server closes at that moment fails with no answer. 65 s is the usual load
         # balancers' idle timeout, plus a margin.
         uv_config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                   lifespan="off", timeout_keep_alive=API_KEEP_ALIVE_S)
-        self._uvicorn = uvicorn.Server(uv_config)
-        self._uvicorn.install_signal_handlers = lambda: None
-        self._api_task = asyncio.get_running_loop().create_task(self._uvicorn.serve())
+                                   lifespan="off", timeout_keep_alive=API_KEEP_ALIVE_S,
+                                   timeout_graceful_shutdown=API_SHUTDOWN_GRACE_S)
+        self._uvicorn = _embedded_uvicorn(uv_config)
+        assert self._api_socket is not None
+        serve = self._uvicorn.serve(sockets=[self._api_socket])
+        self._api_task = asyncio.get_running_loop().create_task(serve)
         while not self._uvicorn.started:
             if self._api_task.done():
-                self._api_task.result()  # raises the bind error
+                self._api_task.result()  # raises what stopped it
+                raise StartupError("the HTTP API stopped while starting")
             await asyncio.sleep(0.02)
-        sockets = self._uvicorn.servers[0].sockets
-        self.api_port = sockets[0].getsockname()[1]
+        self.api_port = self._api_socket.getsockname()[1]
         log.info("HTTP API listening on %s:%s", host, self.api_port)
 
     async def stop(self) -> None:
+        """Stop the manager first (its workers stopped, its builds back in the queue, which
+        their live logs show), then the API (live log streams end), then the rest."""
+        if self.manager is not None:
+            await self.manager.shutdown()
+        self.closing.set()
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
             if self._api_task is not None:
                 await self._api_task
-        if self.manager is not None:
-            await self.manager.shutdown()
+        if self._api_socket is not None:
+            self._api_socket.close()
         if self.grpc_server is not None:
             await self.grpc_server.stop(grace=1)
         if self.orchestrator is not None:
             await self.orchestrator.close()
         await self.store.close()
+
+    def hurry(self) -> None:
+        """Make a `stop()` in progress quick (a second SIGTERM or Ctrl-C): workers are
+        killed without grace and requests still being answered are cut."""
+        if self.manager is not None:
+            self.manager.hurry()
+        if self._uvicorn is not None:
+            self._uvicorn.force_exit = True
+
+
+def _grpc_bind_error(address: str) -> StartupError:
+    """grpc names no cause: find it by binding the address ourselves."""
+    try:
+        bind_listener(address, "GRPC_LISTEN_ADDRESS").close()
+    except StartupError as exc:
+        return exc
+    return StartupError(f"GRPC_LISTEN_ADDRESS: cannot listen on {address}")

@@ -20,8 +20,9 @@ from support.registry import free_port
 
 
 @dataclass
-class RunningServer:
-    server: SlipwayServer
+class BuildApi:
+    """The build routes of a running slipway, in this process or another."""
+
     api: httpx.AsyncClient
     base_url: str
 
@@ -67,6 +68,11 @@ class RunningServer:
         return list(response.json()["logs"])
 
 
+@dataclass
+class RunningServer(BuildApi):
+    server: SlipwayServer
+
+
 @contextlib.asynccontextmanager
 async def running_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningServer]:
     api_port, grpc_port = free_port(), free_port()
@@ -83,6 +89,6 @@ async def running_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[Runn
     headers = {"Authorization": f"Bearer {server.admin_token}"}
     try:
         async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as api:
-            yield RunningServer(server, api, base_url)
+            yield RunningServer(api=api, base_url=base_url, server=server)
     finally:
         await server.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
@@ -31,6 +33,7 @@ def create_app(
     control: BuildControl,
     tokens: TokenService,
     readiness: Readiness,
+    closing: asyncio.Event | None = None,
 ) -> FastAPI:
     # /docs and /redoc with their JavaScript and CSS served from the installed package (at
     # /static-offline-docs), not from a CDN: they work on a machine without internet
@@ -39,7 +42,8 @@ def create_app(
         version=__version__,
         description="Container-image builds, with Red Hat Quay's build API.",
     )
-    app.state.deps = ApiDeps(config, store, control, tokens, readiness)
+    app.state.deps = ApiDeps(config, store, control, tokens, readiness,
+                             closing or asyncio.Event())
     install_handlers(app)
     app.include_router(routes_builds.router)
     app.include_router(sse.router)

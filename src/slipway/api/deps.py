@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -22,6 +23,8 @@ class ApiDeps:
     control: BuildControl
     tokens: TokenService
     readiness: Readiness
+    # set when the server stops: live log streams end (clients reconnect and resume)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def get_deps(request: Request) -> ApiDeps:

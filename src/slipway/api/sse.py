@@ -3,13 +3,15 @@
 Each log entry is one `log` event whose `id` is the entry's number, so a client that
 reconnects with `Last-Event-ID` (or `?start=`) resumes where it stopped. When the build
 is final and every entry has been sent, an `end` event carries the build object and the
-stream closes. The store is polled (one indexed row read per tick): log lines are
+stream closes. When the server stops, the stream closes without one (the client
+reconnects and resumes). The store is polled (one indexed row read per tick): log lines are
 written by whichever manager holds the build, possibly in another process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -43,7 +45,11 @@ async def log_events(d: ApiDeps, build_id: str, start: int) -> AsyncIterator[byt
     position = start
     last_sent = time.monotonic()
     yield b"retry: 1000\n\n"
+    closed = False
     while True:
+        # checked before the read: what was written before the server began to stop
+        # (the manager's last entries) is still sent
+        closed = closed or d.closing.is_set()
         record = await d.store.builds.get(build_id)
         if record is None:
             return
@@ -64,7 +70,10 @@ async def log_events(d: ApiDeps, build_id: str, start: int) -> AsyncIterator[byt
         if time.monotonic() - last_sent > KEEPALIVE_SECONDS:
             yield b": keepalive\n\n"
             last_sent = time.monotonic()
-        await asyncio.sleep(POLL_SECONDS)
+        if closed:
+            return  # the server stops: the client reconnects and resumes from `position`
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(d.closing.wait(), POLL_SECONDS)
 
 
 @router.get(

@@ -189,9 +189,12 @@ def follow(
     build_id: str,
     out: Console | None,
     reason: str | None = None,
+    held_error: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Print the log as it arrives to `out` (None: print nothing), with the phase on a
-    spinner on a terminal; returns the final build."""
+    spinner on a terminal; returns the final build. With `held_error`, an error entry is
+    printed only once another entry follows it (the final phase aside); the log's last one
+    is left in the list instead (the caller prints the build's error once, last)."""
     live = out is not None and out.is_terminal
     status_cm = out.status("[bold]waiting[/bold]") if live and out is not None else nullcontext()
     with status_cm as status:
@@ -204,7 +207,13 @@ def follow(
             for event in client.stream(repository, build_id):
                 if event.kind == "log":
                     entry = event.data
-                    if out is not None:
+                    ends = entry.get("type") == "phase" and entry.get("message") in FINAL
+                    if out is not None and held_error and not ends:
+                        print_entry(out, held_error.pop())
+                    if out is not None and held_error is not None and (
+                            entry.get("type") == "error"):
+                        held_error.append(entry)
+                    elif out is not None:
                         print_entry(out, entry)
                     if entry.get("type") == "phase":
                         spinner.phase = str(entry.get("message"))
@@ -396,7 +405,10 @@ def build(
             if log_out is not None:
                 log_out.print(f"Build {build_id} queued for {dest.registry}/{repo}"
                               + (f"; waiting: {reason}" if reason else ""), markup=False)
-            final = follow(client, repo, build_id, log_out, reason)
+            held: list[dict[str, Any]] = []
+            final = follow(client, repo, build_id, log_out, reason, held)
+            if log_out is not None and held and held[0].get("message") != final.get("error"):
+                print_entry(log_out, held[0])  # not the error the last line shows
             if quiet and final.get("phase") != "complete":
                 _tail_on_failure(client, repo, build_id)
     except CliError as exc:

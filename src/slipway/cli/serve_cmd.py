@@ -13,8 +13,10 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from slipway.config.models import AppConfig
+    from slipway.server import SlipwayServer
 
-err = Console(stderr=True)
+# soft_wrap: each message stays one line (a log collector, grep), whatever the width
+err = Console(stderr=True, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -37,6 +39,7 @@ def register(app: typer.Typer) -> None:
         logging.basicConfig(
             level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+        _quiet_start_up_logs()
         try:
             loaded = load_config(config)
         except ConfigError as exc:
@@ -48,35 +51,81 @@ def register(app: typer.Typer) -> None:
         asyncio.run(_serve(loaded.config, embedded=config is None))
 
 
+# logged at INFO on every start, of interest to no one running slipway
+_QUIET_LOGGERS = ("alembic.runtime.plugins",)
+_QUIET_MESSAGES = ("Context impl ", "Will assume ")  # alembic.runtime.migration
+
+
+def _quiet_start_up_logs() -> None:
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.migration").addFilter(
+        lambda record: not record.getMessage().startswith(_QUIET_MESSAGES))
+
+
+def _running_message(server: SlipwayServer) -> str:
+    config = server.config
+    api = f"API on {config.API_LISTEN_ADDRESS.rsplit(':', 1)[0]}:{server.api_port}"
+    if server.builds_enabled:
+        return f"slipway is running: {api}, gRPC for build workers on port {server.grpc_port}"
+    if not config.FEATURE_BUILD_SUPPORT:
+        return (f"slipway is running: {api}; builds are off (FEATURE_BUILD_SUPPORT: false), "
+                "so no build manager or gRPC service runs")
+    return (f"slipway is running: {api}; no build manager runs here (BUILD_MANAGER: "
+            "[external]): builds wait in the queue for a manager started elsewhere")
+
+
+def _stopping_message(server: SlipwayServer, how: str) -> str:
+    running = server.manager.running if server.manager is not None else 0
+    if running == 0:
+        return f"stopping ({how})"
+    builds, workers = (("1 running build goes", "its worker is") if running == 1 else
+                       (f"{running} running builds go", "their workers are"))
+    return (f"stopping ({how}): {builds} back to the queue once {workers} stopped; press "
+            "Ctrl-C again (or send SIGTERM again) to kill them at once")
+
+
 async def _serve(config: AppConfig, embedded: bool = False) -> None:
     from slipway.api.ui import sign_in_link
-    from slipway.server import SlipwayServer
+    from slipway.server import SlipwayServer, StartupError
 
     server = SlipwayServer(config)
-    stop = asyncio.Event()
+    signals: asyncio.Queue[str] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, signals.put_nowait, sig.name)
     try:
         await server.start()
     except Exception as exc:
-        err.print(f"[red]error:[/red] slipway could not start: {exc}", highlight=False)
-        await server.stop()
+        reason = str(exc) if isinstance(exc, StartupError) else f"{type(exc).__name__}: {exc}"
+        err.print(f"[red]error:[/red] slipway could not start: {reason}", highlight=False)
+        try:
+            await server.stop()  # what had started: nothing stays bound or running
+        except Exception as stop_error:
+            logging.getLogger("slipway.server").debug("stopping after a failed start: %s",
+                                                      stop_error)
         raise typer.Exit(1) from None
-    err.print(
-        f"slipway is running: API on port {server.api_port}, gRPC on port {server.grpc_port}",
-        highlight=False,
-    )
+    err.print(_running_message(server), highlight=False)
     public_url = str(config.PUBLIC_URL).rstrip("/")
-    err.print(f"web UI: {public_url}/", highlight=False, soft_wrap=True)
+    err.print(f"web UI: {public_url}/", highlight=False)
     if server.admin_token:
         err.print("an admin token was created and stored for the slipway CLI", highlight=False)
         if embedded:
             # the embedded default is one person's machine: hand them a link that signs in
             link = sign_in_link(public_url, server.admin_token)
             err.print(f"sign in to the web UI as admin: {link} (the link holds the admin "
-                      "token: keep it to yourself)",
-                      highlight=False, soft_wrap=True)
-    await stop.wait()
-    err.print("stopping: workers are stopped and running builds go back to the queue")
-    await server.stop()
+                      "token: keep it to yourself)", highlight=False)
+    first = await signals.get()
+    err.print(_stopping_message(server, first), highlight=False)
+    stopping = asyncio.ensure_future(server.stop())
+    forced = False
+    while not stopping.done():
+        second = asyncio.ensure_future(signals.get())
+        await asyncio.wait({stopping, second}, return_when=asyncio.FIRST_COMPLETED)
+        if second.done() and not forced:
+            forced = True
+            err.print(f"forced stop ({second.result()}): killing the workers now", highlight=False)
+            server.hurry()
+        second.cancel()
+    await stopping
+    err.print("stopped", highlight=False)

@@ -22,6 +22,9 @@ class AttemptEnd(StrEnum):
     HEARTBEAT_LOST = "heartbeat_lost"  # infrastructure: no heartbeat for the expiry period
     EXECUTOR_FAILED = "executor_failed"  # infrastructure: no executor could start a worker
     MANAGER_LOST = "manager_lost"  # infrastructure: the manager holding the build went away
+    # the manager was stopped (SIGTERM): the build goes back to the queue and the attempt
+    # does not count against its tries
+    MANAGER_SHUTDOWN = "manager_shutdown"
 
 
 INFRASTRUCTURE_ENDS = frozenset(
@@ -53,6 +56,8 @@ def decide(end: AttemptEnd, retries_remaining: int) -> QueueAction:
         return QueueAction(retry=False, final_phase=Phase.CANCELLED)
     if end is AttemptEnd.TIMED_OUT:
         return QueueAction(retry=False, final_phase=Phase.INTERNAL_ERROR)
+    if end is AttemptEnd.MANAGER_SHUTDOWN:
+        return QueueAction(retry=True, final_phase=None)  # refunded: always runs again
     if retries_remaining > 0:
         return QueueAction(retry=True, final_phase=None)
     return QueueAction(retry=False, final_phase=Phase.INTERNAL_ERROR)
@@ -64,6 +69,7 @@ _DESCRIPTIONS = {
     AttemptEnd.EXECUTOR_FAILED: "no executor could start a build worker",
     AttemptEnd.MANAGER_LOST: "the build manager running the build went away",
     AttemptEnd.TIMED_OUT: "the build ran longer than MACHINE_MAX_TIME",
+    AttemptEnd.MANAGER_SHUTDOWN: "the build manager was stopped",
 }
 
 
@@ -71,17 +77,27 @@ def describe(end: AttemptEnd) -> str:
     return _DESCRIPTIONS.get(end, end.value.replace("_", " "))
 
 
-def failure_message(end: AttemptEnd, attempts: int, detail: str = "") -> str:
+def attempt_label(number: int, tries_used: int, total: int) -> str:
+    """How a log line names an attempt. `number` counts every attempt the build had;
+    `tries_used` only those that count against its `total` (an attempt given back at a
+    manager's shutdown does not): "Attempt 2 of 3", or "Attempt 3 (try 2 of 3)"."""
+    if number == tries_used:
+        return f"Attempt {number} of {total}"
+    return f"Attempt {number} (try {tries_used} of {total})"
+
+
+def failure_message(end: AttemptEnd, tries_used: int, detail: str = "") -> str:
     """The message a user reads on a build that ended `internalerror`."""
     text = describe(end)
     if end in INFRASTRUCTURE_ENDS:
-        text += f" (after {attempts} attempt{'s' if attempts != 1 else ''})"
+        text += f" (after {tries_used} attempt{'s' if tries_used != 1 else ''})"
     return f"{text}: {detail}" if detail else text
 
 
-def retry_message(end: AttemptEnd, attempt: int, total: int, detail: str = "") -> str:
-    """The log line a user reads when an attempt failed and the build goes back in the queue."""
-    text = f"Attempt {attempt} of {total} failed: {describe(end)}"
+def retry_message(end: AttemptEnd, label: str, detail: str = "") -> str:
+    """The log line a user reads when an attempt failed and the build goes back in the
+    queue; `label` is the attempt's attempt_label."""
+    text = f"{label} failed: {describe(end)}"
     if detail:
         text += f": {detail}"
     return text + "; the build will be retried"

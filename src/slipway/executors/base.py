@@ -86,6 +86,10 @@ class Executor(abc.ABC, Generic[ConfigT]):
     async def running_count(self) -> int:
         """Workers of this manager that this executor currently runs."""
 
+    def hurry(self) -> None:  # an optional hook
+        """A forced shutdown: stop workers from now on without waiting for them. A Job or
+        an instance is deleted at once anyway, and takes its processes with it."""
+
     async def open(self) -> None:  # an optional hook
         """Get ready before the first build (the local executor starts a standby worker)."""
 

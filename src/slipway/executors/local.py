@@ -1,7 +1,11 @@
 """The `local` executor (Quay's `popen`): the worker runs as a child process of the manager.
 
-It is the embedded default. Each worker gets its own process group so that stopping it
-also stops the build tools it started (podman, buildah).
+It is the embedded default. It does not count on the worker to clean up after itself:
+each worker leads its own session, which every process of its build stays in (see
+slipway.process_tree), and gets a private directory as WORK_DIR and TMPDIR. A stop sends
+the worker SIGTERM (it ends its build's processes and removes its files), and after a
+grace period kills what is left of the session; whenever a worker exits, however it
+ended, whatever is left of its session is killed and its directory removed.
 
 With the default command it keeps one worker on standby: started ahead, imports done,
 waiting on stdin for the build it will run. A build then starts without waiting for
@@ -16,20 +20,40 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import signal
 import sys
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from slipway.executors.base import Executor, ExecutorError, WorkerSpec
 from slipway.executors.local_config import LocalExecutorConfig
+from slipway.process_tree import end_processes, session_members
 
 log = logging.getLogger("slipway.executors.local")
 
-# a worker gets this long to exit after SIGTERM before the whole group is killed
-STOP_GRACE_SECONDS = 0.5
+# a worker gets this long to exit after SIGTERM (it ends its build, which takes a second
+# or two, and removes its images and files) before its session is killed
+STOP_GRACE_SECONDS = 10.0
+# a standby worker (no build yet) gets this long to exit at the end of its input
+STANDBY_GRACE_SECONDS = 0.5
+# a worker's processes ended from outside (it left them, or it did not stop): the RUN step
+# gets this long on SIGTERM, then
+# the runtime this long to remove its working container (see process_tree.end_processes)
+LEFTOVER_TERM_GRACE = 2.0
+LEFTOVER_CLEANUP_GRACE = 2.0
 # a worker that reported its build's end gets this long to remove its images and exit
 FINISH_GRACE_SECONDS = 60.0
+
+
+@dataclass
+class _Worker:
+    process: asyncio.subprocess.Process
+    directory: Path
+    # set once it has exited, the rest of its session is gone and its directory removed
+    gone: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class LocalExecutor(Executor[LocalExecutorConfig]):
@@ -37,7 +61,8 @@ class LocalExecutor(Executor[LocalExecutorConfig]):
         self, config: LocalExecutorConfig, manager_id: str, *, log_dir: Path | None = None
     ) -> None:
         super().__init__(config, manager_id)
-        self._processes: dict[str, asyncio.subprocess.Process] = {}
+        self._workers: dict[str, _Worker] = {}
+        self._hurry = asyncio.Event()
         self._log_dir = log_dir
         self._custom = shlex.split(config.BUILDER_BINARY_LOCATION or "")
         self._standby: asyncio.subprocess.Process | None = None
@@ -57,23 +82,34 @@ class LocalExecutor(Executor[LocalExecutorConfig]):
         self._replenish()
 
     async def start_worker(self, spec: WorkerSpec) -> str:
-        process = await self._assign_standby(spec)
-        if process is None:
-            process = await self._spawn(spec)
+        directory = Path(await asyncio.to_thread(
+            tempfile.mkdtemp, prefix=f"slipway-worker-{spec.build_id}-"))
+        # the build's files (WORK_DIR) and the runtime's temporary files (TMPDIR) go in
+        # the worker's own directory, removed once the worker is gone
+        environment = {**spec.environment, "WORK_DIR": str(directory), "TMPDIR": str(directory)}
+        try:
+            process = await self._assign_standby(spec, environment)
+            if process is None:
+                process = await self._spawn(spec, environment)
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, directory, True)
+            raise
         worker_id = str(process.pid)
-        self._processes[worker_id] = process
-        asyncio.get_running_loop().create_task(self._reap(worker_id, process))
+        worker = _Worker(process, directory)
+        self._workers[worker_id] = worker
+        asyncio.get_running_loop().create_task(self._reap(worker_id, worker))
         log.info("started worker pid %s for build %s", worker_id, spec.build_id)
         return worker_id
 
-    async def _spawn(self, spec: WorkerSpec) -> asyncio.subprocess.Process:
+    async def _spawn(self, spec: WorkerSpec,
+                     environment: dict[str, str]) -> asyncio.subprocess.Process:
         log_path = self._log_path(spec)
         log_file = None if log_path is None else open(log_path, "ab")  # noqa: SIM115
         output: int | Any = asyncio.subprocess.DEVNULL if log_file is None else log_file
         try:
             return await asyncio.create_subprocess_exec(
                 *self._command(),
-                env={**os.environ, **spec.environment},
+                env={**os.environ, **environment},
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=output,
                 stderr=output,
@@ -115,7 +151,9 @@ class LocalExecutor(Executor[LocalExecutorConfig]):
         except OSError as exc:  # the next build starts its worker the usual way, and says why
             log.warning("cannot start a standby worker: %s", exc.strerror)
 
-    async def _assign_standby(self, spec: WorkerSpec) -> asyncio.subprocess.Process | None:
+    async def _assign_standby(
+        self, spec: WorkerSpec, environment: dict[str, str]
+    ) -> asyncio.subprocess.Process | None:
         """The standby, told which build it runs; None when there is none ready."""
         if self._standby_task is not None and not self._standby_task.done():
             return None  # still starting: waiting for it could take longer than a new one
@@ -123,7 +161,7 @@ class LocalExecutor(Executor[LocalExecutorConfig]):
         if standby is None or standby.returncode is not None or standby.stdin is None:
             return None
         log_path = self._log_path(spec)
-        assignment = {"environment": spec.environment,
+        assignment = {"environment": environment,
                       "log_path": None if log_path is None else str(log_path)}
         try:
             standby.stdin.write(json.dumps(assignment).encode() + b"\n")
@@ -139,49 +177,79 @@ class LocalExecutor(Executor[LocalExecutorConfig]):
         if standby.stdin is not None:
             standby.stdin.close()
         try:
-            await asyncio.wait_for(standby.wait(), STOP_GRACE_SECONDS)
+            await asyncio.wait_for(standby.wait(), STANDBY_GRACE_SECONDS)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(standby.pid, signal.SIGKILL)
             await standby.wait()
 
-    async def _reap(self, worker_id: str, process: asyncio.subprocess.Process) -> None:
-        code = await process.wait()
-        self._processes.pop(worker_id, None)
-        log.info("worker pid %s exited with %s", worker_id, code)
+    async def _reap(self, worker_id: str, worker: _Worker) -> None:
+        """However the worker ended (done, stopped, killed, crashed): nothing of its build
+        outlives it."""
+        try:
+            code = await worker.process.wait()
+            log.info("worker pid %s exited with %s", worker_id, code)
+            await self._end_session(worker.process.pid)
+            if self.config.DEBUG:
+                log.info("DEBUG is set: keeping %s of worker pid %s", worker.directory, worker_id)
+            else:
+                await asyncio.to_thread(shutil.rmtree, worker.directory, True)
+        finally:
+            self._workers.pop(worker_id, None)
+            worker.gone.set()
         # not at once when the standby was taken: its start-up would compete for the CPU
         # with the build that just started on it
         self._replenish()
 
     async def release_worker(self, worker_id: str) -> None:
         """Its images live in this machine's container storage: let it remove them."""
-        process = self._processes.get(worker_id)
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), FINISH_GRACE_SECONDS)
+        worker = self._workers.get(worker_id)
+        if worker is not None:
+            await self._gone_within(worker, FINISH_GRACE_SECONDS)
         await self.stop_worker(worker_id)
 
     async def stop_worker(self, worker_id: str) -> None:
-        process = self._processes.get(worker_id)
-        if process is None or process.returncode is not None:
+        """SIGTERM: the worker ends its build and leaves. One that has not left after
+        STOP_GRACE_SECONDS is killed with the rest of its session."""
+        worker = self._workers.get(worker_id)
+        if worker is None:
             return
-        pgid = process.pid
+        if worker.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.process.pid, signal.SIGTERM)
+            if not await self._gone_within(worker, STOP_GRACE_SECONDS):
+                log.warning("worker pid %s did not stop; ending its processes", worker_id)
+                await self._end_session(worker.process.pid)
+        await worker.gone.wait()
+
+    async def _end_session(self, sid: int) -> None:
+        """End a worker's session from outside: its RUN step first, so the runtime can
+        still remove its working container; all at once when hurried."""
+        hurried = self._hurry.is_set()
+        await end_processes(
+            lambda: session_members(sid),
+            term_grace=0.0 if hurried else LEFTOVER_TERM_GRACE,
+            cleanup_grace=0.0 if hurried else LEFTOVER_CLEANUP_GRACE,
+        )
+
+    async def _gone_within(self, worker: _Worker, seconds: float) -> bool:
+        """Whether the worker is gone within `seconds`; at once False when hurried."""
+        gone = asyncio.ensure_future(worker.gone.wait())
+        hurry = asyncio.ensure_future(self._hurry.wait())
         try:
-            os.killpg(pgid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
-        except TimeoutError:
-            pass
-        try:
-            os.killpg(pgid, signal.SIGKILL)  # whatever is left of the group
-        except ProcessLookupError:
-            pass
-        await process.wait()
+            await asyncio.wait({gone, hurry}, timeout=seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            hurry.cancel()
+        return worker.gone.is_set()
+
+    def hurry(self) -> None:
+        """A forced shutdown: from now on workers are killed at once, without grace."""
+        self._hurry.set()
 
     async def running_count(self) -> int:
-        return sum(1 for p in self._processes.values() if p.returncode is None)
+        return sum(1 for w in self._workers.values() if w.process.returncode is None)
 
     async def close(self) -> None:
         self._closed = True
@@ -190,5 +258,4 @@ class LocalExecutor(Executor[LocalExecutorConfig]):
         standby, self._standby = self._standby, None
         if standby is not None:
             await self._end_standby(standby)
-        for worker_id in list(self._processes):
-            await self.stop_worker(worker_id)
+        await asyncio.gather(*(self.stop_worker(w) for w in list(self._workers)))

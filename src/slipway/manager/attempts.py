@@ -13,6 +13,7 @@ from slipway.domain.phases import FINAL_PHASES, Phase
 from slipway.domain.results import (
     INITIAL_RETRIES,
     AttemptEnd,
+    attempt_label,
     decide,
     failure_message,
     retry_message,
@@ -48,8 +49,33 @@ def lease_margin(ctx: ManagerContext) -> float:
     return min(LEASE_MARGIN, max(5.0, 2 * ctx.heartbeat_expiry))
 
 
-def _attempt_number(retries_remaining: int) -> int:
-    return max(1, INITIAL_RETRIES - retries_remaining)
+def tries_used(job: JobState) -> int:
+    """The build's tries used so far, this attempt's included (refunded ones are not)."""
+    return max(1, INITIAL_RETRIES - job.retries_remaining)
+
+
+def label(job: JobState) -> str:
+    return attempt_label(job.attempt, tries_used(job), INITIAL_RETRIES)
+
+
+def closed_attempts(
+    attempts: list[dict[str, Any]], job: JobState, end: AttemptEnd, now: float,
+    **extra: Any,
+) -> list[dict[str, Any]]:
+    """The build's attempts with this one ended: its entry given `ended` and `outcome`,
+    or, when its start is not recorded yet (a shared write still queued), the whole
+    entry, started when it registered."""
+    attempts = list(attempts)
+    last = attempts[-1] if attempts else {}
+    if last.get("attempt") == job.attempt and "ended" not in last:
+        attempts[-1] = {**last, "ended": now, "outcome": end.value, **extra}
+    elif last.get("attempt") != job.attempt and job.worker_id:
+        attempts.append({
+            "attempt": job.attempt, "executor": job.executor,
+            "worker_id": job.worker_id, "started": job.registered_at or now,
+            "ended": now, "outcome": end.value, **extra,
+        })
+    return attempts
 
 
 def track_new_job(ctx: ManagerContext, item: QueueItem) -> JobState:
@@ -61,7 +87,7 @@ def track_new_job(ctx: ManagerContext, item: QueueItem) -> JobState:
         queue_id=item.id,
         manager_id=ctx.manager_id,
         retries_remaining=item.retries_remaining,
-        attempt=_attempt_number(item.retries_remaining),
+        attempt=0,  # numbered once the build's record is read (_begin_attempt)
     )
     ctx.tracked[job.job_id] = job
     metrics.RUNNING_WORKERS.set(len(ctx.tracked))
@@ -151,24 +177,27 @@ async def _begin_attempt(
             await store.queue.complete(conn, item.id)
         untrack(ctx, job.job_id)
         return None
+    extra: dict[str, Any] = {}
+    attempts = list(record.attempts)
+    entries = [phase_entry(Phase.BUILD_SCHEDULED)]
+    last = record.attempts[-1] if record.attempts else {}
+    if last and "ended" not in last:
+        # the queue lease of an earlier attempt ran out with no end recorded: its manager
+        # died (and its job key was lost too, or its expiry was never handled). Every
+        # other end, a shutdown's included, records itself before the item is free again
+        attempts[-1] = {**last, "ended": time.time(), "outcome": AttemptEnd.MANAGER_LOST.value}
+        extra["attempts"] = attempts
+        entries.insert(0, LogEntry(
+            f"Attempt {last.get('attempt', '?')} was lost with the build manager running "
+            "it; trying again", "error", {}))
+    # every attempt the build had is in its history, so each gets the next number
+    job.attempt = len(attempts) + 1
     await ctx.orchestrator.set(
         job_key(job.job_id),
         job.dumps(),
         overwrite=False,
         expiration=float(ctx.manager_config.JOB_REGISTRATION_TIMEOUT),
     )
-    extra: dict[str, Any] = {}
-    attempts = list(record.attempts)
-    entries = [phase_entry(Phase.BUILD_SCHEDULED)]
-    last = record.attempts[-1] if record.attempts else {}
-    if record.job_id and last and "ended" not in last:
-        # the queue lease of an earlier attempt ran out with no end recorded: its manager
-        # died (and its job key was lost too, or its expiry was never handled)
-        attempts[-1] = {**last, "ended": time.time(), "outcome": AttemptEnd.MANAGER_LOST.value}
-        extra["attempts"] = attempts
-        entries.insert(0, LogEntry(
-            f"Attempt {last.get('attempt', '?')} was lost with the build manager running "
-            "it; trying again", "error", {}))
     moved = await ctx.shared_writes.run(lambda conn: store.builds.set_phase_if(
         conn,
         item.build_id,
@@ -231,8 +260,7 @@ async def _mark_scheduled(
         return
     started = {"attempt": job.attempt, "executor": executor, "worker_id": worker_id,
                "started": time.time()}
-    entry = LogEntry(f"Attempt {job.attempt} of {INITIAL_RETRIES}: worker started on "
-                     f"executor {executor}", None, {})
+    entry = LogEntry(f"{label(job)}: worker started on executor {executor}", None, {})
 
     async def record_start(conn: SharedConnection) -> None:
         conn.extend_lease(job.queue_id, setup_time + lease_margin(ctx))
@@ -287,18 +315,7 @@ async def end_attempt(
     async def record_end() -> None:
         async with store.db.write() as conn:
             record = await store.builds.get(job.build_id, conn)
-            attempts = list(record.attempts) if record else []
-            last = attempts[-1] if attempts else {}
-            if last.get("attempt") == job.attempt and "ended" not in last:
-                attempts[-1] = {**last, "ended": now, "outcome": end.value}
-            elif last.get("attempt") != job.attempt and job.worker_id:
-                # the worker's start is not recorded yet (record_start, a shared write, is
-                # still queued): record the attempt whole, started when it registered
-                attempts.append({
-                    "attempt": job.attempt, "executor": job.executor,
-                    "worker_id": job.worker_id, "started": job.registered_at or now,
-                    "ended": now, "outcome": end.value,
-                })
+            attempts = closed_attempts(record.attempts if record else [], job, end, now)
             if record is None or record.job_id not in (None, job.job_id):
                 pass  # a newer attempt owns the build now
             elif record.phase.is_final:
@@ -309,7 +326,7 @@ async def end_attempt(
                 await store.queue.incomplete(
                     conn, job.queue_id, retry_after=float(ctx.manager_config.RETRY_AFTER)
                 )
-                message = retry_message(end, job.attempt, INITIAL_RETRIES, detail)
+                message = retry_message(end, label(job), detail)
                 await store.builds.set_phase_if(
                     conn, job.build_id, NON_FINAL, Phase.WAITING, job_id=None,
                     attempts=attempts,
@@ -321,7 +338,7 @@ async def end_attempt(
                 error = None
                 entries: list[LogEntry] = []
                 if final is Phase.INTERNAL_ERROR:
-                    error = failure_message(end, job.attempt, detail)
+                    error = failure_message(end, tries_used(job), detail)
                 elif final is Phase.ERROR:
                     error = detail or "the build failed"
                 if error and final is not Phase.ERROR:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 
+from slipway import metrics
 from slipway.domain.phases import CANCELLABLE_PHASES, Phase
 from slipway.manager.keys import WAKE_KEY, cancel_key
 from slipway.manager.phase_log import phase_entry
@@ -73,6 +74,9 @@ class BuildControl:
             if not moved:
                 return CancelOutcome.TOO_LATE
             await store.queue.remove_for_build(conn, build_id)
+        # counted here, where the build became final (the API's process, which may run no
+        # manager); the attempt's end, in whichever manager held it, does not count it
+        metrics.BUILDS_FINISHED.labels(Phase.CANCELLED.value).inc()
         # the manager holding the job (this process or another) stops its worker
         await self.orchestrator.set(cancel_key(build_id), "1", expiration=3600)
         return CancelOutcome.CANCELLED

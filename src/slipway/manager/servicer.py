@@ -188,6 +188,9 @@ def create_grpc_server(
             # at once, or reconnecting to a restarted manager, would get CANCELLED
             ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
             ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
+            # grpc sets SO_REUSEPORT by default: a port another process listens on would
+            # be shared with it, silently, rather than refused
+            ("grpc.so_reuseport", 0),
         ]
     )
     pb_grpc.add_BuildManagerServicer_to_server(BuildManagerServicer(ctx), server)

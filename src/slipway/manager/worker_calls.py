@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from slipway import metrics
 from slipway.backoff import Backoff
 from slipway.domain.phases import PROTOCOL_PHASES, Phase, can_transition
 from slipway.domain.results import AttemptEnd
@@ -243,8 +244,8 @@ async def set_phase(
             ctx, job, AttemptEnd.COMPLETED, image_digest=image_digest or None
         )
     if new is Phase.ERROR:
-        if error_message:
-            await ctx.store.logs.append(job.build_id, [LogEntry(error_message, "error", {})])
+        # the message goes to the build's `error`; not to its log as well, where the
+        # worker has put it already as an `error` line (docs/protocol.md)
         return await end_attempt(ctx, job, AttemptEnd.USER_ERROR, detail=error_message)
     async with ctx.store.db.write() as conn:
         return await ctx.store.builds.set_phase_if(
@@ -303,6 +304,8 @@ async def ingest_logs(
             for index, request in enumerate(requests):
                 if results[index].success and accepted_builds[index] in refused:
                     results[index] = LogResult(False, request[1])
+        metrics.LOG_LINES.inc(sum(len(entries) for build_id, entries in by_build.items()
+                                  if build_id not in refused))
     # every accepted log line counts as a heartbeat (at most one touch per job a second)
     now = time.monotonic()
     for job_id in accepted_jobs:

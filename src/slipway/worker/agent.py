@@ -1,7 +1,8 @@
 """The worker's side of the buildman protocol: dial, register, heartbeat, run the build.
 
-Exit codes: 0 the manager has the last word (COMPLETE or ERROR delivered, or it told us
-to stop); 1 the worker itself failed; 3 the manager could not be reached or refused us.
+Exit codes: 0 the manager has the last word (COMPLETE or ERROR delivered, or it or the
+executor told us to stop); 1 the worker itself failed; 3 the manager could not be reached
+or refused us.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ EXIT_INTERNAL = 1
 EXIT_UNREACHABLE = 3
 # how long the clean-up after a reported end may take before the worker leaves anyway
 CLEANUP_LIMIT_S = 120.0
+# how long a worker told to stop tries to deliver its last log lines
+REPORTER_CLOSE_LIMIT_S = 2.0
 
 
 def open_channel(env: WorkerEnvironment) -> grpc.aio.Channel:
@@ -83,7 +86,9 @@ async def heartbeat(stub: BuildManagerStub, job_jwt: str, env: WorkerEnvironment
             call.cancel()
 
 
-async def run_worker(env: WorkerEnvironment) -> int:
+async def run_worker(env: WorkerEnvironment, stop: asyncio.Event | None = None) -> int:
+    """Register, build, report. Setting `stop` (the worker was sent SIGTERM) ends the
+    build: its processes are ended and its files removed before this returns."""
     # httpx logs every request URL at INFO; a presigned package URL signs in its query
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -94,32 +99,54 @@ async def run_worker(env: WorkerEnvironment) -> int:
         "plaintext" if env.insecure else "TLS",
         env.container_runtime,
     )
-    async with open_channel(env) as channel:
-        stub = BuildManagerStub(channel)
-        try:
-            pack = await register(stub, env)
-        except ManagerUnreachable as exc:
-            log.error("could not register: %s", exc)
-            return EXIT_UNREACHABLE
-        log.info("registered; building %s", pack.repository)
-        reporter = Reporter(stub, pack.job_jwt, retry_window=env.retry_window)
-        build = asyncio.create_task(run_build(pack, env, reporter), name="slipway-build")
-        beat = asyncio.create_task(heartbeat(stub, pack.job_jwt, env), name="slipway-heartbeat")
-        try:
-            await asyncio.wait({build, beat}, return_when=asyncio.FIRST_COMPLETED)
-            if not build.done() and reporter.end_reported:
-                # the manager has the build's end and now answers heartbeats with false;
-                # the build is only removing its images and files: let it
-                await asyncio.wait({build}, timeout=CLEANUP_LIMIT_S)
-            if build.done():
-                return await _finished(build, reporter)
-            return await _stopped(beat, build)
-        finally:
-            for task in (build, beat):
-                task.cancel()
-            await asyncio.gather(build, beat, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await reporter.close()
+    stopped = asyncio.create_task((stop or asyncio.Event()).wait(), name="slipway-stop")
+    try:
+        async with open_channel(env) as channel:
+            return await _run(env, BuildManagerStub(channel), stopped)
+    finally:
+        stopped.cancel()
+
+
+async def _run(env: WorkerEnvironment, stub: BuildManagerStub, stopped: asyncio.Task[bool]) -> int:
+    registering = asyncio.create_task(register(stub, env), name="slipway-register")
+    await asyncio.wait({registering, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if not registering.done():
+        registering.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await registering
+        log.warning("stopping: told to stop before the build started")
+        return EXIT_OK
+    try:
+        pack = registering.result()
+    except ManagerUnreachable as exc:
+        log.error("could not register: %s", exc)
+        return EXIT_UNREACHABLE
+    log.info("registered; building %s", pack.repository)
+    reporter = Reporter(stub, pack.job_jwt, retry_window=env.retry_window)
+    build = asyncio.create_task(run_build(pack, env, reporter), name="slipway-build")
+    beat = asyncio.create_task(heartbeat(stub, pack.job_jwt, env), name="slipway-heartbeat")
+    try:
+        await asyncio.wait({build, beat, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not build.done() and reporter.end_reported and not stopped.done():
+            # the manager has the build's end and now answers heartbeats with false;
+            # the build is only removing its images and files: let it
+            await asyncio.wait({build, stopped}, timeout=CLEANUP_LIMIT_S,
+                               return_when=asyncio.FIRST_COMPLETED)
+        if build.done():
+            return await _finished(build, reporter)
+        if stopped.done():
+            log.warning("stopping: told to stop by a signal; ending the build")
+            await _end(build)
+            return EXIT_OK
+        return await _stopped(beat, build)
+    finally:
+        for task in (build, beat):
+            task.cancel()
+        await asyncio.gather(build, beat, return_exceptions=True)
+        # a stopped worker does not wait long on a manager that may be gone
+        limit = REPORTER_CLOSE_LIMIT_S if stopped.done() else None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(reporter.close(), limit)
 
 
 async def _finished(build: asyncio.Task[None], reporter: Reporter) -> int:
@@ -140,10 +167,14 @@ async def _finished(build: asyncio.Task[None], reporter: Reporter) -> int:
     return EXIT_OK
 
 
-async def _stopped(beat: asyncio.Task[None], build: asyncio.Task[None]) -> int:
-    build.cancel()  # kills the runtime's process group; the build cleans up after itself
+async def _end(build: asyncio.Task[None]) -> None:
+    build.cancel()  # ends the runtime's process group; the build cleans up after itself
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await build
+
+
+async def _stopped(beat: asyncio.Task[None], build: asyncio.Task[None]) -> int:
+    await _end(build)
     try:
         beat.result()
     except StopRequested as exc:

@@ -102,8 +102,14 @@ class Build:
                 return
             await self.reporter.phase(pb.COMPLETE, image_digest=digest)
         finally:
-            # after the end is reported: the user has the result without waiting for it
-            await asyncio.shield(self.cleanup())
+            # after the end is reported: the user has the result without waiting for it.
+            # A stop (cancel) does not cut it short: the worker leaves once it is done
+            cleanup = asyncio.ensure_future(self.cleanup())
+            try:
+                await asyncio.shield(cleanup)
+            except asyncio.CancelledError:
+                await cleanup
+                raise
 
     async def cleanup(self) -> None:
         """Images this build made, the temp dir (and with it the key and auth files)."""

@@ -1,4 +1,5 @@
-"""Just enough Dockerfile parsing to know which base images a build pulls."""
+"""Just enough Dockerfile parsing to know which base images a build pulls, and on which
+line an instruction the runtime names starts."""
 
 from __future__ import annotations
 
@@ -11,23 +12,33 @@ _VAR = re.compile(
 )
 
 
-def _logical_lines(text: str) -> list[str]:
-    lines: list[str] = []
+@dataclass(frozen=True)
+class Instruction:
+    line: int  # 1-based number of the Dockerfile line it starts on
+    text: str  # continuation lines joined, comments inside it dropped
+
+
+def instructions(text: str) -> list[Instruction]:
+    """The Dockerfile's instructions, each with the line it starts on."""
+    found: list[Instruction] = []
     current = ""
-    for raw in text.splitlines():
+    start = 0
+    for number, raw in enumerate(text.splitlines(), 1):
         stripped = raw.strip()
         if not current and (not stripped or stripped.startswith("#")):
             continue
         if current and stripped.startswith("#"):
             continue  # comments inside a continued instruction
+        if not current:
+            start = number
         if stripped.endswith("\\"):
             current += stripped[:-1] + " "
             continue
-        lines.append(current + stripped)
+        found.append(Instruction(start, current + stripped))
         current = ""
     if current.strip():
-        lines.append(current)
-    return lines
+        found.append(Instruction(start, current))
+    return found
 
 
 def _expand(value: str, variables: Mapping[str, str]) -> str:
@@ -54,8 +65,8 @@ def base_images(text: str, build_args: Mapping[str, str], target: str = "") -> B
     final: str | None = None
     index = 0
     seen_from = False
-    for line in _logical_lines(text):
-        keyword, _, rest = line.partition(" ")
+    for instruction in instructions(text):
+        keyword, _, rest = instruction.text.partition(" ")
         keyword = keyword.upper()
         if keyword == "ARG" and not seen_from:
             for decl in rest.split():

@@ -11,12 +11,16 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from slipway.worker.environment import WorkerEnvironment
 
 
 def run_from_environment(verbose: bool = False) -> int:
     """Run one worker configured by the environment; its exit status."""
-    from slipway.worker.agent import run_worker
     from slipway.worker.environment import WorkerEnvironmentError, load_environment
 
     logging.basicConfig(
@@ -28,7 +32,20 @@ def run_from_environment(verbose: bool = False) -> int:
     except WorkerEnvironmentError as exc:
         print(f"slipway worker: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(run_worker(env))
+    return asyncio.run(_until_stopped(env))
+
+
+async def _until_stopped(env: WorkerEnvironment) -> int:
+    """The worker, which SIGTERM, SIGINT or SIGHUP ask to stop: its build's processes are
+    ended and its working directory removed before it exits (with Python's default
+    handlers it would die at once and leave them running)."""
+    from slipway.worker.agent import run_worker
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    return await run_worker(env, stop)
 
 
 def run_on_standby(verbose: bool = False) -> int:

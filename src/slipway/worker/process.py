@@ -1,20 +1,28 @@
 """Run a child process, streaming each output line to a callback as it arrives, and
-kill its whole process group if the build is cancelled."""
+end its whole process group if the build is cancelled."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import signal
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from slipway.process_tree import end_processes, group_members
+
 LineSink = Callable[[str], Awaitable[None]]
 TAIL_LINES = 40
 MAX_LINE = 64 * 1024  # a longer "line" is split, so one log entry stays bounded
-KILL_GRACE = 5.0
+# a cancelled RUN step gets this long to exit on SIGTERM, then the runtime this long to
+# remove its working container once the step is killed (podman takes about a second)
+STEP_TERM_GRACE = 2.0
+RUNTIME_CLEANUP_GRACE = 2.0
+# a runtime's own error line: `Error: ...` (podman, buildah), `ERROR: ...` (docker), and
+# logrus lines of level error or fatal
+_RUNTIME_ERROR = re.compile(r'^(?:error|fatal)\b|^time="[^"]*" level=(?:error|fatal) ', re.I)
 
 
 @dataclass
@@ -68,41 +76,44 @@ async def _emit(raw: bytes, tail: deque[str], sink: LineSink | None) -> None:
         await sink(text)
 
 
-def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
+class TrailingErrors:
+    """Holds back the runtime's own error lines while nothing has followed them. When the
+    runtime then fails, its message becomes the build's one error entry, so those lines
+    are dropped rather than shown twice; when anything follows, or the runtime succeeds,
+    they go out in their place."""
 
+    def __init__(self, sink: LineSink) -> None:
+        self._sink = sink
+        self._held: list[str] = []
 
-def _group_children(pgid: int) -> list[int]:
-    """Processes of the group other than its leader (Linux /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == pgid:
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            found.append(int(entry))
-    return found
+    async def output(self, line: str) -> None:
+        await self.release()
+        await self._sink(line)
+
+    async def errors(self, line: str) -> None:
+        if _RUNTIME_ERROR.match(line):
+            self._held.append(line)
+            return
+        await self.output(line)
+
+    async def release(self) -> None:
+        held, self._held = self._held, []
+        for line in held:
+            await self._sink(line)
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
-    """Stop a cancelled child. The children go first (a RUN step), so podman/buildah see
-    the step fail and remove their working container themselves; then the rest."""
+    """Stop a cancelled child and everything in its process group. The RUN step's
+    processes go first, so podman/buildah see the step fail and remove their working
+    container themselves; then whatever is left, including processes the runtime's
+    death re-parented to PID 1 (they stay in the group)."""
+    group = proc.pid
     if proc.returncode is None:
-        for pid in _group_children(proc.pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), KILL_GRACE)
-    if proc.returncode is None:
-        _signal_group(proc, signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), KILL_GRACE)
-    _signal_group(proc, signal.SIGKILL)  # whatever is left of the group
+        await end_processes(lambda: group_members(group), term_grace=STEP_TERM_GRACE,
+                            cleanup_grace=RUNTIME_CLEANUP_GRACE)
+    else:
+        await end_processes(lambda: group_members(group))
+    await proc.wait()
 
 
 async def run_process(
@@ -112,8 +123,11 @@ async def run_process(
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
     stdin_data: bytes | None = None,
+    hold_errors: bool = False,
 ) -> ProcessResult:
-    """Run argv to completion. A missing program raises FileNotFoundError."""
+    """Run argv to completion. A missing program raises FileNotFoundError. With
+    `hold_errors`, the trailing error lines of a run that fails are not sent to `sink`
+    (see TrailingErrors): the caller reports them as the error."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.PIPE if stdin_data is not None else asyncio.subprocess.DEVNULL,
@@ -121,7 +135,9 @@ async def run_process(
         stderr=asyncio.subprocess.PIPE,
         env=dict(env) if env is not None else child_environment(),
         cwd=cwd,
-        start_new_session=True,  # its own process group, killed as a whole on cancel
+        # its own process group, ended as a whole on cancel; in the worker's session,
+        # where the executor finds it if the worker itself is killed
+        process_group=0,
     )
     out: deque[str] = deque(maxlen=TAIL_LINES)
     err: deque[str] = deque(maxlen=TAIL_LINES)
@@ -132,8 +148,12 @@ async def run_process(
             await proc.stdin.drain()
             proc.stdin.close()
         assert proc.stdout is not None and proc.stderr is not None
-        await asyncio.gather(_pump(proc.stdout, out, sink), _pump(proc.stderr, err, sink))
+        held = TrailingErrors(sink) if hold_errors and sink is not None else None
+        await asyncio.gather(_pump(proc.stdout, out, held.output if held else sink),
+                             _pump(proc.stderr, err, held.errors if held else sink))
         returncode = await proc.wait()
+        if held is not None and returncode == 0:
+            await held.release()
     except BaseException:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(_stop(proc))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 import base64
 import json
 import os
@@ -10,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from slipway.worker.build_failure import describe
 from slipway.worker.environment import WorkerEnvironment
 from slipway.worker.errors import BuildError
 from slipway.worker.process import LineSink, ProcessResult, child_environment, run_process
@@ -85,8 +87,11 @@ class Runtime(abc.ABC):
         self.sink = sink
 
     async def run(self, argv: Sequence[str], *, stream: bool = True) -> ProcessResult:
+        """Run the runtime; a streamed run that fails keeps its error lines for the
+        BuildError its caller raises (they are shown once, as the build's error)."""
         try:
-            return await run_process(argv, self.sink if stream else None, env=self.child_env())
+            return await run_process(argv, self.sink if stream else None, env=self.child_env(),
+                                     hold_errors=stream)
         except FileNotFoundError:
             raise RuntimeError(
                 f"{argv[0]} is not installed on this worker (CONTAINER_RUNTIME={self.name})"
@@ -103,6 +108,11 @@ class Runtime(abc.ABC):
         if result.returncode != 0:
             raise BuildError(f"{what} failed: {result.error_text()}")
         return result
+
+    async def build_failure(self, result: ProcessResult, spec: BuildSpec) -> BuildError:
+        """The error of a failed build, naming the Dockerfile line the runtime stopped at."""
+        dockerfile = await asyncio.to_thread(spec.dockerfile.read_text, errors="replace")
+        return BuildError(describe(result.error_text(), dockerfile, str(spec.context_dir)))
 
     @abc.abstractmethod
     async def image_exists(self, image: str) -> bool: ...

@@ -58,7 +58,9 @@ class ContainersRuntime(Runtime):
 
     async def build(self, spec: BuildSpec) -> str:
         iidfile = self.workdir / "image.iid"
-        await self.checked(self.build_argv(spec, iidfile), "the build")
+        result = await self.run(self.build_argv(spec, iidfile))
+        if result.returncode != 0:
+            raise await self.build_failure(result, spec)
         image_id = await asyncio.to_thread(_read, iidfile)
         if not image_id:
             raise BuildError(f"{self.name} did not report the id of the image it built")

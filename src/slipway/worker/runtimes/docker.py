@@ -49,7 +49,9 @@ class DockerRuntime(Runtime):
         if spec.pull:
             argv.append("--pull")
         argv += build_options(spec)
-        await self.checked([*argv, str(spec.context_dir)], "the build")
+        result = await self.run([*argv, str(spec.context_dir)])
+        if result.returncode != 0:
+            raise await self.build_failure(result, spec)
         image_id = await asyncio.to_thread(_read, iidfile)
         if not image_id:
             raise BuildError("docker did not report the id of the image it built")

@@ -1,0 +1,114 @@
+"""The processes and directories of one real build, found precisely (other builds, of
+other checkouts too, run podman on the same machine at the same time).
+
+A build's RUN step carries a marker that no other build has (`RUN echo <marker> && sleep
+...`): its shell's command line holds it. The build's processes are those of the
+sessions of the worker and of that shell (podman, buildah and their helpers share the
+shell's session whatever the worker did with it), plus any process still holding the
+marker; its directories are those the runtime's command line names (`--iidfile DIR/...`)
+and the worker's private directory. Session ids are not reused while a member lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SAFETY_LIMIT_S = 120.0  # guards against a hang; not a timing assertion
+
+
+def new_marker() -> str:
+    return f"slipway-test-{uuid.uuid4().hex[:12]}"
+
+
+def long_run(base_image: str, marker: str) -> str:
+    """A Dockerfile whose RUN step runs until it is stopped (an hour and more)."""
+    return f"FROM {base_image}\nRUN echo {marker} started && sleep 3601 && echo done\n"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _session(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[3])
+
+
+def _pids() -> list[int]:
+    return [int(e) for e in os.listdir("/proc") if e.isdigit()]
+
+
+@dataclass
+class BuildTree:
+    marker: str
+    build_id: str
+    sessions: set[int] = field(default_factory=set)
+    directories: set[Path] = field(default_factory=set)
+
+    def alive(self) -> list[str]:
+        """The build's processes still running, as "pid: command line"."""
+        found = []
+        for pid in _pids():
+            if pid == os.getpid():
+                continue
+            command = _cmdline(pid)
+            sid = _session(pid)
+            if sid is None:
+                continue
+            if sid in self.sessions or self.marker in command:
+                found.append(f"{pid}: {command[:200]}")
+        return found
+
+    def leftover_directories(self) -> list[Path]:
+        private = Path(tempfile.gettempdir()).glob(f"slipway-worker-{self.build_id}-*")
+        return sorted(d for d in {*self.directories, *private} if d.exists())
+
+
+async def running_build(marker: str, build_id: str, worker_pid: int | None = None) -> BuildTree:
+    """Once the marked RUN step runs: the build's sessions and directories."""
+    deadline = time.monotonic() + SAFETY_LIMIT_S
+    while True:
+        steps = [pid for pid in _pids() if pid != os.getpid() and marker in _cmdline(pid)]
+        if steps:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the RUN step marked {marker} never started")
+        await asyncio.sleep(0.1)
+    tree = BuildTree(marker, build_id)
+    tree.sessions = {s for s in map(_session, steps) if s is not None}
+    if worker_pid is not None and (sid := _session(worker_pid)) is not None:
+        tree.sessions.add(sid)
+    for pid in _pids():
+        if _session(pid) in tree.sessions:
+            words = _cmdline(pid).split()
+            for flag, value in itertools.pairwise(words):
+                if flag == "--iidfile":
+                    tree.directories.add(Path(value).parent)
+    assert tree.directories, "the runtime's command line named no build directory"
+    return tree
+
+
+async def assert_nothing_left(tree: BuildTree) -> None:
+    """No process and no directory of the build remain (waits for them to go)."""
+    deadline = time.monotonic() + SAFETY_LIMIT_S
+    while tree.alive() or tree.leftover_directories():
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"left behind: processes {tree.alive()}, "
+                f"directories {tree.leftover_directories()}")
+        await asyncio.sleep(0.1)
