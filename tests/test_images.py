@@ -24,7 +24,7 @@ import yaml
 from support.k8s_api import K8sApiDouble
 from support.pod_runner import PodRunner, nested_mode, podman, run_options
 from support.registry import Registry, free_port
-from support.server import RunningServer, running_server
+from support.server import BuildApi, running_server
 
 from slipway import __version__
 
@@ -103,7 +103,7 @@ def executor_config(k8s: K8sApiDouble, ca_path: str) -> dict[str, Any]:
 
 
 async def build_and_check(
-    slipway: RunningServer, registry: Registry, base: str, runner: PodRunner, repo: str
+    slipway: BuildApi, registry: Registry, base: str, runner: PodRunner, repo: str
 ) -> None:
     file_id = await slipway.upload_context({
         "Dockerfile": DOCKERFILE.format(base=base), "app.txt": "app content\n"})
@@ -185,7 +185,7 @@ async def test_manager_image_serves_and_its_pods_build(
             async with httpx.AsyncClient(
                 base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
             ) as api:
-                slipway = RunningServer(None, api, base_url)  # type: ignore[arg-type]
+                slipway = BuildApi(api, base_url)
                 await build_and_check(slipway, registry, registry_base, runner, "from-image")
     finally:
         logs = podman("logs", name, check=False)
