@@ -129,7 +129,7 @@ async def build_and_check(
         assert skopeo_digest(f"{registry.host}/demo/{repo}:{tag}") == digest
     phases = [e["message"] for e in logs if e.get("type") == "phase"]
     assert phases == ["waiting", "build-scheduled", "unpacking", "pulling", "building",
-                      "pushing", "complete"]
+                      "pushing", "complete"], {**detail, "logs": [e["message"] for e in logs]}
     assert any("bonjour from a slipway-worker pod" in e["message"] for e in logs)
     # the executor deletes the Job at the end; the kubelet then removes the container
     deadline = time.monotonic() + 120

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
@@ -236,14 +237,16 @@ async def test_touches_at_once_each_get_their_own_answer(
     rec = Recorder()
     a.subscribe("", rec)
     live = [f"job/{i}" for i in range(0, 1200, 2)]
-    for key in live:
-        await a.set(key, "v", expiration=0.5)
+    # the first expiry leaves room for a loaded machine to write and touch 1,200 keys
+    first_expiry = 3.0
+    await asyncio.gather(*(a.set(key, "v", expiration=first_expiry) for key in live))
+    written = time.monotonic()
     keys = [f"job/{i}" for i in range(1200)]
     touched = await asyncio.gather(*(a.touch(k, 30) for k in keys))
     assert [k for k, t in zip(keys, touched, strict=True) if t] == live
     assert await a.get_prefixed("job/") == dict.fromkeys(live, "v")
     # pushed out: past the first expiry, nothing expired and the values are still there
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(max(0.0, written + first_expiry + 1.0 - time.monotonic()))
     assert [e for e in rec.events if e.kind is KeyEventKind.EXPIRE] == []
     assert len(await a.get_prefixed("job/")) == len(live)
     ttl = admin(server).pttl("touch:job/0")
