@@ -92,9 +92,11 @@ def k8s(tmp_path: Path) -> Iterator[K8sApiDouble]:
     double.stop()
 
 
-def executor_config(k8s: K8sApiDouble, ca_path: str) -> dict[str, Any]:
-    # no WORKER_IMAGE: the default, slipway's own worker image at this version
+def executor_config(k8s: K8sApiDouble, ca_path: str, mode: str) -> dict[str, Any]:
+    # no WORKER_IMAGE: the default, slipway's own worker image at this version; privileged
+    # where this machine cannot run the pod rootless (the kubelet honours the pod's spec)
     return {
+        "WORKER_PRIVILEGED": mode == "privileged",
         "EXECUTOR": "kubernetesPodman", "NAME": "cluster",
         "K8S_API_SERVER": k8s.server, "K8S_API_TLS_CA": ca_path,
         "SERVICE_ACCOUNT_TOKEN": k8s.token, "BUILDER_NAMESPACE": "builder",
@@ -142,12 +144,12 @@ async def test_worker_image_builds_in_a_pod_of_the_kubernetes_executor(
     tmp_path: Path, images: dict[str, str], nested: tuple[str, str], k8s: K8sApiDouble,
     registry: Registry, registry_base: str,
 ) -> None:
-    with PodRunner(k8s, "builder", nested[0]) as runner:
+    with PodRunner(k8s, "builder", "unprivileged") as runner:
         async with running_server(
             tmp_path,
             SERVER_HOSTNAME=registry.host, INSECURE_REGISTRIES=[registry.host],
             BUILD_MANAGER=["ephemeral", {"EXECUTORS": [
-                executor_config(k8s, str(k8s.ca_path))]}],
+                executor_config(k8s, str(k8s.ca_path), nested[0])]}],
         ) as slipway:
             await build_and_check(slipway, registry, registry_base, runner, "in-a-pod")
 
@@ -167,7 +169,7 @@ async def test_manager_image_serves_and_its_pods_build(
         "API_LISTEN_ADDRESS": f"127.0.0.1:{api_port}",
         "GRPC_LISTEN_ADDRESS": f"127.0.0.1:{grpc_port}",
         "BUILD_MANAGER": ["ephemeral", {"EXECUTORS": [
-            executor_config(k8s, "/conf/stack/k8s-ca.pem")]}],
+            executor_config(k8s, "/conf/stack/k8s-ca.pem", nested[0])]}],
     }))
     name = f"slipway-manager-{api_port}"
     # as the Deployment runs it: its own user, a read-only root, the config mounted
@@ -181,7 +183,7 @@ async def test_manager_image_serves_and_its_pods_build(
         user = podman("exec", name, "id", "-u").stdout.strip()
         assert user == "1001"
         token = (data / "slipway" / "admin-token").read_text().strip()
-        with PodRunner(k8s, "builder", nested[0]) as runner:
+        with PodRunner(k8s, "builder", "unprivileged") as runner:
             async with httpx.AsyncClient(
                 base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
             ) as api:

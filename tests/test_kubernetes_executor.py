@@ -237,6 +237,29 @@ async def test_podman_job_runs_the_worker_image_unprivileged(
     assert values["ca.crt"].strip() == ca.cert_pem.bytes().decode().strip()
 
 
+async def test_podman_job_runs_privileged_where_the_operator_says_so(
+    api: K8sApiDouble, executor_for: Callable[..., KubernetesExecutor], tmp_path: Path
+) -> None:
+    """Where rootless podman cannot map its user namespace, WORKER_PRIVILEGED runs the pod
+    privileged; nothing else of the pod changes."""
+    ca_file = tmp_path / "manager-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca_file))
+    common = {"EXECUTOR": "kubernetesPodman", "BUILDER_VM_CONTAINER_IMAGE": None,
+              "CA_CERT": str(ca_file)}
+    plain = executor_for(**common)
+    privileged = executor_for(**common, WORKER_PRIVILEGED=True)
+    pods = []
+    builds = ("6f1c1f4e-1d1b-4c3a-9a51-0c5d8e6f7a01", "6f1c1f4e-1d1b-4c3a-9a51-0c5d8e6f7a02")
+    for ex, build in zip((plain, privileged), builds, strict=True):
+        job = api.get("jobs", "builder", await ex.start_worker(make_spec(build)))
+        assert job is not None
+        (container,) = job["spec"]["template"]["spec"]["containers"]
+        pods.append(container)
+    assert pods[0]["securityContext"] == {"privileged": False}
+    assert pods[1]["securityContext"] == {"privileged": True}
+    assert pods[0]["image"] == pods[1]["image"]
+
+
 async def test_seed_example_config_gives_a_job_matching_every_setting(
     api: K8sApiDouble,
 ) -> None:

@@ -82,6 +82,10 @@ def nested_mode(worker_image: str) -> tuple[str, str]:
     )
 
 
+class SecretNotYetThere(Exception):
+    """A pod refers to a Secret that does not exist yet."""
+
+
 @dataclass
 class PodRunner:
     k8s: K8sApiDouble
@@ -125,7 +129,10 @@ class PodRunner:
                 pods = {p["metadata"]["name"]: p for p in self.k8s.objects("pods", self.namespace)}
                 for name, pod in pods.items():
                     if name not in self.started:
-                        self._start(pod)
+                        try:
+                            self._start(pod)
+                        except SecretNotYetThere:
+                            pass  # as a kubelet does: the pod waits for its Secret
                 for name, container in list(self.started.items()):
                     if name not in pods:
                         podman("rm", "--force", "--time", "0", container, check=False)
@@ -135,7 +142,7 @@ class PodRunner:
     def _secret_value(self, name: str, key: str) -> str:
         secret = self.k8s.get("secrets", self.namespace, name)
         if secret is None:
-            raise RuntimeError(f"pod refers to Secret {name}, which does not exist")
+            raise SecretNotYetThere(name)
         return base64.b64decode(secret["data"][key]).decode()
 
     def _volume_dirs(self, pod_dir: Path, volumes: list[dict[str, Any]]) -> dict[str, Path]:
@@ -144,8 +151,10 @@ class PodRunner:
             path = pod_dir / "volumes" / volume["name"]
             path.mkdir(parents=True)
             if "secret" in volume:
-                secret = self.k8s.get("secrets", self.namespace, volume["secret"]["secretName"])
-                assert secret is not None
+                secret_name = volume["secret"]["secretName"]
+                secret = self.k8s.get("secrets", self.namespace, secret_name)
+                if secret is None:
+                    raise SecretNotYetThere(secret_name)
                 items = volume["secret"].get("items") or [
                     {"key": k, "path": k} for k in secret["data"]
                 ]
@@ -161,7 +170,6 @@ class PodRunner:
         spec = pod["spec"]
         [container] = spec["containers"]
         pod_dir = self.work / name
-        pod_dir.mkdir(parents=True)
         env_lines = []
         for entry in container.get("env", []):
             if "value" in entry:
@@ -170,6 +178,10 @@ class PodRunner:
                 ref = entry["valueFrom"]["secretKeyRef"]
                 value = self._secret_value(ref["name"], ref["key"])
             env_lines.append(f"{entry['name']}={value}")
+        # a pod whose Secret is not there yet (the executor creates the Job first, for the
+        # owner reference) is tried again on the next pass, from scratch
+        shutil.rmtree(pod_dir, ignore_errors=True)
+        pod_dir.mkdir(parents=True)
         env_file = pod_dir / "env"
         fd = os.open(env_file, os.O_WRONLY | os.O_CREAT, 0o600)
         with os.fdopen(fd, "w") as fh:

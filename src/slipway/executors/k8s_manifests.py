@@ -161,7 +161,8 @@ def _podman_container(
         "name": CONTAINER_NAME,
         "image": podman_image(config),
         "imagePullPolicy": str(config.IMAGE_PULL_POLICY),
-        "securityContext": {"privileged": False},
+        # privileged only where the operator says rootless podman cannot run (its SCC)
+        "securityContext": {"privileged": config.WORKER_PRIVILEGED},
         "env": [{"name": k, "value": v} for k, v in sorted(env.items())]
         + [_secret_env("TOKEN", "TOKEN", secret_name)],
         "resources": _resources(config),

@@ -50,6 +50,12 @@ class KubernetesExecutorConfig(ExecutorConfigBase):
         example=f"{DEFAULT_WORKER_IMAGE}:{__version__}",
         description="image for kubernetesPodman; default WORKER_IMAGE:WORKER_TAG",
     )
+    WORKER_PRIVILEGED: bool = field(
+        False,
+        example=True,
+        description="slipway: run the kubernetesPodman pod privileged, for clusters where "
+        "rootless podman cannot set up its user namespace",
+    )
     IMAGE_PULL_SECRET_NAME: str = field("builder", example="builder")
     IMAGE_PULL_POLICY: Literal["Always", "IfNotPresent", "Never"] = field(
         "Always", example="IfNotPresent"
