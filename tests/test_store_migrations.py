@@ -33,6 +33,7 @@ from slipway.store.logs import LogEntry
 from slipway.store.schema import metadata
 
 SLIPWAY_TABLES = {"slipway_builds", "slipway_build_queue", "slipway_build_logs",
+                  "slipway_build_secrets",
                   "slipway_signing_keys", "slipway_uploads", "slipway_api_tokens",
                   "slipway_alembic_version"}
 
