@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import SecretStr
 
+from slipway.domain.names import SECRET_ID
 from slipway.secret import reveal
 
-ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_SECRETS = 32
 MAX_VALUE_BYTES = 64 * 1024
 # the worker masks a secret in its log only from this length on (shorter text would be
@@ -33,7 +32,7 @@ class InvalidSecret(ValueError):
 
 
 def check_id(secret_id: str) -> None:
-    if not ID_RE.match(secret_id):
+    if not SECRET_ID.fullmatch(secret_id):
         shown = secret_id if len(secret_id) <= 64 else secret_id[:64] + "..."
         raise InvalidSecret(
             f"secret id {shown!r} is not valid: 1-128 letters, digits, '_', '.' or '-' "

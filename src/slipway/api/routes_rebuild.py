@@ -25,7 +25,7 @@ from slipway.api.routes_builds import (
     load_build,
 )
 from slipway.api.uploads import get_upload
-from slipway.build_secrets import secrets_for_build
+from slipway.build_secrets import InvalidSecret, secrets_for_build
 from slipway.metrics import BUILDS_SUBMITTED
 from slipway.store.builds import BuildRecord, NewBuild
 
@@ -68,7 +68,10 @@ async def rebuild(
                 "start a new build with the context"
             )
     # submitted secrets end with their build; the configured ones are read anew
-    secrets = secrets_for_build(d.config.BUILD_SECRETS, namespace, repository, None)
+    try:
+        secrets = secrets_for_build(d.config.BUILD_SECRETS, namespace, repository, None)
+    except InvalidSecret as exc:  # too many, once the namespace's and repository's merge
+        raise bad_request(f"{exc}; an administrator fixes it in BUILD_SECRETS") from None
     gone = sorted(set(record.options.get("secrets") or ()) - set(secrets))
     if gone:
         raise bad_request(

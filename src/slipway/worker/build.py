@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from slipway.domain.names import (
+    SECRET_ID,
     ImageRef,
     InvalidName,
     check_repository_path,
@@ -259,9 +260,11 @@ def _write_secrets(pack: pb.BuildPack, directory: Path) -> dict[str, Path]:
     (the runtime mounts it for the RUN steps that ask: --secret id=ID,src=FILE)."""
     files: dict[str, Path] = {}
     for index, secret in enumerate(pack.secrets):
-        if secret.name:
-            # numbered, not named by the id: an id is never part of a path
-            files[secret.name] = write_private_file(directory / str(index), secret.value)
+        if not SECRET_ID.fullmatch(secret.name):  # a manager that is not slipway's
+            raise BuildError(f"build secret id {secret.name[:64]!r} is not valid: 1-128 "
+                             "letters, digits, '_', '.' or '-'")
+        # numbered, not named by the id: an id is never part of a path
+        files[secret.name] = write_private_file(directory / str(index), secret.value)
     return files
 
 
