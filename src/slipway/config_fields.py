@@ -20,6 +20,8 @@ SECRET_KEYS = frozenset(
         "AWS_ACCESS_KEY",
         "password",
         "DATABASE_SECRET_KEY",
+        "BUILD_SECRETS",
+        "BUILD_SECRETS_KEY",
         "s3_access_key",
         "s3_secret_key",
         "access_key",

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from slipway.build_secrets import load_or_create_key
 from slipway.config.models import AppConfig, ManagerConfig
 from slipway.executors.base import Executor
 from slipway.executors.local import LocalExecutor
@@ -168,6 +169,8 @@ class SlipwayServer:
         key = await asyncio.to_thread(load_or_create, Path(config.DATA_DIR))
         await self.store.open()
         await self.store.keys.publish(key.kid, key.public_pem)
+        self.store.secrets.unlock(await asyncio.to_thread(
+            load_or_create_key, config.BUILD_SECRETS_KEY, Path(config.DATA_DIR)))
         self.tokens = TokenService(key, config.BUILDMAN_HOSTNAME, self.store.keys.get)
         manager_config = config.manager
         self.orchestrator = create_orchestrator(manager_config, UNPUBLISHED_EVENTS)

@@ -14,6 +14,7 @@ import httpx
 from fastapi import FastAPI
 
 from slipway.api import create_app, create_token
+from slipway.build_secrets import load_or_create_key
 from slipway.config.models import AppConfig
 from slipway.domain.phases import Phase
 from slipway.manager.control import BuildControl
@@ -61,6 +62,7 @@ def make_config(tmp_path: Path, **overrides: Any) -> AppConfig:
 async def api_env(tmp_path: Path, **overrides: Any) -> AsyncIterator[ApiEnv]:
     config = make_config(tmp_path, **overrides)
     store = await Store(config.DB_URI).open()
+    store.secrets.unlock(load_or_create_key(config.BUILD_SECRETS_KEY, Path(config.DATA_DIR)))
     orchestrator = MemoryOrchestrator()
     await orchestrator.start()
     control = BuildControl(store, orchestrator, local_wakeup=lambda: None)

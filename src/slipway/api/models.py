@@ -19,6 +19,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from slipway.build_secrets import InvalidSecret, check_secrets
 from slipway.domain.names import InvalidName, check_build_arg_name, check_tag
 
 TARGET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -75,6 +76,12 @@ class BuildRequest(BaseModel):
         False, description="slipway: pull base images even when present; a failed pull fails"
     )
     labels: dict[str, str] | None = Field(None, description="slipway: image labels")
+    secrets: dict[str, SecretStr] | None = Field(
+        None,
+        description="slipway: build secrets {id: value} for RUN --mount=type=secret,id=ID; "
+        "over the repository's configured ones. Never shown: the build lists only the ids "
+        "(options.secrets)",
+    )
 
     @field_validator("file_id")
     @classmethod
@@ -133,6 +140,19 @@ class BuildRequest(BaseModel):
             if "\x00" in value or "\n" in value:
                 raise _err(f"label {name!r}: its value contains a NUL or a newline")
         return v
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, v: dict[str, SecretStr] | None) -> dict[str, SecretStr] | None:
+        try:
+            check_secrets({k: s.get_secret_value() for k, s in (v or {}).items()})
+        except InvalidSecret as exc:
+            raise _err(str(exc)) from None
+        return v
+
+    @property
+    def secret_values(self) -> dict[str, str]:
+        return {k: s.get_secret_value() for k, s in (self.secrets or {}).items()}
 
     @property
     def options(self) -> dict[str, Any]:
@@ -232,7 +252,9 @@ class BuildOut(BaseModel):
     completed: str | None = Field(description="RFC 2822 date, null while running")
     attempts: list[dict[str, Any]]
     options: dict[str, Any] = Field(
-        default_factory=dict, description="slipway: no_cache, pull, labels as requested"
+        default_factory=dict,
+        description="slipway: no_cache, pull, labels as requested; secrets: the ids of the "
+        "build's secrets (their values are never shown)",
     )
 
 

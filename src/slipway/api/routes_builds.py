@@ -19,6 +19,7 @@ from slipway.api.models import (
 )
 from slipway.api.serialize import EXPIRED, build_view
 from slipway.api.uploads import get_upload
+from slipway.build_secrets import InvalidSecret, secrets_for_build
 from slipway.domain.names import (
     InvalidName,
     check_image_name,
@@ -160,8 +161,16 @@ async def start_build(
                 f"file_id: {body.file_id!r} has no uploaded content; POST /api/v1/filedrop/ "
                 "and PUT the archive to the returned url first"
             )
+    try:
+        secrets = secrets_for_build(d.config.BUILD_SECRETS, namespace, repository,
+                                    body.secret_values)
+    except InvalidSecret as exc:
+        raise bad_request(str(exc)) from None
     await check_queue_room(d, namespace)
     context, dockerfile = body.resolved_paths
+    options = body.options
+    if secrets:
+        options["secrets"] = sorted(secrets)  # the ids only: values are never shown
     creds = body.pull_credentials
     record = await d.control.submit(
         NewBuild(
@@ -183,8 +192,9 @@ async def start_build(
             ),
             build_args=body.build_args or {},
             target=body.target,
-            options=body.options,
-        )
+            options=options,
+        ),
+        secrets,
     )
     BUILDS_SUBMITTED.labels(namespace).inc()
     return await created(request, d, record)

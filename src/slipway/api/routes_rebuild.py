@@ -25,6 +25,7 @@ from slipway.api.routes_builds import (
     load_build,
 )
 from slipway.api.uploads import get_upload
+from slipway.build_secrets import InvalidSecret, secrets_for_build
 from slipway.metrics import BUILDS_SUBMITTED
 from slipway.store.builds import BuildRecord, NewBuild
 
@@ -66,7 +67,22 @@ async def rebuild(
                 f"the uploaded context of build {build_id} is no longer on this server; "
                 "start a new build with the context"
             )
+    # submitted secrets end with their build; the configured ones are read anew
+    try:
+        secrets = secrets_for_build(d.config.BUILD_SECRETS, namespace, repository, None)
+    except InvalidSecret as exc:  # too many, once the namespace's and repository's merge
+        raise bad_request(f"{exc}; an administrator fixes it in BUILD_SECRETS") from None
+    gone = sorted(set(record.options.get("secrets") or ()) - set(secrets))
+    if gone:
+        raise bad_request(
+            f"build {build_id} was given secrets {', '.join(gone)} when it was submitted; "
+            "a build's secrets are deleted when it ends, so start a new build with them"
+        )
     await check_queue_room(d, namespace)
-    new = await d.control.submit(again(record, principal.name))
+    build = again(record, principal.name)
+    options = {k: v for k, v in build.options.items() if k != "secrets"}
+    if secrets:
+        options["secrets"] = sorted(secrets)
+    new = await d.control.submit(dataclasses.replace(build, options=options), secrets)
     BUILDS_SUBMITTED.labels(namespace).inc()
     return await created(request, d, new)

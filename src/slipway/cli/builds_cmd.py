@@ -25,6 +25,7 @@ from slipway.cli.build_context import clone, is_git_url, parse_git, read_stdin
 from slipway.cli.client import ApiClient, CliError, load_credentials
 from slipway.cli.dockerignore import context_size, pack
 from slipway.cli.output import fail, megabytes, stderr_console, stdout_console, transfer
+from slipway.cli.secret_flags import parse_secrets
 from slipway.domain.names import (
     InvalidName,
     check_build_arg_name,
@@ -351,6 +352,10 @@ def build(
     build_arg: list[str] = typer.Option([], "--build-arg", help="NAME=VALUE; repeat."),
     target: str | None = typer.Option(None, "--target", help="Build stage to stop at."),
     label: list[str] = typer.Option([], "--label", help="Image label NAME=VALUE; repeat."),
+    secret: list[str] = typer.Option(
+        [], "--secret",
+        help="Build secret for RUN --mount=type=secret: id=NAME,src=FILE or "
+        "id=NAME,env=VARIABLE; repeat. Never stored in the image or shown."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build every step anew."),
     pull: bool = typer.Option(
         False, "--pull", help="Pull base images even when present; a failed pull fails."),
@@ -374,6 +379,7 @@ def build(
         repo = dest.repo_path
         args = parse_build_args(build_arg)
         labels = parse_labels(label)
+        secrets = parse_secrets(secret)
         with _client(server, token, context) as client, tempfile.TemporaryDirectory() as tmp:
             check_with_server(client, dest)
             archive = prepare_context(source, file, Path(tmp), log_out)
@@ -395,6 +401,8 @@ def build(
                 body["target"] = target
             if labels:
                 body["labels"] = labels
+            if secrets:
+                body["secrets"] = secrets
             if no_cache:
                 body["no_cache"] = True
             if pull:

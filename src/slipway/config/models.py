@@ -297,6 +297,20 @@ class AppConfig(BaseModel):
         example={"registry.example.com": {"username": "robot", "password": "secret"}},
         description="slipway: push credentials for non-Quay registries, by host",
     )
+    BUILD_SECRETS: dict[str, dict[str, SecretStr]] = field(
+        default_factory=dict,
+        example={"acme": {"npm_token": "secret"}, "acme/web": {"api_key": "secret"}},
+        description="slipway: build secrets (RUN --mount=type=secret,id=ID) by namespace or "
+        "namespace/repository, {SCOPE: {ID: value}}; a repository's and then the submitted "
+        "ones win over the namespace's",
+    )
+    BUILD_SECRETS_KEY: SecretStr | None = field(
+        None,
+        example="<urlsafe base64 of 32 random bytes>",
+        description="slipway: Fernet key encrypting build secrets in the database; default "
+        "DATA_DIR/keys/build-secrets.key, made on first start (managers that share the "
+        "database but not DATA_DIR need the same key)",
+    )
     BUILD_UPLOAD_MAX_BYTES: int = field(
         1 << 30,
         example=1 << 30,
@@ -438,6 +452,29 @@ class AppConfig(BaseModel):
                 f"{shown!r} is an in-memory SQLite database, which each connection sees "
                 f"empty and which is gone at exit; {how}"
             )
+        return value
+
+    @field_validator("BUILD_SECRETS")
+    @classmethod
+    def _build_secrets(
+        cls, value: dict[str, dict[str, SecretStr]]
+    ) -> dict[str, dict[str, SecretStr]]:
+        from slipway.build_secrets import InvalidSecret, check_secrets
+        from slipway.domain.names import InvalidName, check_namespace, check_repository
+
+        for scope, secrets in value.items():
+            namespace, _, repository = scope.partition("/")
+            try:
+                check_namespace(namespace)
+                if repository:
+                    check_repository(repository)
+                check_secrets({k: v.get_secret_value() for k, v in secrets.items()},
+                              f"BUILD_SECRETS[{scope!r}]")
+            except InvalidName as exc:
+                raise problem(f"{scope!r} is not a namespace or namespace/repository: "
+                              f"{exc}") from None
+            except InvalidSecret as exc:
+                raise problem(f"{scope!r}: {exc}") from None
         return value
 
     @field_validator("PUBLIC_URL")

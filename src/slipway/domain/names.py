@@ -35,6 +35,8 @@ _NAMESPACE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _BUILD_ARG = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# a build secret's id: no ',' or '=', which would break `--secret id=ID,src=FILE`
+SECRET_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _LABEL = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
 _HOST = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[A-Fa-f0-9:]+\])(?::(?P<port>[0-9]+))?")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 
 from slipway import metrics
@@ -13,6 +13,7 @@ from slipway.manager.keys import WAKE_KEY, cancel_key
 from slipway.manager.phase_log import phase_entry
 from slipway.orchestrator.base import Orchestrator
 from slipway.store.builds import BuildRecord, NewBuild
+from slipway.store.database import SqlConnection
 from slipway.store.facade import Store
 from slipway.store.logs import LogEntry
 
@@ -40,12 +41,16 @@ class BuildControl:
     def attach_scheduler(self, wakeup: Callable[[], None]) -> None:
         self._local_wakeup = wakeup
 
-    async def submit(self, new: NewBuild) -> BuildRecord:
-        logs = self.store.logs
-        record = await self.store.builds.create(
-            new, also=lambda conn, build_id: logs.append(build_id, [phase_entry(Phase.WAITING)],
-                                                         conn)
-        )
+    async def submit(self, new: NewBuild, secrets: Mapping[str, str] | None = None) -> BuildRecord:
+        """Store the build, its first log entry and its secrets (encrypted) together."""
+        store = self.store
+
+        async def first_rows(conn: SqlConnection, build_id: str) -> None:
+            await store.logs.append(build_id, [phase_entry(Phase.WAITING)], conn)
+            if secrets:
+                await store.secrets.put(conn, build_id, secrets)
+
+        record = await store.builds.create(new, also=first_rows)
         if self._local_wakeup is not None:
             self._local_wakeup()
         # every manager (other processes too) subscribes to WAKE_KEY: with several managers

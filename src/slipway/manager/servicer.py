@@ -15,6 +15,7 @@ from slipway.manager.context import ManagerContext
 from slipway.manager.worker_calls import CallRefused, HeartbeatTracker, LogStreamState
 from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol import buildman_pb2_grpc as pb_grpc
+from slipway.store.secrets import SecretsUnavailable
 
 log = logging.getLogger("slipway.grpc")
 T = TypeVar("T")
@@ -71,6 +72,15 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
         pack.pull = bool(options.get("pull"))
         for name, value in (options.get("labels") or {}).items():
             pack.labels.add(name=name, value=str(value))
+        if options.get("secrets"):  # only builds given secrets pay the read
+            try:
+                secrets = await self.ctx.store.secrets.get(record.id)
+            except SecretsUnavailable as exc:
+                log.error("build %s: %s", record.id, exc)
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+                raise  # unreachable: abort raises
+            for secret_id, value in secrets.items():
+                pack.secrets.add(name=secret_id, value=value)
         return pack
 
     async def Heartbeat(

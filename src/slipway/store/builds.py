@@ -17,6 +17,7 @@ from slipway.store.database import Database, SqlConnection
 from slipway.store.logs import BUILD_ID_PARAM, LogEntry, append_with, counted
 from slipway.store.queue import BuildQueue
 from slipway.store.schema import builds as b
+from slipway.store.secrets import BuildSecretStore
 
 
 @dataclass
@@ -217,9 +218,13 @@ class BuildStore:
         **values: Any,
     ) -> bool:
         """Move to `new_phase` only from one of `expected` (compare-and-set, so two
-        managers or the API and a manager cannot both win); append `log` if it moved."""
-        return await _update_and_log(conn, build_id, {"phase": new_phase.value, **values},
-                                     log, phases=tuple(expected))
+        managers or the API and a manager cannot both win); append `log` if it moved.
+        A build that ends takes its secrets with it, in the same transaction."""
+        moved = await _update_and_log(conn, build_id, {"phase": new_phase.value, **values},
+                                      log, phases=tuple(expected))
+        if moved and new_phase.is_final:
+            await BuildSecretStore.delete(conn, build_id)
+        return moved
 
     async def update_if_job(
         self,

@@ -8,6 +8,7 @@ from slipway.store.keys import SigningKeyStore
 from slipway.store.logs import BuildLogs
 from slipway.store.overview import BuildOverview
 from slipway.store.queue import BuildQueue
+from slipway.store.secrets import BuildSecretStore
 
 
 class Store:
@@ -18,6 +19,7 @@ class Store:
         self.logs = BuildLogs(self.db)
         self.keys = SigningKeyStore(self.db)
         self.overview = BuildOverview(self.db)
+        self.secrets = BuildSecretStore(self.db)
 
     async def open(self) -> Store:
         await self.db.migrate()

@@ -116,3 +116,13 @@ api_tokens = Table(
     Column("scopes", JSON, nullable=False),
     Column("created", Float, nullable=False),
 )
+
+build_secrets = Table(
+    "slipway_build_secrets",
+    metadata,
+    Column("build_id", String(36), ForeignKey("slipway_builds.id"), primary_key=True),
+    # {id: value} as JSON, Fernet-encrypted (store/secrets.py); the row goes when the
+    # build ends
+    Column("sealed", Text, nullable=False),
+    Column("created", Float, nullable=False),
+)

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from slipway.domain.names import (
+    SECRET_ID,
     ImageRef,
     InvalidName,
     check_repository_path,
@@ -25,7 +26,7 @@ from slipway.worker.environment import WorkerEnvironment
 from slipway.worker.errors import BuildError
 from slipway.worker.reporter import Reporter
 from slipway.worker.runtimes import make_runtime
-from slipway.worker.runtimes.base import BuildSpec, Credentials, Runtime
+from slipway.worker.runtimes.base import BuildSpec, Credentials, Runtime, write_private_file
 from slipway.worker.unpack import Limits
 
 log = logging.getLogger("slipway.worker")
@@ -41,6 +42,9 @@ def pack_secrets(pack: pb.BuildPack, env: WorkerEnvironment) -> list[str]:
         pack.push_password,
         pack.base_image.password,
     ]
+    for secret in pack.secrets:
+        # whole, and line by line: the log is reported a line at a time
+        values += [secret.value, *(ln.strip() for ln in secret.value.splitlines())]
     if pack.HasField("git_package"):
         # each line of the key body, and a password inside the clone URL
         values += [ln for ln in pack.git_package.private_key.splitlines() if len(ln) >= 16]
@@ -171,6 +175,7 @@ class Build:
             await self._pull(image, pull_auth, strict=pack.pull)
 
         await self.reporter.phase(pb.BUILDING)
+        secrets_dir = self.workdir / "secrets"
         spec = BuildSpec(
             context_dir=ctx.directory,
             dockerfile=ctx.dockerfile,
@@ -184,9 +189,13 @@ class Build:
             no_cache=pack.no_cache,
             pull=pack.pull,
             labels={label.name: label.value for label in pack.labels if label.name},
+            secrets=await asyncio.to_thread(_write_secrets, pack, secrets_dir),
         )
         self.created_images.extend(targets)
-        image_id = await self.runtime.build(spec)
+        try:
+            image_id = await self.runtime.build(spec)
+        finally:  # only the build step reads them
+            await asyncio.to_thread(shutil.rmtree, secrets_dir, True)
 
         await self.reporter.phase(pb.PUSHING)
         creds = push_credentials(pack)
@@ -244,6 +253,19 @@ class Build:
             base_image_tag=ref.digest or ref.tag,
             pull_username=creds.username if creds else "",
         )
+
+
+def _write_secrets(pack: pb.BuildPack, directory: Path) -> dict[str, Path]:
+    """Each build secret in a file only the worker's user reads, outside the context
+    (the runtime mounts it for the RUN steps that ask: --secret id=ID,src=FILE)."""
+    files: dict[str, Path] = {}
+    for index, secret in enumerate(pack.secrets):
+        if not SECRET_ID.fullmatch(secret.name):  # a manager that is not slipway's
+            raise BuildError(f"build secret id {secret.name[:64]!r} is not valid: 1-128 "
+                             "letters, digits, '_', '.' or '-'")
+        # numbered, not named by the id: an id is never part of a path
+        files[secret.name] = write_private_file(directory / str(index), secret.value)
+    return files
 
 
 def _read_head(path: Path, limit: int = 1024 * 1024) -> str:

@@ -35,16 +35,20 @@ class BuildSpec:
     no_cache: bool = False  # build every step anew
     pull: bool = False  # pull base images even when present
     labels: Mapping[str, str] = field(default_factory=dict)
+    # build secret id -> the private file holding its value
+    secrets: Mapping[str, Path] = field(default_factory=dict)
 
 
 def build_options(spec: BuildSpec) -> list[str]:
-    """The arguments every runtime's build takes alike: build args, labels, target, tags,
-    --no-cache."""
+    """The arguments every runtime's build takes alike: build args, labels, secrets,
+    target, tags, --no-cache."""
     argv: list[str] = []
     for name, value in spec.build_args.items():
         argv += ["--build-arg", f"{name}={value}"]
     for name, value in spec.labels.items():
         argv += ["--label", f"{name}={value}"]
+    for secret_id, path in spec.secrets.items():
+        argv += ["--secret", f"id={secret_id},src={path}"]
     if spec.no_cache:
         argv.append("--no-cache")
     if spec.target:
