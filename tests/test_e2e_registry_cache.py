@@ -117,7 +117,7 @@ async def test_a_fresh_worker_reuses_the_steps_of_an_earlier_build(
     lines = second.stdout.splitlines()
     assert any(ln.startswith("Step 2/3 cached (registry cache): RUN echo") for ln in lines), (
         second.stdout[-3000:])
-    assert any(ln.startswith("Layer cache: 2 of 3 steps cached") for ln in lines)
+    assert any(ln.startswith("Layer cache: 2 of 2 steps cached") for ln in lines)
     pushed_second = skopeo(ref)
     assert pushed_second["Layers"] == pushed_first["Layers"]
     assert pushed_second["Digest"] == pushed_first["Digest"]

@@ -93,7 +93,8 @@ class CacheWatch:
         if match := _STEP.match(stripped):
             self._step, self._instruction = match[1], match[2]
             self._reused, self._pulled_in_step = "", False
-            self.total_steps += 1
+            if not match[2].upper().startswith("FROM "):  # nothing to cache there
+                self.total_steps += 1
         elif match := _PULLED.match(stripped):
             self.from_registry += 1
             self._pulled_in_step = True
