@@ -76,8 +76,10 @@ def by_hand(registry: str, run: int) -> float:
     return elapsed
 
 
-async def through_slipway(server: ServerProcess, archive_url: str, run: int) -> float:
-    path = f"/api/v1/repository/bench/app{run}/build/"
+async def through_slipway(
+    server: ServerProcess, archive_url: str, run: int, *, repository: str = ""
+) -> float:
+    path = f"/api/v1/repository/{repository or f'bench/app{run}'}/build/"
     async with api_client(server, 2) as client:
         start = time.perf_counter()
         r = await client.post(path, json={"archive_url": archive_url})
@@ -125,6 +127,9 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
         finally:
             await server.stop()
     hand_s, slipway_s = statistics.median(hand), statistics.median(slipway)
+    from benchmarks import e2e_cache
+
+    layer_cache = await e2e_cache.run(backend, workdir, runs=runs)
     return {
         "runs": runs,
         "by_hand_s": rounded(hand_s, 2),
@@ -132,4 +137,5 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
         "by_hand_runs_s": [rounded(x, 2) for x in hand],
         "slipway_runs_s": [rounded(x, 2) for x in slipway],
         "ratio_vs_hand": rounded(slipway_s / hand_s, 2),
+        "layer_cache": layer_cache,
     }

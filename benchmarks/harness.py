@@ -67,8 +67,10 @@ def process_cpu_seconds(pid: int) -> float:
 class ServerProcess:
     """`python -m benchmarks.server_proc` as a child; CPU and RSS read from /proc."""
 
-    def __init__(self, config: dict[str, Any], null_socket: str | None, log_path: Path) -> None:
+    def __init__(self, config: dict[str, Any], null_socket: str | None, log_path: Path,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.spec = {"config": config, "null_socket": null_socket}
+        self.extra_env = dict(extra_env or {})
         self.log_path = log_path
         self.proc: asyncio.subprocess.Process | None = None
         self.pid = 0
@@ -87,7 +89,7 @@ class ServerProcess:
         return f"127.0.0.1:{self.grpc_port}"
 
     async def start(self) -> ServerProcess:
-        env = {**os.environ, "XDG_CONFIG_HOME": self._config_home,
+        env = {**os.environ, **self.extra_env, "XDG_CONFIG_HOME": self._config_home,
                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(

@@ -109,12 +109,54 @@ class ExecutorConfigBase(BaseModel):
         "later builds reuse them (a build's --no-cache skips them); for the local executor "
         "or long-lived hosts: a new Pod or instance starts with an empty cache",
     )
+    REGISTRY_CACHE: bool = field(
+        True,
+        example=False,
+        description="slipway: podman/buildah push each built step to a cache repository "
+        "in the target registry and reuse steps found there, across workers "
+        "(docs/layer-cache.md); a build's --no-cache skips it",
+    )
+    REGISTRY_CACHE_REPOSITORY: str = field(
+        "{repository}-cache",
+        example="{repository}",
+        description="slipway: the cache repository in the target registry; {repository} "
+        "is the build's NAMESPACE/NAME ({repository} alone: the image's own repository)",
+    )
+    REGISTRY_CACHE_EXCLUDE: list[str] = field(
+        default_factory=list,
+        example=["team-a/secret-app", "sandbox/*"],
+        description="slipway: repositories (shell patterns) built without the registry cache",
+    )
 
     @field_validator("MINIMUM_RETRY_THRESHOLD", mode="before")
     @classmethod
     def _null_is_zero(cls, value: Any) -> Any:
         # Quay's example writes `MINIMUM_RETRY_THRESHOLD:` (YAML null): the default, 0.
         return 0 if value is None else value
+
+    @field_validator("REGISTRY_CACHE_REPOSITORY")
+    @classmethod
+    def _one_cache_per_repository(cls, value: str) -> str:
+        if "{repository}" not in value:
+            raise ValueError(
+                f"{value!r} does not contain {{repository}}: each repository needs a cache "
+                "of its own (layers must not pass between repositories), e.g. "
+                "{repository}-cache"
+            )
+        if any(c in value for c in ",\n") or value.strip() != value:
+            raise ValueError(f"{value!r} is not a repository path: no spaces or commas")
+        return value
+
+    @field_validator("REGISTRY_CACHE_EXCLUDE")
+    @classmethod
+    def _patterns_without_commas(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if "," in pattern or not pattern.strip():
+                raise ValueError(
+                    f"{pattern!r} is not a repository pattern: one NAMESPACE/NAME or shell "
+                    "pattern (team/*) per list item, no commas"
+                )
+        return [p.strip() for p in value]
 
     @field_validator("NAMESPACE_WHITELIST", "SSH_AUTHORIZED_KEYS", "EXTRA_CA_CERTS", mode="before")
     @classmethod

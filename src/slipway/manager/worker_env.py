@@ -26,6 +26,10 @@ def worker_environment(
         env["TLS_CERT_PATH"] = str(executor_config.CA_CERT)
     if executor_config.LAYER_CACHE:
         env["LAYER_CACHE"] = "true"
+    env["REGISTRY_CACHE"] = "true" if executor_config.REGISTRY_CACHE else "false"
+    env["REGISTRY_CACHE_REPOSITORY"] = executor_config.REGISTRY_CACHE_REPOSITORY
+    if executor_config.REGISTRY_CACHE_EXCLUDE:
+        env["REGISTRY_CACHE_EXCLUDE"] = ",".join(executor_config.REGISTRY_CACHE_EXCLUDE)
     if app_config.INSECURE_REGISTRIES:
         env["INSECURE_REGISTRIES"] = ",".join(app_config.INSECURE_REGISTRIES)
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,7 +23,8 @@ from slipway.protocol import buildman_pb2 as pb
 from slipway.worker.context import fetch_git, fetch_url, locate
 from slipway.worker.dockerfile import base_images
 from slipway.worker.environment import WorkerEnvironment
-from slipway.worker.errors import BuildError
+from slipway.worker.errors import BuildError, CacheUnavailable
+from slipway.worker.registry_cache import CacheWatch, cache_repository, probe
 from slipway.worker.reporter import Reporter
 from slipway.worker.runtimes import make_runtime
 from slipway.worker.runtimes.base import BuildSpec, Credentials, Runtime, write_private_file
@@ -176,6 +177,7 @@ class Build:
 
         await self.reporter.phase(pb.BUILDING)
         secrets_dir = self.workdir / "secrets"
+        cache_repo = await self._registry_cache(registry, bases.images)
         spec = BuildSpec(
             context_dir=ctx.directory,
             dockerfile=ctx.dockerfile,
@@ -190,10 +192,13 @@ class Build:
             pull=pack.pull,
             labels={label.name: label.value for label in pack.labels if label.name},
             secrets=await asyncio.to_thread(_write_secrets, pack, secrets_dir),
+            cache_repo=cache_repo,
+            cache_auth=push_credentials(pack) if cache_repo else None,
+            keep_layers=bool(cache_repo),
         )
         self.created_images.extend(targets)
         try:
-            image_id = await self.runtime.build(spec)
+            image_id = await self._build(spec)
         finally:  # only the build step reads them
             await asyncio.to_thread(shutil.rmtree, secrets_dir, True)
 
@@ -207,6 +212,65 @@ class Build:
             await self.reporter.log(f"note: the tags were pushed with different digests {digests}")
         await self.reporter.log(f"Pushed {', '.join(targets)} as {digests[0]}")
         return digests[0]
+
+    async def _registry_cache(self, registry: str, bases: list[str]) -> str:
+        """The cache repository this build uses, "" for none; says why not when the
+        cache is on but cannot be used."""
+        pack, env = self.pack, self.env
+        if pack.no_cache:
+            return ""
+        cache_repo = cache_repository(env, registry, pack.repository.strip().strip("/"))
+        if not cache_repo:
+            return ""
+        remote = {parse_image_ref(b).registry for b in bases} - {"localhost"}
+        if env.registry_is_insecure(registry) and any(
+            not env.registry_is_insecure(r) for r in remote
+        ):
+            # the build's --tls-verify=false would cover the base images' registries too
+            await self.reporter.log(
+                f"cache unavailable: {registry} is an insecure registry and the base "
+                "images come from a verified one; building without it"
+            )
+            return ""
+        reason = await probe(registry, env.registry_is_insecure(registry))
+        if reason:
+            await self.reporter.log(f"cache unavailable: {reason}; building without it")
+            return ""
+        await self.reporter.log(f"Registry cache: {cache_repo}")
+        return cache_repo
+
+    async def _build(self, spec: BuildSpec) -> str:
+        """Build; a build that fails on its registry cache runs again without it (the
+        steps it built are kept: the second run reuses them)."""
+        watch = CacheWatch(self.reporter.log, spec.cache_repo)
+        try:
+            image_id = await self.runtime.build(spec, watch.line)
+        except CacheUnavailable as exc:
+            self._forget_step_images(watch, built=False)
+            await self.reporter.log(f"cache unavailable: {exc}; building again without it")
+            spec = replace(spec, cache_repo="", cache_auth=None)
+            watch = CacheWatch(self.reporter.log)
+            try:
+                image_id = await self.runtime.build(spec, watch.line)
+            except BuildError:
+                self._forget_step_images(watch, built=False)
+                raise
+        except BuildError:
+            self._forget_step_images(watch, built=False)
+            raise
+        self._forget_step_images(watch, built=True)
+        if summary := watch.summary():
+            await self.reporter.log(summary)
+        return image_id
+
+    def _forget_step_images(self, watch: CacheWatch, *, built: bool) -> None:
+        """The clean-up removes the cache images the build pulled and, unless LAYER_CACHE
+        keeps them, the step images of a build that did not finish (a finished one's go
+        with the image they lead to)."""
+        if not built and not self.env.layer_cache:
+            self.created_images.extend(i for i in watch.committed_ids
+                                       if i not in self.created_images)
+        self.created_images.extend(n for n in watch.pulled_names if n not in self.created_images)
 
     async def _pull(
         self, image: str, pull_auth: dict[str, Credentials], *, strict: bool = False

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 RUNTIMES = ("podman", "buildah", "docker")
 DEFAULT_MAX_BYTES = 4 * 1024**3
 DEFAULT_MAX_FILES = 100_000
+DEFAULT_CACHE_REPOSITORY = "{repository}-cache"
 
 
 class WorkerEnvironmentError(ValueError):
@@ -36,14 +37,20 @@ class WorkerEnvironment:
     retry_window: float = 60.0  # how long a lost manager connection is retried
     work_dir: str = ""  # parent of the per-build temp dir; "" = system temp dir
     layer_cache: bool = False  # podman/buildah keep step layers for later builds
+    # the registry cache (docs/layer-cache.md): on unless REGISTRY_CACHE=false
+    registry_cache: bool = True
+    registry_cache_repository: str = DEFAULT_CACHE_REPOSITORY
+    registry_cache_exclude: tuple[str, ...] = ()  # repository patterns (fnmatch) without it
 
     def registry_is_insecure(self, registry: str) -> bool:
         return registry.lower() in self.insecure_registries
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raw = env.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
+    if not raw:
+        return default
+    if raw in ("0", "false", "no", "off"):
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
@@ -115,4 +122,19 @@ def load_environment(env: Mapping[str, str] | None = None) -> WorkerEnvironment:
         retry_window=_positive(env, "RETRY_WINDOW", 60.0, float),
         work_dir=env.get("WORK_DIR", "").strip(),
         layer_cache=_flag(env, "LAYER_CACHE"),
+        registry_cache=_flag(env, "REGISTRY_CACHE", default=True),
+        registry_cache_repository=_cache_repository(env),
+        registry_cache_exclude=tuple(
+            p.strip() for p in env.get("REGISTRY_CACHE_EXCLUDE", "").split(",") if p.strip()
+        ),
     )
+
+
+def _cache_repository(env: Mapping[str, str]) -> str:
+    template = env.get("REGISTRY_CACHE_REPOSITORY", "").strip() or DEFAULT_CACHE_REPOSITORY
+    if "{repository}" not in template:
+        raise WorkerEnvironmentError(
+            f"REGISTRY_CACHE_REPOSITORY={template!r} does not contain {{repository}}: each "
+            "repository needs a cache of its own, e.g. {repository}-cache"
+        )
+    return template

@@ -9,6 +9,11 @@ class BuildError(Exception):
     message is shown to the user, so it never carries a secret."""
 
 
+class CacheUnavailable(BuildError):
+    """The build failed on its registry cache (buildah fails a build whose --cache-to
+    push fails): the build is run again without the cache, never failed for it."""
+
+
 class ManagerUnreachable(Exception):
     """The manager could not be reached (or refused us) for longer than the retry window."""
 

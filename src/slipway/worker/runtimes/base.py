@@ -37,6 +37,11 @@ class BuildSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     # build secret id -> the private file holding its value
     secrets: Mapping[str, Path] = field(default_factory=dict)
+    # the registry cache (docs/layer-cache.md): registry/path, "" for none; its
+    # credentials (the push's), put in the build's auth file for that repository only
+    cache_repo: str = ""
+    cache_auth: Credentials | None = None
+    keep_layers: bool = False  # build with step images (they are the cache's)
 
 
 def build_options(spec: BuildSpec) -> list[str]:
@@ -90,12 +95,15 @@ class Runtime(abc.ABC):
         self.workdir = workdir
         self.sink = sink
 
-    async def run(self, argv: Sequence[str], *, stream: bool = True) -> ProcessResult:
+    async def run(
+        self, argv: Sequence[str], *, stream: bool = True, sink: LineSink | None = None
+    ) -> ProcessResult:
         """Run the runtime; a streamed run that fails keeps its error lines for the
-        BuildError its caller raises (they are shown once, as the build's error)."""
+        BuildError its caller raises (they are shown once, as the build's error). `sink`
+        takes the lines instead of the runtime's own."""
         try:
-            return await run_process(argv, self.sink if stream else None, env=self.child_env(),
-                                     hold_errors=stream)
+            return await run_process(argv, (sink or self.sink) if stream else None,
+                                     env=self.child_env(), hold_errors=stream)
         except FileNotFoundError:
             raise RuntimeError(
                 f"{argv[0]} is not installed on this worker (CONTAINER_RUNTIME={self.name})"
@@ -125,8 +133,8 @@ class Runtime(abc.ABC):
     async def pull(self, image: str, creds: Credentials | None, insecure: bool) -> None: ...
 
     @abc.abstractmethod
-    async def build(self, spec: BuildSpec) -> str:
-        """Build and tag; return the image id."""
+    async def build(self, spec: BuildSpec, sink: LineSink | None = None) -> str:
+        """Build and tag; return the image id. `sink` takes the build's output lines."""
 
     @abc.abstractmethod
     async def push(self, image_id: str, tag: str, creds: Credentials | None, insecure: bool) -> str:

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from slipway.domain.names import parse_image_ref
-from slipway.worker.errors import BuildError
+from slipway.worker.errors import BuildError, CacheUnavailable
+from slipway.worker.process import LineSink
+from slipway.worker.registry_cache import is_cache_failure
 from slipway.worker.runtimes.base import (
     BuildSpec,
     Credentials,
@@ -45,21 +47,31 @@ class ContainersRuntime(Runtime):
 
     def build_argv(self, spec: BuildSpec, iidfile: Path) -> list[str]:
         argv = [*self.base(), *self.build_verb, "--isolation", self.env.isolation]
-        # no layer cache unless the executor asks for one (LAYER_CACHE): a worker is
-        # ephemeral, and cached step images outlive the build's clean-up on a shared host
-        argv += [f"--layers={'true' if self.env.layer_cache else 'false'}"]
+        # no local layer cache unless the executor asks for one (LAYER_CACHE): a worker is
+        # ephemeral, and cached step images outlive the build's clean-up on a shared host.
+        # The registry cache needs the step images: the build's clean-up removes them
+        layers = self.env.layer_cache or spec.keep_layers or bool(spec.cache_repo)
+        argv += [f"--layers={'true' if layers else 'false'}"]
+        if spec.cache_repo:
+            argv += ["--cache-from", spec.cache_repo, "--cache-to", spec.cache_repo]
         if spec.pull:
             argv += ["--pull=always"]
         argv += ["--format", "docker", "--iidfile", str(iidfile), "-f", str(spec.dockerfile)]
         argv += self._tls(spec.insecure)
-        argv += self._authfile("build", dict(spec.pull_auth))
+        auth = dict(spec.pull_auth)
+        if spec.cache_repo and spec.cache_auth:
+            # an entry for the cache repository alone: the base images keep theirs
+            auth[spec.cache_repo] = spec.cache_auth
+        argv += self._authfile("build", auth)
         argv += build_options(spec)
         return [*argv, str(spec.context_dir)]
 
-    async def build(self, spec: BuildSpec) -> str:
+    async def build(self, spec: BuildSpec, sink: LineSink | None = None) -> str:
         iidfile = self.workdir / "image.iid"
-        result = await self.run(self.build_argv(spec, iidfile))
+        result = await self.run(self.build_argv(spec, iidfile), sink=sink)
         if result.returncode != 0:
+            if spec.cache_repo and is_cache_failure(result.error_text()):
+                raise CacheUnavailable(result.error_text())
             raise await self.build_failure(result, spec)
         image_id = await asyncio.to_thread(_read, iidfile)
         if not image_id:

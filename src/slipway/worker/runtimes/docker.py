@@ -14,6 +14,7 @@ from pathlib import Path
 
 from slipway.domain.names import parse_image_ref
 from slipway.worker.errors import BuildError
+from slipway.worker.process import LineSink
 from slipway.worker.runtimes.base import (
     BuildSpec,
     Credentials,
@@ -42,14 +43,15 @@ class DockerRuntime(Runtime):
         auth = {parse_image_ref(image).registry: creds} if creds else {}
         await self.checked([*self._config("pull", auth), "pull", image], f"pulling {image}")
 
-    async def build(self, spec: BuildSpec) -> str:
+    async def build(self, spec: BuildSpec, sink: LineSink | None = None) -> str:
+        # no registry cache: docker's --cache-from/--cache-to are buildx's, another format
         iidfile = self.workdir / "image.iid"
         argv = [*self._config("build", dict(spec.pull_auth)), "build"]
         argv += ["--iidfile", str(iidfile), "-f", str(spec.dockerfile)]
         if spec.pull:
             argv.append("--pull")
         argv += build_options(spec)
-        result = await self.run([*argv, str(spec.context_dir)])
+        result = await self.run([*argv, str(spec.context_dir)], sink=sink)
         if result.returncode != 0:
             raise await self.build_failure(result, spec)
         image_id = await asyncio.to_thread(_read, iidfile)

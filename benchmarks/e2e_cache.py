@@ -1,0 +1,128 @@
+"""The registry layer cache (docs/layer-cache.md), end to end: a Dockerfile whose RUN
+steps dominate, built through slipway on a worker with an empty container store (cold:
+the cache repository is empty too), rebuilt on another fresh worker (warm: the steps come
+from the cache repository), and the same build and push by hand with `podman build` (no
+cache, a fresh store as well), side by side in one run."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Backend, rounded
+from benchmarks.e2e import BASE_IMAGE, _podman, ensure_base_image, through_slipway
+from benchmarks.harness import ServerProcess, server_config
+
+SLOW_DOCKERFILE = """\
+FROM {base}
+RUN echo "a slow step" && sleep 4 && seq 1 20000 > /numbers.txt
+RUN echo "another" && sleep 2 && date > /stamp
+"""
+
+
+def _context_tar(dockerfile: str) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = dockerfile.encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        info.mtime = int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def fresh_store(directory: Path) -> dict[str, str]:
+    """The environment of a worker whose container store starts empty (vfs: no mounts)."""
+    directory.mkdir(parents=True)
+    conf = directory / "storage.conf"
+    conf.write_text(f'[storage]\ndriver = "vfs"\ngraphroot = "{directory}/graph"\n'
+                    f'runroot = "{directory}/run"\n')
+    return {"CONTAINERS_STORAGE_CONF": str(conf)}
+
+
+def by_hand(registry: str, dockerfile: str, run: int, store: Path) -> float:
+    """`podman build` (no cache) and push on a fresh store, as the worker would run them."""
+    tag = f"{registry}/hand/slow{run}:latest"
+    with tempfile.TemporaryDirectory(prefix="slipway-bench-hand-") as tmp:
+        ctx = Path(tmp)
+        (ctx / "Dockerfile").write_text(dockerfile)
+        full_env = {**os.environ, **fresh_store(store)}
+        start = time.perf_counter()
+        subprocess.run(
+            [*_podman(), "build", "--isolation", "chroot", "--layers=false", "--format",
+             "docker", "--tls-verify=false", "-f", str(ctx / "Dockerfile"), "-t", tag,
+             str(ctx)], check=True, capture_output=True, env=full_env)
+        subprocess.run(
+            [*_podman(), "push", "--tls-verify=false", tag, f"docker://{tag}"],
+            check=True, capture_output=True, env=full_env)
+        elapsed = time.perf_counter() - start
+    shutil.rmtree(store, ignore_errors=True)
+    return elapsed
+
+
+async def slipway_on_a_fresh_worker(
+    config: dict[str, Any], work: Path, archive_url: str, repository: str, name: str
+) -> float:
+    store = work / f"store-{name}"
+    server = ServerProcess(config, None, work / "e2e-cache.log", fresh_store(store))
+    await server.start()
+    try:
+        return await through_slipway(server, archive_url, 0, repository=repository)
+    finally:
+        await server.stop()
+        shutil.rmtree(store, ignore_errors=True)
+
+
+async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, Any]:
+    from support.fileserver import serve_files
+    from support.registry import run_registry
+
+    await asyncio.to_thread(ensure_base_image)
+    work = workdir / "e2e-cache"
+    work.mkdir(parents=True, exist_ok=True)
+    cold: list[float] = []
+    warm: list[float] = []
+    hand: list[float] = []
+    with run_registry() as registry:
+        base = f"{registry.host}/base/slipway-base:1"
+        subprocess.run([*_podman(), "push", "--tls-verify=false", BASE_IMAGE,
+                        f"docker://{base}"], check=True, capture_output=True)
+        dockerfile = SLOW_DOCKERFILE.format(base=base)
+        with serve_files(
+            {"/context.tar.gz": (_context_tar(dockerfile), "application/gzip")}
+        ) as files:
+            executor = {"EXECUTOR": "local", "NAME": "local", "CONTAINER_RUNTIME": "podman"}
+            config = server_config(
+                work / "server", backend, executor=executor,
+                top={"SERVER_HOSTNAME": registry.host, "INSECURE_REGISTRIES": [registry.host]},
+            )
+            url = f"{files}/context.tar.gz"
+            for i in range(1, runs + 1):
+                repository = f"bench/slow{i}"  # a new repository: an empty cache
+                cold.append(await slipway_on_a_fresh_worker(config, work, url, repository,
+                                                            f"cold{i}"))
+                warm.append(await slipway_on_a_fresh_worker(config, work, url, repository,
+                                                            f"warm{i}"))
+                hand.append(await asyncio.to_thread(by_hand, registry.host, dockerfile, i,
+                                                    work / f"store-hand{i}"))
+    cold_s, warm_s, hand_s = (statistics.median(x) for x in (cold, warm, hand))
+    return {
+        "runs": runs,
+        "cold_s": rounded(cold_s, 2),
+        "warm_fresh_worker_s": rounded(warm_s, 2),
+        "by_hand_no_cache_s": rounded(hand_s, 2),
+        "cold_runs_s": [rounded(x, 2) for x in cold],
+        "warm_runs_s": [rounded(x, 2) for x in warm],
+        "by_hand_runs_s": [rounded(x, 2) for x in hand],
+        "warm_vs_cold": rounded(warm_s / cold_s, 2),
+        "cold_vs_hand": rounded(cold_s / hand_s, 2),
+    }

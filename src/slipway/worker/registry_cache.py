@@ -1,0 +1,135 @@
+"""The registry layer cache (docs/layer-cache.md): which cache repository a build uses,
+whether its registry answers, and what the build's output says was cached.
+
+podman/buildah's `--cache-from`/`--cache-to REPO` push one image per built step to
+`REPO:<cache key>` and look each step's key up there before running it, so a worker
+with an empty store reuses the steps of earlier builds made on other workers.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import ssl
+from dataclasses import dataclass, field
+
+import httpx
+
+from slipway.worker.environment import WorkerEnvironment
+from slipway.worker.process import LineSink
+
+PROBE_TIMEOUT = httpx.Timeout(5.0)
+REPOSITORY_PLACEHOLDER = "{repository}"
+
+# a multi-stage build's steps start with their stage: "[1/2] STEP 1/3: FROM ..."
+_STEP = re.compile(r"^((?:\[\d+/\d+\] )?STEP \d+/\d+): (.*)$")
+_USING_CACHE = re.compile(r"^--> Using cache ([0-9a-f]{12,64})\s*$")
+_PULLED = re.compile(r"^--> Cache pulled from remote (\S+)\s*$")
+_COMMITTED = re.compile(r"^--> ([0-9a-f]{11,64})\s*$")
+_TAGGED = re.compile(r"^Successfully tagged (\S+)\s*$")
+# buildah's own words when --cache-to (or a pull from --cache-from) failed the build
+_CACHE_FAILURE = re.compile(r"failed (?:pushing|pulling) cache", re.I)
+
+
+def cache_repository(env: WorkerEnvironment, registry: str, repository: str) -> str:
+    """`registry/path` of this build's cache repository; "" when the environment turns
+    the registry cache off for it (REGISTRY_CACHE, REGISTRY_CACHE_EXCLUDE) or the
+    runtime has none (docker)."""
+    if not env.registry_cache or env.container_runtime == "docker":
+        return ""
+    if any(fnmatch.fnmatchcase(repository, pattern) for pattern in env.registry_cache_exclude):
+        return ""
+    path = env.registry_cache_repository.replace(REPOSITORY_PLACEHOLDER, repository)
+    return f"{registry}/{path.strip('/')}"
+
+
+def is_cache_failure(error_text: str) -> bool:
+    """Whether a failed build failed on its cache (buildah fails a build whose
+    --cache-to push fails), not on the Dockerfile."""
+    return bool(_CACHE_FAILURE.search(error_text))
+
+
+async def probe(registry: str, insecure: bool) -> str:
+    """"" when the registry answers at all; else why not. Any HTTP answer (401 too) or a
+    TLS complaint counts: the runtime, with its own CAs and the build's credentials,
+    decides the rest, and a cache it then cannot use only costs a rebuild."""
+    schemes = ("https", "http") if insecure else ("https",)
+    reason = ""
+    async with httpx.AsyncClient(timeout=PROBE_TIMEOUT, verify=not insecure) as client:
+        for scheme in schemes:
+            try:
+                await client.get(f"{scheme}://{registry}/v2/")
+                return ""
+            except httpx.ConnectError as exc:
+                if isinstance(exc.__cause__, ssl.SSLError) or "SSL" in str(exc):
+                    return ""
+                reason = f"cannot connect to {registry}: {exc}"
+            except httpx.HTTPError as exc:
+                reason = f"{registry} did not answer: {exc or type(exc).__name__}"
+    return reason
+
+
+@dataclass
+class CacheWatch:
+    """Passes the build's output on and notes, from buildah's lines, the steps that came
+    from a cache (a clear line for each, a count at the end), the cache images pulled
+    into the store, and the step images the build committed itself (its clean-up)."""
+
+    sink: LineSink
+    cache_repo: str = ""
+    cached_steps: list[str] = field(default_factory=list)
+    from_registry: int = 0
+    pulled_names: list[str] = field(default_factory=list)
+    committed_ids: list[str] = field(default_factory=list)
+    total_steps: int = 0
+    _step: str = ""
+    _instruction: str = ""
+    _reused: str = ""
+    _pulled_in_step: bool = False
+
+    async def line(self, text: str) -> None:
+        await self.sink(text)
+        stripped = text.strip()
+        if match := _STEP.match(stripped):
+            self._step, self._instruction = match[1], match[2]
+            self._reused, self._pulled_in_step = "", False
+            if not match[2].upper().startswith("FROM "):  # nothing to cache there
+                self.total_steps += 1
+        elif match := _PULLED.match(stripped):
+            self.from_registry += 1
+            self._pulled_in_step = True
+            self._remember(match[1])
+        elif match := _USING_CACHE.match(stripped):
+            self._reused = match[1]
+            if self._step:
+                self.cached_steps.append(self._step)
+                where = "registry cache" if self._pulled_in_step else "local layers"
+                step = self._step.replace("STEP", "Step")
+                await self.sink(f"{step} cached ({where}): {self._instruction[:200]}")
+        elif match := _COMMITTED.match(stripped):
+            if not (self._reused and self._reused.startswith(match[1])):
+                self.committed_ids.append(match[1])
+        elif (match := _TAGGED.match(stripped)) and self._in_cache(match[1]):
+            self._remember(match[1])
+
+    def _in_cache(self, reference: str) -> bool:
+        return bool(self.cache_repo) and reference.startswith(f"{self.cache_repo}:")
+
+    def _remember(self, name: str) -> None:
+        if name not in self.pulled_names:
+            self.pulled_names.append(name)
+
+    def summary(self) -> str:
+        if not self.total_steps:
+            return ""
+        count = len(self.cached_steps)
+        if not count:
+            return f"Layer cache: no step of {self.total_steps} was cached"
+        steps = ", ".join(step.replace("STEP ", "") for step in self.cached_steps)
+        return (
+            f"Layer cache: {count} of {self.total_steps} steps cached ({steps}; "
+            f"{self.from_registry} from the registry cache)"
+        )
+
+
+__all__ = ["CacheWatch", "cache_repository", "is_cache_failure", "probe"]

@@ -1,0 +1,57 @@
+"""The registry cache's settings (docs/layer-cache.md): executor keys, the worker
+environment they become, and the cache repository a build gets from them."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from slipway.executors.local_config import LocalExecutorConfig
+from slipway.worker.environment import WorkerEnvironmentError, load_environment
+from slipway.worker.registry_cache import cache_repository
+
+BASE = {"TOKEN": "t", "SERVER": "127.0.0.1:1"}
+
+
+def test_on_by_default_next_to_the_repository() -> None:
+    env = load_environment(BASE)
+    assert cache_repository(env, "reg.example.com", "team/app") == (
+        "reg.example.com/team/app-cache")
+
+
+def test_the_image_repository_itself_and_exclusions() -> None:
+    env = load_environment({**BASE, "REGISTRY_CACHE_REPOSITORY": "{repository}",
+                            "REGISTRY_CACHE_EXCLUDE": "sandbox/*, team/secret"})
+    assert cache_repository(env, "quay.example.com", "team/app") == "quay.example.com/team/app"
+    assert cache_repository(env, "quay.example.com", "sandbox/x") == ""
+    assert cache_repository(env, "quay.example.com", "team/secret") == ""
+
+
+def test_off_per_executor_and_for_docker() -> None:
+    assert cache_repository(load_environment({**BASE, "REGISTRY_CACHE": "false"}),
+                            "r", "a/b") == ""
+    assert cache_repository(load_environment({**BASE, "CONTAINER_RUNTIME": "docker"}),
+                            "r", "a/b") == ""
+
+
+def test_a_template_without_the_repository_is_refused() -> None:
+    with pytest.raises(WorkerEnvironmentError, match=r"does not contain \{repository\}"):
+        load_environment({**BASE, "REGISTRY_CACHE_REPOSITORY": "shared/cache"})
+    with pytest.raises(ValidationError, match=r"does not contain \{repository\}"):
+        LocalExecutorConfig.model_validate(
+            {"EXECUTOR": "local", "REGISTRY_CACHE_REPOSITORY": "shared/cache"})
+
+
+def test_executor_keys_become_the_worker_environment() -> None:
+    from slipway.config.loader import parse_config
+    from slipway.manager.worker_env import worker_environment
+
+    config = parse_config({}).config
+    executor = LocalExecutorConfig.model_validate(
+        {"EXECUTOR": "local", "REGISTRY_CACHE_EXCLUDE": ["sandbox/*"]})
+    env = worker_environment(config, executor, token="t", build_id="b")
+    assert env["REGISTRY_CACHE"] == "true"
+    assert env["REGISTRY_CACHE_REPOSITORY"] == "{repository}-cache"
+    assert env["REGISTRY_CACHE_EXCLUDE"] == "sandbox/*"
+    off = LocalExecutorConfig.model_validate({"EXECUTOR": "local", "REGISTRY_CACHE": False})
+    assert worker_environment(config, off, token="t", build_id="b")["REGISTRY_CACHE"] == "false"
