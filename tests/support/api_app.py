@@ -19,8 +19,8 @@ from slipway.domain.phases import Phase
 from slipway.manager.control import BuildControl
 from slipway.manager.phase_log import phase_entry
 from slipway.orchestrator.memory import MemoryOrchestrator
-from slipway.store.facade import Store
-from slipway.store.logs import LogEntry
+from slipway.store.facade import SqlStore
+from slipway.store.records import LogEntry
 from slipway.tokens.jwt import TokenService
 from slipway.tokens.keys import load_or_create
 
@@ -29,7 +29,7 @@ from slipway.tokens.keys import load_or_create
 class ApiEnv:
     app: FastAPI
     config: AppConfig
-    store: Store
+    store: SqlStore
     control: BuildControl
     tokens: TokenService
     orchestrator: MemoryOrchestrator
@@ -60,7 +60,7 @@ def make_config(tmp_path: Path, **overrides: Any) -> AppConfig:
 @asynccontextmanager
 async def api_env(tmp_path: Path, **overrides: Any) -> AsyncIterator[ApiEnv]:
     config = make_config(tmp_path, **overrides)
-    store = await Store(config.DB_URI).open()
+    store = await SqlStore(config.DB_URI).open()
     orchestrator = MemoryOrchestrator()
     await orchestrator.start()
     control = BuildControl(store, orchestrator, local_wakeup=lambda: None)

@@ -1,0 +1,12 @@
+"""Which database errors are worth a retry, for callers that must not know the driver."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A lost or refused connection (server restarting, network), not a bad statement."""
+    if isinstance(exc, (OperationalError, InterfaceError, OSError, ConnectionError)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
