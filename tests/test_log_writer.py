@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
+from support.enqueue import record_and_queue
 
-from slipway.manager.admission import store_new_build
 from slipway.manager.log_writer import LogWriter
 from slipway.store.facade import SqlStore
 from slipway.store.records import LogEntry, NewBuild
@@ -26,7 +26,7 @@ async def store_and_writer(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 async def _build(store: SqlStore, repo: str) -> str:
-    record = await store_new_build(store,
+    record = await record_and_queue(store,
         NewBuild(namespace="ns", repository=repo, tags=["latest"], registry="r:5000"))
     return record.id
 

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy import text
+from support.enqueue import record_and_queue
 from support.postgres_server import PostgresServer, postgres_available, running_postgres
 
 from slipway.domain.phases import Phase
-from slipway.manager.admission import store_new_build
 from slipway.store.facade import SqlStore
 from slipway.store.records import LogEntry, NewBuild
 from slipway.store.shared_transactions import SharedConnection, SharedTransactions
@@ -34,7 +34,7 @@ async def store(postgres: PostgresServer) -> AsyncIterator[SqlStore]:
 
 
 async def _builds(store: SqlStore, count: int) -> list[str]:
-    return [(await store_new_build(store, NewBuild(
+    return [(await record_and_queue(store, NewBuild(
         namespace="ns", repository=f"repo{i}", tags=["latest"], registry="r:5000"))).id
         for i in range(count)]
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.enqueue import record_and_queue
 from support.postgres_server import PostgresServer, postgres_available, running_postgres
 
 from slipway.domain.phases import Phase
-from slipway.manager.admission import store_new_build
 from slipway.store.facade import SqlStore
 from slipway.store.records import NewBuild
 
@@ -41,7 +41,7 @@ async def store(db_uri: str):  # type: ignore[no-untyped-def]
 
 
 async def _submit(store: SqlStore, ns: str = "ns", repo: str = "repo") -> str:
-    record = await store_new_build(store,
+    record = await record_and_queue(store,
         NewBuild(namespace=ns, repository=repo, tags=["latest"], registry="r:5000"))
     return record.id
 
