@@ -212,8 +212,8 @@ def test_cancel_with_the_credentials_file_serve_writes(
     saved: dict[str, Any] = json.loads((xdg / "slipway" / "cli.json").read_text())
     name = live.url.removeprefix("http://")
     assert saved == {"current": name, "contexts": {name: {"server": live.url, "token": token}}}
-    record = live.run(enqueue(live.env.control,
-        NewBuild(namespace="demo", repository="hello", tags=["latest"], registry="r")))
+    record = live.run(enqueue(live.env.control, NewBuild(
+        namespace="demo", repository="hello", tags=["latest"], registry="r")))
     r = CliRunner().invoke(app, ["cancel", "demo/hello", record.id], env=env)
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(app, ["builds", "demo/hello"], env=env)

@@ -44,8 +44,8 @@ def cli_file() -> Path:
 
 def submit(server: LiveApi, repository: str) -> str:
     assert server.env is not None
-    record = server.run(enqueue(server.env.control,
-        NewBuild(namespace="demo", repository=repository, tags=["latest"], registry="r")))
+    record = server.run(enqueue(server.env.control, NewBuild(
+        namespace="demo", repository=repository, tags=["latest"], registry="r")))
     return str(record.id)
 
 

@@ -26,8 +26,8 @@ async def store_and_writer(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 async def _build(store: SqlStore, repo: str) -> str:
-    record = await record_and_queue(store,
-        NewBuild(namespace="ns", repository=repo, tags=["latest"], registry="r:5000"))
+    record = await record_and_queue(store, NewBuild(
+        namespace="ns", repository=repo, tags=["latest"], registry="r:5000"))
     return record.id
 
 

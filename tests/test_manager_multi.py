@@ -206,7 +206,7 @@ async def test_a_submit_wakes_managers_in_other_processes(tmp_path: Path) -> Non
         manager_side.subscribe(WAKE_KEY, on_wake)
         control = BuildControl(store, api_side)
         await enqueue(control, NewBuild(namespace="ns", repository="r", tags=["latest"],
-                                      registry="registry.test:5000"))
+                                         registry="registry.test:5000"))
         await asyncio.wait_for(woken.wait(), 20)  # a safety limit, not a timing test
     finally:
         await api_side.close()

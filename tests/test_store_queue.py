@@ -41,8 +41,8 @@ async def store(db_uri: str):  # type: ignore[no-untyped-def]
 
 
 async def _submit(store: SqlStore, ns: str = "ns", repo: str = "repo") -> str:
-    record = await record_and_queue(store,
-        NewBuild(namespace=ns, repository=repo, tags=["latest"], registry="r:5000"))
+    record = await record_and_queue(store, NewBuild(
+        namespace=ns, repository=repo, tags=["latest"], registry="r:5000"))
     return record.id
 
 

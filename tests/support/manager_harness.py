@@ -167,14 +167,12 @@ class Harness:
     async def submit(
         self, namespace: str = "ns", repository: str = "repo", tags: tuple[str, ...] = ("latest",)
     ) -> str:
-        record = await enqueue(self.control,
-            NewBuild(
-                namespace=namespace,
-                repository=repository,
-                tags=list(tags),
-                registry=self.config.SERVER_HOSTNAME,
-            )
-        )
+        record = await enqueue(self.control, NewBuild(
+            namespace=namespace,
+            repository=repository,
+            tags=list(tags),
+            registry=self.config.SERVER_HOSTNAME,
+        ))
         return record.id
 
     async def build(self, build_id: str) -> BuildRecord:
