@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 from support.api_app import LiveApi
+from support.enqueue import enqueue
 from test_cli_builds import DIGEST, play, write
 from typer.testing import CliRunner
 
 from slipway.cli.main import app
-from slipway.store.builds import NewBuild
+from slipway.store.records import NewBuild
 
 SLIPWAY = Path(sys.executable).parent / "slipway"
 TARGET = "127.0.0.1:5000/demo/hello"
@@ -121,7 +122,7 @@ def test_json_output_of_build_builds_and_logs(tmp_path: Path, live: LiveApi) -> 
 def test_piped_output_is_neither_wrapped_nor_coloured(tmp_path: Path, live: LiveApi) -> None:
     tok = token(live)
     tags = [f"a-rather-long-tag-name-{i}" for i in range(4)]
-    record = live.run(live.env.control.submit(NewBuild(  # type: ignore[union-attr]
+    record = live.run(enqueue(live.env.control, NewBuild(  # type: ignore[union-attr]
         namespace="demo", repository="hello", tags=tags, registry="r")))
     env = {**os.environ, **env_for(live, tok), "COLUMNS": "", "FORCE_COLOR": ""}
     for args in (["builds", "demo/hello"], ["context", "list"]):
@@ -245,7 +246,7 @@ def test_context_from_a_git_url(tmp_path: Path, live: LiveApi) -> None:
 def test_build_says_why_it_waits(tmp_path: Path, live: LiveApi) -> None:
     assert live.env is not None
     tok = token(live)
-    running = live.run(live.env.control.submit(NewBuild(
+    running = live.run(enqueue(live.env.control, NewBuild(
         namespace="demo", repository="hello", tags=["old"], registry="127.0.0.1:5000")))
     live.run(live.env.store.queue.claim("m1", limit=1, lease_seconds=600))
     from slipway.domain.phases import Phase

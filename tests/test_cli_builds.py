@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from support.api_app import ApiEnv, LiveApi
+from support.enqueue import enqueue
 from typer.testing import CliRunner
 
 from slipway.api import bootstrap_admin_token
@@ -19,7 +20,7 @@ from slipway.api.uploads import get_upload
 from slipway.cli.dockerignore import excluded, pack, parse
 from slipway.cli.main import app
 from slipway.domain.phases import Phase
-from slipway.store.builds import BuildRecord, NewBuild
+from slipway.store.records import BuildRecord, NewBuild
 
 DIGEST = "sha256:" + "b" * 64
 
@@ -211,8 +212,8 @@ def test_cancel_with_the_credentials_file_serve_writes(
     saved: dict[str, Any] = json.loads((xdg / "slipway" / "cli.json").read_text())
     name = live.url.removeprefix("http://")
     assert saved == {"current": name, "contexts": {name: {"server": live.url, "token": token}}}
-    record = live.run(live.env.control.submit(
-        NewBuild(namespace="demo", repository="hello", tags=["latest"], registry="r")))
+    record = live.run(enqueue(live.env.control, NewBuild(
+        namespace="demo", repository="hello", tags=["latest"], registry="r")))
     r = CliRunner().invoke(app, ["cancel", "demo/hello", record.id], env=env)
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(app, ["builds", "demo/hello"], env=env)

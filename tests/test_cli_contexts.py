@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 from support.api_app import LiveApi
+from support.enqueue import enqueue
 from typer.testing import CliRunner
 
 from slipway.api import bootstrap_admin_token
 from slipway.cli.main import app
-from slipway.store.builds import NewBuild
+from slipway.store.records import NewBuild
 
 
 @pytest.fixture
@@ -43,8 +44,8 @@ def cli_file() -> Path:
 
 def submit(server: LiveApi, repository: str) -> str:
     assert server.env is not None
-    record = server.run(server.env.control.submit(
-        NewBuild(namespace="demo", repository=repository, tags=["latest"], registry="r")))
+    record = server.run(enqueue(server.env.control, NewBuild(
+        namespace="demo", repository=repository, tags=["latest"], registry="r")))
     return str(record.id)
 
 

@@ -9,25 +9,25 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
+from support.enqueue import record_and_queue
 
 from slipway.manager.log_writer import LogWriter
-from slipway.store.builds import NewBuild
-from slipway.store.facade import Store
-from slipway.store.logs import LogEntry
+from slipway.store.facade import SqlStore
+from slipway.store.records import LogEntry, NewBuild
 
 
 @pytest.fixture
 async def store_and_writer(tmp_path: Path):  # type: ignore[no-untyped-def]
-    store = await Store(f"sqlite:///{tmp_path}/l.db").open()
+    store = await SqlStore(f"sqlite:///{tmp_path}/l.db").open()
     writer = LogWriter(store)
     yield store, writer
     await writer.close()
     await store.close()
 
 
-async def _build(store: Store, repo: str) -> str:
-    record = await store.builds.create(
-        NewBuild(namespace="ns", repository=repo, tags=["latest"], registry="r:5000"))
+async def _build(store: SqlStore, repo: str) -> str:
+    record = await record_and_queue(store, NewBuild(
+        namespace="ns", repository=repo, tags=["latest"], registry="r:5000"))
     return record.id
 
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from support.enqueue import enqueue
 from support.manager_cluster import Cluster
 from support.postgres_server import PostgresServer, postgres_available
 from support.redis_server import RedisServer
@@ -25,8 +26,8 @@ from slipway.manager.control import BuildControl
 from slipway.manager.keys import WAKE_KEY
 from slipway.orchestrator.base import KeyEvent
 from slipway.orchestrator.redis import RedisOrchestrator
-from slipway.store.builds import NewBuild
-from slipway.store.facade import Store
+from slipway.store.facade import SqlStore
+from slipway.store.records import NewBuild
 from slipway.tokens.jwt import InvalidToken, TokenService, TokenType
 from slipway.tokens.keys import load_or_create
 
@@ -51,7 +52,7 @@ async def test_a_token_minted_by_one_manager_verifies_on_another(tmp_path: Path)
     server = PostgresServer()
     server.start()
     try:
-        store = await Store(server.uri).open()
+        store = await SqlStore(server.uri).open()
         services = []
         for name in ("a", "b"):
             key = load_or_create(tmp_path / name)
@@ -191,7 +192,7 @@ async def test_a_submit_wakes_managers_in_other_processes(tmp_path: Path) -> Non
     subscribed through its own Redis connection, hears it at once."""
     redis = RedisServer()
     redis.start()
-    store = await Store(f"sqlite:///{tmp_path}/api.db").open()
+    store = await SqlStore(f"sqlite:///{tmp_path}/api.db").open()
     api_side = RedisOrchestrator(redis.config())
     manager_side = RedisOrchestrator(redis.config())
     try:
@@ -204,8 +205,8 @@ async def test_a_submit_wakes_managers_in_other_processes(tmp_path: Path) -> Non
 
         manager_side.subscribe(WAKE_KEY, on_wake)
         control = BuildControl(store, api_side)
-        await control.submit(NewBuild(namespace="ns", repository="r", tags=["latest"],
-                                      registry="registry.test:5000"))
+        await enqueue(control, NewBuild(namespace="ns", repository="r", tags=["latest"],
+                                         registry="registry.test:5000"))
         await asyncio.wait_for(woken.wait(), 20)  # a safety limit, not a timing test
     finally:
         await api_side.close()

@@ -17,7 +17,7 @@ from support.processes import process_alive
 from support.registry import free_port
 
 from slipway.domain.phases import Phase
-from slipway.store.facade import Store
+from slipway.store.facade import SqlStore
 
 
 async def test_serve_then_sigterm_releases_builds(tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ async def test_serve_then_sigterm_releases_builds(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    store = await Store(f"sqlite:///{tmp_path}/data/slipway.db").open()
+    store = await SqlStore(f"sqlite:///{tmp_path}/data/slipway.db").open()
     try:
         record = await store.builds.get(build_id)
         item = await store.queue.get_for_build(build_id)

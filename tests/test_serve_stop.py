@@ -20,7 +20,7 @@ from support.serve_process import ServeProcess
 from support.server import BuildApi
 
 from slipway.domain.phases import Phase
-from slipway.store.facade import Store
+from slipway.store.facade import SqlStore
 
 pytestmark = pytest.mark.podman
 
@@ -81,7 +81,7 @@ async def test_sigterm_stops_the_worker_and_gives_the_build_back_at_once(
     assert "stopping (SIGTERM): 1 running build goes back to the queue" in output
     assert "Traceback" not in output
     await assert_nothing_left(tree)
-    store = await Store(f"sqlite:///{tmp_path}/data/slipway.db").open()
+    store = await SqlStore(f"sqlite:///{tmp_path}/data/slipway.db").open()
     try:
         record = await store.builds.get(build_id)
         item = await store.queue.get_for_build(build_id)

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy import text
+from support.enqueue import record_and_queue
 from support.postgres_server import PostgresServer, postgres_available, running_postgres
 
 from slipway.domain.phases import Phase
-from slipway.store.builds import NewBuild
-from slipway.store.facade import Store
-from slipway.store.logs import LogEntry
+from slipway.store.facade import SqlStore
+from slipway.store.records import LogEntry, NewBuild
 from slipway.store.shared_transactions import SharedConnection, SharedTransactions
 
 pytestmark = pytest.mark.skipif(not postgres_available(), reason="PostgreSQL not installed")
@@ -27,19 +27,19 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-async def store(postgres: PostgresServer) -> AsyncIterator[Store]:
-    s = await Store(postgres.create_database()).open()
+async def store(postgres: PostgresServer) -> AsyncIterator[SqlStore]:
+    s = await SqlStore(postgres.create_database()).open()
     yield s
     await s.close()
 
 
-async def _builds(store: Store, count: int) -> list[str]:
-    return [(await store.builds.create(NewBuild(
+async def _builds(store: SqlStore, count: int) -> list[str]:
+    return [(await record_and_queue(store, NewBuild(
         namespace="ns", repository=f"repo{i}", tags=["latest"], registry="r:5000"))).id
         for i in range(count)]
 
 
-def _schedule(store: Store, build_id: str, queue_id: int | None = None):  # type: ignore[no-untyped-def]
+def _schedule(store: SqlStore, build_id: str, queue_id: int | None = None):  # type: ignore[no-untyped-def]
     """A write like the scheduler's: phase moved, two log lines, the queue lease pushed out;
     it answers its transaction's id."""
     async def write(conn: SharedConnection) -> int:
@@ -53,7 +53,7 @@ def _schedule(store: Store, build_id: str, queue_id: int | None = None):  # type
     return write
 
 
-async def test_writes_that_arrive_together_commit_in_one_transaction(store: Store) -> None:
+async def test_writes_that_arrive_together_commit_in_one_transaction(store: SqlStore) -> None:
     shared = SharedTransactions(store.db, store.queue)
     build_ids = await _builds(store, 20)
     items = await store.queue.claim("m1", limit=20, lease_seconds=0.01)
@@ -76,7 +76,7 @@ async def test_writes_that_arrive_together_commit_in_one_transaction(store: Stor
     assert await store.queue.claim("m2", limit=20, lease_seconds=60) == []
 
 
-async def test_a_failing_write_fails_alone(store: Store) -> None:
+async def test_a_failing_write_fails_alone(store: SqlStore) -> None:
     shared = SharedTransactions(store.db, store.queue)
     build_ids = await _builds(store, 5)
 
@@ -98,13 +98,13 @@ async def test_a_failing_write_fails_alone(store: Store) -> None:
     assert [r.phase for r in records if r is not None] == [Phase.BUILD_SCHEDULED] * 5
 
 
-async def test_get_each_answers_in_order_with_none_for_unknown_ids(store: Store) -> None:
+async def test_get_each_answers_in_order_with_none_for_unknown_ids(store: SqlStore) -> None:
     first, second = await _builds(store, 2)
     records = await store.builds.get_each([second, "missing", first, second])
     assert [r.id if r else None for r in records] == [second, None, first, second]
 
 
-async def test_appends_that_need_no_answer_are_numbered_together(store: Store) -> None:
+async def test_appends_that_need_no_answer_are_numbered_together(store: SqlStore) -> None:
     """`append_log`: lines land after what the log already held, in the order the writes
     made them, two writes to one build included; a build that does not exist takes
     nothing and fails no one."""

@@ -28,8 +28,8 @@ from slipway.store.database_kind import (
     database_kind,
     only_slipway_tables,
 )
-from slipway.store.facade import Store
-from slipway.store.logs import LogEntry
+from slipway.store.facade import SqlStore
+from slipway.store.records import LogEntry
 from slipway.store.schema import metadata
 
 SLIPWAY_TABLES = {"slipway_builds", "slipway_build_queue", "slipway_build_logs",
@@ -108,7 +108,7 @@ def _old_slipway_database(db_uri: str) -> None:
 async def test_a_new_database_gets_prefixed_tables_and_its_own_version_table(
     db_uri: str,
 ) -> None:
-    store = await Store(db_uri).open()
+    store = await SqlStore(db_uri).open()
     await store.close()
     tables = _tables(db_uri)
     assert tables == SLIPWAY_TABLES
@@ -142,7 +142,7 @@ async def test_an_old_slipway_database_is_moved_to_the_new_names_with_its_data(
         f"('h1', 'admin', '{{}}', {now})",
     )
 
-    store = await Store(db_uri).open()
+    store = await SqlStore(db_uri).open()
     try:
         record = await store.builds.get("b1")
         assert record is not None and record.phase is Phase.WAITING and record.tags == ["latest"]
@@ -179,7 +179,7 @@ async def test_quays_database_gets_slipways_tables_and_keeps_its_revision(
     assert database_kind(quay.uri).kind is DatabaseKind.QUAY
 
     for _ in range(2):  # a second start finds the schema current
-        store = await Store(quay.uri).open()
+        store = await SqlStore(quay.uri).open()
         await store.close()
 
     assert _tables(quay.uri) == quay_tables | SLIPWAY_TABLES
@@ -199,7 +199,7 @@ async def test_quays_database_gets_slipways_tables_and_keeps_its_revision(
 async def test_someone_elses_database_is_refused_and_left_as_it_was(db_uri: str) -> None:
     _sql(db_uri, "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
     with pytest.raises(ForeignDatabase) as info:
-        await Store(db_uri).open()
+        await SqlStore(db_uri).open()
     message = str(info.value)
     assert "customers" in message and "neither slipway's nor Quay's" in message
     assert "point DB_URI at an empty database for slipway" in message
@@ -210,14 +210,14 @@ async def test_another_programs_alembic_revision_is_refused(db_uri: str) -> None
     _sql(db_uri, "CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)",
          "INSERT INTO alembic_version VALUES ('abc123')", "CREATE TABLE things (id INTEGER)")
     with pytest.raises(ForeignDatabase, match=r"revision 'abc123' of another program"):
-        await Store(db_uri).open()
+        await SqlStore(db_uri).open()
     assert _tables(db_uri) == {"alembic_version", "things"}
 
 
 async def test_quays_tables_without_quays_revision_are_refused(quay: QuayDatabase) -> None:
     quay.execute("DELETE FROM alembic_version")
     with pytest.raises(ForeignDatabase, match=r"no Quay revision in alembic_version"):
-        await Store(quay.uri).open()
+        await SqlStore(quay.uri).open()
     assert not SLIPWAY_TABLES & _tables(quay.uri)
 
 
@@ -226,5 +226,5 @@ async def test_a_password_in_db_uri_is_not_in_the_refusal(postgres: PostgresServ
     _sql(uri, "CREATE TABLE customers (id INTEGER)")
     with pytest.raises(ForeignDatabase) as info:
         # trust auth: the password is not checked, only shown (or not)
-        await Store(make_url(uri).set(password="hunter2").render_as_string(False)).open()
+        await SqlStore(make_url(uri).set(password="hunter2").render_as_string(False)).open()
     assert "hunter2" not in str(info.value) and "***" in str(info.value)

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.enqueue import record_and_queue
 from support.postgres_server import PostgresServer, postgres_available, running_postgres
 
 from slipway.domain.phases import Phase
-from slipway.store.builds import NewBuild
-from slipway.store.facade import Store
+from slipway.store.facade import SqlStore
+from slipway.store.records import NewBuild
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +35,18 @@ def db_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 async def store(db_uri: str):  # type: ignore[no-untyped-def]
-    s = await Store(db_uri).open()
+    s = await SqlStore(db_uri).open()
     yield s
     await s.close()
 
 
-async def _submit(store: Store, ns: str = "ns", repo: str = "repo") -> str:
-    record = await store.builds.create(
-        NewBuild(namespace=ns, repository=repo, tags=["latest"], registry="r:5000"))
+async def _submit(store: SqlStore, ns: str = "ns", repo: str = "repo") -> str:
+    record = await record_and_queue(store, NewBuild(
+        namespace=ns, repository=repo, tags=["latest"], registry="r:5000"))
     return record.id
 
 
-async def test_new_build_is_waiting_with_three_retries(store: Store) -> None:
+async def test_new_build_is_waiting_with_three_retries(store: SqlStore) -> None:
     build_id = await _submit(store)
     record = await store.builds.get(build_id)
     assert record is not None and record.phase is Phase.WAITING
@@ -53,7 +54,7 @@ async def test_new_build_is_waiting_with_three_retries(store: Store) -> None:
     assert item is not None and item.retries_remaining == 3
 
 
-async def test_claim_counts_an_attempt_and_takes_a_lease(store: Store) -> None:
+async def test_claim_counts_an_attempt_and_takes_a_lease(store: SqlStore) -> None:
     build_id = await _submit(store)
     (item,) = await store.queue.claim("m1", limit=5, lease_seconds=60)
     assert item.build_id == build_id and item.retries_remaining == 2
@@ -62,7 +63,7 @@ async def test_claim_counts_an_attempt_and_takes_a_lease(store: Store) -> None:
     assert await store.queue.claim("m2", limit=5, lease_seconds=60) == []
 
 
-async def test_expired_lease_is_claimed_again_with_one_retry_less(store: Store) -> None:
+async def test_expired_lease_is_claimed_again_with_one_retry_less(store: SqlStore) -> None:
     await _submit(store)
     (first,) = await store.queue.claim("m1", limit=1, lease_seconds=0.01)
     await asyncio.sleep(0.05)
@@ -70,7 +71,7 @@ async def test_expired_lease_is_claimed_again_with_one_retry_less(store: Store) 
     assert again.id == first.id and again.retries_remaining == 1
 
 
-async def test_extend_processing_keeps_the_lease(store: Store) -> None:
+async def test_extend_processing_keeps_the_lease(store: SqlStore) -> None:
     await _submit(store)
     (item,) = await store.queue.claim("m1", limit=1, lease_seconds=0.01)
     async with store.db.write() as conn:  # in the caller's transaction
@@ -80,7 +81,7 @@ async def test_extend_processing_keeps_the_lease(store: Store) -> None:
 
 
 async def test_leases_pushed_out_together_say_which_items_were_still_processing(
-    store: Store,
+    store: SqlStore,
 ) -> None:
     for repo in ("a", "b", "c"):
         await _submit(store, repo=repo)
@@ -95,7 +96,7 @@ async def test_leases_pushed_out_together_say_which_items_were_still_processing(
     assert [i.id for i in again] == [items[1].id]
 
 
-async def test_incomplete_with_and_without_restored_retry(store: Store) -> None:
+async def test_incomplete_with_and_without_restored_retry(store: SqlStore) -> None:
     await _submit(store)
     (item,) = await store.queue.claim("m1", limit=1, lease_seconds=60)
     async with store.db.write() as conn:
@@ -108,7 +109,7 @@ async def test_incomplete_with_and_without_restored_retry(store: Store) -> None:
     assert (await store.queue.next_available_at(time.time())) is not None
 
 
-async def test_no_retries_left_is_never_claimed(store: Store) -> None:
+async def test_no_retries_left_is_never_claimed(store: SqlStore) -> None:
     await _submit(store)
     for expected in (2, 1, 0):
         (item,) = await store.queue.claim("m1", limit=1, lease_seconds=60)
@@ -118,7 +119,7 @@ async def test_no_retries_left_is_never_claimed(store: Store) -> None:
     assert await store.queue.claim("m1", limit=1, lease_seconds=60) == []
 
 
-async def test_complete_removes_the_item(store: Store) -> None:
+async def test_complete_removes_the_item(store: SqlStore) -> None:
     build_id = await _submit(store)
     (item,) = await store.queue.claim("m1", limit=1, lease_seconds=60)
     async with store.db.write() as conn:
@@ -126,7 +127,7 @@ async def test_complete_removes_the_item(store: Store) -> None:
     assert await store.queue.get_for_build(build_id) is None
 
 
-async def test_one_build_per_repository_fifo(store: Store) -> None:
+async def test_one_build_per_repository_fifo(store: SqlStore) -> None:
     a1 = await _submit(store, repo="a")
     a2 = await _submit(store, repo="a")
     b1 = await _submit(store, repo="b")
@@ -138,7 +139,7 @@ async def test_one_build_per_repository_fifo(store: Store) -> None:
     assert nxt.build_id == a2
 
 
-async def test_round_robin_across_namespaces(store: Store) -> None:
+async def test_round_robin_across_namespaces(store: SqlStore) -> None:
     many = [await _submit(store, ns="many", repo=f"r{i}") for i in range(4)]
     one = await _submit(store, ns="one")
     claimed = await store.queue.claim("m1", limit=3, lease_seconds=60)
@@ -146,7 +147,7 @@ async def test_round_robin_across_namespaces(store: Store) -> None:
     assert [i.build_id for i in claimed] == [many[0], one, many[1]]
 
 
-async def test_namespace_limit_counts_running_builds(store: Store) -> None:
+async def test_namespace_limit_counts_running_builds(store: SqlStore) -> None:
     for i in range(3):
         await _submit(store, ns="capped", repo=f"r{i}")
     first = await store.queue.claim("m1", limit=10, lease_seconds=60,
@@ -156,8 +157,8 @@ async def test_namespace_limit_counts_running_builds(store: Store) -> None:
                                    namespace_limits={"capped": 2}) == []
 
 
-async def test_log_entries_are_numbered_in_order(store: Store) -> None:
-    from slipway.store.logs import LogEntry
+async def test_log_entries_are_numbered_in_order(store: SqlStore) -> None:
+    from slipway.store.records import LogEntry
 
     build_id = await _submit(store)
     assert await store.logs.append(build_id, [LogEntry("a"), LogEntry("b")]) == 2
@@ -169,9 +170,10 @@ async def test_log_entries_are_numbered_in_order(store: Store) -> None:
 
 
 
-async def test_a_long_run_of_log_entries_is_stored_whole_and_in_order(store: Store) -> None:
+async def test_a_long_run_of_log_entries_is_stored_whole_and_in_order(store: SqlStore) -> None:
     """Long runs take PostgreSQL's COPY path: text that needs escaping comes back as is."""
-    from slipway.store.logs import COPY_FROM_ROWS, LogEntry
+    from slipway.store.log_rows import COPY_FROM_ROWS
+    from slipway.store.records import LogEntry
 
     build_id = await _submit(store)
     awkward = ["tab\there", "back\\slash \\N", "", "quote ' and \" ünïcode", "\\."]
@@ -190,8 +192,8 @@ async def test_a_long_run_of_log_entries_is_stored_whole_and_in_order(store: Sto
 # -- several managers claiming at once (PostgreSQL: each is its own engine/connection pool) --
 
 
-async def _managers(db_uri: str, count: int) -> list[Store]:
-    return [await Store(db_uri).open() for _ in range(count)]
+async def _managers(db_uri: str, count: int) -> list[SqlStore]:
+    return [await SqlStore(db_uri).open() for _ in range(count)]
 
 
 async def test_concurrent_claims_never_share_an_item_or_a_repository(

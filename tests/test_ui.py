@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from support.browser import chromium, chromium_available, screenshot
+from support.enqueue import enqueue
 from support.fileserver import serve_files
 from support.registry import Registry
 from support.server import RunningServer, running_server
@@ -22,8 +23,7 @@ from support.server import RunningServer, running_server
 from slipway.api.ui import sign_in_link
 from slipway.domain.phases import Phase
 from slipway.manager.phase_log import phase_entry
-from slipway.store.builds import NewBuild
-from slipway.store.logs import LogEntry
+from slipway.store.records import LogEntry, NewBuild
 
 pytestmark = pytest.mark.skipif(
     not chromium_available(), reason="chromium is not installed (scripts/install-system.sh)")
@@ -132,7 +132,7 @@ async def seed_long_build(slipway: RunningServer, lines: int) -> tuple[str, list
     returns its id and the messages, in order."""
     store = slipway.server.store
     assert slipway.server.control is not None
-    record = await slipway.server.control.submit(NewBuild(
+    record = await enqueue(slipway.server.control, NewBuild(
         namespace="big", repository="log", tags=["latest"], registry="127.0.0.1:1",
         archive_url="http://127.0.0.1:1/never-fetched.tar.gz",
         pull_credentials={"username": "puller", "password": PULL_SECRET}))

@@ -21,8 +21,8 @@ from slipway.manager.control import BuildControl
 from slipway.manager.service import BuildManager, new_manager_id
 from slipway.manager.servicer import create_grpc_server
 from slipway.orchestrator.base import Orchestrator
-from slipway.store.builds import BuildRecord
-from slipway.store.facade import Store
+from slipway.store.facade import SqlStore
+from slipway.store.records import BuildRecord
 from slipway.tokens.jwt import TokenService
 from slipway.tokens.keys import load_or_create
 
@@ -122,7 +122,7 @@ class SlipwayServer:
         self.config = config
         self.with_api = with_api
         self.executor_factory = executor_factory or build_executors
-        self.store = Store(config.DB_URI)
+        self.store = SqlStore(config.DB_URI)
         self.orchestrator: Orchestrator | None = None
         self.manager: BuildManager | None = None
         self.control: BuildControl | None = None
@@ -138,7 +138,7 @@ class SlipwayServer:
         self.closing = asyncio.Event()
 
     async def readiness(self) -> dict[str, bool]:
-        checks = {"database": await self.store.db.ping()}
+        checks = {"database": await self.store.ping()}
         if self.orchestrator is not None:
             checks["orchestrator"] = await self.orchestrator.healthy()
         return checks

@@ -20,8 +20,8 @@ from slipway.domain.phases import Phase
 from slipway.manager.control import BuildControl
 from slipway.manager.phase_log import phase_entry
 from slipway.orchestrator.memory import MemoryOrchestrator
-from slipway.store.facade import Store
-from slipway.store.logs import LogEntry
+from slipway.store.facade import SqlStore
+from slipway.store.records import LogEntry
 from slipway.tokens.jwt import TokenService
 from slipway.tokens.keys import load_or_create
 
@@ -30,7 +30,7 @@ from slipway.tokens.keys import load_or_create
 class ApiEnv:
     app: FastAPI
     config: AppConfig
-    store: Store
+    store: SqlStore
     control: BuildControl
     tokens: TokenService
     orchestrator: MemoryOrchestrator
@@ -61,7 +61,7 @@ def make_config(tmp_path: Path, **overrides: Any) -> AppConfig:
 @asynccontextmanager
 async def api_env(tmp_path: Path, **overrides: Any) -> AsyncIterator[ApiEnv]:
     config = make_config(tmp_path, **overrides)
-    store = await Store(config.DB_URI).open()
+    store = await SqlStore(config.DB_URI).open()
     store.secrets.unlock(load_or_create_key(config.BUILD_SECRETS_KEY, Path(config.DATA_DIR)))
     orchestrator = MemoryOrchestrator()
     await orchestrator.start()

@@ -17,8 +17,9 @@ from typing import Any
 from slipway.domain.phases import Phase
 from slipway.manager.control import BuildControl
 from slipway.orchestrator.redis import RedisOrchestrator
-from slipway.store.builds import BuildRecord, NewBuild
-from slipway.store.facade import Store
+from slipway.store.facade import SqlStore
+from slipway.store.records import BuildRecord, NewBuild
+from support.enqueue import enqueue
 from support.postgres_server import PostgresServer, free_port
 from support.redis_server import RedisServer
 
@@ -103,7 +104,7 @@ class Cluster:
         self.executor_settings = executor or {}
         ports = [free_port() for _ in range(managers)]
         self.managers = [ManagerProcess(i, base, p) for i, p in enumerate(ports)]
-        self.store: Store | None = None
+        self.store: SqlStore | None = None
         self.orchestrator: RedisOrchestrator | None = None
         self.control: BuildControl | None = None
 
@@ -134,7 +135,7 @@ class Cluster:
             "SLIPWAY_TEST_BUILD_SECONDS": str(self.build_seconds),
         }
         # migrate once here (the managers would wait for each other's migration anyway)
-        self.store = await Store(self.postgres.uri).open()
+        self.store = await SqlStore(self.postgres.uri).open()
         for m in self.managers:
             m.start(self.config(m), env)
         for m in self.managers:
@@ -160,7 +161,7 @@ class Cluster:
 
         async def one(i: int) -> str:
             assert self.control is not None
-            record = await self.control.submit(NewBuild(
+            record = await enqueue(self.control, NewBuild(
                 namespace=f"ns{i % 3}", repository=f"repo{i % repos}", tags=["latest"],
                 registry="registry.test:5000", archive_url="http://127.0.0.1:9/context.tar"))
             return record.id

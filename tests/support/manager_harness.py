@@ -17,10 +17,11 @@ from slipway.manager.control import BuildControl
 from slipway.manager.service import BuildManager
 from slipway.manager.servicer import create_grpc_server
 from slipway.orchestrator.memory import MemoryOrchestrator
-from slipway.store.builds import BuildRecord, NewBuild
-from slipway.store.facade import Store
+from slipway.store.facade import SqlStore
+from slipway.store.records import BuildRecord, NewBuild
 from slipway.tokens.jwt import TokenService
 from slipway.tokens.keys import load_or_create
+from support.enqueue import enqueue
 from support.protocol_worker import close_all as close_all_workers
 from support.task_dump import dump_tasks
 
@@ -115,7 +116,7 @@ class Harness:
 
     async def start(self, executors: list[Executor]) -> Harness:
         self.executors = executors
-        self.store = await Store(self.config.DB_URI).open()
+        self.store = await SqlStore(self.config.DB_URI).open()
         key = load_or_create(self.config.DATA_DIR)
         await self.store.keys.publish(key.kid, key.public_pem)
         self.tokens = TokenService(key, self.config.BUILDMAN_HOSTNAME, self.store.keys.get)
@@ -166,14 +167,12 @@ class Harness:
     async def submit(
         self, namespace: str = "ns", repository: str = "repo", tags: tuple[str, ...] = ("latest",)
     ) -> str:
-        record = await self.control.submit(
-            NewBuild(
-                namespace=namespace,
-                repository=repository,
-                tags=list(tags),
-                registry=self.config.SERVER_HOSTNAME,
-            )
-        )
+        record = await enqueue(self.control, NewBuild(
+            namespace=namespace,
+            repository=repository,
+            tags=list(tags),
+            registry=self.config.SERVER_HOSTNAME,
+        ))
         return record.id
 
     async def build(self, build_id: str) -> BuildRecord:

@@ -22,7 +22,7 @@ from slipway.api.errors import install_handlers
 from slipway.api.ui import mount_ui
 from slipway.config.models import AppConfig
 from slipway.manager.control import BuildControl
-from slipway.store.facade import Store
+from slipway.store.interfaces import Store
 from slipway.tokens.jwt import TokenService
 
 

@@ -7,21 +7,18 @@ import asyncio
 import hashlib
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
 from fastapi import Request
-from sqlalchemy import func, insert, select
 
 from slipway.api.errors import ApiError
 from slipway.cli.contexts import Added, ContextsError, add_server_context, credentials_file
 from slipway.config.models import AppConfig
 from slipway.private_files import write_private
-from slipway.store.facade import Store
-from slipway.store.schema import api_tokens
+from slipway.store.interfaces import Store
 
 log = logging.getLogger(__name__)
 
@@ -72,33 +69,19 @@ async def create_token(store: Store, name: str, scopes: Mapping[str, str]) -> st
     """Mint a token, store its hash, return the token (shown once, never stored)."""
     parse_scopes(scopes)  # reject unknown roles before storing
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    async with store.db.write() as conn:
-        await conn.execute(
-            insert(api_tokens).values(
-                token_hash=hash_token(token),
-                name=name,
-                scopes={ns: role.lower() for ns, role in scopes.items()},
-                created=time.time(),
-            )
-        )
+    await store.tokens.add(hash_token(token), name,
+                           {ns: role.lower() for ns, role in scopes.items()})
     return token
 
 
 async def lookup_token(store: Store, token: str) -> Principal | None:
-    async with store.db.read() as conn:
-        row = (
-            await conn.execute(
-                select(api_tokens.c.name, api_tokens.c.scopes).where(
-                    api_tokens.c.token_hash == hash_token(token)
-                )
-            )
-        ).first()
-    if row is None:
+    stored = await store.tokens.find(hash_token(token))
+    if stored is None:
         return None
     try:
-        return Principal(name=row.name, scopes=parse_scopes(row.scopes or {}))
+        return Principal(name=stored.name, scopes=parse_scopes(stored.scopes))
     except ValueError:
-        log.warning("API token %r has malformed scopes; refusing it", row.name)
+        log.warning("API token %r has malformed scopes; refusing it", stored.name)
         return None
 
 
@@ -106,9 +89,7 @@ async def bootstrap_admin_token(store: Store, config: AppConfig) -> str | None:
     """On first start (no token stored yet) create an admin token for every namespace,
     write it to DATA_DIR/admin-token, add this server's context to the CLI's contexts
     (current only if there was none), and return it."""
-    async with store.db.read() as conn:
-        existing = await conn.scalar(select(func.count()).select_from(api_tokens))
-    if existing:
+    if await store.tokens.any_stored():
         return None
     token = await create_token(store, "admin", {"*": "admin"})
     token_file = Path(config.DATA_DIR) / ADMIN_TOKEN_FILE

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from slipway.config.models import AppConfig
+from slipway.manager.admission import Admission
 from slipway.manager.control import BuildControl
-from slipway.store.facade import Store
+from slipway.store.interfaces import Store
 from slipway.tokens.jwt import TokenService
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
@@ -25,6 +26,11 @@ class ApiDeps:
     readiness: Readiness
     # set when the server stops: live log streams end (clients reconnect and resume)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    # every route that submits a build passes it
+    admission: Admission = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admission = Admission(self.config, self.store, self.control)
 
 
 def get_deps(request: Request) -> ApiDeps:

@@ -13,6 +13,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from slipway.manager.admission import Refusal, Refused
+
+# the status of each admission refusal (manager/admission.py)
+REFUSAL_STATUS = {Refusal.INVALID: 400, Refusal.DISABLED: 403, Refusal.QUEUE_FULL: 429}
+
 
 class ApiError(Exception):
     def __init__(
@@ -82,6 +87,11 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.message, exc.error_type, exc.headers)
+
+    @app.exception_handler(Refused)
+    async def _refused(_request: Request, exc: Refused) -> JSONResponse:
+        headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        return error_response(REFUSAL_STATUS[exc.reason], exc.message, exc.reason.value, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

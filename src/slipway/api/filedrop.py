@@ -10,7 +10,7 @@ import urllib.parse
 
 from slipway.api.errors import ApiError
 from slipway.config.models import AppConfig
-from slipway.store.builds import BuildRecord
+from slipway.store.records import BuildRecord
 from slipway.tokens.jwt import InvalidToken, TokenService, TokenType
 
 UPLOAD_LIFETIME = 3600.0

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from slipway.api.auth import Principal, Role, require
 from slipway.api.deps import ApiDeps, get_deps
-from slipway.api.errors import ApiError, bad_request, not_found
+from slipway.api.errors import bad_request, not_found
 from slipway.api.models import (
     BuildList,
     BuildOut,
@@ -18,19 +18,10 @@ from slipway.api.models import (
     LogsOut,
 )
 from slipway.api.serialize import EXPIRED, build_view
-from slipway.api.uploads import get_upload
-from slipway.build_secrets import InvalidSecret, secrets_for_build
-from slipway.domain.names import (
-    InvalidName,
-    check_image_name,
-    check_namespace,
-    check_registry_host,
-    check_repository,
-)
 from slipway.domain.phases import Phase
+from slipway.manager.admission import Submission, check_repository_names
 from slipway.manager.control import CancelOutcome
-from slipway.metrics import BUILDS_SUBMITTED
-from slipway.store.builds import BuildRecord, NewBuild
+from slipway.store.records import BuildRecord, NewBuild
 
 PREFIX = "/api/v1/repository/{namespace}/{repository}/build"
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -45,11 +36,7 @@ Deps = Annotated[ApiDeps, Depends(get_deps)]
 
 
 def check_names(namespace: str, repository: str) -> None:
-    try:
-        check_namespace(namespace)
-        check_repository(repository)
-    except InvalidName as exc:
-        raise bad_request(str(exc)) from None
+    check_repository_names(namespace, repository)  # Refused: a 400 (api/errors.py)
 
 
 async def load_build(d: ApiDeps, namespace: str, repository: str, build_id: str) -> BuildRecord:
@@ -70,43 +57,6 @@ async def views(d: ApiDeps, records: list[BuildRecord]) -> list[BuildOut]:
         workers_per_manager=manager.ALLOWED_WORKER_COUNT if manager else None,
     ) if waiting else {}
     return [build_view(r, reasons.get(r.id)) for r in records]
-
-
-def _check_registry(d: ApiDeps, requested: str | None) -> str:
-    allowed = [d.config.SERVER_HOSTNAME, *d.config.ALLOWED_REGISTRIES]
-    registry = requested or d.config.SERVER_HOSTNAME
-    if registry not in allowed:
-        raise bad_request(
-            f"registry: {registry!r} is not a registry this server pushes to; allowed: "
-            f"{', '.join(allowed)} (an administrator adds others to ALLOWED_REGISTRIES)"
-        )
-    try:
-        check_registry_host(registry)
-    except InvalidName as exc:
-        where = "SERVER_HOSTNAME" if registry == d.config.SERVER_HOSTNAME else "ALLOWED_REGISTRIES"
-        raise bad_request(f"registry: {exc}; an administrator fixes it in {where}") from None
-    return registry
-
-
-def check_builds_enabled(d: ApiDeps) -> None:
-    if not d.config.FEATURE_BUILD_SUPPORT:
-        raise ApiError(
-            403,
-            "builds are disabled on this server (FEATURE_BUILD_SUPPORT is false)",
-            "feature_disabled",
-        )
-
-
-async def check_queue_room(d: ApiDeps, namespace: str) -> None:
-    limit = d.config.NAMESPACE_MAX_QUEUED_BUILDS
-    if await d.store.queue.count_queued(namespace) >= limit:
-        raise ApiError(
-            429,
-            f"namespace {namespace!r} already has {limit} builds queued, its limit; "
-            "retry when some have finished",
-            "too_many_builds",
-            {"Retry-After": "30"},
-        )
 
 
 async def created(request: Request, d: ApiDeps, record: BuildRecord) -> JSONResponse:
@@ -147,56 +97,30 @@ async def start_build(
     principal: Annotated[Principal, Depends(require(Role.WRITE))],
 ) -> JSONResponse:
     """Start a build of an uploaded context (`file_id`) or of an archive URL."""
-    check_names(namespace, repository)
-    check_builds_enabled(d)
-    registry = _check_registry(d, body.registry)
-    try:
-        check_image_name(registry, namespace, repository)
-    except InvalidName as exc:
-        raise bad_request(str(exc)) from None
-    if body.file_id is not None:
-        upload = await get_upload(d.store, body.file_id)
-        if upload is None or not upload.complete:
-            raise bad_request(
-                f"file_id: {body.file_id!r} has no uploaded content; POST /api/v1/filedrop/ "
-                "and PUT the archive to the returned url first"
-            )
-    try:
-        secrets = secrets_for_build(d.config.BUILD_SECRETS, namespace, repository,
-                                    body.secret_values)
-    except InvalidSecret as exc:
-        raise bad_request(str(exc)) from None
-    await check_queue_room(d, namespace)
     context, dockerfile = body.resolved_paths
-    options = body.options
-    if secrets:
-        options["secrets"] = sorted(secrets)  # the ids only: values are never shown
     creds = body.pull_credentials
-    record = await d.control.submit(
-        NewBuild(
-            namespace=namespace,
-            repository=repository,
-            tags=body.docker_tags or ["latest"],
-            registry=registry,
-            subdirectory=body.subdirectory or "",
-            dockerfile_path=dockerfile,
-            context=context,
-            manual_user=principal.name,
-            resource_key=body.file_id,
-            archive_url=body.archive_url,
-            pull_robot=body.pull_robot,
-            pull_credentials=(
-                {"username": creds.username, "password": creds.password.get_secret_value()}
-                if creds
-                else None
-            ),
-            build_args=body.build_args or {},
-            target=body.target,
-            options=options,
+    new = NewBuild(
+        namespace=namespace,
+        repository=repository,
+        tags=body.docker_tags or ["latest"],
+        registry=body.registry or d.config.SERVER_HOSTNAME,
+        subdirectory=body.subdirectory or "",
+        dockerfile_path=dockerfile,
+        context=context,
+        manual_user=principal.name,
+        resource_key=body.file_id,
+        archive_url=body.archive_url,
+        pull_robot=body.pull_robot,
+        pull_credentials=(
+            {"username": creds.username, "password": creds.password.get_secret_value()}
+            if creds
+            else None
         ),
-        secrets,
+        build_args=body.build_args or {},
+        target=body.target,
+        options=body.options,
     )
-    BUILDS_SUBMITTED.labels(namespace).inc()
+    record = await d.admission.submit(Submission(new, secrets=body.secret_values))
     return await created(request, d, record)
 
 

@@ -14,20 +14,10 @@ from fastapi.responses import JSONResponse
 
 from slipway.api.auth import Principal, Role, require
 from slipway.api.deps import ApiDeps, get_deps
-from slipway.api.errors import bad_request
 from slipway.api.models import BuildOut, ErrorOut
-from slipway.api.routes_builds import (
-    PREFIX,
-    _check_registry,
-    check_builds_enabled,
-    check_queue_room,
-    created,
-    load_build,
-)
-from slipway.api.uploads import get_upload
-from slipway.build_secrets import InvalidSecret, secrets_for_build
-from slipway.metrics import BUILDS_SUBMITTED
-from slipway.store.builds import BuildRecord, NewBuild
+from slipway.api.routes_builds import PREFIX, created, load_build
+from slipway.manager.admission import Submission
+from slipway.store.records import BuildRecord, NewBuild
 
 router = APIRouter(prefix=PREFIX, tags=["builds"])
 
@@ -58,31 +48,5 @@ async def rebuild(
     """**slipway**: start a new build of the same context, Dockerfile, tags, build
     arguments and pull credentials (`Location`: the new build's status)."""
     record = await load_build(d, namespace, repository, build_id)
-    check_builds_enabled(d)
-    _check_registry(d, record.registry)
-    if record.resource_key and not record.archive_url:
-        upload = await get_upload(d.store, record.resource_key)
-        if upload is None or not upload.complete:
-            raise bad_request(
-                f"the uploaded context of build {build_id} is no longer on this server; "
-                "start a new build with the context"
-            )
-    # submitted secrets end with their build; the configured ones are read anew
-    try:
-        secrets = secrets_for_build(d.config.BUILD_SECRETS, namespace, repository, None)
-    except InvalidSecret as exc:  # too many, once the namespace's and repository's merge
-        raise bad_request(f"{exc}; an administrator fixes it in BUILD_SECRETS") from None
-    gone = sorted(set(record.options.get("secrets") or ()) - set(secrets))
-    if gone:
-        raise bad_request(
-            f"build {build_id} was given secrets {', '.join(gone)} when it was submitted; "
-            "a build's secrets are deleted when it ends, so start a new build with them"
-        )
-    await check_queue_room(d, namespace)
-    build = again(record, principal.name)
-    options = {k: v for k, v in build.options.items() if k != "secrets"}
-    if secrets:
-        options["secrets"] = sorted(secrets)
-    new = await d.control.submit(dataclasses.replace(build, options=options), secrets)
-    BUILDS_SUBMITTED.labels(namespace).inc()
+    new = await d.admission.submit(Submission(again(record, principal.name), again_of=build_id))
     return await created(request, d, new)

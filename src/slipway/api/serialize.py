@@ -7,8 +7,7 @@ import email.utils
 
 from slipway.api.models import BuildOut, Repository
 from slipway.domain.phases import Phase
-from slipway.store.builds import BuildRecord
-from slipway.store.queue import WaitReason
+from slipway.store.records import BuildRecord, WaitReason
 
 EXPIRED = "expired"
 

@@ -1,35 +1,22 @@
-"""Uploaded build contexts: rows in `uploads`, files in DATA_DIR/uploads/."""
+"""Uploaded build contexts: files in DATA_DIR/uploads/, their records in the store
+(`Store.uploads`)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import insert, select, update
+from slipway.store.interfaces import Store
+from slipway.store.records import Upload
 
-from slipway.store.facade import Store
-from slipway.store.schema import uploads
+__all__ = ["TooLarge", "Upload", "create_upload", "get_upload", "receive", "upload_dir"]
 
 
 class TooLarge(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class Upload:
-    file_id: str
-    mime_type: str
-    path: Path | None
-    size: int | None
-
-    @property
-    def complete(self) -> bool:
-        return self.path is not None and self.size is not None
 
 
 def upload_dir(data_dir: Path) -> Path:
@@ -37,22 +24,11 @@ def upload_dir(data_dir: Path) -> Path:
 
 
 async def create_upload(store: Store, mime_type: str, namespace: str | None) -> str:
-    file_id = str(uuid.uuid4())
-    async with store.db.write() as conn:
-        await conn.execute(
-            insert(uploads).values(
-                file_id=file_id, mime_type=mime_type, namespace=namespace, created=time.time()
-            )
-        )
-    return file_id
+    return await store.uploads.create(mime_type, namespace)
 
 
 async def get_upload(store: Store, file_id: str) -> Upload | None:
-    async with store.db.read() as conn:
-        row = (await conn.execute(select(uploads).where(uploads.c.file_id == file_id))).first()
-    if row is None:
-        return None
-    return Upload(row.file_id, row.mime_type, Path(row.path) if row.path else None, row.size)
+    return await store.uploads.get(file_id)
 
 
 async def receive(
@@ -78,8 +54,5 @@ async def receive(
         fh.close()
         await asyncio.to_thread(partial.unlink, missing_ok=True)
         raise
-    async with store.db.write() as conn:
-        await conn.execute(
-            update(uploads).where(uploads.c.file_id == file_id).values(path=str(final), size=size)
-        )
+    await store.uploads.received(file_id, final, size)
     return size

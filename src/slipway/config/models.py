@@ -434,24 +434,11 @@ class AppConfig(BaseModel):
     def _database_url(cls, value: str) -> str:
         if not value:
             return value
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
+        from slipway.store.database_url import db_uri_problem
 
-        how = ("use sqlite:////absolute/path.db or postgresql://USER:PASSWORD@HOST/DB, or "
-               "leave DB_URI out for an SQLite file in DATA_DIR")
-        try:
-            url = make_url(value)
-        except ArgumentError:
-            raise problem(f"this is not a database URL; {how}") from None
-        shown = mask_url(value)
-        backend = url.get_backend_name()
-        if backend not in ("sqlite", "postgresql"):
-            raise problem(f"{shown!r}: {backend!r} is not a supported database; {how}")
-        if backend == "sqlite" and url.database in (None, "", ":memory:"):
-            raise problem(
-                f"{shown!r} is an in-memory SQLite database, which each connection sees "
-                f"empty and which is gone at exit; {how}"
-            )
+        problem_text = db_uri_problem(value, mask_url(value))
+        if problem_text is not None:
+            raise problem(problem_text)
         return value
 
     @field_validator("BUILD_SECRETS")

@@ -25,10 +25,8 @@ from slipway.manager.jobs import JobStage, JobState
 from slipway.manager.keys import deadline_key, ended_key, job_key
 from slipway.manager.phase_log import phase_entry
 from slipway.manager.worker_env import worker_environment
-from slipway.store.builds import BuildRecord
-from slipway.store.logs import LogEntry
-from slipway.store.queue import QueueItem
-from slipway.store.shared_transactions import SharedConnection
+from slipway.store.interfaces import SharedTransaction
+from slipway.store.records import BuildRecord, LogEntry, QueueItem
 from slipway.tokens.jwt import TokenType
 
 log = logging.getLogger("slipway.manager")
@@ -173,7 +171,7 @@ async def _begin_attempt(
     record = await ctx.build(item.build_id)
     if record is None or record.phase.is_final:
         # cancelled between the claim and now
-        async with store.db.write() as conn:
+        async with store.write() as conn:
             await store.queue.complete(conn, item.id)
         untrack(ctx, job.job_id)
         return None
@@ -217,7 +215,7 @@ async def _begin_attempt(
 
 async def _give_back(ctx: ManagerContext, item: QueueItem, job: JobState) -> None:
     async def give_back() -> None:
-        async with ctx.store.db.write() as conn:
+        async with ctx.store.write() as conn:
             await ctx.store.queue.incomplete(
                 conn, item.id, restore_retry=True,
                 retry_after=float(ctx.manager_config.RETRY_AFTER),
@@ -262,7 +260,7 @@ async def _mark_scheduled(
                "started": time.time()}
     entry = LogEntry(f"{label(job)}: worker started on executor {executor}", None, {})
 
-    async def record_start(conn: SharedConnection) -> None:
+    async def record_start(conn: SharedTransaction) -> None:
         conn.extend_lease(job.queue_id, setup_time + lease_margin(ctx))
         # nothing changes once the attempt has ended (or been retried) meanwhile: a fast
         # worker can finish before this shared write commits, and its end then records
@@ -313,7 +311,7 @@ async def end_attempt(
     now = time.time()
 
     async def record_end() -> None:
-        async with store.db.write() as conn:
+        async with store.write() as conn:
             record = await store.builds.get(job.build_id, conn)
             attempts = closed_attempts(record.attempts if record else [], job, end, now)
             if record is None or record.job_id not in (None, job.job_id):

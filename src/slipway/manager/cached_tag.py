@@ -11,7 +11,7 @@ import logging
 import httpx
 
 from slipway.config.models import AppConfig
-from slipway.store.builds import BuildRecord
+from slipway.store.records import BuildRecord
 
 log = logging.getLogger("slipway.manager")
 

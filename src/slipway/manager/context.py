@@ -15,9 +15,8 @@ from slipway.group_calls import GroupedCalls
 from slipway.manager.jobs import JobState
 from slipway.manager.log_writer import LogWriter
 from slipway.orchestrator.base import Orchestrator
-from slipway.store.builds import BuildRecord
-from slipway.store.facade import Store
-from slipway.store.shared_transactions import SharedTransactions
+from slipway.store.interfaces import SharedWrites, Store
+from slipway.store.records import BuildRecord
 from slipway.tokens.jwt import TokenService
 
 log = logging.getLogger("slipway.manager")
@@ -53,7 +52,7 @@ class ManagerContext:
     # queue-lease extensions of heartbeats: (queue item id, seconds) -> still processing
     lease_extensions: GroupedCalls[tuple[int, float], bool] = field(init=False)
     # the hot path's short write transactions (attempt begun, worker recorded, registered)
-    shared_writes: SharedTransactions = field(init=False)
+    shared_writes: SharedWrites = field(init=False)
     # build records read by the hot path, by id (see `build`)
     build_lookups: GroupedCalls[str, BuildRecord | None] = field(init=False)
     # job id -> set once this process has recorded the job's worker (stage `scheduled`);
@@ -65,14 +64,14 @@ class ManagerContext:
         self.lease_extensions = GroupedCalls(
             self.store.queue.extend_processing_many, LEASE_EXTENSION_BATCH, LEASE_EXTENSION_LINGER
         )
-        self.shared_writes = SharedTransactions(self.store.db, self.store.queue)
+        self.shared_writes = self.store.shared_writes()
         self.build_lookups = GroupedCalls(self.store.builds.get_each, BUILD_LOOKUP_BATCH)
 
     async def build(self, build_id: str) -> BuildRecord | None:
         """The build's record. On PostgreSQL the reads that arrive while one is out share
         the next query (a round trip each would be paid on every build's start);
         SQLite reads at once on the loop's thread, so there is nothing to share."""
-        if self.store.db.is_sqlite:
+        if not self.store.shares_lookups:
             return await self.store.builds.get(build_id)
         return await self.build_lookups.call(build_id)
 

@@ -1,10 +1,11 @@
-"""Submitting and cancelling builds: what the API and CLI ask of the build system."""
+"""Waking the managers for a queued build, cancelling builds: what the API and CLI ask of
+the build system (submitting goes through manager/admission.py)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from enum import StrEnum
 
 from slipway import metrics
@@ -12,10 +13,8 @@ from slipway.domain.phases import CANCELLABLE_PHASES, Phase
 from slipway.manager.keys import WAKE_KEY, cancel_key
 from slipway.manager.phase_log import phase_entry
 from slipway.orchestrator.base import Orchestrator
-from slipway.store.builds import BuildRecord, NewBuild
-from slipway.store.database import SqlConnection
-from slipway.store.facade import Store
-from slipway.store.logs import LogEntry
+from slipway.store.interfaces import Store
+from slipway.store.records import LogEntry
 
 log = logging.getLogger("slipway.manager")
 
@@ -41,16 +40,8 @@ class BuildControl:
     def attach_scheduler(self, wakeup: Callable[[], None]) -> None:
         self._local_wakeup = wakeup
 
-    async def submit(self, new: NewBuild, secrets: Mapping[str, str] | None = None) -> BuildRecord:
-        """Store the build, its first log entry and its secrets (encrypted) together."""
-        store = self.store
-
-        async def first_rows(conn: SqlConnection, build_id: str) -> None:
-            await store.logs.append(build_id, [phase_entry(Phase.WAITING)], conn)
-            if secrets:
-                await store.secrets.put(conn, build_id, secrets)
-
-        record = await store.builds.create(new, also=first_rows)
+    async def wake_managers(self) -> None:
+        """A build was queued (manager/admission.py): schedule at once."""
         if self._local_wakeup is not None:
             self._local_wakeup()
         # every manager (other processes too) subscribes to WAKE_KEY: with several managers
@@ -60,11 +51,10 @@ class BuildControl:
         except Exception as exc:  # stored and queued: the schedulers' timers still find it
             log.warning("could not wake the build managers (%s); the build waits for "
                         "their next queue check", exc)
-        return record
 
     async def cancel(self, build_id: str) -> CancelOutcome:
         store = self.store
-        async with store.db.write() as conn:
+        async with store.write() as conn:
             record = await store.builds.get(build_id, conn)
             if record is None:
                 return CancelOutcome.NOT_FOUND

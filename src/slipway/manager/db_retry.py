@@ -13,22 +13,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
 from slipway.backoff import Backoff
+from slipway.store.errors import is_transient
 
 log = logging.getLogger("slipway.manager")
 T = TypeVar("T")
 
 FIRST_DELAY = 0.2
 MAX_DELAY = 5.0
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A lost or refused connection (server restarting, network), not a bad statement."""
-    if isinstance(exc, (OperationalError, InterfaceError, OSError, ConnectionError)):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 async def retry_transient(

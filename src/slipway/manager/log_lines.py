@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from slipway.store.logs import LogEntry
+from slipway.store.records import LogEntry
 
 # docker: "Step 3/7 : RUN ..."; podman/buildah: "STEP 3/7: RUN ...", and in multi-stage
 # builds "[1/2] STEP 3/7: RUN ..."

@@ -11,8 +11,8 @@ import asyncio
 from collections.abc import Mapping, Sequence
 
 from slipway.manager.background import finish_or_cancel
-from slipway.store.facade import Store
-from slipway.store.logs import LogEntry
+from slipway.store.interfaces import Store
+from slipway.store.records import LogEntry
 
 CLOSE_GRACE = 10.0
 
@@ -59,7 +59,7 @@ class LogWriter:
             for build_id, entries in lines.items():
                 merged.setdefault(build_id, []).extend(entries)
         missing: set[str] = set()
-        async with self.store.db.write() as conn:
+        async with self.store.write() as conn:
             for build_id, entries in merged.items():
                 try:
                     await self.store.logs.append(build_id, entries, conn)

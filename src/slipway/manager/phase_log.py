@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from slipway.domain.phases import Phase
-from slipway.store.logs import LogEntry
+from slipway.store.records import LogEntry
 
 
 def phase_entry(phase: Phase, **data: Any) -> LogEntry:

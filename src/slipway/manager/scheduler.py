@@ -14,7 +14,7 @@ from slipway.backoff import Backoff
 from slipway.manager.attempts import lease_margin, start_attempt, track_new_job
 from slipway.manager.background import finish_or_cancel
 from slipway.manager.context import ManagerContext
-from slipway.store.queue import RoundRobin
+from slipway.store.records import RoundRobin
 
 log = logging.getLogger("slipway.manager")
 

@@ -24,9 +24,8 @@ from slipway.manager.phase_log import phase_entry
 from slipway.manager.reconcile import Reconciler
 from slipway.manager.scheduler import Scheduler
 from slipway.orchestrator.base import Orchestrator
-from slipway.store.builds import BuildRecord
-from slipway.store.facade import Store
-from slipway.store.logs import LogEntry
+from slipway.store.interfaces import Store
+from slipway.store.records import BuildRecord, LogEntry
 from slipway.tokens.jwt import TokenService
 
 # how long in-flight work (attempt starts and ends, worker calls) may take to finish at
@@ -129,7 +128,7 @@ class BuildManager:
         message = (f"Build manager shutting down: {label(job)} was stopped; it does not "
                    "count against the build's tries, and the build goes back to the queue")
         now = time.time()
-        async with store.db.write() as conn:
+        async with store.write() as conn:
             record = await store.builds.get(job.build_id, conn)
             if record is None or record.job_id not in (None, job.job_id):
                 await store.queue.incomplete(conn, job.queue_id, restore_retry=True)

@@ -15,7 +15,7 @@ from slipway.manager.context import ManagerContext
 from slipway.manager.worker_calls import CallRefused, HeartbeatTracker, LogStreamState
 from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol import buildman_pb2_grpc as pb_grpc
-from slipway.store.secrets import SecretsUnavailable
+from slipway.store.errors import SecretsUnavailable
 
 log = logging.getLogger("slipway.grpc")
 T = TypeVar("T")

@@ -21,9 +21,8 @@ from slipway.manager.jobs import JobStage, JobState
 from slipway.manager.keys import REGISTERED_PREFIX, deadline_key, job_key
 from slipway.manager.log_lines import BadLogLine, parse_log_line
 from slipway.manager.phase_log import phase_entry
-from slipway.store.builds import BuildRecord
-from slipway.store.logs import LogEntry
-from slipway.store.shared_transactions import SharedConnection
+from slipway.store.interfaces import SharedTransaction
+from slipway.store.records import BuildRecord, LogEntry
 from slipway.tokens.jwt import InvalidToken, TokenClaims, TokenType
 
 log = logging.getLogger("slipway.manager")
@@ -135,7 +134,7 @@ async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
     if job.job_id in ctx.tracked:
         ctx.tracked[job.job_id] = job
 
-    async def record_registration(conn: SharedConnection) -> None:
+    async def record_registration(conn: SharedTransaction) -> None:
         conn.extend_lease(job.queue_id, ctx.heartbeat_expiry + lease_margin(ctx))
         conn.append_log(record.id, [LogEntry("Build worker registered", None, {})])
 
@@ -247,7 +246,7 @@ async def set_phase(
         # the message goes to the build's `error`; not to its log as well, where the
         # worker has put it already as an `error` line (docs/protocol.md)
         return await end_attempt(ctx, job, AttemptEnd.USER_ERROR, detail=error_message)
-    async with ctx.store.db.write() as conn:
+    async with ctx.store.write() as conn:
         return await ctx.store.builds.set_phase_if(
             conn, job.build_id, [record.phase], new, log=[phase_entry(new, **pull_metadata)]
         )

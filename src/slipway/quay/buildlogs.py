@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 
 from slipway.config.quay import BuildLogsRedisConfig
 from slipway.quay.errors import QuayModeError
-from slipway.store.logs import LogEntry
+from slipway.store.records import LogEntry
 
 SEVEN_DAYS_S = 7 * 24 * 3600
 ONE_DAY_S = 24 * 3600

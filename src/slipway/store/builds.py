@@ -1,12 +1,12 @@
-"""Build records: create (with the queue item, in one transaction), read, update."""
+"""Build records in SQL: create (in the caller's transaction, with its queue item and first
+log entry: manager/admission.py), read, update."""
 
 from __future__ import annotations
 
 import functools
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Update, bindparam, select, update
@@ -14,49 +14,12 @@ from sqlalchemy import Update, bindparam, select, update
 from slipway.domain.phases import Phase
 from slipway.domain.results import INITIAL_RETRIES
 from slipway.store.database import Database, SqlConnection
-from slipway.store.logs import BUILD_ID_PARAM, LogEntry, append_with, counted
-from slipway.store.queue import BuildQueue
+from slipway.store.log_rows import BUILD_ID_PARAM, append_with, counted
+from slipway.store.records import BuildRecord, LogEntry, NewBuild
 from slipway.store.schema import builds as b
 from slipway.store.secrets import BuildSecretStore
 
-
-@dataclass
-class BuildRecord:
-    id: str
-    namespace: str
-    repository: str
-    phase: Phase
-    tags: list[str]
-    registry: str
-    started: float
-    retries_remaining: int
-    display_name: str = ""
-    status: dict[str, Any] = field(default_factory=dict)
-    subdirectory: str = ""
-    dockerfile_path: str = "Dockerfile"
-    context: str = ""
-    manual_user: str | None = None
-    trigger: dict[str, Any] | None = None
-    trigger_metadata: dict[str, Any] | None = None
-    resource_key: str | None = None
-    archive_url: str | None = None
-    pull_robot: str | None = None
-    pull_credentials: dict[str, str] | None = None
-    build_args: dict[str, str] = field(default_factory=dict)
-    target: str | None = None
-    # how the worker builds: {"no_cache": bool, "pull": bool, "labels": {name: value}}
-    options: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    image_digest: str | None = None
-    executor: str | None = None
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    job_id: str | None = None
-    log_count: int = 0
-    completed: float | None = None
-
-    @property
-    def full_repository(self) -> str:
-        return f"{self.namespace}/{self.repository}"
+__all__ = ["BuildRecord", "BuildStore", "NewBuild"]
 
 
 _FIELDS = [c.name for c in b.columns]
@@ -77,43 +40,14 @@ def _record(row: Any) -> BuildRecord:
     return BuildRecord(**data)
 
 
-@dataclass(frozen=True)
-class NewBuild:
-    namespace: str
-    repository: str
-    tags: Sequence[str]
-    registry: str
-    display_name: str = ""
-    subdirectory: str = ""
-    dockerfile_path: str = "Dockerfile"
-    context: str = ""
-    manual_user: str | None = None
-    resource_key: str | None = None
-    archive_url: str | None = None
-    pull_robot: str | None = None
-    pull_credentials: dict[str, str] | None = None
-    build_args: Mapping[str, str] = field(default_factory=dict)
-    target: str | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
-    trigger: dict[str, Any] | None = None
-    trigger_metadata: dict[str, Any] | None = None
-
-
 class BuildStore:
-    def __init__(self, db: Database, queue: BuildQueue) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.queue = queue
 
     async def create(
-        self,
-        new: NewBuild,
-        *,
-        retries: int = INITIAL_RETRIES,
-        also: Callable[[SqlConnection, str], Awaitable[object]] | None = None,
+        self, conn: SqlConnection, new: NewBuild, *, retries: int = INITIAL_RETRIES
     ) -> BuildRecord:
-        """Store the record (phase `waiting`) and its queue item in one transaction;
-        `also(conn, build_id)` adds more to that transaction (the first log entry), since
-        on SQLite every transaction waits its turn for the one writer."""
+        """Store the record (phase `waiting`, a new id) in the caller's transaction."""
         build_id = str(uuid.uuid4())
         now = time.time()
         values: dict[str, Any] = {
@@ -143,17 +77,7 @@ class BuildStore:
             "log_count": 0,
             "started": now,
         }
-        async with self.db.write() as conn:
-            await conn.execute(b.insert().values(**values))
-            await self.queue.put(
-                conn,
-                build_id,
-                new.namespace,
-                f"{new.namespace}/{new.repository}",
-                retries_remaining=retries,
-            )
-            if also is not None:
-                await also(conn, build_id)
+        await conn.execute(b.insert().values(**values))
         return _record(values)
 
     async def get(self, build_id: str, conn: SqlConnection | None = None) -> BuildRecord | None:

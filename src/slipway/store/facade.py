@@ -1,29 +1,56 @@
-"""One object holding every store, built from DB_URI."""
+"""slipway's own tables as the `Store` (store/interfaces.py), built from DB_URI: SQLite or
+PostgreSQL, one engine (`Database`) under every store."""
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+
+from slipway.store.api_tokens import ApiTokenStore
 from slipway.store.builds import BuildStore
-from slipway.store.database import Database
+from slipway.store.database import Database, SqlConnection
+from slipway.store.interfaces import Store
 from slipway.store.keys import SigningKeyStore
 from slipway.store.logs import BuildLogs
 from slipway.store.overview import BuildOverview
 from slipway.store.queue import BuildQueue
 from slipway.store.secrets import BuildSecretStore
+from slipway.store.shared_transactions import SharedTransactions
+from slipway.store.uploads import UploadStore
 
 
-class Store:
+class SqlStore:
     def __init__(self, db_uri: str) -> None:
         self.db = Database(db_uri)
         self.queue = BuildQueue(self.db)
-        self.builds = BuildStore(self.db, self.queue)
+        self.builds = BuildStore(self.db)
         self.logs = BuildLogs(self.db)
+        self.tokens = ApiTokenStore(self.db)
+        self.uploads = UploadStore(self.db)
         self.keys = SigningKeyStore(self.db)
         self.overview = BuildOverview(self.db)
         self.secrets = BuildSecretStore(self.db)
 
-    async def open(self) -> Store:
+    @property
+    def shares_lookups(self) -> bool:
+        # SQLite reads by key at once on the loop's thread (Database.lookup)
+        return not self.db.is_sqlite
+
+    def write(self) -> AbstractAsyncContextManager[SqlConnection]:
+        return self.db.write()
+
+    def shared_writes(self) -> SharedTransactions:
+        return SharedTransactions(self.db, self.queue)
+
+    async def open(self) -> SqlStore:
         await self.db.migrate()
         return self
 
+    async def ping(self) -> bool:
+        return await self.db.ping()
+
     async def close(self) -> None:
         await self.db.close()
+
+
+def _is_a_store(store: SqlStore) -> Store[SqlConnection]:
+    return store  # mypy checks here that SqlStore keeps the Store protocol

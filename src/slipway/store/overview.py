@@ -5,17 +5,16 @@ recent failed attempts grouped by why they failed."""
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, tuple_
 
 from slipway.domain.phases import FINAL_PHASES, Phase
 from slipway.domain.results import AttemptEnd
-from slipway.store.builds import BuildRecord, _record
+from slipway.store.builds import _record
 from slipway.store.database import Database
+from slipway.store.records import FailureGroup, NamespaceQueue, RepositorySummary
 from slipway.store.schema import build_queue as q
 from slipway.store.schema import builds as b
 
@@ -27,32 +26,6 @@ NON_FINAL = tuple(p for p in Phase if p not in FINAL_PHASES)
 _NOT_FAILED = {AttemptEnd.COMPLETED.value, AttemptEnd.CANCELLED.value}
 # failed builds read for the failure summary, at most (the newest)
 FAILURE_SCAN_LIMIT = 5000
-
-
-@dataclass(frozen=True)
-class RepositorySummary:
-    namespace: str
-    name: str
-    build_count: int
-    active_builds: int
-    last_build: BuildRecord | None
-
-
-@dataclass(frozen=True)
-class NamespaceQueue:
-    namespace: str
-    waiting: int  # may be claimed now
-    retrying: int  # back in the queue, waiting for RETRY_AFTER
-    running: int  # claimed by a manager
-
-
-@dataclass
-class FailureGroup:
-    reason: str  # an AttemptEnd value
-    count: int = 0
-    last: float = 0.0
-    executors: Counter[str] = field(default_factory=Counter)
-    example: dict[str, Any] = field(default_factory=dict)  # the newest failed attempt's build
 
 
 def _in_namespaces(column: Any, namespaces: Sequence[str] | None) -> Any:

@@ -14,7 +14,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -34,18 +33,10 @@ from sqlalchemy import (
 
 from slipway.domain.results import INITIAL_RETRIES
 from slipway.store.database import Database, SqlConnection
+from slipway.store.records import QueueItem, RoundRobin, WaitReason
 from slipway.store.schema import build_queue as q
 
-
-@dataclass(frozen=True)
-class QueueItem:
-    id: int
-    build_id: str
-    namespace: str
-    repository: str
-    retries_remaining: int
-    state_id: str
-    processing_expires: float | None
+__all__ = ["BuildQueue", "QueueItem", "RoundRobin", "WaitReason"]
 
 
 def _row_to_item(row: Any) -> QueueItem:
@@ -83,29 +74,6 @@ _EXTEND_MANY = (
     .values(processing_expires=bindparam("expires"))
     .returning(q.c.id)
 )
-
-
-@dataclass(frozen=True)
-class WaitReason:
-    """Why a queued build is not running yet, as far as the queue tells.
-
-    kind: "retry" (its attempt failed; `until` is when it may run again), "repository"
-    (`build_id`, of the same repository, runs or is ahead of it: one build per repository
-    at a time), "namespace" (the namespace runs `limit` builds, its NAMESPACE_LIMITS),
-    "workers" (`limit` workers, all busy) or "next" (it is next: a worker is being found)."""
-
-    kind: str
-    build_id: str | None = None
-    running: bool = False
-    until: float | None = None
-    limit: int | None = None
-
-
-class RoundRobin:
-    """Remembers which namespace was served last so the next claim starts after it."""
-
-    def __init__(self) -> None:
-        self.last: str | None = None
 
 
 class BuildQueue:

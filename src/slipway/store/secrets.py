@@ -11,11 +11,10 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import delete, select
 
 from slipway.store.database import Database, SqlConnection
+from slipway.store.errors import SecretsUnavailable
 from slipway.store.schema import build_secrets as s
 
-
-class SecretsUnavailable(Exception):
-    """The secrets cannot be stored or read with the key this process has."""
+__all__ = ["BuildSecretStore", "SecretsUnavailable"]
 
 
 class BuildSecretStore:

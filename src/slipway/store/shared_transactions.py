@@ -16,16 +16,15 @@ writer at a time and commits without a sync: there each write keeps its own tran
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Executable
 
 from slipway.group_calls import GroupedCalls
 from slipway.store.database import Database, SqlConnection
-
-if TYPE_CHECKING:
-    from slipway.store.logs import LogEntry
-    from slipway.store.queue import BuildQueue
+from slipway.store.log_rows import DeferredLogRows, insert_log_rows, log_rows, raise_log_counts
+from slipway.store.queue import BuildQueue
+from slipway.store.records import LogEntry
 
 R = TypeVar("R")
 
@@ -33,15 +32,15 @@ R = TypeVar("R")
 SHARED_WRITES = 64
 
 
-class SharedConnection:
+class SharedConnection(DeferredLogRows):
     """What a shared write gets: statements run at once, except the log rows it appends
     (`append_with`, `append_log`) and the leases it pushes out, which are written at
     `flush`."""
 
     def __init__(self, conn: SqlConnection, *, postgres: bool) -> None:
+        super().__init__()
         self._conn = conn
         self._postgres = postgres
-        self.log_rows: list[dict[str, Any]] = []
         self._appends: list[tuple[str, Sequence[LogEntry]]] = []
         self._leases: list[tuple[int, float]] = []
 
@@ -62,8 +61,6 @@ class SharedConnection:
         self._appends.append((build_id, entries))
 
     async def flush(self, queue: BuildQueue) -> None:
-        from slipway.store.logs import insert_log_rows, log_rows, raise_log_counts
-
         if self._appends:
             added: dict[str, int] = {}
             for build_id, entries in self._appends:

@@ -1,0 +1,204 @@
+"""Admission: the rules a build must pass to be queued, in the one place every way of
+submitting a build goes through (the API's start and rebuild routes today; a webhook or
+trigger route would call `Admission.submit` too), before it is stored and queued.
+
+The rules, in the order they are checked (docs/api.md): the namespace and repository
+names (domain/names.py), builds enabled (FEATURE_BUILD_SUPPORT), the registry
+(SERVER_HOSTNAME or ALLOWED_REGISTRIES, and a valid host), the image reference, the
+uploaded context being there, the build secrets (build_secrets.py), and room in the
+namespace's queue (NAMESPACE_MAX_QUEUED_BUILDS). It sits in manager/, not store/: the rules read the
+configuration and the result wakes the managers, while store/ only keeps state, behind
+interfaces that each backend implements once (store/interfaces.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from slipway.build_secrets import InvalidSecret, secrets_for_build
+from slipway.config.models import AppConfig
+from slipway.domain.names import (
+    InvalidName,
+    check_image_name,
+    check_namespace,
+    check_registry_host,
+    check_repository,
+)
+from slipway.domain.phases import Phase
+from slipway.manager.control import BuildControl
+from slipway.manager.phase_log import phase_entry
+from slipway.metrics import BUILDS_SUBMITTED
+from slipway.store.interfaces import Store
+from slipway.store.records import BuildRecord, NewBuild
+
+# when a client refused for a full queue may try again, seconds
+QUEUE_FULL_RETRY_AFTER = 30
+
+
+class Refusal(StrEnum):
+    """Why a build was refused (the values are the API's error types)."""
+
+    INVALID = "invalid_request"  # the request is wrong: fix it and submit again
+    DISABLED = "feature_disabled"  # builds are off on this server
+    QUEUE_FULL = "too_many_builds"  # retry later
+
+
+class Refused(Exception):
+    """The build is not admitted; `message` says what is wrong and how to fix it."""
+
+    def __init__(self, reason: Refusal, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Submission:
+    new: NewBuild
+    # the build this one starts again (a rebuild), whose messages name it
+    again_of: str | None = None
+    # build secrets given with this submission (values); the configured ones are added
+    secrets: Mapping[str, str] | None = None
+
+
+def check_repository_names(namespace: str, repository: str) -> None:
+    """The first rule, also for reads of a repository's builds."""
+    try:
+        check_namespace(namespace)
+        check_repository(repository)
+    except InvalidName as exc:
+        raise Refused(Refusal.INVALID, str(exc)) from None
+
+
+class Admission:
+    def __init__(self, config: AppConfig, store: Store, control: BuildControl) -> None:
+        self.config = config
+        self.store = store
+        self.control = control
+
+    async def submit(self, submission: Submission) -> BuildRecord:
+        """Check the rules (Refused: the first one broken), then store the build, its
+        queue item and its first log entry in one transaction and wake the managers."""
+        secrets = await self.check(submission)
+        # the record lists the ids only: values are never shown
+        options = {k: v for k, v in submission.new.options.items() if k != "secrets"}
+        if secrets:
+            options["secrets"] = sorted(secrets)
+        new = dataclasses.replace(submission.new, options=options)
+        record = await store_new_build(self.store, new, secrets)
+        BUILDS_SUBMITTED.labels(record.namespace).inc()
+        await self.control.wake_managers()
+        return record
+
+    async def check(self, submission: Submission) -> dict[str, str]:
+        """The rules; returns the build's secrets (configured and submitted, merged)."""
+        new = submission.new
+        check_repository_names(new.namespace, new.repository)
+        self.check_enabled()
+        self.check_registry(new.registry)
+        try:
+            check_image_name(new.registry, new.namespace, new.repository)
+        except InvalidName as exc:
+            raise Refused(Refusal.INVALID, str(exc)) from None
+        await self.check_context(submission)
+        secrets = self.build_secrets(submission)
+        await self.check_queue_room(new.namespace)
+        return secrets
+
+    def check_enabled(self) -> None:
+        if not self.config.FEATURE_BUILD_SUPPORT:
+            raise Refused(Refusal.DISABLED,
+                          "builds are disabled on this server (FEATURE_BUILD_SUPPORT is false)")
+
+    def check_registry(self, registry: str) -> None:
+        allowed = [self.config.SERVER_HOSTNAME, *self.config.ALLOWED_REGISTRIES]
+        if registry not in allowed:
+            raise Refused(
+                Refusal.INVALID,
+                f"registry: {registry!r} is not a registry this server pushes to; allowed: "
+                f"{', '.join(allowed)} (an administrator adds others to ALLOWED_REGISTRIES)",
+            )
+        try:
+            check_registry_host(registry)
+        except InvalidName as exc:
+            where = ("SERVER_HOSTNAME" if registry == self.config.SERVER_HOSTNAME
+                     else "ALLOWED_REGISTRIES")
+            raise Refused(Refusal.INVALID,
+                          f"registry: {exc}; an administrator fixes it in {where}") from None
+
+    async def check_context(self, submission: Submission) -> None:
+        """An uploaded context must be on this server, complete."""
+        new = submission.new
+        if new.resource_key is None or new.archive_url:
+            return
+        upload = await self.store.uploads.get(new.resource_key)
+        if upload is not None and upload.complete:
+            return
+        if submission.again_of is not None:
+            raise Refused(
+                Refusal.INVALID,
+                f"the uploaded context of build {submission.again_of} is no longer on this "
+                "server; start a new build with the context",
+            )
+        raise Refused(
+            Refusal.INVALID,
+            f"file_id: {new.resource_key!r} has no uploaded content; POST /api/v1/filedrop/ "
+            "and PUT the archive to the returned url first",
+        )
+
+    def build_secrets(self, submission: Submission) -> dict[str, str]:
+        new = submission.new
+        configured = self.config.BUILD_SECRETS
+        if submission.again_of is None:
+            try:
+                return secrets_for_build(configured, new.namespace, new.repository,
+                                         submission.secrets)
+            except InvalidSecret as exc:
+                raise Refused(Refusal.INVALID, str(exc)) from None
+        # a rebuild: submitted secrets ended with their build; the configured ones are
+        # read anew
+        try:
+            secrets = secrets_for_build(configured, new.namespace, new.repository, None)
+        except InvalidSecret as exc:  # too many, once the namespace's and repository's merge
+            raise Refused(Refusal.INVALID,
+                          f"{exc}; an administrator fixes it in BUILD_SECRETS") from None
+        gone = sorted(set(new.options.get("secrets") or ()) - set(secrets))
+        if gone:
+            raise Refused(
+                Refusal.INVALID,
+                f"build {submission.again_of} was given secrets {', '.join(gone)} when it "
+                "was submitted; a build's secrets are deleted when it ends, so start a new "
+                "build with them",
+            )
+        return secrets
+
+    async def check_queue_room(self, namespace: str) -> None:
+        limit = self.config.NAMESPACE_MAX_QUEUED_BUILDS
+        if await self.store.queue.count_queued(namespace) >= limit:
+            raise Refused(
+                Refusal.QUEUE_FULL,
+                f"namespace {namespace!r} already has {limit} builds queued, its limit; "
+                "retry when some have finished",
+                retry_after=QUEUE_FULL_RETRY_AFTER,
+            )
+
+
+async def store_new_build(
+    store: Store, new: NewBuild, secrets: Mapping[str, str] | None = None
+) -> BuildRecord:
+    """The record (phase `waiting`), its queue item, its first log entry and its secrets
+    (encrypted), in one transaction: on SQLite every transaction waits its turn for the
+    one writer, and no reader sees a build without its queue item."""
+    async with store.write() as conn:
+        record = await store.builds.create(conn, new)
+        await store.queue.put(conn, record.id, new.namespace,
+                              f"{new.namespace}/{new.repository}",
+                              retries_remaining=record.retries_remaining)
+        await store.logs.append(record.id, [phase_entry(Phase.WAITING)], conn)
+        if secrets:
+            await store.secrets.put(conn, record.id, secrets)
+    return record

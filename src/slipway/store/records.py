@@ -1,0 +1,168 @@
+"""What the stores hold and hand out, whichever backend keeps it: build records, queue
+items, log entries, uploads, API tokens, the overview's summaries. Plain data, no SQL."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slipway.domain.phases import Phase
+
+
+@dataclass
+class BuildRecord:
+    id: str
+    namespace: str
+    repository: str
+    phase: Phase
+    tags: list[str]
+    registry: str
+    started: float
+    retries_remaining: int
+    display_name: str = ""
+    status: dict[str, Any] = field(default_factory=dict)
+    subdirectory: str = ""
+    dockerfile_path: str = "Dockerfile"
+    context: str = ""
+    manual_user: str | None = None
+    trigger: dict[str, Any] | None = None
+    trigger_metadata: dict[str, Any] | None = None
+    resource_key: str | None = None
+    archive_url: str | None = None
+    pull_robot: str | None = None
+    pull_credentials: dict[str, str] | None = None
+    build_args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    # how the worker builds: {"no_cache": bool, "pull": bool, "labels": {name: value}}
+    options: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    image_digest: str | None = None
+    executor: str | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    job_id: str | None = None
+    log_count: int = 0
+    completed: float | None = None
+
+    @property
+    def full_repository(self) -> str:
+        return f"{self.namespace}/{self.repository}"
+
+
+@dataclass(frozen=True)
+class NewBuild:
+    namespace: str
+    repository: str
+    tags: Sequence[str]
+    registry: str
+    display_name: str = ""
+    subdirectory: str = ""
+    dockerfile_path: str = "Dockerfile"
+    context: str = ""
+    manual_user: str | None = None
+    resource_key: str | None = None
+    archive_url: str | None = None
+    pull_robot: str | None = None
+    pull_credentials: dict[str, str] | None = None
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    target: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    trigger: dict[str, Any] | None = None
+    trigger_metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    message: str
+    type: str | None = None  # "command" | "phase" | "error" | None (plain output)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_api(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"message": self.message, "data": self.data}
+        if self.type:
+            entry["type"] = self.type
+        return entry
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    id: int
+    build_id: str
+    namespace: str
+    repository: str
+    retries_remaining: int
+    state_id: str
+    processing_expires: float | None
+
+
+@dataclass(frozen=True)
+class WaitReason:
+    """Why a queued build is not running yet, as far as the queue tells.
+
+    kind: "retry" (its attempt failed; `until` is when it may run again), "repository"
+    (`build_id`, of the same repository, runs or is ahead of it: one build per repository
+    at a time), "namespace" (the namespace runs `limit` builds, its NAMESPACE_LIMITS),
+    "workers" (`limit` workers, all busy) or "next" (it is next: a worker is being found)."""
+
+    kind: str
+    build_id: str | None = None
+    running: bool = False
+    until: float | None = None
+    limit: int | None = None
+
+
+class RoundRobin:
+    """Remembers which namespace was served last so the next claim starts after it."""
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+
+
+@dataclass(frozen=True)
+class RepositorySummary:
+    namespace: str
+    name: str
+    build_count: int
+    active_builds: int
+    last_build: BuildRecord | None
+
+
+@dataclass(frozen=True)
+class NamespaceQueue:
+    namespace: str
+    waiting: int  # may be claimed now
+    retrying: int  # back in the queue, waiting for RETRY_AFTER
+    running: int  # claimed by a manager
+
+
+@dataclass
+class FailureGroup:
+    reason: str  # an AttemptEnd value
+    count: int = 0
+    last: float = 0.0
+    executors: Counter[str] = field(default_factory=Counter)
+    example: dict[str, Any] = field(default_factory=dict)  # the newest failed attempt's build
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded build context: `path` and `size` are set once its file is in."""
+
+    file_id: str
+    mime_type: str
+    path: Path | None
+    size: int | None
+
+    @property
+    def complete(self) -> bool:
+        return self.path is not None and self.size is not None
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """An API token as stored: its name and its scopes as written (never the token)."""
+
+    name: str
+    scopes: dict[str, str]
