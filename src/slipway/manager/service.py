@@ -60,6 +60,7 @@ class BuildManager:
         self.ctx.wake_scheduler = self.scheduler.wake
         self.events = EventHandlers(self.ctx)
         self.reconciler = Reconciler(self.ctx)
+        self._shut_down = False
 
     @property
     def manager_id(self) -> str:
@@ -87,7 +88,11 @@ class BuildManager:
     async def shutdown(self) -> None:
         """Clean stop (SIGTERM): stop our workers, record their attempts as given back
         (`manager_shutdown`, not counted against the build's tries) and put their builds
-        back in the queue, so another manager (or our next start) runs them."""
+        back in the queue, so another manager (or our next start) runs them. Once: a
+        second call finds nothing left to do."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         self.scheduler.paused = True
         await self.scheduler.stop()
         await self.reconciler.stop()
