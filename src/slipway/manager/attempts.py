@@ -451,6 +451,13 @@ class Attempts:
                         job.job_id, type(exc).__name__)
         return True
 
+    async def touch(self, job_id: str) -> bool:
+        """A heartbeat (or a log line): push the running job key's expiry out. False when
+        the key is gone (the attempt ended, or expired)."""
+        return await self.ctx.orchestrator.touch(
+            job_key(job_id), self.key_lifetime(JobStage.RUNNING)
+        )
+
     async def phase_reported(self, job: JobState, sequence_number: int) -> bool:
         """Keep the worker's latest SetPhase sequence number in the job key; False when a
         concurrent SetPhase won (the worker resends with a newer number)."""

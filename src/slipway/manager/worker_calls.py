@@ -150,7 +150,7 @@ async def heartbeat(ctx: ManagerContext, tracker: HeartbeatTracker, token: str) 
         return False
     if claims.build_id in ctx.cancelled:
         return False
-    if not await ctx.orchestrator.touch(job_key(claims.job_id), ctx.heartbeat_expiry):
+    if not await ctx.attempts.touch(claims.job_id):
         tracker.lease_extended.pop(claims.job_id, None)
         return False
     now = time.monotonic()
@@ -277,7 +277,7 @@ async def ingest_logs(
     for job_id in accepted_jobs:
         if now - state.touched.get(job_id, 0.0) >= 1.0:
             state.touched[job_id] = now
-            await ctx.orchestrator.touch(job_key(job_id), ctx.heartbeat_expiry)
+            await ctx.attempts.touch(job_id)
     return results
 
 
