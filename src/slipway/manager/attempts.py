@@ -487,8 +487,8 @@ class Attempts:
         if not await self._claim_end(job.job_id, key_gone):
             self.forget(job.job_id)
             return False
-        log.info("attempt %d of build %s ends (%s: %s)", job.attempt, job.build_id,
-                 reason.value, outcome.value)
+        log.debug("attempt %d of build %s ends (%s: %s)", job.attempt, job.build_id,
+                  reason.value, outcome.value)
         held = self._held.get(job.job_id)
         if held is not None:
             held.ending = True
