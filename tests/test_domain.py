@@ -1,4 +1,4 @@
-"""The phase state machine and the result -> queue action rules."""
+"""The phase state machine, the result -> queue action rules and the attempt records."""
 
 from __future__ import annotations
 
