@@ -1,9 +1,10 @@
-"""The phase state machine and the result -> queue action rules."""
+"""The phase state machine, the result -> queue action rules and the attempt records."""
 
 from __future__ import annotations
 
 import pytest
 
+from slipway.domain.attempts import load_attempts
 from slipway.domain.phases import FINAL_PHASES, Phase, can_transition
 from slipway.domain.results import AttemptEnd, decide
 
@@ -33,3 +34,27 @@ def test_user_error_is_not_retried_infrastructure_is() -> None:
     last = decide(AttemptEnd.HEARTBEAT_LOST, 0)
     assert not last.retry and last.final_phase is Phase.INTERNAL_ERROR
     assert decide(AttemptEnd.TIMED_OUT, 2).final_phase is Phase.INTERNAL_ERROR
+
+
+@pytest.mark.parametrize("stored", [
+    {"attempt": 1, "executor": "local", "worker_id": "w-1", "started": 10.5},
+    {"attempt": 2, "executor": "ec2", "worker_id": "i-0", "started": 10.0, "ended": 12.0,
+     "outcome": "heartbeat_lost"},
+    {"attempt": 1, "executor": "local", "worker_id": "w-1", "started": 1.0, "ended": 2.0,
+     "outcome": "manager_shutdown", "counted": False},
+])
+def test_an_attempt_record_keeps_the_json_it_was_stored_as(stored: dict[str, object]) -> None:
+    """What the API shows of an attempt is the stored JSON, key for key, in order."""
+    (record,) = load_attempts([stored])
+    assert list(record.stored().items()) == list(stored.items())
+
+
+def test_closing_an_attempt_records_its_outcome_and_whether_it_counted() -> None:
+    (started,) = load_attempts([{"attempt": 3, "executor": "local", "worker_id": "w",
+                                 "started": 1.0}])
+    assert started.is_open
+    ended = started.closed(AttemptEnd.COMPLETED, 5.0)
+    assert ended.stored() == {"attempt": 3, "executor": "local", "worker_id": "w",
+                              "started": 1.0, "ended": 5.0, "outcome": "completed"}
+    given_back = started.closed(AttemptEnd.MANAGER_SHUTDOWN, 5.0, counted=False)
+    assert given_back.stored()["counted"] is False and not given_back.is_open

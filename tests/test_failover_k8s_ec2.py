@@ -60,13 +60,13 @@ async def test_attempts_go_kubernetes_kubernetes_ec2(tmp_path: Path, moto_url: s
         record = await harness.wait_phase(build_id, Phase.INTERNAL_ERROR, Phase.COMPLETE)
         assert record.phase is Phase.INTERNAL_ERROR
         assert "never registered" in (record.error or "")
-        assert [a["executor"] for a in record.attempts] == ["openshift", "openshift", "aws"]
+        assert [a.executor for a in record.attempts] == ["openshift", "openshift", "aws"]
         # the metric counts the attempt kubernetes was passed over for
         assert _fallbacks("openshift") - fallbacks_before == 1
         # every worker is cleaned up: Jobs deleted, the one instance terminated
         await harness.wait_for(lambda: k8s.objects("jobs", "builder") == [])
         instances = [i for r in aws.describe_instances()["Reservations"] for i in r["Instances"]]
-        assert [i["InstanceId"] for i in instances] == [record.attempts[2]["worker_id"]]
+        assert [i["InstanceId"] for i in instances] == [record.attempts[2].worker_id]
 
         def terminated() -> bool:
             reply = aws.describe_instances(InstanceIds=[instances[0]["InstanceId"]])

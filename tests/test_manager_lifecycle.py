@@ -148,7 +148,7 @@ async def test_worker_error_ends_the_build_without_retry(tmp_path: Path) -> None
         errors = [e.message for e in await harness.log(build_id) if e.type == "error"]
         assert errors == ["RUN false: exit status 1"]  # the worker's line, not repeated
         assert len(executor.started) == 1  # not retried
-        assert len(record.attempts) == 1 and record.attempts[0]["outcome"] == "user_error"
+        assert len(record.attempts) == 1 and record.attempts[0].outcome == "user_error"
         await harness.wait_for(lambda: executor.stopped == ["default-1"])
     finally:
         await harness.stop()
@@ -177,7 +177,7 @@ async def test_lost_heartbeat_retries_the_build(tmp_path: Path) -> None:
         )
         assert record.phase is Phase.COMPLETE
         assert len(attempts) == 2
-        assert [a["outcome"] for a in record.attempts] == ["heartbeat_lost", "completed"]
+        assert [a.outcome for a in record.attempts] == ["heartbeat_lost", "completed"]
         assert record.retries_remaining == 1
         messages = [e.message for e in await harness.log(build_id)]
         assert any("stopped sending heartbeats" in m and "retried" in m for m in messages)
@@ -434,9 +434,9 @@ async def test_a_worker_that_finishes_before_its_start_is_recorded(tmp_path: Pat
         record = await harness.build(build_id)
         assert record.phase is Phase.COMPLETE
         (attempt,) = record.attempts
-        assert attempt["outcome"] == "completed"
-        assert attempt["worker_id"] == "default-1"
-        assert attempt["started"] <= attempt["ended"]
+        assert attempt.outcome == "completed"
+        assert attempt.worker_id == "default-1"
+        assert attempt.started <= attempt.ended
     finally:
         release.set()
         await harness.stop()
@@ -469,6 +469,6 @@ async def test_a_worker_registering_after_its_build_was_cancelled_is_refused(
         record = await harness.build(build_id)
         assert record.phase is Phase.CANCELLED
         assert "Build worker registered" not in [e.message for e in await harness.log(build_id)]
-        assert harness.manager.ctx.records_to_register == {}
+        assert harness.manager.ctx.attempts.begun_records() == {}
     finally:
         await harness.stop()

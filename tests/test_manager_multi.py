@@ -91,14 +91,14 @@ async def test_three_managers_run_200_builds_each_exactly_once(cluster_factory) 
         phases = await cluster.phases_logged(build_id)
         assert phases.count("complete") == 1 and phases[-1] == "complete"
         assert phases.count("build-scheduled") == 1
-        assert [a["outcome"] for a in record.attempts] == ["completed"]
+        assert [a.outcome for a in record.attempts] == ["completed"]
     # the work was shared: every manager started workers
     assert {s["manager_id"] for s in starts} == {m.manager_id for m in cluster.managers}
     # one build per repository at a time: attempts of one repository never overlap
     by_repo: dict[str, list[tuple[float, float]]] = {}
     for record in records.values():
         (attempt,) = record.attempts
-        by_repo.setdefault(record.repository, []).append((attempt["started"], attempt["ended"]))
+        by_repo.setdefault(record.repository, []).append((attempt.started, attempt.ended))
     for spans in by_repo.values():
         spans.sort()
         for (_, end), (begin, _) in itertools.pairwise(spans):
@@ -130,8 +130,8 @@ async def test_kill_9_of_a_manager_retries_its_builds_elsewhere(cluster_factory)
         # the victim's attempt ended as lost; the build completed on another manager
         if len(record.attempts) > 1:
             retried += 1
-            assert record.attempts[-1]["outcome"] == "completed"
-            assert all("outcome" in a for a in record.attempts), record.attempts
+            assert record.attempts[-1].outcome == "completed"
+            assert all(a.outcome is not None for a in record.attempts), record.attempts
     assert retried >= 2
     last_starts = {s["build_id"]: s["manager_id"] for s in cluster.starts()}
     assert all(last_starts[b] in survivors for b in victim_builds if len(records[b].attempts) > 1)

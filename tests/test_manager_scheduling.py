@@ -47,7 +47,7 @@ async def test_worker_that_never_registers_gets_three_attempts(tmp_path: Path) -
         assert record.error == (
             "the build worker never registered with the build manager (after 3 attempts)")
         assert len(pids) == 3 and len(set(pids)) == 3
-        assert [a["outcome"] for a in record.attempts] == ["never_registered"] * 3
+        assert [a.outcome for a in record.attempts] == ["never_registered"] * 3
         assert record.retries_remaining == 0
         await harness.wait_for(lambda: not any(process_alive(pid) for pid in pids))
         # the executor counts a worker until asyncio has reaped it, a moment after it died
@@ -109,7 +109,7 @@ async def test_seed_failover_kubernetes_then_ec2(tmp_path: Path) -> None:
     try:
         build_id = await harness.submit()
         record = await harness.wait_phase(build_id, Phase.INTERNAL_ERROR)
-        assert [a["executor"] for a in record.attempts] == ["kubernetes", "kubernetes", "ec2"]
+        assert [a.executor for a in record.attempts] == ["kubernetes", "kubernetes", "ec2"]
         assert len(k8s.started) == 2 and len(ec2.started) == 1
         # the phase is final first; each worker is stopped just after (end first, clean up after)
         await harness.wait_for(lambda: len(k8s.stopped) == 2 and len(ec2.stopped) == 1)

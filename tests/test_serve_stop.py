@@ -91,9 +91,8 @@ async def test_sigterm_stops_the_worker_and_gives_the_build_back_at_once(
     assert item is not None and item.retries_remaining == 3  # the attempt was given back
     assert record.retries_remaining == 3
     [attempt] = record.attempts
-    assert (attempt["attempt"], attempt["outcome"], attempt["counted"]) == (
-        1, "manager_shutdown", False)
-    assert "ended" in attempt
+    assert (attempt.attempt, attempt.outcome, attempt.counted) == (1, "manager_shutdown", False)
+    assert attempt.ended is not None
 
 
 async def test_a_second_signal_forces_a_clean_stop_and_a_restart_numbers_the_attempts(

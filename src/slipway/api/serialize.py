@@ -70,6 +70,6 @@ def build_view(record: BuildRecord, waiting: WaitReason | None = None) -> BuildO
         retries_remaining=record.retries_remaining,
         executor=record.executor,
         completed=rfc2822(record.completed),
-        attempts=record.attempts,
+        attempts=[attempt.stored() for attempt in record.attempts],
         options=record.options,
     )

@@ -1,14 +1,26 @@
-"""Starting a build attempt on an executor, and ending it (docs/architecture.md, steps 2
-and 5 of the flow)."""
+"""One build attempt from its claim to its teardown (docs/architecture.md, "One attempt").
+
+`Attempts` is the only writer of an attempt's state: the job key and deadline key in the
+orchestrator, the queue lease, the build record's `attempts`, this process's memory of the
+attempts it holds and the running-workers gauge. The scheduler begins attempts, the worker
+calls move them on (scheduled, running, a phase reported) and report their results; the
+event handlers, the reconciler and shutdown end them. Every end goes through `end`, and
+every removal of a job's keys and worker through `_teardown`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
-from typing import Any
+from collections.abc import Awaitable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from slipway import metrics
+from slipway.domain.attempts import AttemptRecord
 from slipway.domain.phases import FINAL_PHASES, Phase
 from slipway.domain.results import (
     INITIAL_RETRIES,
@@ -19,7 +31,6 @@ from slipway.domain.results import (
     retry_message,
 )
 from slipway.executors.base import ExecutorError, WorkerSpec
-from slipway.manager.context import ManagerContext
 from slipway.manager.db_retry import retry_transient
 from slipway.manager.jobs import JobStage, JobState
 from slipway.manager.keys import deadline_key, ended_key, job_key
@@ -29,22 +40,52 @@ from slipway.store.interfaces import SharedTransaction
 from slipway.store.records import BuildRecord, LogEntry, QueueItem
 from slipway.tokens.jwt import TokenType
 
+if TYPE_CHECKING:  # the context holds the Attempts; only its type is needed here
+    from slipway.manager.context import ManagerContext
+
 log = logging.getLogger("slipway.manager")
 
 NON_FINAL = [p for p in Phase if p not in FINAL_PHASES]
 # extra queue-lease time beyond the orchestrator deadlines, so the lease (the backstop for a
 # lost orchestrator) never fires before the orchestrator's own expiry would
 LEASE_MARGIN = 60.0
+# the setup time assumed for the claim's lease when no executor is configured
+DEFAULT_SETUP_TIME = 500
 # how long an "ended" marker outlives a job key that expired or was lost
 ENDED_MARKER_TTL = 3600.0
 # how long the end of an attempt keeps retrying its database write through an outage
 END_RETRY_SECONDS = 120.0
+# ... and at shutdown, which must not hang on it: an end not written is found later
+# through the queue lease (manager_lost)
+SHUTDOWN_RETRY_SECONDS = 5.0
 
 
-def lease_margin(ctx: ManagerContext) -> float:
-    """LEASE_MARGIN, shortened for short heartbeat expiries (tests, small set-ups) so a
-    dead manager's claim that never reached the orchestrator is retried soon too."""
-    return min(LEASE_MARGIN, max(5.0, 2 * ctx.heartbeat_expiry))
+class EndReason(StrEnum):
+    """Who ends an attempt. The outcome (domain/results.py AttemptEnd) says what happens to
+    the build; the reason says how the end was noticed, which decides how it is claimed
+    and torn down."""
+
+    RESULT = "result"  # the worker reported COMPLETE or ERROR, or no executor started one
+    EXPIRY = "expiry"  # the job key (registration, heartbeat) or the deadline ran out
+    CANCEL = "cancel"  # a user cancelled the build
+    SHUTDOWN = "shutdown"  # this manager is stopping: the build goes back to the queue
+    RECONCILE = "reconcile"  # the reconciler found the job key lost (or left by the dead)
+
+
+@dataclass
+class HeldAttempt:
+    """What this process remembers of an attempt it began and has not seen end."""
+
+    job: JobState
+    # the build record the attempt began from, until its worker registers: what
+    # registration hands the worker is the build's own parameters, which never change
+    # (one database read fewer per build)
+    begun_from: BuildRecord | None = None
+    # set once the worker's start is recorded (stage `scheduled`); made on demand by a
+    # registration that arrives before that
+    scheduled: asyncio.Event | None = None
+    # this process deleted the job key and is still writing the end
+    ending: bool = False
 
 
 def tries_used(job: JobState) -> int:
@@ -57,352 +98,553 @@ def label(job: JobState) -> str:
 
 
 def closed_attempts(
-    attempts: list[dict[str, Any]], job: JobState, end: AttemptEnd, now: float,
-    **extra: Any,
-) -> list[dict[str, Any]]:
+    attempts: list[AttemptRecord], job: JobState, end: AttemptEnd, now: float,
+    *, counted: bool = True,
+) -> list[AttemptRecord]:
     """The build's attempts with this one ended: its entry given `ended` and `outcome`,
     or, when its start is not recorded yet (a shared write still queued), the whole
     entry, started when it registered."""
     attempts = list(attempts)
-    last = attempts[-1] if attempts else {}
-    if last.get("attempt") == job.attempt and "ended" not in last:
-        attempts[-1] = {**last, "ended": now, "outcome": end.value, **extra}
-    elif last.get("attempt") != job.attempt and job.worker_id:
-        attempts.append({
-            "attempt": job.attempt, "executor": job.executor,
-            "worker_id": job.worker_id, "started": job.registered_at or now,
-            "ended": now, "outcome": end.value, **extra,
-        })
+    last = attempts[-1] if attempts else None
+    if last is not None and last.attempt == job.attempt and last.is_open:
+        attempts[-1] = last.closed(end, now, counted=counted)
+    elif (last is None or last.attempt != job.attempt) and job.worker_id:
+        started = AttemptRecord(attempt=job.attempt, executor=job.executor,
+                                worker_id=job.worker_id, started=job.registered_at or now)
+        attempts.append(started.closed(end, now, counted=counted))
     return attempts
 
 
-def track_new_job(ctx: ManagerContext, item: QueueItem) -> JobState:
-    """The attempt for a claimed item, counted against capacity from this moment."""
-    job = JobState(
-        job_id=str(uuid.uuid4()),
-        build_id=item.build_id,
-        namespace=item.namespace,
-        queue_id=item.id,
-        manager_id=ctx.manager_id,
-        retries_remaining=item.retries_remaining,
-        attempt=0,  # numbered once the build's record is read (_begin_attempt)
-    )
-    ctx.tracked[job.job_id] = job
-    metrics.RUNNING_WORKERS.set(len(ctx.tracked))
-    return job
+class Attempts:
+    def __init__(self, ctx: ManagerContext) -> None:
+        self.ctx = ctx
+        self._held: dict[str, HeldAttempt] = {}
 
+    # --- what this process holds -------------------------------------------------------
 
-async def start_attempt(ctx: ManagerContext, item: QueueItem, job: JobState) -> None:
-    """Hand a claimed queue item to the first executor that takes it."""
-    try:
-        begun = await _begin_attempt(ctx, item, job)
-    except Exception:
-        # Redis or PostgreSQL unreachable before anything started: hand the item back
-        # (attempt refunded) rather than let it sit out its lease
-        log.exception("could not start an attempt of build %s; it goes back to the queue",
-                      item.build_id)
-        await _give_back(ctx, item, job)
-        return
-    if begun is None:
-        return
-    record, attempts = begun
-    ctx.records_to_register[job.job_id] = record
-    previous_job = record.job_id
-    if previous_job and previous_job != job.job_id:
-        # the lease of an earlier attempt ran out (its manager died): make sure it is gone
-        try:
-            await _stop_stale_job(ctx, previous_job)
-        except Exception:
-            log.warning("could not check the earlier attempt %s of build %s",
-                        previous_job, item.build_id)
+    def __len__(self) -> int:
+        return len(self._held)
 
-    errors: list[str] = []
-    for executor in ctx.executors:
-        if not executor.allows(item.namespace, item.retries_remaining):
-            metrics.EXECUTOR_FALLBACKS.labels(executor.name, "not_allowed").inc()
-            continue
-        token = ctx.tokens.mint(
-            TokenType.REGISTRATION, item.build_id, job.job_id, executor.setup_time + 30
-        )
-        spec = WorkerSpec(
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._held
+
+    def held(self) -> list[JobState]:
+        return [h.job for h in self._held.values()]
+
+    def job(self, job_id: str) -> JobState | None:
+        held = self._held.get(job_id)
+        return None if held is None else held.job
+
+    def is_ending(self, job_id: str) -> bool:
+        held = self._held.get(job_id)
+        return held is not None and held.ending
+
+    def begun_records(self) -> dict[str, BuildRecord]:
+        """The records kept for registrations still to come, by job id."""
+        return {i: h.begun_from for i, h in self._held.items() if h.begun_from is not None}
+
+    def take_begun_record(self, job_id: str) -> BuildRecord | None:
+        held = self._held.get(job_id)
+        if held is None:
+            return None
+        record, held.begun_from = held.begun_from, None
+        return record
+
+    def scheduled_signal(self, job_id: str) -> asyncio.Event:
+        """An event set when this process marks the job scheduled; for a job it does not
+        hold, one that is never set (the caller's timeout turns it into polling)."""
+        held = self._held.get(job_id)
+        if held is None:
+            return asyncio.Event()
+        if held.scheduled is None:
+            held.scheduled = asyncio.Event()
+        return held.scheduled
+
+    def _signal_scheduled(self, held: HeldAttempt) -> None:
+        if held.scheduled is not None:
+            held.scheduled.set()  # a registration waiting for this re-reads the key
+            held.scheduled = None
+
+    def forget(self, job_id: str, *, always_wake: bool = True) -> bool:
+        """Stop counting the attempt against capacity (it ended, here or elsewhere).
+        True if this process held it."""
+        held = self._held.pop(job_id, None)
+        if held is not None:
+            self._signal_scheduled(held)  # a waiting registration finds the job gone
+            metrics.RUNNING_WORKERS.set(len(self._held))
+        # by default always wake: the DELETE event of this job may have forgotten it
+        # already, while our queue update was not yet committed, and that earlier
+        # wake-up found nothing to claim
+        if held is not None or always_wake:
+            self.ctx.wake_scheduler()
+        return held is not None
+
+    # --- leases and key lifetimes ------------------------------------------------------
+
+    def lease_margin(self) -> float:
+        """LEASE_MARGIN, shortened for short heartbeat expiries (tests, small set-ups) so
+        a dead manager's claim that never reached the orchestrator is retried soon too."""
+        return min(LEASE_MARGIN, max(5.0, 2 * self.ctx.heartbeat_expiry))
+
+    def key_lifetime(self, stage: JobStage, setup_time: float = 0.0) -> float:
+        """How long the job key lives at `stage` without news of the worker."""
+        config = self.ctx.manager_config
+        if stage is JobStage.SCHEDULING:
+            return float(config.JOB_REGISTRATION_TIMEOUT)
+        if stage is JobStage.SCHEDULED:
+            return float(setup_time)
+        return self.ctx.heartbeat_expiry
+
+    def lease_seconds(self, stage: JobStage, setup_time: float | None = None) -> float:
+        """The queue lease of an attempt at `stage`: the job key's lifetime and the
+        margin. A claim's lease covers the worker's start too (the slowest executor's
+        SETUP_TIME, `setup_time` unless given): it is pushed out only once the worker is
+        recorded."""
+        if stage is JobStage.SCHEDULING:
+            setup = setup_time if setup_time is not None else max(
+                (e.setup_time for e in self.ctx.executors), default=DEFAULT_SETUP_TIME)
+            return self.key_lifetime(stage) + setup + self.lease_margin()
+        return self.key_lifetime(stage, setup_time or 0.0) + self.lease_margin()
+
+    # --- begin -------------------------------------------------------------------------
+
+    def begin(self, item: QueueItem) -> JobState:
+        """The attempt for a claimed item, counted against capacity from this moment."""
+        job = JobState(
+            job_id=str(uuid.uuid4()),
             build_id=item.build_id,
-            job_id=job.job_id,
             namespace=item.namespace,
-            registration_token=token,
-            manager_address=ctx.app_config.buildman_address,
-            environment=worker_environment(
-                ctx.app_config, executor.config, token=token, build_id=item.build_id
-            ),
-            manager_id=ctx.manager_id,
+            queue_id=item.id,
+            manager_id=self.ctx.manager_id,
+            retries_remaining=item.retries_remaining,
+            attempt=0,  # numbered once the build's record is read (_open)
         )
+        self._held[job.job_id] = HeldAttempt(job)
+        metrics.RUNNING_WORKERS.set(len(self._held))
+        return job
+
+    async def start(self, item: QueueItem, job: JobState) -> None:
+        """Hand a begun attempt's item to the first executor that takes it."""
+        ctx = self.ctx
         try:
-            worker_id = await executor.start_worker(spec)
-        except Exception as exc:  # an executor that raises is skipped for the next
-            reason = str(exc) if isinstance(exc, ExecutorError) else repr(exc)
-            log.warning("executor %s could not start a worker: %s", executor.name, reason)
-            metrics.EXECUTOR_FALLBACKS.labels(executor.name, "start_failed").inc()
-            errors.append(f"{executor.name}: {reason}")
-            continue
-        metrics.BUILDS_SCHEDULED.labels(executor.name).inc()
-        if job.attempt == 1:
-            metrics.SCHEDULE_LATENCY.observe(max(0.0, time.time() - record.started))
-        try:
-            await _mark_scheduled(ctx, job, attempts, executor.name, worker_id,
-                                  executor.setup_time)
+            begun = await self._open(item, job)
         except Exception:
-            # the worker runs; if the job key expires meanwhile the expiry handler (or the
-            # reconciler) ends the attempt and stops it
-            log.exception("could not record the worker of build %s", item.build_id)
-        return
-    detail = "; ".join(errors) or (
-        "no configured executor accepts this build "
-        "(MINIMUM_RETRY_THRESHOLD, NAMESPACE_WHITELIST or STAGED_ROLLOUT)"
-    )
-    await end_attempt(ctx, job, AttemptEnd.EXECUTOR_FAILED, detail=detail)
+            # Redis or PostgreSQL unreachable before anything started: hand the item back
+            # (attempt refunded) rather than let it sit out its lease
+            log.exception("could not start an attempt of build %s; it goes back to the "
+                          "queue", item.build_id)
+            await self._give_back(item, job)
+            return
+        if begun is None:
+            return
+        record, attempts = begun
+        held = self._held.get(job.job_id)
+        if held is not None:
+            held.begun_from = record
+        previous_job = record.job_id
+        if previous_job and previous_job != job.job_id:
+            # the lease of an earlier attempt ran out (its manager died): make sure it is
+            # gone
+            try:
+                await self.end_stale(previous_job)
+            except Exception:
+                log.warning("could not check the earlier attempt %s of build %s",
+                            previous_job, item.build_id)
 
+        errors: list[str] = []
+        for executor in ctx.executors:
+            if not executor.allows(item.namespace, item.retries_remaining):
+                metrics.EXECUTOR_FALLBACKS.labels(executor.name, "not_allowed").inc()
+                continue
+            token = ctx.tokens.mint(
+                TokenType.REGISTRATION, item.build_id, job.job_id, executor.setup_time + 30
+            )
+            spec = WorkerSpec(
+                build_id=item.build_id,
+                job_id=job.job_id,
+                namespace=item.namespace,
+                registration_token=token,
+                manager_address=ctx.app_config.buildman_address,
+                environment=worker_environment(
+                    ctx.app_config, executor.config, token=token, build_id=item.build_id
+                ),
+                manager_id=ctx.manager_id,
+            )
+            try:
+                worker_id = await executor.start_worker(spec)
+            except Exception as exc:  # an executor that raises is skipped for the next
+                reason = str(exc) if isinstance(exc, ExecutorError) else repr(exc)
+                log.warning("executor %s could not start a worker: %s", executor.name, reason)
+                metrics.EXECUTOR_FALLBACKS.labels(executor.name, "start_failed").inc()
+                errors.append(f"{executor.name}: {reason}")
+                continue
+            metrics.BUILDS_SCHEDULED.labels(executor.name).inc()
+            if job.attempt == 1:
+                metrics.SCHEDULE_LATENCY.observe(max(0.0, time.time() - record.started))
+            try:
+                await self._scheduled(job, attempts, executor.name, worker_id,
+                                      executor.setup_time)
+            except Exception:
+                # the worker runs; if the job key expires meanwhile the expiry handler (or
+                # the reconciler) ends the attempt and stops it
+                log.exception("could not record the worker of build %s", item.build_id)
+            return
+        detail = "; ".join(errors) or (
+            "no configured executor accepts this build "
+            "(MINIMUM_RETRY_THRESHOLD, NAMESPACE_WHITELIST or STAGED_ROLLOUT)"
+        )
+        await self.end(job, EndReason.RESULT, AttemptEnd.EXECUTOR_FAILED, detail=detail)
 
-async def _begin_attempt(
-    ctx: ManagerContext, item: QueueItem, job: JobState
-) -> tuple[BuildRecord, list[dict[str, Any]]] | None:
-    """Create the job key and move the build to build-scheduled. Returns the record as it
-    was before (with the previous attempt's job id) and the attempts now recorded, or
-    None when there is nothing to start (cancelled meanwhile)."""
-    store = ctx.store
-    record = await ctx.build(item.build_id)
-    if record is None or record.phase.is_final:
-        # cancelled between the claim and now
-        async with store.write() as conn:
-            await store.queue.complete(conn, item.id)
-        untrack(ctx, job.job_id)
-        return None
-    extra: dict[str, Any] = {}
-    attempts = list(record.attempts)
-    entries = [phase_entry(Phase.BUILD_SCHEDULED)]
-    last = record.attempts[-1] if record.attempts else {}
-    if last and "ended" not in last:
-        # the queue lease of an earlier attempt ran out with no end recorded: its manager
-        # died (and its job key was lost too, or its expiry was never handled). Every
-        # other end, a shutdown's included, records itself before the item is free again
-        attempts[-1] = {**last, "ended": time.time(), "outcome": AttemptEnd.MANAGER_LOST.value}
-        extra["attempts"] = attempts
-        entries.insert(0, LogEntry(
-            f"Attempt {last.get('attempt', '?')} was lost with the build manager running "
-            "it; trying again", "error", {}))
-    # every attempt the build had is in its history, so each gets the next number
-    job.attempt = len(attempts) + 1
-    await ctx.orchestrator.set(
-        job_key(job.job_id),
-        job.dumps(),
-        overwrite=False,
-        expiration=float(ctx.manager_config.JOB_REGISTRATION_TIMEOUT),
-    )
-    moved = await ctx.shared_writes.run(lambda conn: store.builds.set_phase_if(
-        conn,
-        item.build_id,
-        NON_FINAL,
-        Phase.BUILD_SCHEDULED,
-        log=entries,
-        job_id=job.job_id,
-        retries_remaining=item.retries_remaining,
-        **extra,
-    ))
-    if not moved:
-        await ctx.orchestrator.delete(job_key(job.job_id))
-        untrack(ctx, job.job_id)
-        return None
-    return record, attempts
+    async def _open(
+        self, item: QueueItem, job: JobState
+    ) -> tuple[BuildRecord, list[AttemptRecord]] | None:
+        """Create the job key and move the build to build-scheduled. Returns the record
+        as it was before (with the previous attempt's job id) and the attempts now
+        recorded, or None when there is nothing to start (cancelled meanwhile)."""
+        ctx, store = self.ctx, self.ctx.store
+        record = await ctx.build(item.build_id)
+        if record is None or record.phase.is_final:
+            # cancelled between the claim and now
+            async with store.write() as conn:
+                await store.queue.complete(conn, item.id)
+            self.forget(job.job_id)
+            return None
+        extra: dict[str, Any] = {}
+        attempts = list(record.attempts)
+        entries = [phase_entry(Phase.BUILD_SCHEDULED)]
+        last = attempts[-1] if attempts else None
+        if last is not None and last.is_open:
+            # the queue lease of an earlier attempt ran out with no end recorded: its
+            # manager died (and its job key was lost too, or its expiry was never
+            # handled). Every other end, a shutdown's included, records itself before the
+            # item is free again
+            attempts[-1] = last.closed(AttemptEnd.MANAGER_LOST, time.time())
+            extra["attempts"] = attempts
+            entries.insert(0, LogEntry(
+                f"Attempt {last.attempt} was lost with the build manager running it; "
+                "trying again", "error", {}))
+        # every attempt the build had is in its history, so each gets the next number
+        job.attempt = len(attempts) + 1
+        await ctx.orchestrator.set(
+            job_key(job.job_id),
+            job.dumps(),
+            overwrite=False,
+            expiration=self.key_lifetime(JobStage.SCHEDULING),
+        )
+        moved = await ctx.shared_writes.run(lambda conn: store.builds.set_phase_if(
+            conn,
+            item.build_id,
+            NON_FINAL,
+            Phase.BUILD_SCHEDULED,
+            log=entries,
+            job_id=job.job_id,
+            retries_remaining=item.retries_remaining,
+            **extra,
+        ))
+        if not moved:
+            await ctx.orchestrator.delete(job_key(job.job_id))
+            self.forget(job.job_id)
+            return None
+        return record, attempts
 
+    async def _give_back(self, item: QueueItem, job: JobState) -> None:
+        ctx = self.ctx
 
-async def _give_back(ctx: ManagerContext, item: QueueItem, job: JobState) -> None:
-    async def give_back() -> None:
-        async with ctx.store.write() as conn:
-            await ctx.store.queue.incomplete(
-                conn, item.id, restore_retry=True,
-                retry_after=float(ctx.manager_config.RETRY_AFTER),
+        async def give_back() -> None:
+            async with ctx.store.write() as conn:
+                await ctx.store.queue.incomplete(
+                    conn, item.id, restore_retry=True,
+                    retry_after=float(ctx.manager_config.RETRY_AFTER),
+                )
+
+        try:
+            await ctx.orchestrator.delete(job_key(job.job_id))
+            await retry_transient(give_back, f"giving build {item.build_id} back",
+                                  give_up_after=END_RETRY_SECONDS)
+        except Exception:
+            log.warning("could not give build %s back either; its queue lease expires "
+                        "instead", item.build_id)
+        self.forget(job.job_id)
+
+    # --- scheduled, running ------------------------------------------------------------
+
+    async def _scheduled(
+        self,
+        job: JobState,
+        attempts: list[AttemptRecord],
+        executor: str,
+        worker_id: str,
+        setup_time: int,
+    ) -> None:
+        """Record the started worker: in the job key (registration waits for it), then in
+        the build's attempts. It is appended to `attempts`, those _open wrote, without
+        reading them again: only this attempt writes them now, and its end changes them
+        only once this entry is there."""
+        ctx = self.ctx
+        scheduling = job.dumps()
+        job.stage = JobStage.SCHEDULED
+        job.executor = executor
+        job.worker_id = worker_id
+        swapped = await ctx.orchestrator.compare_and_set(
+            job_key(job.job_id), scheduling, job.dumps(),
+            expiration=self.key_lifetime(JobStage.SCHEDULED, setup_time),
+        )
+        held = self._held.get(job.job_id)
+        if held is not None:
+            self._signal_scheduled(held)
+        if not swapped:
+            # the job ended (cancelled, or JOB_REGISTRATION_TIMEOUT passed) while we were
+            # starting the worker: the worker must not outlive it
+            await self._stop_worker(executor, worker_id)
+            return
+        started = AttemptRecord(attempt=job.attempt, executor=executor, worker_id=worker_id,
+                                started=time.time())
+        entry = LogEntry(f"{label(job)}: worker started on executor {executor}", None, {})
+        lease = self.lease_seconds(JobStage.SCHEDULED, setup_time)
+
+        async def record_start(conn: SharedTransaction) -> None:
+            conn.extend_lease(job.queue_id, lease)
+            # nothing changes once the attempt has ended (or been retried) meanwhile: a
+            # fast worker can finish before this shared write commits, and its end then
+            # records the attempt whole (closed_attempts)
+            await ctx.store.builds.update_if_job(
+                conn, job.build_id, job.job_id, executor=executor,
+                attempts=[*attempts, started], log=[entry], phases=NON_FINAL,
             )
 
-    try:
-        await ctx.orchestrator.delete(job_key(job.job_id))
-        await retry_transient(give_back, f"giving build {item.build_id} back",
+        await retry_transient(lambda: ctx.shared_writes.run(record_start),
+                              f"recording the worker of build {job.build_id}",
                               give_up_after=END_RETRY_SECONDS)
-    except Exception:
-        log.warning("could not give build %s back either; its queue lease expires instead",
-                    item.build_id)
-    untrack(ctx, job.job_id)
 
+    async def running(self, job: JobState, record: BuildRecord) -> bool:
+        """The worker registered: move `job` (as its key holds it) to RUNNING, start its
+        MACHINE_MAX_TIME deadline and push its lease out. False if the key holds
+        something else (the caller re-reads it)."""
+        ctx = self.ctx
+        previous = job.dumps()
+        job = replace(job, stage=JobStage.RUNNING, registered_at=time.time())
+        if not await ctx.orchestrator.compare_and_set(
+            job_key(job.job_id), previous, job.dumps(),
+            expiration=self.key_lifetime(JobStage.RUNNING),
+        ):
+            return False
+        await ctx.orchestrator.set(deadline_key(job.job_id), job.dumps(),
+                                   expiration=float(ctx.manager_config.MACHINE_MAX_TIME))
+        held = self._held.get(job.job_id)
+        if held is not None:
+            held.job = job
+        lease = self.lease_seconds(JobStage.RUNNING)
 
-async def _mark_scheduled(
-    ctx: ManagerContext,
-    job: JobState,
-    attempts: list[dict[str, Any]],
-    executor: str,
-    worker_id: str,
-    setup_time: int,
-) -> None:
-    """Record the started worker: in the job key (registration waits for it), then in the
-    build's attempts. It is appended to `attempts`, those _begin_attempt wrote, without
-    reading them again: only this attempt writes them now, and its end changes them only
-    once this entry is there."""
-    scheduling = job.dumps()
-    job.stage = JobStage.SCHEDULED
-    job.executor = executor
-    job.worker_id = worker_id
-    swapped = await ctx.orchestrator.compare_and_set(
-        job_key(job.job_id), scheduling, job.dumps(), expiration=float(setup_time)
-    )
-    ctx.mark_scheduled(job.job_id)  # a registration waiting for this re-reads the key
-    if not swapped:
-        # the job ended (cancelled, or JOB_REGISTRATION_TIMEOUT passed) while we were
-        # starting the worker: the worker must not outlive it
-        await stop_worker_of(ctx, executor, worker_id)
-        return
-    started = {"attempt": job.attempt, "executor": executor, "worker_id": worker_id,
-               "started": time.time()}
-    entry = LogEntry(f"{label(job)}: worker started on executor {executor}", None, {})
+        async def record_registration(conn: SharedTransaction) -> None:
+            conn.extend_lease(job.queue_id, lease)
+            conn.append_log(record.id, [LogEntry("Build worker registered", None, {})])
 
-    async def record_start(conn: SharedTransaction) -> None:
-        conn.extend_lease(job.queue_id, setup_time + lease_margin(ctx))
-        # nothing changes once the attempt has ended (or been retried) meanwhile: a fast
-        # worker can finish before this shared write commits, and its end then records
-        # the attempt whole (end_attempt)
-        await ctx.store.builds.update_if_job(
-            conn, job.build_id, job.job_id, executor=executor,
-            attempts=[*attempts, started], log=[entry], phases=NON_FINAL,
+        try:
+            await ctx.shared_writes.run(record_registration)
+        except Exception as exc:
+            # registered all the same (the job key says so); the lease is pushed out
+            # again by the heartbeats
+            log.warning("registration of job %s: database write failed (%s)",
+                        job.job_id, type(exc).__name__)
+        return True
+
+    async def touch(self, job_id: str) -> bool:
+        """A heartbeat (or a log line): push the running job key's expiry out. False when
+        the key is gone (the attempt ended, or expired)."""
+        return await self.ctx.orchestrator.touch(
+            job_key(job_id), self.key_lifetime(JobStage.RUNNING)
         )
 
-    await retry_transient(lambda: ctx.shared_writes.run(record_start),
-                          f"recording the worker of build {job.build_id}",
-                          give_up_after=END_RETRY_SECONDS)
+    async def phase_reported(self, job: JobState, sequence_number: int) -> bool:
+        """Keep the worker's latest SetPhase sequence number in the job key; False when a
+        concurrent SetPhase won (the worker resends with a newer number)."""
+        previous = job.dumps()
+        job.phase_seq = sequence_number
+        return await self.ctx.orchestrator.compare_and_set(
+            job_key(job.job_id), previous, job.dumps(),
+            expiration=self.key_lifetime(JobStage.RUNNING),
+        )
 
+    # --- end ---------------------------------------------------------------------------
 
-async def end_attempt(
-    ctx: ManagerContext,
-    job: JobState,
-    end: AttemptEnd,
-    *,
-    detail: str = "",
-    image_digest: str | None = None,
-    key_already_gone: bool = False,
-) -> bool:
-    """End the attempt exactly once (whoever deletes the job key wins); stop its worker,
-    remove its keys, and retry or finish the build. False when it had already ended."""
-    if key_already_gone:
-        # no delete to decide who ends it: a marker key does (an EXPIRE delivered twice,
-        # or the reconciler and the expiry handler both seeing the key gone)
-        if not await ctx.orchestrator.set(
-            ended_key(job.job_id), ctx.manager_id, overwrite=False, expiration=ENDED_MARKER_TTL
-        ):
-            untrack(ctx, job.job_id)
+    async def end(
+        self,
+        job: JobState,
+        reason: EndReason,
+        outcome: AttemptEnd,
+        *,
+        detail: str = "",
+        image_digest: str | None = None,
+        key_gone: bool = False,
+    ) -> bool:
+        """End the attempt exactly once (whoever deletes the job key wins): tear it down
+        (deadline key, worker), close its record and retry or finish the build, then
+        forget it. `key_gone`: the job key expired or was lost, so a marker key decides
+        who ends it. False when it had already ended."""
+        if not await self._claim_end(job.job_id, key_gone):
+            self.forget(job.job_id)
             return False
-    elif not await ctx.orchestrator.delete(job_key(job.job_id)):
-        untrack(ctx, job.job_id)
-        return False
-    ctx.ending.add(job.job_id)
-    try:
-        await ctx.orchestrator.delete(deadline_key(job.job_id))
-    except Exception:  # it expires later and finds the job gone; nothing else to do
-        log.warning("could not remove the deadline key of job %s", job.job_id)
-    if job.executor and job.worker_id:
-        reported = end in (AttemptEnd.COMPLETED, AttemptEnd.USER_ERROR)
-        ctx.spawn(stop_worker_of(ctx, job.executor, job.worker_id, reported=reported),
-                  "stopping a worker")
-    action = decide(end, job.retries_remaining)
-    store = ctx.store
-    now = time.time()
+        log.debug("attempt %d of build %s ends (%s: %s)", job.attempt, job.build_id,
+                  reason.value, outcome.value)
+        held = self._held.get(job.job_id)
+        if held is not None:
+            held.ending = True
+        await self._teardown(
+            job,
+            reported=outcome in (AttemptEnd.COMPLETED, AttemptEnd.USER_ERROR),
+            # a stopping manager waits for its workers; any other end records the
+            # outcome without waiting for the worker to go
+            wait=reason is EndReason.SHUTDOWN,
+        )
+        shutting_down = reason is EndReason.SHUTDOWN
+        try:
+            await retry_transient(
+                lambda: self._record_end(job, outcome, detail, image_digest),
+                f"ending attempt {job.attempt} of build {job.build_id}",
+                give_up_after=SHUTDOWN_RETRY_SECONDS if shutting_down else END_RETRY_SECONDS,
+            )
+        except Exception:
+            if held is not None:
+                held.ending = False  # the reconciler ends it again (its key is gone)
+            if not shutting_down:
+                raise
+            log.warning("could not record the end of build %s; its queue lease expires "
+                        "and another manager retries it", job.build_id)
+        else:
+            self.forget(job.job_id)
+        return True
 
-    async def record_end() -> None:
+    async def end_stale(self, job_id: str, job: JobState | None = None) -> bool:
+        """End an attempt this process does not hold and whose build has moved on (its
+        manager died): its keys and worker go, the build's record is not touched.
+        `job` is its key's value, when the caller has read it already."""
+        if job is None:
+            raw: Any = await self.ctx.orchestrator.get(job_key(job_id))
+            if raw is None:
+                return False
+            job = JobState.loads(raw)
+        if not await self._claim_end(job_id, key_gone=False):
+            return False
+        await self._teardown(job, reported=False, wait=True)
+        return True
+
+    async def shut_down(self) -> None:
+        """Give back every attempt this process holds (the manager is stopping)."""
+        jobs = self.held()
+        await asyncio.gather(*(
+            self.end(job, EndReason.SHUTDOWN, AttemptEnd.MANAGER_SHUTDOWN) for job in jobs
+        ))
+        for job in jobs:
+            self.forget(job.job_id, always_wake=False)
+
+    async def _claim_end(self, job_id: str, key_gone: bool) -> bool:
+        if key_gone:
+            # no delete to decide who ends it: a marker key does (an EXPIRE delivered
+            # twice, or the reconciler and the expiry handler both seeing the key gone)
+            return await self.ctx.orchestrator.set(
+                ended_key(job_id), self.ctx.manager_id, overwrite=False,
+                expiration=ENDED_MARKER_TTL,
+            )
+        return await self.ctx.orchestrator.delete(job_key(job_id))
+
+    async def _teardown(self, job: JobState, *, reported: bool, wait: bool) -> None:
+        """Remove what an ended attempt leaves running: its deadline key and its worker
+        (one that `reported` its build's end may first leave by itself)."""
+        try:
+            await self.ctx.orchestrator.delete(deadline_key(job.job_id))
+        except Exception:  # it expires later and finds the job gone; nothing else to do
+            log.warning("could not remove the deadline key of job %s", job.job_id)
+        if not (job.executor and job.worker_id):
+            return
+        stop = self._stop_worker(job.executor, job.worker_id, reported=reported)
+        if wait:
+            await stop
+        else:
+            self.ctx.spawn(stop, "stopping a worker")
+
+    async def _record_end(
+        self, job: JobState, outcome: AttemptEnd, detail: str, image_digest: str | None
+    ) -> None:
+        """Close the attempt in the build's record and finish its queue item, or put it
+        back: one transaction."""
+        store = self.ctx.store
+        action = decide(outcome, job.retries_remaining)
+        # an attempt given back at shutdown does not count against the build's tries
+        refunded = outcome is AttemptEnd.MANAGER_SHUTDOWN
+        now = time.time()
         async with store.write() as conn:
             record = await store.builds.get(job.build_id, conn)
-            attempts = closed_attempts(record.attempts if record else [], job, end, now)
             if record is None or record.job_id not in (None, job.job_id):
-                pass  # a newer attempt owns the build now
-            elif record.phase.is_final:
+                return  # a newer attempt owns the build now
+            if record.phase.is_final:
                 # cancelled by a user: only the queue item is left to finish
+                closing = AttemptEnd.CANCELLED if refunded else outcome
                 await store.queue.complete(conn, job.queue_id)
-                await store.builds.update(conn, job.build_id, attempts=attempts)
-            elif action.retry:
-                await store.queue.incomplete(
-                    conn, job.queue_id, retry_after=float(ctx.manager_config.RETRY_AFTER)
-                )
-                message = retry_message(end, label(job), detail)
-                await store.builds.set_phase_if(
-                    conn, job.build_id, NON_FINAL, Phase.WAITING, job_id=None,
-                    attempts=attempts,
-                    log=[LogEntry(message, "error", {}), phase_entry(Phase.WAITING)],
-                )
-                metrics.BUILD_RETRIES.labels(end.value).inc()
-            else:
-                final = action.final_phase or Phase.INTERNAL_ERROR
-                error = None
-                entries: list[LogEntry] = []
-                if final is Phase.INTERNAL_ERROR:
-                    error = failure_message(end, tries_used(job), detail)
-                elif final is Phase.ERROR:
-                    error = detail or "the build failed"
-                if error and final is not Phase.ERROR:
-                    entries.append(LogEntry(error, "error", {}))
-                entries.append(phase_entry(final))
-                await store.queue.complete(conn, job.queue_id)
-                if await store.builds.set_phase_if(
-                    conn,
-                    job.build_id,
-                    NON_FINAL,
-                    final,
-                    log=entries,
-                    completed=now,
-                    error=error,
-                    image_digest=image_digest,
-                    attempts=attempts,
-                ):
-                    metrics.BUILDS_FINISHED.labels(final.value).inc()
+                await store.builds.update(conn, job.build_id, attempts=closed_attempts(
+                    record.attempts, job, closing, now))
+                return
+            attempts = closed_attempts(record.attempts, job, outcome, now,
+                                       counted=not refunded)
+            if action.retry:
+                await self._put_back(conn, job, outcome, detail, attempts, refunded)
+                return
+            final = action.final_phase or Phase.INTERNAL_ERROR
+            error = None
+            entries: list[LogEntry] = []
+            if final is Phase.INTERNAL_ERROR:
+                error = failure_message(outcome, tries_used(job), detail)
+            elif final is Phase.ERROR:
+                error = detail or "the build failed"
+            if error and final is not Phase.ERROR:
+                entries.append(LogEntry(error, "error", {}))
+            entries.append(phase_entry(final))
+            await store.queue.complete(conn, job.queue_id)
+            if await store.builds.set_phase_if(
+                conn, job.build_id, NON_FINAL, final, log=entries, completed=now,
+                error=error, image_digest=image_digest, attempts=attempts,
+            ):
+                metrics.BUILDS_FINISHED.labels(final.value).inc()
 
-    try:
-        await retry_transient(
-            record_end, f"ending attempt {job.attempt} of build {job.build_id}",
-            give_up_after=END_RETRY_SECONDS,
-        )
-    finally:
-        ctx.ending.discard(job.job_id)
-    untrack(ctx, job.job_id)
-    return True
-
-
-def untrack(ctx: ManagerContext, job_id: str) -> None:
-    ctx.tracked.pop(job_id, None)
-    ctx.records_to_register.pop(job_id, None)
-    ctx.mark_scheduled(job_id)  # wakes a waiting registration, which finds the job gone
-    metrics.RUNNING_WORKERS.set(len(ctx.tracked))
-    # always wake: the DELETE event of this job may have untracked it already, while our
-    # queue update was not yet committed, and that earlier wake-up found nothing to claim
-    ctx.wake_scheduler()
-
-
-async def stop_worker_of(
-    ctx: ManagerContext, executor_name: str, worker_id: str, *, reported: bool = False
-) -> None:
-    """Stop a worker; one that `reported` its build's end may first leave by itself."""
-    executor = ctx.executor(executor_name)
-    if executor is None:
-        log.warning("cannot stop worker %s: no executor named %s here", worker_id, executor_name)
-        return
-    if executor.config.DEBUG:
-        log.info("DEBUG is set on %s: keeping worker %s", executor_name, worker_id)
-        return
-    try:
-        if reported:
-            await executor.release_worker(worker_id)
+    async def _put_back(
+        self, conn: Any, job: JobState, outcome: AttemptEnd, detail: str,
+        attempts: list[AttemptRecord], refunded: bool,
+    ) -> None:
+        store = self.ctx.store
+        if refunded:
+            # another manager (or our next start) takes it at once
+            await store.queue.incomplete(conn, job.queue_id, restore_retry=True)
+            message = LogEntry(
+                f"Build manager shutting down: {label(job)} was stopped; it does not "
+                "count against the build's tries, and the build goes back to the queue",
+                None, {})
+            retries: dict[str, Any] = {"retries_remaining": job.retries_remaining + 1}
         else:
-            await executor.stop_worker(worker_id)
-    except Exception:
-        log.exception("executor %s failed to stop worker %s", executor_name, worker_id)
+            await store.queue.incomplete(
+                conn, job.queue_id, retry_after=float(self.ctx.manager_config.RETRY_AFTER)
+            )
+            message = LogEntry(retry_message(outcome, label(job), detail), "error", {})
+            retries = {}
+            metrics.BUILD_RETRIES.labels(outcome.value).inc()
+        await store.builds.set_phase_if(
+            conn, job.build_id, NON_FINAL, Phase.WAITING, job_id=None, attempts=attempts,
+            log=[message, phase_entry(Phase.WAITING)], **retries,
+        )
 
-
-async def _stop_stale_job(ctx: ManagerContext, job_id: str) -> None:
-    raw: Any = await ctx.orchestrator.get(job_key(job_id))
-    if raw is None:
-        return
-    stale = JobState.loads(raw)
-    if await ctx.orchestrator.delete(job_key(job_id)):
-        await ctx.orchestrator.delete(deadline_key(job_id))
-        if stale.executor and stale.worker_id:
-            await stop_worker_of(ctx, stale.executor, stale.worker_id)
+    async def _stop_worker(
+        self, executor_name: str, worker_id: str, *, reported: bool = False
+    ) -> None:
+        """Stop a worker; one that `reported` its build's end may first leave by itself."""
+        executor = self.ctx.executor(executor_name)
+        if executor is None:
+            log.warning("cannot stop worker %s: no executor named %s here", worker_id,
+                        executor_name)
+            return
+        if executor.config.DEBUG:
+            log.info("DEBUG is set on %s: keeping worker %s", executor_name, worker_id)
+            return
+        stop: Awaitable[None] = (executor.release_worker(worker_id) if reported
+                                 else executor.stop_worker(worker_id))
+        try:
+            await stop
+        except Exception:
+            log.exception("executor %s failed to stop worker %s", executor_name, worker_id)

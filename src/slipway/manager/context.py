@@ -12,8 +12,9 @@ from typing import Any
 from slipway.config.models import AppConfig, ManagerConfig
 from slipway.executors.base import Executor
 from slipway.group_calls import GroupedCalls
-from slipway.manager.jobs import JobState
+from slipway.manager.attempts import Attempts
 from slipway.manager.log_writer import LogWriter
+from slipway.manager.refusals import CallRefused
 from slipway.orchestrator.base import Orchestrator
 from slipway.store.interfaces import SharedWrites, Store
 from slipway.store.records import BuildRecord
@@ -37,17 +38,11 @@ class ManagerContext:
     manager_id: str
     context_url: Callable[[BuildRecord], str]
     wake_scheduler: Callable[[], None] = lambda: None
-    # attempts this process started and has not seen end, by job id
-    tracked: dict[str, JobState] = field(default_factory=dict)
-    # the build records those attempts began from, by job id, until their worker registers:
-    # what registration hands the worker is the build's own parameters, which never change
-    # (one database read fewer per build)
-    records_to_register: dict[str, BuildRecord] = field(default_factory=dict)
+    # the attempts this process holds, and the one writer of attempt state
+    attempts: Attempts = field(init=False)
     # builds a user cancelled (from cancel events), so any manager can refuse heartbeats
     cancelled: OrderedDict[str, None] = field(default_factory=OrderedDict)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
-    # attempts whose job key this process deleted and whose end it is still writing
-    ending: set[str] = field(default_factory=set)
     log_writer: LogWriter = field(init=False)
     # queue-lease extensions of heartbeats: (queue item id, seconds) -> still processing
     lease_extensions: GroupedCalls[tuple[int, float], bool] = field(init=False)
@@ -55,11 +50,9 @@ class ManagerContext:
     shared_writes: SharedWrites = field(init=False)
     # build records read by the hot path, by id (see `build`)
     build_lookups: GroupedCalls[str, BuildRecord | None] = field(init=False)
-    # job id -> set once this process has recorded the job's worker (stage `scheduled`);
-    # only jobs this process tracks get one (a registration may arrive before that)
-    scheduled_signals: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
+        self.attempts = Attempts(self)
         self.log_writer = LogWriter(self.store)
         self.lease_extensions = GroupedCalls(
             self.store.queue.extend_processing_many, LEASE_EXTENSION_BATCH, LEASE_EXTENSION_LINGER
@@ -94,23 +87,11 @@ class ManagerContext:
             self.background.discard(t)
             exc = None if t.cancelled() else t.exception()
             # CallRefused is an answer to the worker, not a failure
-            if exc is not None and type(exc).__name__ != "CallRefused":
+            if exc is not None and not isinstance(exc, CallRefused):
                 log.error("%s failed", what, exc_info=exc)
 
         task.add_done_callback(done)
         return task
-
-    def scheduled_signal(self, job_id: str) -> asyncio.Event:
-        """An event set when this process marks the job scheduled; for a job it does not
-        track, one that is never set (the caller's timeout turns it into polling)."""
-        if job_id not in self.tracked:
-            return asyncio.Event()
-        return self.scheduled_signals.setdefault(job_id, asyncio.Event())
-
-    def mark_scheduled(self, job_id: str) -> None:
-        event = self.scheduled_signals.pop(job_id, None)
-        if event is not None:
-            event.set()
 
     def remember_cancelled(self, build_id: str) -> None:
         self.cancelled[build_id] = None

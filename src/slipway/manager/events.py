@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from slipway.domain.results import AttemptEnd
-from slipway.manager.attempts import end_attempt
+from slipway.manager.attempts import EndReason
 from slipway.manager.context import ManagerContext
 from slipway.manager.jobs import JobStage, JobState
 from slipway.manager.keys import (
@@ -37,10 +37,8 @@ class EventHandlers:
         job_id = event.key[len(JOB_PREFIX):]
         if event.kind is KeyEventKind.DELETE:
             # ended by another manager (or by us): stop counting it against our capacity
-            self.ctx.mark_scheduled(job_id)  # a waiting registration re-reads: gone
-            self.ctx.records_to_register.pop(job_id, None)
-            if self.ctx.tracked.pop(job_id, None) is not None:
-                self.ctx.wake_scheduler()
+            # (every manager hears every job's DELETE: only one we held wakes our scheduler)
+            self.ctx.attempts.forget(job_id, always_wake=False)
             return
         if event.value is None:
             return
@@ -53,7 +51,7 @@ class EventHandlers:
         else:
             end = AttemptEnd.NEVER_REGISTERED
         log.info("job %s of build %s expired (%s)", job_id, job.build_id, end.value)
-        await end_attempt(self.ctx, job, end, key_already_gone=True)
+        await self.ctx.attempts.end(job, EndReason.EXPIRY, end, key_gone=True)
 
     async def on_deadline_event(self, event: KeyEvent) -> None:
         if event.value is None:
@@ -64,18 +62,18 @@ class EventHandlers:
             return  # ended already
         current = JobState.loads(raw)
         limit = self.ctx.manager_config.MACHINE_MAX_TIME
-        await end_attempt(
-            self.ctx, current, AttemptEnd.TIMED_OUT, detail=f"limit {limit} s; stopped"
+        await self.ctx.attempts.end(
+            current, EndReason.EXPIRY, AttemptEnd.TIMED_OUT, detail=f"limit {limit} s; stopped"
         )
 
     async def on_cancel_event(self, event: KeyEvent) -> None:
         build_id = event.key[len(CANCEL_PREFIX):]
         self.ctx.remember_cancelled(build_id)
-        for job in list(self.ctx.tracked.values()):
+        for job in self.ctx.attempts.held():
             if job.build_id == build_id:
                 raw = await self.ctx.orchestrator.get(job_key(job.job_id))
                 current = JobState.loads(raw) if raw is not None else job
-                await end_attempt(self.ctx, current, AttemptEnd.CANCELLED)
+                await self.ctx.attempts.end(current, EndReason.CANCEL, AttemptEnd.CANCELLED)
 
     async def on_wake_event(self, event: KeyEvent) -> None:
         self.ctx.wake_scheduler()

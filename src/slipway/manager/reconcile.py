@@ -21,11 +21,11 @@ import logging
 
 from slipway.backoff import Backoff
 from slipway.domain.results import AttemptEnd
-from slipway.manager.attempts import end_attempt, stop_worker_of, untrack
+from slipway.manager.attempts import EndReason
 from slipway.manager.background import finish_or_cancel
 from slipway.manager.context import ManagerContext
 from slipway.manager.jobs import JobStage, JobState
-from slipway.manager.keys import DEADLINE_PREFIX, JOB_PREFIX, deadline_key, job_key
+from slipway.manager.keys import DEADLINE_PREFIX, JOB_PREFIX, job_key
 
 log = logging.getLogger("slipway.manager")
 
@@ -80,8 +80,9 @@ class Reconciler:
         # the builds tracked. A key created while the scan runs may be missed; it counts
         # as missing only on a second pass.
         live = await ctx.orchestrator.get_prefixed(JOB_PREFIX)
-        for job_id, job in list(ctx.tracked.items()):
-            if job_id in ctx.ending or job_key(job_id) in live:
+        for job in ctx.attempts.held():
+            job_id = job.job_id
+            if ctx.attempts.is_ending(job_id) or job_key(job_id) in live:
                 continue
             if job_id not in self._missing:
                 missing_now.add(job_id)
@@ -91,12 +92,12 @@ class Reconciler:
 
     async def _lost(self, job: JobState) -> None:
         ctx = self.ctx
-        if job.job_id not in ctx.tracked or job.job_id in ctx.ending:
+        if job.job_id not in ctx.attempts or ctx.attempts.is_ending(job.job_id):
             return
         record = await ctx.store.builds.get(job.build_id)
         if record is None or record.phase.is_final or record.job_id != job.job_id:
             # ended normally; we only missed the event (or it never got past scheduling)
-            untrack(ctx, job.job_id)
+            ctx.attempts.forget(job.job_id)
             return
         end = (
             AttemptEnd.HEARTBEAT_LOST
@@ -105,9 +106,9 @@ class Reconciler:
         )
         log.warning("job %s of build %s lost its orchestrator key; ending it (%s)",
                     job.job_id, job.build_id, end.value)
-        await end_attempt(
-            ctx, job, end, detail="the orchestrator lost the job (Redis restarted?)",
-            key_already_gone=True,
+        await ctx.attempts.end(
+            job, EndReason.RECONCILE, end,
+            detail="the orchestrator lost the job (Redis restarted?)", key_gone=True,
         )
 
     async def at_start(self) -> None:
@@ -115,19 +116,15 @@ class Reconciler:
         ctx = self.ctx
         jobs = await ctx.orchestrator.get_prefixed(JOB_PREFIX)
         removed = 0
-        for key, raw in jobs.items():
+        for raw in jobs.values():
             job = JobState.loads(raw)
-            if job.job_id in ctx.tracked or job.stage is JobStage.SCHEDULING:
+            if job.job_id in ctx.attempts or job.stage is JobStage.SCHEDULING:
                 continue  # a scheduling key is young and expires soon by itself
             record = await ctx.store.builds.get(job.build_id)
             if record is not None and not record.phase.is_final and record.job_id == job.job_id:
                 continue  # a live attempt (of any manager): its expiry handles it
-            if not await ctx.orchestrator.delete(key):
-                continue
-            removed += 1
-            await ctx.orchestrator.delete(deadline_key(job.job_id))
-            if job.executor and job.worker_id:
-                await stop_worker_of(ctx, job.executor, job.worker_id)
+            if await ctx.attempts.end_stale(job.job_id, job):
+                removed += 1
         live = set(await ctx.orchestrator.get_prefixed(JOB_PREFIX))
         for key in await ctx.orchestrator.get_prefixed(DEADLINE_PREFIX):
             job_id = key[len(DEADLINE_PREFIX):]

@@ -11,9 +11,9 @@ import logging
 import time
 
 from slipway.backoff import Backoff
-from slipway.manager.attempts import lease_margin, start_attempt, track_new_job
 from slipway.manager.background import finish_or_cancel
 from slipway.manager.context import ManagerContext
+from slipway.manager.jobs import JobStage
 from slipway.store.records import RoundRobin
 
 log = logging.getLogger("slipway.manager")
@@ -61,13 +61,7 @@ class Scheduler:
 
     @property
     def capacity(self) -> int:
-        return int(self.ctx.manager_config.ALLOWED_WORKER_COUNT) - len(self.ctx.tracked)
-
-    def _lease_seconds(self) -> float:
-        setup = max((e.setup_time for e in self.ctx.executors), default=500)
-        return (
-            float(self.ctx.manager_config.JOB_REGISTRATION_TIMEOUT) + setup + lease_margin(self.ctx)
-        )
+        return int(self.ctx.manager_config.ALLOWED_WORKER_COUNT) - len(self.ctx.attempts)
 
     async def _run(self) -> None:
         failures = 0
@@ -104,16 +98,16 @@ class Scheduler:
             items = await self.ctx.store.queue.claim(
                 self.ctx.manager_id,
                 limit=min(self.capacity, MAX_STARTING - self._starting),
-                lease_seconds=self._lease_seconds(),
+                lease_seconds=self.ctx.attempts.lease_seconds(JobStage.SCHEDULING),
                 namespace_limits=self.ctx.manager_config.NAMESPACE_LIMITS,
                 round_robin=self._round_robin,
             )
             if not items:
                 break
             for item in items:
-                job = track_new_job(self.ctx, item)
+                job = self.ctx.attempts.begin(item)
                 self._starting += 1
-                task = self.ctx.spawn(start_attempt(self.ctx, item, job),
+                task = self.ctx.spawn(self.ctx.attempts.start(item, job),
                                       f"starting {item.build_id}")
                 task.add_done_callback(self._started_one)
             started += len(items)

@@ -6,26 +6,20 @@ import asyncio
 import logging
 import os
 import socket
-import time
 import uuid
 from collections.abc import Callable
 
 from slipway.config.models import AppConfig, ManagerConfig
-from slipway.domain.phases import Phase
-from slipway.domain.results import AttemptEnd
 from slipway.executors.base import Executor
-from slipway.manager.attempts import NON_FINAL, closed_attempts, label
 from slipway.manager.background import finish_or_cancel
 from slipway.manager.context import ManagerContext
 from slipway.manager.events import EventHandlers
-from slipway.manager.jobs import JobState
-from slipway.manager.keys import WAKE_KEY, deadline_key, job_key
-from slipway.manager.phase_log import phase_entry
+from slipway.manager.keys import WAKE_KEY
 from slipway.manager.reconcile import Reconciler
 from slipway.manager.scheduler import Scheduler
 from slipway.orchestrator.base import Orchestrator
 from slipway.store.interfaces import Store
-from slipway.store.records import BuildRecord, LogEntry
+from slipway.store.records import BuildRecord
 from slipway.tokens.jwt import TokenService
 
 # how long in-flight work (attempt starts and ends, worker calls) may take to finish at
@@ -66,6 +60,7 @@ class BuildManager:
         self.ctx.wake_scheduler = self.scheduler.wake
         self.events = EventHandlers(self.ctx)
         self.reconciler = Reconciler(self.ctx)
+        self._shut_down = False
 
     @property
     def manager_id(self) -> str:
@@ -88,18 +83,20 @@ class BuildManager:
     @property
     def running(self) -> int:
         """Attempts this manager holds (shown when it stops)."""
-        return len(self.ctx.tracked)
+        return len(self.ctx.attempts)
 
     async def shutdown(self) -> None:
         """Clean stop (SIGTERM): stop our workers, record their attempts as given back
         (`manager_shutdown`, not counted against the build's tries) and put their builds
-        back in the queue, so another manager (or our next start) runs them."""
+        back in the queue, so another manager (or our next start) runs them. Once: a
+        second call finds nothing left to do."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         self.scheduler.paused = True
         await self.scheduler.stop()
         await self.reconciler.stop()
-        jobs = list(self.ctx.tracked.values())
-        await asyncio.gather(*(self._give_back(job) for job in jobs))
-        self.ctx.tracked.clear()
+        await self.ctx.attempts.shut_down()
         try:
             await self.ctx.orchestrator.set(WAKE_KEY, "shutdown")  # other managers: take them
         except Exception:
@@ -113,36 +110,3 @@ class BuildManager:
         """A forced stop (a second signal): workers are killed without waiting for them."""
         for executor in self.ctx.executors:
             executor.hurry()
-
-    async def _give_back(self, job: JobState) -> None:
-        store, orch = self.ctx.store, self.ctx.orchestrator
-        if not await orch.delete(job_key(job.job_id)):
-            return  # ended meanwhile, by us or another manager
-        await orch.delete(deadline_key(job.job_id))
-        executor = self.ctx.executor(job.executor)
-        if executor is not None and job.worker_id:
-            try:
-                await executor.stop_worker(job.worker_id)
-            except Exception:
-                log.exception("could not stop worker %s", job.worker_id)
-        message = (f"Build manager shutting down: {label(job)} was stopped; it does not "
-                   "count against the build's tries, and the build goes back to the queue")
-        now = time.time()
-        async with store.write() as conn:
-            record = await store.builds.get(job.build_id, conn)
-            if record is None or record.job_id not in (None, job.job_id):
-                await store.queue.incomplete(conn, job.queue_id, restore_retry=True)
-                return  # a newer attempt owns the build (or it is gone)
-            if record.phase.is_final:  # cancelled meanwhile: only the records are left
-                await store.queue.complete(conn, job.queue_id)
-                await store.builds.update(conn, job.build_id, attempts=closed_attempts(
-                    record.attempts, job, AttemptEnd.CANCELLED, now))
-                return
-            await store.queue.incomplete(conn, job.queue_id, restore_retry=True)
-            await store.builds.set_phase_if(
-                conn, job.build_id, NON_FINAL, Phase.WAITING, job_id=None,
-                retries_remaining=job.retries_remaining + 1,  # as the queue item now has
-                attempts=closed_attempts(record.attempts, job, AttemptEnd.MANAGER_SHUTDOWN,
-                                         now, counted=False),
-                log=[LogEntry(message, None, {}), phase_entry(Phase.WAITING)],
-            )

@@ -12,7 +12,8 @@ import grpc
 
 from slipway.manager import worker_calls
 from slipway.manager.context import ManagerContext
-from slipway.manager.worker_calls import CallRefused, HeartbeatTracker, LogStreamState
+from slipway.manager.refusals import CallRefused
+from slipway.manager.worker_calls import HeartbeatTracker, LogStreamState
 from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol import buildman_pb2_grpc as pb_grpc
 from slipway.store.errors import SecretsUnavailable

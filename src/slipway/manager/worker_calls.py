@@ -7,21 +7,21 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from slipway import metrics
 from slipway.backoff import Backoff
 from slipway.domain.phases import PROTOCOL_PHASES, Phase, can_transition
 from slipway.domain.results import AttemptEnd
-from slipway.manager.attempts import end_attempt, lease_margin
+from slipway.manager.attempts import EndReason
 from slipway.manager.cached_tag import first_existing_tag
 from slipway.manager.context import ManagerContext
 from slipway.manager.jobs import JobStage, JobState
-from slipway.manager.keys import REGISTERED_PREFIX, deadline_key, job_key
+from slipway.manager.keys import REGISTERED_PREFIX, job_key
 from slipway.manager.log_lines import BadLogLine, parse_log_line
 from slipway.manager.phase_log import phase_entry
-from slipway.store.interfaces import SharedTransaction
+from slipway.manager.refusals import CallRefused
 from slipway.store.records import BuildRecord, LogEntry
 from slipway.tokens.jwt import InvalidToken, TokenClaims, TokenType
 
@@ -31,14 +31,6 @@ log = logging.getLogger("slipway.manager")
 REGISTER_WAIT = 10.0
 REGISTER_POLL_FIRST = 0.05
 REGISTER_POLL_MAX = 1.0
-
-
-class CallRefused(Exception):
-    """The call cannot be served; `code` is the gRPC status name to answer with."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass
@@ -102,7 +94,7 @@ async def _scheduled_job(ctx: ManagerContext, claims: TokenClaims) -> JobState:
         # started by this process: woken the moment it is recorded. By another manager:
         # polled, backing off, so a burst of early registrations cannot flood the
         # orchestrator with reads
-        marked = ctx.scheduled_signal(claims.job_id)
+        marked = ctx.attempts.scheduled_signal(claims.job_id)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(marked.wait(), min(pauses.next(), remaining))
 
@@ -111,7 +103,7 @@ async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
     # the record its attempt began from, when this process began it; its phase then is
     # not the build's now, but a build that ended since has no job key left to mark
     # running below, and a cancelled one is known from its cancel event
-    record = ctx.records_to_register.pop(claims.job_id, None)
+    record = ctx.attempts.take_begun_record(claims.job_id)
     if record is None or claims.build_id in ctx.cancelled:
         record = await ctx.build(claims.build_id)
     if record is None or record.phase.is_final:
@@ -121,30 +113,17 @@ async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
     # The manager that started the worker knows the job key's value: it wrote it. Marking
     # it running from that copy saves a read per registration, on the path every build
     # takes; if the key changed meanwhile, it is read.
-    tracked = ctx.tracked.get(claims.job_id)
-    job = replace(tracked) if tracked is not None else None
-    if job is None or job.stage is not JobStage.SCHEDULED or not await _mark_running(ctx, job):
+    attempts = ctx.attempts
+    job = attempts.job(claims.job_id)
+    if job is None or job.stage is not JobStage.SCHEDULED or not await attempts.running(
+        job, record
+    ):
         job = await _scheduled_job(ctx, claims)
         if job.stage is not JobStage.SCHEDULED:
             raise CallRefused("FAILED_PRECONDITION", f"this build job is {job.stage.value}")
-        if not await _mark_running(ctx, job):
+        if not await attempts.running(job, record):
             raise CallRefused("FAILED_PRECONDITION",
                               "this build job changed while registering")
-    await ctx.orchestrator.set(deadline_key(job.job_id), job.dumps(), expiration=max_time)
-    if job.job_id in ctx.tracked:
-        ctx.tracked[job.job_id] = job
-
-    async def record_registration(conn: SharedTransaction) -> None:
-        conn.extend_lease(job.queue_id, ctx.heartbeat_expiry + lease_margin(ctx))
-        conn.append_log(record.id, [LogEntry("Build worker registered", None, {})])
-
-    try:
-        await ctx.shared_writes.run(record_registration)
-    except Exception as exc:
-        # registered all the same (the job key says so); the lease is pushed out again
-        # by the heartbeats
-        log.warning("registration of job %s: database write failed (%s)",
-                    job.job_id, type(exc).__name__)
     job_token = ctx.tokens.mint(TokenType.JOB, job.build_id, job.job_id, max_time)
     credentials = (ctx.app_config.REGISTRY_CREDENTIALS or {}).get(record.registry)
     pack = BuildPackData(job_token=job_token, record=record, package_url=package_url)
@@ -152,17 +131,6 @@ async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
         pack.push_username = credentials.username
         pack.push_password = credentials.password.get_secret_value()
     return pack
-
-
-async def _mark_running(ctx: ManagerContext, job: JobState) -> bool:
-    """Move `job` (as the key holds it) to RUNNING in the key; False if the key holds
-    something else."""
-    previous = job.dumps()
-    job.stage = JobStage.RUNNING
-    job.registered_at = time.time()
-    return await ctx.orchestrator.compare_and_set(
-        job_key(job.job_id), previous, job.dumps(), expiration=ctx.heartbeat_expiry
-    )
 
 
 class HeartbeatTracker:
@@ -181,7 +149,7 @@ async def heartbeat(ctx: ManagerContext, tracker: HeartbeatTracker, token: str) 
         return False
     if claims.build_id in ctx.cancelled:
         return False
-    if not await ctx.orchestrator.touch(job_key(claims.job_id), ctx.heartbeat_expiry):
+    if not await ctx.attempts.touch(claims.job_id):
         tracker.lease_extended.pop(claims.job_id, None)
         return False
     now = time.monotonic()
@@ -196,7 +164,7 @@ async def heartbeat(ctx: ManagerContext, tracker: HeartbeatTracker, token: str) 
             try:
                 # grouped with other heartbeats' into one UPDATE
                 await ctx.lease_extensions.call(
-                    (queue_id, ctx.heartbeat_expiry + lease_margin(ctx))
+                    (queue_id, ctx.attempts.lease_seconds(JobStage.RUNNING))
                 )
                 tracker.lease_extended[claims.job_id] = (now, queue_id)
             except Exception as exc:
@@ -227,11 +195,7 @@ async def set_phase(
         log.debug("SetPhase of job %s refused: sequence %d <= %d", claims.job_id,
                   sequence_number, job.phase_seq)
         return False
-    previous = job.dumps()
-    job.phase_seq = sequence_number
-    if not await ctx.orchestrator.compare_and_set(
-        job_key(job.job_id), previous, job.dumps(), expiration=ctx.heartbeat_expiry
-    ):
+    if not await ctx.attempts.phase_reported(job, sequence_number):
         return False  # a concurrent SetPhase won; the worker resends with a newer number
     record = await ctx.store.builds.get(job.build_id)
     if record is None or not can_transition(record.phase, new):
@@ -239,13 +203,15 @@ async def set_phase(
                   record.phase.value if record else "gone")
         return False
     if new is Phase.COMPLETE:
-        return await end_attempt(
-            ctx, job, AttemptEnd.COMPLETED, image_digest=image_digest or None
+        return await ctx.attempts.end(
+            job, EndReason.RESULT, AttemptEnd.COMPLETED, image_digest=image_digest or None
         )
     if new is Phase.ERROR:
         # the message goes to the build's `error`; not to its log as well, where the
         # worker has put it already as an `error` line (docs/protocol.md)
-        return await end_attempt(ctx, job, AttemptEnd.USER_ERROR, detail=error_message)
+        return await ctx.attempts.end(
+            job, EndReason.RESULT, AttemptEnd.USER_ERROR, detail=error_message
+        )
     async with ctx.store.write() as conn:
         return await ctx.store.builds.set_phase_if(
             conn, job.build_id, [record.phase], new, log=[phase_entry(new, **pull_metadata)]
@@ -310,7 +276,7 @@ async def ingest_logs(
     for job_id in accepted_jobs:
         if now - state.touched.get(job_id, 0.0) >= 1.0:
             state.touched[job_id] = now
-            await ctx.orchestrator.touch(job_key(job_id), ctx.heartbeat_expiry)
+            await ctx.attempts.touch(job_id)
     return results
 
 

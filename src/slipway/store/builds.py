@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Update, bindparam, select, update
 
+from slipway.domain.attempts import load_attempts, stored_attempts
 from slipway.domain.phases import Phase
 from slipway.domain.results import INITIAL_RETRIES
 from slipway.store.database import Database, SqlConnection
@@ -33,11 +34,19 @@ _BY_IDS = select(b).where(b.c.id.in_(bindparam("build_ids", expanding=True)))
 def _record(row: Any) -> BuildRecord:
     data = {name: row.get(name) for name in _FIELDS}
     data["phase"] = Phase(data["phase"])
-    for name, empty in (("status", {}), ("build_args", {}), ("attempts", []), ("tags", []),
-                        ("options", {})):
+    for name, empty in (("status", {}), ("build_args", {}), ("tags", []), ("options", {})):
         if data[name] is None:
             data[name] = empty
+    data["attempts"] = load_attempts(data["attempts"])
     return BuildRecord(**data)
+
+
+def _column_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` as the columns store them (typed attempt records as their JSON)."""
+    stored = dict(values)
+    if "attempts" in stored:
+        stored["attempts"] = stored_attempts(stored["attempts"])
+    return stored
 
 
 class BuildStore:
@@ -129,7 +138,7 @@ class BuildStore:
     async def update(self, conn: SqlConnection, build_id: str, **values: Any) -> None:
         if isinstance(values.get("phase"), Phase):
             values["phase"] = values["phase"].value
-        await conn.execute(update(b).where(b.c.id == build_id).values(**values))
+        await conn.execute(update(b).where(b.c.id == build_id).values(**_column_values(values)))
 
     async def set_phase_if(
         self,
@@ -179,7 +188,7 @@ async def _update_and_log(
     matched, append `log`, numbered by that same UPDATE (one statement fewer than a
     separate append: these are the hot paths)."""
     statement = _guarded_update(phases, job_id is not None, tuple(values), bool(log))
-    params = {f"set_{name}": value for name, value in values.items()}
+    params = {f"set_{name}": value for name, value in _column_values(values).items()}
     params[BUILD_ID_PARAM] = build_id
     if job_id is not None:
         params["guard_job_id"] = job_id

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slipway.domain.attempts import AttemptRecord
 from slipway.domain.phases import Phase
 
 
@@ -41,7 +42,7 @@ class BuildRecord:
     error: str | None = None
     image_digest: str | None = None
     executor: str | None = None
-    attempts: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[AttemptRecord] = field(default_factory=list)
     job_id: str | None = None
     log_count: int = 0
     completed: float | None = None
