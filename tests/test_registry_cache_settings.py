@@ -3,6 +3,8 @@ environment they become, and the cache repository a build gets from them."""
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 from pydantic import ValidationError
 
@@ -55,3 +57,25 @@ def test_executor_keys_become_the_worker_environment() -> None:
     assert env["REGISTRY_CACHE_EXCLUDE"] == "sandbox/*"
     off = LocalExecutorConfig.model_validate({"EXECUTOR": "local", "REGISTRY_CACHE": False})
     assert worker_environment(config, off, token="t", build_id="b")["REGISTRY_CACHE"] == "false"
+
+
+def test_insecure_registries_join_the_hosts_registries_conf() -> None:
+    """buildah reaches INSECURE_REGISTRIES through registries.conf too (some of its cache
+    pushes ignore --tls-verify=false); the host's own settings stay."""
+    from slipway.worker.registries_conf import with_insecure
+
+    host = 'unqualified-search-registries = ["registry.example.com"]\n'
+    merged = with_insecure(host, ["127.0.0.1:5000", "registry.example.com"])
+    assert merged is not None
+    parsed = tomllib.loads(merged)
+    assert parsed["unqualified-search-registries"] == ["registry.example.com"]
+    assert parsed["registry"] == [
+        {"location": "127.0.0.1:5000", "insecure": True},
+        {"location": "registry.example.com", "insecure": True},
+    ]
+    # a registry the host already configures keeps the host's entry
+    own = '[[registry]]\nlocation = "127.0.0.1:5000"\ninsecure = false\n'
+    assert tomllib.loads(with_insecure(own, ["127.0.0.1:5000"]) or "")["registry"] == [
+        {"location": "127.0.0.1:5000", "insecure": False}]
+    # the v1 format cannot hold [[registry]] tables: the host's file is used as it is
+    assert with_insecure('[registries.insecure]\nregistries = []\n', ["r:5000"]) is None

@@ -247,7 +247,8 @@ class Build:
             image_id = await self.runtime.build(spec, watch.line)
         except CacheUnavailable as exc:
             self._forget_step_images(watch, built=False)
-            await self.reporter.log(f"cache unavailable: {exc}; building again without it")
+            reason = str(exc).removeprefix("Error: ").strip()
+            await self.reporter.log(f"cache unavailable: {reason}; building again without it")
             spec = replace(spec, cache_repo="", cache_auth=None)
             watch = CacheWatch(self.reporter.log)
             try:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from slipway.domain.names import parse_image_ref
+from slipway.worker import registries_conf
 from slipway.worker.errors import BuildError, CacheUnavailable
 from slipway.worker.process import LineSink
 from slipway.worker.registry_cache import is_cache_failure
@@ -23,6 +24,17 @@ from slipway.worker.runtimes.base import (
 
 class ContainersRuntime(Runtime):
     build_verb: tuple[str, ...] = ("build",)
+
+    _registries_conf: Path | bool | None = False  # False: not written yet
+
+    def child_env(self) -> dict[str, str]:
+        env = super().child_env()
+        if self._registries_conf is False:
+            self._registries_conf = registries_conf.write_for(
+                self.env.insecure_registries, self.workdir / "containers")
+        if isinstance(self._registries_conf, Path):
+            env["CONTAINERS_REGISTRIES_CONF"] = str(self._registries_conf)
+        return env
 
     def base(self) -> list[str]:
         argv = [self.name]
