@@ -200,12 +200,14 @@ class Build:
             pb.PULLING, pull_metadata=self._pull_metadata(bases.final, final, pull_auth)
         )
         for image in bases.images:
-            for platform in platforms or ("",):
+            # a localhost/ name is never pulled: one look at it will do
+            local = parse_image_ref(image).registry == "localhost"
+            for platform in (platforms[:1] if local else platforms) or ("",):
                 await self._pull(image, pull_auth, strict=pack.pull, platform=platform)
 
         await self.reporter.phase(pb.BUILDING)
         secrets_dir = self.workdir / "secrets"
-        cache_repo = await self._registry_cache(registry, bases.images)
+        cache_repo = await self._registry_cache(registry, bases.images, len(platforms))
         spec = BuildSpec(
             context_dir=ctx.directory,
             dockerfile=ctx.dockerfile,
@@ -251,7 +253,7 @@ class Build:
         await self.reporter.log(f"Pushed {', '.join(targets)} as {digests[0]}{what}")
         return digests[0]
 
-    async def _registry_cache(self, registry: str, bases: list[str]) -> str:
+    async def _registry_cache(self, registry: str, bases: list[str], platforms: int) -> str:
         """The cache repository this build uses, "" for none; says why not when the
         cache is on but cannot be used."""
         pack, env = self.pack, self.env
@@ -259,6 +261,14 @@ class Build:
             return ""
         cache_repo = cache_repository(env, registry, pack.repository.strip().strip("/"))
         if not cache_repo:
+            return ""
+        if platforms > 1 and env.registry_is_insecure(registry):
+            # buildah pushes a multi-platform build's cache over HTTPS whatever
+            # --tls-verify says, and so fails the build on a plain-HTTP registry
+            await self.reporter.log(
+                f"cache unavailable: {registry} is a plain-HTTP registry, where buildah "
+                "cannot push a multi-platform build's cache; building without it"
+            )
             return ""
         remote = {parse_image_ref(b).registry for b in bases} - {"localhost"}
         if env.registry_is_insecure(registry) and any(
