@@ -77,12 +77,13 @@ def by_hand(registry: str, run: int) -> float:
 
 
 async def through_slipway(
-    server: ServerProcess, archive_url: str, run: int, *, repository: str = ""
+    server: ServerProcess, archive_url: str, run: int, *, repository: str = "",
+    options: dict[str, Any] | None = None,
 ) -> float:
     path = f"/api/v1/repository/{repository or f'bench/app{run}'}/build/"
     async with api_client(server, 2) as client:
         start = time.perf_counter()
-        r = await client.post(path, json={"archive_url": archive_url})
+        r = await client.post(path, json={"archive_url": archive_url, **(options or {})})
         r.raise_for_status()
         build_id = r.json()["id"]
         while True:
@@ -130,6 +131,9 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
     from benchmarks import e2e_cache
 
     layer_cache = await e2e_cache.run(backend, workdir, runs=runs)
+    from benchmarks import e2e_multiarch
+
+    multi_arch = await e2e_multiarch.run(backend, workdir, runs=runs)
     return {
         "runs": runs,
         "by_hand_s": rounded(hand_s, 2),
@@ -138,4 +142,5 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
         "slipway_runs_s": [rounded(x, 2) for x in slipway],
         "ratio_vs_hand": rounded(slipway_s / hand_s, 2),
         "layer_cache": layer_cache,
+        "multi_arch": multi_arch,
     }

@@ -19,6 +19,9 @@ declare -A NEED=(
   [mmdebstrap]=mmdebstrap  # the base of slipway's own images (make images)
   [runc]=runc  # runs the images in tests: crun refuses this kind of machine's cgroups
   [fuse-overlayfs]=fuse-overlayfs
+  # multi-platform builds (docs/multi-arch.md): QEMU user emulation, registered with binfmt
+  [qemu-aarch64-static]=qemu-user-static
+  [update-binfmts]=binfmt-support
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
@@ -30,14 +33,32 @@ if command -v busybox >/dev/null 2>&1 && ! file -L "$(command -v busybox)" 2>/de
 fi
 # a font for Chromium to render the UI's text with (screenshots, layout in tests)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# QEMU's binfmt entries live in the kernel, not on disk: a machine (or container) where
+# binfmt_misc is not mounted, or whose entries went at a reboot, gets them (again) here.
+# Best effort: where this is not allowed, the multi-arch tests say why they skip.
+register_emulation() {
+  local binfmt=/proc/sys/fs/binfmt_misc
+  [ -e "$binfmt/register" ] || $SUDO mount -t binfmt_misc binfmt_misc "$binfmt" 2>/dev/null || return 0
+  [ -e "$binfmt/qemu-aarch64" ] && return 0
+  command -v update-binfmts >/dev/null 2>&1 || return 0
+  for format in /usr/share/binfmts/qemu-*; do
+    [ -e "$format" ] && $SUDO update-binfmts --enable "$(basename "$format")" >/dev/null 2>&1 || true
+  done
+  [ -e "$binfmt/qemu-aarch64" ] && echo "QEMU user emulation: registered with binfmt_misc"
+  return 0
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system packages: all present"
+  register_emulation
   exit 0
 fi
 echo "system packages: installing ${missing[*]}"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" file >/dev/null
+register_emulation
 echo "system packages: done"

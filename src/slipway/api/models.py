@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from slipway.build_secrets import InvalidSecret, check_secrets
 from slipway.domain.names import InvalidName, check_build_arg_name, check_tag
+from slipway.domain.platforms import InvalidPlatform, normalize_platforms
 
 TARGET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # docker's label keys are free-form; refuse what no runtime takes on its command line
@@ -76,6 +77,13 @@ class BuildRequest(BaseModel):
         False, description="slipway: pull base images even when present; a failed pull fails"
     )
     labels: dict[str, str] | None = Field(None, description="slipway: image labels")
+    platforms: list[str] | None = Field(
+        None,
+        description="slipway: os/arch[/variant] to build for, e.g. [\"linux/amd64\", "
+        "\"linux/arm64\"]; several: one manifest list pushed under every tag and its digest "
+        "reported (docs/multi-arch.md). Default: the executor's PLATFORMS, else the worker "
+        "host's own platform",
+    )
     secrets: dict[str, SecretStr] | None = Field(
         None,
         description="slipway: build secrets {id: value} for RUN --mount=type=secret,id=ID; "
@@ -141,6 +149,18 @@ class BuildRequest(BaseModel):
                 raise _err(f"label {name!r}: its value contains a NUL or a newline")
         return v
 
+    @field_validator("platforms")
+    @classmethod
+    def _platforms(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        if not v:
+            raise _err('give at least one platform, e.g. ["linux/amd64"], or leave it out')
+        try:
+            return normalize_platforms(v)
+        except InvalidPlatform as exc:
+            raise _err(str(exc)) from None
+
     @field_validator("secrets")
     @classmethod
     def _secrets(cls, v: dict[str, SecretStr] | None) -> dict[str, SecretStr] | None:
@@ -164,6 +184,8 @@ class BuildRequest(BaseModel):
             options["pull"] = True
         if self.labels:
             options["labels"] = dict(self.labels)
+        if self.platforms:
+            options["platforms"] = list(self.platforms)
         return options
 
     @field_validator("target")
@@ -253,8 +275,8 @@ class BuildOut(BaseModel):
     attempts: list[dict[str, Any]]
     options: dict[str, Any] = Field(
         default_factory=dict,
-        description="slipway: no_cache, pull, labels as requested; secrets: the ids of the "
-        "build's secrets (their values are never shown)",
+        description="slipway: no_cache, pull, labels, platforms as requested; secrets: the "
+        "ids of the build's secrets (their values are never shown)",
     )
 
 

@@ -34,6 +34,7 @@ from slipway.domain.names import (
     check_repository,
     check_tag,
 )
+from slipway.domain.platforms import InvalidPlatform, normalize_platforms
 
 FINAL = {"complete", "error", "internalerror", "cancelled", "expired"}
 
@@ -247,6 +248,15 @@ def parse_labels(values: list[str]) -> dict[str, str]:
     return labels
 
 
+def parse_platforms(values: list[str]) -> list[str]:
+    """--platform A,B and --platform A --platform B alike (docs/multi-arch.md)."""
+    given = [p for value in values for p in value.split(",") if p.strip()]
+    try:
+        return normalize_platforms(given)
+    except InvalidPlatform as exc:
+        raise CliError(f"--platform: {exc}") from None
+
+
 def check_with_server(client: ApiClient, dest: Target) -> None:
     """Refuse what the server would refuse, before the context is sent."""
     info = client.info()
@@ -357,6 +367,10 @@ def build(
         help="Build secret for RUN --mount=type=secret: id=NAME,src=FILE or "
         "id=NAME,env=VARIABLE; repeat. Never stored in the image or shown."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build every step anew."),
+    platform: list[str] = typer.Option(
+        [], "--platform",
+        help="OS/ARCH to build for, e.g. linux/amd64,linux/arm64 (comma-separated or "
+        "repeated); several: one manifest list under every tag. Default: the executor's."),
     pull: bool = typer.Option(
         False, "--pull", help="Pull base images even when present; a failed pull fails."),
     quiet: bool = typer.Option(
@@ -380,6 +394,7 @@ def build(
         args = parse_build_args(build_arg)
         labels = parse_labels(label)
         secrets = parse_secrets(secret)
+        platforms = parse_platforms(platform)
         with _client(server, token, context) as client, tempfile.TemporaryDirectory() as tmp:
             check_with_server(client, dest)
             archive = prepare_context(source, file, Path(tmp), log_out)
@@ -407,6 +422,8 @@ def build(
                 body["no_cache"] = True
             if pull:
                 body["pull"] = True
+            if platforms:
+                body["platforms"] = platforms
             started = client.start_build(repo, body)
             build_id = str(started["id"])
             reason = waiting_for(started)

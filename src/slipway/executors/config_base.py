@@ -20,6 +20,7 @@ from pydantic import (
 
 from slipway import __version__
 from slipway.config_fields import field
+from slipway.domain.platforms import InvalidPlatform, normalize_platforms
 from slipway.images import WORKER_IMAGE as DEFAULT_WORKER_IMAGE
 
 ContainerRuntime = Literal["docker", "podman", "buildah"]
@@ -128,6 +129,14 @@ class ExecutorConfigBase(BaseModel):
         description="slipway: repositories (shell patterns) built without the registry cache",
     )
 
+    PLATFORMS: list[str] = field(
+        default_factory=list,
+        example=["linux/amd64", "linux/arm64"],
+        description="slipway: the platforms a build that names none is built for "
+        "(docs/multi-arch.md); several: one manifest list per tag; empty: the worker "
+        "host's own platform",
+    )
+
     @field_validator("MINIMUM_RETRY_THRESHOLD", mode="before")
     @classmethod
     def _null_is_zero(cls, value: Any) -> Any:
@@ -157,6 +166,17 @@ class ExecutorConfigBase(BaseModel):
                     "pattern (team/*) per list item, no commas"
                 )
         return [p.strip() for p in value]
+
+    @field_validator("PLATFORMS", mode="before")
+    @classmethod
+    def _known_platforms(cls, value: Any) -> Any:
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list):
+            return value  # pydantic says what is wrong with it
+        try:
+            return normalize_platforms(str(v) for v in values)
+        except InvalidPlatform as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("NAMESPACE_WHITELIST", "SSH_AUTHORIZED_KEYS", "EXTRA_CA_CERTS", mode="before")
     @classmethod

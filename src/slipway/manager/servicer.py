@@ -73,6 +73,7 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
         pack.pull = bool(options.get("pull"))
         for name, value in (options.get("labels") or {}).items():
             pack.labels.add(name=name, value=str(value))
+        pack.platforms.extend(str(p) for p in options.get("platforms") or [])
         if options.get("secrets"):  # only builds given secrets pay the read
             try:
                 secrets = await self.ctx.store.secrets.get(record.id)

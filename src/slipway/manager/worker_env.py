@@ -30,6 +30,8 @@ def worker_environment(
     env["REGISTRY_CACHE_REPOSITORY"] = executor_config.REGISTRY_CACHE_REPOSITORY
     if executor_config.REGISTRY_CACHE_EXCLUDE:
         env["REGISTRY_CACHE_EXCLUDE"] = ",".join(executor_config.REGISTRY_CACHE_EXCLUDE)
+    if executor_config.PLATFORMS:
+        env["PLATFORMS"] = ",".join(executor_config.PLATFORMS)
     if app_config.INSECURE_REGISTRIES:
         env["INSECURE_REGISTRIES"] = ",".join(app_config.INSECURE_REGISTRIES)
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):

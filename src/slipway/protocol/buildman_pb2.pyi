@@ -41,7 +41,7 @@ class BuildJobArgs(_message.Message):
     def __init__(self, register_jwt: _Optional[str] = ...) -> None: ...
 
 class BuildPack(_message.Message):
-    __slots__ = ("job_jwt", "package_url", "git_package", "context", "dockerfile_path", "repository", "registry", "pull_token", "push_token", "tag_names", "base_image", "build_args", "target", "push_username", "push_password", "no_cache", "pull", "labels", "secrets")
+    __slots__ = ("job_jwt", "package_url", "git_package", "context", "dockerfile_path", "repository", "registry", "pull_token", "push_token", "tag_names", "base_image", "build_args", "target", "push_username", "push_password", "no_cache", "pull", "labels", "secrets", "platforms")
     class BaseImage(_message.Message):
         __slots__ = ("username", "password")
         USERNAME_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +84,7 @@ class BuildPack(_message.Message):
     PULL_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     SECRETS_FIELD_NUMBER: _ClassVar[int]
+    PLATFORMS_FIELD_NUMBER: _ClassVar[int]
     job_jwt: str
     package_url: str
     git_package: BuildPack.GitPackage
@@ -103,7 +104,8 @@ class BuildPack(_message.Message):
     pull: bool
     labels: _containers.RepeatedCompositeFieldContainer[BuildPack.BuildArg]
     secrets: _containers.RepeatedCompositeFieldContainer[BuildPack.BuildArg]
-    def __init__(self, job_jwt: _Optional[str] = ..., package_url: _Optional[str] = ..., git_package: _Optional[_Union[BuildPack.GitPackage, _Mapping]] = ..., context: _Optional[str] = ..., dockerfile_path: _Optional[str] = ..., repository: _Optional[str] = ..., registry: _Optional[str] = ..., pull_token: _Optional[str] = ..., push_token: _Optional[str] = ..., tag_names: _Optional[_Iterable[str]] = ..., base_image: _Optional[_Union[BuildPack.BaseImage, _Mapping]] = ..., build_args: _Optional[_Iterable[_Union[BuildPack.BuildArg, _Mapping]]] = ..., target: _Optional[str] = ..., push_username: _Optional[str] = ..., push_password: _Optional[str] = ..., no_cache: _Optional[bool] = ..., pull: _Optional[bool] = ..., labels: _Optional[_Iterable[_Union[BuildPack.BuildArg, _Mapping]]] = ..., secrets: _Optional[_Iterable[_Union[BuildPack.BuildArg, _Mapping]]] = ...) -> None: ...
+    platforms: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job_jwt: _Optional[str] = ..., package_url: _Optional[str] = ..., git_package: _Optional[_Union[BuildPack.GitPackage, _Mapping]] = ..., context: _Optional[str] = ..., dockerfile_path: _Optional[str] = ..., repository: _Optional[str] = ..., registry: _Optional[str] = ..., pull_token: _Optional[str] = ..., push_token: _Optional[str] = ..., tag_names: _Optional[_Iterable[str]] = ..., base_image: _Optional[_Union[BuildPack.BaseImage, _Mapping]] = ..., build_args: _Optional[_Iterable[_Union[BuildPack.BuildArg, _Mapping]]] = ..., target: _Optional[str] = ..., push_username: _Optional[str] = ..., push_password: _Optional[str] = ..., no_cache: _Optional[bool] = ..., pull: _Optional[bool] = ..., labels: _Optional[_Iterable[_Union[BuildPack.BuildArg, _Mapping]]] = ..., secrets: _Optional[_Iterable[_Union[BuildPack.BuildArg, _Mapping]]] = ..., platforms: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("job_jwt",)

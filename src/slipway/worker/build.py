@@ -19,9 +19,11 @@ from slipway.domain.names import (
     check_tag,
     parse_image_ref,
 )
+from slipway.domain.platforms import InvalidPlatform, normalize_platforms
 from slipway.protocol import buildman_pb2 as pb
 from slipway.worker.context import fetch_git, fetch_url, locate
 from slipway.worker.dockerfile import base_images
+from slipway.worker.emulation import check_emulation
 from slipway.worker.environment import WorkerEnvironment
 from slipway.worker.errors import BuildError, CacheUnavailable
 from slipway.worker.registry_cache import CacheWatch, cache_repository, probe
@@ -69,6 +71,21 @@ def push_targets(pack: pb.BuildPack, env: WorkerEnvironment) -> tuple[str, list[
     return registry, [f"{registry}/{repository}:{tag}" for tag in dict.fromkeys(tags)]
 
 
+def build_platforms(pack: pb.BuildPack, env: WorkerEnvironment) -> tuple[str, ...]:
+    """The build's platforms (docs/multi-arch.md): its own, else the executor's PLATFORMS,
+    else () for the host's; checked here too, for a BuildPack from another manager."""
+    try:
+        platforms = tuple(normalize_platforms(pack.platforms)) or env.platforms
+    except InvalidPlatform as exc:
+        raise BuildError(f"platforms: {exc}") from None
+    if len(platforms) > 1 and env.container_runtime == "docker":
+        raise BuildError(
+            f"platforms {', '.join(platforms)}: CONTAINER_RUNTIME=docker builds one platform "
+            "at a time (a manifest list needs buildx); use podman or buildah on this executor"
+        )
+    return platforms
+
+
 def push_credentials(pack: pb.BuildPack) -> Credentials | None:
     if pack.push_username:
         return Credentials(pack.push_username, pack.push_password)
@@ -85,6 +102,7 @@ class Build:
     workdir: Path = field(init=False)
     runtime: Runtime = field(init=False)
     created_images: list[str] = field(default_factory=list)
+    manifest: str = ""  # the local manifest list of a multi-platform build
 
     async def run(self) -> None:
         """Report COMPLETE or ERROR; anything else raised is the worker's own trouble."""
@@ -119,6 +137,12 @@ class Build:
     async def cleanup(self) -> None:
         """Images this build made, the temp dir (and with it the key and auth files)."""
         images, self.created_images = self.created_images, []
+        if self.manifest:  # with its images, unless they are the layer cache
+            manifest, self.manifest = self.manifest, ""
+            if self.env.layer_cache:
+                await self.runtime.remove_names([manifest])
+            else:
+                await self.runtime.remove_manifest(manifest)
         if images and self.env.layer_cache:
             # the images are the cache: only the names this build gave them go
             await self.runtime.remove_names(images[::-1])
@@ -133,6 +157,9 @@ class Build:
 
         await self.reporter.phase(pb.UNPACKING)
         registry, targets = push_targets(pack, env)
+        platforms = build_platforms(pack, env)
+        # before the context is fetched: a host that cannot run a platform fails at once
+        await asyncio.to_thread(check_emulation, platforms)
         which = pack.WhichOneof("build_pack")
         if which == "package_url" and pack.package_url:
             await fetch_url(
@@ -173,11 +200,14 @@ class Build:
             pb.PULLING, pull_metadata=self._pull_metadata(bases.final, final, pull_auth)
         )
         for image in bases.images:
-            await self._pull(image, pull_auth, strict=pack.pull)
+            # a localhost/ name is never pulled: one look at it will do
+            local = parse_image_ref(image).registry == "localhost"
+            for platform in (platforms[:1] if local else platforms) or ("",):
+                await self._pull(image, pull_auth, strict=pack.pull, platform=platform)
 
         await self.reporter.phase(pb.BUILDING)
         secrets_dir = self.workdir / "secrets"
-        cache_repo = await self._registry_cache(registry, bases.images)
+        cache_repo = await self._registry_cache(registry, bases.images, len(platforms))
         spec = BuildSpec(
             context_dir=ctx.directory,
             dockerfile=ctx.dockerfile,
@@ -195,8 +225,14 @@ class Build:
             cache_repo=cache_repo,
             cache_auth=push_credentials(pack) if cache_repo else None,
             keep_layers=bool(cache_repo),
+            platforms=platforms,
         )
-        self.created_images.extend(targets)
+        if len(platforms) > 1:
+            self.manifest = f"localhost/slipway-manifest-{self.workdir.name.lower()}"
+            spec = replace(spec, manifest=self.manifest)
+            await self.reporter.log(f"Building for {', '.join(platforms)} (one manifest list)")
+        else:
+            self.created_images.extend(targets)
         try:
             image_id = await self._build(spec)
         finally:  # only the build step reads them
@@ -207,13 +243,17 @@ class Build:
         insecure = env.registry_is_insecure(registry)
         digests: list[str] = []
         for target in targets:
-            digests.append(await self.runtime.push(image_id, target, creds, insecure))
+            if spec.manifest:
+                digests.append(await self.runtime.push_manifest(image_id, target, creds, insecure))
+            else:
+                digests.append(await self.runtime.push(image_id, target, creds, insecure))
         if len(set(digests)) > 1:
             await self.reporter.log(f"note: the tags were pushed with different digests {digests}")
-        await self.reporter.log(f"Pushed {', '.join(targets)} as {digests[0]}")
+        what = f" (a manifest list of {', '.join(platforms)})" if spec.manifest else ""
+        await self.reporter.log(f"Pushed {', '.join(targets)} as {digests[0]}{what}")
         return digests[0]
 
-    async def _registry_cache(self, registry: str, bases: list[str]) -> str:
+    async def _registry_cache(self, registry: str, bases: list[str], platforms: int) -> str:
         """The cache repository this build uses, "" for none; says why not when the
         cache is on but cannot be used."""
         pack, env = self.pack, self.env
@@ -221,6 +261,14 @@ class Build:
             return ""
         cache_repo = cache_repository(env, registry, pack.repository.strip().strip("/"))
         if not cache_repo:
+            return ""
+        if platforms > 1 and env.registry_is_insecure(registry):
+            # buildah pushes a multi-platform build's cache over HTTPS whatever
+            # --tls-verify says, and so fails the build on a plain-HTTP registry
+            await self.reporter.log(
+                f"cache unavailable: {registry} is a plain-HTTP registry, where buildah "
+                "cannot push a multi-platform build's cache; building without it"
+            )
             return ""
         remote = {parse_image_ref(b).registry for b in bases} - {"localhost"}
         if env.registry_is_insecure(registry) and any(
@@ -274,10 +322,15 @@ class Build:
         self.created_images.extend(n for n in watch.pulled_names if n not in self.created_images)
 
     async def _pull(
-        self, image: str, pull_auth: dict[str, Credentials], *, strict: bool = False
+        self,
+        image: str,
+        pull_auth: dict[str, Credentials],
+        *,
+        strict: bool = False,
+        platform: str = "",
     ) -> None:
-        """Pull a base image; when that fails, a local copy will do, unless `strict` (the
-        build's --pull)."""
+        """Pull a base image (for `platform`, when the build names one); when that fails,
+        a local copy will do, unless `strict` (the build's --pull)."""
         ref = parse_image_ref(image)
         if strict and ref.registry == "localhost":
             raise BuildError(
@@ -292,14 +345,18 @@ class Build:
             return
         try:
             await self.runtime.pull(
-                image, pull_auth.get(ref.registry), self.env.registry_is_insecure(ref.registry)
+                image,
+                pull_auth.get(ref.registry),
+                self.env.registry_is_insecure(ref.registry),
+                platform,
             )
         except BuildError as exc:
             if present and not strict:
                 await self.reporter.log(f"Could not pull {image}; using the local copy")
                 return
-            raise BuildError(f"could not pull base image {image}: {exc}") from None
-        if not present:
+            for_platform = f" for {platform}" if platform else ""
+            raise BuildError(f"could not pull base image {image}{for_platform}: {exc}") from None
+        if not present and image not in self.created_images:
             self.created_images.append(image)
 
     @staticmethod

@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from slipway.domain.platforms import InvalidPlatform, normalize_platforms
+
 RUNTIMES = ("podman", "buildah", "docker")
 DEFAULT_MAX_BYTES = 4 * 1024**3
 DEFAULT_MAX_FILES = 100_000
@@ -41,6 +43,9 @@ class WorkerEnvironment:
     registry_cache: bool = True
     registry_cache_repository: str = DEFAULT_CACHE_REPOSITORY
     registry_cache_exclude: tuple[str, ...] = ()  # repository patterns (fnmatch) without it
+    # the executor's PLATFORMS (docs/multi-arch.md): a build that names none builds these;
+    # () builds for the host's own platform
+    platforms: tuple[str, ...] = ()
 
     def registry_is_insecure(self, registry: str) -> bool:
         return registry.lower() in self.insecure_registries
@@ -127,7 +132,16 @@ def load_environment(env: Mapping[str, str] | None = None) -> WorkerEnvironment:
         registry_cache_exclude=tuple(
             p.strip() for p in env.get("REGISTRY_CACHE_EXCLUDE", "").split(",") if p.strip()
         ),
+        platforms=_platforms(env),
     )
+
+
+def _platforms(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = [p for p in env.get("PLATFORMS", "").split(",") if p.strip()]
+    try:
+        return tuple(normalize_platforms(raw))
+    except InvalidPlatform as exc:
+        raise WorkerEnvironmentError(f"PLATFORMS: {exc}") from None
 
 
 def _cache_repository(env: Mapping[str, str]) -> str:

@@ -21,8 +21,9 @@ from slipway.worker.process import LineSink
 PROBE_TIMEOUT = httpx.Timeout(5.0)
 REPOSITORY_PLACEHOLDER = "{repository}"
 
-# a multi-stage build's steps start with their stage: "[1/2] STEP 1/3: FROM ..."
-_STEP = re.compile(r"^((?:\[\d+/\d+\] )?STEP \d+/\d+): (.*)$")
+# a multi-stage build's steps start with their stage: "[1/2] STEP 1/3: FROM ...", and a
+# multi-platform build's with the platform: "[linux/arm64] STEP 1/2: ..."
+_STEP = re.compile(r"^((?:\[[a-z0-9/]+\] ){0,2}STEP \d+/\d+): (.*)$")
 _USING_CACHE = re.compile(r"^--> Using cache ([0-9a-f]{12,64})\s*$")
 _PULLED = re.compile(r"^--> Cache pulled from remote (\S+)\s*$")
 _COMMITTED = re.compile(r"^--> ([0-9a-f]{11,64})\s*$")

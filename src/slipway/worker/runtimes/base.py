@@ -42,12 +42,18 @@ class BuildSpec:
     cache_repo: str = ""
     cache_auth: Credentials | None = None
     keep_layers: bool = False  # build with step images (they are the cache's)
+    # docs/multi-arch.md: the platforms to build, () for the host's own (no --platform);
+    # with more than one, `manifest` is the local manifest list the build adds them to
+    platforms: tuple[str, ...] = ()
+    manifest: str = ""
 
 
 def build_options(spec: BuildSpec) -> list[str]:
     """The arguments every runtime's build takes alike: build args, labels, secrets,
-    target, tags, --no-cache."""
+    target, platforms, tags (or the manifest list), --no-cache."""
     argv: list[str] = []
+    if spec.platforms:
+        argv += ["--platform", ",".join(spec.platforms)]
     for name, value in spec.build_args.items():
         argv += ["--build-arg", f"{name}={value}"]
     for name, value in spec.labels.items():
@@ -58,8 +64,11 @@ def build_options(spec: BuildSpec) -> list[str]:
         argv.append("--no-cache")
     if spec.target:
         argv += ["--target", spec.target]
-    for tag in spec.tags:
-        argv += ["-t", tag]
+    if spec.manifest:  # the images go into the list; its pushes name the tags
+        argv += ["--manifest", spec.manifest]
+    else:
+        for tag in spec.tags:
+            argv += ["-t", tag]
     return argv
 
 
@@ -130,7 +139,10 @@ class Runtime(abc.ABC):
     async def image_exists(self, image: str) -> bool: ...
 
     @abc.abstractmethod
-    async def pull(self, image: str, creds: Credentials | None, insecure: bool) -> None: ...
+    async def pull(
+        self, image: str, creds: Credentials | None, insecure: bool, platform: str = ""
+    ) -> None:
+        """Pull an image (for `platform`, when given: os/arch[/variant])."""
 
     @abc.abstractmethod
     async def build(self, spec: BuildSpec, sink: LineSink | None = None) -> str:
@@ -139,6 +151,18 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     async def push(self, image_id: str, tag: str, creds: Credentials | None, insecure: bool) -> str:
         """Push one tag; return the manifest digest the registry stored."""
+
+    async def push_manifest(
+        self, manifest: str, tag: str, creds: Credentials | None, insecure: bool
+    ) -> str:
+        """Push a manifest list with all its images under one tag; return the list's
+        digest. Only podman and buildah build lists."""
+        raise BuildError(f"CONTAINER_RUNTIME={self.name} cannot push a manifest list")
+
+    async def remove_manifest(self, manifest: str) -> None:
+        """Remove a manifest list and the images in it; best effort. Runtimes that build
+        no lists have none to remove."""
+        return None
 
     @abc.abstractmethod
     async def remove_images(self, images: Sequence[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,10 +53,15 @@ class ContainersRuntime(Runtime):
     def _tls(insecure: bool) -> list[str]:
         return ["--tls-verify=false"] if insecure else []
 
-    async def pull(self, image: str, creds: Credentials | None, insecure: bool) -> None:
+    async def pull(
+        self, image: str, creds: Credentials | None, insecure: bool, platform: str = ""
+    ) -> None:
         auth = {parse_image_ref(image).registry: creds} if creds else {}
-        argv = [*self.base(), "pull", *self._tls(insecure), *self._authfile("pull", auth), image]
-        await self.checked(argv, f"pulling {image}")
+        argv = [*self.base(), "pull", *self._tls(insecure), *self._authfile("pull", auth)]
+        if platform:
+            argv += ["--platform", platform]
+        what = f"pulling {image}" + (f" for {platform}" if platform else "")
+        await self.checked([*argv, image], what)
 
     def build_argv(self, spec: BuildSpec, iidfile: Path) -> list[str]:
         argv = [*self.base(), *self.build_verb, "--isolation", self.env.isolation]
@@ -85,6 +91,8 @@ class ContainersRuntime(Runtime):
             if spec.cache_repo and is_cache_failure(result.error_text()):
                 raise CacheUnavailable(result.error_text())
             raise await self.build_failure(result, spec)
+        if spec.manifest:  # the list holds one image per platform: it is what is pushed
+            return spec.manifest
         image_id = await asyncio.to_thread(_read, iidfile)
         if not image_id:
             raise BuildError(f"{self.name} did not report the id of the image it built")
@@ -100,6 +108,44 @@ class ContainersRuntime(Runtime):
         if not digest.startswith("sha256:"):
             raise BuildError(f"{self.name} did not report the digest it pushed to {tag}")
         return digest
+
+    async def push_manifest(
+        self, manifest: str, tag: str, creds: Credentials | None, insecure: bool
+    ) -> str:
+        auth = {parse_image_ref(tag).registry: creds} if creds else {}
+        digestfile = self.workdir / "push-list.digest"
+        argv = [*self.base(), "manifest", "push", "--all", *self._tls(insecure)]
+        argv += [*self._authfile("push", auth), "--digestfile", str(digestfile)]
+        argv += [manifest, f"docker://{tag}"]
+        await self.checked(argv, f"pushing the manifest list to {tag}")
+        digest = await asyncio.to_thread(_read, digestfile)
+        if not digest.startswith("sha256:"):
+            raise BuildError(
+                f"{self.name} did not report the digest of the list it pushed to {tag}"
+            )
+        return digest
+
+    async def remove_manifest(self, manifest: str) -> None:
+        with contextlib.suppress(Exception):
+            listed = await self._capture("manifest", "inspect", manifest)
+            if listed is None:
+                return
+            digests = {m.get("digest") for m in json.loads(listed).get("manifests", [])}
+            images = await self._capture("images", "--no-trunc", "--format", "{{.ID}} {{.Digest}}")
+            ids = [fields[0] for fields in (line.split() for line in (images or "").splitlines())
+                   if len(fields) == 2 and fields[1] in digests]
+            await self.run([*self.base(), "manifest", "rm", manifest], stream=False)
+            await self.remove_images(list(dict.fromkeys(ids)))
+
+    async def _capture(self, *args: str) -> str | None:
+        """The whole standard output of a short query (run() keeps only its last lines);
+        None when it fails."""
+        proc = await asyncio.create_subprocess_exec(
+            *self.base(), *args, env=self.child_env(),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )
+        out, _ = await proc.communicate()
+        return out.decode("utf-8", "replace") if proc.returncode == 0 else None
 
     async def remove_images(self, images: Sequence[str]) -> None:
         for image in images:  # one by one: a missing name must not keep the others

@@ -39,12 +39,19 @@ class DockerRuntime(Runtime):
         result = await self.run(["docker", "image", "inspect", image], stream=False)
         return result.returncode == 0
 
-    async def pull(self, image: str, creds: Credentials | None, insecure: bool) -> None:
+    async def pull(
+        self, image: str, creds: Credentials | None, insecure: bool, platform: str = ""
+    ) -> None:
         auth = {parse_image_ref(image).registry: creds} if creds else {}
-        await self.checked([*self._config("pull", auth), "pull", image], f"pulling {image}")
+        argv = [*self._config("pull", auth), "pull"]
+        if platform:
+            argv += ["--platform", platform]
+        await self.checked([*argv, image], f"pulling {image}")
 
     async def build(self, spec: BuildSpec, sink: LineSink | None = None) -> str:
         # no registry cache: docker's --cache-from/--cache-to are buildx's, another format
+        if spec.manifest:  # a list needs buildx; the worker refuses such a build earlier
+            raise BuildError("CONTAINER_RUNTIME=docker builds one platform at a time")
         iidfile = self.workdir / "image.iid"
         argv = [*self._config("build", dict(spec.pull_auth)), "build"]
         argv += ["--iidfile", str(iidfile), "-f", str(spec.dockerfile)]
