@@ -86,6 +86,13 @@ class ContainersRuntime(Runtime):
 
     async def build(self, spec: BuildSpec, sink: LineSink | None = None) -> str:
         iidfile = self.workdir / "image.iid"
+        if spec.manifest:
+            # the list exists, empty, before the platforms' builds (which run side by side)
+            # add to it: left to the build, two may race to create it; a second run (the
+            # build again without its cache) starts from an empty list too
+            await self.run([*self.base(), "manifest", "rm", spec.manifest], stream=False)
+            await self.checked([*self.base(), "manifest", "create", spec.manifest],
+                               "creating the manifest list")
         result = await self.run(self.build_argv(spec, iidfile), sink=sink)
         if result.returncode != 0:
             if spec.cache_repo and is_cache_failure(result.error_text()):
