@@ -349,7 +349,11 @@ async def test_start_a_build_from_the_form_then_build_it_again(
     archive = tmp_path / "context.tar.gz"
     archive.write_bytes(tar_gz({"Dockerfile": (
         f"FROM {base_image}\nARG GREETING=hello\nRUN echo \"greeting=$GREETING\"\n")}))
-    async with running_server(tmp_path, **registry_config(registry)) as slipway:
+    # no layer cache: "build again" runs the RUN step anew, and its output shows that the
+    # build argument went with it
+    uncached = {"BUILD_MANAGER": ["ephemeral", {"EXECUTORS": [
+        {"EXECUTOR": "local", "CONTAINER_RUNTIME": "podman", "REGISTRY_CACHE": False}]}]}
+    async with running_server(tmp_path, **registry_config(registry), **uncached) as slipway:
         page = await signed_in_page(browser, slipway, "#/new")
         errors = page_errors(page)
         await page.get_by_role("heading", name="Start a build").wait_for()
