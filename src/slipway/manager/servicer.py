@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,10 +24,16 @@ T = TypeVar("T")
 LOG_BATCH = 1000
 
 
+# Quay mode: the build's access token, which the worker pushes and pulls with as
+# `$token` (Quay's manager hands it as push_token and pull_token: docs/quay-contract.md)
+PushToken = Callable[[str], Awaitable[str]]
+
+
 class BuildManagerServicer(pb_grpc.BuildManagerServicer):
-    def __init__(self, ctx: ManagerContext) -> None:
+    def __init__(self, ctx: ManagerContext, push_token: PushToken | None = None) -> None:
         self.ctx = ctx
         self.heartbeats = HeartbeatTracker()
+        self.push_token = push_token
 
     async def _shielded(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a state change to its end even if the worker hangs up meanwhile: gRPC
@@ -62,6 +68,14 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
             push_username=data.push_username,
             push_password=data.push_password,
         )
+        if self.push_token is not None:
+            try:
+                token = await self.push_token(record.id)
+            except Exception as exc:
+                log.error("build %s: no push token: %s", record.id, exc)
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+                raise  # unreachable: abort raises
+            pack.push_token = pack.pull_token = token
         if record.pull_credentials:
             pack.base_image.username = record.pull_credentials.get("username", "")
             pack.base_image.password = record.pull_credentials.get("password", "")
@@ -186,6 +200,7 @@ def create_grpc_server(
     *,
     tls_cert: str | Path | None = None,
     tls_key: str | Path | None = None,
+    push_token: PushToken | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """The server (not started) and the port it bound (useful with port 0)."""
     server = grpc.aio.server(
@@ -203,7 +218,7 @@ def create_grpc_server(
             ("grpc.so_reuseport", 0),
         ]
     )
-    pb_grpc.add_BuildManagerServicer_to_server(BuildManagerServicer(ctx), server)
+    pb_grpc.add_BuildManagerServicer_to_server(BuildManagerServicer(ctx, push_token), server)
     if tls_cert and tls_key:
         with open(tls_cert, "rb") as c, open(tls_key, "rb") as k:
             credentials = grpc.ssl_server_credentials([(k.read(), c.read())])

@@ -1,0 +1,377 @@
+"""Quay mode's `Store` (store/interfaces.py): the manager works on Quay's own build queue
+(`queueitem`), build rows (`repositorybuild`) and build logs (BUILDLOGS_REDIS), as Quay's
+build manager does (docs/quay-contract.md).
+
+- **Queue**: `QuayQueue` over `queueitem`, behind slipway's queue protocol. Quay's web
+  app cannot notify a listener, so the scheduler looks at the queue every
+  POLL_INTERVAL_S (1 s) at most (`next_available_at` never answers later than that).
+- **Build records**: slipway keeps, beside each Quay build it claims, a record of its
+  own under the same uuid (`slipway_builds`): the attempts, the job, the log count. It
+  is made from the `repositorybuild` row on the first claim. Every phase slipway writes
+  is written to `repositorybuild.phase` in the same transaction, the way Quay's manager
+  writes it (`update_phase_then_close`: never over `cancelled`).
+- **Logs**: slipway's log rows stay the manager's and the API's source; `QuayMirror`
+  copies every new entry to `builds/<uuid>/logs` in BUILDLOGS_REDIS (Quay's shape), and
+  sees a cancel written by Quay's API (the phase `cancelled`) for the builds running.
+- tokens, uploads, signing keys, secrets: slipway's own `slipway_*` tables in the same
+  database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from slipway.config.models import AppConfig
+from slipway.config.quay import driver_connect_args
+from slipway.domain.phases import Phase
+from slipway.quay.buildlogs import QuayBuildLogs
+from slipway.quay.buildpack import dockerfile_args
+from slipway.quay.builds import QuayBuild, QuayBuilds
+from slipway.quay.encryption import FieldEncrypter
+from slipway.quay.errors import QuayModeError
+from slipway.quay.queue import POLL_INTERVAL_S, QuayQueue, QuayQueueItem
+from slipway.quay.tables import queueitem, repositorybuild
+from slipway.quay.userfiles import UserFiles, userfiles_from_config
+from slipway.secret import reveal
+from slipway.store.api_tokens import ApiTokenStore
+from slipway.store.builds import BuildStore
+from slipway.store.database import Database, SqlConnection
+from slipway.store.interfaces import Store
+from slipway.store.keys import SigningKeyStore
+from slipway.store.logs import BuildLogs
+from slipway.store.overview import BuildOverview
+from slipway.store.records import (
+    BuildRecord,
+    LogEntry,
+    NewBuild,
+    QueueItem,
+    RoundRobin,
+    WaitReason,
+)
+from slipway.store.secrets import BuildSecretStore
+from slipway.store.shared_transactions import SharedTransactions
+from slipway.store.uploads import UploadStore
+
+log = logging.getLogger("slipway.quay")
+
+
+def _queue_item(item: QuayQueueItem) -> QueueItem:
+    name = item.repository.split("/", 1)[1]
+    return QueueItem(id=item.id, build_id=item.build_id, namespace=item.namespace,
+                     repository=name, retries_remaining=item.retries_remaining,
+                     state_id=item.state_id, processing_expires=item.processing_expires)
+
+
+def new_build_of(build: QuayBuild, pull_credentials: dict[str, str] | None,
+                 registry: str) -> NewBuild:
+    """slipway's record of a Quay build: what the worker is handed (BuildPack) comes
+    from it, as Quay's manager takes it from the row (quay/buildpack.py)."""
+    context, dockerfile_path = dockerfile_args(build.job_config)
+    trigger = None
+    if build.trigger is not None:
+        trigger = {"uuid": build.trigger.uuid, "service": build.trigger.service,
+                   "id": build.trigger.id}
+    return NewBuild(
+        namespace=build.namespace, repository=build.name, tags=build.tags,
+        registry=registry, display_name=build.display_name,
+        subdirectory=str(build.job_config.get("build_subdir") or ""),
+        dockerfile_path=dockerfile_path or "Dockerfile", context=context,
+        manual_user=build.job_config.get("manual_user"), resource_key=build.resource_key,
+        archive_url=build.job_config.get("archive_url") or None,
+        pull_robot=build.pull_robot, pull_credentials=pull_credentials, trigger=trigger,
+        trigger_metadata=build.trigger_metadata or None,
+    )
+
+
+class QuayBuildQueue:
+    """slipway's queue protocol over Quay's `queueitem` (quay/queue.py)."""
+
+    def __init__(self, store: QuayStore) -> None:
+        self.store = store
+        self.quay = store.quay_queue
+        # what this process claimed (Quay's table has no column for the claimer)
+        self._claimed: dict[int, QueueItem] = {}
+
+    async def put(self, conn: SqlConnection, build_id: str, namespace: str,
+                  repository: str, *, retries_remaining: int = 3,
+                  available_after: float | None = None) -> None:
+        raise QuayModeError(
+            "in Quay mode builds are started through Quay (its UI, API or triggers), "
+            "which writes the repositorybuild row and the queue item slipway builds from"
+        )
+
+    async def claim(
+        self,
+        manager_id: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        namespace_limits: Mapping[str, int] | None = None,
+        round_robin: RoundRobin | None = None,
+    ) -> list[QueueItem]:
+        items = await self.quay.claim(manager_id, limit=limit, lease_seconds=lease_seconds,
+                                      namespace_limits=namespace_limits)
+        claimed: list[QueueItem] = []
+        for item in items:
+            if await self.store.adopt(item):
+                queue_item = _queue_item(item)
+                self._claimed[item.id] = queue_item
+                claimed.append(queue_item)
+        return claimed
+
+    async def next_available_at(self, after: float) -> float | None:
+        # nothing tells slipway of Quay's new items: look again within POLL_INTERVAL_S
+        upcoming = await self.quay.next_available_at(after)
+        poll = time.time() + POLL_INTERVAL_S
+        return poll if upcoming is None else min(upcoming, poll)
+
+    async def extend_processing_many(
+        self, leases: list[tuple[int, float]], conn: SqlConnection | None = None
+    ) -> list[bool]:
+        return await self.quay.extend_processing_many(leases, conn)
+
+    async def incomplete(self, conn: SqlConnection, item_id: int, *,
+                         restore_retry: bool = False, retry_after: float = 300.0) -> None:
+        self._claimed.pop(item_id, None)
+        await self.quay.incomplete(conn, item_id, restore_retry=restore_retry,
+                                   retry_after=retry_after)
+
+    async def complete(self, conn: SqlConnection, item_id: int) -> None:
+        self._claimed.pop(item_id, None)
+        await self.quay.complete(conn, item_id)
+
+    async def _queue_id(self, build_id: str, conn: SqlConnection | None = None) -> int | None:
+        query = (repositorybuild.select().with_only_columns(repositorybuild.c.queue_id)
+                 .where(repositorybuild.c.uuid == build_id).order_by(repositorybuild.c.id)
+                 .limit(1))
+        if conn is None:
+            async with self.store.db.read() as own:
+                value = await own.scalar(query)
+        else:
+            value = await conn.scalar(query)
+        try:
+            return None if value is None else int(value)
+        except ValueError:
+            return None
+
+    async def remove_for_build(self, conn: SqlConnection, build_id: str) -> bool:
+        item_id = await self._queue_id(build_id, conn)
+        if item_id is None:
+            return False
+        self._claimed.pop(item_id, None)
+        return await self.quay.complete(conn, item_id)
+
+    async def get_for_build(self, build_id: str) -> QueueItem | None:
+        item_id = await self._queue_id(build_id)
+        row = None if item_id is None else await self.quay.get(item_id)
+        if row is None:
+            return None
+        namespace, name = self.quay.split_name(str(row["queue_name"]))
+        expires = row["processing_expires"]
+        return QueueItem(
+            id=int(row["id"]), build_id=build_id, namespace=namespace, repository=name,
+            retries_remaining=int(row["retries_remaining"]), state_id=str(row["state_id"]),
+            processing_expires=None if expires is None
+            else expires.replace(tzinfo=dt.UTC).timestamp(),
+        )
+
+    async def count_queued(self, namespace: str) -> int:
+        return await self.quay.num_alive_jobs(namespace)
+
+    async def why_waiting(
+        self,
+        build_ids: list[str],
+        *,
+        namespace_limits: Mapping[str, int] | None = None,
+        workers_per_manager: int | None = None,
+    ) -> dict[str, WaitReason]:
+        return {}  # Quay's builds wait in Quay's queue; Quay's UI shows them `waiting`
+
+    async def claimed_by(self, manager_id: str) -> list[QueueItem]:
+        return list(self._claimed.values())
+
+
+# slipway's phases are Quay's names (domain/phases.py); these never reach Quay's row
+def _quay_phase(phase: Any) -> str | None:
+    if phase is None:
+        return None
+    return Phase(phase).value
+
+
+class QuayBuildRecords:
+    """slipway's build records, each phase change also written to Quay's
+    `repositorybuild.phase` in the same transaction (quay/builds.py
+    update_phase_then_close)."""
+
+    def __init__(self, records: BuildStore, quay_builds: QuayBuilds) -> None:
+        self.records = records
+        self.quay_builds = quay_builds
+
+    async def create(self, conn: SqlConnection, new: NewBuild, *, retries: int = 3
+                     ) -> BuildRecord:
+        raise QuayModeError("in Quay mode builds are started through Quay")
+
+    async def get(self, build_id: str, conn: SqlConnection | None = None) -> BuildRecord | None:
+        return await self.records.get(build_id, conn)
+
+    async def get_many(self, build_ids: Sequence[str]) -> dict[str, BuildRecord]:
+        return await self.records.get_many(build_ids)
+
+    async def get_each(self, build_ids: Sequence[str]) -> list[BuildRecord | None]:
+        return await self.records.get_each(build_ids)
+
+    async def list_for_repository(self, namespace: str, repository: str, *, limit: int = 100,
+                                  since: float | None = None,
+                                  phases: Sequence[Phase] | None = None) -> list[BuildRecord]:
+        return await self.records.list_for_repository(namespace, repository, limit=limit,
+                                                      since=since, phases=phases)
+
+    async def list_in_phases(self, phases: Sequence[Phase]) -> list[BuildRecord]:
+        return await self.records.list_in_phases(phases)
+
+    async def _mirror(self, conn: SqlConnection, build_id: str, phase: Any) -> None:
+        quay_phase = _quay_phase(phase)
+        if quay_phase is not None:
+            await self.quay_builds.update_phase_then_close(build_id, quay_phase, conn)
+
+    async def update(self, conn: SqlConnection, build_id: str, **values: Any) -> None:
+        await self.records.update(conn, build_id, **values)
+        await self._mirror(conn, build_id, values.get("phase"))
+
+    async def set_phase_if(self, conn: SqlConnection, build_id: str,
+                           expected: Sequence[Phase], new_phase: Phase, *,
+                           log: Sequence[LogEntry] = (), **values: Any) -> bool:
+        moved = await self.records.set_phase_if(conn, build_id, expected, new_phase,
+                                                log=log, **values)
+        if moved:
+            await self._mirror(conn, build_id, new_phase)
+        return moved
+
+    async def update_if_job(self, conn: SqlConnection, build_id: str, job_id: str, *,
+                            log: Sequence[LogEntry] = (),
+                            phases: Sequence[Phase] | None = None, **values: Any) -> bool:
+        done = await self.records.update_if_job(conn, build_id, job_id, log=log,
+                                                phases=phases, **values)
+        if done:
+            await self._mirror(conn, build_id, values.get("phase"))
+        return done
+
+
+def shown_database(db_uri: str) -> str:
+    """`host/name` of DB_URI (never its user or password)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_uri)
+    host = url.host or "localhost"
+    port = f":{url.port}" if url.port else ""
+    return f"{host}{port}/{url.database or ''}"
+
+
+class QuayStore:
+    """The Store of Quay mode; `open()` checks BUILDLOGS_REDIS and the user-file
+    storage, and adds slipway's own tables beside Quay's."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self.config = config
+        self.db = Database(config.DB_URI,
+                           connect_args=driver_connect_args(config.DB_CONNECTION_ARGS))
+        self.quay_queue = QuayQueue(self.db, config.DOCKERFILE_BUILD_QUEUE_NAME)
+        self.quay_builds = QuayBuilds(self.db)
+        self.quay_logs = QuayBuildLogs(config.BUILDLOGS_REDIS)
+        self.records = BuildStore(self.db)
+        self.queue = QuayBuildQueue(self)
+        self.builds = QuayBuildRecords(self.records, self.quay_builds)
+        self.logs = BuildLogs(self.db)
+        self.tokens = ApiTokenStore(self.db)
+        self.uploads = UploadStore(self.db)
+        self.keys = SigningKeyStore(self.db)
+        self.overview = BuildOverview(self.db)
+        self.secrets = BuildSecretStore(self.db)
+        secret_key = reveal(config.DATABASE_SECRET_KEY) if config.DATABASE_SECRET_KEY else ""
+        self.encrypter = FieldEncrypter(secret_key) if secret_key else None
+        self.userfiles: UserFiles | None = None
+
+    @property
+    def shares_lookups(self) -> bool:
+        return True
+
+    def write(self) -> AbstractAsyncContextManager[SqlConnection]:
+        return self.db.write()
+
+    def shared_writes(self) -> SharedTransactions:
+        return SharedTransactions(self.db, self.queue)  # type: ignore[arg-type]
+
+    async def open(self) -> QuayStore:
+        """QuayModeError (naming the key) when BUILDLOGS_REDIS does not answer or the
+        storage of USERFILES_LOCATION has a driver slipway cannot use."""
+        await self.quay_logs.check()
+        self.userfiles = userfiles_from_config(self.config)
+        await self.db.migrate()
+        return self
+
+    async def ping(self) -> bool:
+        return await self.db.ping()
+
+    async def close(self) -> None:
+        await self.quay_logs.close()
+        await self.db.close()
+
+    # --- Quay's builds --------------------------------------------------------------
+
+    async def adopt(self, item: QuayQueueItem) -> bool:
+        """Make slipway's record of the build of a claimed item (once); whether it is
+        to be built. An item whose build is gone or already over is completed (Quay's
+        manager drops those too)."""
+        build = await self.quay_builds.get(item.build_id)
+        if build is None or build.phase in ("complete", "error", "internalerror",
+                                            "cancelled"):
+            log.info("queue item %s: build %s is %s; the item is removed", item.id,
+                     item.build_id, "gone" if build is None else build.phase)
+            await self.quay_queue.complete(None, item.id)
+            return False
+        if await self.records.get(build.uuid) is not None:
+            return True
+        new = new_build_of(build, item.pull_credentials, self.config.SERVER_HOSTNAME)
+        async with self.db.write() as conn:
+            await self.records.create(conn, new, retries=item.retries_remaining + 1,
+                                      build_id=build.uuid)
+            # Quay's own start time (naive local time, as Quay writes it)
+            await self.records.update(conn, build.uuid, started=build.started.timestamp())
+        return True
+
+    def package_url(self, record: BuildRecord) -> str:
+        """Where the worker downloads the build's context (Quay's BuildJob
+        get_build_package_url): archive_url, else the user file of resource_key."""
+        if record.archive_url:
+            return record.archive_url
+        if record.resource_key and self.userfiles is not None:
+            return self.userfiles.get_file_url(record.resource_key, expires_in=300)
+        raise QuayModeError(
+            f"build {record.id} has no package to build: no archive_url and no uploaded "
+            "context (resource_key)"
+        )
+
+    async def push_token(self, build_id: str) -> str:
+        """The build's access token, which Quay's manager hands as push_token and
+        pull_token (quay-builder logs in as `$token` with it)."""
+        build = await self.quay_builds.get(build_id)
+        if build is None:
+            raise QuayModeError(f"build {build_id} is no longer in Quay's database")
+        if self.encrypter is None:
+            raise QuayModeError(
+                "DATABASE_SECRET_KEY is not set: it decrypts the build tokens Quay's "
+                "builds push with; copy it from Quay's config.yaml"
+            )
+        return build.access_token(self.encrypter)
+
+
+def _is_a_store(store: QuayStore) -> Store[SqlConnection]:
+    return store  # mypy checks here that QuayStore keeps the Store protocol
+
+
+__all__ = ["QuayStore", "queueitem"]

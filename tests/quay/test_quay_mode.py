@@ -1,0 +1,267 @@
+"""Quay mode end to end: `slipway serve` on Quay's database, Redis and storage builds what
+Quay's web app enqueues, as Quay's build manager would (docs/quay-contract.md).
+
+Quay's side is played by tests/support/quay_db.py (what Quay's web app writes: the build
+row, its token, the queue item; Quay's cancel), the build by a real worker (podman) that
+pushes to a real registry standing for Quay's."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import subprocess
+import tarfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from support.fileserver import serve_files
+from support.quay_db import SECRET_KEY, QuayDatabase
+from support.redis_server import RedisServer
+from support.redis_server import free_port as free_redis_port
+from support.registry import Registry
+from support.server import RunningServer, running_server
+
+from slipway.server import SlipwayServer, StartupError
+
+FINAL = ("complete", "error", "internalerror", "cancelled")
+
+
+def quay_config(quay: QuayDatabase, redis_port: int, tmp_path: Path,
+                **overrides: Any) -> dict[str, Any]:
+    """What a Quay config.yaml carries that slipway reads, plus the test's addresses."""
+    storage = tmp_path / "quay-storage"
+    storage.mkdir(exist_ok=True)
+    return {
+        "DB_URI": quay.uri,
+        "SERVER_HOSTNAME": quay.server_hostname,
+        "BUILDLOGS_REDIS": {"host": "127.0.0.1", "port": redis_port},
+        "DISTRIBUTED_STORAGE_CONFIG": {"local_us": ["LocalStorage",
+                                                    {"storage_path": str(storage)}]},
+        "DATABASE_SECRET_KEY": SECRET_KEY,
+        **overrides,
+    }
+
+
+def context_archive(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, content in files.items():
+            data = content.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def contexts() -> Iterator[dict[str, tuple[bytes, str]]]:
+    """Build contexts served over HTTP (the archive_url of a build), by path."""
+    files: dict[str, tuple[bytes, str]] = {}
+    with serve_files(files) as base_url:
+        files["base_url"] = (base_url.encode(), "")
+        yield files
+
+
+def archive_url(contexts: dict[str, tuple[bytes, str]], name: str, files: dict[str, str]
+                ) -> str:
+    contexts[f"/{name}.tar.gz"] = (context_archive(files), "application/gzip")
+    return f"{contexts['base_url'][0].decode()}/{name}.tar.gz"
+
+
+async def redis_logs(redis_port: int, build_uuid: str) -> list[dict[str, Any]]:
+    client = aioredis.Redis(host="127.0.0.1", port=redis_port)
+    try:
+        return [json.loads(raw) for raw in await client.lrange(f"builds/{build_uuid}/logs", 0, -1)]
+    finally:
+        await client.aclose()
+
+
+async def wait_phase(quay: QuayDatabase, build_uuid: str, phases: tuple[str, ...],
+                     within: float = 300) -> str:
+    """Poll repositorybuild until its phase is one of `phases` (a safety limit only)."""
+    deadline = time.monotonic() + within
+    while True:
+        phase = str(await asyncio.to_thread(lambda: quay.build_row(build_uuid)["phase"]))
+        if phase in phases:
+            return phase
+        if time.monotonic() > deadline:
+            raise AssertionError(f"build {build_uuid} still {phase}")
+        await asyncio.sleep(0.1)
+
+
+async def wait_logs_settled(redis_port: int, build_uuid: str, last: str) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 30
+    while True:
+        entries = await redis_logs(redis_port, build_uuid)
+        if entries and entries[-1].get("type") == "phase" and entries[-1]["message"] == last:
+            return entries
+        if time.monotonic() > deadline:
+            raise AssertionError([e["message"] for e in entries][-10:])
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def quay_slipway(tmp_path: Path, quay: QuayDatabase, redis_server: RedisServer,
+                       registry: Registry) -> AsyncIterator[RunningServer]:
+    """slipway serving the builds of `quay`, whose registry is `registry`."""
+    quay.server_hostname = registry.host
+    config = quay_config(quay, redis_server.port, tmp_path,
+                         INSECURE_REGISTRIES=[registry.host])
+    async with running_server(tmp_path, **config) as slipway:
+        yield slipway
+
+
+# --- start-up -----------------------------------------------------------------------------
+
+async def test_serve_on_quays_database_says_so_and_leaves_quays_tables_alone(
+    tmp_path: Path, quay: QuayDatabase, redis_server: RedisServer
+) -> None:
+    before = quay.alembic_versions()
+    async with running_server(tmp_path, **quay_config(quay, redis_server.port, tmp_path)
+                              ) as slipway:
+        banner = slipway.server.quay_banner
+    assert banner is not None
+    host_db = quay.uri.rsplit("@", 1)[-1]
+    assert banner == f"serving the builds of Quay at quay.example.test from {host_db}"
+    assert "password" not in banner
+    assert quay.alembic_versions() == before
+    with quay.connect() as conn:
+        tables = {r["tablename"] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()}
+        ours = conn.execute("SELECT version_num FROM slipway_alembic_version").fetchall()
+    assert {"slipway_builds", "slipway_alembic_version", "queueitem",
+            "repositorybuild"} <= tables
+    assert ours
+
+
+async def _refused(config: dict[str, Any], tmp_path: Path) -> str:
+    from support.registry import free_port
+
+    from slipway.config.loader import parse_config
+
+    raw = {"DATA_DIR": str(tmp_path / "data"),
+           "API_LISTEN_ADDRESS": f"127.0.0.1:{free_port()}",
+           "GRPC_LISTEN_ADDRESS": f"127.0.0.1:{free_port()}", **config}
+    server = SlipwayServer(parse_config(raw).config)
+    try:
+        with pytest.raises(StartupError) as refused:
+            await server.start()
+    finally:
+        await server.stop()
+    return str(refused.value)
+
+
+async def test_an_unreachable_buildlogs_redis_is_refused_naming_the_key(
+    tmp_path: Path, quay: QuayDatabase
+) -> None:
+    message = await _refused(quay_config(quay, free_redis_port(), tmp_path), tmp_path)
+    assert message.startswith("BUILDLOGS_REDIS: cannot reach Redis at 127.0.0.1:")
+
+
+async def test_an_unsupported_storage_driver_is_refused_naming_the_key(
+    tmp_path: Path, quay: QuayDatabase, redis_server: RedisServer
+) -> None:
+    config = quay_config(quay, redis_server.port, tmp_path, DISTRIBUTED_STORAGE_CONFIG={
+        "local_us": ["SwiftStorage", {"swift_container": "quay"}]})
+    message = await _refused(config, tmp_path)
+    assert "DISTRIBUTED_STORAGE_CONFIG.local_us" in message
+    assert "SwiftStorage" in message
+
+
+async def test_a_database_neither_empty_slipways_nor_quays_is_refused(
+    tmp_path: Path, quay: QuayDatabase, redis_server: RedisServer
+) -> None:
+    quay.execute("DELETE FROM alembic_version")  # Quay's tables, no Quay revision
+    message = await _refused(quay_config(quay, redis_server.port, tmp_path), tmp_path)
+    assert "run Quay's migrations on it first" in message
+    assert "point DB_URI at an empty database" in message
+
+
+# --- builds -------------------------------------------------------------------------------
+
+def skopeo_digest(reference: str) -> str:
+    out = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", f"docker://{reference}"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return str(json.loads(out)["Digest"])
+
+
+@pytest.mark.podman
+async def test_a_build_quay_enqueues_is_built_pushed_and_shown_as_quay_shows_it(
+    quay_slipway: RunningServer, quay: QuayDatabase, redis_server: RedisServer,
+    registry: Registry, base_image: str, contexts: dict[str, tuple[bytes, str]],
+) -> None:
+    quay.repository("acme", "hello")
+    url = archive_url(contexts, "hello", {
+        "Dockerfile": f"FROM {base_image}\nRUN echo hello from quay mode\n"})
+    started = quay.start_build("acme", "hello", tags=["latest", "v1"], archive_url=url)
+    assert await wait_phase(quay, started.uuid, FINAL) == "complete"
+    # Quay's queue item is completed (deleted), as Quay's manager completes it
+    assert quay.queue_row(started.queue_id) is None
+    # pushed to Quay's registry, both tags
+    digest = skopeo_digest(f"{registry.host}/acme/hello:latest")
+    assert skopeo_digest(f"{registry.host}/acme/hello:v1") == digest
+    # Quay's UI reads the log from BUILDLOGS_REDIS: Quay's shape, the phases in order
+    entries = await wait_logs_settled(redis_server.port, started.uuid, "complete")
+    phases = [e["message"] for e in entries if e.get("type") == "phase"]
+    assert phases == ["build-scheduled", "unpacking", "pulling", "building", "pushing",
+                      "complete"]
+    assert all(set(e) <= {"message", "type", "data"} and "datetime" in e["data"]
+               for e in entries)
+    assert any(e.get("type") == "command" and "RUN echo" in e["message"] for e in entries)
+    assert any("hello from quay mode" in e["message"] for e in entries)
+    # slipway's API shows the same build
+    status = (await quay_slipway.api.get(
+        f"/api/v1/repository/acme/hello/build/{started.uuid}/status")).json()
+    assert status["phase"] == "complete"
+
+
+@pytest.mark.podman
+async def test_a_failing_run_ends_error_and_is_not_retried(
+    quay_slipway: RunningServer, quay: QuayDatabase, redis_server: RedisServer,
+    base_image: str, contexts: dict[str, tuple[bytes, str]],
+) -> None:
+    quay.repository("acme", "broken")
+    url = archive_url(contexts, "broken", {
+        "Dockerfile": f"FROM {base_image}\nRUN echo about to fail && exit 7\n"})
+    started = quay.start_build("acme", "broken", archive_url=url)
+    assert await wait_phase(quay, started.uuid, FINAL) == "error"
+    assert quay.queue_row(started.queue_id) is None  # not put back for a retry
+    entries = await wait_logs_settled(redis_server.port, started.uuid, "error")
+    errors = [e["message"] for e in entries if e.get("type") == "error"]
+    assert any("exit status 7" in m for m in errors), errors
+
+
+@pytest.mark.podman
+async def test_a_cancel_written_as_quays_api_writes_it_stops_the_running_build(
+    quay_slipway: RunningServer, quay: QuayDatabase, redis_server: RedisServer,
+    base_image: str, contexts: dict[str, tuple[bytes, str]],
+) -> None:
+    quay.repository("acme", "slow")
+    url = archive_url(contexts, "slow", {
+        "Dockerfile": f"FROM {base_image}\nRUN echo started && sleep 600\n"})
+    started = quay.start_build("acme", "slow", archive_url=url)
+    await wait_phase(quay, started.uuid, ("building",))
+    # endpoints/api/build.py with BUILD_MANAGER ephemeral: the queue item deleted, the
+    # OrchestratorCanceller's key written (it answers True), the phase `cancelled`
+    assert quay.cancel_build(started.uuid, canceller=lambda _uuid: True)
+    status = await wait_final_in_slipway(quay_slipway, "acme", "slow", started.uuid)
+    assert status["phase"] == "cancelled"
+    assert quay.build_row(started.uuid)["phase"] == "cancelled"
+    manager = quay_slipway.server.manager
+    assert manager is not None
+    deadline = time.monotonic() + 60
+    while manager.running:  # the worker is stopped, not left to sleep out its 600 s
+        assert time.monotonic() < deadline, "the worker still runs"
+        await asyncio.sleep(0.1)
+
+
+async def wait_final_in_slipway(slipway: RunningServer, namespace: str, name: str,
+                                build_uuid: str) -> dict[str, Any]:
+    return await slipway.wait_final(namespace, name, build_uuid, within=60)
