@@ -197,7 +197,9 @@ async def test_a_build_quay_enqueues_is_built_pushed_and_shown_as_quay_shows_it(
     quay_slipway: RunningServer, quay: QuayDatabase, redis_server: RedisServer,
     registry: Registry, base_image: str, contexts: dict[str, tuple[bytes, str]],
 ) -> None:
-    quay.repository("acme", "hello")
+    repository_id = quay.repository("acme", "hello")
+    for event in ("build_start", "build_success", "build_failure"):
+        quay.notification(repository_id, event)
     url = archive_url(contexts, "hello", {
         "Dockerfile": f"FROM {base_image}\nRUN echo hello from quay mode\n"})
     started = quay.start_build("acme", "hello", tags=["latest", "v1"], archive_url=url)
@@ -216,6 +218,16 @@ async def test_a_build_quay_enqueues_is_built_pushed_and_shown_as_quay_shows_it(
                for e in entries)
     assert any(e.get("type") == "command" and "RUN echo" in e["message"] for e in entries)
     assert any("hello from quay mode" in e["message"] for e in entries)
+    # the repository's notifications go to Quay's notification queue, for Quay's
+    # notification worker: start and success, no failure
+    notifications = [json.loads(r["body"]) for r in quay.queue_rows("notification/%")]
+    names = [r["queue_name"] for r in quay.queue_rows("notification/%")]
+    assert names == [f"notification/acme/hello/{event}/build/{started.uuid}/"
+                     for event in ("build_start", "build_success")]
+    success = notifications[1]["event_data"]
+    assert success["build_id"] == started.uuid
+    assert success["docker_tags"] == ["latest", "v1"]
+    assert success["manifest_digests"] == [f"{registry.host}/acme/hello@{digest}"]
     # slipway's API shows the same build
     status = (await quay_slipway.api.get(
         f"/api/v1/repository/acme/hello/build/{started.uuid}/status")).json()
@@ -227,7 +239,7 @@ async def test_a_failing_run_ends_error_and_is_not_retried(
     quay_slipway: RunningServer, quay: QuayDatabase, redis_server: RedisServer,
     base_image: str, contexts: dict[str, tuple[bytes, str]],
 ) -> None:
-    quay.repository("acme", "broken")
+    quay.notification(quay.repository("acme", "broken"), "build_failure")
     url = archive_url(contexts, "broken", {
         "Dockerfile": f"FROM {base_image}\nRUN echo about to fail && exit 7\n"})
     started = quay.start_build("acme", "broken", archive_url=url)
@@ -236,6 +248,8 @@ async def test_a_failing_run_ends_error_and_is_not_retried(
     entries = await wait_logs_settled(redis_server.port, started.uuid, "error")
     errors = [e["message"] for e in entries if e.get("type") == "error"]
     assert any("exit status 7" in m for m in errors), errors
+    [failure] = [json.loads(r["body"]) for r in quay.queue_rows("notification/%")]
+    assert "exit status 7" in failure["event_data"]["error_message"]
 
 
 @pytest.mark.podman

@@ -232,41 +232,46 @@ class QuayBuilds:
         *,
         failure_threshold: int | None,
         internal_error_threshold: int | None,
+        conn: SqlConnection | None = None,
     ) -> None:
         """Quay's update_trigger_disable_status: `complete` resets both counters, `error`
         counts a failure (and resets the internal-error count), `internalerror` counts an
         internal error; a count reaching its threshold (SUCCESSIVE_TRIGGER_*) disables
         the trigger with the reason and time. A deleted trigger is left alone."""
+        if conn is None:
+            async with self.db.write() as own:
+                return await self.update_trigger_disable_status(
+                    trigger_id, final_phase, failure_threshold=failure_threshold,
+                    internal_error_threshold=internal_error_threshold, conn=own)
         t = repositorybuildtrigger
-        async with self.db.write() as conn:
-            row = (await conn.execute(
-                select(t.c.successive_failure_count, t.c.successive_internal_error_count)
-                .where(t.c.id == trigger_id).with_for_update()
-            )).first()
-            if row is None:
-                return
-            failures = int(row.successive_failure_count)
-            internal = int(row.successive_internal_error_count)
-            if final_phase == COMPLETE:
-                failures, internal = 0, 0
-            elif final_phase == ERROR:
-                failures, internal = failures + 1, 0
-            elif final_phase == INTERNAL_ERROR:
-                internal += 1
-            values: dict[str, Any] = {
-                "successive_failure_count": failures,
-                "successive_internal_error_count": internal,
-            }
-            reason = None
-            if final_phase != COMPLETE:
-                if failure_threshold and failures >= failure_threshold:
-                    reason = DISABLED_FOR_FAILURES
-                elif internal_error_threshold and internal >= internal_error_threshold:
-                    reason = DISABLED_FOR_INTERNAL_ERRORS
-            if reason is not None:
-                reason_id = await conn.scalar(
-                    select(disablereason.c.id).where(disablereason.c.name == reason)
-                )
-                values.update(enabled=False, disabled_reason_id=reason_id,
-                              disabled_datetime=utcnow())
-            await conn.execute(update(t).where(t.c.id == trigger_id).values(**values))
+        row = (await conn.execute(
+            select(t.c.successive_failure_count, t.c.successive_internal_error_count)
+            .where(t.c.id == trigger_id).with_for_update()
+        )).first()
+        if row is None:
+            return
+        failures = int(row.successive_failure_count)
+        internal = int(row.successive_internal_error_count)
+        if final_phase == COMPLETE:
+            failures, internal = 0, 0
+        elif final_phase == ERROR:
+            failures, internal = failures + 1, 0
+        elif final_phase == INTERNAL_ERROR:
+            internal += 1
+        values: dict[str, Any] = {
+            "successive_failure_count": failures,
+            "successive_internal_error_count": internal,
+        }
+        reason = None
+        if final_phase != COMPLETE:
+            if failure_threshold and failures >= failure_threshold:
+                reason = DISABLED_FOR_FAILURES
+            elif internal_error_threshold and internal >= internal_error_threshold:
+                reason = DISABLED_FOR_INTERNAL_ERRORS
+        if reason is not None:
+            reason_id = await conn.scalar(
+                select(disablereason.c.id).where(disablereason.c.name == reason)
+            )
+            values.update(enabled=False, disabled_reason_id=reason_id,
+                          disabled_datetime=utcnow())
+        await conn.execute(update(t).where(t.c.id == trigger_id).values(**values))

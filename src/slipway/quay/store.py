@@ -31,9 +31,17 @@ from slipway.config.quay import driver_connect_args
 from slipway.domain.phases import Phase
 from slipway.quay.buildlogs import QuayBuildLogs
 from slipway.quay.buildpack import dockerfile_args
-from slipway.quay.builds import QuayBuild, QuayBuilds
+from slipway.quay.builds import (
+    BUILDING,
+    COMPLETE,
+    ERROR,
+    INTERNAL_ERROR,
+    QuayBuild,
+    QuayBuilds,
+)
 from slipway.quay.encryption import FieldEncrypter
 from slipway.quay.errors import QuayModeError
+from slipway.quay.notifications import QuayNotifications, Site
 from slipway.quay.queue import POLL_INTERVAL_S, QuayQueue, QuayQueueItem
 from slipway.quay.tables import queueitem, repositorybuild
 from slipway.quay.userfiles import UserFiles, userfiles_from_config
@@ -208,9 +216,11 @@ class QuayBuildRecords:
     `repositorybuild.phase` in the same transaction (quay/builds.py
     update_phase_then_close)."""
 
-    def __init__(self, records: BuildStore, quay_builds: QuayBuilds) -> None:
+    def __init__(self, records: BuildStore, quay_builds: QuayBuilds,
+                 events: BuildEvents | None = None) -> None:
         self.records = records
         self.quay_builds = quay_builds
+        self.events = events
 
     async def create(self, conn: SqlConnection, new: NewBuild, *, retries: int = 3
                      ) -> BuildRecord:
@@ -234,14 +244,18 @@ class QuayBuildRecords:
     async def list_in_phases(self, phases: Sequence[Phase]) -> list[BuildRecord]:
         return await self.records.list_in_phases(phases)
 
-    async def _mirror(self, conn: SqlConnection, build_id: str, phase: Any) -> None:
+    async def _mirror(self, conn: SqlConnection, build_id: str, phase: Any,
+                      values: Mapping[str, Any]) -> None:
         quay_phase = _quay_phase(phase)
-        if quay_phase is not None:
-            await self.quay_builds.update_phase_then_close(build_id, quay_phase, conn)
+        if quay_phase is None:
+            return
+        moved = await self.quay_builds.update_phase_then_close(build_id, quay_phase, conn)
+        if moved and self.events is not None:
+            await self.events.phase_moved(conn, build_id, quay_phase, values)
 
     async def update(self, conn: SqlConnection, build_id: str, **values: Any) -> None:
         await self.records.update(conn, build_id, **values)
-        await self._mirror(conn, build_id, values.get("phase"))
+        await self._mirror(conn, build_id, values.get("phase"), values)
 
     async def set_phase_if(self, conn: SqlConnection, build_id: str,
                            expected: Sequence[Phase], new_phase: Phase, *,
@@ -249,7 +263,7 @@ class QuayBuildRecords:
         moved = await self.records.set_phase_if(conn, build_id, expected, new_phase,
                                                 log=log, **values)
         if moved:
-            await self._mirror(conn, build_id, new_phase)
+            await self._mirror(conn, build_id, new_phase, values)
         return moved
 
     async def update_if_job(self, conn: SqlConnection, build_id: str, job_id: str, *,
@@ -258,8 +272,52 @@ class QuayBuildRecords:
         done = await self.records.update_if_job(conn, build_id, job_id, log=log,
                                                 phases=phases, **values)
         if done:
-            await self._mirror(conn, build_id, values.get("phase"))
+            await self._mirror(conn, build_id, values.get("phase"), values)
         return done
+
+
+class BuildEvents:
+    """What Quay's build manager does when a build's phase moves, besides the phase:
+    repository notifications (build_start on `building`, build_success, build_failure:
+    quay/notifications.py; Quay's notification worker delivers them) and, when a
+    triggered build ends, the trigger's failure counters (which may disable it)."""
+
+    def __init__(self, config: AppConfig, quay_builds: QuayBuilds,
+                 notifications: QuayNotifications) -> None:
+        self.config = config
+        self.quay_builds = quay_builds
+        self.notifications = notifications
+
+    async def phase_moved(self, conn: SqlConnection, build_id: str, phase: str,
+                          values: Mapping[str, Any]) -> None:
+        event = _EVENTS.get(phase)
+        if event is None:
+            return
+        build = await self.quay_builds.get(build_id, conn)
+        if build is None:
+            return
+        digest = values.get("image_digest")
+        digests = None
+        if digest:
+            digests = [f"{self.config.SERVER_HOSTNAME}/{build.repository}@{digest}"]
+        await self.notifications.send_for_build(
+            build, event, conn=conn,
+            error_message=values.get("error") if event == "build_failure" else None,
+            image_id=digest or None, manifest_digests=digests,
+        )
+        if build.trigger is not None and phase != BUILDING:
+            await self.quay_builds.update_trigger_disable_status(
+                build.trigger.id, phase,
+                failure_threshold=self.config.SUCCESSIVE_TRIGGER_FAILURE_DISABLE_THRESHOLD,
+                internal_error_threshold=(
+                    self.config.SUCCESSIVE_TRIGGER_INTERNAL_ERROR_DISABLE_THRESHOLD),
+                conn=conn,
+            )
+
+
+# the notification event of each phase Quay's build manager raises one on
+_EVENTS = {BUILDING: "build_start", COMPLETE: "build_success", ERROR: "build_failure",
+           INTERNAL_ERROR: "build_failure"}
 
 
 def shown_database(db_uri: str) -> str:
@@ -285,7 +343,11 @@ class QuayStore:
         self.quay_logs = QuayBuildLogs(config.BUILDLOGS_REDIS)
         self.records = BuildStore(self.db)
         self.queue = QuayBuildQueue(self)
-        self.builds = QuayBuildRecords(self.records, self.quay_builds)
+        site = Site(config.PREFERRED_URL_SCHEME, config.SERVER_HOSTNAME)
+        notifications = QuayNotifications(self.db, site, config.NOTIFICATION_QUEUE_NAME)
+        self.builds = QuayBuildRecords(
+            self.records, self.quay_builds,
+            BuildEvents(config, self.quay_builds, notifications))
         self.logs = BuildLogs(self.db)
         self.tokens = ApiTokenStore(self.db)
         self.uploads = UploadStore(self.db)
