@@ -279,3 +279,28 @@ async def test_a_cancel_written_as_quays_api_writes_it_stops_the_running_build(
 async def wait_final_in_slipway(slipway: RunningServer, namespace: str, name: str,
                                 build_uuid: str) -> dict[str, Any]:
     return await slipway.wait_final(namespace, name, build_uuid, within=60)
+
+
+@pytest.mark.podman
+async def test_the_worker_pushes_to_quay_with_the_build_token_quay_hands_out(
+    tmp_path: Path, quay: QuayDatabase, redis_server: RedisServer, base_image: str,
+    contexts: dict[str, tuple[bytes, str]],
+) -> None:
+    """Quay's registry accepts a build's push as user `$token` with the build's access
+    token (token_name + decrypted token_code): here a registry that accepts only that."""
+    from support.registry import run_registry
+
+    quay.repository("acme", "tokened")
+    url = archive_url(contexts, "tokened", {"Dockerfile": f"FROM {base_image}\nRUN true\n"})
+    started = quay.start_build("acme", "tokened", archive_url=url)
+    with run_registry(auth=("$token", started.token)) as registry:
+        quay.server_hostname = registry.host
+        config = quay_config(quay, redis_server.port, tmp_path,
+                             INSECURE_REGISTRIES=[registry.host])
+        async with running_server(tmp_path, **config):
+            assert await wait_phase(quay, started.uuid, FINAL) == "complete"
+        out = subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", "--creds", f"$token:{started.token}",
+             f"docker://{registry.host}/acme/tokened:latest"],
+            check=True, capture_output=True, text=True).stdout
+        assert json.loads(out)["Digest"].startswith("sha256:")
