@@ -304,3 +304,20 @@ async def test_the_worker_pushes_to_quay_with_the_build_token_quay_hands_out(
              f"docker://{registry.host}/acme/tokened:latest"],
             check=True, capture_output=True, text=True).stdout
         assert json.loads(out)["Digest"].startswith("sha256:")
+
+
+async def test_slipways_own_build_route_points_to_quay_in_quay_mode(
+    tmp_path: Path, quay: QuayDatabase, redis_server: RedisServer
+) -> None:
+    quay.repository("acme", "api")
+    started = quay.start_build("acme", "api", archive_url="http://127.0.0.1:1/none.tar.gz")
+    async with running_server(tmp_path, **quay_config(quay, redis_server.port, tmp_path),
+                              BUILD_MANAGER=["external"]) as slipway:
+        response = await slipway.api.post("/api/v1/repository/acme/api/build/",
+                                          json={"archive_url": "http://example.test/c.tgz"})
+        listed = await slipway.api.get("/api/v1/repository/acme/api/build/")
+    assert response.status_code == 403
+    assert "start builds through Quay" in response.text
+    assert listed.status_code == 200
+    # no manager here: the build waits in Quay's queue, untouched
+    assert quay.queue_row(started.queue_id)["retries_remaining"] == 3

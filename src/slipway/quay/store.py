@@ -67,6 +67,12 @@ from slipway.store.uploads import UploadStore
 
 log = logging.getLogger("slipway.quay")
 
+QUAY_STARTS_BUILDS = (
+    "slipway serves the builds of a Quay here (Quay mode): start builds through Quay (its "
+    "UI, API or build triggers), which writes the build and its queue item slipway builds "
+    "from"
+)
+
 
 def _queue_item(item: QuayQueueItem) -> QueueItem:
     name = item.repository.split("/", 1)[1]
@@ -108,10 +114,7 @@ class QuayBuildQueue:
     async def put(self, conn: SqlConnection, build_id: str, namespace: str,
                   repository: str, *, retries_remaining: int = 3,
                   available_after: float | None = None) -> None:
-        raise QuayModeError(
-            "in Quay mode builds are started through Quay (its UI, API or triggers), "
-            "which writes the repositorybuild row and the queue item slipway builds from"
-        )
+        raise QuayModeError(QUAY_STARTS_BUILDS)
 
     async def claim(
         self,
@@ -224,7 +227,9 @@ class QuayBuildRecords:
 
     async def create(self, conn: SqlConnection, new: NewBuild, *, retries: int = 3
                      ) -> BuildRecord:
-        raise QuayModeError("in Quay mode builds are started through Quay")
+        from slipway.manager.admission import Refusal, Refused
+
+        raise Refused(Refusal.DISABLED, QUAY_STARTS_BUILDS)
 
     async def get(self, build_id: str, conn: SqlConnection | None = None) -> BuildRecord | None:
         return await self.records.get(build_id, conn)
