@@ -73,7 +73,8 @@ class QuayMirror:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
         with contextlib.suppress(Exception):
-            await self.pass_once()  # the last entries of builds that just ended
+            # the last entries of builds that just ended, after any pass running elsewhere
+            await self.pass_once(wait=True)
 
     async def _run(self) -> None:
         failing = False
@@ -94,11 +95,11 @@ class QuayMirror:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), PASS_INTERVAL_S)
 
-    async def pass_once(self) -> None:
+    async def pass_once(self, *, wait: bool = False) -> None:
+        lock = func.pg_advisory_xact_lock if wait else func.pg_try_advisory_xact_lock
         async with self.db.write() as conn:
-            got = await conn.scalar(select(func.pg_try_advisory_xact_lock(
-                func.hashtextextended(_LOCK_NAME, 0))))
-            if not got:
+            got = await conn.scalar(select(lock(func.hashtextextended(_LOCK_NAME, 0))))
+            if not wait and not got:
                 return  # another manager's pass runs
             since = time.time() - ENDED_GRACE_S
             rows = (await conn.execute(
