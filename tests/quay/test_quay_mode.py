@@ -11,6 +11,7 @@ import asyncio
 import io
 import json
 import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -321,3 +322,27 @@ async def test_slipways_own_build_route_points_to_quay_in_quay_mode(
     assert listed.status_code == 200
     # no manager here: the build waits in Quay's queue, untouched
     assert quay.queue_row(started.queue_id)["retries_remaining"] == 3
+
+
+async def test_a_worker_that_never_registers_is_retried_then_ends_internalerror(
+    tmp_path: Path, quay: QuayDatabase, redis_server: RedisServer
+) -> None:
+    never = tmp_path / "never-registers.py"
+    never.write_text("import time\nwhile True:\n    time.sleep(1)\n")
+    quay.repository("acme", "lost")
+    started = quay.start_build("acme", "lost", archive_url="http://127.0.0.1:1/c.tar.gz")
+    config = quay_config(quay, redis_server.port, tmp_path, BUILD_MANAGER=["ephemeral", {
+        "JOB_REGISTRATION_TIMEOUT": 1, "RETRY_AFTER": 0,
+        "EXECUTORS": [{"EXECUTOR": "local", "SETUP_TIME": 1,
+                       "BUILDER_BINARY_LOCATION": f"{sys.executable} {never}"}]}])
+    async with running_server(tmp_path, **config):
+        assert await wait_phase(quay, started.uuid, FINAL) == "internalerror"
+        entries = await wait_logs_settled(redis_server.port, started.uuid, "internalerror")
+    # Quay's three tries (retries_remaining 3), then the item is gone
+    assert quay.queue_row(started.queue_id) is None
+    phases = [e["message"] for e in entries if e.get("type") == "phase"]
+    assert phases == ["build-scheduled", "waiting"] * 2 + ["build-scheduled", "internalerror"]
+    errors = [e["message"] for e in entries if e.get("type") == "error"]
+    assert errors[-1] == ("the build worker never registered with the build manager "
+                          "(after 3 attempts)")
+    assert sum("will be retried" in m for m in errors) == 2
