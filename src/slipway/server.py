@@ -209,6 +209,10 @@ class SlipwayServer:
             push_token = None
             if self.quay_banner is not None:
                 quay = self._quay_store()
+                if quay.encrypter is None:
+                    raise StartupError(
+                        "DATABASE_SECRET_KEY is not set: in Quay mode it decrypts the build "
+                        "tokens Quay's builds push with; copy it from Quay's config.yaml")
                 push_token = quay.push_token
                 self._quay_mirror = QuayMirror(quay.db, quay.logs, quay.quay_logs,
                                                quay.quay_builds, self.control.cancel)

@@ -346,3 +346,12 @@ async def test_a_worker_that_never_registers_is_retried_then_ends_internalerror(
     assert errors[-1] == ("the build worker never registered with the build manager "
                           "(after 3 attempts)")
     assert sum("will be retried" in m for m in errors) == 2
+
+
+async def test_building_without_database_secret_key_is_refused_naming_it(
+    tmp_path: Path, quay: QuayDatabase, redis_server: RedisServer
+) -> None:
+    config = quay_config(quay, redis_server.port, tmp_path)
+    del config["DATABASE_SECRET_KEY"]
+    message = await _refused(config, tmp_path)
+    assert message.startswith("DATABASE_SECRET_KEY is not set")
