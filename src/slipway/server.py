@@ -206,14 +206,14 @@ class SlipwayServer:
                 manager_id=manager_id,
             )
             self.control.attach_scheduler(self.manager.scheduler.wake)
-            push_token = None
+            fill_pack = None
             if self.quay_banner is not None:
                 quay = self._quay_store()
                 if quay.encrypter is None:
                     raise StartupError(
                         "DATABASE_SECRET_KEY is not set: in Quay mode it decrypts the build "
                         "tokens Quay's builds push with; copy it from Quay's config.yaml")
-                push_token = quay.push_token
+                fill_pack = quay.fill_pack
                 self._quay_mirror = QuayMirror(quay.db, quay.logs, quay.quay_logs,
                                                quay.quay_builds, self.control.cancel)
                 self._quay_mirror.start()
@@ -223,7 +223,7 @@ class SlipwayServer:
                     config.GRPC_LISTEN_ADDRESS,
                     tls_cert=config.BUILDMAN_TLS_CERT,
                     tls_key=config.BUILDMAN_TLS_KEY,
-                    push_token=push_token,
+                    fill_pack=fill_pack,
                 )
             except RuntimeError:  # grpc says "Failed to bind to address ..." and no more
                 raise _grpc_bind_error(config.GRPC_LISTEN_ADDRESS) from None

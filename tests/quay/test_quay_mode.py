@@ -355,3 +355,39 @@ async def test_building_without_database_secret_key_is_refused_naming_it(
     del config["DATABASE_SECRET_KEY"]
     message = await _refused(config, tmp_path)
     assert message.startswith("DATABASE_SECRET_KEY is not set")
+
+
+@pytest.mark.podman
+async def test_a_trigger_build_clones_the_triggers_repository_at_its_commit(
+    quay_slipway: RunningServer, quay: QuayDatabase, registry: Registry, base_image: str,
+    tmp_path: Path,
+) -> None:
+    """A custom-git trigger's build (Quay's git_package: the trigger's deploy key, the
+    metadata's git_url and commit) is cloned by the worker, at that commit."""
+    repo = tmp_path / "source"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.test"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "Dockerfile").write_text(f"FROM {base_image}\nCOPY msg.txt /msg.txt\n"
+                                     "RUN cat /msg.txt\n")
+    (repo / "msg.txt").write_text("the commit the trigger saw\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    sha = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    (repo / "msg.txt").write_text("a later commit\n")
+    subprocess.run([*git, "commit", "-qam", "two"], check=True)
+    repository_id = quay.repository("acme", "triggered")
+    trigger_id, _ = quay.trigger(repository_id, service="custom-git",
+                                 private_key="-----BEGIN OPENSSH PRIVATE KEY-----\nnot used "
+                                             "for a local path\n-----END OPENSSH PRIVATE KEY-----")
+    started = quay.start_build("acme", "triggered", trigger_id=trigger_id, manual_user=None,
+                               trigger_metadata={"git_url": str(repo), "commit": sha})
+    assert await wait_phase(quay, started.uuid, FINAL) == "complete"
+    status = await quay_slipway.wait_final("acme", "triggered", started.uuid)
+    logs = await quay_slipway.logs("acme", "triggered", started.uuid)
+    assert status["phase"] == "complete"
+    assert any("the commit the trigger saw" in e["message"] for e in logs)
+    assert not any("a later commit" in e["message"] for e in logs)
+    # Quay's trigger counters: a complete build resets them
+    assert quay.trigger_row(trigger_id)["successive_failure_count"] == 0

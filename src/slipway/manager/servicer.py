@@ -16,6 +16,7 @@ from slipway.manager.worker_calls import CallRefused, HeartbeatTracker, LogStrea
 from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol import buildman_pb2_grpc as pb_grpc
 from slipway.store.errors import SecretsUnavailable
+from slipway.store.records import BuildRecord
 
 log = logging.getLogger("slipway.grpc")
 T = TypeVar("T")
@@ -24,16 +25,17 @@ T = TypeVar("T")
 LOG_BATCH = 1000
 
 
-# Quay mode: the build's access token, which the worker pushes and pulls with as
-# `$token` (Quay's manager hands it as push_token and pull_token: docs/quay-contract.md)
-PushToken = Callable[[str], Awaitable[str]]
+# Quay mode: fills in what Quay's manager hands a worker beyond the build record (the
+# build's access token as push_token and pull_token, a trigger's git_package:
+# docs/quay-contract.md)
+PackFiller = Callable[[BuildRecord, pb.BuildPack], Awaitable[None]]
 
 
 class BuildManagerServicer(pb_grpc.BuildManagerServicer):
-    def __init__(self, ctx: ManagerContext, push_token: PushToken | None = None) -> None:
+    def __init__(self, ctx: ManagerContext, fill_pack: PackFiller | None = None) -> None:
         self.ctx = ctx
         self.heartbeats = HeartbeatTracker()
-        self.push_token = push_token
+        self.fill_pack = fill_pack
 
     async def _shielded(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a state change to its end even if the worker hangs up meanwhile: gRPC
@@ -68,14 +70,13 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
             push_username=data.push_username,
             push_password=data.push_password,
         )
-        if self.push_token is not None:
+        if self.fill_pack is not None:
             try:
-                token = await self.push_token(record.id)
+                await self.fill_pack(record, pack)
             except Exception as exc:
-                log.error("build %s: no push token: %s", record.id, exc)
+                log.error("build %s: %s", record.id, exc)
                 await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
                 raise  # unreachable: abort raises
-            pack.push_token = pack.pull_token = token
         if record.pull_credentials:
             pack.base_image.username = record.pull_credentials.get("username", "")
             pack.base_image.password = record.pull_credentials.get("password", "")
@@ -200,7 +201,7 @@ def create_grpc_server(
     *,
     tls_cert: str | Path | None = None,
     tls_key: str | Path | None = None,
-    push_token: PushToken | None = None,
+    fill_pack: PackFiller | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """The server (not started) and the port it bound (useful with port 0)."""
     server = grpc.aio.server(
@@ -218,7 +219,7 @@ def create_grpc_server(
             ("grpc.so_reuseport", 0),
         ]
     )
-    pb_grpc.add_BuildManagerServicer_to_server(BuildManagerServicer(ctx, push_token), server)
+    pb_grpc.add_BuildManagerServicer_to_server(BuildManagerServicer(ctx, fill_pack), server)
     if tls_cert and tls_key:
         with open(tls_cert, "rb") as c, open(tls_key, "rb") as k:
             credentials = grpc.ssl_server_credentials([(k.read(), c.read())])

@@ -89,7 +89,8 @@ def new_build_of(build: QuayBuild, pull_credentials: dict[str, str] | None,
     trigger = None
     if build.trigger is not None:
         trigger = {"uuid": build.trigger.uuid, "service": build.trigger.service,
-                   "id": build.trigger.id}
+                   "id": build.trigger.id,
+                   "deploy_key": build.trigger.secure_private_key is not None}
     return NewBuild(
         namespace=build.namespace, repository=build.name, tags=build.tags,
         registry=registry, display_name=build.display_name,
@@ -414,6 +415,8 @@ class QuayStore:
     def package_url(self, record: BuildRecord) -> str:
         """Where the worker downloads the build's context (Quay's BuildJob
         get_build_package_url): archive_url, else the user file of resource_key."""
+        if (record.trigger or {}).get("deploy_key"):
+            return ""  # the worker clones the trigger's repository (fill_pack)
         if record.archive_url:
             return record.archive_url
         if record.resource_key and self.userfiles is not None:
@@ -423,18 +426,25 @@ class QuayStore:
             "context (resource_key)"
         )
 
-    async def push_token(self, build_id: str) -> str:
-        """The build's access token, which Quay's manager hands as push_token and
-        pull_token (quay-builder logs in as `$token` with it)."""
-        build = await self.quay_builds.get(build_id)
+    async def fill_pack(self, record: BuildRecord, pack: Any) -> None:
+        """What Quay's manager hands the worker besides the record's fields (a
+        buildman_pb BuildPack): the build's access token as push_token and pull_token
+        (quay-builder and slipway's worker log in as `$token` with it) and, for a
+        trigger with a deploy key, the git repository to clone instead of a package."""
+        build = await self.quay_builds.get(record.id)
         if build is None:
-            raise QuayModeError(f"build {build_id} is no longer in Quay's database")
+            raise QuayModeError(f"build {record.id} is no longer in Quay's database")
         if self.encrypter is None:
             raise QuayModeError(
                 "DATABASE_SECRET_KEY is not set: it decrypts the build tokens Quay's "
                 "builds push with; copy it from Quay's config.yaml"
             )
-        return build.access_token(self.encrypter)
+        pack.push_token = pack.pull_token = build.access_token(self.encrypter)
+        private_key = build.deploy_key(self.encrypter)
+        if private_key is not None:
+            pack.git_package.url = str(build.trigger_metadata.get("git_url", "") or "")
+            pack.git_package.sha = build.commit_sha
+            pack.git_package.private_key = private_key
 
 
 def _is_a_store(store: QuayStore) -> Store[SqlConnection]:
