@@ -233,6 +233,12 @@ class SlipwayServer:
         if self.with_api:
             await self._start_api()
 
+    def _userfile_link(self, file_id: str) -> str:
+        from slipway.api.filedrop import file_url
+
+        assert self.tokens is not None
+        return file_url(self.config, self.tokens, file_id, "quay-userfile")
+
     def _quay_store(self) -> QuayStore:
         from slipway.quay.store import QuayStore
 
@@ -254,7 +260,7 @@ class SlipwayServer:
         if found.kind is not DatabaseKind.QUAY:
             return
         await self.store.close()
-        self.store = QuayStore(self.config)
+        self.store = QuayStore(self.config, link=self._userfile_link)
         self.quay_banner = (f"serving the builds of Quay at {self.config.SERVER_HOSTNAME} "
                             f"from {shown_database(self.config.DB_URI)}")
         log.info("%s", self.quay_banner)

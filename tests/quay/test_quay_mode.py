@@ -391,3 +391,63 @@ async def test_a_trigger_build_clones_the_triggers_repository_at_its_commit(
     assert not any("a later commit" in e["message"] for e in logs)
     # Quay's trigger counters: a complete build resets them
     assert quay.trigger_row(trigger_id)["successive_failure_count"] == 0
+
+
+@pytest.mark.podman
+async def test_an_uploaded_context_in_mounted_local_storage_is_served_to_the_worker(
+    tmp_path: Path, quay: QuayDatabase, redis_server: RedisServer, registry: Registry,
+    base_image: str,
+) -> None:
+    """Quay's UI uploaded the context (resource_key) to LocalStorage; with the storage
+    mounted (QUAY_USERFILES_SOURCE: mount) slipway serves it to the worker itself."""
+    storage = tmp_path / "quay-storage"
+    (storage / "userfiles").mkdir(parents=True)
+    file_id = "3f0c9a7e-upload"
+    (storage / "userfiles" / file_id).write_bytes(context_archive({
+        "Dockerfile": f"FROM {base_image}\nCOPY note.txt /note.txt\nRUN cat /note.txt\n",
+        "note.txt": "uploaded through Quay\n"}))
+    quay.server_hostname = registry.host
+    quay.repository("acme", "uploaded")
+    started = quay.start_build("acme", "uploaded", resource_key=file_id)
+    config = quay_config(quay, redis_server.port, tmp_path, QUAY_USERFILES_SOURCE="mount",
+                         INSECURE_REGISTRIES=[registry.host])
+    async with running_server(tmp_path, **config) as slipway:
+        assert await wait_phase(quay, started.uuid, FINAL) == "complete"
+        logs = await slipway.logs("acme", "uploaded", started.uuid)
+        # the link is signed: without its token the file is not served
+        refused = await slipway.api.get(f"/api/v1/filedrop/{file_id}/content",
+                                        params={"token": "forged"})
+    assert any("uploaded through Quay" in e["message"] for e in logs)
+    assert refused.status_code == 403
+
+
+@pytest.mark.podman
+async def test_an_uploaded_context_in_s3_storage_is_fetched_by_presigned_url(
+    tmp_path: Path, quay: QuayDatabase, redis_server: RedisServer, registry: Registry,
+    base_image: str,
+) -> None:
+    import boto3
+    from support.moto_server import moto_server
+
+    file_id = "9b1d-s3-upload"
+    with moto_server() as moto:
+        s3 = boto3.client("s3", endpoint_url=moto, aws_access_key_id="AKIATEST",
+                          aws_secret_access_key="secret", region_name="us-east-1")
+        s3.create_bucket(Bucket="quay-s3")
+        s3.put_object(Bucket="quay-s3", Key=f"registry/userfiles/{file_id}",
+                      Body=context_archive({"Dockerfile": f"FROM {base_image}\n"
+                                                          "RUN echo built from s3\n"}))
+        quay.server_hostname = registry.host
+        quay.repository("acme", "s3")
+        started = quay.start_build("acme", "s3", resource_key=file_id)
+        config = quay_config(
+            quay, redis_server.port, tmp_path, INSECURE_REGISTRIES=[registry.host],
+            USERFILES_LOCATION="default",
+            DISTRIBUTED_STORAGE_CONFIG={"default": ["S3Storage", {
+                "storage_path": "/registry", "s3_bucket": "quay-s3",
+                "s3_access_key": "AKIATEST", "s3_secret_key": "secret",
+                "endpoint_url": moto, "s3_region": "us-east-1"}]})
+        async with running_server(tmp_path, **config):
+            assert await wait_phase(quay, started.uuid, FINAL) == "complete"
+            entries = await wait_logs_settled(redis_server.port, started.uuid, "complete")
+    assert any("built from s3" in e["message"] for e in entries)

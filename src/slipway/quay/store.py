@@ -19,11 +19,14 @@ build manager does (docs/quay-contract.md).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 from slipway.config.models import AppConfig
@@ -44,7 +47,7 @@ from slipway.quay.errors import QuayModeError
 from slipway.quay.notifications import QuayNotifications, Site
 from slipway.quay.queue import POLL_INTERVAL_S, QuayQueue, QuayQueueItem
 from slipway.quay.tables import queueitem, repositorybuild
-from slipway.quay.userfiles import UserFiles, userfiles_from_config
+from slipway.quay.userfiles import LocalUserFiles, UserFiles, userfiles_from_config
 from slipway.secret import reveal
 from slipway.store.api_tokens import ApiTokenStore
 from slipway.store.builds import BuildStore
@@ -59,6 +62,7 @@ from slipway.store.records import (
     NewBuild,
     QueueItem,
     RoundRobin,
+    Upload,
     WaitReason,
 )
 from slipway.store.secrets import BuildSecretStore
@@ -336,12 +340,49 @@ def shown_database(db_uri: str) -> str:
     return f"{host}{port}/{url.database or ''}"
 
 
+class QuayUploads:
+    """slipway's uploads, and (QUAY_USERFILES_SOURCE mount) the user files of Quay's
+    LocalStorage mounted here, which slipway's file-drop route then serves to workers
+    by signed link."""
+
+    def __init__(self, uploads: UploadStore, store: QuayStore) -> None:
+        self.uploads = uploads
+        self.store = store
+
+    async def create(self, mime_type: str, namespace: str | None) -> str:
+        return await self.uploads.create(mime_type, namespace)
+
+    async def received(self, file_id: str, path: Path, size: int) -> None:
+        await self.uploads.received(file_id, path, size)
+
+    async def get(self, file_id: str) -> Upload | None:
+        found = await self.uploads.get(file_id)
+        userfiles = self.store.userfiles
+        if found is not None or not isinstance(userfiles, LocalUserFiles):
+            return found
+        if not userfiles.mounted or file_id != os.path.basename(file_id):
+            return None
+        path = userfiles.local_path(file_id)
+        try:
+            stat = await asyncio.to_thread(path.stat)
+        except OSError:
+            return None
+        if not path.is_file():
+            return None
+        return Upload(file_id=file_id, mime_type="application/octet-stream", path=path,
+                      size=stat.st_size)
+
+
 class QuayStore:
     """The Store of Quay mode; `open()` checks BUILDLOGS_REDIS and the user-file
     storage, and adds slipway's own tables beside Quay's."""
 
-    def __init__(self, config: AppConfig) -> None:
+    def __init__(self, config: AppConfig, *,
+                 link: Callable[[str], str] | None = None) -> None:
+        """`link(file_id)`: slipway's own signed URL of a user file, for
+        QUAY_USERFILES_SOURCE mount (the file is then read from the mounted storage)."""
         self.config = config
+        self._link = link
         self.db = Database(config.DB_URI,
                            connect_args=driver_connect_args(config.DB_CONNECTION_ARGS))
         self.quay_queue = QuayQueue(self.db, config.DOCKERFILE_BUILD_QUEUE_NAME)
@@ -356,7 +397,7 @@ class QuayStore:
             BuildEvents(config, self.quay_builds, notifications))
         self.logs = BuildLogs(self.db)
         self.tokens = ApiTokenStore(self.db)
-        self.uploads = UploadStore(self.db)
+        self.uploads = QuayUploads(UploadStore(self.db), self)
         self.keys = SigningKeyStore(self.db)
         self.overview = BuildOverview(self.db)
         self.secrets = BuildSecretStore(self.db)
@@ -378,7 +419,8 @@ class QuayStore:
         """QuayModeError (naming the key) when BUILDLOGS_REDIS does not answer or the
         storage of USERFILES_LOCATION has a driver slipway cannot use."""
         await self.quay_logs.check()
-        self.userfiles = userfiles_from_config(self.config)
+        self.userfiles = userfiles_from_config(self.config, link=self._link)
+        await self.userfiles.check()
         await self.db.migrate()
         return self
 
