@@ -214,7 +214,7 @@ class SlipwayServer:
                         "DATABASE_SECRET_KEY is not set: in Quay mode it decrypts the build "
                         "tokens Quay's builds push with; copy it from Quay's config.yaml")
                 fill_pack = quay.fill_pack
-                self._quay_mirror = QuayMirror(quay.db, quay.logs, quay.quay_logs,
+                self._quay_mirror = QuayMirror(quay.db, quay.quay_logs,
                                                quay.quay_builds, self.control.cancel)
                 self._quay_mirror.start()
             try:

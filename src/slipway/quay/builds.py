@@ -178,6 +178,16 @@ class QuayBuilds:
                 row = (await own.execute(query)).first()
         return _build(row) if row else None
 
+    async def get_many(self, build_uuids: Sequence[str]) -> dict[str, QuayBuild]:
+        """The builds of `build_uuids` that exist, by uuid, in one query (the first row
+        of a uuid, as get())."""
+        if not build_uuids:
+            return {}
+        query = (_builds_query().where(repositorybuild.c.uuid.in_(sorted(set(build_uuids))))
+                 .order_by(repositorybuild.c.id.desc()))
+        async with self.db.read() as conn:
+            return {build.uuid: build for build in map(_build, (await conn.execute(query)).all())}
+
     async def list_for_repository(
         self, namespace: str, name: str, *, limit: int = 100, since: dt.datetime | None = None
     ) -> list[QuayBuild]:

@@ -22,13 +22,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Integer, String, column, func, or_, select, values
 
 from slipway.domain.phases import FINAL_PHASES, Phase
 from slipway.quay.buildlogs import QuayBuildLogs, logs_key
 from slipway.quay.builds import CANCELLED, QuayBuilds
 from slipway.store.database import Database
-from slipway.store.logs import BuildLogs
+from slipway.store.records import LogEntry
+from slipway.store.schema import build_logs as logs
 from slipway.store.schema import builds as b
 
 log = logging.getLogger("slipway.quay")
@@ -47,13 +48,11 @@ class QuayMirror:
     def __init__(
         self,
         db: Database,
-        logs: BuildLogs,
         quay_logs: QuayBuildLogs,
         quay_builds: QuayBuilds,
         cancel: Callable[[str], Awaitable[Any]],
     ) -> None:
         self.db = db
-        self.logs = logs
         self.quay_logs = quay_logs
         self.quay_builds = quay_builds
         self.cancel = cancel
@@ -128,14 +127,29 @@ class QuayMirror:
         for build_id in ids:
             pipe.llen(logs_key(build_id))
         copied = dict(zip(ids, (int(n) for n in await pipe.execute()), strict=True))
-        batches = {}
-        for build_id, total in counts.items():
-            start = copied[build_id]
-            if total <= start:
-                continue
-            _, entries = await self.logs.read(build_id, start,
-                                              min(total - start, ENTRIES_PER_PASS))
-            if entries:
-                batches[build_id] = entries
+        behind = {build_id: copied[build_id] for build_id, total in counts.items()
+                  if total > copied[build_id]}
+        if not behind:
+            return
+        batches = await self._entries_from(behind)
         if batches:
             await self.quay_logs.append_many(batches)
+
+    async def _entries_from(self, starts: dict[str, int]) -> dict[str, list[LogEntry]]:
+        """Each build's log entries from its start on (ENTRIES_PER_PASS at most), in one
+        query for all builds."""
+        wanted = values(column("want_id", String), column("want_from", Integer),
+                        name="wanted").data(sorted(starts.items()))
+        async with self.db.read() as conn:
+            rows = (await conn.execute(
+                select(logs.c.build_id, logs.c.message, logs.c.type, logs.c.data)
+                .join(wanted, logs.c.build_id == wanted.c.want_id)
+                .where(logs.c.idx >= wanted.c.want_from,
+                       logs.c.idx < wanted.c.want_from + ENTRIES_PER_PASS)
+                .order_by(logs.c.build_id, logs.c.idx)
+            )).all()
+        batches: dict[str, list[LogEntry]] = {}
+        for row in rows:
+            batches.setdefault(str(row.build_id), []).append(
+                LogEntry(row.message, row.type, row.data or {}))
+        return batches

@@ -39,6 +39,7 @@ from slipway.quay.builds import (
     COMPLETE,
     ERROR,
     INTERNAL_ERROR,
+    TERMINAL_PHASES,
     QuayBuild,
     QuayBuilds,
 )
@@ -133,11 +134,10 @@ class QuayBuildQueue:
         items = await self.quay.claim(manager_id, limit=limit, lease_seconds=lease_seconds,
                                       namespace_limits=namespace_limits)
         claimed: list[QueueItem] = []
-        for item in items:
-            if await self.store.adopt(item):
-                queue_item = _queue_item(item)
-                self._claimed[item.id] = queue_item
-                claimed.append(queue_item)
+        for item in await self.store.adopt(items):
+            queue_item = _queue_item(item)
+            self._claimed[item.id] = queue_item
+            claimed.append(queue_item)
         return claimed
 
     async def next_available_at(self, after: float) -> float | None:
@@ -433,26 +433,33 @@ class QuayStore:
 
     # --- Quay's builds --------------------------------------------------------------
 
-    async def adopt(self, item: QuayQueueItem) -> bool:
-        """Make slipway's record of the build of a claimed item (once); whether it is
-        to be built. An item whose build is gone or already over is completed (Quay's
-        manager drops those too)."""
-        build = await self.quay_builds.get(item.build_id)
-        if build is None or build.phase in ("complete", "error", "internalerror",
-                                            "cancelled"):
-            log.info("queue item %s: build %s is %s; the item is removed", item.id,
-                     item.build_id, "gone" if build is None else build.phase)
-            await self.quay_queue.complete(None, item.id)
-            return False
-        if await self.records.get(build.uuid) is not None:
-            return True
-        new = new_build_of(build, item.pull_credentials, self.config.SERVER_HOSTNAME)
+    async def adopt(self, items: Sequence[QuayQueueItem]) -> list[QuayQueueItem]:
+        """Make slipway's record of the build of each claimed item (once, all in one
+        transaction); the items to build. An item whose build is gone or already over is
+        completed (Quay's manager drops those too)."""
+        if not items:
+            return []
+        builds = await self.quay_builds.get_many([item.build_id for item in items])
+        known = await self.records.get_many([item.build_id for item in items])
+        kept: list[QuayQueueItem] = []
         async with self.db.write() as conn:
-            await self.records.create(conn, new, retries=item.retries_remaining + 1,
-                                      build_id=build.uuid)
-            # Quay's own start time (naive local time, as Quay writes it)
-            await self.records.update(conn, build.uuid, started=build.started.timestamp())
-        return True
+            for item in items:
+                build = builds.get(item.build_id)
+                if build is None or build.phase in TERMINAL_PHASES:
+                    log.info("queue item %s: build %s is %s; the item is removed", item.id,
+                             item.build_id, "gone" if build is None else build.phase)
+                    await self.quay_queue.complete(conn, item.id)
+                    continue
+                kept.append(item)
+                if build.uuid in known:
+                    continue
+                new = new_build_of(build, item.pull_credentials, self.config.SERVER_HOSTNAME)
+                await self.records.create(conn, new, retries=item.retries_remaining + 1,
+                                          build_id=build.uuid)
+                # Quay's own start time (naive local time, as Quay writes it)
+                await self.records.update(conn, build.uuid,
+                                          started=build.started.timestamp())
+        return kept
 
     def package_url(self, record: BuildRecord) -> str:
         """Where the worker downloads the build's context (Quay's BuildJob
