@@ -58,6 +58,9 @@ class QuayMirror:
         self.cancel = cancel
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        # build -> the log count this process copied up to: a build whose count has not
+        # moved since needs no look at Redis (what another manager copies moves it on)
+        self._copied: dict[str, int] = {}
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -110,7 +113,9 @@ class QuayMirror:
             if not rows:
                 return
             await self._cancels([r.id for r in rows if Phase(r.phase) not in FINAL_PHASES])
-            await self._copy({str(r.id): int(r.log_count) for r in rows})
+            counts = {str(r.id): int(r.log_count) for r in rows}
+            self._copied = {k: v for k, v in self._copied.items() if k in counts}
+            await self._copy({k: v for k, v in counts.items() if self._copied.get(k) != v})
 
     async def _cancels(self, running: list[str]) -> None:
         if not running:
@@ -129,11 +134,15 @@ class QuayMirror:
         copied = dict(zip(ids, (int(n) for n in await pipe.execute()), strict=True))
         behind = {build_id: copied[build_id] for build_id, total in counts.items()
                   if total > copied[build_id]}
-        if not behind:
-            return
-        batches = await self._entries_from(behind)
-        if batches:
-            await self.quay_logs.append_many(batches)
+        if behind:
+            batches = await self._entries_from(behind)
+            if batches:
+                await self.quay_logs.append_many(batches)
+            for build_id, start in behind.items():
+                copied[build_id] = start + len(batches.get(build_id, ()))
+        for build_id, total in counts.items():
+            if copied[build_id] >= total:
+                self._copied[build_id] = total
 
     async def _entries_from(self, starts: dict[str, int]) -> dict[str, list[LogEntry]]:
         """Each build's log entries from its start on (ENTRIES_PER_PASS at most), in one
