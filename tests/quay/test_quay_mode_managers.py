@@ -94,3 +94,36 @@ async def quay_logs(redis_port: int, uuids: list[str]) -> dict[str, list[dict[st
             await asyncio.sleep(0.1)
     finally:
         await client.aclose()
+
+
+async def test_a_running_builds_lease_keeps_moving_with_a_short_heartbeat_expiry(
+    tmp_path: Path, quay: QuayDatabase, redis_server: RedisServer
+) -> None:
+    """With HEARTBEAT_EXPIRY 3 the heartbeats push the lease to a few seconds ahead,
+    less than Quay's 20 s minimum extension: the lease must still move, or another
+    manager could claim the item of a build that is still running."""
+    manager = ManagerProcess(0, tmp_path, free_port())
+    quay.repository("acme", "long")
+    started = quay.start_build("acme", "long", archive_url="http://context.test/c.tar.gz")
+    env = {"SLIPWAY_TEST_MANAGERS": manager.address, "SLIPWAY_TEST_BUILD_SECONDS": "40"}
+    config = manager_config(quay, redis_server.port, manager)
+    try:
+        manager.start(config, env)
+        await asyncio.to_thread(manager.wait_ready)
+        deadline = time.monotonic() + 60
+        while quay.build_row(started.uuid)["phase"] != "building":
+            assert time.monotonic() < deadline, manager.log_tail()
+            await asyncio.sleep(0.2)
+        # past the claim's lease (registration timeout + set-up + margin: 26 s)
+        end = time.monotonic() + 32
+        while time.monotonic() < end:
+            row = quay.queue_row(started.queue_id)
+            assert row is not None
+            with quay.connect() as conn:
+                alive = conn.execute("SELECT processing_expires > (now() AT TIME ZONE 'utc') "
+                                     "AS ok FROM queueitem WHERE id = %s",
+                                     (started.queue_id,)).fetchone()
+            assert alive is not None and alive["ok"], row
+            await asyncio.sleep(1)
+    finally:
+        await asyncio.to_thread(manager.stop)

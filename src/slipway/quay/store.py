@@ -72,6 +72,9 @@ from slipway.store.uploads import UploadStore
 
 log = logging.getLogger("slipway.quay")
 
+# how far a lease must move for slipway to write it (Quay's own manager: 20 s)
+LEASE_MINIMUM_EXTENSION_S = 1.0
+
 QUAY_STARTS_BUILDS = (
     "slipway serves the builds of a Quay here (Quay mode): start builds through Quay (its "
     "UI, API or build triggers), which writes the build and its queue item slipway builds "
@@ -149,7 +152,11 @@ class QuayBuildQueue:
     async def extend_processing_many(
         self, leases: list[tuple[int, float]], conn: SqlConnection | None = None
     ) -> list[bool]:
-        return await self.quay.extend_processing_many(leases, conn)
+        # Not Quay's 20 s minimum extension: with a short HEARTBEAT_EXPIRY the heartbeats
+        # push a lease to less than 20 s ahead, and those pushes must not be dropped.
+        # The heartbeats already push a lease out only every HEARTBEAT_EXPIRY / 2.
+        return await self.quay.extend_processing_many(
+            leases, conn, minimum_extension=LEASE_MINIMUM_EXTENSION_S)
 
     async def incomplete(self, conn: SqlConnection, item_id: int, *,
                          restore_retry: bool = False, retry_after: float = 300.0) -> None:
