@@ -451,3 +451,33 @@ async def test_an_uploaded_context_in_s3_storage_is_fetched_by_presigned_url(
             assert await wait_phase(quay, started.uuid, FINAL) == "complete"
             entries = await wait_logs_settled(redis_server.port, started.uuid, "complete")
     assert any("built from s3" in e["message"] for e in entries)
+
+
+async def test_slipways_api_shows_quays_builds_it_has_not_run(
+    tmp_path: Path, quay: QuayDatabase, redis_server: RedisServer
+) -> None:
+    """A build Quay's own manager ran before the switch (its log in BUILDLOGS_REDIS), and
+    one still waiting in Quay's queue: slipway's API lists both, with status and log."""
+    quay.repository("acme", "history")
+    old = quay.start_build("acme", "history", archive_url="http://127.0.0.1:1/c.tar.gz")
+    quay.update_phase_then_close(old.uuid, "complete")
+    quay.execute("DELETE FROM queueitem WHERE id = %s", old.queue_id)
+    client = aioredis.Redis(host="127.0.0.1", port=redis_server.port)
+    try:
+        await client.rpush(f"builds/{old.uuid}/logs", *(json.dumps(e) for e in (
+            {"message": "building", "type": "phase", "data": {"datetime": "2026-01-01"}},
+            {"message": "built by Quay's own manager"},
+        )))
+    finally:
+        await client.aclose()
+    waiting = quay.start_build("acme", "history", archive_url="http://127.0.0.1:1/c.tar.gz")
+    async with running_server(tmp_path, **quay_config(quay, redis_server.port, tmp_path),
+                              BUILD_MANAGER=["external"]) as slipway:
+        listed = (await slipway.api.get("/api/v1/repository/acme/history/build/")).json()
+        status = (await slipway.api.get(
+            f"/api/v1/repository/acme/history/build/{old.uuid}/status")).json()
+        logs = await slipway.logs("acme", "history", old.uuid)
+    assert [b["id"] for b in listed["builds"]] == [waiting.uuid, old.uuid]
+    assert [b["phase"] for b in listed["builds"]] == ["waiting", "complete"]
+    assert status["phase"] == "complete"
+    assert [e["message"] for e in logs] == ["building", "built by Quay's own manager"]

@@ -111,6 +111,22 @@ def new_build_of(build: QuayBuild, pull_credentials: dict[str, str] | None,
     )
 
 
+def record_of(build: QuayBuild, registry: str) -> BuildRecord:
+    """A read-only view of a Quay build slipway has no record of (waiting in Quay's queue,
+    or built before slipway took over), for slipway's API."""
+    new = new_build_of(build, None, registry)
+    return BuildRecord(
+        id=build.uuid, namespace=build.namespace, repository=build.name,
+        phase=Phase(build.phase), tags=list(new.tags), registry=registry,
+        started=build.started.timestamp(), retries_remaining=0,
+        display_name=build.display_name, subdirectory=new.subdirectory,
+        dockerfile_path=new.dockerfile_path, context=new.context,
+        manual_user=new.manual_user, trigger=new.trigger,
+        trigger_metadata=new.trigger_metadata, resource_key=build.resource_key,
+        archive_url=new.archive_url, pull_robot=build.pull_robot,
+    )
+
+
 class QuayBuildQueue:
     """slipway's queue protocol over Quay's `queueitem` (quay/queue.py)."""
 
@@ -232,10 +248,11 @@ class QuayBuildRecords:
     update_phase_then_close)."""
 
     def __init__(self, records: BuildStore, quay_builds: QuayBuilds,
-                 events: BuildEvents | None = None) -> None:
+                 events: BuildEvents | None = None, *, registry: str = "") -> None:
         self.records = records
         self.quay_builds = quay_builds
         self.events = events
+        self.registry = registry
 
     async def create(self, conn: SqlConnection, new: NewBuild, *, retries: int = 3
                      ) -> BuildRecord:
@@ -244,10 +261,21 @@ class QuayBuildRecords:
         raise Refused(Refusal.DISABLED, QUAY_STARTS_BUILDS)
 
     async def get(self, build_id: str, conn: SqlConnection | None = None) -> BuildRecord | None:
-        return await self.records.get(build_id, conn)
+        """slipway's record; outside a transaction (the API's reads), else Quay's build
+        as a read-only record."""
+        record = await self.records.get(build_id, conn)
+        if record is not None or conn is not None:
+            return record
+        build = await self.quay_builds.get(build_id)
+        return None if build is None else record_of(build, self.registry)
 
     async def get_many(self, build_ids: Sequence[str]) -> dict[str, BuildRecord]:
-        return await self.records.get_many(build_ids)
+        found = await self.records.get_many(build_ids)
+        rest = [b for b in build_ids if b not in found]
+        if rest:
+            for uuid_, build in (await self.quay_builds.get_many(rest)).items():
+                found[uuid_] = record_of(build, self.registry)
+        return found
 
     async def get_each(self, build_ids: Sequence[str]) -> list[BuildRecord | None]:
         return await self.records.get_each(build_ids)
@@ -255,8 +283,20 @@ class QuayBuildRecords:
     async def list_for_repository(self, namespace: str, repository: str, *, limit: int = 100,
                                   since: float | None = None,
                                   phases: Sequence[Phase] | None = None) -> list[BuildRecord]:
-        return await self.records.list_for_repository(namespace, repository, limit=limit,
+        """slipway's records and, for the builds it has none of, Quay's: newest first."""
+        ours = await self.records.list_for_repository(namespace, repository, limit=limit,
                                                       since=since, phases=phases)
+        after = None if since is None else dt.datetime.fromtimestamp(since)
+        known = {r.id for r in ours}
+        wanted = None if phases is None else {Phase(p).value for p in phases}
+        theirs = [
+            record_of(build, self.registry)
+            for build in await self.quay_builds.list_for_repository(
+                namespace, repository, limit=limit, since=after)
+            if build.uuid not in known and (wanted is None or build.phase in wanted)
+        ]
+        merged = sorted([*ours, *theirs], key=lambda r: (r.started, r.id), reverse=True)
+        return merged[:limit]
 
     async def list_in_phases(self, phases: Sequence[Phase]) -> list[BuildRecord]:
         return await self.records.list_in_phases(phases)
@@ -347,6 +387,34 @@ def shown_database(db_uri: str) -> str:
     return f"{host}{port}/{url.database or ''}"
 
 
+class QuayLogs:
+    """slipway's log of the builds it has a record of; Quay's log in BUILDLOGS_REDIS for
+    the others (waiting, or built before slipway took over), for slipway's API."""
+
+    def __init__(self, logs: BuildLogs, records: BuildStore, quay_logs: QuayBuildLogs) -> None:
+        self.logs = logs
+        self.records = records
+        self.quay_logs = quay_logs
+
+    async def append(self, build_id: str, entries: Sequence[LogEntry],
+                     conn: SqlConnection | None = None) -> int:
+        return await self.logs.append(build_id, entries, conn)
+
+    async def _ours(self, build_id: str) -> bool:
+        return await self.records.get(build_id) is not None
+
+    async def count(self, build_id: str, conn: SqlConnection | None = None) -> int:
+        if conn is not None or await self._ours(build_id):
+            return await self.logs.count(build_id, conn)
+        return await self.quay_logs.count(build_id)
+
+    async def read(self, build_id: str, start: int = 0, limit: int | None = None
+                   ) -> tuple[int, list[LogEntry]]:
+        if await self._ours(build_id):
+            return await self.logs.read(build_id, start, limit)
+        return await self.quay_logs.read(build_id, start, limit)
+
+
 class QuayUploads:
     """slipway's uploads, and (QUAY_USERFILES_SOURCE mount) the user files of Quay's
     LocalStorage mounted here, which slipway's file-drop route then serves to workers
@@ -401,8 +469,9 @@ class QuayStore:
         notifications = QuayNotifications(self.db, site, config.NOTIFICATION_QUEUE_NAME)
         self.builds = QuayBuildRecords(
             self.records, self.quay_builds,
-            BuildEvents(config, self.quay_builds, notifications))
-        self.logs = BuildLogs(self.db)
+            BuildEvents(config, self.quay_builds, notifications),
+            registry=config.SERVER_HOSTNAME)
+        self.logs = QuayLogs(BuildLogs(self.db), self.records, self.quay_logs)
         self.tokens = ApiTokenStore(self.db)
         self.uploads = QuayUploads(UploadStore(self.db), self)
         self.keys = SigningKeyStore(self.db)
