@@ -481,3 +481,34 @@ async def test_slipways_api_shows_quays_builds_it_has_not_run(
     assert [b["phase"] for b in listed["builds"]] == ["waiting", "complete"]
     assert status["phase"] == "complete"
     assert [e["message"] for e in logs] == ["building", "built by Quay's own manager"]
+
+
+async def test_a_build_quays_manager_began_continues_its_log_after_quays_entries(
+    tmp_path: Path, quay: QuayDatabase, redis_server: RedisServer
+) -> None:
+    """Quay's manager stopped (switched off) mid-build; its lease ran out and slipway
+    claims the build: Quay's log keeps its entries, slipway's follow them, none twice."""
+    never = tmp_path / "never-registers.py"
+    never.write_text("import time\nwhile True:\n    time.sleep(1)\n")
+    quay.repository("acme", "handover")
+    started = quay.start_build("acme", "handover", archive_url="http://127.0.0.1:1/c.tgz")
+    client = aioredis.Redis(host="127.0.0.1", port=redis_server.port)
+    try:
+        await client.rpush(f"builds/{started.uuid}/logs", *(json.dumps(e) for e in (
+            {"message": "build-scheduled", "type": "phase", "data": {"datetime": "x"}},
+            {"message": "from Quay's manager", "data": {"datetime": "x"}},
+        )))
+    finally:
+        await client.aclose()
+    config = quay_config(quay, redis_server.port, tmp_path, BUILD_MANAGER=["ephemeral", {
+        "JOB_REGISTRATION_TIMEOUT": 1, "RETRY_AFTER": 0,
+        "EXECUTORS": [{"EXECUTOR": "local", "SETUP_TIME": 1,
+                       "BUILDER_BINARY_LOCATION": f"{sys.executable} {never}"}]}])
+    async with running_server(tmp_path, **config) as slipway:
+        assert await wait_phase(quay, started.uuid, FINAL) == "internalerror"
+        entries = await wait_logs_settled(redis_server.port, started.uuid, "internalerror")
+        ours = await slipway.logs("acme", "handover", started.uuid)
+    messages = [e["message"] for e in entries]
+    assert messages[:3] == ["build-scheduled", "from Quay's manager", "build-scheduled"]
+    assert messages.count("from Quay's manager") == 1
+    assert [e["message"] for e in ours] == messages

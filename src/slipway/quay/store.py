@@ -32,7 +32,7 @@ from typing import Any
 from slipway.config.models import AppConfig
 from slipway.config.quay import driver_connect_args
 from slipway.domain.phases import Phase
-from slipway.quay.buildlogs import QuayBuildLogs
+from slipway.quay.buildlogs import QuayBuildLogs, logs_key, parse_entry
 from slipway.quay.buildpack import dockerfile_args
 from slipway.quay.builds import (
     BUILDING,
@@ -517,6 +517,9 @@ class QuayStore:
             return []
         builds = await self.quay_builds.get_many([item.build_id for item in items])
         known = await self.records.get_many([item.build_id for item in items])
+        # what Quay's own manager logged of a build it began (before the switch): the
+        # start of slipway's log too, so the mirror appends after it (quay/mirror.py)
+        earlier = await self._earlier_logs([u for u in builds if u not in known])
         kept: list[QuayQueueItem] = []
         async with self.db.write() as conn:
             for item in items:
@@ -535,7 +538,19 @@ class QuayStore:
                 # Quay's own start time (naive local time, as Quay writes it)
                 await self.records.update(conn, build.uuid,
                                           started=build.started.timestamp())
+                if earlier.get(build.uuid):
+                    await self.logs.append(build.uuid, earlier[build.uuid], conn)
         return kept
+
+    async def _earlier_logs(self, build_uuids: Sequence[str]) -> dict[str, list[LogEntry]]:
+        if not build_uuids:
+            return {}
+        pipe = self.quay_logs.redis.pipeline(transaction=False)
+        for build_uuid in build_uuids:
+            pipe.lrange(logs_key(build_uuid), 0, -1)
+        found = await pipe.execute()
+        return {u: [parse_entry(raw) for raw in entries]
+                for u, entries in zip(build_uuids, found, strict=True) if entries}
 
     def package_url(self, record: BuildRecord) -> str:
         """Where the worker downloads the build's context (Quay's BuildJob
