@@ -512,3 +512,20 @@ async def test_a_build_quays_manager_began_continues_its_log_after_quays_entries
     assert messages[:3] == ["build-scheduled", "from Quay's manager", "build-scheduled"]
     assert messages.count("from Quay's manager") == 1
     assert [e["message"] for e in ours] == messages
+
+
+async def test_slipways_cancel_of_a_build_waiting_in_quays_queue_cancels_it_as_quay_does(
+    tmp_path: Path, quay: QuayDatabase, redis_server: RedisServer
+) -> None:
+    quay.repository("acme", "queued")
+    started = quay.start_build("acme", "queued", archive_url="http://127.0.0.1:1/c.tgz")
+    async with running_server(tmp_path, **quay_config(quay, redis_server.port, tmp_path),
+                              BUILD_MANAGER=["external"]) as slipway:
+        cancelled = await slipway.api.delete(
+            f"/api/v1/repository/acme/queued/build/{started.uuid}")
+        again = await slipway.api.delete(
+            f"/api/v1/repository/acme/queued/build/{started.uuid}")
+    assert cancelled.status_code == 201, cancelled.text
+    assert quay.build_row(started.uuid)["phase"] == "cancelled"
+    assert quay.queue_row(started.queue_id) is None
+    assert again.status_code == 400  # over: too late, as Quay answers

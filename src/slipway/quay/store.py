@@ -36,6 +36,7 @@ from slipway.quay.buildlogs import QuayBuildLogs, logs_key, parse_entry
 from slipway.quay.buildpack import dockerfile_args
 from slipway.quay.builds import (
     BUILDING,
+    CANCELLED,
     COMPLETE,
     ERROR,
     INTERNAL_ERROR,
@@ -261,12 +262,12 @@ class QuayBuildRecords:
         raise Refused(Refusal.DISABLED, QUAY_STARTS_BUILDS)
 
     async def get(self, build_id: str, conn: SqlConnection | None = None) -> BuildRecord | None:
-        """slipway's record; outside a transaction (the API's reads), else Quay's build
-        as a read-only record."""
+        """slipway's record, else (a build slipway has not claimed) Quay's build as a
+        read-only record."""
         record = await self.records.get(build_id, conn)
-        if record is not None or conn is not None:
+        if record is not None:
             return record
-        build = await self.quay_builds.get(build_id)
+        build = await self.quay_builds.get(build_id, conn)
         return None if build is None else record_of(build, self.registry)
 
     async def get_many(self, build_ids: Sequence[str]) -> dict[str, BuildRecord]:
@@ -321,7 +322,20 @@ class QuayBuildRecords:
                                                 log=log, **values)
         if moved:
             await self._mirror(conn, build_id, new_phase, values)
+        elif new_phase is Phase.CANCELLED and await self.records.get(build_id, conn) is None:
+            return await self._cancel_in_quay(conn, build_id, expected)
         return moved
+
+    async def _cancel_in_quay(self, conn: SqlConnection, build_id: str,
+                              expected: Sequence[Phase]) -> bool:
+        """A cancel through slipway's API of a build slipway has not claimed: as Quay's
+        API cancels a waiting build (its queue item deleted, the phase `cancelled`)."""
+        build = await self.quay_builds.get(build_id, conn)
+        if build is None or build.phase != Phase.WAITING.value or Phase.WAITING not in expected:
+            return False
+        if build.queue_id is not None and build.queue_id.isdigit():
+            await conn.execute(queueitem.delete().where(queueitem.c.id == int(build.queue_id)))
+        return await self.quay_builds.update_phase_then_close(build_id, CANCELLED, conn)
 
     async def update_if_job(self, conn: SqlConnection, build_id: str, job_id: str, *,
                             log: Sequence[LogEntry] = (),
