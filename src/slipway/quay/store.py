@@ -605,4 +605,3 @@ def _is_a_store(store: QuayStore) -> Store[SqlConnection]:
     return store  # mypy checks here that QuayStore keeps the Store protocol
 
 
-__all__ = ["QuayStore", "queueitem"]
