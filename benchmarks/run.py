@@ -25,7 +25,7 @@ from benchmarks import common
 from benchmarks.common import BACKENDS, Unavailable, git_revision, machine, open_backend
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL = ("scheduling", "tracking", "logs", "e2e")
+ALL = ("scheduling", "tracking", "logs", "e2e", "quay_mode")
 
 
 class Sizes:
@@ -39,6 +39,8 @@ class Sizes:
         self.log_lines_per_build = 20 if smoke else 2_000
         self.read_lines = 2_000 if smoke else 100_000
         self.e2e_runs = 1 if smoke else 3
+        self.quay_drain = 40 if smoke else 1_000
+        self.quay_paced = 10 if smoke else 50
 
 
 async def _scheduling(backend: common.Backend, sizes: Sizes, work: Path) -> dict[str, Any]:
@@ -74,12 +76,20 @@ async def _e2e(backend: common.Backend, sizes: Sizes, work: Path) -> dict[str, A
     return await e2e.run(backend, work, runs=sizes.e2e_runs)
 
 
+async def _quay_mode(backend: common.Backend, sizes: Sizes, work: Path) -> dict[str, Any]:
+    from benchmarks import quay_mode
+
+    return await quay_mode.run(backend, sizes.quay_drain, work, paced_builds=sizes.quay_paced)
+
+
 BENCHES: dict[str, tuple[Callable[..., Awaitable[dict[str, Any]]], tuple[str, ...]]] = {
     "scheduling": (_scheduling, BACKENDS),
     "tracking": (_tracking, BACKENDS),
     "logs": (_logs, BACKENDS),
     # the end-to-end build is about the embedded default; the backend barely matters there
     "e2e": (_e2e, ("sqlite_memory",)),
+    # Quay mode runs on Quay's PostgreSQL database only
+    "quay_mode": (_quay_mode, ("postgres_redis",)),
 }
 
 

@@ -15,8 +15,9 @@ SRC = Path(slipway.__file__).parent
 SQL_ALLOWED_OUTSIDE_STORE = ("quay/",)
 # what the manager, the API, the CLI and server.py may import of store/
 STORE_INTERFACE = {"slipway.store.interfaces", "slipway.store.records", "slipway.store.errors"}
-# the one place that picks the implementation
-ASSEMBLERS = {"server.py": {"slipway.store.facade"}}
+# the one place that picks the implementation, from what DB_URI holds (Quay mode on
+# Quay's database)
+ASSEMBLERS = {"server.py": {"slipway.store.facade", "slipway.store.database_kind"}}
 
 
 def _module_name(path: Path) -> str:

@@ -9,7 +9,7 @@ import logging
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slipway.build_secrets import load_or_create_key
 from slipway.config.models import AppConfig, ManagerConfig
@@ -21,10 +21,17 @@ from slipway.manager.control import BuildControl
 from slipway.manager.service import BuildManager, new_manager_id
 from slipway.manager.servicer import create_grpc_server
 from slipway.orchestrator.base import Orchestrator
+from slipway.quay.errors import QuayModeError
+from slipway.quay.mirror import QuayMirror
+from slipway.store.database_kind import ForeignDatabase
 from slipway.store.facade import SqlStore
+from slipway.store.interfaces import Store
 from slipway.store.records import BuildRecord
 from slipway.tokens.jwt import TokenService
 from slipway.tokens.keys import load_or_create
+
+if TYPE_CHECKING:
+    from slipway.quay.store import QuayStore
 
 log = logging.getLogger("slipway.server")
 # seconds an idle API connection is kept open (see SlipwayServer.start)
@@ -122,7 +129,11 @@ class SlipwayServer:
         self.config = config
         self.with_api = with_api
         self.executor_factory = executor_factory or build_executors
-        self.store = SqlStore(config.DB_URI)
+        self.store: Store[Any] = SqlStore(config.DB_URI)
+        # Quay mode (DB_URI is Quay's database): what `serve` says at start, and the part
+        # that copies logs to BUILDLOGS_REDIS and sees Quay's cancels
+        self.quay_banner: str | None = None
+        self._quay_mirror: QuayMirror | None = None
         self.orchestrator: Orchestrator | None = None
         self.manager: BuildManager | None = None
         self.control: BuildControl | None = None
@@ -146,6 +157,8 @@ class SlipwayServer:
     def _context_url(self, record: BuildRecord) -> str:
         from slipway.api.filedrop import context_url
 
+        if self.quay_banner is not None:
+            return self._quay_store().package_url(record)
         assert self.tokens is not None
         return context_url(self.config, self.tokens, record)
 
@@ -167,7 +180,11 @@ class SlipwayServer:
         if config.manager is not None and config.FEATURE_BUILD_SUPPORT:
             bind_listener(config.GRPC_LISTEN_ADDRESS, "GRPC_LISTEN_ADDRESS").close()
         key = await asyncio.to_thread(load_or_create, Path(config.DATA_DIR))
-        await self.store.open()
+        await self._choose_store()
+        try:
+            await self.store.open()
+        except (QuayModeError, ForeignDatabase) as exc:
+            raise StartupError(str(exc)) from None
         await self.store.keys.publish(key.kid, key.public_pem)
         self.store.secrets.unlock(await asyncio.to_thread(
             load_or_create_key, config.BUILD_SECRETS_KEY, Path(config.DATA_DIR)))
@@ -189,12 +206,24 @@ class SlipwayServer:
                 manager_id=manager_id,
             )
             self.control.attach_scheduler(self.manager.scheduler.wake)
+            fill_pack = None
+            if self.quay_banner is not None:
+                quay = self._quay_store()
+                if quay.encrypter is None:
+                    raise StartupError(
+                        "DATABASE_SECRET_KEY is not set: in Quay mode it decrypts the build "
+                        "tokens Quay's builds push with; copy it from Quay's config.yaml")
+                fill_pack = quay.fill_pack
+                self._quay_mirror = QuayMirror(quay.db, quay.quay_logs,
+                                               quay.quay_builds, self.control.cancel)
+                self._quay_mirror.start()
             try:
                 self.grpc_server, self.grpc_port = create_grpc_server(
                     self.manager.ctx,
                     config.GRPC_LISTEN_ADDRESS,
                     tls_cert=config.BUILDMAN_TLS_CERT,
                     tls_key=config.BUILDMAN_TLS_KEY,
+                    fill_pack=fill_pack,
                 )
             except RuntimeError:  # grpc says "Failed to bind to address ..." and no more
                 raise _grpc_bind_error(config.GRPC_LISTEN_ADDRESS) from None
@@ -203,6 +232,38 @@ class SlipwayServer:
             log.info("gRPC BuildManager listening on port %s", self.grpc_port)
         if self.with_api:
             await self._start_api()
+
+    def _userfile_link(self, file_id: str) -> str:
+        from slipway.api.filedrop import file_url
+
+        assert self.tokens is not None
+        return file_url(self.config, self.tokens, file_id, "quay-userfile")
+
+    def _quay_store(self) -> QuayStore:
+        from slipway.quay.store import QuayStore
+
+        assert isinstance(self.store, QuayStore)
+        return self.store
+
+    async def _choose_store(self) -> None:
+        """Quay mode when DB_URI is Quay's database (store/database_kind.py): Quay's queue,
+        build rows and BUILDLOGS_REDIS behind the store (quay/store.py)."""
+        from slipway.quay.store import QuayStore, shown_database
+        from slipway.store.database_kind import DatabaseKind, database_kind
+
+        if not self.config.DB_URI.startswith("postgresql"):
+            return
+        try:
+            found = await asyncio.to_thread(database_kind, self.config.DB_URI)
+        except Exception:  # unreachable: the migration says so, naming DB_URI
+            return
+        if found.kind is not DatabaseKind.QUAY:
+            return
+        await self.store.close()
+        self.store = QuayStore(self.config, link=self._userfile_link)
+        self.quay_banner = (f"serving the builds of Quay at {self.config.SERVER_HOSTNAME} "
+                            f"from {shown_database(self.config.DB_URI)}")
+        log.info("%s", self.quay_banner)
 
     async def _start_api(self) -> None:
         import uvicorn
@@ -245,6 +306,8 @@ class SlipwayServer:
         their live logs show), then the API (live log streams end), then the rest."""
         if self.manager is not None:
             await self.manager.shutdown()
+        if self._quay_mirror is not None:
+            await self._quay_mirror.stop()
         self.closing.set()
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True

@@ -32,6 +32,15 @@ def context_url(config: AppConfig, tokens: TokenService, record: BuildRecord) ->
     return f"{base}/api/v1/filedrop/{record.resource_key}/content?{query}"
 
 
+def file_url(config: AppConfig, tokens: TokenService, file_id: str, purpose: str) -> str:
+    """A signed 2-hour download link of a file the store knows by `file_id` (Quay mode:
+    a user file of Quay's mounted LocalStorage; `purpose` goes into the token)."""
+    token = tokens.mint(TokenType.CONTEXT, purpose, file_id, DOWNLOAD_LIFETIME)
+    base = str(config.PUBLIC_URL).rstrip("/")
+    query = urllib.parse.urlencode({"token": token})
+    return f"{base}/api/v1/filedrop/{file_id}/content?{query}"
+
+
 async def verify_link(tokens: TokenService, token: str, file_id: str, upload: bool) -> None:
     try:
         claims = await tokens.verify(token, TokenType.CONTEXT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ from slipway.manager.worker_calls import HeartbeatTracker, LogStreamState
 from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol import buildman_pb2_grpc as pb_grpc
 from slipway.store.errors import SecretsUnavailable
+from slipway.store.records import BuildRecord
 
 log = logging.getLogger("slipway.grpc")
 T = TypeVar("T")
@@ -25,10 +26,17 @@ T = TypeVar("T")
 LOG_BATCH = 1000
 
 
+# Quay mode: fills in what Quay's manager hands a worker beyond the build record (the
+# build's access token as push_token and pull_token, a trigger's git_package:
+# docs/quay-contract.md)
+PackFiller = Callable[[BuildRecord, pb.BuildPack], Awaitable[None]]
+
+
 class BuildManagerServicer(pb_grpc.BuildManagerServicer):
-    def __init__(self, ctx: ManagerContext) -> None:
+    def __init__(self, ctx: ManagerContext, fill_pack: PackFiller | None = None) -> None:
         self.ctx = ctx
         self.heartbeats = HeartbeatTracker()
+        self.fill_pack = fill_pack
 
     async def _shielded(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a state change to its end even if the worker hangs up meanwhile: gRPC
@@ -63,6 +71,13 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
             push_username=data.push_username,
             push_password=data.push_password,
         )
+        if self.fill_pack is not None:
+            try:
+                await self.fill_pack(record, pack)
+            except Exception as exc:
+                log.error("build %s: %s", record.id, exc)
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+                raise  # unreachable: abort raises
         if record.pull_credentials:
             pack.base_image.username = record.pull_credentials.get("username", "")
             pack.base_image.password = record.pull_credentials.get("password", "")
@@ -188,6 +203,7 @@ def create_grpc_server(
     *,
     tls_cert: str | Path | None = None,
     tls_key: str | Path | None = None,
+    fill_pack: PackFiller | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """The server (not started) and the port it bound (useful with port 0)."""
     server = grpc.aio.server(
@@ -205,7 +221,7 @@ def create_grpc_server(
             ("grpc.so_reuseport", 0),
         ]
     )
-    pb_grpc.add_BuildManagerServicer_to_server(BuildManagerServicer(ctx), server)
+    pb_grpc.add_BuildManagerServicer_to_server(BuildManagerServicer(ctx, fill_pack), server)
     if tls_cert and tls_key:
         with open(tls_cert, "rb") as c, open(tls_key, "rb") as k:
             credentials = grpc.ssl_server_credentials([(k.read(), c.read())])

@@ -178,6 +178,16 @@ class QuayBuilds:
                 row = (await own.execute(query)).first()
         return _build(row) if row else None
 
+    async def get_many(self, build_uuids: Sequence[str]) -> dict[str, QuayBuild]:
+        """The builds of `build_uuids` that exist, by uuid, in one query (the first row
+        of a uuid, as get())."""
+        if not build_uuids:
+            return {}
+        query = (_builds_query().where(repositorybuild.c.uuid.in_(sorted(set(build_uuids))))
+                 .order_by(repositorybuild.c.id.desc()))
+        async with self.db.read() as conn:
+            return {build.uuid: build for build in map(_build, (await conn.execute(query)).all())}
+
     async def list_for_repository(
         self, namespace: str, name: str, *, limit: int = 100, since: dt.datetime | None = None
     ) -> list[QuayBuild]:
@@ -232,41 +242,46 @@ class QuayBuilds:
         *,
         failure_threshold: int | None,
         internal_error_threshold: int | None,
+        conn: SqlConnection | None = None,
     ) -> None:
         """Quay's update_trigger_disable_status: `complete` resets both counters, `error`
         counts a failure (and resets the internal-error count), `internalerror` counts an
         internal error; a count reaching its threshold (SUCCESSIVE_TRIGGER_*) disables
         the trigger with the reason and time. A deleted trigger is left alone."""
+        if conn is None:
+            async with self.db.write() as own:
+                return await self.update_trigger_disable_status(
+                    trigger_id, final_phase, failure_threshold=failure_threshold,
+                    internal_error_threshold=internal_error_threshold, conn=own)
         t = repositorybuildtrigger
-        async with self.db.write() as conn:
-            row = (await conn.execute(
-                select(t.c.successive_failure_count, t.c.successive_internal_error_count)
-                .where(t.c.id == trigger_id).with_for_update()
-            )).first()
-            if row is None:
-                return
-            failures = int(row.successive_failure_count)
-            internal = int(row.successive_internal_error_count)
-            if final_phase == COMPLETE:
-                failures, internal = 0, 0
-            elif final_phase == ERROR:
-                failures, internal = failures + 1, 0
-            elif final_phase == INTERNAL_ERROR:
-                internal += 1
-            values: dict[str, Any] = {
-                "successive_failure_count": failures,
-                "successive_internal_error_count": internal,
-            }
-            reason = None
-            if final_phase != COMPLETE:
-                if failure_threshold and failures >= failure_threshold:
-                    reason = DISABLED_FOR_FAILURES
-                elif internal_error_threshold and internal >= internal_error_threshold:
-                    reason = DISABLED_FOR_INTERNAL_ERRORS
-            if reason is not None:
-                reason_id = await conn.scalar(
-                    select(disablereason.c.id).where(disablereason.c.name == reason)
-                )
-                values.update(enabled=False, disabled_reason_id=reason_id,
-                              disabled_datetime=utcnow())
-            await conn.execute(update(t).where(t.c.id == trigger_id).values(**values))
+        row = (await conn.execute(
+            select(t.c.successive_failure_count, t.c.successive_internal_error_count)
+            .where(t.c.id == trigger_id).with_for_update()
+        )).first()
+        if row is None:
+            return
+        failures = int(row.successive_failure_count)
+        internal = int(row.successive_internal_error_count)
+        if final_phase == COMPLETE:
+            failures, internal = 0, 0
+        elif final_phase == ERROR:
+            failures, internal = failures + 1, 0
+        elif final_phase == INTERNAL_ERROR:
+            internal += 1
+        values: dict[str, Any] = {
+            "successive_failure_count": failures,
+            "successive_internal_error_count": internal,
+        }
+        reason = None
+        if final_phase != COMPLETE:
+            if failure_threshold and failures >= failure_threshold:
+                reason = DISABLED_FOR_FAILURES
+            elif internal_error_threshold and internal >= internal_error_threshold:
+                reason = DISABLED_FOR_INTERNAL_ERRORS
+        if reason is not None:
+            reason_id = await conn.scalar(
+                select(disablereason.c.id).where(disablereason.c.name == reason)
+            )
+            values.update(enabled=False, disabled_reason_id=reason_id,
+                          disabled_datetime=utcnow())
+        await conn.execute(update(t).where(t.c.id == trigger_id).values(**values))

@@ -54,10 +54,16 @@ class BuildStore:
         self.db = db
 
     async def create(
-        self, conn: SqlConnection, new: NewBuild, *, retries: int = INITIAL_RETRIES
+        self,
+        conn: SqlConnection,
+        new: NewBuild,
+        *,
+        retries: int = INITIAL_RETRIES,
+        build_id: str | None = None,
     ) -> BuildRecord:
-        """Store the record (phase `waiting`, a new id) in the caller's transaction."""
-        build_id = str(uuid.uuid4())
+        """Store the record (phase `waiting`, a new id unless `build_id` is given: Quay
+        mode keeps Quay's build uuid) in the caller's transaction."""
+        build_id = build_id or str(uuid.uuid4())
         now = time.time()
         values: dict[str, Any] = {
             "id": build_id,

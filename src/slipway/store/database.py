@@ -79,7 +79,9 @@ class Database:
     lock there (instead of retrying on 'database is locked'), on a synchronous connection
     (`SyncConnection`); PostgreSQL needs neither."""
 
-    def __init__(self, db_uri: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, db_uri: str, *, echo: bool = False, connect_args: dict[str, Any] | None = None
+    ) -> None:
         self.db_uri = db_uri
         url = make_url(db_uri)
         self.is_sqlite = url.get_backend_name() == "sqlite"
@@ -101,6 +103,8 @@ class Database:
             # waiting a moment for a pooled one. Most recently used first, so that under
             # light load the idle ones stay idle and are checked before use.
             kwargs.update(pool_size=POSTGRES_POOL_SIZE, max_overflow=0, pool_use_lifo=True)
+            if connect_args:  # DB_CONNECTION_ARGS (sslmode, sslrootcert, ...)
+                kwargs["connect_args"] = dict(connect_args)
         self.engine: AsyncEngine = create_async_engine(async_url(db_uri), **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
