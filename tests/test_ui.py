@@ -506,3 +506,43 @@ async def test_the_embedded_defaults_first_start_prints_a_link_that_signs_in(
         await asyncio.wait_for(serving, 60)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+async def test_a_configured_servers_start_says_where_the_token_is_not_the_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+    import os
+    import signal
+
+    from support.registry import free_port
+
+    from slipway.api.ui import sign_in_hint
+    from slipway.cli.serve_cmd import _serve
+    from slipway.config.loader import parse_config
+
+    config = parse_config({"DATA_DIR": str(tmp_path / "data"),
+                           "API_LISTEN_ADDRESS": f"127.0.0.1:{free_port()}",
+                           "GRPC_LISTEN_ADDRESS": f"127.0.0.1:{free_port()}"}).config
+    token_file = tmp_path / "data" / "admin-token"
+    serving = asyncio.create_task(_serve(config, embedded=False))
+    loop = asyncio.get_running_loop()
+    try:
+        printed = ""
+        while "sign in to the web UI" not in printed:
+            assert not serving.done(), printed
+            await asyncio.sleep(0.1)
+            printed += capsys.readouterr().err
+    finally:
+        os.kill(os.getpid(), signal.SIGTERM)  # what stops `slipway serve`
+        await asyncio.wait_for(serving, 60)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    printed += capsys.readouterr().err
+    token = token_file.read_text().strip()
+    assert f"sign in to the web UI with an API token: the admin token is in {token_file}" in (
+        printed.replace("\n", " "))
+    assert token not in printed and "#token=" not in printed
+    # the file gone (moved to a vault): the start says so, still without a token
+    token_file.unlink()
+    assert f"no longer in {token_file}" in sign_in_hint(token_file)

@@ -36,6 +36,17 @@ def sign_in_link(public_url: str, token: str) -> str:
     return f"{public_url.rstrip('/')}/#token={token}"
 
 
+def sign_in_hint(admin_token_file: Path) -> str:
+    """How to sign the web UI in, for a start that prints no link (a configured server,
+    whose output may be shipped to a log store): where a token is, never the token."""
+    if admin_token_file.is_file():
+        return (f"sign in to the web UI with an API token: the admin token is in "
+                f"{admin_token_file} (readable by its owner only)")
+    # tokens are stored hashed: a token that is not in the file cannot be shown again
+    return (f"sign in to the web UI with an API token: the admin token of the first start "
+            f"is no longer in {admin_token_file} (on this machine); use the copy kept then")
+
+
 @router.get("/")
 async def index() -> FileResponse:
     return FileResponse(STATIC / "index.html", media_type="text/html", headers=HEADERS)

@@ -86,7 +86,8 @@ def _stopping_message(server: SlipwayServer, how: str) -> str:
 
 
 async def _serve(config: AppConfig, embedded: bool = False) -> None:
-    from slipway.api.ui import sign_in_link
+    from slipway.api.auth import ADMIN_TOKEN_FILE
+    from slipway.api.ui import sign_in_hint, sign_in_link
     from slipway.server import SlipwayServer, StartupError
 
     server = SlipwayServer(config)
@@ -112,11 +113,15 @@ async def _serve(config: AppConfig, embedded: bool = False) -> None:
     err.print(f"web UI: {public_url}/", highlight=False)
     if server.admin_token:
         err.print("an admin token was created and stored for the slipway CLI", highlight=False)
-        if embedded:
-            # the embedded default is one person's machine: hand them a link that signs in
-            link = sign_in_link(public_url, server.admin_token)
-            err.print(f"sign in to the web UI as admin: {link} (the link holds the admin "
-                      "token: keep it to yourself)", highlight=False)
+    if server.admin_token and embedded:
+        # the embedded default is one person's machine: hand them a link that signs in
+        link = sign_in_link(public_url, server.admin_token)
+        err.print(f"sign in to the web UI as admin: {link} (the link holds the admin "
+                  "token: keep it to yourself)", highlight=False)
+    else:
+        # a configured server's output may be shipped to a log store: where the token
+        # is, not the token
+        err.print(sign_in_hint(Path(config.DATA_DIR) / ADMIN_TOKEN_FILE), highlight=False)
     first = await signals.get()
     err.print(_stopping_message(server, first), highlight=False)
     stopping = asyncio.ensure_future(server.stop())

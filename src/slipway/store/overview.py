@@ -33,6 +33,62 @@ def _in_namespaces(column: Any, namespaces: Sequence[str] | None) -> Any:
     return True if namespaces is None else column.in_(list(namespaces))
 
 
+# The statements, apart so that tests/test_store_overview_indexes.py can EXPLAIN them:
+# each has an index of schema.py (migration 0006) to read.
+
+def repositories_statement(namespaces: Sequence[str] | None, limit: int) -> Any:
+    """Per repository: builds, builds still going, the newest build's start; read from
+    ix_builds_repo_started_phase alone."""
+    active = func.sum(case((b.c.phase.in_([p.value for p in NON_FINAL]), 1), else_=0))
+    return (
+        select(b.c.namespace, b.c.repository, func.count().label("n"),
+               active.label("active"), func.max(b.c.started).label("last"))
+        .where(_in_namespaces(b.c.namespace, namespaces))
+        .group_by(b.c.namespace, b.c.repository)
+        .order_by(func.max(b.c.started).desc())
+        .limit(limit)
+    )
+
+
+def workers_statement() -> Any:
+    """Builds holding a worker per executor (ix_builds_phase_executor)."""
+    return (
+        select(b.c.executor, func.count())
+        .where(b.c.phase.in_([p.value for p in WORKER_PHASES]))
+        .group_by(b.c.executor)
+    )
+
+
+def queue_statement(namespaces: Sequence[str] | None, now: float) -> Any:
+    """Per namespace: items leased, waiting to be retried, all (ix_queue_namespace)."""
+    running = and_(q.c.available.is_(False), q.c.processing_expires > now)
+    retrying = and_(q.c.available.is_(True), q.c.available_after > now)
+
+    def count(condition: Any) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
+    return (
+        select(q.c.namespace, count(running), count(retrying), func.count())
+        .where(_in_namespaces(q.c.namespace, namespaces))
+        .group_by(q.c.namespace)
+        .order_by(q.c.namespace)
+    )
+
+
+def failures_statement(since: float, namespaces: Sequence[str] | None) -> Any:
+    """Builds ended since `since` (ix_builds_completed) or still going
+    (ix_builds_phase_executor), the newest first."""
+    return (
+        select(b.c.id, b.c.namespace, b.c.repository, b.c.phase, b.c.error, b.c.attempts)
+        .where(
+            or_(b.c.completed >= since, b.c.phase.in_([p.value for p in NON_FINAL])),
+            _in_namespaces(b.c.namespace, namespaces),
+        )
+        .order_by(b.c.started.desc())
+        .limit(FAILURE_SCAN_LIMIT)
+    )
+
+
 class BuildOverview:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -42,17 +98,8 @@ class BuildOverview:
     ) -> list[RepositorySummary]:
         """Repositories with builds (in `namespaces`, or all for None), the most recently
         built first, each with its newest build."""
-        active = func.sum(case((b.c.phase.in_([p.value for p in NON_FINAL]), 1), else_=0))
-        grouped = (
-            select(b.c.namespace, b.c.repository, func.count().label("n"),
-                   active.label("active"), func.max(b.c.started).label("last"))
-            .where(_in_namespaces(b.c.namespace, namespaces))
-            .group_by(b.c.namespace, b.c.repository)
-            .order_by(func.max(b.c.started).desc())
-            .limit(limit)
-        )
         async with self.db.read() as conn:
-            groups = (await conn.execute(grouped)).all()
+            groups = (await conn.execute(repositories_statement(namespaces, limit))).all()
             if not groups:
                 return []
             newest = await conn.execute(
@@ -68,30 +115,13 @@ class BuildOverview:
 
     async def workers_by_executor(self) -> dict[str | None, int]:
         """Builds holding a worker, by the executor that started it (None: not known yet)."""
-        stmt = (
-            select(b.c.executor, func.count())
-            .where(b.c.phase.in_([p.value for p in WORKER_PHASES]))
-            .group_by(b.c.executor)
-        )
         async with self.db.read() as conn:
-            return {executor: int(n) for executor, n in (await conn.execute(stmt)).all()}
+            rows = (await conn.execute(workers_statement())).all()
+        return {executor: int(n) for executor, n in rows}
 
     async def queue_by_namespace(self, namespaces: Sequence[str] | None) -> list[NamespaceQueue]:
-        now = time.time()
-        running = and_(q.c.available.is_(False), q.c.processing_expires > now)
-        retrying = and_(q.c.available.is_(True), q.c.available_after > now)
-
-        def count(condition: Any) -> Any:
-            return func.sum(case((condition, 1), else_=0))
-
-        stmt = (
-            select(q.c.namespace, count(running), count(retrying), func.count())
-            .where(_in_namespaces(q.c.namespace, namespaces))
-            .group_by(q.c.namespace)
-            .order_by(q.c.namespace)
-        )
         async with self.db.read() as conn:
-            rows = (await conn.execute(stmt)).all()
+            rows = (await conn.execute(queue_statement(namespaces, time.time()))).all()
         return [
             NamespaceQueue(ns, int(total) - int(run or 0) - int(retry or 0), int(retry or 0),
                            int(run or 0))
@@ -104,17 +134,8 @@ class BuildOverview:
         """Attempts that failed since `since`, grouped by outcome, the most frequent first.
         Read from builds that ended since then and builds still going (a retried attempt
         failed on those)."""
-        stmt = (
-            select(b.c.id, b.c.namespace, b.c.repository, b.c.phase, b.c.error, b.c.attempts)
-            .where(
-                or_(b.c.completed >= since, b.c.phase.in_([p.value for p in NON_FINAL])),
-                _in_namespaces(b.c.namespace, namespaces),
-            )
-            .order_by(b.c.started.desc())
-            .limit(FAILURE_SCAN_LIMIT)
-        )
         async with self.db.read() as conn:
-            rows = (await conn.execute(stmt)).all()
+            rows = (await conn.execute(failures_statement(since, namespaces))).all()
         groups: dict[str, FailureGroup] = {}
         for row in rows:
             for attempt in row.attempts or []:

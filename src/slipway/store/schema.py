@@ -56,7 +56,11 @@ builds = Table(
     Column("log_count", Integer, nullable=False, default=0),
     Column("started", Float, nullable=False),
     Column("completed", Float),
-    Index("ix_builds_repo_started", "namespace", "repository", "started"),
+    # the overview's reads (store/overview.py): the repositories listing from the index
+    # alone, workers per executor, builds ended since a time
+    Index("ix_builds_repo_started_phase", "namespace", "repository", "started", "phase"),
+    Index("ix_builds_phase_executor", "phase", "executor"),
+    Index("ix_builds_completed", "completed"),
 )
 
 build_queue = Table(
@@ -75,6 +79,8 @@ build_queue = Table(
     Column("state_id", String(36), nullable=False),
     Index("ix_queue_available", "available", "available_after"),
     Index("ix_queue_repository", "repository"),
+    # queue depth per namespace; not processing_expires, which every lease renewal writes
+    Index("ix_queue_namespace", "namespace"),
 )
 
 build_logs = Table(
