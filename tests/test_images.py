@@ -226,3 +226,21 @@ def test_images_carry_the_version_and_run_as_their_own_users(images: dict[str, s
     bare = podman("run", "--rm", *run_options(), images["worker"], check=False)
     assert bare.returncode == 2
     assert "TOKEN is not set" in bare.stderr
+
+
+def test_manager_image_keeps_what_slipway_loads(images: dict[str, str]) -> None:
+    """The image leaves out most of botocore's models (issue 16): the clients slipway makes
+    (EC2 executor, S3 user files) and the Kubernetes client still load, on a read-only root."""
+    script = (
+        "import boto3, kubernetes_asyncio.client, kubernetes_asyncio.config\n"
+        "keys = dict(region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='y')\n"
+        "boto3.client('ec2', **keys)\n"
+        "boto3.client('sts', **keys)\n"
+        "s3 = boto3.session.Session().client('s3', **keys)\n"
+        "print(s3.generate_presigned_url('get_object', Params={'Bucket': 'b', 'Key': 'k'}))\n"
+    )
+    result = podman("run", "--rm", *run_options(), "--read-only",
+                    "--entrypoint", "/opt/slipway/bin/python", images["manager"], "-c", script,
+                    check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("https://s3.amazonaws.com/b/k?")
