@@ -13,7 +13,7 @@ from support.postgres_server import PostgresServer, postgres_available, running_
 
 from slipway.domain.phases import Phase
 from slipway.store.facade import SqlStore
-from slipway.store.records import NewBuild
+from slipway.store.records import NewBuild, WaitReason
 
 
 @pytest.fixture(scope="module")
@@ -239,3 +239,32 @@ async def test_concurrent_claims_respect_a_namespace_limit(postgres: PostgresSer
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_why_waiting_names_each_reason(store: SqlStore) -> None:
+    """One build per repository, the namespace's limit, all workers busy, a retry, next:
+    what a waiting build's status.waiting_for is made from, on both backends."""
+    running = await _submit(store, "ns", "one")
+    small_running = await _submit(store, "small", "x")
+    claimed = await store.queue.claim("m1", limit=2, lease_seconds=60)
+    assert {i.build_id for i in claimed} == {running, small_running}
+    behind_running = await _submit(store, "ns", "one")
+    small_waiting = await _submit(store, "small", "y")
+    other = await _submit(store, "other", "z")
+    ahead = await _submit(store, "ns", "two")
+    behind_ahead = await _submit(store, "ns", "two")
+    ids = [behind_running, small_waiting, other, ahead, behind_ahead, running]
+    reasons = await store.queue.why_waiting(ids, namespace_limits={"small": 1},
+                                            workers_per_manager=2)
+    assert running not in reasons  # it runs: it does not wait
+    assert reasons[behind_running] == WaitReason("repository", running, running=True)
+    assert reasons[behind_ahead] == WaitReason("repository", ahead)
+    assert reasons[small_waiting] == WaitReason("namespace", limit=1)
+    assert reasons[other] == WaitReason("workers", limit=2)
+    roomy = await store.queue.why_waiting([other, small_waiting], workers_per_manager=10)
+    assert roomy == {other: WaitReason("next"), small_waiting: WaitReason("next")}
+    (again,) = [i for i in claimed if i.build_id == small_running]
+    async with store.db.write() as conn:
+        await store.queue.incomplete(conn, again.id, retry_after=300)
+    [retry] = (await store.queue.why_waiting([small_running])).values()
+    assert retry.kind == "retry" and retry.until is not None and retry.until > time.time()

@@ -27,7 +27,7 @@ class ApiTokenStore:
             )
 
     async def find(self, token_hash: str) -> StoredToken | None:
-        async with self.db.read() as conn:
+        async with self.db.lookup() as conn:  # every request's: one row by key
             row = (
                 await conn.execute(
                     select(api_tokens.c.name, api_tokens.c.scopes).where(

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections import defaultdict
@@ -18,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Float,
     Select,
     and_,
     bindparam,
@@ -57,8 +59,8 @@ def _claimable(now: float):  # type: ignore[no-untyped-def]
     return and_(or_(waiting, lease_lost), q.c.retries_remaining > 0)
 
 
-def _processing(now: float):  # type: ignore[no-untyped-def]
-    return and_(q.c.available.is_(False), q.c.processing_expires > now)
+def _processing(now: Any, table: Any = q):  # type: ignore[no-untyped-def]
+    return and_(table.c.available.is_(False), table.c.processing_expires > now)
 
 
 # Lease extensions, built once (hot path: a statement built per call, then its cache key,
@@ -74,6 +76,38 @@ _EXTEND_MANY = (
     .values(processing_expires=bindparam("expires"))
     .returning(q.c.id)
 )
+
+
+@functools.cache
+def _why_waiting_statement(with_limits: bool, with_workers: bool) -> Select[Any]:
+    """`why_waiting`'s one statement, built once per shape (building it, with its alias
+    and subqueries, cost more than running it)."""
+    now: Any = bindparam("now", type_=Float)
+    other = q.alias("other")
+    same_repo = other.c.repository == q.c.repository
+    running = select(other.c.build_id).where(same_repo, _processing(now, other)) \
+        .limit(1).scalar_subquery()
+    # the first of the repository's items that can still run: the others wait for it
+    head = select(other.c.build_id).where(same_repo, other.c.retries_remaining > 0) \
+        .order_by(other.c.id).limit(1).scalar_subquery()
+    columns: list[Any] = [q.c.build_id, q.c.namespace, q.c.available_after,
+                          running.label("running"), head.label("head")]
+    if with_limits:
+        columns.append(case(
+            (q.c.namespace.in_(bindparam("limited", expanding=True)),
+             select(func.count()).where(other.c.namespace == q.c.namespace,
+                                        _processing(now, other)).scalar_subquery()),
+            else_=0,
+        ).label("namespace_busy"))
+    if with_workers:
+        in_flight = select(other.c.id).where(_processing(now, other)).subquery()
+        claimers = select(other.c.claimed_by).where(_processing(now, other)).subquery()
+        columns.append(select(func.count()).select_from(in_flight)
+                       .scalar_subquery().label("total"))
+        columns.append(select(func.count(claimers.c.claimed_by.distinct()))
+                       .scalar_subquery().label("managers"))
+    return select(*columns).where(q.c.build_id.in_(bindparam("build_ids", expanding=True)),
+                                  q.c.available.is_(True))
 
 
 class BuildQueue:
@@ -257,7 +291,8 @@ class BuildQueue:
         return _row_to_item(row._mapping) if row else None
 
     async def count_queued(self, namespace: str) -> int:
-        async with self.db.read() as conn:
+        # each submit's queue-limit check: an index count, bounded by the limit
+        async with self.db.lookup() as conn:
             n = await conn.scalar(select(func.count()).where(q.c.namespace == namespace))
         return int(n or 0)
 
@@ -268,58 +303,37 @@ class BuildQueue:
         namespace_limits: Mapping[str, int] | None = None,
         workers_per_manager: int | None = None,
     ) -> dict[str, WaitReason]:
-        """For each of these builds still waiting in the queue, why. A few small queries
-        whatever the number of builds (a page of a build list asks for its waiting ones)."""
+        """For each of these builds still waiting in the queue, why: one statement
+        whatever the number of builds (a page of a build list asks for its waiting ones).
+
+        Every submit's 201 asks this, so it is one round trip, and on SQLite a lookup: its
+        subqueries go by index, the widest counting the leases in flight (at most the
+        workers running). Five separate queries halved the submit rate
+        (benchmarks/README.md)."""
         if not build_ids:
             return {}
-        now = time.time()
-        async with self.db.read() as conn:
-            items = (await conn.execute(
-                select(q.c.id, q.c.build_id, q.c.namespace, q.c.repository, q.c.available,
-                       q.c.available_after)
-                .where(q.c.build_id.in_(build_ids), q.c.available.is_(True))
-            )).all()
-            if not items:
-                return {}
-            repos = sorted({str(i.repository) for i in items})
-            running = {str(r.repository): str(r.build_id) for r in (await conn.execute(
-                select(q.c.repository, q.c.build_id)
-                .where(_processing(now), q.c.repository.in_(repos))
-            )).all()}
-            first = select(func.min(q.c.id).label("id")).where(
-                q.c.repository.in_(repos), q.c.retries_remaining > 0
-            ).group_by(q.c.repository).subquery()
-            heads = {str(r.repository): (int(r.id), str(r.build_id)) for r in (await conn.execute(
-                select(q.c.id, q.c.build_id, q.c.repository).where(q.c.id.in_(select(first.c.id)))
-            )).all()}
-            limits = {ns: cap for ns, cap in (namespace_limits or {}).items()
-                      if ns in {str(i.namespace) for i in items}}
-            busy_namespaces: dict[str, int] = {}
-            if limits:
-                busy_namespaces = {str(ns): int(n) for ns, n in (await conn.execute(
-                    select(q.c.namespace, func.count())
-                    .where(_processing(now), q.c.namespace.in_(list(limits)))
-                    .group_by(q.c.namespace)
-                )).all()}
-            total, managers = (await conn.execute(
-                select(func.count(), func.count(q.c.claimed_by.distinct())).where(_processing(now))
-            )).one()
+        limits = dict(namespace_limits or {})
+        statement = _why_waiting_statement(bool(limits), workers_per_manager is not None)
+        params: dict[str, Any] = {"now": time.time(), "build_ids": build_ids}
+        if limits:
+            params["limited"] = list(limits)
+        async with self.db.lookup() as conn:
+            items = (await conn.execute(statement, params)).all()
+        now = params["now"]
         reasons: dict[str, WaitReason] = {}
         for item in items:
-            build_id, repository = str(item.build_id), str(item.repository)
-            head = heads.get(repository)
+            build_id, namespace = str(item.build_id), str(item.namespace)
             if item.available_after > now:
                 reasons[build_id] = WaitReason("retry", until=float(item.available_after))
-            elif repository in running:
-                reasons[build_id] = WaitReason("repository", running[repository], running=True)
-            elif head is not None and head[0] != int(item.id):
-                reasons[build_id] = WaitReason("repository", head[1])
-            elif str(item.namespace) in limits and \
-                    busy_namespaces.get(str(item.namespace), 0) >= limits[str(item.namespace)]:
-                reasons[build_id] = WaitReason("namespace", limit=limits[str(item.namespace)])
+            elif item.running is not None:
+                reasons[build_id] = WaitReason("repository", str(item.running), running=True)
+            elif item.head is not None and item.head != build_id:
+                reasons[build_id] = WaitReason("repository", str(item.head))
+            elif namespace in limits and int(item.namespace_busy) >= limits[namespace]:
+                reasons[build_id] = WaitReason("namespace", limit=limits[namespace])
             elif workers_per_manager is not None and \
-                    int(total) >= workers_per_manager * max(1, int(managers)):
-                reasons[build_id] = WaitReason("workers", limit=int(total))
+                    int(item.total) >= workers_per_manager * max(1, int(item.managers)):
+                reasons[build_id] = WaitReason("workers", limit=int(item.total))
             else:
                 reasons[build_id] = WaitReason("next")
         return reasons
