@@ -12,6 +12,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,42 @@ RUN mkdir -p /app && seq 1 2000 > /app/numbers.txt && cp /hello.txt /app/
 FINAL = ("complete", "error", "internalerror", "cancelled")
 
 
-def _context_tar() -> bytes:
+def context_tar(dockerfile: str) -> bytes:
+    """A build context of one Dockerfile, as the benchmark's file server hands it out."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        data = DOCKERFILE.encode()
+        data = dockerfile.encode()
         info = tarfile.TarInfo("Dockerfile")
         info.size = len(data)
         info.mtime = int(time.time())
         tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def podman_config(data_dir: Path, backend: Backend, registry_host: str) -> dict[str, Any]:
+    """A server whose local executor builds with podman and pushes to `registry_host`."""
+    executor = {"EXECUTOR": "local", "NAME": "local", "CONTAINER_RUNTIME": "podman"}
+    return server_config(
+        data_dir, backend, executor=executor,
+        top={"SERVER_HOSTNAME": registry_host, "INSECURE_REGISTRIES": [registry_host]},
+    )
+
+
+async def side_by_side(
+    runs: int,
+    by_hand_run: Callable[[int], float],
+    slipway_run: Callable[[int], Awaitable[float]],
+) -> tuple[list[float], list[float]]:
+    """Run 0 of each unmeasured (page cache, podman's storage, Python imports), then runs
+    1..`runs` alternating, so that a change in the machine's load falls on both."""
+    hand: list[float] = []
+    slipway: list[float] = []
+    await asyncio.to_thread(by_hand_run, 0)
+    await slipway_run(0)
+    for i in range(1, runs + 1):
+        hand.append(await asyncio.to_thread(by_hand_run, i))
+        slipway.append(await slipway_run(i))
+    return hand, slipway
 
 
 def _podman() -> list[str]:
@@ -107,24 +135,16 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
 
     await asyncio.to_thread(ensure_base_image)
     with run_registry() as registry, serve_files(
-        {"/context.tar.gz": (_context_tar(), "application/gzip")}
+        {"/context.tar.gz": (context_tar(DOCKERFILE), "application/gzip")}
     ) as files:
-        executor = {"EXECUTOR": "local", "NAME": "local", "CONTAINER_RUNTIME": "podman"}
-        config = server_config(
-            workdir / "e2e", backend, executor=executor,
-            top={"SERVER_HOSTNAME": registry.host, "INSECURE_REGISTRIES": [registry.host]},
-        )
+        config = podman_config(workdir / "e2e", backend, registry.host)
         server = ServerProcess(config, None, workdir / "e2e.log")
         await server.start()
-        hand: list[float] = []
-        slipway: list[float] = []
+        url = f"{files}/context.tar.gz"
         try:
-            # one unmeasured build each: page cache, podman's storage, Python imports
-            await asyncio.to_thread(by_hand, registry.host, 0)
-            await through_slipway(server, f"{files}/context.tar.gz", 0)
-            for i in range(1, runs + 1):
-                hand.append(await asyncio.to_thread(by_hand, registry.host, i))
-                slipway.append(await through_slipway(server, f"{files}/context.tar.gz", i))
+            hand, slipway = await side_by_side(
+                runs, lambda i: by_hand(registry.host, i),
+                lambda i: through_slipway(server, url, i))
         finally:
             await server.stop()
     hand_s, slipway_s = statistics.median(hand), statistics.median(slipway)

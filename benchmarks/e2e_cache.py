@@ -7,37 +7,31 @@ cache, a fresh store as well), side by side in one run."""
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import shutil
 import statistics
 import subprocess
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Backend, rounded
-from benchmarks.e2e import BASE_IMAGE, _podman, ensure_base_image, through_slipway
-from benchmarks.harness import ServerProcess, server_config
+from benchmarks.e2e import (
+    BASE_IMAGE,
+    _podman,
+    context_tar,
+    ensure_base_image,
+    podman_config,
+    through_slipway,
+)
+from benchmarks.harness import ServerProcess
 
 SLOW_DOCKERFILE = """\
 FROM {base}
 RUN echo "a slow step" && sleep 4 && seq 1 20000 > /numbers.txt
 RUN echo "another" && sleep 2 && date > /stamp
 """
-
-
-def _context_tar(dockerfile: str) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        data = dockerfile.encode()
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(data)
-        info.mtime = int(time.time())
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def fresh_store(directory: Path) -> dict[str, str]:
@@ -98,13 +92,9 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
                         f"docker://{base}"], check=True, capture_output=True)
         dockerfile = SLOW_DOCKERFILE.format(base=base)
         with serve_files(
-            {"/context.tar.gz": (_context_tar(dockerfile), "application/gzip")}
+            {"/context.tar.gz": (context_tar(dockerfile), "application/gzip")}
         ) as files:
-            executor = {"EXECUTOR": "local", "NAME": "local", "CONTAINER_RUNTIME": "podman"}
-            config = server_config(
-                work / "server", backend, executor=executor,
-                top={"SERVER_HOSTNAME": registry.host, "INSECURE_REGISTRIES": [registry.host]},
-            )
+            config = podman_config(work / "server", backend, registry.host)
             url = f"{files}/context.tar.gz"
             for i in range(1, runs + 1):
                 repository = f"bench/slow{i}"  # a new repository: an empty cache

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import ROOT, Backend, rounded
-from benchmarks.e2e import _podman, through_slipway
-from benchmarks.e2e_cache import _context_tar
-from benchmarks.harness import ServerProcess, server_config
+from benchmarks.e2e import _podman, context_tar, podman_config, side_by_side, through_slipway
+from benchmarks.harness import ServerProcess
 
 BASE = "localhost/slipway-base:multiarch"
 PLATFORMS = ["linux/amd64", "linux/arm64"]
@@ -71,26 +70,18 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
                            "(install qemu-user-static)"}
     await asyncio.to_thread(ensure_multiarch_base)
     with run_registry() as registry, serve_files(
-        {"/context.tar.gz": (_context_tar(DOCKERFILE), "application/gzip")}
+        {"/context.tar.gz": (context_tar(DOCKERFILE), "application/gzip")}
     ) as files:
-        executor = {"EXECUTOR": "local", "NAME": "local", "CONTAINER_RUNTIME": "podman"}
-        config = server_config(
-            workdir / "e2e-multiarch", backend, executor=executor,
-            top={"SERVER_HOSTNAME": registry.host, "INSECURE_REGISTRIES": [registry.host]},
-        )
+        config = podman_config(workdir / "e2e-multiarch", backend, registry.host)
         server = ServerProcess(config, None, workdir / "e2e-multiarch.log")
         await server.start()
-        hand: list[float] = []
-        slipway: list[float] = []
         options = {"platforms": PLATFORMS}
         url = f"{files}/context.tar.gz"
         try:
-            await asyncio.to_thread(by_hand, registry.host, 0)  # unmeasured: warm-up
-            await through_slipway(server, url, 0, repository="bench/multi0", options=options)
-            for i in range(1, runs + 1):
-                hand.append(await asyncio.to_thread(by_hand, registry.host, i))
-                slipway.append(await through_slipway(
-                    server, url, i, repository=f"bench/multi{i}", options=options))
+            hand, slipway = await side_by_side(
+                runs, lambda i: by_hand(registry.host, i),
+                lambda i: through_slipway(server, url, i, repository=f"bench/multi{i}",
+                                          options=options))
         finally:
             await server.stop()
     hand_s, slipway_s = statistics.median(hand), statistics.median(slipway)

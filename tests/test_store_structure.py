@@ -104,3 +104,21 @@ def test_the_checks_see_imports_inside_functions() -> None:
     """The walk finds a lazy import (config/models.py checks DB_URI with one)."""
     modules = _modules()
     assert "slipway.store.database_url" in _imports(SRC / "config" / "models.py", modules)
+
+
+def test_backends_and_domain_import_nothing_above_them() -> None:
+    """Dependencies point inward (docs/architecture.md): the store's backends (store/,
+    quay/) know nothing of the manager or the API, and domain/ nothing but itself."""
+    modules = _modules()
+    offenders = []
+    for path in modules.values():
+        relative = path.relative_to(SRC).as_posix()
+        for imported in _imports(path, modules):
+            if not imported.startswith("slipway."):
+                continue
+            if relative.startswith(("store/", "quay/")) and \
+                    imported.startswith(("slipway.manager", "slipway.api")):
+                offenders.append(f"{relative} imports {imported}")
+            if relative.startswith("domain/") and not imported.startswith("slipway.domain"):
+                offenders.append(f"{relative} imports {imported}")
+    assert offenders == [], offenders

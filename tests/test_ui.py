@@ -4,10 +4,8 @@ log, a failed build's error, starting a build from the form, the manager's state
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
-import tarfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 
 import pytest
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+from support.archives import tar_gz
 from support.browser import chromium, chromium_available, screenshot
 from support.enqueue import enqueue
 from support.fileserver import serve_files
@@ -72,17 +71,6 @@ async def more_lines(page: Any, at_least: int) -> None:
     await page.wait_for_function(
         "n => Number(document.querySelector('.log-status').textContent"
         ".split(' · ')[1].split(' ')[0].replace(/,/g, '')) >= n", arg=at_least, timeout=WAIT_MS)
-
-
-def tar_gz(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, content in files.items():
-            data = content.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def registry_config(registry: Registry) -> dict[str, Any]:

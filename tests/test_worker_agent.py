@@ -5,18 +5,17 @@ ERROR, heartbeat false stops the build, an unreachable manager is retried then f
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import os
 import signal
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import grpc
 import pytest
 import trustme
+from support.archives import tar_gz
 from support.build_tree import long_run, new_marker, running_build
 from support.fake_manager import FakeManager, serve_manager
 from support.fileserver import serve_files
@@ -33,17 +32,6 @@ SECRETS = (
     "pull-token-klmnopqrst",
     "presigned-signature-uvwxyz",
 )
-
-
-def tar_gz(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def make_pack(url: str, registry: str, **extra: object) -> pb.BuildPack:

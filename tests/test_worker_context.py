@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from support.archives import tar_gz
 from support.fileserver import serve_files
 
 from slipway.worker.context import fetch_git, fetch_url, locate, redact_url, sniff
@@ -19,16 +20,6 @@ from slipway.worker.unpack import Limits
 
 LIMITS = Limits(max_bytes=10 * 1024 * 1024, max_files=100)
 DOCKERFILE = b"FROM localhost/slipway-base:latest\nRUN echo hi\n"
-
-
-def tar_gz(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def zip_bytes(files: dict[str, bytes]) -> bytes:

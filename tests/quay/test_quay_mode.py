@@ -8,11 +8,9 @@ pushes to a real registry standing for Quay's."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from support.archives import tar_gz
 from support.fileserver import serve_files
 from support.quay_db import SECRET_KEY, QuayDatabase
 from support.redis_server import RedisServer
@@ -48,17 +47,6 @@ def quay_config(quay: QuayDatabase, redis_port: int, tmp_path: Path,
     }
 
 
-def context_archive(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, content in files.items():
-            data = content.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 @pytest.fixture
 def contexts() -> Iterator[dict[str, tuple[bytes, str]]]:
     """Build contexts served over HTTP (the archive_url of a build), by path."""
@@ -70,7 +58,7 @@ def contexts() -> Iterator[dict[str, tuple[bytes, str]]]:
 
 def archive_url(contexts: dict[str, tuple[bytes, str]], name: str, files: dict[str, str]
                 ) -> str:
-    contexts[f"/{name}.tar.gz"] = (context_archive(files), "application/gzip")
+    contexts[f"/{name}.tar.gz"] = (tar_gz(files), "application/gzip")
     return f"{contexts['base_url'][0].decode()}/{name}.tar.gz"
 
 
@@ -403,7 +391,7 @@ async def test_an_uploaded_context_in_mounted_local_storage_is_served_to_the_wor
     storage = tmp_path / "quay-storage"
     (storage / "userfiles").mkdir(parents=True)
     file_id = "3f0c9a7e-upload"
-    (storage / "userfiles" / file_id).write_bytes(context_archive({
+    (storage / "userfiles" / file_id).write_bytes(tar_gz({
         "Dockerfile": f"FROM {base_image}\nCOPY note.txt /note.txt\nRUN cat /note.txt\n",
         "note.txt": "uploaded through Quay\n"}))
     quay.server_hostname = registry.host
@@ -435,7 +423,7 @@ async def test_an_uploaded_context_in_s3_storage_is_fetched_by_presigned_url(
                           aws_secret_access_key="secret", region_name="us-east-1")
         s3.create_bucket(Bucket="quay-s3")
         s3.put_object(Bucket="quay-s3", Key=f"registry/userfiles/{file_id}",
-                      Body=context_archive({"Dockerfile": f"FROM {base_image}\n"
+                      Body=tar_gz({"Dockerfile": f"FROM {base_image}\n"
                                                           "RUN echo built from s3\n"}))
         quay.server_hostname = registry.host
         quay.repository("acme", "s3")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
-import tarfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ import httpx
 
 from slipway.config.loader import parse_config
 from slipway.server import SlipwayServer
+from support.archives import tar_gz
 from support.registry import free_port
 
 
@@ -28,17 +27,9 @@ class BuildApi:
 
     async def upload_context(self, files: dict[str, str | bytes]) -> str:
         """Pack `files` as tar.gz, upload them through the file drop, return the file id."""
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            for name, content in files.items():
-                data = content.encode() if isinstance(content, str) else content
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                info.mode = 0o644
-                tar.addfile(info, io.BytesIO(data))
         drop = await self.api.post("/api/v1/filedrop/", json={"mimeType": "application/gzip"})
         drop.raise_for_status()
-        put = await self.api.put(drop.json()["url"], content=buffer.getvalue())
+        put = await self.api.put(drop.json()["url"], content=tar_gz(files))
         put.raise_for_status()
         return str(drop.json()["file_id"])
 

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from slipway.manager.admission import Refusal, Refused
+from slipway.domain.refusals import Refusal, Refused
 
 # the status of each admission refusal (manager/admission.py)
 REFUSAL_STATUS = {Refusal.INVALID: 400, Refusal.DISABLED: 403, Refusal.QUEUE_FULL: 429}

@@ -19,7 +19,12 @@ from slipway.api.models import (
 )
 from slipway.api.serialize import EXPIRED, build_view
 from slipway.domain.phases import Phase
-from slipway.manager.admission import Submission, check_repository_names
+from slipway.manager.admission import (
+    Admitted,
+    Submission,
+    check_repository_names,
+    waiting_reasons,
+)
 from slipway.manager.control import CancelOutcome
 from slipway.store.records import BuildRecord, NewBuild
 
@@ -50,22 +55,17 @@ async def load_build(d: ApiDeps, namespace: str, repository: str, build_id: str)
 async def views(d: ApiDeps, records: list[BuildRecord]) -> list[BuildOut]:
     """The build objects, each waiting one with why it waits (status.waiting_for)."""
     waiting = [r.id for r in records if r.phase is Phase.WAITING]
-    manager = d.config.manager
-    reasons = await d.store.queue.why_waiting(
-        waiting,
-        namespace_limits=manager.NAMESPACE_LIMITS if manager else None,
-        workers_per_manager=manager.ALLOWED_WORKER_COUNT if manager else None,
-    ) if waiting else {}
+    reasons = await waiting_reasons(d.store, d.config, waiting)
     return [build_view(r, reasons.get(r.id)) for r in records]
 
 
-async def created(request: Request, d: ApiDeps, record: BuildRecord) -> JSONResponse:
+async def created(request: Request, admitted: Admitted) -> JSONResponse:
     """201 with the new build and its status URL in `Location`."""
+    record = admitted.record
     location = str(request.url_for("build_status", namespace=record.namespace,
                                    repository=record.repository, build_id=record.id))
-    [view] = await views(d, [record])
     return JSONResponse(
-        view.model_dump(mode="json"),
+        build_view(record, admitted.waiting).model_dump(mode="json"),
         status_code=201,
         headers={"Location": location},
     )
@@ -120,8 +120,8 @@ async def start_build(
         target=body.target,
         options=body.options,
     )
-    record = await d.admission.submit(Submission(new, secrets=body.secret_values))
-    return await created(request, d, record)
+    admitted = await d.admission.submit(Submission(new, secrets=body.secret_values))
+    return await created(request, admitted)
 
 
 @router.get("/", response_model=BuildList)

@@ -48,5 +48,6 @@ async def rebuild(
     """**slipway**: start a new build of the same context, Dockerfile, tags, build
     arguments and pull credentials (`Location`: the new build's status)."""
     record = await load_build(d, namespace, repository, build_id)
-    new = await d.admission.submit(Submission(again(record, principal.name), again_of=build_id))
-    return await created(request, d, new)
+    admitted = await d.admission.submit(
+        Submission(again(record, principal.name), again_of=build_id))
+    return await created(request, admitted)

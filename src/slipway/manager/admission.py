@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
+from typing import Any
 
 from slipway.build_secrets import InvalidSecret, secrets_for_build
 from slipway.config.models import AppConfig
@@ -28,32 +28,23 @@ from slipway.domain.names import (
     check_repository,
 )
 from slipway.domain.phases import Phase
+from slipway.domain.refusals import Refusal, Refused
 from slipway.manager.control import BuildControl
 from slipway.manager.phase_log import phase_entry
 from slipway.metrics import BUILDS_SUBMITTED
 from slipway.store.interfaces import Store
-from slipway.store.records import BuildRecord, NewBuild
+from slipway.store.records import BuildRecord, NewBuild, WaitReason
 
 # when a client refused for a full queue may try again, seconds
 QUEUE_FULL_RETRY_AFTER = 30
 
 
-class Refusal(StrEnum):
-    """Why a build was refused (the values are the API's error types)."""
+@dataclass(frozen=True)
+class Admitted:
+    """A queued build, and why it waits as read in the transaction that queued it."""
 
-    INVALID = "invalid_request"  # the request is wrong: fix it and submit again
-    DISABLED = "feature_disabled"  # builds are off on this server
-    QUEUE_FULL = "too_many_builds"  # retry later
-
-
-class Refused(Exception):
-    """The build is not admitted; `message` says what is wrong and how to fix it."""
-
-    def __init__(self, reason: Refusal, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.retry_after = retry_after
+    record: BuildRecord
+    waiting: WaitReason | None
 
 
 @dataclass(frozen=True)
@@ -80,19 +71,22 @@ class Admission:
         self.store = store
         self.control = control
 
-    async def submit(self, submission: Submission) -> BuildRecord:
+    async def submit(self, submission: Submission) -> Admitted:
         """Check the rules (Refused: the first one broken), then store the build, its
-        queue item and its first log entry in one transaction and wake the managers."""
+        queue item and its first log entry in one transaction, read there why it waits,
+        and wake the managers."""
         secrets = await self.check(submission)
         # the record lists the ids only: values are never shown
         options = {k: v for k, v in submission.new.options.items() if k != "secrets"}
         if secrets:
             options["secrets"] = sorted(secrets)
         new = dataclasses.replace(submission.new, options=options)
-        record = await store_new_build(self.store, new, secrets)
+        async with self.store.write() as conn:
+            record = await queue_new_build(self.store, conn, new, secrets)
+            reasons = await waiting_reasons(self.store, self.config, [record.id], conn)
         BUILDS_SUBMITTED.labels(record.namespace).inc()
         await self.control.wake_managers()
-        return record
+        return Admitted(record, reasons.get(record.id))
 
     async def check(self, submission: Submission) -> dict[str, str]:
         """The rules; returns the build's secrets (configured and submitted, merged)."""
@@ -190,15 +184,38 @@ class Admission:
 async def store_new_build(
     store: Store, new: NewBuild, secrets: Mapping[str, str] | None = None
 ) -> BuildRecord:
-    """The record (phase `waiting`), its queue item, its first log entry and its secrets
-    (encrypted), in one transaction: on SQLite every transaction waits its turn for the
-    one writer, and no reader sees a build without its queue item."""
+    """`queue_new_build` in a transaction of its own."""
     async with store.write() as conn:
-        record = await store.builds.create(conn, new)
-        await store.queue.put(conn, record.id, new.namespace,
-                              f"{new.namespace}/{new.repository}",
-                              retries_remaining=record.retries_remaining)
-        await store.logs.append(record.id, [phase_entry(Phase.WAITING)], conn)
-        if secrets:
-            await store.secrets.put(conn, record.id, secrets)
+        return await queue_new_build(store, conn, new, secrets)
+
+
+async def queue_new_build(
+    store: Store, conn: Any, new: NewBuild, secrets: Mapping[str, str] | None = None
+) -> BuildRecord:
+    """The record (phase `waiting`), its queue item, its first log entry and its secrets
+    (encrypted), in `conn`'s transaction: on SQLite every transaction waits its turn for
+    the one writer, and no reader sees a build without its queue item."""
+    record = await store.builds.create(conn, new)
+    await store.queue.put(conn, record.id, new.namespace,
+                          f"{new.namespace}/{new.repository}",
+                          retries_remaining=record.retries_remaining)
+    await store.logs.append(record.id, [phase_entry(Phase.WAITING)], conn)
+    if secrets:
+        await store.secrets.put(conn, record.id, secrets)
     return record
+
+
+async def waiting_reasons(
+    store: Store, config: AppConfig, build_ids: list[str], conn: Any = None
+) -> dict[str, WaitReason]:
+    """Why each of these builds waits, by the limits this server's managers apply
+    (status.waiting_for); in `conn`'s transaction when given."""
+    if not build_ids:
+        return {}
+    manager = config.manager
+    return await store.queue.why_waiting(
+        build_ids,
+        namespace_limits=manager.NAMESPACE_LIMITS if manager else None,
+        workers_per_manager=manager.ALLOWED_WORKER_COUNT if manager else None,
+        conn=conn,
+    )

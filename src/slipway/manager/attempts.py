@@ -602,6 +602,7 @@ class Attempts:
             if await store.builds.set_phase_if(
                 conn, job.build_id, NON_FINAL, final, log=entries, completed=now,
                 error=error, image_digest=image_digest, attempts=attempts,
+                secrets_stored=bool(record.options.get("secrets")),
             ):
                 metrics.BUILDS_FINISHED.labels(final.value).inc()
 

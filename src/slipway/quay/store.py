@@ -32,6 +32,8 @@ from typing import Any
 from slipway.config.models import AppConfig
 from slipway.config.quay import driver_connect_args
 from slipway.domain.phases import Phase
+from slipway.domain.refusals import Refusal, Refused
+from slipway.domain.results import INITIAL_RETRIES
 from slipway.quay.buildlogs import QuayBuildLogs, logs_key, parse_entry
 from slipway.quay.buildpack import dockerfile_args
 from slipway.quay.builds import (
@@ -138,7 +140,7 @@ class QuayBuildQueue:
         self._claimed: dict[int, QueueItem] = {}
 
     async def put(self, conn: SqlConnection, build_id: str, namespace: str,
-                  repository: str, *, retries_remaining: int = 3,
+                  repository: str, *, retries_remaining: int = INITIAL_RETRIES,
                   available_after: float | None = None) -> None:
         raise QuayModeError(QUAY_STARTS_BUILDS)
 
@@ -229,6 +231,7 @@ class QuayBuildQueue:
         *,
         namespace_limits: Mapping[str, int] | None = None,
         workers_per_manager: int | None = None,
+        conn: SqlConnection | None = None,
     ) -> dict[str, WaitReason]:
         return {}  # Quay's builds wait in Quay's queue; Quay's UI shows them `waiting`
 
@@ -255,10 +258,8 @@ class QuayBuildRecords:
         self.events = events
         self.registry = registry
 
-    async def create(self, conn: SqlConnection, new: NewBuild, *, retries: int = 3
+    async def create(self, conn: SqlConnection, new: NewBuild, *, retries: int = INITIAL_RETRIES
                      ) -> BuildRecord:
-        from slipway.manager.admission import Refusal, Refused
-
         raise Refused(Refusal.DISABLED, QUAY_STARTS_BUILDS)
 
     async def get(self, build_id: str, conn: SqlConnection | None = None) -> BuildRecord | None:
@@ -317,9 +318,11 @@ class QuayBuildRecords:
 
     async def set_phase_if(self, conn: SqlConnection, build_id: str,
                            expected: Sequence[Phase], new_phase: Phase, *,
-                           log: Sequence[LogEntry] = (), **values: Any) -> bool:
+                           log: Sequence[LogEntry] = (), secrets_stored: bool = True,
+                           **values: Any) -> bool:
         moved = await self.records.set_phase_if(conn, build_id, expected, new_phase,
-                                                log=log, **values)
+                                                log=log, secrets_stored=secrets_stored,
+                                                **values)
         if moved:
             await self._mirror(conn, build_id, new_phase, values)
         elif new_phase is Phase.CANCELLED and await self.records.get(build_id, conn) is None:

@@ -154,14 +154,17 @@ class BuildStore:
         new_phase: Phase,
         *,
         log: Sequence[LogEntry] = (),
+        secrets_stored: bool = True,
         **values: Any,
     ) -> bool:
         """Move to `new_phase` only from one of `expected` (compare-and-set, so two
         managers or the API and a manager cannot both win); append `log` if it moved.
-        A build that ends takes its secrets with it, in the same transaction."""
+        A build that ends takes its secrets with it, in the same transaction;
+        `secrets_stored=False`, from a caller that read the record and saw no secret ids
+        in its options, saves that DELETE."""
         moved = await _update_and_log(conn, build_id, {"phase": new_phase.value, **values},
                                       log, phases=tuple(expected))
-        if moved and new_phase.is_final:
+        if moved and new_phase.is_final and secrets_stored:
             await BuildSecretStore.delete(conn, build_id)
         return moved
 

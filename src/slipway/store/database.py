@@ -110,6 +110,11 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
             _ping_when_idle(self.engine.sync_engine)
+        # PostgreSQL reads run without a transaction: under READ COMMITTED each statement
+        # has its own snapshot either way, and BEGIN and ROLLBACK were two more round
+        # trips per read (a third of a submit's, benchmarks/README.md)
+        self._reads: AsyncEngine = self.engine if self.is_sqlite else \
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sync_writer: Engine | None = None
         self._sync_reader: Engine | None = None
         if self.is_sqlite:
@@ -132,7 +137,9 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
+        """A read: on SQLite one snapshot for its statements, on PostgreSQL each
+        statement's own (no transaction)."""
+        async with self._reads.connect() as conn:
             yield conn
 
     @contextlib.asynccontextmanager

@@ -78,10 +78,12 @@ class BuildRecords(Protocol[Tx_contra]):
         new_phase: Phase,
         *,
         log: Sequence[LogEntry] = ...,
+        secrets_stored: bool = ...,
         **values: Any,
     ) -> bool:
         """Move to `new_phase` only from one of `expected` (compare-and-set); append
-        `log` if it moved."""
+        `log` if it moved. A final phase deletes the build's secrets unless
+        `secrets_stored` is False (the record has none)."""
 
     async def update_if_job(
         self,
@@ -161,8 +163,10 @@ class BuildQueue(Protocol[Tx_contra]):
         *,
         namespace_limits: Mapping[str, int] | None = ...,
         workers_per_manager: int | None = ...,
+        conn: Tx_contra | None = ...,
     ) -> dict[str, WaitReason]:
-        ...
+        """Why each of these builds, if still queued, waits; in `conn`'s transaction
+        when given."""
 
     async def claimed_by(self, manager_id: str) -> list[QueueItem]:
         ...

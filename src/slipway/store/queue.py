@@ -302,11 +302,13 @@ class BuildQueue:
         *,
         namespace_limits: Mapping[str, int] | None = None,
         workers_per_manager: int | None = None,
+        conn: SqlConnection | None = None,
     ) -> dict[str, WaitReason]:
         """For each of these builds still waiting in the queue, why: one statement
         whatever the number of builds (a page of a build list asks for its waiting ones).
 
-        Every submit's 201 asks this, so it is one round trip, and on SQLite a lookup: its
+        Every submit's 201 asks this (in the submit's transaction, `conn`), so it is one
+        round trip, and on SQLite a lookup: its
         subqueries go by index, the widest counting the leases in flight (at most the
         workers running). Five separate queries halved the submit rate
         (benchmarks/README.md)."""
@@ -317,7 +319,10 @@ class BuildQueue:
         params: dict[str, Any] = {"now": time.time(), "build_ids": build_ids}
         if limits:
             params["limited"] = list(limits)
-        async with self.db.lookup() as conn:
+        if conn is None:
+            async with self.db.lookup() as own:
+                items = (await own.execute(statement, params)).all()
+        else:  # the submit's own transaction (manager/admission.py): no second connection
             items = (await conn.execute(statement, params)).all()
         now = params["now"]
         reasons: dict[str, WaitReason] = {}
