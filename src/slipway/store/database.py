@@ -111,8 +111,8 @@ class Database:
         else:
             _ping_when_idle(self.engine.sync_engine)
         # PostgreSQL reads run without a transaction: under READ COMMITTED each statement
-        # has its own snapshot either way, and BEGIN and ROLLBACK were two more round
-        # trips per read (a third of a submit's, benchmarks/README.md)
+        # has its own snapshot either way, and BEGIN and ROLLBACK are two more round
+        # trips per read (benchmarks/README.md)
         self._reads: AsyncEngine = self.engine if self.is_sqlite else \
             self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sync_writer: Engine | None = None
