@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 from support.images import ensure_base_image, podman_available
+from support.postgres_server import PostgresServer, postgres_available, running_postgres
 from support.registry import Registry, run_registry
 from support.task_dump import dump_tasks
 
@@ -24,6 +25,16 @@ def auth_registry() -> Iterator[Registry]:
     """A real docker-registry with htpasswd auth (reg.username / reg.password)."""
     with run_registry(auth=("builder", "correct-horse-battery")) as reg:
         yield reg
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server of the module's own (tests make a database each).
+    Tests that stop the server, and Quay mode's, start their own."""
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not installed")
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ manager's state, build again; and the page itself being served."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,6 @@ import httpx
 import pytest
 from sqlalchemy import delete
 from support.api_app import ApiEnv, api_env, client
-from support.postgres_server import PostgresServer, postgres_available, running_postgres
 
 from slipway.domain.phases import Phase
 from slipway.store.schema import uploads
@@ -25,14 +24,6 @@ MANAGER = ["ephemeral", {
                   {"EXECUTOR": "kubernetesPodman", "NAME": "k8s",
                    "K8S_API_SERVER": "k8s.example:6443", "BUILDER_NAMESPACE": "builder"}],
 }]
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    if not postgres_available():
-        pytest.skip("PostgreSQL not installed")
-    with running_postgres() as server:
-        yield server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
 from support.enqueue import record_and_queue
-from support.postgres_server import PostgresServer, postgres_available, running_postgres
+from support.postgres_server import PostgresServer, postgres_available
 
 from slipway.domain.phases import Phase
 from slipway.store.facade import SqlStore
@@ -18,12 +18,6 @@ from slipway.store.records import LogEntry, NewBuild
 from slipway.store.shared_transactions import SharedConnection, SharedTransactions
 
 pytestmark = pytest.mark.skipif(not postgres_available(), reason="PostgreSQL not installed")
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with running_postgres() as server:
-        yield server
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ other database is refused before anything is created."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, pool, text
 from sqlalchemy.engine import make_url
-from support.postgres_server import PostgresServer, postgres_available, running_postgres
+from support.postgres_server import PostgresServer
 from support.quay_db import QUAY_REVISION, QuayDatabase
 
 from slipway.domain.phases import Phase
@@ -36,14 +35,6 @@ SLIPWAY_TABLES = {"slipway_builds", "slipway_build_queue", "slipway_build_logs",
                   "slipway_build_secrets",
                   "slipway_signing_keys", "slipway_uploads", "slipway_api_tokens",
                   "slipway_alembic_version"}
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not installed")
-    with running_postgres() as server:
-        yield server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -7,13 +7,12 @@ PostgreSQL plans an empty table as a sequential scan whatever its indexes; with
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, pool, text
-from support.postgres_server import PostgresServer, postgres_available, running_postgres
+from support.postgres_server import PostgresServer
 
 from slipway.store.database import sync_url
 from slipway.store.facade import SqlStore
@@ -33,14 +32,6 @@ STATEMENTS: dict[str, tuple[Any, set[str]]] = {
     "failures": (lambda ns: failures_statement(time.time() - 3600, ns),
                  {"ix_builds_completed", "ix_builds_phase_executor"}),
 }
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not installed")
-    with running_postgres() as server:
-        yield server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.enqueue import record_and_queue
-from support.postgres_server import PostgresServer, postgres_available, running_postgres
+from support.postgres_server import PostgresServer
 
 from slipway.domain.phases import Phase
 from slipway.store.facade import SqlStore
 from slipway.store.records import NewBuild, WaitReason
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not installed")
-    with running_postgres() as server:
-        yield server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
