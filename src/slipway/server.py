@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from slipway.build_secrets import load_or_create_key
 from slipway.config.models import AppConfig, ManagerConfig
 from slipway.executors.base import Executor
-from slipway.executors.local import LocalExecutor
-from slipway.executors.local_config import LocalExecutorConfig
+from slipway.executors.local.config import LocalExecutorConfig
+from slipway.executors.local.executor import LocalExecutor
 from slipway.executors.registry import create_executor
 from slipway.manager.control import BuildControl
 from slipway.manager.service import BuildManager, new_manager_id

@@ -1,6 +1,6 @@
 """Builds entered straight into the store and queue, as an admitted submit leaves them:
 the tests' builds name registries ("r", "r:5000") that no test server's admission allows,
-and a test of the manager is not a test of the admission rules (tests/test_admission.py)."""
+and a test of the manager is not a test of the admission rules (tests/manager/test_admission.py)."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ import grpc
 
 from slipway.config.loader import parse_config
 from slipway.executors.base import Executor, WorkerSpec
-from slipway.executors.local import LocalExecutor
+from slipway.executors.local.executor import LocalExecutor
 from slipway.manager import scheduler
 from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol import buildman_pb2_grpc as pb_grpc

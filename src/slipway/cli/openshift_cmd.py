@@ -13,7 +13,7 @@ import typer
 from slipway.openshift.checks import Check, failed
 
 if TYPE_CHECKING:
-    from slipway.executors.kubernetes_config import KubernetesExecutorConfig
+    from slipway.executors.kubernetes.config import KubernetesExecutorConfig
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -66,7 +66,7 @@ def manifests(
 
 def _kubernetes_executors(config_path: Path, name: str) -> list[KubernetesExecutorConfig]:
     from slipway.config import ConfigError, load_config
-    from slipway.executors.kubernetes_config import KubernetesExecutorConfig
+    from slipway.executors.kubernetes.config import KubernetesExecutorConfig
 
     try:
         loaded = load_config(config_path)

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 from pydantic import Discriminator, Tag
 
 from slipway.executors.config_base import ExecutorConfigBase
-from slipway.executors.ec2_config import EC2ExecutorConfig
-from slipway.executors.kubernetes_config import KubernetesExecutorConfig
-from slipway.executors.local_config import LocalExecutorConfig
+from slipway.executors.ec2.config import EC2ExecutorConfig
+from slipway.executors.kubernetes.config import KubernetesExecutorConfig
+from slipway.executors.local.config import LocalExecutorConfig
 from slipway.executors.registry import KINDS_TEXT, KNOWN_KINDS, MODEL_FOR_KIND, MODELS
 
 __all__ = [

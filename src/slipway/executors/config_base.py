@@ -1,7 +1,8 @@
 """The keys every executor accepts ("all executors" in docs/configuration.md). Each
-executor's own model (local_config, kubernetes_config, ec2_config) adds its keys and says
-which EXECUTOR values it validates and which class runs them; executors/registry.py lists
-the models, and the config package builds the EXECUTORS entry from that list."""
+executor's own model (`local/config.py`, `kubernetes/config.py`, `ec2/config.py`) adds its
+keys and says which EXECUTOR values it validates and which class runs them;
+executors/registry.py lists the models, and the config package builds the EXECUTORS
+entry from that list."""
 
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from slipway.executors.base import Executor
 from slipway.executors.config_base import ExecutorConfigBase
-from slipway.executors.ec2_config import EC2ExecutorConfig
-from slipway.executors.kubernetes_config import KubernetesExecutorConfig
-from slipway.executors.local_config import LocalExecutorConfig
+from slipway.executors.ec2.config import EC2ExecutorConfig
+from slipway.executors.kubernetes.config import KubernetesExecutorConfig
+from slipway.executors.local.config import LocalExecutorConfig
 
 # in the order error messages list them
 MODELS: tuple[type[ExecutorConfigBase], ...] = (

@@ -18,14 +18,14 @@ from kubernetes_asyncio.client import (
 )
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from slipway.executors.k8s_client import (
+from slipway.executors.kubernetes.client import (
     api_base_url,
     describe_failure,
     make_api_client,
     redact,
 )
-from slipway.executors.k8s_manifests import is_openshift, is_podman_kind
-from slipway.executors.kubernetes_config import KubernetesExecutorConfig
+from slipway.executors.kubernetes.config import KubernetesExecutorConfig
+from slipway.executors.kubernetes.manifests import is_openshift, is_podman_kind
 from slipway.openshift.checks import Check, Outcome
 
 T = TypeVar("T")

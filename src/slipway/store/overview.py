@@ -33,7 +33,7 @@ def _in_namespaces(column: Any, namespaces: Sequence[str] | None) -> Any:
     return True if namespaces is None else column.in_(list(namespaces))
 
 
-# The statements, apart so that tests/test_store_overview_indexes.py can EXPLAIN them:
+# The statements, apart so that tests/store/test_store_overview_indexes.py can EXPLAIN them:
 # each has an index of schema.py (migration 0006) to read.
 
 def repositories_statement(namespaces: Sequence[str] | None, limit: int) -> Any:

@@ -12,7 +12,7 @@ from support.processes import process_alive
 
 from slipway.domain.phases import Phase
 from slipway.executors.base import WorkerSpec
-from slipway.executors.local import LocalExecutor
+from slipway.executors.local.executor import LocalExecutor
 from slipway.manager import scheduler as scheduler_module
 
 

@@ -22,11 +22,11 @@ from typing import Any, TypeVar, cast
 from kubernetes_asyncio.client import ApiClient, BatchV1Api, CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from slipway.executors import k8s_manifests as manifests
 from slipway.executors.base import Executor, ExecutorError, WorkerSpec
 from slipway.executors.ca_bundle import CaFile, configured_ca_files, read_ca_certs
-from slipway.executors.k8s_client import describe_failure, make_api_client, redact
-from slipway.executors.kubernetes_config import KubernetesExecutorConfig
+from slipway.executors.kubernetes import manifests
+from slipway.executors.kubernetes.client import describe_failure, make_api_client, redact
+from slipway.executors.kubernetes.config import KubernetesExecutorConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -16,7 +16,7 @@ from slipway.cli.main import app
 from slipway.config import ConfigError, KubernetesExecutorConfig, load_config
 from slipway.executors import registry
 
-DATA = Path(__file__).parent / "data" / "config"
+DATA = Path(__file__).parents[1] / "data" / "config"
 SEED = DATA / "seed.yaml"
 QUAY = DATA / "quay_full.yaml"
 SLIPWAY = Path(sys.executable).parent / "slipway"

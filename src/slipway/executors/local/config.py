@@ -20,7 +20,7 @@ def _detect_runtime() -> ContainerRuntime:
 class LocalExecutorConfig(ExecutorConfigBase):
     """`local` (Quay's `popen`): the worker runs as a child process of the manager."""
 
-    IMPLEMENTATION: ClassVar[str] = "slipway.executors.local:LocalExecutor"
+    IMPLEMENTATION: ClassVar[str] = "slipway.executors.local.executor:LocalExecutor"
     QUAY_ALIASES: ClassVar[frozenset[str]] = frozenset({"popen"})
 
     EXECUTOR: Literal["local", "popen"]

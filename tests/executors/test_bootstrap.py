@@ -27,7 +27,7 @@ from slipway.executors.bootstrap import (
 )
 
 SCHEMA = json.loads(
-    (Path(__file__).parent / "data" / "ignition" / "ignition-3.4.schema.json").read_text()
+    (Path(__file__).parents[1] / "data" / "ignition" / "ignition-3.4.schema.json").read_text()
 )
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.registration.signature"
 PASSWORD = "s3cr3t-pull-password"

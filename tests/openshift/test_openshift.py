@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from slipway.cli.main import app
 
-DATA = Path(__file__).parent / "data" / "k8s"
+DATA = Path(__file__).parents[1] / "data" / "k8s"
 runner = CliRunner()
 
 # Required fields of security.openshift.io/v1 SecurityContextConstraints (openshift/api);

@@ -17,7 +17,7 @@ class KubernetesExecutorConfig(ExecutorConfigBase):
     """`kubernetes` (QEMU VM in a privileged pod) and `kubernetesPodman` (worker image
     directly in an unprivileged pod)."""
 
-    IMPLEMENTATION: ClassVar[str] = "slipway.executors.kubernetes:KubernetesExecutor"
+    IMPLEMENTATION: ClassVar[str] = "slipway.executors.kubernetes.executor:KubernetesExecutor"
 
     EXECUTOR: Literal["kubernetes", "kubernetesPodman"]
     BUILDER_NAMESPACE: str = field("builder", example="builder")

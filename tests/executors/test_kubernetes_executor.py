@@ -17,12 +17,12 @@ from support.k8s_api import K8sApiDouble
 
 from slipway.config.executors import KubernetesExecutorConfig
 from slipway.config.loader import load_config
-from slipway.executors import k8s_manifests
 from slipway.executors.base import ExecutorError, WorkerSpec
 from slipway.executors.bootstrap import files_by_path
-from slipway.executors.kubernetes import KubernetesExecutor
+from slipway.executors.kubernetes import manifests as k8s_manifests
+from slipway.executors.kubernetes.executor import KubernetesExecutor
 
-DATA = Path(__file__).parent / "data" / "k8s"
+DATA = Path(__file__).parents[1] / "data" / "k8s"
 REG_TOKEN = "registration-jwt-eyJhbGciOiJSUzI1NiJ9.secret-part"
 QUAY_PASSWORD = "quay-pull-password-77"
 

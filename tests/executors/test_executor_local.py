@@ -16,7 +16,7 @@ from support.manager_harness import Harness
 from support.processes import process_alive
 
 from slipway.executors.base import WorkerSpec
-from slipway.executors.local import LocalExecutor
+from slipway.executors.local.executor import LocalExecutor
 from slipway.protocol import buildman_pb2 as pb
 
 TOKEN = "registration-token-standby"

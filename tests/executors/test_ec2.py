@@ -19,7 +19,7 @@ from support.moto_server import moto_server, reset
 from slipway.config.models import EC2ExecutorConfig
 from slipway.executors.base import ExecutorError, WorkerSpec
 from slipway.executors.bootstrap import METADATA_BLOCK_UNIT, WORKER_UNIT, files_by_path
-from slipway.executors.ec2 import EC2Executor
+from slipway.executors.ec2.executor import EC2Executor
 
 REGION = "us-east-1"
 ACCESS_KEY = "AKIATESTTESTTEST"

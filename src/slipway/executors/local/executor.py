@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from slipway.executors.base import Executor, ExecutorError, WorkerSpec
-from slipway.executors.local_config import LocalExecutorConfig
+from slipway.executors.local.config import LocalExecutorConfig
 from slipway.process_tree import end_processes, session_members
 
-log = logging.getLogger("slipway.executors.local")
+log = logging.getLogger("slipway.executors.local.executor")
 
 # a worker gets this long to exit after SIGTERM (it ends its build, which takes a second
 # or two, and removes its images and files) before its session is killed

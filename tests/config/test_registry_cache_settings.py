@@ -8,7 +8,7 @@ import tomllib
 import pytest
 from pydantic import ValidationError
 
-from slipway.executors.local_config import LocalExecutorConfig
+from slipway.executors.local.config import LocalExecutorConfig
 from slipway.worker.environment import WorkerEnvironmentError, load_environment
 from slipway.worker.registry_cache import cache_repository
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from slipway import __version__
 from slipway.executors.base import WorkerSpec
-from slipway.executors.kubernetes_config import KubernetesExecutorConfig
+from slipway.executors.kubernetes.config import KubernetesExecutorConfig
 
 LABEL_PREFIX = "slipway.io"
 MANAGED_BY = "slipway"

@@ -13,7 +13,7 @@ from slipway.executors.config_base import ExecutorConfigBase
 class EC2ExecutorConfig(ExecutorConfigBase):
     """`ec2`: an instance boots CoreOS with the Ignition config as user data."""
 
-    IMPLEMENTATION: ClassVar[str] = "slipway.executors.ec2:EC2Executor"
+    IMPLEMENTATION: ClassVar[str] = "slipway.executors.ec2.executor:EC2Executor"
 
     EXECUTOR: Literal["ec2"]
     EC2_REGION: str = field(example="us-east-1")

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from slipway.executors.base import Executor, ExecutorError, WorkerSpec
 from slipway.executors.bootstrap import ignition_json
-from slipway.executors.ec2_config import EC2ExecutorConfig
+from slipway.executors.ec2.config import EC2ExecutorConfig
 from slipway.secret import reveal
 
 log = logging.getLogger(__name__)

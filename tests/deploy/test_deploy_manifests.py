@@ -20,7 +20,7 @@ from slipway.cli.main import app
 from slipway.openshift.preflight import REQUIRED
 
 runner = CliRunner()
-SCHEMAS = Path(__file__).parent / "data" / "openshift"
+SCHEMAS = Path(__file__).parents[1] / "data" / "openshift"
 OPENSHIFT_SCHEMAS = {
     "Route": SCHEMAS / "route.openshift.io-v1-Route.schema.json",
     "SecurityContextConstraints": SCHEMAS

@@ -11,7 +11,7 @@ import pytest
 
 import slipway.api.ui as ui
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CSS = (ui.STATIC / "style.css").read_text()
 
 # (text, background) pairs the stylesheet puts together

@@ -15,7 +15,7 @@ from support.api_app import ApiEnv, api_env, client
 from slipway.cli.builds_cmd import parse_platforms
 from slipway.cli.client import CliError
 from slipway.domain.platforms import InvalidPlatform, normalize_platform, normalize_platforms
-from slipway.executors.local_config import LocalExecutorConfig
+from slipway.executors.local.config import LocalExecutorConfig
 from slipway.protocol import buildman_pb2 as pb
 from slipway.worker.build import build_platforms
 from slipway.worker.emulation import check_emulation, missing_emulation

@@ -15,7 +15,7 @@ import aiohttp
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from slipway.executors.kubernetes_config import KubernetesExecutorConfig
+from slipway.executors.kubernetes.config import KubernetesExecutorConfig
 from slipway.secret import reveal
 
 

@@ -1,0 +1,1 @@
+"""The ec2 executor: a worker on its own EC2 instance."""

@@ -1,0 +1,1 @@
+"""The kubernetes and kubernetesPodman executors: a worker as a Kubernetes/OpenShift Job."""

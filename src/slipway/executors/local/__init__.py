@@ -1,0 +1,1 @@
+"""The local executor: a worker as a child process of the manager."""
