@@ -168,6 +168,19 @@ async def test_manager_state_workers_queue_and_failures(
     assert reasons["user_error"]["example"]["error"] == "RUN exit 7"
     assert reasons["never_registered"]["example"]["id"] == flaky["id"]
     assert state["failures"]["reasons"][0]["reason"] == "heartbeat_lost"  # most first
+    # the build's own failure apart from the service's
+    assert reasons["user_error"]["kind"] == "user"
+    assert {reasons[r]["kind"] for r in ("heartbeat_lost", "never_registered")} == {
+        "infrastructure"}
+    assert state["failures"]["user_errors"] == 1
+    assert state["failures"]["infrastructure_failures"] == 3
+    # each reason's newest attempts, newest first, with the build to open
+    assert [(f["id"], f["attempt"], f["executor"]) for f in
+            reasons["heartbeat_lost"]["recent"]] == [(flaky["id"], 2, "here"),
+                                                    (flaky["id"], 1, "k8s")]
+    assert reasons["user_error"]["recent"] == [{
+        "id": broken["id"], "namespace": "acme", "repository": "broken", "phase": "error",
+        "error": "RUN exit 7", "attempt": 1, "executor": "here", "ended": now - 1}]
 
     r = await admin.get("/api/v1/manager", params={"hours": 24 * 7})
     assert {f["reason"]: f["count"] for f in r.json()["failures"]["reasons"]}["user_error"] == 2

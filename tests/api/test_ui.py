@@ -233,10 +233,180 @@ async def test_a_finished_100000_line_log_stays_virtual_and_jumps_to_a_line(
 
 
 async def in_view(page: Any, locator: Any) -> bool:
+    """The line is in the log's view and the log's view in the window: a user sees it."""
     box = await locator.bounding_box()
     scroller = await page.locator(".log-scroll").bounding_box()
+    window = page.viewport_size
     return bool(box and scroller and box["y"] >= scroller["y"]
-                and box["y"] + box["height"] <= scroller["y"] + scroller["height"])
+                and box["y"] + box["height"] <= scroller["y"] + scroller["height"]
+                and box["y"] >= 0 and box["y"] + box["height"] <= window["height"])
+
+
+async def seed_finished_build(slipway: RunningServer, namespace: str, repository: str,
+                              entries: list[LogEntry], **values: Any) -> str:
+    """A build that ended with `values` (phase, error, attempts...) and the log `entries`,
+    written as a manager writes them; its id."""
+    store = slipway.server.store
+    assert slipway.server.control is not None
+    record = await enqueue(slipway.server.control, NewBuild(
+        namespace=namespace, repository=repository, tags=["latest"], registry="127.0.0.1:1",
+        archive_url="http://127.0.0.1:1/never-fetched.tar.gz"))
+    async with store.db.write() as conn:  # claimed first: no worker is started for it
+        await store.queue.remove_for_build(conn, record.id)
+    await store.logs.append(record.id, entries)
+    async with store.db.write() as conn:
+        await store.builds.update(conn, record.id, completed=time.time(), **values)
+    return record.id
+
+
+async def seed_user_error(slipway: RunningServer, lines: int, first_error: int) -> str:
+    """A build that failed by its own error (phase error), with a log of `lines` lines
+    whose first error entry is line `first_error`."""
+    now = time.time()
+    entries = [phase_entry(Phase.BUILDING), LogEntry("STEP 1/2: RUN make all", "command")]
+    while len(entries) < first_error - 2:
+        entries.append(LogEntry(f"cc -c src/part{len(entries)}.c"))
+    entries.append(LogEntry("src/config.h:12: error: unknown type name 'size'", "error"))
+    while len(entries) < lines - 4:
+        entries.append(LogEntry(f"cc -c src/other{len(entries)}.c"))
+    entries += [LogEntry("make: *** [Makefile:9: all] Error 2"),
+                LogEntry("RUN make all: exit status 2", "error"), phase_entry(Phase.ERROR)]
+    assert len(entries) == lines - 1  # with the "waiting" entry the build starts with
+    return await seed_finished_build(
+        slipway, "team", "compiler", entries, phase=Phase.ERROR,
+        error="RUN make all: exit status 2",
+        attempts=[{"attempt": 1, "executor": "local", "worker_id": "w-7f3a",
+                   "started": now - 95, "ended": now - 2, "outcome": "user_error"}])
+
+
+async def visible_log_lines(page: Any) -> int:
+    """Log lines wholly on screen: inside the log's view and inside the window."""
+    return int(await page.evaluate("""() => {
+        const view = document.querySelector('.log-scroll').getBoundingClientRect();
+        return [...document.querySelectorAll('.log-line')].filter((line) => {
+            const box = line.getBoundingClientRect();
+            return box.top >= view.top && box.bottom <= view.bottom && box.top >= 0
+                && box.bottom <= window.innerHeight;
+        }).length;
+    }"""))
+
+
+async def test_the_build_page_is_mostly_log_and_first_error_scrolls_to_it(
+    tmp_path: Path, browser: Any
+) -> None:
+    async with running_server(tmp_path) as slipway:
+        build_id = await seed_user_error(slipway, 3000, first_error=1200)
+        path = f"#/build/team/compiler/{build_id}"
+        page = await signed_in_page(browser, slipway, path,
+                                    viewport={"width": 1400, "height": 900})
+        errors = page_errors(page)
+        await page.get_by_role("status").filter(has_text="ended · 3,000 lines").wait_for(
+            timeout=WAIT_MS)
+        await page.locator(".build-error").wait_for()
+        # the log takes most of the window, with the details in a column beside it; the
+        # page needs no scrolling
+        log = await page.locator(".log-scroll").bounding_box()
+        details = await page.get_by_role("complementary", name="Build details").bounding_box()
+        assert log and details
+        assert log["height"] >= 0.6 * 900, log
+        assert log["y"] + log["height"] <= 900
+        assert details["x"] >= log["x"] + log["width"]
+        assert await visible_log_lines(page) >= 30
+        assert await page.evaluate("document.documentElement.scrollHeight") <= 900
+        for name in ("Summary", "Phases", "Attempts"):
+            assert await page.get_by_role("heading", name=name).is_visible()
+        assert "user error" in await page.locator("details[data-section=attempts]").inner_text()
+
+        # it followed the end: the first error, far above, is out of view; the button
+        # brings it into view, marked
+        marked = page.locator(".log-line.marked")
+        first_error = page.locator(".log-line[data-index='1199']")
+        assert not (await first_error.count() and await in_view(page, first_error))
+        await page.get_by_role("button", name="First error").click()
+        await marked.wait_for()
+        assert await marked.locator(".ln").inner_text() == "1200"
+        assert "unknown type name" in await marked.inner_text()
+        assert await in_view(page, marked)
+        assert page.url.endswith(f"{path}/L1200")
+
+        # Go to line, likewise
+        await page.get_by_label("Go to line").fill("2500")
+        await page.keyboard.press("Enter")
+        await marked.locator(".ln", has_text="2500").wait_for()
+        assert await in_view(page, marked)
+        # scrolled away, First error again goes back (the address already names the line
+        # once it was used: no new address, the same jump)
+        await page.get_by_role("button", name="First error").click()
+        await marked.locator(".ln", has_text="1200").wait_for()
+        await page.locator(".log-scroll").evaluate("el => { el.scrollTop = 0; }")
+        await page.locator(".log-line[data-index='0']").wait_for()
+        assert await marked.count() == 0  # far above: not even drawn
+        await page.get_by_role("button", name="First error").click()
+        await marked.locator(".ln", has_text="1200").wait_for()
+        assert await in_view(page, marked)
+        await screenshot(page, "build-first-error", tmp_path)
+
+        # a folded section stays folded on the next build page, after a reload too
+        await page.locator("details[data-section=attempts] > summary").click()
+        await page.reload()
+        await page.get_by_role("status").filter(has_text="ended").wait_for(timeout=WAIT_MS)
+        assert await page.locator("details[data-section=attempts]").get_attribute(
+            "open") is None
+        assert await page.locator("details[data-section=summary]").get_attribute(
+            "open") == ""
+        assert not await page.get_by_text("w-7f3a").is_visible()
+        assert errors == []
+
+        # on a small screen the log comes first, the details below it; the jump scrolls
+        # the page as well as the log (the log starts low in the window: the line, a third
+        # down the log, would be below the window's foot)
+        narrow = await signed_in_page(browser, slipway, path,
+                                      viewport={"width": 360, "height": 560})
+        await narrow.get_by_role("status").filter(has_text="ended").wait_for(timeout=WAIT_MS)
+        assert (await narrow.locator(".log-scroll").bounding_box() or {})["y"] > 560 / 2
+        await narrow.get_by_role("button", name="First error").click()
+        marked = narrow.locator(".log-line.marked")
+        await marked.locator(".ln", has_text="1200").wait_for()
+        assert await in_view(narrow, marked)
+
+
+async def test_the_manager_page_puts_build_errors_apart_from_infrastructure_failures(
+    tmp_path: Path, browser: Any
+) -> None:
+    async with running_server(tmp_path) as slipway:
+        now = time.time()
+        broken = await seed_user_error(slipway, 40, first_error=20)
+        flaky = await seed_finished_build(
+            slipway, "team", "flaky", [phase_entry(Phase.INTERNAL_ERROR)],
+            phase=Phase.INTERNAL_ERROR, retries_remaining=0,
+            error="the build worker never registered with the build manager (after 3 attempts)",
+            attempts=[
+                {"attempt": 1, "executor": "k8s", "started": now - 900, "ended": now - 800,
+                 "outcome": "heartbeat_lost"},
+                {"attempt": 2, "executor": "local", "started": now - 700, "ended": now - 600,
+                 "outcome": "heartbeat_lost"},
+                {"attempt": 3, "executor": "local", "started": now - 500, "ended": now - 100,
+                 "outcome": "never_registered"}])
+        page = await signed_in_page(browser, slipway, "#/manager")
+        errors = page_errors(page)
+        user = page.get_by_role("region", name="Build errors")
+        infrastructure = page.get_by_role("region", name="Infrastructure failures")
+        await user.get_by_role("link", name=f"team/compiler {broken[:8]}").wait_for()
+        # each in its place, with its count
+        assert "Build errors: 1 build, last 24 hours" in await user.inner_text()
+        assert "RUN make all: exit status 2" in await user.inner_text()
+        assert await user.get_by_text("heartbeat_lost").count() == 0
+        assert "Infrastructure failures: 3 attempts" in await infrastructure.inner_text()
+        row = infrastructure.locator("tr", has_text="heartbeat_lost")
+        assert await row.locator("td[data-label=Count]").inner_text() == "2"
+        assert await row.get_by_role("link", name=f"team/flaky {flaky[:8]}").count() == 1
+        assert await infrastructure.locator("tr", has_text="never_registered").count() == 1
+        assert await infrastructure.get_by_text("team/compiler").count() == 0
+        await screenshot(page, "manager", tmp_path)
+        # the build error's link opens the build
+        await user.get_by_role("link", name=f"team/compiler {broken[:8]}").click()
+        await page.locator(".build-error").wait_for()
+        assert errors == []
 
 
 @pytest.mark.podman
@@ -248,7 +418,8 @@ async def test_a_running_build_log_arrives_live_then_cancel_shows_cancelled(
             f"FROM {base_image}\n"
             "RUN for i in $(seq 1 3000); do echo tick $i; sleep 0.1; done\n")})
         build = await slipway.start_build("team", "ticker", file_id=file_id)
-        page = await signed_in_page(browser, slipway, f"#/build/team/ticker/{build['id']}")
+        page = await signed_in_page(browser, slipway, f"#/build/team/ticker/{build['id']}",
+                                    viewport={"width": 1400, "height": 900})
         errors = page_errors(page)
         log = page.locator(".log-window")
         await log.get_by_text("tick 3", exact=True).wait_for(timeout=WAIT_MS)
@@ -307,7 +478,8 @@ async def test_a_failed_build_shows_its_error_and_the_manager_counts_it(
         build = await slipway.start_build("team", "broken", file_id=file_id)
         final = await slipway.wait_final("team", "broken", build["id"])
         assert final["phase"] == "error"
-        page = await signed_in_page(browser, slipway, f"#/build/team/broken/{build['id']}")
+        page = await signed_in_page(browser, slipway, f"#/build/team/broken/{build['id']}",
+                                    viewport={"width": 1400, "height": 900})
         banner = page.locator(".build-error")
         await banner.wait_for()
         assert await banner.get_attribute("role") == "alert"
@@ -324,13 +496,14 @@ async def test_a_failed_build_shows_its_error_and_the_manager_counts_it(
         await screenshot(page, "build-failed", tmp_path)
 
         await page.get_by_role("link", name="Manager").click()
-        row = page.locator("tr", has_text="user_error")
-        await row.wait_for()
-        assert "team/broken" in await row.inner_text()
-        assert await row.locator("td[data-label=Count]").inner_text() == "1"
+        # the build's own failure, not the service's
+        user = page.get_by_role("region", name="Build errors")
+        await user.get_by_role("link", name=f"team/broken {build['id'][:8]}").wait_for()
+        assert "Build errors: 1 build" in await user.inner_text()
+        assert "Infrastructure failures: 0 attempts" in await page.get_by_role(
+            "region", name="Infrastructure failures").inner_text()
         executor = page.locator("tr", has_text="local").first
         assert await executor.locator("td[data-label='Of allowed']").inner_text() == "1"
-        await screenshot(page, "manager", tmp_path)
 
 
 def skopeo_digest(reference: str) -> str:

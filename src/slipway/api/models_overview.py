@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from slipway.api.models import BuildOut
@@ -59,17 +61,33 @@ class FailureExample(BaseModel):
     attempt: int | None
 
 
+class FailedAttempt(FailureExample):
+    executor: str | None = Field(description="the executor that ran the attempt")
+    ended: float = Field(description="UNIX time the attempt ended")
+
+
+FailureKind = Literal["user", "infrastructure"]
+
+
 class FailureOut(BaseModel):
     reason: str = Field(description="the attempt's outcome, e.g. user_error, heartbeat_lost")
+    kind: FailureKind = Field(description=(
+        "user: the build's own failure (user_error: a Dockerfile step, the context, a base "
+        "image, the push; the build ended `error`); infrastructure: every other outcome "
+        "(the worker, the executor or the manager)"))
     description: str
     count: int
     last: float = Field(description="UNIX time of the newest")
     executors: dict[str, int]
     example: FailureExample = Field(description="the build of the newest")
+    recent: list[FailedAttempt] = Field(
+        description="the newest failed attempts of this reason, newest first (at most 10)")
 
 
 class FailuresOut(BaseModel):
     since: float
+    user_errors: int = Field(description="failed attempts of kind user")
+    infrastructure_failures: int = Field(description="failed attempts of kind infrastructure")
     reasons: list[FailureOut]
 
 

@@ -13,7 +13,9 @@ from slipway.api.deps import ApiDeps, get_deps
 from slipway.api.models import ErrorOut
 from slipway.api.models_overview import (
     ExecutorWorkers,
+    FailedAttempt,
     FailureExample,
+    FailureKind,
     FailureOut,
     FailuresOut,
     ManagerOut,
@@ -74,6 +76,13 @@ async def list_repositories(
     ])
 
 
+def failure_kind(reason: str) -> FailureKind:
+    """A build that failed by its own error (phase `error`) is the user's to fix; every
+    other failed attempt (expiry, lost heartbeat, executor, manager, time limit) is the
+    service's, and an operator's to look at. Unknown outcomes count as the service's."""
+    return "user" if reason == AttemptEnd.USER_ERROR.value else "infrastructure"
+
+
 def _description(reason: str) -> str:
     if reason == AttemptEnd.USER_ERROR.value:
         return _USER_ERROR
@@ -91,7 +100,8 @@ async def manager_state(
     = 24,
 ) -> ManagerOut:
     """**slipway**: workers running per executor against ALLOWED_WORKER_COUNT, queue depth
-    per namespace, failed attempts by reason (namespaces the token may read)."""
+    per namespace, failed attempts by reason (namespaces the token may read), each reason
+    marked as the build's own failure (`user`) or the service's (`infrastructure`)."""
     manager = d.config.manager
     namespaces = readable_namespaces(principal)
     running = await d.store.overview.workers_by_executor()
@@ -108,6 +118,13 @@ async def manager_state(
     ]
     since = time.time() - hours * 3600
     groups = await d.store.overview.recent_failures(since, namespaces)
+    reasons = [
+        FailureOut(reason=g.reason, kind=failure_kind(g.reason),
+                   description=_description(g.reason), count=g.count, last=g.last,
+                   executors=dict(g.executors), example=FailureExample(**g.example),
+                   recent=[FailedAttempt(**f) for f in g.recent])
+        for g in groups
+    ]
     return ManagerOut(
         builds_enabled=bool(d.config.FEATURE_BUILD_SUPPORT and manager is not None),
         workers=WorkersOut(
@@ -116,10 +133,10 @@ async def manager_state(
             by_executor=by_executor,
         ),
         queue=queue,
-        failures=FailuresOut(since=since, reasons=[
-            FailureOut(reason=g.reason, description=_description(g.reason), count=g.count,
-                       last=g.last, executors=dict(g.executors),
-                       example=FailureExample(**g.example))
-            for g in groups
-        ]),
+        failures=FailuresOut(
+            since=since,
+            user_errors=sum(r.count for r in reasons if r.kind == "user"),
+            infrastructure_failures=sum(r.count for r in reasons if r.kind == "infrastructure"),
+            reasons=reasons,
+        ),
     )

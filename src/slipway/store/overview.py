@@ -26,6 +26,9 @@ NON_FINAL = tuple(p for p in Phase if p not in FINAL_PHASES)
 _NOT_FAILED = {AttemptEnd.COMPLETED.value, AttemptEnd.CANCELLED.value}
 # failed builds read for the failure summary, at most (the newest)
 FAILURE_SCAN_LIMIT = 5000
+# failed attempts listed per reason: the manager page lists the newest builds that failed
+# by their own error one by one (each has its own Dockerfile mistake to read)
+RECENT_PER_REASON = 10
 
 
 def _in_namespaces(column: Any, namespaces: Sequence[str] | None) -> Any:
@@ -131,9 +134,9 @@ class BuildOverview:
     async def recent_failures(
         self, since: float, namespaces: Sequence[str] | None
     ) -> list[FailureGroup]:
-        """Attempts that failed since `since`, grouped by outcome, the most frequent first.
-        Read from builds that ended since then and builds still going (a retried attempt
-        failed on those)."""
+        """Attempts that failed since `since`, grouped by outcome, the most frequent first,
+        each group with its newest attempts. Read from builds that ended since then and
+        builds still going (a retried attempt failed on those)."""
         async with self.db.read() as conn:
             rows = (await conn.execute(failures_statement(since, namespaces))).all()
         groups: dict[str, FailureGroup] = {}
@@ -146,11 +149,18 @@ class BuildOverview:
                 group = groups.setdefault(outcome, FailureGroup(outcome))
                 group.count += 1
                 group.executors[attempt.get("executor") or "unknown"] += 1
+                failed = {
+                    "id": row.id, "namespace": row.namespace, "repository": row.repository,
+                    "phase": row.phase, "error": row.error, "attempt": attempt.get("attempt"),
+                    "executor": attempt.get("executor"), "ended": float(ended),
+                }
+                group.recent.append(failed)
                 if ended >= group.last:
                     group.last = float(ended)
-                    group.example = {
-                        "id": row.id, "namespace": row.namespace,
-                        "repository": row.repository, "phase": row.phase,
-                        "error": row.error, "attempt": attempt.get("attempt"),
-                    }
+                    group.example = {k: v for k, v in failed.items()
+                                     if k not in ("executor", "ended")}
+        for group in groups.values():
+            # rows come newest started first; an attempt's end may order them otherwise
+            group.recent.sort(key=lambda f: -f["ended"])
+            del group.recent[RECENT_PER_REASON:]
         return sorted(groups.values(), key=lambda g: (-g.count, -g.last))

@@ -145,6 +145,9 @@ class FailureGroup:
     last: float = 0.0
     executors: Counter[str] = field(default_factory=Counter)
     example: dict[str, Any] = field(default_factory=dict)  # the newest failed attempt's build
+    # the newest failed attempts (at most RECENT_PER_REASON of store/overview.py), newest
+    # first: each its build, as `example`, and `ended`
+    recent: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

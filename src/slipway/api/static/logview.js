@@ -25,6 +25,7 @@ export class LogView {
     this.pendingMark = -1;
     this.following = true;
     this.lastTop = 0;
+    this.jumpedTo = -1;  // the scrollTop a jump set: its scroll event is not the user's
     this.rendered = "";
     this.frame = 0;
 
@@ -130,8 +131,9 @@ export class LogView {
     return -1;
   }
 
-  // marks line `line` (1-based), unfolds its step and scrolls it into view; false when the
-  // log has no such line (yet: it is marked when it arrives if `wait`)
+  // marks line `line` (1-based), unfolds its step and scrolls it into view, in the log and
+  // in the page (on a narrow screen the log itself may be out of view); false when the log
+  // has no such line (yet: it is marked when it arrives if `wait`)
   goTo(line, { wait = false } = {}) {
     const index = line - 1;
     if (!Number.isInteger(index) || index < 0) return false;
@@ -148,10 +150,23 @@ export class LogView {
     this.spacer.style.height = `${this.rowCount * lh}px`;
     this.el.scrollTop = Math.max(0, row * lh - this.el.clientHeight / 3);
     this.lastTop = this.el.scrollTop;
+    // a line near the end scrolls the log to its end; that must not turn following back
+    // on, or the next lines of a live build would carry the view away from the mark
+    this.jumpedTo = this.el.scrollTop;
     this.rendered = "";
     this.render();
+    this.revealInPage(index);
     this.onMark(line);
     return true;
+  }
+
+  // scrolls the page (not the log) so that the drawn line `index` is in the window
+  revealInPage(index) {
+    const line = this.window.querySelector(`[data-index="${index}"]`);
+    if (!line) return;
+    const box = line.getBoundingClientRect();
+    if (box.top >= 0 && box.bottom <= window.innerHeight) return;
+    window.scrollBy({ top: box.top - window.innerHeight / 3, behavior: "instant" });
   }
 
   firstErrorLine() { return this.errors.length ? this.errors[0] + 1 : null; }
@@ -176,6 +191,13 @@ export class LogView {
 
   onScroll() {
     const top = this.el.scrollTop;
+    if (top === this.jumpedTo) {
+      this.jumpedTo = -1;
+      this.lastTop = top;
+      this.schedule();
+      return;
+    }
+    this.jumpedTo = -1;
     const atEnd = top + this.el.clientHeight >= this.el.scrollHeight - this.lineHeight;
     if (atEnd) this.setFollowing(true);
     else if (top < this.lastTop) this.setFollowing(false);  // the user scrolled up

@@ -1,4 +1,5 @@
-// One build: summary, phase timeline, attempts, the live log; cancel and build again.
+// One build: the live log first, with its summary, phase timeline and attempts beside it
+// (below it on a narrow screen), each folding away; cancel and build again.
 
 import { api, buildPath } from "./api.js";
 import { announce, errorNotice, h } from "./dom.js";
@@ -20,7 +21,7 @@ export function buildPage(namespace, repository, buildId, line) {
   const phaseEl = h("span", { id: "build-phase", "aria-live": "polite" });
   const notices = h("div", { id: "build-notices" });
   const summary = h("dl", { class: "summary" });
-  const timeline = h("ol", { class: "timeline", "aria-label": "Phases" });
+  const timeline = h("ol", { class: "timeline" });
   const attempts = h("div", {});
   const cancelButton = h("button", { type: "button", class: "button danger", hidden: true },
     "Cancel build");
@@ -36,7 +37,7 @@ export function buildPage(namespace, repository, buildId, line) {
     "First error");
   const followButton = h("button", { type: "button", class: "button", "aria-pressed": "true" },
     "Following the end");
-  const gotoMessage = h("p", { class: "small muted", "aria-live": "polite" });
+  const gotoMessage = h("span", { class: "goto-message", "aria-live": "polite" });
 
   const view = new LogView({
     label: "Build log",
@@ -64,17 +65,18 @@ export function buildPage(namespace, repository, buildId, line) {
       h("h1", {}, `Build ${buildId.slice(0, 8)} `, phaseEl),
       h("div", { class: "actions" }, cancelButton, againButton)),
     notices,
-    h("div", { class: "columns" },
-      h("div", {}, h("h2", {}, "Summary"), summary),
-      h("div", {}, h("h2", {}, "Phases"), timeline)),
-    h("h2", {}, "Attempts"), attempts,
-    h("h2", { id: "log-title" }, "Log"),
-    h("div", { class: "log-toolbar" },
-      h("button", { type: "button", class: "button", onclick: () => view.setAll(true) }, "Fold all steps"),
-      h("button", { type: "button", class: "button", onclick: () => view.setAll(false) }, "Unfold all"),
-      gotoForm, errorButton, followButton, status),
-    gotoMessage,
-    view.el,
+    h("div", { class: "build-body" },
+      h("section", { class: "build-log", "aria-labelledby": "log-title" },
+        h("div", { class: "log-toolbar" },
+          h("h2", { id: "log-title" }, "Log"),
+          h("button", { type: "button", class: "button", onclick: () => view.setAll(true) }, "Fold all steps"),
+          h("button", { type: "button", class: "button", onclick: () => view.setAll(false) }, "Unfold all"),
+          gotoForm, errorButton, followButton, gotoMessage, status),
+        view.el),
+      h("aside", { class: "build-details", "aria-label": "Build details" },
+        foldingSection("summary", "Summary", summary),
+        foldingSection("phases", "Phases", timeline),
+        foldingSection("attempts", "Attempts", attempts))),
     dialog);
 
   function renderBuild() {
@@ -227,13 +229,21 @@ export function buildPage(namespace, repository, buildId, line) {
       gotoMessage.textContent = "Give a line number, 1 or more.";
       return;
     }
-    location.hash = route.build(namespace, repository, buildId, n);
+    showLine(n);
   });
   errorButton.addEventListener("click", () => {
     const n = view.firstErrorLine();
-    if (n) location.hash = route.build(namespace, repository, buildId, n);
+    if (n) showLine(n);
   });
   followButton.addEventListener("click", () => view.follow());
+
+  // the line goes in the address (a link to share); the same address again makes no
+  // hashchange, yet the user may have scrolled away since: then go there directly
+  function showLine(n) {
+    const target = route.build(namespace, repository, buildId, n);
+    if (location.hash === target) goTo(n);
+    else location.hash = target;
+  }
 
   function goTo(n) {
     if (view.goTo(n, { wait: !ended })) return;
@@ -262,4 +272,34 @@ export function buildPage(namespace, repository, buildId, line) {
       view.destroy();
     },
   };
+}
+
+// Which of the build page's side sections are open, remembered in this browser for every
+// build (a user who folds the attempts away wants them folded on the next build too).
+const OPEN_SECTIONS_KEY = "slipway.build.open-sections";
+
+function openSections() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(OPEN_SECTIONS_KEY) || "{}");
+    return saved && typeof saved === "object" ? saved : {};
+  } catch {
+    return {};  // storage refused or a value from elsewhere: every section open
+  }
+}
+
+function rememberOpen(name, open) {
+  try {
+    localStorage.setItem(OPEN_SECTIONS_KEY, JSON.stringify({ ...openSections(), [name]: open }));
+  } catch { /* storage refused (private mode): the state lasts for this page only */ }
+}
+
+// a section that folds (a <details>: keyboard and screen readers know it as such) whose
+// summary is the section's heading
+function foldingSection(name, title, content) {
+  const open = openSections()[name] !== false;
+  const details = h("details", { class: "fold-section", open, dataset: { section: name } },
+    h("summary", {}, h("h2", {}, title)),
+    content);
+  details.addEventListener("toggle", () => rememberOpen(name, details.open));
+  return details;
 }

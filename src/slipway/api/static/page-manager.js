@@ -1,4 +1,6 @@
-// The build manager at a glance: workers per executor, queue per namespace, failures.
+// The build manager at a glance: workers per executor, queue per namespace, and the
+// failures of the last hours in two places: builds that failed by their own error (their
+// owners' to fix) apart from attempts the service failed (an operator's to look at).
 
 import { api } from "./api.js";
 import { errorNotice, every, h, replaceKeepingFocus } from "./dom.js";
@@ -54,20 +56,55 @@ function render(data) {
         q.limit ? String(q.limit) : "—"]),
       "The queue is empty."));
   const hours = Math.round((Date.now() / 1000 - data.failures.since) / 3600);
-  const failures = h("section", { "aria-labelledby": "failures-title" },
-    h("h2", { id: "failures-title" }, `Failed attempts, last ${hours} hours`),
-    table("Failed attempts by reason",
+  const reasons = data.failures.reasons;
+  return h("div", {}, workers, queue,
+    userErrors(reasons.filter((f) => f.kind === "user"), data.failures.user_errors, hours),
+    infrastructureFailures(reasons.filter((f) => f.kind !== "user"),
+      data.failures.infrastructure_failures, hours));
+}
+
+const plural = (n, one, many) => `${n.toLocaleString()} ${n === 1 ? one : many}`;
+
+function buildLink(f) {
+  return h("a", { href: route.build(f.namespace, f.repository, f.id) },
+    `${f.namespace}/${f.repository} ${f.id.slice(0, 8)}`);
+}
+
+// one row per failed build, newest first: each has its own mistake to read
+function userErrors(groups, count, hours) {
+  const recent = groups.flatMap((g) => g.recent).sort((a, b) => b.ended - a.ended);
+  return h("section", { "aria-labelledby": "user-errors-title", class: "failures", id: "user-errors" },
+    h("h2", { id: "user-errors-title" }, `Build errors: ${plural(count, "build", "builds")}, last ${hours} hours`),
+    h("p", { class: "small muted" }, "Builds that failed by their own error (phase ",
+      h("code", {}, "error"), "): a Dockerfile step, the context, a base image, the push. ",
+      "The build's log says what to fix; the service is not at fault."),
+    table("Builds that failed by their own error, newest first",
+      [["Build"], ["Error"], ["Executor"], ["Ended"]],
+      recent.map((f) => [buildLink(f), f.error ? h("span", { class: "error-text" }, f.error) : "—",
+        f.executor || "—", timeEl(f.ended)]),
+      "No build failed by its own error."),
+    recent.length < count
+      ? h("p", { class: "small muted" }, `The newest ${recent.length} of ${count.toLocaleString()}.`) : null);
+}
+
+// grouped by reason: many attempts fail the same way when a node or an executor is sick
+function infrastructureFailures(groups, count, hours) {
+  return h("section", { "aria-labelledby": "infrastructure-title", class: "failures", id: "infrastructure-failures" },
+    h("h2", { id: "infrastructure-title" },
+      `Infrastructure failures: ${plural(count, "attempt", "attempts")}, last ${hours} hours`),
+    h("p", { class: "small muted" }, "Attempts the service failed: a worker that never ",
+      "registered or stopped sending heartbeats, an executor that could not start one, a ",
+      "manager that went away or was stopped, a build past MACHINE_MAX_TIME. Such an ",
+      "attempt is retried while the build has tries left."),
+    table("Infrastructure failures by reason",
       [["Reason"], ["Count", "num"], ["Executors"], ["Last"], ["Newest"]],
-      data.failures.reasons.map((f) => [
+      groups.map((f) => [
         h("span", {}, h("strong", {}, f.reason), h("br"), h("span", { class: "small muted" }, f.description)),
         String(f.count),
         Object.entries(f.executors).map(([name, n]) => `${name}: ${n}`).join(", "),
         timeEl(f.last),
-        h("span", {},
-          h("a", { href: route.build(f.example.namespace, f.example.repository, f.example.id) },
-            `${f.example.namespace}/${f.example.repository} ${f.example.id.slice(0, 8)}`),
+        h("span", {}, buildLink(f.example),
           f.example.error ? h("span", { class: "small" }, h("br"), f.example.error) : null),
       ]),
-      "No attempt failed."));
-  return h("div", {}, workers, queue, failures);
+      "No attempt failed for the service's reasons."));
 }
