@@ -18,6 +18,8 @@ flags, all False for slipway's tables):
 - `polls`: `next_available_at` answers at most POLL_INTERVAL_S ahead whatever is queued
   (Quay's web app cannot notify a listener).
 - `no_wait_reasons`: `why_waiting` answers nothing (Quay's UI shows its builds waiting).
+- `any_row_is_alive`: `extend_processing_many` says True for any item still in the table
+  (Quay's cancel deletes it); slipway's tables, only for an item being processed.
 
 What only one backend has stays in its own file: Quay's columns, state_id, minimum lease
 extension, bodies and other queues (tests/quay/test_quay_queue.py); several SQL stores
@@ -68,7 +70,7 @@ class Backend:
         self.expire_lease = expire_lease
         quay = kind == "quay"
         self.oldest_first = self.name_only = self.alive_only = quay
-        self.polls = self.no_wait_reasons = quay
+        self.polls = self.no_wait_reasons = self.any_row_is_alive = quay
 
     @property
     def queue(self) -> BuildQueue[Any]:
@@ -281,6 +283,15 @@ async def test_leases_pushed_out_together_say_which_items_were_still_processing(
     # the one pushed out by 60 s stays claimed; the other's short lease ran out
     again = await backend.claim("m2", limit=3)
     assert [i.id for i in again] == [items[1].id]
+
+
+async def test_pushing_out_the_lease_of_an_item_put_back(backend: Backend) -> None:
+    await backend.submit()
+    (item,) = await backend.claim(limit=1)
+    await backend.incomplete(item.id, retry_after=3600)
+    alive = await backend.queue.extend_processing_many([(item.id, 60)])
+    assert alive == [backend.any_row_is_alive]
+    assert await backend.claim(limit=1) == []  # it still waits for its retry_after
 
 
 # --- putting back, retries ---------------------------------------------------------------
