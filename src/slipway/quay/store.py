@@ -178,7 +178,9 @@ class QuayBuildQueue:
             leases, conn, minimum_extension=LEASE_MINIMUM_EXTENSION_S)
 
     async def incomplete(self, conn: SqlConnection, item_id: int, *,
-                         restore_retry: bool = False, retry_after: float = 300.0) -> None:
+                         restore_retry: bool = False, retry_after: float = 0.0) -> None:
+        # the protocol's default, as slipway's tables have it: available again at once
+        # (Quay's own incomplete waits 300 s; the manager gives RETRY_AFTER when it wants one)
         self._claimed.pop(item_id, None)
         await self.quay.incomplete(conn, item_id, restore_retry=restore_retry,
                                    retry_after=retry_after)
