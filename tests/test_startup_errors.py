@@ -77,3 +77,10 @@ def test_an_unresolvable_redis_host() -> None:
         problem = orchestrator_problem(exc, _manager())
     assert problem == ("cannot resolve the host 'redis.example.com' "
                        "(ORCHESTRATOR.REDIS_HOST): check the host name")
+
+
+def test_a_password_the_driver_quotes_is_masked() -> None:
+    problem = database_problem(_psycopg("FATAL:  bad option near s3cret-pw"), URI)
+    assert "s3cret-pw" not in problem
+    assert problem == (f"cannot open the database on db.example.com:5433 ({SHOWN}): bad "
+                       "option near *****; check DB_URI")

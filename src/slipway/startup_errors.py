@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from slipway.config.models import ManagerConfig
-from slipway.config_fields import mask_url
+from slipway.config_fields import MASK, mask_url
 from slipway.orchestrator.base import OrchestratorError
 
 # what store.open() raises when the database cannot be reached or refuses slipway
@@ -52,6 +52,8 @@ def database_problem(exc: BaseException, db_uri: str) -> str:
         url = make_url(db_uri)
     except ArgumentError:
         return f"cannot open the database ({shown}): {text}; check DB_URI"
+    if url.password:  # the drivers do not quote it; make sure of it
+        text = text.replace(str(url.password), MASK)
     if url.get_backend_name() == "sqlite":
         return (f"cannot open the SQLite file {url.database} ({shown}): {text}; make its "
                 "directory writable, or set DB_URI (or DATA_DIR) to a writable place")
