@@ -20,9 +20,10 @@ from slipway.executors.registry import create_executor
 from slipway.manager.control import BuildControl
 from slipway.manager.service import BuildManager, new_manager_id
 from slipway.manager.servicer import create_grpc_server
-from slipway.orchestrator.base import Orchestrator
+from slipway.orchestrator.base import Orchestrator, OrchestratorError
 from slipway.quay.errors import QuayModeError
 from slipway.quay.mirror import QuayMirror
+from slipway.startup_errors import DATABASE_ERRORS, database_problem, orchestrator_problem
 from slipway.store.database_kind import ForeignDatabase
 from slipway.store.facade import SqlStore
 from slipway.store.interfaces import Store
@@ -185,13 +186,18 @@ class SlipwayServer:
             await self.store.open()
         except (QuayModeError, ForeignDatabase) as exc:
             raise StartupError(str(exc)) from None
+        except DATABASE_ERRORS as exc:  # one line naming DB_URI (startup_errors.py)
+            raise StartupError(database_problem(exc, config.DB_URI)) from None
         await self.store.keys.publish(key.kid, key.public_pem)
         self.store.secrets.unlock(await asyncio.to_thread(
             load_or_create_key, config.BUILD_SECRETS_KEY, Path(config.DATA_DIR)))
         self.tokens = TokenService(key, config.BUILDMAN_HOSTNAME, self.store.keys.get)
         manager_config = config.manager
         self.orchestrator = create_orchestrator(manager_config, UNPUBLISHED_EVENTS)
-        await self.orchestrator.start()
+        try:
+            await self.orchestrator.start()
+        except OrchestratorError as exc:  # one line naming ORCHESTRATOR's keys
+            raise StartupError(orchestrator_problem(exc, manager_config)) from None
         self.control = BuildControl(self.store, self.orchestrator)
         if manager_config is not None and config.FEATURE_BUILD_SUPPORT:
             manager_id = new_manager_id()

@@ -114,3 +114,22 @@ async def test_an_admitted_build_is_stored_queued_and_logged_at_once(tmp_path: P
             total, entries = await env.store.logs.read(build["id"])
             assert total == 1 and entries[0].type == "phase"
             assert entries[0].message == "waiting"
+
+
+async def test_a_build_pushes_at_most_100_tags(tmp_path: Path) -> None:
+    """100 tags are accepted; the 101st is refused naming the limit and the count, and
+    nothing is stored."""
+    tags = [f"t{i}" for i in range(101)]
+    async with api_env(tmp_path) as env:
+        token = await env.token({"*": "admin"})
+        async with client(env.app, token) as c:
+            refused = await c.post(REPO, json={"archive_url": ARCHIVE, "docker_tags": tags})
+            assert await _builds_in(env) == 0
+            accepted = await c.post(REPO, json={"archive_url": ARCHIVE,
+                                                "docker_tags": tags[:100]})
+    assert _error(refused) == (
+        400, "invalid_request",
+        "docker_tags: 101 tags given; a build pushes at most 100 tags: push the others in "
+        "another build, or tag the image afterwards (e.g. skopeo copy)")
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.json()["tags"] == tags[:100]

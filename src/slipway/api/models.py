@@ -327,6 +327,8 @@ class InfoOut(BaseModel):
     token: TokenInfo
     build_support: bool = Field(description="false: this server refuses new builds")
     registries: list[str] = Field(description="registries a build may push to")
+    loopback_registries: bool = Field(
+        False, description="true: also any registry on loopback (LOOPBACK_REGISTRIES)")
 
 
 class HealthOut(BaseModel):

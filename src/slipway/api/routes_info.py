@@ -23,7 +23,8 @@ async def info(
     principal: Annotated[Principal, Depends(authenticate)],
 ) -> InfoOut:
     """The token's name and scopes, and the registries this server's builds may push to
-    (SERVER_HOSTNAME first, then ALLOWED_REGISTRIES)."""
+    (SERVER_HOSTNAME first, then ALLOWED_REGISTRIES; with LOOPBACK_REGISTRIES any on
+    loopback too)."""
     return InfoOut(
         version=__version__,
         token=TokenInfo(
@@ -31,5 +32,6 @@ async def info(
             scopes={ns: role.name.lower() for ns, role in principal.scopes.items()},
         ),
         build_support=d.config.FEATURE_BUILD_SUPPORT,
-        registries=[d.config.SERVER_HOSTNAME, *d.config.ALLOWED_REGISTRIES],
+        registries=d.config.allowed_registries,
+        loopback_registries=d.config.LOOPBACK_REGISTRIES,
     )

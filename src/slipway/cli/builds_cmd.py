@@ -26,6 +26,7 @@ from slipway.cli.client import ApiClient, CliError, load_credentials
 from slipway.cli.dockerignore import context_size, pack
 from slipway.cli.output import fail, megabytes, stderr_console, stdout_console, transfer
 from slipway.cli.secret_flags import parse_secrets
+from slipway.domain.loopback import is_loopback_registry
 from slipway.domain.names import (
     InvalidName,
     check_build_arg_name,
@@ -265,7 +266,8 @@ def check_with_server(client: ApiClient, dest: Target) -> None:
     if not info.get("build_support", True):
         raise CliError(f"{client.server} refuses builds (FEATURE_BUILD_SUPPORT is false)")
     registries = list(info.get("registries") or [])
-    if registries and dest.registry not in registries:
+    loopback = bool(info.get("loopback_registries")) and is_loopback_registry(dest.registry)
+    if registries and dest.registry not in registries and not loopback:
         raise CliError(
             f"registry {dest.registry!r} is not a registry {client.server} pushes to; "
             f"allowed: {', '.join(registries)} (an administrator adds others to "

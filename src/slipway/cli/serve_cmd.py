@@ -13,6 +13,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from slipway.config.models import AppConfig
+    from slipway.local_registry import LocalRegistry
     from slipway.server import SlipwayServer
 
 # soft_wrap: each message stays one line (a log collector, grep), whatever the width
@@ -31,6 +32,19 @@ def register(app: typer.Typer) -> None:
             "(SQLite, in-memory orchestrator, local executor).",
         ),
         log_level: str = typer.Option("info", help="debug, info, warning or error."),
+        registry: bool = typer.Option(
+            False,
+            "--registry",
+            help="Also run a local registry for the builds (Debian's docker-registry, "
+            "plain HTTP, no authentication), its images in DATA_DIR/registry; it stops "
+            "with serve.",
+        ),
+        registry_address: str = typer.Option(
+            "127.0.0.1:5000",
+            "--registry-address",
+            metavar="HOST:PORT",
+            help="Where --registry listens: a loopback address.",
+        ),
     ) -> None:
         """Run the build manager, its gRPC service and the HTTP API."""
         from slipway.config.errors import ConfigError
@@ -48,7 +62,24 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from None
         for warning in loaded.warnings:
             err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-        asyncio.run(_serve(loaded.config, embedded=config is None))
+        app_config = loaded.config
+        if registry:
+            app_config = _with_local_registry(app_config, registry_address)
+        asyncio.run(_serve(app_config, embedded=config is None,
+                           registry_address=registry_address if registry else None))
+
+
+def _with_local_registry(config: AppConfig, address: str) -> AppConfig:
+    """The config with --registry's address allowed and plain HTTP (the embedded default
+    allows it already; a config file's lists gain it for this run only)."""
+    allowed = [*config.ALLOWED_REGISTRIES]
+    insecure = [*config.INSECURE_REGISTRIES]
+    if not config.registry_allowed(address):
+        allowed.append(address)
+    if not config.registry_is_plain_http(address):
+        insecure.append(address)
+    return config.model_copy(update={"ALLOWED_REGISTRIES": allowed,
+                                     "INSECURE_REGISTRIES": insecure})
 
 
 # logged at INFO on every start, of interest to no one running slipway
@@ -85,7 +116,27 @@ def _stopping_message(server: SlipwayServer, how: str) -> str:
             "Ctrl-C again (or send SIGTERM again) to kill them at once")
 
 
-async def _serve(config: AppConfig, embedded: bool = False) -> None:
+async def _serve(config: AppConfig, embedded: bool = False,
+                 registry_address: str | None = None) -> None:
+    from slipway.local_registry import LocalRegistryError, start_local_registry
+
+    local_registry: LocalRegistry | None = None
+    if registry_address is not None:
+        try:
+            local_registry = await start_local_registry(registry_address,
+                                                        Path(config.DATA_DIR))
+        except LocalRegistryError as exc:
+            err.print(f"[red]error:[/red] slipway could not start: {exc}", highlight=False)
+            raise typer.Exit(1) from None
+    try:
+        await _serve_until_stopped(config, embedded, local_registry)
+    finally:
+        if local_registry is not None:  # after the server: a build may be pushing
+            await local_registry.stop()
+
+
+async def _serve_until_stopped(config: AppConfig, embedded: bool,
+                               local_registry: LocalRegistry | None) -> None:
     from slipway.api.auth import ADMIN_TOKEN_FILE
     from slipway.api.ui import sign_in_hint, sign_in_link
     from slipway.server import SlipwayServer, StartupError
@@ -109,6 +160,10 @@ async def _serve(config: AppConfig, embedded: bool = False) -> None:
     if server.quay_banner is not None:
         err.print(server.quay_banner, highlight=False)
     err.print(_running_message(server), highlight=False)
+    if local_registry is not None:
+        err.print(f"local registry: {local_registry.address} (plain HTTP, images in "
+                  f"{local_registry.storage}); tag images {local_registry.address}/"
+                  "NAMESPACE/NAME:TAG", highlight=False)
     public_url = str(config.PUBLIC_URL).rstrip("/")
     err.print(f"web UI: {public_url}/", highlight=False)
     if server.admin_token:

@@ -10,6 +10,7 @@ Configured by the environment an executor sets: TOKEN, SERVER, BUILD_UUID,
 CONTAINER_RUNTIME (podman|buildah|docker), BUILDAH_ISOLATION, INSECURE, TLS_CERT_PATH,
 DOCKER_HOST, HTTP(S)_PROXY/NO_PROXY, REGISTRY_HOSTNAME; slipway additions:
 INSECURE_REGISTRIES (comma-separated, reached over plain HTTP / without TLS verify),
+INSECURE_LOOPBACK (true: every registry on loopback is too),
 CONTEXT_MAX_BYTES, CONTEXT_MAX_FILES, STORAGE_DRIVER, HEARTBEAT_INTERVAL, RETRY_WINDOW,
 WORK_DIR.
 

@@ -131,6 +131,16 @@ def load_config(path: str | Path | None) -> LoadedConfig:
     return loaded
 
 
+# The embedded default is one person's machine: the registry they name on it (127.0.0.1,
+# ::1, localhost) is allowed and reached over plain HTTP, as docker does. A config file
+# keeps its administrator's explicit lists unless it says LOOPBACK_REGISTRIES: true.
+EMBEDDED_DEFAULT: dict[str, Any] = {
+    "BUILD_MANAGER": ["ephemeral", DEFAULT_MANAGER],
+    "LOOPBACK_REGISTRIES": True,
+}
+
+
 def default_config() -> AppConfig:
-    """The embedded default: an ephemeral manager with one `local` executor."""
-    return AppConfig.model_validate({"BUILD_MANAGER": ["ephemeral", DEFAULT_MANAGER]})
+    """The embedded default: an ephemeral manager with one `local` executor, registries
+    on loopback allowed."""
+    return AppConfig.model_validate(EMBEDDED_DEFAULT)

@@ -38,6 +38,7 @@ from slipway.config_fields import (
     show,
     split_host_port,
 )
+from slipway.domain.loopback import is_loopback_registry
 
 __all__ = [
     "EXECUTOR_KINDS",
@@ -292,6 +293,13 @@ class AppConfig(BaseModel):
         example=["127.0.0.1:5000"],
         description="slipway: registries reached over plain HTTP",
     )
+    LOOPBACK_REGISTRIES: bool = field(
+        False,
+        example=True,
+        description="slipway: true: builds may also push to any registry on loopback "
+        "(127.0.0.0/8, ::1, localhost, any port), reached over plain HTTP as docker does; "
+        "on in the embedded default (no config file), off in a config file",
+    )
     REGISTRY_CREDENTIALS: dict[str, RegistryCredential] = field(
         default_factory=dict,
         example={"registry.example.com": {"username": "robot", "password": "secret"}},
@@ -497,6 +505,21 @@ class AppConfig(BaseModel):
             host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}.get(host, host)
             self.PUBLIC_URL = f"http://{host}:{port}"
         return self
+
+    @property
+    def allowed_registries(self) -> list[str]:
+        """The registries named in the config that builds may push to: SERVER_HOSTNAME
+        first, then ALLOWED_REGISTRIES (and, with LOOPBACK_REGISTRIES, any on loopback)."""
+        return [self.SERVER_HOSTNAME, *self.ALLOWED_REGISTRIES]
+
+    def registry_allowed(self, registry: str) -> bool:
+        return registry in self.allowed_registries or (
+            self.LOOPBACK_REGISTRIES and is_loopback_registry(registry))
+
+    def registry_is_plain_http(self, registry: str) -> bool:
+        """INSECURE_REGISTRIES, and with LOOPBACK_REGISTRIES any registry on loopback."""
+        return registry in self.INSECURE_REGISTRIES or (
+            self.LOOPBACK_REGISTRIES and is_loopback_registry(registry))
 
     @property
     def buildman_address(self) -> str:

@@ -4,7 +4,8 @@ trigger route would call `Admission.submit` too), before it is stored and queued
 
 The rules, in the order they are checked (docs/api.md): the namespace and repository
 names (domain/names.py), builds enabled (FEATURE_BUILD_SUPPORT), the registry
-(SERVER_HOSTNAME or ALLOWED_REGISTRIES, and a valid host), the image reference, the
+(SERVER_HOSTNAME or ALLOWED_REGISTRIES, or one on loopback with LOOPBACK_REGISTRIES, and a
+valid host), the tags (at most MAX_TAGS_PER_BUILD), the image reference, the
 uploaded context being there, the build secrets (build_secrets.py), and room in the
 namespace's queue (NAMESPACE_MAX_QUEUED_BUILDS). It sits in manager/, not store/: the rules read the
 configuration and the result wakes the managers, while store/ only keeps state, behind
@@ -14,7 +15,7 @@ interfaces that each backend implements once (store/interfaces.py).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,10 @@ from slipway.store.records import BuildRecord, NewBuild, WaitReason
 
 # when a client refused for a full queue may try again, seconds
 QUEUE_FULL_RETRY_AFTER = 30
+# Tags one build pushes. Each tag is a name podman commits and pushes in turn: with
+# thousands the build sits in COMMIT for minutes. Quay's own UI offers a handful;
+# a release rarely needs more than a few dozen.
+MAX_TAGS_PER_BUILD = 100
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,16 @@ def check_repository_names(namespace: str, repository: str) -> None:
         check_repository(repository)
     except InvalidName as exc:
         raise Refused(Refusal.INVALID, str(exc)) from None
+
+
+def check_tag_count(tags: Sequence[str]) -> None:
+    if len(tags) > MAX_TAGS_PER_BUILD:
+        raise Refused(
+            Refusal.INVALID,
+            f"docker_tags: {len(tags)} tags given; a build pushes at most "
+            f"{MAX_TAGS_PER_BUILD} tags: push the others in another build, or tag the "
+            "image afterwards (e.g. skopeo copy)",
+        )
 
 
 class Admission:
@@ -94,6 +109,7 @@ class Admission:
         check_repository_names(new.namespace, new.repository)
         self.check_enabled()
         self.check_registry(new.registry)
+        check_tag_count(new.tags)
         try:
             check_image_name(new.registry, new.namespace, new.repository)
         except InvalidName as exc:
@@ -109,12 +125,14 @@ class Admission:
                           "builds are disabled on this server (FEATURE_BUILD_SUPPORT is false)")
 
     def check_registry(self, registry: str) -> None:
-        allowed = [self.config.SERVER_HOSTNAME, *self.config.ALLOWED_REGISTRIES]
-        if registry not in allowed:
+        if not self.config.registry_allowed(registry):
+            allowed = ", ".join(self.config.allowed_registries)
+            if self.config.LOOPBACK_REGISTRIES:
+                allowed += " and any registry on loopback (127.0.0.1, ::1, localhost)"
             raise Refused(
                 Refusal.INVALID,
                 f"registry: {registry!r} is not a registry this server pushes to; allowed: "
-                f"{', '.join(allowed)} (an administrator adds others to ALLOWED_REGISTRIES)",
+                f"{allowed} (an administrator adds others to ALLOWED_REGISTRIES)",
             )
         try:
             check_registry_host(registry)

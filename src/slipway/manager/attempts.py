@@ -266,7 +266,8 @@ class Attempts:
                 registration_token=token,
                 manager_address=ctx.app_config.buildman_address,
                 environment=worker_environment(
-                    ctx.app_config, executor.config, token=token, build_id=item.build_id
+                    ctx.app_config, executor.config, token=token, build_id=item.build_id,
+                    registry=record.registry,
                 ),
                 manager_id=ctx.manager_id,
             )

@@ -27,7 +27,7 @@ async def first_existing_tag(
     app_config: AppConfig, record: BuildRecord, timeout: float = 5
 ) -> str:
     registry = record.registry
-    scheme = "http" if registry in (app_config.INSECURE_REGISTRIES or []) else "https"
+    scheme = "http" if app_config.registry_is_plain_http(registry) else "https"
     auth = None
     credentials = (app_config.REGISTRY_CREDENTIALS or {}).get(registry)
     if credentials is not None:

@@ -7,8 +7,15 @@ from slipway.executors.config_base import ExecutorConfigBase
 
 
 def worker_environment(
-    app_config: AppConfig, executor_config: ExecutorConfigBase, *, token: str, build_id: str
+    app_config: AppConfig,
+    executor_config: ExecutorConfigBase,
+    *,
+    token: str,
+    build_id: str,
+    registry: str = "",
 ) -> dict[str, str]:
+    """`registry`: the build's push target; one the config reaches over plain HTTP is
+    added to INSECURE_REGISTRIES (a loopback one with LOOPBACK_REGISTRIES is in no list)."""
     tls = bool(app_config.BUILDMAN_TLS_CERT)
     env = {
         "TOKEN": token,
@@ -32,8 +39,15 @@ def worker_environment(
         env["REGISTRY_CACHE_EXCLUDE"] = ",".join(executor_config.REGISTRY_CACHE_EXCLUDE)
     if executor_config.PLATFORMS:
         env["PLATFORMS"] = ",".join(executor_config.PLATFORMS)
-    if app_config.INSECURE_REGISTRIES:
-        env["INSECURE_REGISTRIES"] = ",".join(app_config.INSECURE_REGISTRIES)
+    insecure = list(app_config.INSECURE_REGISTRIES)
+    if registry and registry not in insecure and app_config.registry_is_plain_http(registry):
+        # by host in the worker's registries.conf too, which some of buildah's cache
+        # pushes read instead of --tls-verify (worker/registries_conf.py)
+        insecure.append(registry)
+    if insecure:
+        env["INSECURE_REGISTRIES"] = ",".join(insecure)
+    if app_config.LOOPBACK_REGISTRIES:  # base images on loopback too, as docker pulls them
+        env["INSECURE_LOOPBACK"] = "true"
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
         value = getattr(executor_config, name, None)
         if value:

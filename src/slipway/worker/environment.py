@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from slipway.domain.loopback import is_loopback_registry
 from slipway.domain.platforms import InvalidPlatform, normalize_platforms
 
 RUNTIMES = ("podman", "buildah", "docker")
@@ -32,6 +33,8 @@ class WorkerEnvironment:
     registry_hostname: str = ""
     # slipway additions
     insecure_registries: tuple[str, ...] = ()
+    # registries on loopback (127.0.0.0/8, ::1, localhost) are plain HTTP, as for docker
+    insecure_loopback: bool = False
     context_max_bytes: int = DEFAULT_MAX_BYTES
     context_max_files: int = DEFAULT_MAX_FILES
     storage_driver: str = ""  # passed as --storage-driver to podman/buildah when set
@@ -48,7 +51,12 @@ class WorkerEnvironment:
     platforms: tuple[str, ...] = ()
 
     def registry_is_insecure(self, registry: str) -> bool:
-        return registry.lower() in self.insecure_registries
+        registry = registry.lower()
+        # a bare `localhost` is podman's local image store, never pulled: it must not make
+        # a build's --tls-verify=false (which covers all its base images) necessary
+        return registry in self.insecure_registries or (
+            self.insecure_loopback and registry != "localhost"
+            and is_loopback_registry(registry))
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
@@ -120,6 +128,7 @@ def load_environment(env: Mapping[str, str] | None = None) -> WorkerEnvironment:
         docker_host=env.get("DOCKER_HOST", "").strip(),
         registry_hostname=env.get("REGISTRY_HOSTNAME", "").strip(),
         insecure_registries=registries,
+        insecure_loopback=_flag(env, "INSECURE_LOOPBACK"),
         context_max_bytes=int(_positive(env, "CONTEXT_MAX_BYTES", DEFAULT_MAX_BYTES)),
         context_max_files=int(_positive(env, "CONTEXT_MAX_FILES", DEFAULT_MAX_FILES)),
         storage_driver=env.get("STORAGE_DRIVER", "").strip(),
