@@ -106,8 +106,9 @@ async def _serve(config: AppConfig, embedded: bool = False) -> None:
             logging.getLogger("slipway.server").debug("stopping after a failed start: %s",
                                                       stop_error)
         raise typer.Exit(1) from None
-    if server.quay_banner is not None:
-        err.print(server.quay_banner, highlight=False)
+    assert server.backend is not None  # chosen by start()
+    if server.backend.banner is not None:
+        err.print(server.backend.banner, highlight=False)
     err.print(_running_message(server), highlight=False)
     public_url = str(config.PUBLIC_URL).rstrip("/")
     err.print(f"web UI: {public_url}/", highlight=False)
