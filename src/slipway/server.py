@@ -241,10 +241,9 @@ class SlipwayServer:
         import uvicorn
 
         from slipway.api.app import create_app
-        from slipway.api.auth import bootstrap_admin_token
 
         assert self.control is not None and self.tokens is not None
-        self.admin_token = await bootstrap_admin_token(self.store, self.config)
+        self.admin_token = await bootstrap_admin(self.store, self.config)
         app = create_app(
             config=self.config,
             store=self.store,
@@ -301,6 +300,28 @@ class SlipwayServer:
             self.manager.hurry()
         if self._uvicorn is not None:
             self._uvicorn.force_exit = True
+
+
+async def bootstrap_admin(store: Store[Any], config: AppConfig) -> str | None:
+    """On first start (no API token stored yet): the admin token (api/auth.py), and this
+    server's context in the CLI's contexts (current only if there was none), so that
+    `slipway` on this machine talks to it. The token, or None."""
+    from slipway.api.auth import admin_token_file, bootstrap_admin_token
+    from slipway.cli.contexts import ContextsError, add_server_context, credentials_file
+
+    token = await bootstrap_admin_token(store, config)
+    if token is None:
+        return None
+    token_file = admin_token_file(config)
+    server = str(config.PUBLIC_URL).rstrip("/")
+    try:
+        added = await asyncio.to_thread(add_server_context, server, token)
+    except (OSError, ContextsError) as exc:  # e.g. a read-only home in a container
+        log.warning("created the admin API token (in %s); could not add it to the CLI's "
+                    "contexts in %s: %s", token_file, credentials_file(), exc)
+        return token
+    log.info("created the admin API token (in %s); %s", token_file, added.news())
+    return token
 
 
 def _grpc_bind_error(address: str) -> StartupError:
