@@ -9,7 +9,8 @@ from sqlalchemy.exc import OperationalError
 
 from slipway.config.models import ManagerConfig
 from slipway.orchestrator.base import OrchestratorError
-from slipway.startup_errors import database_problem, orchestrator_problem
+from slipway.startup_errors import orchestrator_problem
+from slipway.store.open_errors import database_problem
 
 URI = "postgresql://app:s3cret-pw@db.example.com:5433/builds"
 SHOWN = "DB_URI postgresql://app:*****@db.example.com:5433/builds"

@@ -9,8 +9,10 @@ import logging
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from slipway.backends.base import Backend, BackendError, BackgroundService
+from slipway.backends.choose import choose_backend
 from slipway.build_secrets import load_or_create_key
 from slipway.config.models import AppConfig, ManagerConfig
 from slipway.executors.base import Executor
@@ -21,18 +23,11 @@ from slipway.manager.control import BuildControl
 from slipway.manager.service import BuildManager, new_manager_id
 from slipway.manager.servicer import create_grpc_server
 from slipway.orchestrator.base import Orchestrator, OrchestratorError
-from slipway.quay.errors import QuayModeError
-from slipway.quay.mirror import QuayMirror
-from slipway.startup_errors import DATABASE_ERRORS, database_problem, orchestrator_problem
-from slipway.store.database_kind import ForeignDatabase
-from slipway.store.facade import SqlStore
+from slipway.startup_errors import orchestrator_problem
 from slipway.store.interfaces import Store
 from slipway.store.records import BuildRecord
 from slipway.tokens.jwt import TokenService
 from slipway.tokens.keys import load_or_create
-
-if TYPE_CHECKING:
-    from slipway.quay.store import QuayStore
 
 log = logging.getLogger("slipway.server")
 # seconds an idle API connection is kept open (see SlipwayServer.start)
@@ -114,6 +109,25 @@ def build_executors(
 ExecutorFactory = Callable[[AppConfig, ManagerConfig, str], list[Executor[Any]]]
 
 
+class FileDropLinks:
+    """The backends' `SignedLinks`: download links of slipway's file drop, signed with
+    this process's key (api/filedrop.py)."""
+
+    def __init__(self, config: AppConfig, tokens: TokenService) -> None:
+        self.config = config
+        self.tokens = tokens
+
+    def context(self, record: BuildRecord) -> str:
+        from slipway.api.filedrop import context_url
+
+        return context_url(self.config, self.tokens, record)
+
+    def file(self, file_id: str, purpose: str) -> str:
+        from slipway.api.filedrop import file_url
+
+        return file_url(self.config, self.tokens, file_id, purpose)
+
+
 class SlipwayServer:
     """Start with `await start()`, stop with `await stop()`. Ports may be 0 (tests): the
     bound ports are then in `grpc_port` and `api_port`. `executor_factory(app_config,
@@ -130,11 +144,9 @@ class SlipwayServer:
         self.config = config
         self.with_api = with_api
         self.executor_factory = executor_factory or build_executors
-        self.store: Store[Any] = SqlStore(config.DB_URI)
-        # Quay mode (DB_URI is Quay's database): what `serve` says at start, and the part
-        # that copies logs to BUILDLOGS_REDIS and sees Quay's cancels
-        self.quay_banner: str | None = None
-        self._quay_mirror: QuayMirror | None = None
+        # chosen at start from DB_URI (backends/choose.py)
+        self.backend: Backend | None = None
+        self._services: list[BackgroundService] = []
         self.orchestrator: Orchestrator | None = None
         self.manager: BuildManager | None = None
         self.control: BuildControl | None = None
@@ -149,19 +161,16 @@ class SlipwayServer:
         # set at stop: live log streams end, so the API stops without waiting on them
         self.closing = asyncio.Event()
 
+    @property
+    def store(self) -> Store[Any]:
+        assert self.backend is not None, "the store is chosen at start()"
+        return self.backend.store
+
     async def readiness(self) -> dict[str, bool]:
         checks = {"database": await self.store.ping()}
         if self.orchestrator is not None:
             checks["orchestrator"] = await self.orchestrator.healthy()
         return checks
-
-    def _context_url(self, record: BuildRecord) -> str:
-        from slipway.api.filedrop import context_url
-
-        if self.quay_banner is not None:
-            return self._quay_store().package_url(record)
-        assert self.tokens is not None
-        return context_url(self.config, self.tokens, record)
 
     @property
     def builds_enabled(self) -> bool:
@@ -181,17 +190,15 @@ class SlipwayServer:
         if config.manager is not None and config.FEATURE_BUILD_SUPPORT:
             bind_listener(config.GRPC_LISTEN_ADDRESS, "GRPC_LISTEN_ADDRESS").close()
         key = await asyncio.to_thread(load_or_create, Path(config.DATA_DIR))
-        await self._choose_store()
+        self.backend = backend = await choose_backend(config)
+        self.tokens = TokenService(key, config.BUILDMAN_HOSTNAME, backend.store.keys.get)
         try:
-            await self.store.open()
-        except (QuayModeError, ForeignDatabase) as exc:
+            await backend.open(FileDropLinks(config, self.tokens))
+        except BackendError as exc:
             raise StartupError(str(exc)) from None
-        except DATABASE_ERRORS as exc:  # one line naming DB_URI (startup_errors.py)
-            raise StartupError(database_problem(exc, config.DB_URI)) from None
         await self.store.keys.publish(key.kid, key.public_pem)
         self.store.secrets.unlock(await asyncio.to_thread(
             load_or_create_key, config.BUILD_SECRETS_KEY, Path(config.DATA_DIR)))
-        self.tokens = TokenService(key, config.BUILDMAN_HOSTNAME, self.store.keys.get)
         manager_config = config.manager
         self.orchestrator = create_orchestrator(manager_config, UNPUBLISHED_EVENTS)
         try:
@@ -208,28 +215,23 @@ class SlipwayServer:
                 orchestrator=self.orchestrator,
                 executors=self.executor_factory(config, manager_config, manager_id),
                 tokens=self.tokens,
-                context_url=self._context_url,
                 manager_id=manager_id,
             )
             self.control.attach_scheduler(self.manager.scheduler.wake)
-            fill_pack = None
-            if self.quay_banner is not None:
-                quay = self._quay_store()
-                if quay.encrypter is None:
-                    raise StartupError(
-                        "DATABASE_SECRET_KEY is not set: in Quay mode it decrypts the build "
-                        "tokens Quay's builds push with; copy it from Quay's config.yaml")
-                fill_pack = quay.fill_pack
-                self._quay_mirror = QuayMirror(quay.db, quay.quay_logs,
-                                               quay.quay_builds, self.control.cancel)
-                self._quay_mirror.start()
+            try:
+                backend.check_builds()
+            except BackendError as exc:
+                raise StartupError(str(exc)) from None
+            for service in backend.services(self.control.cancel):
+                service.start()
+                self._services.append(service)
             try:
                 self.grpc_server, self.grpc_port = create_grpc_server(
                     self.manager.ctx,
                     config.GRPC_LISTEN_ADDRESS,
+                    backend,
                     tls_cert=config.BUILDMAN_TLS_CERT,
                     tls_key=config.BUILDMAN_TLS_KEY,
-                    fill_pack=fill_pack,
                 )
             except RuntimeError:  # grpc says "Failed to bind to address ..." and no more
                 raise _grpc_bind_error(config.GRPC_LISTEN_ADDRESS) from None
@@ -239,46 +241,13 @@ class SlipwayServer:
         if self.with_api:
             await self._start_api()
 
-    def _userfile_link(self, file_id: str) -> str:
-        from slipway.api.filedrop import file_url
-
-        assert self.tokens is not None
-        return file_url(self.config, self.tokens, file_id, "quay-userfile")
-
-    def _quay_store(self) -> QuayStore:
-        from slipway.quay.store import QuayStore
-
-        assert isinstance(self.store, QuayStore)
-        return self.store
-
-    async def _choose_store(self) -> None:
-        """Quay mode when DB_URI is Quay's database (store/database_kind.py): Quay's queue,
-        build rows and BUILDLOGS_REDIS behind the store (quay/store.py)."""
-        from slipway.quay.store import QuayStore, shown_database
-        from slipway.store.database_kind import DatabaseKind, database_kind
-
-        if not self.config.DB_URI.startswith("postgresql"):
-            return
-        try:
-            found = await asyncio.to_thread(database_kind, self.config.DB_URI)
-        except Exception:  # unreachable: the migration says so, naming DB_URI
-            return
-        if found.kind is not DatabaseKind.QUAY:
-            return
-        await self.store.close()
-        self.store = QuayStore(self.config, link=self._userfile_link)
-        self.quay_banner = (f"serving the builds of Quay at {self.config.SERVER_HOSTNAME} "
-                            f"from {shown_database(self.config.DB_URI)}")
-        log.info("%s", self.quay_banner)
-
     async def _start_api(self) -> None:
         import uvicorn
 
         from slipway.api.app import create_app
-        from slipway.api.auth import bootstrap_admin_token
 
         assert self.control is not None and self.tokens is not None
-        self.admin_token = await bootstrap_admin_token(self.store, self.config)
+        self.admin_token = await bootstrap_admin(self.store, self.config)
         app = create_app(
             config=self.config,
             store=self.store,
@@ -312,8 +281,8 @@ class SlipwayServer:
         their live logs show), then the API (live log streams end), then the rest."""
         if self.manager is not None:
             await self.manager.shutdown()
-        if self._quay_mirror is not None:
-            await self._quay_mirror.stop()
+        for service in self._services:
+            await service.stop()
         self.closing.set()
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
@@ -325,7 +294,8 @@ class SlipwayServer:
             await self.grpc_server.stop(grace=1)
         if self.orchestrator is not None:
             await self.orchestrator.close()
-        await self.store.close()
+        if self.backend is not None:
+            await self.backend.close()
 
     def hurry(self) -> None:
         """Make a `stop()` in progress quick (a second SIGTERM or Ctrl-C): workers are
@@ -334,6 +304,28 @@ class SlipwayServer:
             self.manager.hurry()
         if self._uvicorn is not None:
             self._uvicorn.force_exit = True
+
+
+async def bootstrap_admin(store: Store[Any], config: AppConfig) -> str | None:
+    """On first start (no API token stored yet): the admin token (api/auth.py), and this
+    server's context in the CLI's contexts (current only if there was none), so that
+    `slipway` on this machine talks to it. The token, or None."""
+    from slipway.api.auth import admin_token_file, bootstrap_admin_token
+    from slipway.cli.contexts import ContextsError, add_server_context, credentials_file
+
+    token = await bootstrap_admin_token(store, config)
+    if token is None:
+        return None
+    token_file = admin_token_file(config)
+    server = str(config.PUBLIC_URL).rstrip("/")
+    try:
+        added = await asyncio.to_thread(add_server_context, server, token)
+    except (OSError, ContextsError) as exc:  # e.g. a read-only home in a container
+        log.warning("created the admin API token (in %s); could not add it to the CLI's "
+                    "contexts in %s: %s", token_file, credentials_file(), exc)
+        return token
+    log.info("created the admin API token (in %s); %s", token_file, added.news())
+    return token
 
 
 def _grpc_bind_error(address: str) -> StartupError:

@@ -14,8 +14,9 @@ import httpx
 import pytest
 from support.api_app import ApiEnv, api_env, client
 
-from slipway.api import bootstrap_admin_token, context_url
+from slipway.api import context_url
 from slipway.domain.phases import Phase
+from slipway.server import bootstrap_admin
 
 BUILDS = "/api/v1/repository/acme/web/build/"
 SECRET = "pull-s3cret-value"
@@ -457,7 +458,7 @@ async def test_bootstrap_admin_token_once(
     env: ApiEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    token = await bootstrap_admin_token(env.store, env.config)
+    token = await bootstrap_admin(env.store, env.config)
     assert token
     token_file = Path(env.config.DATA_DIR) / "admin-token"
     creds_file = tmp_path / "xdg" / "slipway" / "cli.json"
@@ -470,7 +471,7 @@ async def test_bootstrap_admin_token_once(
     }
     async with client(env.app, token) as c:
         assert (await c.get(BUILDS)).status_code == 200
-    assert await bootstrap_admin_token(env.store, env.config) is None
+    assert await bootstrap_admin(env.store, env.config) is None
 
 
 async def test_bootstrap_survives_an_unwritable_cli_config(
@@ -479,6 +480,6 @@ async def test_bootstrap_survives_an_unwritable_cli_config(
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(blocker))
-    token = await bootstrap_admin_token(env.store, env.config)
+    token = await bootstrap_admin(env.store, env.config)
     assert token
     assert (Path(env.config.DATA_DIR) / "admin-token").read_text().strip() == token

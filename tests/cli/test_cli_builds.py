@@ -15,11 +15,11 @@ from support.api_app import ApiEnv, LiveApi
 from support.enqueue import enqueue
 from typer.testing import CliRunner
 
-from slipway.api import bootstrap_admin_token
 from slipway.api.uploads import get_upload
 from slipway.cli.dockerignore import excluded, pack, parse
 from slipway.cli.main import app
 from slipway.domain.phases import Phase
+from slipway.server import bootstrap_admin
 from slipway.store.records import BuildRecord, NewBuild
 
 DIGEST = "sha256:" + "b" * 64
@@ -208,7 +208,7 @@ def test_cancel_with_the_credentials_file_serve_writes(
     xdg = tmp_path / "xdg"
     env = {"XDG_CONFIG_HOME": str(xdg), "SLIPWAY_URL": "", "SLIPWAY_TOKEN": ""}
     monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
-    token = live.run(bootstrap_admin_token(live.env.store, live.env.config))
+    token = live.run(bootstrap_admin(live.env.store, live.env.config))
     saved: dict[str, Any] = json.loads((xdg / "slipway" / "cli.json").read_text())
     name = live.url.removeprefix("http://")
     assert saved == {"current": name, "contexts": {name: {"server": live.url, "token": token}}}

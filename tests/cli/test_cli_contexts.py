@@ -16,8 +16,8 @@ from support.api_app import LiveApi
 from support.enqueue import enqueue
 from typer.testing import CliRunner
 
-from slipway.api import bootstrap_admin_token
 from slipway.cli.main import app
+from slipway.server import bootstrap_admin
 from slipway.store.records import NewBuild
 
 
@@ -55,10 +55,10 @@ def test_a_second_server_adds_its_context_without_taking_the_cli(
     a, b = two
     assert a.env is not None and b.env is not None
     name_a, name_b = (s.url.removeprefix("http://") for s in (a, b))
-    caplog.set_level(logging.INFO, logger="slipway.api.auth")
-    a.run(bootstrap_admin_token(a.env.store, a.env.config))
+    caplog.set_level(logging.INFO, logger="slipway.server")
+    a.run(bootstrap_admin(a.env.store, a.env.config))
     assert f"the CLI context '{name_a}' has it and is the current context" in caplog.text
-    b.run(bootstrap_admin_token(b.env.store, b.env.config))
+    b.run(bootstrap_admin(b.env.store, b.env.config))
     assert (f"the CLI context '{name_b}' has it; the current context stays '{name_a}': run "
             f"`slipway context use {name_b}` to use this server") in caplog.text
     assert stat.S_IMODE(cli_file().stat().st_mode) == 0o600

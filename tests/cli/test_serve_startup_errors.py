@@ -1,6 +1,6 @@
 """A database or an orchestrator that cannot be reached stops `slipway serve` with one
 line naming the setting to change and how, as an address in use does: no traceback, no
-driver help link, no password (src/slipway/startup_errors.py)."""
+driver help link, no password (src/slipway/startup_errors.py, src/slipway/store/open_errors.py)."""
 
 from __future__ import annotations
 

@@ -113,7 +113,8 @@ async def test_serve_on_quays_database_says_so_and_leaves_quays_tables_alone(
     before = quay.alembic_versions()
     async with running_server(tmp_path, **quay_config(quay, redis_server.port, tmp_path)
                               ) as slipway:
-        banner = slipway.server.quay_banner
+        assert slipway.server.backend is not None
+        banner = slipway.server.backend.banner
     assert banner is not None
     host_db = quay.uri.rsplit("@", 1)[-1]
     assert banner == f"serving the builds of Quay at quay.example.test from {host_db}"

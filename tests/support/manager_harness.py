@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from slipway.backends.sql import SqlBackend
 from slipway.config.loader import parse_config
 from slipway.domain.phases import Phase
 from slipway.executors.base import Executor, ExecutorError, WorkerSpec
@@ -17,7 +18,6 @@ from slipway.manager.control import BuildControl
 from slipway.manager.service import BuildManager
 from slipway.manager.servicer import create_grpc_server
 from slipway.orchestrator.memory import MemoryOrchestrator
-from slipway.store.facade import SqlStore
 from slipway.store.records import BuildRecord, NewBuild
 from slipway.tokens.jwt import TokenService
 from slipway.tokens.keys import load_or_create
@@ -84,6 +84,16 @@ class ScriptedExecutor(Executor):
         return sum(1 for t in self.tasks.values() if not t.done())
 
 
+class UnservedLinks:
+    """Signed links no one serves: the scripted workers never fetch them."""
+
+    def context(self, record: BuildRecord) -> str:
+        return f"http://127.0.0.1:1/context/{record.id}.tar"
+
+    def file(self, file_id: str, purpose: str) -> str:
+        return f"http://127.0.0.1:1/files/{file_id}"
+
+
 class Harness:
     def __init__(
         self,
@@ -116,7 +126,9 @@ class Harness:
 
     async def start(self, executors: list[Executor]) -> Harness:
         self.executors = executors
-        self.store = await SqlStore(self.config.DB_URI).open()
+        self.backend = SqlBackend(self.config)
+        await self.backend.open(UnservedLinks())
+        self.store = self.backend.store
         key = load_or_create(self.config.DATA_DIR)
         await self.store.keys.publish(key.kid, key.public_pem)
         self.tokens = TokenService(key, self.config.BUILDMAN_HOSTNAME, self.store.keys.get)
@@ -129,13 +141,12 @@ class Harness:
             orchestrator=self.orchestrator,
             executors=executors,
             tokens=self.tokens,
-            context_url=lambda record: f"http://127.0.0.1:1/context/{record.id}.tar",
         )
         self.control = BuildControl(self.store, self.orchestrator)
         self.control.attach_scheduler(self.manager.scheduler.wake)
         cert, key = self.config.BUILDMAN_TLS_CERT, self.config.BUILDMAN_TLS_KEY
         self.grpc, _ = create_grpc_server(
-            self.manager.ctx, self.address,
+            self.manager.ctx, self.address, self.backend,
             tls_cert=str(cert) if cert else None, tls_key=str(key) if key else None,
         )
         await self.grpc.start()

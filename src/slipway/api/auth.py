@@ -3,7 +3,6 @@ scopes `{namespace or "*": "read" | "write" | "admin"}` (admin > write > read)."
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import secrets
@@ -15,7 +14,6 @@ from pathlib import Path
 from fastapi import Request
 
 from slipway.api.errors import ApiError
-from slipway.cli.contexts import Added, ContextsError, add_server_context, credentials_file
 from slipway.config.models import AppConfig
 from slipway.private_files import write_private
 from slipway.store.interfaces import Store
@@ -85,36 +83,18 @@ async def lookup_token(store: Store, token: str) -> Principal | None:
         return None
 
 
+def admin_token_file(config: AppConfig) -> Path:
+    return Path(config.DATA_DIR) / ADMIN_TOKEN_FILE
+
+
 async def bootstrap_admin_token(store: Store, config: AppConfig) -> str | None:
     """On first start (no token stored yet) create an admin token for every namespace,
-    write it to DATA_DIR/admin-token, add this server's context to the CLI's contexts
-    (current only if there was none), and return it."""
+    write it to DATA_DIR/admin-token and return it."""
     if await store.tokens.any_stored():
         return None
     token = await create_token(store, "admin", {"*": "admin"})
-    token_file = Path(config.DATA_DIR) / ADMIN_TOKEN_FILE
-    write_private(token_file, token + "\n")
-    server = str(config.PUBLIC_URL).rstrip("/")
-    try:
-        added = await asyncio.to_thread(add_server_context, server, token)
-    except (OSError, ContextsError) as exc:  # e.g. a read-only home in a container
-        log.warning("created the admin API token (in %s); could not add it to the CLI's "
-                    "contexts in %s: %s", token_file, credentials_file(), exc)
-        return token
-    log.info("created the admin API token (in %s); %s", token_file, _context_news(added))
+    write_private(admin_token_file(config), token + "\n")
     return token
-
-
-def _context_news(added: Added) -> str:
-    what = f"the CLI context {added.name!r}"
-    if added.replaced:
-        what += " (a server started earlier at this address had it) has the new token"
-    else:
-        what += " has it"
-    if added.current == added.name:
-        return f"{what} and is the current context"
-    return (f"{what}; the current context stays {added.current!r}: run `slipway context use "
-            f"{added.name}` to use this server")
 
 
 def _bearer(request: Request) -> str:

@@ -156,6 +156,17 @@ class Added:
     current: str | None  # the current context after the change
     replaced: bool  # a context of this name and server had another token
 
+    def news(self) -> str:
+        what = f"the CLI context {self.name!r}"
+        if self.replaced:
+            what += " (a server started earlier at this address had it) has the new token"
+        else:
+            what += " has it"
+        if self.current == self.name:
+            return f"{what} and is the current context"
+        return (f"{what}; the current context stays {self.current!r}: run `slipway context "
+                f"use {self.name}` to use this server")
+
 
 def add_server_context(server: str, token: str, path: Path | None = None) -> Added:
     """A server's first start: its context is added (named host:port); it becomes current

@@ -157,8 +157,9 @@ async def _serve_until_stopped(config: AppConfig, embedded: bool,
             logging.getLogger("slipway.server").debug("stopping after a failed start: %s",
                                                       stop_error)
         raise typer.Exit(1) from None
-    if server.quay_banner is not None:
-        err.print(server.quay_banner, highlight=False)
+    assert server.backend is not None  # chosen by start()
+    if server.backend.banner is not None:
+        err.print(server.backend.banner, highlight=False)
     err.print(_running_message(server), highlight=False)
     if local_registry is not None:
         err.print(f"local registry: {local_registry.address} (plain HTTP, images in "

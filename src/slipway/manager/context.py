@@ -36,7 +36,6 @@ class ManagerContext:
     executors: list[Executor]
     tokens: TokenService
     manager_id: str
-    context_url: Callable[[BuildRecord], str]
     wake_scheduler: Callable[[], None] = lambda: None
     # the attempts this process holds, and the one writer of attempt state
     attempts: Attempts = field(init=False)

@@ -7,7 +7,6 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
 
 from slipway.config.models import AppConfig, ManagerConfig
 from slipway.executors.base import Executor
@@ -19,7 +18,6 @@ from slipway.manager.reconcile import Reconciler
 from slipway.manager.scheduler import Scheduler
 from slipway.orchestrator.base import Orchestrator
 from slipway.store.interfaces import Store
-from slipway.store.records import BuildRecord
 from slipway.tokens.jwt import TokenService
 
 # how long in-flight work (attempt starts and ends, worker calls) may take to finish at
@@ -43,7 +41,6 @@ class BuildManager:
         orchestrator: Orchestrator,
         executors: list[Executor],
         tokens: TokenService,
-        context_url: Callable[[BuildRecord], str],
         manager_id: str | None = None,
     ) -> None:
         self.ctx = ManagerContext(
@@ -54,7 +51,6 @@ class BuildManager:
             executors=executors,
             tokens=tokens,
             manager_id=manager_id or new_manager_id(),
-            context_url=context_url,
         )
         self.scheduler = Scheduler(self.ctx)
         self.ctx.wake_scheduler = self.scheduler.wake

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 
 from slipway.manager import worker_calls
+from slipway.manager.build_pack import BuildPack, PackParts
 from slipway.manager.context import ManagerContext
 from slipway.manager.refusals import CallRefused
 from slipway.manager.worker_calls import HeartbeatTracker, LogStreamState
 from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol import buildman_pb2_grpc as pb_grpc
-from slipway.store.errors import SecretsUnavailable
-from slipway.store.records import BuildRecord
 
 log = logging.getLogger("slipway.grpc")
 T = TypeVar("T")
@@ -26,17 +25,11 @@ T = TypeVar("T")
 LOG_BATCH = 1000
 
 
-# Quay mode: fills in what Quay's manager hands a worker beyond the build record (the
-# build's access token as push_token and pull_token, a trigger's git_package:
-# docs/quay-contract.md)
-PackFiller = Callable[[BuildRecord, pb.BuildPack], Awaitable[None]]
-
-
 class BuildManagerServicer(pb_grpc.BuildManagerServicer):
-    def __init__(self, ctx: ManagerContext, fill_pack: PackFiller | None = None) -> None:
+    def __init__(self, ctx: ManagerContext, packs: PackParts) -> None:
         self.ctx = ctx
         self.heartbeats = HeartbeatTracker()
-        self.fill_pack = fill_pack
+        self.packs = packs
 
     async def _shielded(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a state change to its end even if the worker hangs up meanwhile: gRPC
@@ -54,51 +47,12 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
         self, request: pb.BuildJobArgs, context: grpc.aio.ServicerContext
     ) -> pb.BuildPack:
         try:
-            data = await self._shielded(worker_calls.register(self.ctx, request.register_jwt))
+            pack = await self._shielded(
+                worker_calls.register(self.ctx, self.packs, request.register_jwt))
         except CallRefused as exc:
             await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
             raise  # unreachable: abort raises
-        record = data.record
-        pack = pb.BuildPack(
-            job_jwt=data.job_token,
-            package_url=data.package_url,
-            context=record.context or record.subdirectory or "",
-            dockerfile_path=record.dockerfile_path or "Dockerfile",
-            repository=record.full_repository,
-            registry=record.registry,
-            tag_names=record.tags or ["latest"],
-            target=record.target or "",
-            push_username=data.push_username,
-            push_password=data.push_password,
-        )
-        if self.fill_pack is not None:
-            try:
-                await self.fill_pack(record, pack)
-            except Exception as exc:
-                log.error("build %s: %s", record.id, exc)
-                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-                raise  # unreachable: abort raises
-        if record.pull_credentials:
-            pack.base_image.username = record.pull_credentials.get("username", "")
-            pack.base_image.password = record.pull_credentials.get("password", "")
-        for name, value in (record.build_args or {}).items():
-            pack.build_args.add(name=name, value=value)
-        options = record.options or {}
-        pack.no_cache = bool(options.get("no_cache"))
-        pack.pull = bool(options.get("pull"))
-        for name, value in (options.get("labels") or {}).items():
-            pack.labels.add(name=name, value=str(value))
-        pack.platforms.extend(str(p) for p in options.get("platforms") or [])
-        if options.get("secrets"):  # only builds given secrets pay the read
-            try:
-                secrets = await self.ctx.store.secrets.get(record.id)
-            except SecretsUnavailable as exc:
-                log.error("build %s: %s", record.id, exc)
-                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-                raise  # unreachable: abort raises
-            for secret_id, value in secrets.items():
-                pack.secrets.add(name=secret_id, value=value)
-        return pack
+        return build_pack_message(pack)
 
     async def Heartbeat(
         self,
@@ -193,6 +147,41 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
         return pb.CachedTag(CachedTag=tag)
 
 
+def build_pack_message(pack: BuildPack) -> pb.BuildPack:
+    """The BuildPack message of `pack` (manager/build_pack.py)."""
+    message = pb.BuildPack(
+        job_jwt=pack.job_token,
+        package_url=pack.package_url,
+        context=pack.context,
+        dockerfile_path=pack.dockerfile_path,
+        repository=pack.repository,
+        registry=pack.registry,
+        tag_names=pack.tags,
+        target=pack.target,
+        push_username=pack.push_username,
+        push_password=pack.push_password,
+        push_token=pack.push_token,
+        pull_token=pack.pull_token,
+        no_cache=pack.no_cache,
+        pull=pack.pull,
+        platforms=pack.platforms,
+    )
+    if pack.git_package is not None:  # in the oneof, in place of package_url
+        message.git_package.url = pack.git_package.url
+        message.git_package.sha = pack.git_package.sha
+        message.git_package.private_key = pack.git_package.private_key
+    if pack.base_image is not None:
+        message.base_image.username = pack.base_image.username
+        message.base_image.password = pack.base_image.password
+    for name, value in pack.build_args.items():
+        message.build_args.add(name=name, value=value)
+    for name, value in pack.labels.items():
+        message.labels.add(name=name, value=value)
+    for name, value in pack.secrets.items():
+        message.secrets.add(name=name, value=value)
+    return message
+
+
 # worker calls that may wait for the manager's event loop at once (a few KB each)
 MAX_PENDING_CALLS = 100_000
 
@@ -200,12 +189,13 @@ MAX_PENDING_CALLS = 100_000
 def create_grpc_server(
     ctx: ManagerContext,
     listen: str,
+    packs: PackParts,
     *,
     tls_cert: str | Path | None = None,
     tls_key: str | Path | None = None,
-    fill_pack: PackFiller | None = None,
 ) -> tuple[grpc.aio.Server, int]:
-    """The server (not started) and the port it bound (useful with port 0)."""
+    """The server (not started) and the port it bound (useful with port 0); `packs` is
+    the backend's part of each registered worker's BuildPack."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
@@ -221,7 +211,7 @@ def create_grpc_server(
             ("grpc.so_reuseport", 0),
         ]
     )
-    pb_grpc.add_BuildManagerServicer_to_server(BuildManagerServicer(ctx, fill_pack), server)
+    pb_grpc.add_BuildManagerServicer_to_server(BuildManagerServicer(ctx, packs), server)
     if tls_cert and tls_key:
         with open(tls_cert, "rb") as c, open(tls_key, "rb") as k:
             credentials = grpc.ssl_server_credentials([(k.read(), c.read())])

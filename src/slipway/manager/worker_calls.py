@@ -7,14 +7,19 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from slipway import metrics
 from slipway.backoff import Backoff
 from slipway.domain.phases import PROTOCOL_PHASES, Phase, can_transition
 from slipway.domain.results import AttemptEnd
 from slipway.manager.attempts import EndReason
+from slipway.manager.build_pack import (
+    BuildPack,
+    BuildPackUnavailable,
+    PackParts,
+    assemble_build_pack,
+)
 from slipway.manager.cached_tag import first_existing_tag
 from slipway.manager.context import ManagerContext
 from slipway.manager.jobs import JobStage, JobState
@@ -22,7 +27,7 @@ from slipway.manager.keys import REGISTERED_PREFIX, job_key
 from slipway.manager.log_lines import BadLogLine, parse_log_line
 from slipway.manager.phase_log import phase_entry
 from slipway.manager.refusals import CallRefused
-from slipway.store.records import BuildRecord, LogEntry
+from slipway.store.records import LogEntry
 from slipway.tokens.jwt import InvalidToken, TokenClaims, TokenType
 
 log = logging.getLogger("slipway.manager")
@@ -31,16 +36,6 @@ log = logging.getLogger("slipway.manager")
 REGISTER_WAIT = 10.0
 REGISTER_POLL_FIRST = 0.05
 REGISTER_POLL_MAX = 1.0
-
-
-@dataclass
-class BuildPackData:
-    job_token: str
-    record: BuildRecord
-    package_url: str
-    push_username: str = ""
-    push_password: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 async def _claims(ctx: ManagerContext, token: str, kind: TokenType) -> TokenClaims:
@@ -55,14 +50,16 @@ async def _job(ctx: ManagerContext, claims: TokenClaims) -> JobState | None:
     return JobState.loads(raw) if raw is not None else None
 
 
-async def register(ctx: ManagerContext, token: str) -> BuildPackData:
+async def register(ctx: ManagerContext, packs: PackParts, token: str) -> BuildPack:
+    """Spend the registration token, mark the job running and hand back the worker's
+    BuildPack (`packs`: the backend's part of it)."""
     claims = await _claims(ctx, token, TokenType.REGISTRATION)
     lifetime = max(1.0, claims.expiration - time.time()) + 60
     spent = f"{REGISTERED_PREFIX}{claims.jti}"
     if not await ctx.orchestrator.set(spent, claims.job_id, overwrite=False, expiration=lifetime):
         raise CallRefused("UNAUTHENTICATED", "registration token was already used")
     try:
-        pack = await _register(ctx, claims)
+        pack = await _register(ctx, packs, claims)
     except CallRefused:
         raise
     except Exception:
@@ -99,7 +96,8 @@ async def _scheduled_job(ctx: ManagerContext, claims: TokenClaims) -> JobState:
             await asyncio.wait_for(marked.wait(), min(pauses.next(), remaining))
 
 
-async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
+async def _register(ctx: ManagerContext, packs: PackParts, claims: TokenClaims
+                    ) -> BuildPack:
     # the record its attempt began from, when this process began it; its phase then is
     # not the build's now, but a build that ended since has no job key left to mark
     # running below, and a cancelled one is known from its cancel event
@@ -109,7 +107,7 @@ async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
     if record is None or record.phase.is_final:
         raise CallRefused("FAILED_PRECONDITION", "this build has ended")
     max_time = float(ctx.manager_config.MACHINE_MAX_TIME)
-    package_url = ctx.context_url(record)  # may raise: before the job is marked running
+    package_url = packs.package_url(record)  # may raise: before the job is marked running
     # The manager that started the worker knows the job key's value: it wrote it. Marking
     # it running from that copy saves a read per registration, on the path every build
     # takes; if the key changed meanwhile, it is read.
@@ -125,12 +123,12 @@ async def _register(ctx: ManagerContext, claims: TokenClaims) -> BuildPackData:
             raise CallRefused("FAILED_PRECONDITION",
                               "this build job changed while registering")
     job_token = ctx.tokens.mint(TokenType.JOB, job.build_id, job.job_id, max_time)
-    credentials = (ctx.app_config.REGISTRY_CREDENTIALS or {}).get(record.registry)
-    pack = BuildPackData(job_token=job_token, record=record, package_url=package_url)
-    if credentials is not None:
-        pack.push_username = credentials.username
-        pack.push_password = credentials.password.get_secret_value()
-    return pack
+    try:
+        return await assemble_build_pack(packs, record, job_token=job_token,
+                                         package_url=package_url)
+    except BuildPackUnavailable as exc:
+        log.error("build %s: %s", record.id, exc)
+        raise CallRefused("FAILED_PRECONDITION", str(exc)) from exc
 
 
 class HeartbeatTracker:

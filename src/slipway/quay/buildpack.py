@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 from slipway.quay.builds import QuayBuild
 from slipway.quay.encryption import FieldEncrypter
+from slipway.quay.errors import QuayModeError
+from slipway.store.records import BuildRecord
 
 
 class UserFileUrls(Protocol):
@@ -86,6 +88,30 @@ def package_url(build: QuayBuild, userfiles: UserFileUrls) -> str:
     return userfiles.get_file_url(build.resource_key, expires_in=300)
 
 
+def git_package(build: QuayBuild, encrypter: FieldEncrypter) -> GitPackage | None:
+    """The trigger's repository at its commit, for a trigger with a deploy key."""
+    private_key = build.deploy_key(encrypter)
+    if private_key is None:
+        return None
+    return GitPackage(url=str(build.trigger_metadata.get("git_url", "") or ""),
+                      sha=build.commit_sha, private_key=private_key)
+
+
+def record_package_url(record: BuildRecord, userfiles: UserFileUrls | None) -> str:
+    """`package_url` of slipway's record of a Quay build (quay/store.py new_build_of):
+    "" for a trigger with a deploy key (the worker clones its repository)."""
+    if (record.trigger or {}).get("deploy_key"):
+        return ""
+    if record.archive_url:
+        return record.archive_url
+    if record.resource_key and userfiles is not None:
+        return userfiles.get_file_url(record.resource_key, expires_in=300)
+    raise QuayModeError(
+        f"build {record.id} has no package to build: no archive_url and no uploaded "
+        "context (resource_key)"
+    )
+
+
 def build_pack(
     build: QuayBuild,
     pull_credentials: dict[str, str] | None,
@@ -98,11 +124,7 @@ def build_pack(
     `registry` is SERVER_HOSTNAME. Both tokens are the build's access token."""
     context, dockerfile_path = dockerfile_args(build.job_config)
     token = build.access_token(encrypter)
-    git = None
-    private_key = build.deploy_key(encrypter)
-    if private_key is not None:
-        git = GitPackage(url=str(build.trigger_metadata.get("git_url", "") or ""),
-                         sha=build.commit_sha, private_key=private_key)
+    git = git_package(build, encrypter)
     url = "" if git is not None else package_url(build, userfiles)
     if git is None and not url:
         raise NoBuildPackage(

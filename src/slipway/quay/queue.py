@@ -173,19 +173,14 @@ class QuayQueue:
 
     async def claim(
         self,
-        manager_id: str = "",
         *,
         limit: int,
         lease_seconds: float,
         namespace_limits: Mapping[str, int] | None = None,
-        round_robin: object = None,
     ) -> list[QuayQueueItem]:
         """Claim up to `limit` items, the oldest first, at most one per queue name and none
         of a queue name already running (Quay's `get(ordering_required=True)`, for
-        several items at once). NAMESPACE_LIMITS caps the running items of a namespace.
-
-        `manager_id` and `round_robin` are accepted for the store's signature: Quay's
-        table has no column for the claimer, and Quay's order is by id."""
+        several items at once). NAMESPACE_LIMITS caps the running items of a namespace."""
         if limit <= 0:
             return []
         now = utcnow()

@@ -46,13 +46,11 @@ from slipway.quay.builds import (
     QuayBuild,
     QuayBuilds,
 )
-from slipway.quay.encryption import FieldEncrypter
 from slipway.quay.errors import QuayModeError
 from slipway.quay.notifications import QuayNotifications, Site
 from slipway.quay.queue import POLL_INTERVAL_S, QuayQueue, QuayQueueItem
 from slipway.quay.tables import queueitem, repositorybuild
 from slipway.quay.userfiles import LocalUserFiles, UserFiles, userfiles_from_config
-from slipway.secret import reveal
 from slipway.store.api_tokens import ApiTokenStore
 from slipway.store.builds import BuildStore
 from slipway.store.database import Database, SqlConnection
@@ -153,7 +151,9 @@ class QuayBuildQueue:
         namespace_limits: Mapping[str, int] | None = None,
         round_robin: RoundRobin | None = None,
     ) -> list[QueueItem]:
-        items = await self.quay.claim(manager_id, limit=limit, lease_seconds=lease_seconds,
+        # Quay's table has no column for the claimer, and Quay's order is by id: neither
+        # `manager_id` nor `round_robin` has a part in Quay's claim
+        items = await self.quay.claim(limit=limit, lease_seconds=lease_seconds,
                                       namespace_limits=namespace_limits)
         claimed: list[QueueItem] = []
         for item in await self.store.adopt(items):
@@ -471,12 +471,8 @@ class QuayStore:
     """The Store of Quay mode; `open()` checks BUILDLOGS_REDIS and the user-file
     storage, and adds slipway's own tables beside Quay's."""
 
-    def __init__(self, config: AppConfig, *,
-                 link: Callable[[str], str] | None = None) -> None:
-        """`link(file_id)`: slipway's own signed URL of a user file, for
-        QUAY_USERFILES_SOURCE mount (the file is then read from the mounted storage)."""
+    def __init__(self, config: AppConfig) -> None:
         self.config = config
-        self._link = link
         self.db = Database(config.DB_URI,
                            connect_args=driver_connect_args(config.DB_CONNECTION_ARGS))
         self.quay_queue = QuayQueue(self.db, config.DOCKERFILE_BUILD_QUEUE_NAME)
@@ -496,8 +492,6 @@ class QuayStore:
         self.keys = SigningKeyStore(self.db)
         self.overview = BuildOverview(self.db)
         self.secrets = BuildSecretStore(self.db)
-        secret_key = reveal(config.DATABASE_SECRET_KEY) if config.DATABASE_SECRET_KEY else ""
-        self.encrypter = FieldEncrypter(secret_key) if secret_key else None
         self.userfiles: UserFiles | None = None
 
     @property
@@ -508,13 +502,15 @@ class QuayStore:
         return self.db.write()
 
     def shared_writes(self) -> SharedTransactions:
-        return SharedTransactions(self.db, self.queue)  # type: ignore[arg-type]
+        return SharedTransactions(self.db, self.queue)
 
-    async def open(self) -> QuayStore:
+    async def open(self, *, link: Callable[[str], str] | None = None) -> QuayStore:
         """QuayModeError (naming the key) when BUILDLOGS_REDIS does not answer or the
-        storage of USERFILES_LOCATION has a driver slipway cannot use."""
+        storage of USERFILES_LOCATION has a driver slipway cannot use. `link(file_id)`:
+        slipway's own signed URL of a user file, for QUAY_USERFILES_SOURCE mount (the
+        file is then read from the mounted storage)."""
         await self.quay_logs.check()
-        self.userfiles = userfiles_from_config(self.config, link=self._link)
+        self.userfiles = userfiles_from_config(self.config, link=link)
         await self.userfiles.check()
         await self.db.migrate()
         return self
@@ -570,40 +566,6 @@ class QuayStore:
         found = await pipe.execute()
         return {u: [parse_entry(raw) for raw in entries]
                 for u, entries in zip(build_uuids, found, strict=True) if entries}
-
-    def package_url(self, record: BuildRecord) -> str:
-        """Where the worker downloads the build's context (Quay's BuildJob
-        get_build_package_url): archive_url, else the user file of resource_key."""
-        if (record.trigger or {}).get("deploy_key"):
-            return ""  # the worker clones the trigger's repository (fill_pack)
-        if record.archive_url:
-            return record.archive_url
-        if record.resource_key and self.userfiles is not None:
-            return self.userfiles.get_file_url(record.resource_key, expires_in=300)
-        raise QuayModeError(
-            f"build {record.id} has no package to build: no archive_url and no uploaded "
-            "context (resource_key)"
-        )
-
-    async def fill_pack(self, record: BuildRecord, pack: Any) -> None:
-        """What Quay's manager hands the worker besides the record's fields (a
-        buildman_pb BuildPack): the build's access token as push_token and pull_token
-        (quay-builder and slipway's worker log in as `$token` with it) and, for a
-        trigger with a deploy key, the git repository to clone instead of a package."""
-        build = await self.quay_builds.get(record.id)
-        if build is None:
-            raise QuayModeError(f"build {record.id} is no longer in Quay's database")
-        if self.encrypter is None:
-            raise QuayModeError(
-                "DATABASE_SECRET_KEY is not set: it decrypts the build tokens Quay's "
-                "builds push with; copy it from Quay's config.yaml"
-            )
-        pack.push_token = pack.pull_token = build.access_token(self.encrypter)
-        private_key = build.deploy_key(self.encrypter)
-        if private_key is not None:
-            pack.git_package.url = str(build.trigger_metadata.get("git_url", "") or "")
-            pack.git_package.sha = build.commit_sha
-            pack.git_package.private_key = private_key
 
 
 def _is_a_store(store: QuayStore) -> Store[SqlConnection]:

@@ -16,20 +16,29 @@ writer at a time and commits without a sync: there each write keeps its own tran
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Executable
 
 from slipway.group_calls import GroupedCalls
 from slipway.store.database import Database, SqlConnection
 from slipway.store.log_rows import DeferredLogRows, insert_log_rows, log_rows, raise_log_counts
-from slipway.store.queue import BuildQueue
 from slipway.store.records import LogEntry
 
 R = TypeVar("R")
 
 # writes per shared transaction, at most: a few dozen rows locked for a few milliseconds
 SHARED_WRITES = 64
+
+
+class Leases(Protocol):
+    """The queue whose leases the shared writes push out: slipway's (store/queue.py) or
+    Quay mode's (quay/store.py)."""
+
+    async def extend_processing_many(
+        self, leases: list[tuple[int, float]], conn: SqlConnection | None = None
+    ) -> list[bool]:
+        ...
 
 
 class SharedConnection(DeferredLogRows):
@@ -60,7 +69,7 @@ class SharedConnection(DeferredLogRows):
         each would be a round trip of its own."""
         self._appends.append((build_id, entries))
 
-    async def flush(self, queue: BuildQueue) -> None:
+    async def flush(self, queue: Leases) -> None:
         if self._appends:
             added: dict[str, int] = {}
             for build_id, entries in self._appends:
@@ -83,7 +92,7 @@ SharedWrite = Callable[[SharedConnection], Awaitable[Any]]
 
 
 class SharedTransactions:
-    def __init__(self, db: Database, queue: BuildQueue) -> None:
+    def __init__(self, db: Database, queue: Leases) -> None:
         self.db = db
         self._queue = queue
         self._calls: GroupedCalls[SharedWrite, Any] = GroupedCalls(

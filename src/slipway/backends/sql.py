@@ -1,0 +1,75 @@
+"""slipway's own tables (SQLite or PostgreSQL) as the backend: builds submitted to
+slipway's API, contexts uploaded to its file drop, pushes with REGISTRY_CREDENTIALS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slipway.backends.base import BackendError, BackgroundService, Cancel, SignedLinks
+from slipway.config.models import AppConfig
+from slipway.manager.build_pack import BuildPackUnavailable, WorkerAccess
+from slipway.store.database_kind import ForeignDatabase
+from slipway.store.errors import SecretsUnavailable
+from slipway.store.facade import SqlStore
+from slipway.store.interfaces import BuildSecrets
+from slipway.store.open_errors import DATABASE_ERRORS, database_problem
+from slipway.store.records import BuildRecord
+
+
+def configured_access(config: AppConfig, record: BuildRecord) -> WorkerAccess:
+    """The login REGISTRY_CREDENTIALS holds for the build's registry, if any."""
+    credentials = (config.REGISTRY_CREDENTIALS or {}).get(record.registry)
+    if credentials is None:
+        return WorkerAccess()
+    return WorkerAccess(push_username=credentials.username,
+                        push_password=credentials.password.get_secret_value())
+
+
+async def stored_secrets(secrets: BuildSecrets[Any], record: BuildRecord
+                         ) -> dict[str, str]:
+    try:
+        return await secrets.get(record.id)
+    except SecretsUnavailable as exc:
+        raise BuildPackUnavailable(str(exc)) from exc
+
+
+class SqlBackend:
+    def __init__(self, config: AppConfig) -> None:
+        self.config = config
+        self.store = SqlStore(config.DB_URI)
+        self._links: SignedLinks | None = None
+
+    @property
+    def banner(self) -> str | None:
+        return None
+
+    async def open(self, links: SignedLinks) -> None:
+        self._links = links
+        try:
+            await self.store.open()
+        except ForeignDatabase as exc:
+            raise BackendError(str(exc)) from None
+        except DATABASE_ERRORS as exc:  # one line naming DB_URI
+            raise BackendError(database_problem(exc, self.config.DB_URI)) from None
+
+    def check_builds(self) -> None:
+        pass
+
+    def services(self, cancel: Cancel) -> list[BackgroundService]:
+        return []
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    # --- the BuildPack's part (manager/build_pack.py PackParts) --------------------------
+
+    def package_url(self, record: BuildRecord) -> str:
+        """The archive URL given at submit, or a signed link to the uploaded context."""
+        assert self._links is not None, "package_url before open"
+        return self._links.context(record)
+
+    async def access(self, record: BuildRecord) -> WorkerAccess:
+        return configured_access(self.config, record)
+
+    async def secrets(self, record: BuildRecord) -> dict[str, str]:
+        return await stored_secrets(self.store.secrets, record)
