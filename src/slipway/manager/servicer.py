@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 
 import grpc
 
+from slipway.domain.refusals import CallRefused
 from slipway.manager import worker_calls
 from slipway.manager.context import ManagerContext
-from slipway.manager.refusals import CallRefused
-from slipway.manager.worker_calls import HeartbeatTracker, LogStreamState
+from slipway.manager.worker_calls import LogStreamState
 from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol import buildman_pb2_grpc as pb_grpc
 from slipway.store.errors import SecretsUnavailable
@@ -35,7 +35,6 @@ PackFiller = Callable[[BuildRecord, pb.BuildPack], Awaitable[None]]
 class BuildManagerServicer(pb_grpc.BuildManagerServicer):
     def __init__(self, ctx: ManagerContext, fill_pack: PackFiller | None = None) -> None:
         self.ctx = ctx
-        self.heartbeats = HeartbeatTracker()
         self.fill_pack = fill_pack
 
     async def _shielded(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -106,7 +105,7 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.HeartbeatResponse]:
         async for request in request_iterator:
-            alive = await worker_calls.heartbeat(self.ctx, self.heartbeats, request.job_jwt)
+            alive = await worker_calls.heartbeat(self.ctx, request.job_jwt)
             yield pb.HeartbeatResponse(reply=alive)
 
     async def SetPhase(
