@@ -1,11 +1,13 @@
 """One build attempt from its claim to its teardown (docs/architecture.md, "One attempt").
 
 `Attempts` is the only writer of an attempt's state: the job key and deadline key in the
-orchestrator, the queue lease, the build record's `attempts`, this process's memory of the
-attempts it holds and the running-workers gauge. The scheduler begins attempts, the worker
-calls move them on (scheduled, running, a phase reported) and report their results; the
-event handlers, the reconciler and shutdown end them. Every end goes through `end`, and
-every removal of a job's keys and worker through `_teardown`.
+orchestrator, the queue lease (pushed out on heartbeats: `HeartbeatLeases`), the build
+record's `attempts` and the phases its worker reports, this process's memory of the
+attempts it holds and of the builds a user cancelled, and the running-workers gauge. The
+scheduler begins attempts, the worker calls move them on (scheduled, running, a
+heartbeat, a phase reported) and report their results; the event handlers, the
+reconciler, a restart and shutdown end them. Every end goes through `end`, and every
+removal of a job's keys and worker through `_teardown`.
 """
 
 from __future__ import annotations
