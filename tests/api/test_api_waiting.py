@@ -4,6 +4,7 @@ at a time, the namespace's limit, all workers busy, a retry later), and the buil
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,9 @@ from typing import Any
 import httpx
 import pytest
 from support.api_app import ApiEnv, api_env, client
+
+from slipway.domain.attempts import AttemptRecord
+from slipway.domain.results import AttemptEnd
 
 MANAGER = {"ALLOWED_WORKER_COUNT": 2, "NAMESPACE_LIMITS": {"small": 1},
            "EXECUTORS": [{"EXECUTOR": "local"}]}
@@ -78,6 +82,24 @@ async def test_a_retry_waits_until_its_time(env: ApiEnv, admin: httpx.AsyncClien
     text = (await get(admin, "team/app", build["id"]))["status"]["waiting_for"]
     assert text.startswith("retry after ") and text.endswith(
         " UTC (its last attempt failed; RETRY_AFTER)")
+
+
+async def test_a_build_taken_back_at_a_restart_says_so_while_it_waits(
+    env: ApiEnv, admin: httpx.AsyncClient
+) -> None:
+    """Its manager was killed and, restarted, put it back in the queue at once
+    (manager/attempts.py take_back_orphans): why it waits names what ended its attempt."""
+    build = await start(admin, "team/app")
+    (item,) = await env.store.queue.claim("m1", limit=1, lease_seconds=600)
+    ended = AttemptRecord(attempt=1, executor="local", worker_id="1", started=time.time()
+                          ).closed(AttemptEnd.MANAGER_RESTARTED, time.time())
+    async with env.store.db.write() as conn:
+        await env.store.queue.incomplete(conn, item.id)
+        await env.store.builds.update(conn, build["id"], attempts=[ended])
+    waiting = await get(admin, "team/app", build["id"])
+    assert waiting["status"]["waiting_for"] == (
+        "a worker is being started for it again (attempt 1: the build manager restarted "
+        "while it ran)")
 
 
 async def test_build_options_are_kept_and_shown(env: ApiEnv, admin: httpx.AsyncClient) -> None:

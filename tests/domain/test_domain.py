@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from slipway.domain.attempts import load_attempts
-from slipway.domain.phases import FINAL_PHASES, Phase, can_transition
+from slipway.domain.phases import (
+    CANCELLABLE_PHASES,
+    FINAL_PHASES,
+    UNDER_WAY_PHASES,
+    Phase,
+    can_transition,
+    sources_of,
+)
 from slipway.domain.results import AttemptEnd, decide
 
 
@@ -26,6 +33,23 @@ def test_cancellation_stops_at_pushing() -> None:
         assert phase.is_cancellable and can_transition(phase, Phase.CANCELLED)
     assert not Phase.PUSHING.is_cancellable
     assert not can_transition(Phase.PUSHING, Phase.CANCELLED)
+
+
+def test_a_new_attempt_takes_over_from_any_phase_a_lost_one_reached() -> None:
+    """The recovery move: a build whose manager was lost mid-build is scheduled again."""
+    assert sources_of(Phase.BUILD_SCHEDULED) == {Phase.WAITING, *UNDER_WAY_PHASES}
+
+
+def test_an_attempt_ends_from_any_phase_it_reached() -> None:
+    for end in (Phase.WAITING, Phase.COMPLETE, Phase.ERROR, Phase.INTERNAL_ERROR):
+        assert sources_of(end) == {p for p in Phase if not p.is_final}
+
+
+@pytest.mark.parametrize("target", list(Phase))
+def test_the_stores_guard_is_the_table(target: Phase) -> None:
+    """move_phase's guard (sources_of) says what can_transition says, move by move."""
+    assert sources_of(target) == {p for p in Phase if can_transition(p, target)}
+    assert sources_of(Phase.CANCELLED) == CANCELLABLE_PHASES
 
 
 def test_user_error_is_not_retried_infrastructure_is() -> None:

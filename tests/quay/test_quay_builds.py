@@ -74,6 +74,13 @@ async def test_phases_move_from_the_phase_read_and_never_over_cancelled(
     assert await builds.update_phase_then_close(started.uuid, "building") is False
     assert quay.build_row(started.uuid)["phase"] == "cancelled"
     assert await builds.update_phase_then_close("no-such-build", "building") is False
+    # only the moves domain/phases.py allows: a build-scheduled row does not go to pushing
+    # and back to unpacking
+    other = quay.start_build("acme", "app")
+    assert await builds.update_phase_then_close(other.uuid, "build-scheduled")
+    assert await builds.update_phase_then_close(other.uuid, "pushing")
+    assert await builds.update_phase_then_close(other.uuid, "unpacking") is False
+    assert quay.build_row(other.uuid)["phase"] == "pushing"
     with pytest.raises(ValueError, match="not one of Quay's build phases"):
         await builds.update_phase_then_close(started.uuid, "expired")
 
@@ -88,7 +95,8 @@ async def test_quays_cancel_of_a_waiting_build_and_of_a_running_one(
     waiting = quay.start_build("acme", "waiting")
     running = quay.start_build("acme", "running")
     await QuayQueue(db).claim(limit=5, lease_seconds=60)
-    await QuayBuilds(db).update_phase_then_close(running.uuid, "building")
+    for phase in ("build-scheduled", "building"):  # the moves the phase table allows
+        assert await QuayBuilds(db).update_phase_then_close(running.uuid, phase)
     await QuayBuilds(db).update_phase_then_close(waiting.uuid, "waiting")
 
     assert quay.cancel_build(running.uuid) is False  # no canceller (Quay's Noop)

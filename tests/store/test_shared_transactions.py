@@ -37,8 +37,8 @@ def _schedule(store: SqlStore, build_id: str, queue_id: int | None = None):  # t
     """A write like the scheduler's: phase moved, two log lines, the queue lease pushed out;
     it answers its transaction's id."""
     async def write(conn: SharedConnection) -> int:
-        moved = await store.builds.set_phase_if(
-            conn, build_id, [Phase.WAITING], Phase.BUILD_SCHEDULED, job_id=str(uuid.uuid4()),
+        moved = await store.builds.move_phase(
+            conn, build_id, Phase.BUILD_SCHEDULED, job_id=str(uuid.uuid4()),
             log=[LogEntry(f"first of {build_id}"), LogEntry(f"second of {build_id}")])
         assert moved
         if queue_id is not None:

@@ -7,6 +7,7 @@ import email.utils
 
 from slipway.api.models import BuildOut, Repository
 from slipway.domain.phases import Phase
+from slipway.domain.results import describe
 from slipway.store.records import BuildRecord, WaitReason
 
 EXPIRED = "expired"
@@ -40,6 +41,12 @@ def waiting_text(reason: WaitReason, record: BuildRecord) -> str:
                 "(NAMESPACE_LIMITS)")
     if reason.kind == "workers":
         return f"all {reason.limit} workers are busy (ALLOWED_WORKER_COUNT)"
+    last = record.attempts[-1] if record.attempts else None
+    if last is not None and last.outcome is not None:
+        # back in the queue to run again at once: say what ended the last attempt (a
+        # manager's restart or shutdown), not only that a worker is being found
+        return (f"a worker is being started for it again (attempt {last.attempt}: "
+                f"{describe(last.outcome)})")
     return "a worker is being started for it"
 
 

@@ -1,6 +1,7 @@
-"""Why a build is not admitted: the refusal every way of submitting a build can raise
-(admission's rules, and a store that does not take new builds, as in Quay mode), and
-that the API maps to its status codes (api/errors.py)."""
+"""Refusals: why a build is not admitted (the refusal every way of submitting a build can
+raise: admission's rules, and a store that does not take new builds, as in Quay mode;
+the API maps it to its status codes, api/errors.py), and why a worker's call is not
+served (the gRPC service maps it to a status code, manager/servicer.py)."""
 
 from __future__ import annotations
 
@@ -23,3 +24,12 @@ class Refused(Exception):
         self.reason = reason
         self.message = message
         self.retry_after = retry_after
+
+
+class CallRefused(Exception):
+    """A worker's call the manager will not serve (a spent token, an ended job): an
+    answer to the worker, not a failure. `code` is the gRPC status name to answer with."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code

@@ -22,6 +22,9 @@ class AttemptEnd(StrEnum):
     HEARTBEAT_LOST = "heartbeat_lost"  # infrastructure: no heartbeat for the expiry period
     EXECUTOR_FAILED = "executor_failed"  # infrastructure: no executor could start a worker
     MANAGER_LOST = "manager_lost"  # infrastructure: the manager holding the build went away
+    # infrastructure: the manager holding the build died and, the only manager that could
+    # have held it, found it at its next start
+    MANAGER_RESTARTED = "manager_restarted"
     # the manager was stopped (SIGTERM): the build goes back to the queue and the attempt
     # does not count against its tries
     MANAGER_SHUTDOWN = "manager_shutdown"
@@ -33,8 +36,12 @@ INFRASTRUCTURE_ENDS = frozenset(
         AttemptEnd.HEARTBEAT_LOST,
         AttemptEnd.EXECUTOR_FAILED,
         AttemptEnd.MANAGER_LOST,
+        AttemptEnd.MANAGER_RESTARTED,
     }
 )
+# retried at once rather than after RETRY_AFTER, which spaces out retries of trouble that
+# may still be there: a restart is over once the manager that noticed it runs
+RETRIED_AT_ONCE = frozenset({AttemptEnd.MANAGER_RESTARTED})
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ _DESCRIPTIONS = {
     AttemptEnd.HEARTBEAT_LOST: "the build worker stopped sending heartbeats",
     AttemptEnd.EXECUTOR_FAILED: "no executor could start a build worker",
     AttemptEnd.MANAGER_LOST: "the build manager running the build went away",
+    AttemptEnd.MANAGER_RESTARTED: "the build manager restarted while it ran",
     AttemptEnd.TIMED_OUT: "the build ran longer than MACHINE_MAX_TIME",
     AttemptEnd.MANAGER_SHUTDOWN: "the build manager was stopped",
 }

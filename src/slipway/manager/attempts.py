@@ -1,11 +1,13 @@
 """One build attempt from its claim to its teardown (docs/architecture.md, "One attempt").
 
 `Attempts` is the only writer of an attempt's state: the job key and deadline key in the
-orchestrator, the queue lease, the build record's `attempts`, this process's memory of the
-attempts it holds and the running-workers gauge. The scheduler begins attempts, the worker
-calls move them on (scheduled, running, a phase reported) and report their results; the
-event handlers, the reconciler and shutdown end them. Every end goes through `end`, and
-every removal of a job's keys and worker through `_teardown`.
+orchestrator, the queue lease (pushed out on heartbeats: `HeartbeatLeases`), the build
+record's `attempts` and the phases its worker reports, this process's memory of the
+attempts it holds and of the builds a user cancelled, and the running-workers gauge. The
+scheduler begins attempts, the worker calls move them on (scheduled, running, a
+heartbeat, a phase reported) and report their results; the event handlers, the
+reconciler, a restart and shutdown end them. Every end goes through `end`, and every
+removal of a job's keys and worker through `_teardown`.
 """
 
 from __future__ import annotations
@@ -14,38 +16,43 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slipway import metrics
+from slipway.config.models import AppConfig, ManagerConfig
 from slipway.domain.attempts import AttemptRecord
-from slipway.domain.phases import FINAL_PHASES, Phase
+from slipway.domain.phases import UNDER_WAY_PHASES, Phase, can_transition
 from slipway.domain.results import (
     INITIAL_RETRIES,
+    RETRIED_AT_ONCE,
     AttemptEnd,
     attempt_label,
     decide,
     failure_message,
     retry_message,
 )
-from slipway.executors.base import ExecutorError, WorkerSpec
+from slipway.executors.base import Executor, ExecutorError, WorkerSpec
+from slipway.manager.background import Background
+from slipway.manager.build_reads import BuildReads
 from slipway.manager.db_retry import retry_transient
+from slipway.manager.heartbeats import HeartbeatLeases
 from slipway.manager.jobs import JobStage, JobState
-from slipway.manager.keys import deadline_key, ended_key, job_key
+from slipway.manager.keys import JOB_PREFIX, deadline_key, ended_key, job_key
 from slipway.manager.phase_log import phase_entry
 from slipway.manager.worker_env import worker_environment
-from slipway.store.interfaces import SharedTransaction
+from slipway.orchestrator.base import Orchestrator
+from slipway.store.interfaces import SharedTransaction, SharedWrites, Store
 from slipway.store.records import BuildRecord, LogEntry, QueueItem
-from slipway.tokens.jwt import TokenType
-
-if TYPE_CHECKING:  # the context holds the Attempts; only its type is needed here
-    from slipway.manager.context import ManagerContext
+from slipway.tokens.jwt import TokenService, TokenType
 
 log = logging.getLogger("slipway.manager")
 
-NON_FINAL = [p for p in Phase if p not in FINAL_PHASES]
+# how many cancelled builds a manager remembers (their workers are refused)
+CANCELLED_REMEMBERED = 10_000
 # extra queue-lease time beyond the orchestrator deadlines, so the lease (the backstop for a
 # lost orchestrator) never fires before the orchestrator's own expiry would
 LEASE_MARGIN = 60.0
@@ -69,6 +76,8 @@ class EndReason(StrEnum):
     EXPIRY = "expiry"  # the job key (registration, heartbeat) or the deadline ran out
     CANCEL = "cancel"  # a user cancelled the build
     SHUTDOWN = "shutdown"  # this manager is stopping: the build goes back to the queue
+    # this manager started again: the attempts of its previous life (take_back_orphans)
+    RESTART = "restart"
     RECONCILE = "reconcile"  # the reconciler found the job key lost (or left by the dead)
 
 
@@ -115,10 +124,73 @@ def closed_attempts(
     return attempts
 
 
+def orphaned_job(record: BuildRecord, item: QueueItem) -> JobState:
+    """The job state of an attempt whose key was lost with its manager, rebuilt from what
+    the store kept: the build's record (its job id, the attempt's entry once its worker's
+    start was recorded) and its queue item (the tries left)."""
+    assert record.job_id is not None
+    last = record.attempts[-1] if record.attempts else None
+    started = last if last is not None and last.is_open else None
+    return JobState(
+        job_id=record.job_id,
+        build_id=record.id,
+        namespace=item.namespace,
+        queue_id=item.id,
+        manager_id="",  # the previous life's, which the store does not keep
+        retries_remaining=item.retries_remaining,
+        attempt=started.attempt if started is not None else len(record.attempts) + 1,
+        stage=JobStage.SCHEDULING if started is None else JobStage.RUNNING,
+        executor=None if started is None else started.executor,
+        worker_id=None if started is None else started.worker_id,
+    )
+
+
 class Attempts:
-    def __init__(self, ctx: ManagerContext) -> None:
-        self.ctx = ctx
+    def __init__(
+        self,
+        *,
+        app_config: AppConfig,
+        manager_config: ManagerConfig,
+        store: Store[Any],
+        shared_writes: SharedWrites,
+        reads: BuildReads,
+        orchestrator: Orchestrator,
+        executors: list[Executor],
+        tokens: TokenService,
+        manager_id: str,
+        background: Background,
+        wake_scheduler: Callable[[], None],
+    ) -> None:
+        self._app_config = app_config
+        self._config = manager_config
+        self._store = store
+        self._shared_writes = shared_writes
+        self._reads = reads
+        self._orchestrator = orchestrator
+        self._executors = executors
+        self._tokens = tokens
+        self._manager_id = manager_id
+        self._background = background
+        self._wake_scheduler = wake_scheduler
         self._held: dict[str, HeldAttempt] = {}
+        # builds a user cancelled (from cancel events: any manager's workers of them are
+        # refused), the latest CANCELLED_REMEMBERED
+        self._cancelled: OrderedDict[str, None] = OrderedDict()
+        self._leases = HeartbeatLeases(
+            store.queue, lease_seconds=self.lease_seconds(JobStage.RUNNING),
+            every=self._heartbeat_expiry / 2, queue_id_of=self._queue_id_of,
+        )
+
+    @property
+    def _heartbeat_expiry(self) -> float:
+        return float(self._config.HEARTBEAT_EXPIRY)
+
+    def _executor(self, name: str | None) -> Executor | None:
+        return next((e for e in self._executors if e.name == name), None)
+
+    async def close(self) -> None:
+        """Fail what is still waiting in shared lease writes (the manager is stopping)."""
+        await self._leases.close(RuntimeError("the build manager is stopping"))
 
     # --- what this process holds -------------------------------------------------------
 
@@ -176,7 +248,7 @@ class Attempts:
         # already, while our queue update was not yet committed, and that earlier
         # wake-up found nothing to claim
         if held is not None or always_wake:
-            self.ctx.wake_scheduler()
+            self._wake_scheduler()
         return held is not None
 
     # --- leases and key lifetimes ------------------------------------------------------
@@ -184,16 +256,16 @@ class Attempts:
     def lease_margin(self) -> float:
         """LEASE_MARGIN, shortened for short heartbeat expiries (tests, small set-ups) so
         a dead manager's claim that never reached the orchestrator is retried soon too."""
-        return min(LEASE_MARGIN, max(5.0, 2 * self.ctx.heartbeat_expiry))
+        return min(LEASE_MARGIN, max(5.0, 2 * self._heartbeat_expiry))
 
     def key_lifetime(self, stage: JobStage, setup_time: float = 0.0) -> float:
         """How long the job key lives at `stage` without news of the worker."""
-        config = self.ctx.manager_config
+        config = self._config
         if stage is JobStage.SCHEDULING:
             return float(config.JOB_REGISTRATION_TIMEOUT)
         if stage is JobStage.SCHEDULED:
             return float(setup_time)
-        return self.ctx.heartbeat_expiry
+        return self._heartbeat_expiry
 
     def lease_seconds(self, stage: JobStage, setup_time: float | None = None) -> float:
         """The queue lease of an attempt at `stage`: the job key's lifetime and the
@@ -202,7 +274,7 @@ class Attempts:
         recorded."""
         if stage is JobStage.SCHEDULING:
             setup = setup_time if setup_time is not None else max(
-                (e.setup_time for e in self.ctx.executors), default=DEFAULT_SETUP_TIME)
+                (e.setup_time for e in self._executors), default=DEFAULT_SETUP_TIME)
             return self.key_lifetime(stage) + setup + self.lease_margin()
         return self.key_lifetime(stage, setup_time or 0.0) + self.lease_margin()
 
@@ -215,7 +287,7 @@ class Attempts:
             build_id=item.build_id,
             namespace=item.namespace,
             queue_id=item.id,
-            manager_id=self.ctx.manager_id,
+            manager_id=self._manager_id,
             retries_remaining=item.retries_remaining,
             attempt=0,  # numbered once the build's record is read (_open)
         )
@@ -225,7 +297,6 @@ class Attempts:
 
     async def start(self, item: QueueItem, job: JobState) -> None:
         """Hand a begun attempt's item to the first executor that takes it."""
-        ctx = self.ctx
         try:
             begun = await self._open(item, job)
         except Exception:
@@ -252,11 +323,11 @@ class Attempts:
                             previous_job, item.build_id)
 
         errors: list[str] = []
-        for executor in ctx.executors:
+        for executor in self._executors:
             if not executor.allows(item.namespace, item.retries_remaining):
                 metrics.EXECUTOR_FALLBACKS.labels(executor.name, "not_allowed").inc()
                 continue
-            token = ctx.tokens.mint(
+            token = self._tokens.mint(
                 TokenType.REGISTRATION, item.build_id, job.job_id, executor.setup_time + 30
             )
             spec = WorkerSpec(
@@ -264,12 +335,12 @@ class Attempts:
                 job_id=job.job_id,
                 namespace=item.namespace,
                 registration_token=token,
-                manager_address=ctx.app_config.buildman_address,
+                manager_address=self._app_config.buildman_address,
                 environment=worker_environment(
-                    ctx.app_config, executor.config, token=token, build_id=item.build_id,
+                    self._app_config, executor.config, token=token, build_id=item.build_id,
                     registry=record.registry,
                 ),
-                manager_id=ctx.manager_id,
+                manager_id=self._manager_id,
             )
             try:
                 worker_id = await executor.start_worker(spec)
@@ -302,8 +373,8 @@ class Attempts:
         """Create the job key and move the build to build-scheduled. Returns the record
         as it was before (with the previous attempt's job id) and the attempts now
         recorded, or None when there is nothing to start (cancelled meanwhile)."""
-        ctx, store = self.ctx, self.ctx.store
-        record = await ctx.build(item.build_id)
+        store = self._store
+        record = await self._reads.get(item.build_id)
         if record is None or record.phase.is_final:
             # cancelled between the claim and now
             async with store.write() as conn:
@@ -326,16 +397,15 @@ class Attempts:
                 "trying again", "error", {}))
         # every attempt the build had is in its history, so each gets the next number
         job.attempt = len(attempts) + 1
-        await ctx.orchestrator.set(
+        await self._orchestrator.set(
             job_key(job.job_id),
             job.dumps(),
             overwrite=False,
             expiration=self.key_lifetime(JobStage.SCHEDULING),
         )
-        moved = await ctx.shared_writes.run(lambda conn: store.builds.set_phase_if(
+        moved = await self._shared_writes.run(lambda conn: store.builds.move_phase(
             conn,
             item.build_id,
-            NON_FINAL,
             Phase.BUILD_SCHEDULED,
             log=entries,
             job_id=job.job_id,
@@ -343,23 +413,22 @@ class Attempts:
             **extra,
         ))
         if not moved:
-            await ctx.orchestrator.delete(job_key(job.job_id))
+            await self._orchestrator.delete(job_key(job.job_id))
             self.forget(job.job_id)
             return None
         return record, attempts
 
     async def _give_back(self, item: QueueItem, job: JobState) -> None:
-        ctx = self.ctx
 
         async def give_back() -> None:
-            async with ctx.store.write() as conn:
-                await ctx.store.queue.incomplete(
+            async with self._store.write() as conn:
+                await self._store.queue.incomplete(
                     conn, item.id, restore_retry=True,
-                    retry_after=float(ctx.manager_config.RETRY_AFTER),
+                    retry_after=float(self._config.RETRY_AFTER),
                 )
 
         try:
-            await ctx.orchestrator.delete(job_key(job.job_id))
+            await self._orchestrator.delete(job_key(job.job_id))
             await retry_transient(give_back, f"giving build {item.build_id} back",
                                   give_up_after=END_RETRY_SECONDS)
         except Exception:
@@ -381,12 +450,11 @@ class Attempts:
         the build's attempts. It is appended to `attempts`, those _open wrote, without
         reading them again: only this attempt writes them now, and its end changes them
         only once this entry is there."""
-        ctx = self.ctx
         scheduling = job.dumps()
         job.stage = JobStage.SCHEDULED
         job.executor = executor
         job.worker_id = worker_id
-        swapped = await ctx.orchestrator.compare_and_set(
+        swapped = await self._orchestrator.compare_and_set(
             job_key(job.job_id), scheduling, job.dumps(),
             expiration=self.key_lifetime(JobStage.SCHEDULED, setup_time),
         )
@@ -408,12 +476,12 @@ class Attempts:
             # nothing changes once the attempt has ended (or been retried) meanwhile: a
             # fast worker can finish before this shared write commits, and its end then
             # records the attempt whole (closed_attempts)
-            await ctx.store.builds.update_if_job(
+            await self._store.builds.update_if_job(
                 conn, job.build_id, job.job_id, executor=executor,
-                attempts=[*attempts, started], log=[entry], phases=NON_FINAL,
+                attempts=[*attempts, started], log=[entry],
             )
 
-        await retry_transient(lambda: ctx.shared_writes.run(record_start),
+        await retry_transient(lambda: self._shared_writes.run(record_start),
                               f"recording the worker of build {job.build_id}",
                               give_up_after=END_RETRY_SECONDS)
 
@@ -421,16 +489,15 @@ class Attempts:
         """The worker registered: move `job` (as its key holds it) to RUNNING, start its
         MACHINE_MAX_TIME deadline and push its lease out. False if the key holds
         something else (the caller re-reads it)."""
-        ctx = self.ctx
         previous = job.dumps()
         job = replace(job, stage=JobStage.RUNNING, registered_at=time.time())
-        if not await ctx.orchestrator.compare_and_set(
+        if not await self._orchestrator.compare_and_set(
             job_key(job.job_id), previous, job.dumps(),
             expiration=self.key_lifetime(JobStage.RUNNING),
         ):
             return False
-        await ctx.orchestrator.set(deadline_key(job.job_id), job.dumps(),
-                                   expiration=float(ctx.manager_config.MACHINE_MAX_TIME))
+        await self._orchestrator.set(deadline_key(job.job_id), job.dumps(),
+                                   expiration=float(self._config.MACHINE_MAX_TIME))
         held = self._held.get(job.job_id)
         if held is not None:
             held.job = job
@@ -441,7 +508,7 @@ class Attempts:
             conn.append_log(record.id, [LogEntry("Build worker registered", None, {})])
 
         try:
-            await ctx.shared_writes.run(record_registration)
+            await self._shared_writes.run(record_registration)
         except Exception as exc:
             # registered all the same (the job key says so); the lease is pushed out
             # again by the heartbeats
@@ -450,21 +517,97 @@ class Attempts:
         return True
 
     async def touch(self, job_id: str) -> bool:
-        """A heartbeat (or a log line): push the running job key's expiry out. False when
-        the key is gone (the attempt ended, or expired)."""
-        return await self.ctx.orchestrator.touch(
+        """News of the worker (a heartbeat, a log line): push the running job key's
+        expiry out. False when the key is gone (the attempt ended, or expired)."""
+        return await self._orchestrator.touch(
             job_key(job_id), self.key_lifetime(JobStage.RUNNING)
         )
 
-    async def phase_reported(self, job: JobState, sequence_number: int) -> bool:
-        """Keep the worker's latest SetPhase sequence number in the job key; False when a
-        concurrent SetPhase won (the worker resends with a newer number)."""
+    async def heartbeat(self, build_id: str, job_id: str) -> bool:
+        """A worker's heartbeat: its job key's expiry and, now and then, its queue lease
+        pushed out. False (the worker stops) when its build was cancelled or its attempt
+        has ended."""
+        if self.is_cancelled(build_id):
+            return False
+        if not await self.touch(job_id):
+            self._leases.forget(job_id)
+            return False
+        await self._leases.heard(job_id)
+        return True
+
+    async def _queue_id_of(self, job_id: str) -> int | None:
+        """The queue item of a job: held here, or (a worker of another manager's attempt
+        heartbeating here) read from its key."""
+        held = self._held.get(job_id)
+        if held is not None:
+            return held.job.queue_id
+        raw = await self._orchestrator.get(job_key(job_id))
+        return None if raw is None else JobState.loads(raw).queue_id
+
+    async def phase_reported(
+        self,
+        job: JobState,
+        sequence_number: int,
+        phase: Phase,
+        *,
+        pull_metadata: Mapping[str, str],
+        image_digest: str = "",
+        error_message: str = "",
+    ) -> bool:
+        """The worker of the running `job` reports `phase` with SetPhase number
+        `sequence_number` (newer than the job's last): keep the number in the job key,
+        then end the attempt (`complete`, `error`) or move the build on. False when the
+        report is refused: a concurrent SetPhase won (the worker resends with a newer
+        number), or the build cannot move there (phases.MOVES)."""
         previous = job.dumps()
         job.phase_seq = sequence_number
-        return await self.ctx.orchestrator.compare_and_set(
+        if not await self._orchestrator.compare_and_set(
             job_key(job.job_id), previous, job.dumps(),
             expiration=self.key_lifetime(JobStage.RUNNING),
-        )
+        ):
+            return False
+        if phase.is_final:
+            # an end is refused like any move: a build cancelled meanwhile is not
+            # completed by its worker
+            record = await self._store.builds.get(job.build_id)
+            if record is None or not can_transition(record.phase, phase):
+                log.debug("SetPhase of job %s refused: build is %s", job.job_id,
+                          record.phase.value if record else "gone")
+                return False
+        if phase is Phase.COMPLETE:
+            return await self.end(job, EndReason.RESULT, AttemptEnd.COMPLETED,
+                                  image_digest=image_digest or None)
+        if phase is Phase.ERROR:
+            # the message goes to the build's `error`; not to its log as well, where the
+            # worker has put it already as an `error` line (docs/protocol.md)
+            return await self.end(job, EndReason.RESULT, AttemptEnd.USER_ERROR,
+                                  detail=error_message)
+        async with self._store.write() as conn:
+            moved = await self._store.builds.move_phase(
+                conn, job.build_id, phase, log=[phase_entry(phase, **pull_metadata)])
+        if not moved:
+            log.debug("SetPhase %s of job %s refused by the phase table", phase.value,
+                      job.job_id)
+        return moved
+
+    # --- cancels -----------------------------------------------------------------------
+
+    def is_cancelled(self, build_id: str) -> bool:
+        """Whether a user cancelled the build (as this process heard)."""
+        return build_id in self._cancelled
+
+    async def cancelled(self, build_id: str) -> None:
+        """A user cancelled the build (the API moved it to `cancelled` and wrote its
+        cancel key): refuse its workers from now on, and end the attempts of it held
+        here."""
+        self._cancelled[build_id] = None
+        while len(self._cancelled) > CANCELLED_REMEMBERED:
+            self._cancelled.popitem(last=False)
+        for job in self.held():
+            if job.build_id == build_id:
+                raw = await self._orchestrator.get(job_key(job.job_id))
+                current = JobState.loads(raw) if raw is not None else job
+                await self.end(current, EndReason.CANCEL, AttemptEnd.CANCELLED)
 
     # --- end ---------------------------------------------------------------------------
 
@@ -520,7 +663,7 @@ class Attempts:
         manager died): its keys and worker go, the build's record is not touched.
         `job` is its key's value, when the caller has read it already."""
         if job is None:
-            raw: Any = await self.ctx.orchestrator.get(job_key(job_id))
+            raw: Any = await self._orchestrator.get(job_key(job_id))
             if raw is None:
                 return False
             job = JobState.loads(raw)
@@ -528,6 +671,30 @@ class Attempts:
             return False
         await self._teardown(job, reported=False, wait=True)
         return True
+
+    async def take_back_orphans(self) -> int:
+        """End the attempts of this manager's previous life, `manager_restarted`, and put
+        their builds back in the queue at once; how many. Only for the one manager that
+        could have held them (the caller knows: an orchestrator in this process's memory
+        is shared with no other manager, and its keys died with the previous process).
+        An attempt whose job key is still there is someone's, and left alone."""
+        records = await self._store.builds.list_in_phases(sorted(UNDER_WAY_PHASES))
+        live = await self._orchestrator.get_prefixed(JOB_PREFIX)
+        taken = 0
+        for record in records:
+            job_id = record.job_id
+            if job_id is None or job_id in self._held or job_key(job_id) in live:
+                continue
+            item = await self._store.queue.get_for_build(record.id)
+            if item is None:
+                continue
+            job = orphaned_job(record, item)
+            log.info("attempt %d of build %s was left by this manager's previous life; "
+                     "it goes back to the queue", job.attempt, job.build_id)
+            if await self.end(job, EndReason.RESTART, AttemptEnd.MANAGER_RESTARTED,
+                              key_gone=True):
+                taken += 1
+        return taken
 
     async def shut_down(self) -> None:
         """Give back every attempt this process holds (the manager is stopping)."""
@@ -542,17 +709,17 @@ class Attempts:
         if key_gone:
             # no delete to decide who ends it: a marker key does (an EXPIRE delivered
             # twice, or the reconciler and the expiry handler both seeing the key gone)
-            return await self.ctx.orchestrator.set(
-                ended_key(job_id), self.ctx.manager_id, overwrite=False,
+            return await self._orchestrator.set(
+                ended_key(job_id), self._manager_id, overwrite=False,
                 expiration=ENDED_MARKER_TTL,
             )
-        return await self.ctx.orchestrator.delete(job_key(job_id))
+        return await self._orchestrator.delete(job_key(job_id))
 
     async def _teardown(self, job: JobState, *, reported: bool, wait: bool) -> None:
         """Remove what an ended attempt leaves running: its deadline key and its worker
         (one that `reported` its build's end may first leave by itself)."""
         try:
-            await self.ctx.orchestrator.delete(deadline_key(job.job_id))
+            await self._orchestrator.delete(deadline_key(job.job_id))
         except Exception:  # it expires later and finds the job gone; nothing else to do
             log.warning("could not remove the deadline key of job %s", job.job_id)
         if not (job.executor and job.worker_id):
@@ -561,14 +728,14 @@ class Attempts:
         if wait:
             await stop
         else:
-            self.ctx.spawn(stop, "stopping a worker")
+            self._background.spawn(stop, "stopping a worker")
 
     async def _record_end(
         self, job: JobState, outcome: AttemptEnd, detail: str, image_digest: str | None
     ) -> None:
         """Close the attempt in the build's record and finish its queue item, or put it
         back: one transaction."""
-        store = self.ctx.store
+        store = self._store
         action = decide(outcome, job.retries_remaining)
         # an attempt given back at shutdown does not count against the build's tries
         refunded = outcome is AttemptEnd.MANAGER_SHUTDOWN
@@ -600,8 +767,8 @@ class Attempts:
                 entries.append(LogEntry(error, "error", {}))
             entries.append(phase_entry(final))
             await store.queue.complete(conn, job.queue_id)
-            if await store.builds.set_phase_if(
-                conn, job.build_id, NON_FINAL, final, log=entries, completed=now,
+            if await store.builds.move_phase(
+                conn, job.build_id, final, log=entries, completed=now,
                 error=error, image_digest=image_digest, attempts=attempts,
                 secrets_stored=bool(record.options.get("secrets")),
             ):
@@ -611,7 +778,7 @@ class Attempts:
         self, conn: Any, job: JobState, outcome: AttemptEnd, detail: str,
         attempts: list[AttemptRecord], refunded: bool,
     ) -> None:
-        store = self.ctx.store
+        store = self._store
         if refunded:
             # another manager (or our next start) takes it at once
             await store.queue.incomplete(conn, job.queue_id, restore_retry=True)
@@ -621,14 +788,13 @@ class Attempts:
                 None, {})
             retries: dict[str, Any] = {"retries_remaining": job.retries_remaining + 1}
         else:
-            await store.queue.incomplete(
-                conn, job.queue_id, retry_after=float(self.ctx.manager_config.RETRY_AFTER)
-            )
+            retry_after = 0.0 if outcome in RETRIED_AT_ONCE else float(self._config.RETRY_AFTER)
+            await store.queue.incomplete(conn, job.queue_id, retry_after=retry_after)
             message = LogEntry(retry_message(outcome, label(job), detail), "error", {})
             retries = {}
             metrics.BUILD_RETRIES.labels(outcome.value).inc()
-        await store.builds.set_phase_if(
-            conn, job.build_id, NON_FINAL, Phase.WAITING, job_id=None, attempts=attempts,
+        await store.builds.move_phase(
+            conn, job.build_id, Phase.WAITING, job_id=None, attempts=attempts,
             log=[message, phase_entry(Phase.WAITING)], **retries,
         )
 
@@ -636,7 +802,7 @@ class Attempts:
         self, executor_name: str, worker_id: str, *, reported: bool = False
     ) -> None:
         """Stop a worker; one that `reported` its build's end may first leave by itself."""
-        executor = self.ctx.executor(executor_name)
+        executor = self._executor(executor_name)
         if executor is None:
             log.warning("cannot stop worker %s: no executor named %s here", worker_id,
                         executor_name)

@@ -1,10 +1,42 @@
-"""Ending background tasks without cancelling them mid-query where possible."""
+"""This process's background tasks: kept referenced while they run, their failures logged,
+and ended without cancelling them mid-query where possible."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import logging
+from collections.abc import Coroutine, Iterable
 from typing import Any
+
+from slipway.domain.refusals import CallRefused
+
+log = logging.getLogger("slipway.manager")
+
+
+class Background:
+    """The tasks a manager runs beside its loops (worker stops, worker calls run to their
+    end): asyncio keeps only a weak reference to a task, so they are held here."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
+        """Run `coro` in the background, keeping a reference and logging its failure."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self.tasks.discard(t)
+            exc = None if t.cancelled() else t.exception()
+            # CallRefused is an answer to the worker, not a failure
+            if exc is not None and not isinstance(exc, CallRefused):
+                log.error("%s failed", what, exc_info=exc)
+
+        task.add_done_callback(done)
+        return task
+
+    async def finish(self, grace: float) -> None:
+        await finish_or_cancel(list(self.tasks), grace)
 
 
 async def finish_or_cancel(tasks: asyncio.Task[Any] | Iterable[asyncio.Task[Any]],

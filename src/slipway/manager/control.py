@@ -9,7 +9,7 @@ from collections.abc import Callable
 from enum import StrEnum
 
 from slipway import metrics
-from slipway.domain.phases import CANCELLABLE_PHASES, Phase
+from slipway.domain.phases import Phase
 from slipway.manager.keys import WAKE_KEY, cancel_key
 from slipway.manager.phase_log import phase_entry
 from slipway.orchestrator.base import Orchestrator
@@ -58,10 +58,9 @@ class BuildControl:
             record = await store.builds.get(build_id, conn)
             if record is None:
                 return CancelOutcome.NOT_FOUND
-            moved = await store.builds.set_phase_if(
+            moved = await store.builds.move_phase(
                 conn,
                 build_id,
-                list(CANCELLABLE_PHASES),
                 Phase.CANCELLED,
                 log=[LogEntry("Build cancelled by user", None, {}), phase_entry(Phase.CANCELLED)],
                 completed=time.time(),

@@ -67,13 +67,7 @@ class EventHandlers:
         )
 
     async def on_cancel_event(self, event: KeyEvent) -> None:
-        build_id = event.key[len(CANCEL_PREFIX):]
-        self.ctx.remember_cancelled(build_id)
-        for job in self.ctx.attempts.held():
-            if job.build_id == build_id:
-                raw = await self.ctx.orchestrator.get(job_key(job.job_id))
-                current = JobState.loads(raw) if raw is not None else job
-                await self.ctx.attempts.end(current, EndReason.CANCEL, AttemptEnd.CANCELLED)
+        await self.ctx.attempts.cancelled(event.key[len(CANCEL_PREFIX):])
 
     async def on_wake_event(self, event: KeyEvent) -> None:
         self.ctx.wake_scheduler()

@@ -10,7 +10,6 @@ import uuid
 
 from slipway.config.models import AppConfig, ManagerConfig
 from slipway.executors.base import Executor
-from slipway.manager.background import finish_or_cancel
 from slipway.manager.context import ManagerContext
 from slipway.manager.events import EventHandlers
 from slipway.manager.keys import WAKE_KEY
@@ -43,7 +42,7 @@ class BuildManager:
         tokens: TokenService,
         manager_id: str | None = None,
     ) -> None:
-        self.ctx = ManagerContext(
+        self.ctx = ManagerContext.create(
             app_config=app_config,
             manager_config=manager_config,
             store=store,
@@ -51,16 +50,27 @@ class BuildManager:
             executors=executors,
             tokens=tokens,
             manager_id=manager_id or new_manager_id(),
+            wake_scheduler=self._wake_scheduler,
         )
         self.scheduler = Scheduler(self.ctx)
-        self.ctx.wake_scheduler = self.scheduler.wake
         self.events = EventHandlers(self.ctx)
         self.reconciler = Reconciler(self.ctx)
         self._shut_down = False
 
+    def _wake_scheduler(self) -> None:
+        self.scheduler.wake()
+
     @property
     def manager_id(self) -> str:
         return self.ctx.manager_id
+
+    @property
+    def sole_manager(self) -> bool:
+        """Whether no other manager can hold this store's builds: the orchestrator is in
+        this process's memory (no ORCHESTRATOR), which only one manager process may use
+        (docs/configuration.md). Its attempts then die with it, so a restarted sole
+        manager knows the builds still under way in the store are its previous life's."""
+        return self.ctx.manager_config.ORCHESTRATOR is None
 
     async def start(self) -> None:
         self.events.subscribe()
@@ -70,11 +80,27 @@ class BuildManager:
             log.warning("could not clean up stale orchestrator keys at start: %s", exc)
         for executor in self.ctx.executors:
             await executor.open()
+        if self.sole_manager:
+            await self._take_back_orphans()
         self.reconciler.start()
         self.scheduler.start()
         self.scheduler.wake()
         log.info("build manager %s started with %d executor(s)", self.manager_id,
                  len(self.ctx.executors))
+
+    async def _take_back_orphans(self) -> None:
+        """The builds this manager ran before it was killed go back to the queue now, not
+        once their queue lease runs out (a shared orchestrator keeps a dead manager's
+        job keys instead, and its workers may go on with another manager)."""
+        try:
+            taken = await self.ctx.attempts.take_back_orphans()
+        except Exception as exc:  # an outage: their queue leases run out instead
+            log.warning("could not take back the builds of this manager's previous run: "
+                        "%s; they are retried once their queue lease runs out", exc)
+            return
+        if taken:
+            log.info("took back %d build(s) left running by this manager's previous run",
+                     taken)
 
     @property
     def running(self) -> int:
@@ -97,7 +123,7 @@ class BuildManager:
             await self.ctx.orchestrator.set(WAKE_KEY, "shutdown")  # other managers: take them
         except Exception:
             log.warning("could not wake other managers")
-        await finish_or_cancel(list(self.ctx.background), SHUTDOWN_GRACE)
+        await self.ctx.background.finish(SHUTDOWN_GRACE)
         await self.ctx.log_writer.close()
         await self.ctx.close_groups()
         await asyncio.gather(*(executor.close() for executor in self.ctx.executors))

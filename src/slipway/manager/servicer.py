@@ -10,11 +10,11 @@ from typing import Any, TypeVar
 
 import grpc
 
+from slipway.domain.refusals import CallRefused
 from slipway.manager import worker_calls
 from slipway.manager.build_pack import BuildPack, PackParts
 from slipway.manager.context import ManagerContext
-from slipway.manager.refusals import CallRefused
-from slipway.manager.worker_calls import HeartbeatTracker, LogStreamState
+from slipway.manager.worker_calls import LogStreamState
 from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol import buildman_pb2_grpc as pb_grpc
 
@@ -28,7 +28,6 @@ LOG_BATCH = 1000
 class BuildManagerServicer(pb_grpc.BuildManagerServicer):
     def __init__(self, ctx: ManagerContext, packs: PackParts) -> None:
         self.ctx = ctx
-        self.heartbeats = HeartbeatTracker()
         self.packs = packs
 
     async def _shielded(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -60,7 +59,7 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.HeartbeatResponse]:
         async for request in request_iterator:
-            alive = await worker_calls.heartbeat(self.ctx, self.heartbeats, request.job_jwt)
+            alive = await worker_calls.heartbeat(self.ctx, request.job_jwt)
             yield pb.HeartbeatResponse(reply=alive)
 
     async def SetPhase(

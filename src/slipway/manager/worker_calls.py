@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 from slipway import metrics
 from slipway.backoff import Backoff
-from slipway.domain.phases import PROTOCOL_PHASES, Phase, can_transition
-from slipway.domain.results import AttemptEnd
-from slipway.manager.attempts import EndReason
+from slipway.domain.phases import PROTOCOL_PHASES, Phase
+from slipway.domain.refusals import CallRefused
 from slipway.manager.build_pack import (
     BuildPack,
     BuildPackUnavailable,
@@ -25,8 +24,6 @@ from slipway.manager.context import ManagerContext
 from slipway.manager.jobs import JobStage, JobState
 from slipway.manager.keys import REGISTERED_PREFIX, job_key
 from slipway.manager.log_lines import BadLogLine, parse_log_line
-from slipway.manager.phase_log import phase_entry
-from slipway.manager.refusals import CallRefused
 from slipway.store.records import LogEntry
 from slipway.tokens.jwt import InvalidToken, TokenClaims, TokenType
 
@@ -102,7 +99,7 @@ async def _register(ctx: ManagerContext, packs: PackParts, claims: TokenClaims
     # not the build's now, but a build that ended since has no job key left to mark
     # running below, and a cancelled one is known from its cancel event
     record = ctx.attempts.take_begun_record(claims.job_id)
-    if record is None or claims.build_id in ctx.cancelled:
+    if record is None or ctx.attempts.is_cancelled(claims.build_id):
         record = await ctx.build(claims.build_id)
     if record is None or record.phase.is_final:
         raise CallRefused("FAILED_PRECONDITION", "this build has ended")
@@ -131,46 +128,12 @@ async def _register(ctx: ManagerContext, packs: PackParts, claims: TokenClaims
         raise CallRefused("FAILED_PRECONDITION", str(exc)) from exc
 
 
-class HeartbeatTracker:
-    """Per-process memory of when each job's queue lease was last pushed out (and the
-    queue item it is), so a heartbeat every 2 s costs a SQL write only about once per
-    expiry period, and no lookup of the job after the first."""
-
-    def __init__(self) -> None:
-        self.lease_extended: dict[str, tuple[float, int]] = {}
-
-
-async def heartbeat(ctx: ManagerContext, tracker: HeartbeatTracker, token: str) -> bool:
+async def heartbeat(ctx: ManagerContext, token: str) -> bool:
     try:
         claims = await ctx.tokens.verify(token, TokenType.JOB)
     except InvalidToken:
         return False
-    if claims.build_id in ctx.cancelled:
-        return False
-    if not await ctx.attempts.touch(claims.job_id):
-        tracker.lease_extended.pop(claims.job_id, None)
-        return False
-    now = time.monotonic()
-    last = tracker.lease_extended.get(claims.job_id)
-    if last is None or now - last[0] > ctx.heartbeat_expiry / 2:
-        if last is not None:
-            queue_id: int | None = last[1]
-        else:
-            job = await _job(ctx, claims)
-            queue_id = None if job is None else job.queue_id
-        if queue_id is not None:
-            try:
-                # grouped with other heartbeats' into one UPDATE
-                await ctx.lease_extensions.call(
-                    (queue_id, ctx.attempts.lease_seconds(JobStage.RUNNING))
-                )
-                tracker.lease_extended[claims.job_id] = (now, queue_id)
-            except Exception as exc:
-                # the job key is alive, which is what the heartbeat is about; the lease
-                # (a backstop) is pushed out on a later heartbeat once the database is back
-                log.warning("could not extend the queue lease of job %s: %s",
-                            claims.job_id, type(exc).__name__)
-    return True
+    return await ctx.attempts.heartbeat(claims.build_id, claims.job_id)
 
 
 async def set_phase(
@@ -193,27 +156,10 @@ async def set_phase(
         log.debug("SetPhase of job %s refused: sequence %d <= %d", claims.job_id,
                   sequence_number, job.phase_seq)
         return False
-    if not await ctx.attempts.phase_reported(job, sequence_number):
-        return False  # a concurrent SetPhase won; the worker resends with a newer number
-    record = await ctx.store.builds.get(job.build_id)
-    if record is None or not can_transition(record.phase, new):
-        log.debug("SetPhase of job %s refused: build is %s", claims.job_id,
-                  record.phase.value if record else "gone")
-        return False
-    if new is Phase.COMPLETE:
-        return await ctx.attempts.end(
-            job, EndReason.RESULT, AttemptEnd.COMPLETED, image_digest=image_digest or None
-        )
-    if new is Phase.ERROR:
-        # the message goes to the build's `error`; not to its log as well, where the
-        # worker has put it already as an `error` line (docs/protocol.md)
-        return await ctx.attempts.end(
-            job, EndReason.RESULT, AttemptEnd.USER_ERROR, detail=error_message
-        )
-    async with ctx.store.write() as conn:
-        return await ctx.store.builds.set_phase_if(
-            conn, job.build_id, [record.phase], new, log=[phase_entry(new, **pull_metadata)]
-        )
+    return await ctx.attempts.phase_reported(
+        job, sequence_number, new, pull_metadata=pull_metadata,
+        image_digest=image_digest, error_message=error_message,
+    )
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Select, select, update
 
+from slipway.domain.phases import Phase, sources_of
 from slipway.quay.encryption import DecryptionFailure, FieldEncrypter
 from slipway.quay.errors import QuayModeError
 from slipway.quay.tables import (
@@ -217,8 +218,10 @@ class QuayBuilds:
     async def update_phase_then_close(
         self, build_uuid: str, phase: str, conn: SqlConnection | None = None
     ) -> bool:
-        """Quay's phase writer: never over `cancelled`, and only from the phase just read
-        (so of two writers only one moves it). Whether the row changed."""
+        """Quay's phase writer, held to slipway's phase table: the row moves only from a
+        phase `domain/phases.py` allows towards `phase` (so never from `cancelled`, nor
+        from any final phase), and only from the phase just read (so of two writers only
+        one moves it). Whether the row changed."""
         if phase not in PHASES:
             raise ValueError(f"{phase!r} is not one of Quay's build phases: {', '.join(PHASES)}")
         if conn is None:
@@ -228,7 +231,7 @@ class QuayBuilds:
         row = (await conn.execute(
             select(b.c.id, b.c.phase).where(b.c.uuid == build_uuid).order_by(b.c.id).limit(1)
         )).first()
-        if row is None or row.phase == CANCELLED:
+        if row is None or row.phase not in {p.value for p in sources_of(Phase(phase))}:
             return False
         result = await conn.execute(
             update(b).where(b.c.id == row.id, b.c.phase == row.phase).values(phase=phase)

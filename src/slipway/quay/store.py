@@ -9,7 +9,8 @@ build manager does (docs/quay-contract.md).
   own under the same uuid (`slipway_builds`): the attempts, the job, the log count. It
   is made from the `repositorybuild` row on the first claim. Every phase slipway writes
   is written to `repositorybuild.phase` in the same transaction, the way Quay's manager
-  writes it (`update_phase_then_close`: never over `cancelled`).
+  writes it (`update_phase_then_close`: only a move domain/phases.py allows, so never
+  over `cancelled`).
 - **Logs**: slipway's log rows stay the manager's and the API's source; `QuayMirror`
   copies every new entry to `builds/<uuid>/logs` in BUILDLOGS_REDIS (Quay's shape), and
   sees a cancel written by Quay's API (the phase `cancelled`) for the builds running.
@@ -318,35 +319,30 @@ class QuayBuildRecords:
         await self.records.update(conn, build_id, **values)
         await self._mirror(conn, build_id, values.get("phase"), values)
 
-    async def set_phase_if(self, conn: SqlConnection, build_id: str,
-                           expected: Sequence[Phase], new_phase: Phase, *,
-                           log: Sequence[LogEntry] = (), secrets_stored: bool = True,
-                           **values: Any) -> bool:
-        moved = await self.records.set_phase_if(conn, build_id, expected, new_phase,
-                                                log=log, secrets_stored=secrets_stored,
-                                                **values)
+    async def move_phase(self, conn: SqlConnection, build_id: str, phase: Phase, *,
+                         log: Sequence[LogEntry] = (), secrets_stored: bool = True,
+                         **values: Any) -> bool:
+        moved = await self.records.move_phase(conn, build_id, phase, log=log,
+                                              secrets_stored=secrets_stored, **values)
         if moved:
-            await self._mirror(conn, build_id, new_phase, values)
-        elif new_phase is Phase.CANCELLED and await self.records.get(build_id, conn) is None:
-            return await self._cancel_in_quay(conn, build_id, expected)
+            await self._mirror(conn, build_id, phase, values)
+        elif phase is Phase.CANCELLED and await self.records.get(build_id, conn) is None:
+            return await self._cancel_in_quay(conn, build_id)
         return moved
 
-    async def _cancel_in_quay(self, conn: SqlConnection, build_id: str,
-                              expected: Sequence[Phase]) -> bool:
+    async def _cancel_in_quay(self, conn: SqlConnection, build_id: str) -> bool:
         """A cancel through slipway's API of a build slipway has not claimed: as Quay's
         API cancels a waiting build (its queue item deleted, the phase `cancelled`)."""
         build = await self.quay_builds.get(build_id, conn)
-        if build is None or build.phase != Phase.WAITING.value or Phase.WAITING not in expected:
+        if build is None or build.phase != Phase.WAITING.value:
             return False
         if build.queue_id is not None and build.queue_id.isdigit():
             await conn.execute(queueitem.delete().where(queueitem.c.id == int(build.queue_id)))
         return await self.quay_builds.update_phase_then_close(build_id, CANCELLED, conn)
 
     async def update_if_job(self, conn: SqlConnection, build_id: str, job_id: str, *,
-                            log: Sequence[LogEntry] = (),
-                            phases: Sequence[Phase] | None = None, **values: Any) -> bool:
-        done = await self.records.update_if_job(conn, build_id, job_id, log=log,
-                                                phases=phases, **values)
+                            log: Sequence[LogEntry] = (), **values: Any) -> bool:
+        done = await self.records.update_if_job(conn, build_id, job_id, log=log, **values)
         if done:
             await self._mirror(conn, build_id, values.get("phase"), values)
         return done

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Update, bindparam, select, update
 
 from slipway.domain.attempts import load_attempts, stored_attempts
-from slipway.domain.phases import Phase
+from slipway.domain.phases import ACTIVE_PHASES, Phase, sources_of
 from slipway.domain.results import INITIAL_RETRIES
 from slipway.store.database import Database, SqlConnection
 from slipway.store.log_rows import BUILD_ID_PARAM, append_with, counted
@@ -146,25 +146,25 @@ class BuildStore:
             values["phase"] = values["phase"].value
         await conn.execute(update(b).where(b.c.id == build_id).values(**_column_values(values)))
 
-    async def set_phase_if(
+    async def move_phase(
         self,
         conn: SqlConnection,
         build_id: str,
-        expected: Sequence[Phase],
-        new_phase: Phase,
+        phase: Phase,
         *,
         log: Sequence[LogEntry] = (),
         secrets_stored: bool = True,
         **values: Any,
     ) -> bool:
-        """Move to `new_phase` only from one of `expected` (compare-and-set, so two
-        managers or the API and a manager cannot both win); append `log` if it moved.
-        A build that ends takes its secrets with it, in the same transaction;
+        """Move the build to `phase` if the phase table allows it from the phase it is in
+        (`phases.sources_of`, checked by the UPDATE itself: of two writers, a manager and
+        the API or two managers, only one moves it); append `log` if it moved. A build
+        that ends takes its secrets with it, in the same transaction;
         `secrets_stored=False`, from a caller that read the record and saw no secret ids
         in its options, saves that DELETE."""
-        moved = await _update_and_log(conn, build_id, {"phase": new_phase.value, **values},
-                                      log, phases=tuple(expected))
-        if moved and new_phase.is_final and secrets_stored:
+        moved = await _update_and_log(conn, build_id, {"phase": phase.value, **values},
+                                      log, phases=sources_of(phase))
+        if moved and phase.is_final and secrets_stored:
             await BuildSecretStore.delete(conn, build_id)
         return moved
 
@@ -175,13 +175,12 @@ class BuildStore:
         job_id: str,
         *,
         log: Sequence[LogEntry] = (),
-        phases: Sequence[Phase] | None = None,
         **values: Any,
     ) -> bool:
-        """Update only while attempt `job_id` owns the build (and its phase is one of
-        `phases`, when given); append `log` if it did."""
+        """Update only while attempt `job_id` owns the build and the build has not ended;
+        append `log` if it did."""
         return await _update_and_log(conn, build_id, values, log, job_id=job_id,
-                                     phases=None if phases is None else tuple(phases))
+                                     phases=ACTIVE_PHASES)
 
 
 async def _update_and_log(
@@ -190,7 +189,7 @@ async def _update_and_log(
     values: Mapping[str, Any],
     log: Sequence[LogEntry],
     *,
-    phases: tuple[Phase, ...] | None = None,
+    phases: frozenset[Phase] | None = None,
     job_id: str | None = None,
 ) -> bool:
     """Update one build, if its phase is one of `phases` / its attempt is `job_id`; if it
@@ -208,14 +207,14 @@ async def _update_and_log(
 
 @functools.lru_cache(maxsize=256)
 def _guarded_update(
-    phases: tuple[Phase, ...] | None, by_job: bool, columns: tuple[str, ...], logged: bool
+    phases: frozenset[Phase] | None, by_job: bool, columns: tuple[str, ...], logged: bool
 ) -> Update:
     """The UPDATE of `_update_and_log`, its values bound by name, built once per shape:
     on the hot path, building a statement (and its cache key) per call costs more than
     running it."""
     statement = update(b).where(b.c.id == bindparam(BUILD_ID_PARAM))
     if phases is not None:
-        statement = statement.where(b.c.phase.in_([p.value for p in phases]))
+        statement = statement.where(b.c.phase.in_(sorted(p.value for p in phases)))
     if by_job:
         statement = statement.where(b.c.job_id == bindparam("guard_job_id"))
     sets: dict[str, Any] = {name: bindparam(f"set_{name}", type_=b.c[name].type)

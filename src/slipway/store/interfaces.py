@@ -70,19 +70,19 @@ class BuildRecords(Protocol[Tx_contra]):
     async def update(self, conn: Tx_contra, build_id: str, **values: Any) -> None:
         ...
 
-    async def set_phase_if(
+    async def move_phase(
         self,
         conn: Tx_contra,
         build_id: str,
-        expected: Sequence[Phase],
-        new_phase: Phase,
+        phase: Phase,
         *,
         log: Sequence[LogEntry] = ...,
         secrets_stored: bool = ...,
         **values: Any,
     ) -> bool:
-        """Move to `new_phase` only from one of `expected` (compare-and-set); append
-        `log` if it moved. A final phase deletes the build's secrets unless
+        """The one way a build changes phase: move it to `phase` only from a phase the
+        domain's table allows (`domain/phases.py` `sources_of(phase)`, compare-and-set);
+        append `log` if it moved. A final phase deletes the build's secrets unless
         `secrets_stored` is False (the record has none)."""
 
     async def update_if_job(
@@ -92,11 +92,10 @@ class BuildRecords(Protocol[Tx_contra]):
         job_id: str,
         *,
         log: Sequence[LogEntry] = ...,
-        phases: Sequence[Phase] | None = ...,
         **values: Any,
     ) -> bool:
-        """Update only while attempt `job_id` owns the build (and, given `phases`, its
-        phase is one of them); append `log` if it did."""
+        """Update only while attempt `job_id` owns the build and the build has not
+        ended; append `log` if it did."""
 
 
 class BuildQueue(Protocol[Tx_contra]):

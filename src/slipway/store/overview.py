@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, tuple_
 
-from slipway.domain.phases import FINAL_PHASES, Phase
+from slipway.domain.phases import ACTIVE_PHASES, UNDER_WAY_PHASES
 from slipway.domain.results import AttemptEnd
 from slipway.store.builds import _record
 from slipway.store.database import Database
@@ -19,9 +19,8 @@ from slipway.store.schema import build_queue as q
 from slipway.store.schema import builds as b
 
 # phases in which a build holds a worker (or one is being started for it)
-WORKER_PHASES = (Phase.BUILD_SCHEDULED, Phase.UNPACKING, Phase.PULLING, Phase.BUILDING,
-                 Phase.PUSHING)
-NON_FINAL = tuple(p for p in Phase if p not in FINAL_PHASES)
+WORKER_PHASES = tuple(sorted(UNDER_WAY_PHASES))
+NON_FINAL = tuple(sorted(ACTIVE_PHASES))
 # attempt outcomes that are not failures
 _NOT_FAILED = {AttemptEnd.COMPLETED.value, AttemptEnd.CANCELLED.value}
 # failed builds read for the failure summary, at most (the newest)
