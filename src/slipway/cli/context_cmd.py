@@ -7,9 +7,6 @@ import json
 import sys
 
 import typer
-from rich import box
-from rich.markup import escape
-from rich.table import Table
 
 from slipway.cli.client import ApiClient, CliError, Credentials
 from slipway.cli.contexts import (
@@ -22,6 +19,7 @@ from slipway.cli.contexts import (
     read_contexts,
 )
 from slipway.cli.output import fail, stderr_console, stdout_console
+from slipway.cli.tables import cut, elided, fixed, make_table, table_console
 
 app = typer.Typer(help="The slipway servers the CLI knows, one of them current.",
                   no_args_is_help=True)
@@ -120,12 +118,10 @@ def list_contexts(
         stderr_console().print("no contexts yet: `slipway login URL` adds one (and `slipway serve` "
                      "adds its own on first start)", markup=False)
         return
-    table = Table("CURRENT", "NAME", "SERVER", box=box.SIMPLE_HEAD, pad_edge=False,
-                  show_edge=False)
+    table = make_table(fixed("CURRENT"), elided("NAME"), elided("SERVER"))
     for c in rows:
-        table.add_row("*" if c.name == contexts.current else "", escape(c.name),
-                      escape(c.server))
-    stdout_console().print(table)
+        table.add_row("*" if c.name == contexts.current else "", cut(c.name), cut(c.server))
+    table_console().print(table)
 
 
 @app.command("use")

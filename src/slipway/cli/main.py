@@ -7,6 +7,7 @@ import typer
 from slipway import __version__
 from slipway.cli import (
     builds_cmd,
+    builds_view_cmd,
     config_cmd,
     context_cmd,
     deploy_cmd,
@@ -44,6 +45,7 @@ app.add_typer(deploy_cmd.app, name="deploy")
 serve_cmd.register(app)
 worker_cmd.register(app)
 builds_cmd.register(app)
+builds_view_cmd.register(app)
 context_cmd.register(app)
 
 
