@@ -240,21 +240,28 @@ def build(
         ..., metavar="CONTEXT",
         help="Build context: a directory, a git URL (URL#REF:SUBDIR, cloned here), or - "
         "(a tar archive or a Dockerfile on standard input)."),
-    tag: list[str] = typer.Option([], "-t", "--tag", help="HOST/NAMESPACE/REPO[:TAG]; repeat."),
+    tag: list[str] = typer.Option(
+        [], "-t", "--tag", metavar="IMAGE",
+        help="Image to push, HOST/NAMESPACE/REPO[:TAG] (tag latest if none); repeat for "
+        "more tags of the same repository."),
     file: str | None = typer.Option(
-        None, "-f", "--file",
+        None, "-f", "--file", metavar="FILE",
         help="Dockerfile (default CONTEXT/Dockerfile or Containerfile; with -, its path in "
         "the archive)."),
-    build_arg: list[str] = typer.Option([], "--build-arg", help="NAME=VALUE; repeat."),
-    target: str | None = typer.Option(None, "--target", help="Build stage to stop at."),
-    label: list[str] = typer.Option([], "--label", help="Image label NAME=VALUE; repeat."),
+    build_arg: list[str] = typer.Option(
+        [], "--build-arg", metavar="NAME=VALUE",
+        help="Build argument (NAME alone: its value from the environment); repeat."),
+    target: str | None = typer.Option(
+        None, "--target", metavar="STAGE", help="Build stage to stop at."),
+    label: list[str] = typer.Option(
+        [], "--label", metavar="NAME=VALUE", help="Image label; repeat."),
     secret: list[str] = typer.Option(
-        [], "--secret",
+        [], "--secret", metavar="SECRET",
         help="Build secret for RUN --mount=type=secret: id=NAME,src=FILE or "
         "id=NAME,env=VARIABLE; repeat. Never stored in the image or shown."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build every step anew."),
     platform: list[str] = typer.Option(
-        [], "--platform",
+        [], "--platform", metavar="OS/ARCH",
         help="OS/ARCH to build for, e.g. linux/amd64,linux/arm64 (comma-separated or "
         "repeated); several: one manifest list under every tag. Default: the executor's."),
     pull: bool = typer.Option(
@@ -262,7 +269,7 @@ def build(
     quiet: bool = typer.Option(
         False, "-q", "--quiet", help="Print only the image digest (errors on stderr)."),
     iidfile: Path | None = typer.Option(
-        None, "--iidfile", help="Write the image digest to this file."),
+        None, "--iidfile", metavar="FILE", help="Write the image digest to this file."),
     as_json: bool = typer.Option(
         False, "--json", help="Print the final build as JSON (the log goes to stderr)."),
     reconnect_timeout: str = ReconnectOpt,

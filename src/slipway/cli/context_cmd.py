@@ -18,11 +18,12 @@ from slipway.cli.contexts import (
     normal_url,
     read_contexts,
 )
+from slipway.cli.help_format import MARKUP_MODE
 from slipway.cli.output import fail, stderr_console, stdout_console
 from slipway.cli.tables import cut, elided, fixed, make_table, table_console
 
 app = typer.Typer(help="The slipway servers the CLI knows, one of them current.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, rich_markup_mode=MARKUP_MODE)
 
 
 def _read_token(token_stdin: bool, server: str) -> str:
@@ -48,7 +49,8 @@ def _scopes_text(scopes: dict[str, str]) -> str:
 
 def login(
     server: str = typer.Argument(..., metavar="URL", help="The server's API URL."),
-    name: str | None = typer.Option(None, "--name", help="Context name (default HOST:PORT)."),
+    name: str | None = typer.Option(
+        None, "--name", metavar="NAME", help="Context name (default HOST:PORT)."),
     token_stdin: bool = typer.Option(
         False, "--token-stdin", help="Read the token from standard input (else a prompt)."
     ),
@@ -81,7 +83,8 @@ def login(
 
 
 def logout(
-    name: str | None = typer.Argument(None, help="Context to remove (default: the current)."),
+    name: str | None = typer.Argument(
+        None, metavar="NAME", help="Context to remove (default: the current)."),
 ) -> None:
     """Forget a context and its token (the token stays valid on the server)."""
     _remove(name)
@@ -125,7 +128,9 @@ def list_contexts(
 
 
 @app.command("use")
-def use(name: str = typer.Argument(..., help="Context to make current.")) -> None:
+def use(
+    name: str = typer.Argument(..., metavar="NAME", help="Context to make current."),
+) -> None:
     """Make NAME the current context."""
     try:
         with edit_contexts() as contexts:
@@ -150,7 +155,9 @@ def show() -> None:
 
 
 @app.command("remove")
-def remove(name: str = typer.Argument(..., help="Context to remove.")) -> None:
+def remove(
+    name: str = typer.Argument(..., metavar="NAME", help="Context to remove."),
+) -> None:
     """Forget context NAME and its token."""
     _remove(name)
 

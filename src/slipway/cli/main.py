@@ -11,15 +11,19 @@ from slipway.cli import (
     config_cmd,
     context_cmd,
     deploy_cmd,
+    help_format,
     openshift_cmd,
     serve_cmd,
     worker_cmd,
 )
+from slipway.cli.help_format import MARKUP_MODE
+
+help_format.use()
 
 app = typer.Typer(
     name="slipway",
     help="Container-image build service, compatible with Red Hat Quay's build manager.",
-    no_args_is_help=True,
+    no_args_is_help=True, rich_markup_mode=MARKUP_MODE,
     pretty_exceptions_enable=False,
 )
 
