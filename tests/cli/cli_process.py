@@ -62,8 +62,10 @@ def log_lines(entries: list[dict[str, object]]) -> list[str]:
 
 
 def printed_once_in_order(printed: str, expected: list[str]) -> bool:
-    """Whether the lines `expected` are in `printed` as one block, each once."""
+    """Whether the lines `expected` are in `printed` as one block, none repeated
+    elsewhere (a log line printed twice, or one missing, fails)."""
     lines = printed.splitlines()
-    starts = [i for i, line in enumerate(lines) if line == expected[0]]
-    return (len(starts) == 1 and lines[starts[0]:starts[0] + len(expected)] == expected
-            and all(lines.count(line) == expected.count(line) for line in expected))
+    n = len(expected)
+    blocks = [i for i in range(len(lines) - n + 1) if lines[i:i + n] == expected]
+    return len(blocks) == 1 and all(lines.count(line) == expected.count(line)
+                                    for line in expected)
