@@ -132,10 +132,10 @@ def test_piped_output_is_neither_wrapped_nor_coloured(tmp_path: Path, live: Live
     result = subprocess.run([str(SLIPWAY), "builds", "demo/hello"], capture_output=True,
                             text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
-    [row] = [line for line in result.stdout.splitlines() if record.id in line]
-    assert len(row) > 120  # one line, though longer than a terminal's 80 columns
-    assert ", ".join(tags) in row and "waiting" in row
-    assert row.endswith("a worker is being started for it")  # why it waits
+    [row] = [line for line in result.stdout.splitlines() if record.id[:8] in line]
+    assert len(row) > 80  # one line, though longer than a terminal's 80 columns
+    assert f"{tags[0]} +3" in row and "waiting" in row
+    assert row.endswith("a worker is being started for it")  # why it waits, whole
 
 
 def test_unknown_repository_says_so(live: LiveApi) -> None:

@@ -175,7 +175,7 @@ def test_build_uploads_follows_and_reports_the_digest(tmp_path: Path, live: Live
     assert "pushed 127.0.0.1:5000/demo/hello:v1" in out and DIGEST in out
     # the other commands see it
     r = CliRunner().invoke(app, ["builds", "demo/hello"], env=cli_env(live, token))
-    assert r.exit_code == 0 and build.id in r.output and "complete" in r.output
+    assert r.exit_code == 0 and build.id[:8] in r.output and "complete" in r.output
     r = CliRunner().invoke(app, ["logs", "demo/hello", build.id], env=cli_env(live, token))
     assert r.exit_code == 0 and "hello from RUN" in r.output
     r = CliRunner().invoke(app, ["logs", "demo/hello", build.id, "--follow"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -87,6 +88,22 @@ def phase_filter(phases: list[str] | None) -> list[Phase] | None:
     return chosen
 
 
+ID_PREFIX = re.compile(r"^[0-9a-f-]{4,36}$")
+
+
+def checked_id_prefix(value: str, since: float | None, phases: list[str] | None) -> str:
+    """The `id_prefix` of a build listing, lower-cased; a 400 saying what is wrong."""
+    prefix = value.strip().lower()
+    if not ID_PREFIX.match(prefix):
+        raise bad_request(
+            f"id_prefix: {value!r} is not the start of a build id; give 4 to 36 of its "
+            "characters (0-9, a-f and -), e.g. the 8 the web UI shows"
+        )
+    if since is not None or phases:
+        raise bad_request("id_prefix: not with since or phase (it looks a build up by its id)")
+    return prefix
+
+
 @router.post("/", status_code=201, response_model=BuildOut, responses={429: {"model": ErrorOut}})
 async def start_build(
     namespace: Namespace,
@@ -135,9 +152,17 @@ async def list_builds(
     = None,
     phase: Annotated[list[str] | None, Query(
         description="slipway: only builds in these phases (repeat, or comma-separated)")] = None,
+    id_prefix: Annotated[str | None, Query(
+        description="slipway: only builds whose id starts with this (4 to 36 characters "
+        "of an id, e.g. the 8 the UI shows); not with since or phase")] = None,
 ) -> BuildList:
     """The repository's builds, newest first."""
     check_names(namespace, repository)
+    if id_prefix is not None:
+        prefix = checked_id_prefix(id_prefix, since, phase)
+        found = await d.store.builds.find_by_id_prefix(namespace, repository, prefix,
+                                                        limit=limit)
+        return BuildList(builds=await views(d, found))
     records = await d.store.builds.list_for_repository(
         namespace, repository, limit=limit, since=since, phases=phase_filter(phase)
     )

@@ -17,14 +17,23 @@ from typing import Any, BinaryIO
 
 import httpx
 
+from slipway.backoff import Backoff
 from slipway.cli.contexts import ContextsError, credentials_file, normal_url, read_contexts
+from slipway.cli.errors import CliError
+from slipway.cli.reconnect import (
+    FIRST_PAUSE_S,
+    LONGEST_PAUSE_S,
+    Reconnect,
+    ServerLost,
+    format_duration,
+)
 
 DEFAULT_SERVER = "http://127.0.0.1:8700"
 CHUNK = 1 << 20
+# what a load balancer or proxy answers while no manager behind it is up (a failover)
+NO_SERVER_BEHIND = {502, 503, 504}
 
-
-class CliError(Exception):
-    """A problem to show the user as is (one line, no traceback)."""
+__all__ = ["ApiClient", "CliError", "Credentials", "Event", "load_credentials"]
 
 
 @dataclass(frozen=True)
@@ -174,6 +183,13 @@ class ApiClient:
         body = self.request("GET", self.builds_path(repository), params={"limit": limit})
         return list(body["builds"])
 
+    def find_builds(self, repository: str, id_prefix: str, limit: int) -> list[dict[str, Any]]:
+        """The repository's builds whose id starts with `id_prefix`, newest first."""
+        body = self.request("GET", self.builds_path(repository),
+                            params={"id_prefix": id_prefix, "limit": limit})
+        # filtered here too: a server older than `id_prefix` lists the newest builds
+        return [b for b in body["builds"] if str(b.get("id", "")).startswith(id_prefix)]
+
     def logs(self, repository: str, build_id: str, start: int = 0) -> dict[str, Any]:
         return dict(self.request("GET", f"{self.builds_path(repository)}{build_id}/logs",
                                  params={"start": start}))
@@ -181,31 +197,73 @@ class ApiClient:
     def cancel(self, repository: str, build_id: str) -> None:
         self.request("DELETE", f"{self.builds_path(repository)}{build_id}")
 
-    def stream(self, repository: str, build_id: str, start: int = 0) -> Iterator[Event]:
-        """Log events then one `end` event; reconnects (resuming after the last entry)
-        when the connection drops."""
+    def stream(
+        self, repository: str, build_id: str, start: int = 0, reconnect: Reconnect | None = None
+    ) -> Iterator[Event]:
+        """Log events then one `end` event. When the connection drops, or the server
+        stops (it closes the stream without `end`), it connects again at once and
+        resumes after the last entry seen, so no entry is missed or repeated; while the
+        server stays away it keeps trying (slipway.backoff) for `reconnect.patience`
+        seconds, saying so once when it goes and once when it is back, then raises
+        ServerLost."""
         path = f"{self.builds_path(repository)}{build_id}/logs/stream"
         next_start = start
-        failures = 0
+        patience = reconnect.patience if reconnect is not None else 0.0
+        backoff = Backoff(FIRST_PAUSE_S, LONGEST_PAUSE_S)
+        lost_since: float | None = None  # when the first try in a row failed
+        announced = False
         while True:
             try:
                 with self.http.stream("GET", path, params={"start": next_start},
                                       timeout=httpx.Timeout(60.0, read=90.0)) as response:
+                    if response.status_code in NO_SERVER_BEHIND:
+                        response.read()
+                        raise _NoServer(self.error_text(response))
                     if response.status_code >= 400:
                         response.read()
                         raise CliError(self.error_text(response))
+                    if announced and reconnect is not None:
+                        reconnect.notify(f"reconnected; following build {build_id}")
+                        announced = False
+                    received = False
                     for event in parse_events(response.iter_lines()):
-                        failures = 0
+                        if not received:  # the server is back for good: start afresh
+                            received, lost_since = True, None
+                            backoff.reset()
                         if event.kind == "log" and event.id is not None:
                             next_start = int(event.id) + 1
                         yield event
                         if event.kind == "end":
                             return
-            except httpx.TransportError as exc:
-                failures += 1
-                if failures > 5:
-                    raise CliError(f"lost the connection to {self.server}: {exc}") from None
-                time.sleep(min(failures, 3))
+                if received:
+                    continue  # closed without `end`: the server stops; connect again at once
+                # closed with nothing sent: paced like a failure, not retried in a loop
+                reason = "the server closed the stream"
+            except (httpx.TransportError, _NoServer) as exc:
+                reason = _reason(exc)
+            now = time.monotonic()
+            if lost_since is None:
+                # the first failure in a row is tried again at once, without a word:
+                # a dropped idle connection is not worth a message
+                lost_since = now
+                continue
+            waited = now - lost_since
+            if waited >= patience:
+                raise ServerLost(self.server, patience, reason)
+            if not announced and reconnect is not None:
+                reconnect.notify(f"lost the server at {self.server} ({reason}); "
+                                 f"reconnecting (up to {format_duration(patience)})...")
+                announced = True
+            time.sleep(min(backoff.next(), patience - waited))
+
+
+class _NoServer(Exception):
+    """A proxy's 502/503/504: no server behind it right now."""
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or exc.__class__.__name__
+    return text if isinstance(exc, _NoServer) else f"{exc.__class__.__name__}: {text}"
 
 
 def read_chunks(fh: BinaryIO, progress: Callable[[int], None] | None) -> Iterator[bytes]:

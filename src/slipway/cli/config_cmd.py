@@ -9,9 +9,11 @@ import typer
 import yaml
 from rich.console import Console
 
+from slipway.cli.help_format import MARKUP_MODE
 from slipway.config import ConfigError, effective_config, load_config
 
-app = typer.Typer(help="Check and show configuration.", no_args_is_help=True)
+app = typer.Typer(help="Check and show configuration.",
+    no_args_is_help=True, rich_markup_mode=MARKUP_MODE)
 
 
 StrictOpt = typer.Option(
@@ -49,7 +51,7 @@ def _report(path: Path | None, strict: bool = False) -> None:
 
 @app.command("check")
 def check(
-    file: Path = typer.Argument(..., help="The config.yaml to check."),
+    file: Path = typer.Argument(..., metavar="FILE", help="The config.yaml to check."),
     strict: bool = StrictOpt,
 ) -> None:
     """Validate FILE; print the effective configuration (defaults filled in, secrets
@@ -61,7 +63,7 @@ def check(
 @app.command("show")
 def show(
     file: Path | None = typer.Argument(
-        None, help="config.yaml; default: the embedded default configuration."
+        None, metavar="FILE", help="config.yaml; default: the embedded default configuration."
     ),
     strict: bool = StrictOpt,
 ) -> None:

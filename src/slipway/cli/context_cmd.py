@@ -7,9 +7,6 @@ import json
 import sys
 
 import typer
-from rich import box
-from rich.markup import escape
-from rich.table import Table
 
 from slipway.cli.client import ApiClient, CliError, Credentials
 from slipway.cli.contexts import (
@@ -21,10 +18,12 @@ from slipway.cli.contexts import (
     normal_url,
     read_contexts,
 )
+from slipway.cli.help_format import MARKUP_MODE
 from slipway.cli.output import fail, stderr_console, stdout_console
+from slipway.cli.tables import cut, elided, fixed, make_table, table_console
 
 app = typer.Typer(help="The slipway servers the CLI knows, one of them current.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, rich_markup_mode=MARKUP_MODE)
 
 
 def _read_token(token_stdin: bool, server: str) -> str:
@@ -50,7 +49,8 @@ def _scopes_text(scopes: dict[str, str]) -> str:
 
 def login(
     server: str = typer.Argument(..., metavar="URL", help="The server's API URL."),
-    name: str | None = typer.Option(None, "--name", help="Context name (default HOST:PORT)."),
+    name: str | None = typer.Option(
+        None, "--name", metavar="NAME", help="Context name (default HOST:PORT)."),
     token_stdin: bool = typer.Option(
         False, "--token-stdin", help="Read the token from standard input (else a prompt)."
     ),
@@ -83,7 +83,8 @@ def login(
 
 
 def logout(
-    name: str | None = typer.Argument(None, help="Context to remove (default: the current)."),
+    name: str | None = typer.Argument(
+        None, metavar="NAME", help="Context to remove (default: the current)."),
 ) -> None:
     """Forget a context and its token (the token stays valid on the server)."""
     _remove(name)
@@ -120,16 +121,16 @@ def list_contexts(
         stderr_console().print("no contexts yet: `slipway login URL` adds one (and `slipway serve` "
                      "adds its own on first start)", markup=False)
         return
-    table = Table("CURRENT", "NAME", "SERVER", box=box.SIMPLE_HEAD, pad_edge=False,
-                  show_edge=False)
+    table = make_table(fixed("CURRENT"), elided("NAME"), elided("SERVER"))
     for c in rows:
-        table.add_row("*" if c.name == contexts.current else "", escape(c.name),
-                      escape(c.server))
-    stdout_console().print(table)
+        table.add_row("*" if c.name == contexts.current else "", cut(c.name), cut(c.server))
+    table_console().print(table)
 
 
 @app.command("use")
-def use(name: str = typer.Argument(..., help="Context to make current.")) -> None:
+def use(
+    name: str = typer.Argument(..., metavar="NAME", help="Context to make current."),
+) -> None:
     """Make NAME the current context."""
     try:
         with edit_contexts() as contexts:
@@ -154,7 +155,9 @@ def show() -> None:
 
 
 @app.command("remove")
-def remove(name: str = typer.Argument(..., help="Context to remove.")) -> None:
+def remove(
+    name: str = typer.Argument(..., metavar="NAME", help="Context to remove."),
+) -> None:
     """Forget context NAME and its token."""
     _remove(name)
 

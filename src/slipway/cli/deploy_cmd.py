@@ -9,13 +9,15 @@ from typing import Any
 
 import typer
 
+from slipway.cli.help_format import MARKUP_MODE
 from slipway.deploy.manifests import MANAGER_IMAGE
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _HOST = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)*{_LABEL}$")
 
-app = typer.Typer(help="Run slipway itself on OpenShift or Kubernetes.", no_args_is_help=True)
+app = typer.Typer(help="Run slipway itself on OpenShift or Kubernetes.",
+    no_args_is_help=True, rich_markup_mode=MARKUP_MODE)
 
 
 def _fail(message: str) -> None:
@@ -37,11 +39,13 @@ def _load(config_path: Path) -> Any:
 @app.command()
 def manifests(
     namespace: str = typer.Option(
-        "slipway", "--namespace", "-n", help="Namespace of the managers."
+        "slipway", "--namespace", "-n", metavar="NAME", help="Namespace of the managers."
     ),
-    replicas: int = typer.Option(1, "--replicas", help="Number of manager pods."),
+    replicas: int = typer.Option(
+        1, "--replicas", metavar="N", help="Number of manager pods."),
     platform: str = typer.Option(
-        "openshift", "--platform", help="openshift (Routes, SCC) or kubernetes (Ingresses)."
+        "openshift", "--platform", metavar="PLATFORM",
+        help="openshift (Routes, SCC) or kubernetes (Ingresses)."
     ),
     config: Path | None = typer.Option(
         None,
@@ -50,43 +54,62 @@ def manifests(
         help="The config.yaml the managers will run with: checked for N replicas; the "
         "ports, PUBLIC_URL's host and BUILDMAN_HOSTNAME are taken from it.",
     ),
-    http_host: str = typer.Option("", "--http-host", help="Host name of the HTTP API."),
+    http_host: str = typer.Option(
+        "", "--http-host", metavar="HOST", help="Host name of the HTTP API."),
     grpc_host: str = typer.Option(
-        "", "--grpc-host", help="Host name workers dial for gRPC (BUILDMAN_HOSTNAME)."
+        "", "--grpc-host", metavar="HOST",
+        help="Host name workers dial for gRPC (BUILDMAN_HOSTNAME)."
     ),
     grpc_tls: str = typer.Option(
         "passthrough",
         "--grpc-tls",
+        metavar="MODE",
         help="OpenShift gRPC Route: passthrough, or reencrypt (with --grpc-destination-ca).",
     ),
     grpc_destination_ca: Path | None = typer.Option(
         None, "--grpc-destination-ca", help="reencrypt: CA (PEM) of the pods' gRPC certificate."
     ),
-    image: str = typer.Option(MANAGER_IMAGE, "--image", help="The manager image."),
+    image: str = typer.Option(
+        MANAGER_IMAGE, "--image", metavar="IMAGE", help="The manager image."),
     config_secret: str = typer.Option(
         "slipway-config",
         "--config-secret",
+        metavar="NAME",
         help="Secret with config.yaml and its files (mounted at /conf/stack).",
     ),
-    ingress_class: str = typer.Option("nginx", "--ingress-class", help="kubernetes: IngressClass."),
+    ingress_class: str = typer.Option(
+        "nginx", "--ingress-class", metavar="NAME", help="kubernetes: IngressClass."),
     tls_secret: str = typer.Option(
-        "", "--tls-secret", help="kubernetes: TLS Secret of the Ingresses' hosts."
+        "", "--tls-secret", metavar="NAME",
+        help="kubernetes: TLS Secret of the Ingresses' hosts."
     ),
-    data_size: str = typer.Option("10Gi", "--data-size", help="Size of the DATA_DIR volume."),
+    data_size: str = typer.Option(
+        "10Gi", "--data-size", metavar="SIZE", help="Size of the DATA_DIR volume."),
     storage_class: str = typer.Option(
-        "", "--storage-class", help="StorageClass of the DATA_DIR volume (ReadWriteMany if N > 1)."
+        "", "--storage-class", metavar="NAME",
+        help="StorageClass of the DATA_DIR volume (ReadWriteMany if N > 1)."
     ),
-    cpu_request: str = typer.Option("500m", "--cpu-request"),
-    memory_request: str = typer.Option("512Mi", "--memory-request"),
-    cpu_limit: str = typer.Option("2", "--cpu-limit"),
-    memory_limit: str = typer.Option("2Gi", "--memory-limit"),
+    cpu_request: str = typer.Option(
+        "500m", "--cpu-request", metavar="CPU",
+        help="CPU each manager pod requests (Kubernetes quantity, e.g. 500m)."),
+    memory_request: str = typer.Option(
+        "512Mi", "--memory-request", metavar="MEMORY",
+        help="Memory each manager pod requests (e.g. 512Mi)."),
+    cpu_limit: str = typer.Option(
+        "2", "--cpu-limit", metavar="CPU", help="CPU limit of each manager pod (e.g. 2)."),
+    memory_limit: str = typer.Option(
+        "2Gi", "--memory-limit", metavar="MEMORY",
+        help="Memory limit of each manager pod (e.g. 2Gi)."),
     builder_namespace: str = typer.Option(
-        "builder", "--builder-namespace", help="Namespace of the build pods (BUILDER_NAMESPACE)."
+        "builder", "--builder-namespace", metavar="NAME",
+        help="Namespace of the build pods (BUILDER_NAMESPACE)."
     ),
     builder_service_account: str = typer.Option(
-        "quay-builder", "--builder-service-account", help="Service account of the build pods."
+        "quay-builder", "--builder-service-account", metavar="NAME",
+        help="Service account of the build pods."
     ),
-    scc: str = typer.Option("", "--scc", help="SCC name (default: the builder service account)."),
+    scc: str = typer.Option(
+        "", "--scc", metavar="NAME", help="SCC name (default: the builder service account)."),
 ) -> None:
     """Print every object that runs slipway: the builder namespace's (docs/openshift.md, 6.4.2), the
     managers' RBAC there, and N managers behind one HTTP and one gRPC address.

@@ -7,18 +7,23 @@ import typer
 from slipway import __version__
 from slipway.cli import (
     builds_cmd,
+    builds_view_cmd,
     config_cmd,
     context_cmd,
     deploy_cmd,
+    help_format,
     openshift_cmd,
     serve_cmd,
     worker_cmd,
 )
+from slipway.cli.help_format import MARKUP_MODE
+
+help_format.use()
 
 app = typer.Typer(
     name="slipway",
     help="Container-image build service, compatible with Red Hat Quay's build manager.",
-    no_args_is_help=True,
+    no_args_is_help=True, rich_markup_mode=MARKUP_MODE,
     pretty_exceptions_enable=False,
 )
 
@@ -44,6 +49,7 @@ app.add_typer(deploy_cmd.app, name="deploy")
 serve_cmd.register(app)
 worker_cmd.register(app)
 builds_cmd.register(app)
+builds_view_cmd.register(app)
 context_cmd.register(app)
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from slipway.cli.help_format import MARKUP_MODE
 from slipway.openshift.checks import Check, failed
 
 if TYPE_CHECKING:
@@ -18,10 +19,12 @@ if TYPE_CHECKING:
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 app = typer.Typer(
-    help="OpenShift set-up: manifests, preflight checks, TLS checks.", no_args_is_help=True
+    help="OpenShift set-up: manifests, preflight checks, TLS checks.",
+    no_args_is_help=True, rich_markup_mode=MARKUP_MODE
 )
 tls_app = typer.Typer(
-    help="Checks of Quay's TLS certificate (docs/openshift.md, 6.4.1).", no_args_is_help=True
+    help="Checks of Quay's TLS certificate (docs/openshift.md, 6.4.1).",
+    no_args_is_help=True, rich_markup_mode=MARKUP_MODE
 )
 app.add_typer(tls_app, name="tls")
 

@@ -201,6 +201,18 @@ class QuayBuilds:
         async with self.db.read() as conn:
             return [_build(row) for row in (await conn.execute(query)).all()]
 
+    async def with_uuid_prefix(
+        self, namespace: str, name: str, prefix: str, *, limit: int = 10
+    ) -> list[QuayBuild]:
+        """A repository's builds whose uuid starts with `prefix`, the newest first (what
+        a short build id names)."""
+        query = _builds_query().where(_namespace.c.username == namespace,
+                                      repository.c.name == name,
+                                      repositorybuild.c.uuid.startswith(prefix, autoescape=True))
+        query = query.order_by(repositorybuild.c.started.desc()).limit(limit)
+        async with self.db.read() as conn:
+            return [_build(row) for row in (await conn.execute(query)).all()]
+
     async def phases(self, build_uuids: Sequence[str]) -> dict[str, str]:
         """The phase of each build that exists, in one query: how a manager sees a cancel
         from Quay (the phase becomes `cancelled`, spec §6)."""

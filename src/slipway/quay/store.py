@@ -306,6 +306,18 @@ class QuayBuildRecords:
     async def list_in_phases(self, phases: Sequence[Phase]) -> list[BuildRecord]:
         return await self.records.list_in_phases(phases)
 
+    async def find_by_id_prefix(self, namespace: str, repository: str, prefix: str, *,
+                                limit: int = 10) -> list[BuildRecord]:
+        """slipway's records and, for the builds it has none of, Quay's: newest first."""
+        ours = await self.records.find_by_id_prefix(namespace, repository, prefix, limit=limit)
+        known = {r.id for r in ours}
+        theirs = [record_of(build, self.registry)
+                  for build in await self.quay_builds.with_uuid_prefix(
+                      namespace, repository, prefix, limit=limit)
+                  if build.uuid not in known]
+        merged = sorted([*ours, *theirs], key=lambda r: (r.started, r.id), reverse=True)
+        return merged[:limit]
+
     async def _mirror(self, conn: SqlConnection, build_id: str, phase: Any,
                       values: Mapping[str, Any]) -> None:
         quay_phase = _quay_phase(phase)

@@ -136,6 +136,21 @@ class BuildStore:
         async with self.db.read() as conn:
             return [_record(r._mapping) for r in (await conn.execute(stmt)).all()]
 
+    async def find_by_id_prefix(
+        self, namespace: str, repository: str, prefix: str, *, limit: int = 10
+    ) -> list[BuildRecord]:
+        """The repository's builds whose id starts with `prefix`, newest first: how a
+        short id (the UI's and the CLI's first 8 characters) finds its build."""
+        stmt = (
+            select(b)
+            .where(b.c.namespace == namespace, b.c.repository == repository,
+                   b.c.id.startswith(prefix, autoescape=True))
+            .order_by(b.c.started.desc(), b.c.id.desc())
+            .limit(limit)
+        )
+        async with self.db.read() as conn:
+            return [_record(r._mapping) for r in (await conn.execute(stmt)).all()]
+
     async def list_in_phases(self, phases: Sequence[Phase]) -> list[BuildRecord]:
         async with self.db.read() as conn:
             rows = await conn.execute(select(b).where(b.c.phase.in_([p.value for p in phases])))

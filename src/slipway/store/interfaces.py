@@ -64,6 +64,11 @@ class BuildRecords(Protocol[Tx_contra]):
     ) -> list[BuildRecord]:
         """Newest first."""
 
+    async def find_by_id_prefix(
+        self, namespace: str, repository: str, prefix: str, *, limit: int = ...
+    ) -> list[BuildRecord]:
+        """The repository's builds whose id starts with `prefix`, newest first."""
+
     async def list_in_phases(self, phases: Sequence[Phase]) -> list[BuildRecord]:
         ...
 
