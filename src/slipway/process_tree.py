@@ -92,12 +92,16 @@ async def end_processes(
     The followers (processes that lead no group: a RUN step, the runtime's helpers) go
     first: SIGTERM, then after `term_grace` SIGKILL. The runtime, a group leader, sees
     its step fail and removes its working container; it gets `cleanup_grace` for that.
-    Then everything left is SIGKILLed until nothing is. With no graces: SIGKILL at once."""
-    if term_grace > 0:
+    Then everything left is SIGKILLed until nothing is. With no graces: SIGKILL at once.
+    With no follower (the runtime is between steps, or in COMMIT) there is nothing for it
+    to see fail, so no grace is waited: it is killed at once, and what it leaves (working
+    containers, a half-tagged image) is the worker's clean-up's to remove."""
+    step_running = any(not p.leads_group for p in find())
+    if term_grace > 0 and step_running:
         send([p for p in find() if not p.leads_group], signal.SIGTERM)
         if await wait_gone(find, term_grace):
             return
-    if cleanup_grace > 0:
+    if cleanup_grace > 0 and step_running:
         send([p for p in find() if not p.leads_group], signal.SIGKILL)
         if await wait_gone(find, cleanup_grace):
             return

@@ -101,8 +101,14 @@ class Build:
     reporter: Reporter
     workdir: Path = field(init=False)
     runtime: Runtime = field(init=False)
-    created_images: list[str] = field(default_factory=list)
+    # what the clean-up removes: the images this build made (its tags, its step images'
+    # IDs), and the base and cache images it pulled (by name, only when no one uses them)
+    built_images: list[str] = field(default_factory=list)
+    pulled_images: list[str] = field(default_factory=list)
     manifest: str = ""  # the local manifest list of a multi-platform build
+    # the runtime's build step ran to its end (podman/buildah removed their working
+    # containers themselves, even on a failed step); False when it was killed
+    build_step_ended: bool = False
 
     async def run(self) -> None:
         """Report COMPLETE or ERROR; anything else raised is the worker's own trouble."""
@@ -135,19 +141,27 @@ class Build:
                 raise
 
     async def cleanup(self) -> None:
-        """Images this build made, the temp dir (and with it the key and auth files)."""
-        images, self.created_images = self.created_images, []
+        """Working containers, images this build made, the temp dir (and with it the key
+        and auth files). A few runtime calls whatever the tag count: the executor gives a
+        stopped worker seconds, not minutes."""
+        built, self.built_images = self.built_images, []
+        pulled, self.pulled_images = self.pulled_images, []
+        if not self.build_step_ended:
+            # first: a working container keeps the image it grew from in use
+            await self.runtime.remove_working_containers()
         if self.manifest:  # with its images, unless they are the layer cache
             manifest, self.manifest = self.manifest, ""
             if self.env.layer_cache:
                 await self.runtime.remove_names([manifest])
             else:
                 await self.runtime.remove_manifest(manifest)
-        if images and self.env.layer_cache:
+        if built and self.env.layer_cache:
             # the images are the cache: only the names this build gave them go
-            await self.runtime.remove_names(images[::-1])
-        elif images:  # newest first: the built image before the base it grew from
-            await self.runtime.remove_images(images[::-1])
+            await self.runtime.remove_names(built)
+        elif built:
+            await self.runtime.remove_built(built)
+        if pulled:  # after the built images, which grew from them
+            await self.runtime.remove_images(pulled)
         await asyncio.to_thread(shutil.rmtree, self.workdir, True)
 
     async def _steps(self) -> str:
@@ -232,11 +246,15 @@ class Build:
             spec = replace(spec, manifest=self.manifest)
             await self.reporter.log(f"Building for {', '.join(platforms)} (one manifest list)")
         else:
-            self.created_images.extend(targets)
+            self.built_images.extend(targets)
         try:
             image_id = await self._build(spec)
+        except BuildError:
+            self.build_step_ended = True
+            raise
         finally:  # only the build step reads them
             await asyncio.to_thread(shutil.rmtree, secrets_dir, True)
+        self.build_step_ended = True
 
         await self.reporter.phase(pb.PUSHING)
         creds = push_credentials(pack)
@@ -317,9 +335,9 @@ class Build:
         keeps them, the step images of a build that did not finish (a finished one's go
         with the image they lead to)."""
         if not built and not self.env.layer_cache:
-            self.created_images.extend(i for i in watch.committed_ids
-                                       if i not in self.created_images)
-        self.created_images.extend(n for n in watch.pulled_names if n not in self.created_images)
+            self.built_images.extend(i for i in watch.committed_ids
+                                     if i not in self.built_images)
+        self.pulled_images.extend(n for n in watch.pulled_names if n not in self.pulled_images)
 
     async def _pull(
         self,
@@ -356,8 +374,8 @@ class Build:
                 return
             for_platform = f" for {platform}" if platform else ""
             raise BuildError(f"could not pull base image {image}{for_platform}: {exc}") from None
-        if not present and image not in self.created_images:
-            self.created_images.append(image)
+        if not present and image not in self.pulled_images:
+            self.pulled_images.append(image)
 
     @staticmethod
     def _pull_metadata(

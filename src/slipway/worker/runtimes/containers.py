@@ -21,10 +21,23 @@ from slipway.worker.runtimes.base import (
     build_options,
     write_private_file,
 )
+from slipway.worker.runtimes.leftovers import (
+    MARKER_ARG,
+    marked_containers,
+    parse_images,
+    plan_removal,
+)
 
 
 class ContainersRuntime(Runtime):
     build_verb: tuple[str, ...] = ("build",)
+    # the runtime's own queries for the clean-up (podman's and buildah's flags differ)
+    images_query: tuple[str, ...] = ("images", "--all", "--format", "json")
+    containers_query: tuple[str, ...] = ("ps", "--all", "--external", "--no-trunc",
+                                         "--format", "{{.ID}}")
+    storage_query: tuple[str, ...] = (
+        "info", "--format", "{{.Store.GraphRoot}}|{{.Store.GraphDriverName}}")
+    force_rm: tuple[str, ...] = ("--force",)
 
     _registries_conf: Path | bool | None = False  # False: not written yet
 
@@ -81,6 +94,8 @@ class ContainersRuntime(Runtime):
             # an entry for the cache repository alone: the base images keep theirs
             auth[spec.cache_repo] = spec.cache_auth
         argv += self._authfile("build", auth)
+        # names the build on its working containers, for the clean-up to find them
+        argv += ["--build-arg", f"{MARKER_ARG}={self.build_marker}"]
         argv += build_options(spec)
         return [*argv, str(spec.context_dir)]
 
@@ -142,7 +157,7 @@ class ContainersRuntime(Runtime):
             ids = [fields[0] for fields in (line.split() for line in (images or "").splitlines())
                    if len(fields) == 2 and fields[1] in digests]
             await self.run([*self.base(), "manifest", "rm", manifest], stream=False)
-            await self.remove_images(list(dict.fromkeys(ids)))
+            await self.remove_built(list(dict.fromkeys(ids)))
 
     async def _capture(self, *args: str) -> str | None:
         """The whole standard output of a short query (run() keeps only its last lines);
@@ -155,10 +170,44 @@ class ContainersRuntime(Runtime):
         return out.decode("utf-8", "replace") if proc.returncode == 0 else None
 
     async def remove_images(self, images: Sequence[str]) -> None:
-        for image in images:  # one by one: a missing name must not keep the others
+        """Pulled images, by name, in one call: an image another build now uses stays
+        (no --force), and a missing name does not keep the others."""
+        if images:
             with contextlib.suppress(Exception):
-                await self.run([*self.base(), "rmi", image], stream=False)
+                await self.run([*self.base(), "rmi", *images], stream=False)
 
+    async def remove_built(self, references: Sequence[str]) -> None:
+        """The images this build made, each removed once by its ID, whatever its number of
+        tags; a name this build shares with an image of another keeps that image."""
+        with contextlib.suppress(Exception):
+            listing = await self._capture(*self.images_query)
+            removal = plan_removal(parse_images(listing or "[]"), references)
+            for image_id, names in removal.untag.items():
+                await self.untag(image_id, names)
+            if removal.delete:
+                # --force: an image with several tags is otherwise refused
+                await self.run([*self.base(), "rmi", "--force", *removal.delete],
+                               stream=False)
+
+    async def untag(self, image_id: str, names: Sequence[str]) -> None:
+        """Take `names` off the image `image_id`, keeping it (buildah: rmi of a name the
+        image is not only known by removes just the name)."""
+        await self.run([*self.base(), "rmi", *names], stream=False)
+
+    async def remove_working_containers(self) -> None:
+        """The buildah working containers of this build, which a runtime killed mid-step
+        or mid-COMMIT leaves (runtimes/leftovers.py): found by the build's marker."""
+        with contextlib.suppress(Exception):
+            listed = await self._capture(*self.containers_query)
+            storage = await self._capture(*self.storage_query)
+            if not listed or not storage:
+                return
+            graph_root, _, driver = storage.strip().partition("|")
+            state_dir = Path(graph_root) / f"{driver}-containers"
+            ours = await asyncio.to_thread(
+                marked_containers, state_dir, listed.split(), self.build_marker)
+            if ours:
+                await self.run([*self.base(), "rm", *self.force_rm, *ours], stream=False)
 
 def _read(path: Path) -> str:
     try:
