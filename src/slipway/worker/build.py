@@ -21,11 +21,13 @@ from slipway.domain.names import (
 )
 from slipway.domain.platforms import InvalidPlatform, normalize_platforms
 from slipway.protocol import buildman_pb2 as pb
+from slipway.worker.base_platforms import missing_platform_message, offers, pinned_platform
 from slipway.worker.context import fetch_git, fetch_url, locate
-from slipway.worker.dockerfile import base_images
+from slipway.worker.dockerfile import BaseImages, base_images
 from slipway.worker.emulation import check_emulation
 from slipway.worker.environment import WorkerEnvironment
 from slipway.worker.errors import BuildError, CacheUnavailable
+from slipway.worker.platform_args import host_platform, platform_args
 from slipway.worker.registry_cache import CacheWatch, cache_repository, probe
 from slipway.worker.reporter import Reporter
 from slipway.worker.runtimes import make_runtime
@@ -200,7 +202,8 @@ class Build:
         ctx = locate(package, pack.context, pack.dockerfile_path)
         build_args = {arg.name: arg.value for arg in pack.build_args if arg.name}
         dockerfile_text = await asyncio.to_thread(_read_head, ctx.dockerfile)
-        bases = base_images(dockerfile_text, build_args, pack.target)
+        needs = bases_per_platform(dockerfile_text, build_args, pack.target, platforms)
+        bases = needs.bases
 
         pull_auth: dict[str, Credentials] = {}
         final = parse_image_ref(bases.final) if bases.final else None
@@ -213,11 +216,19 @@ class Build:
         await self.reporter.phase(
             pb.PULLING, pull_metadata=self._pull_metadata(bases.final, final, pull_auth)
         )
-        for image in bases.images:
+        for image, wanted in needs.platforms.items():
             # a localhost/ name is never pulled: one look at it will do
-            local = parse_image_ref(image).registry == "localhost"
-            for platform in (platforms[:1] if local else platforms) or ("",):
-                await self._pull(image, pull_auth, strict=pack.pull, platform=platform)
+            if parse_image_ref(image).registry == "localhost":
+                await self._pull(image, pull_auth, strict=pack.pull, platform=wanted[0])
+                await self._check_platforms(image, wanted, platforms)
+                continue
+            for platform in wanted:
+                pulled = await self._pull(image, pull_auth, strict=pack.pull,
+                                          platform=platform)
+                # a pulled image is the one platform asked for (a single-arch image is
+                # pulled whatever the platform); a local copy must have them all
+                await self._check_platforms(image, [platform] if pulled else wanted,
+                                            platforms)
 
         await self.reporter.phase(pb.BUILDING)
         secrets_dir = self.workdir / "secrets"
@@ -339,6 +350,20 @@ class Build:
                                      if i not in self.built_images)
         self.pulled_images.extend(n for n in watch.pulled_names if n not in self.pulled_images)
 
+    async def _check_platforms(self, image: str, wanted: list[str],
+                               requested: tuple[str, ...]) -> None:
+        """Fail the build, as the user's error, when the base image lacks one of the
+        platforms `wanted` of it (before any step is built: base_platforms.py)."""
+        wanted = [p for p in wanted if p]
+        if not wanted:
+            return  # built for the host's platform: whatever the image is, as before
+        offered = await self.runtime.image_platforms(image)
+        if not offered:
+            return  # the runtime cannot tell: it says so itself when it builds
+        missing = [p for p in wanted if not offers(offered, p)]
+        if missing:
+            raise BuildError(missing_platform_message(image, missing, offered, requested))
+
     async def _pull(
         self,
         image: str,
@@ -346,9 +371,10 @@ class Build:
         *,
         strict: bool = False,
         platform: str = "",
-    ) -> None:
+    ) -> bool:
         """Pull a base image (for `platform`, when the build names one); when that fails,
-        a local copy will do, unless `strict` (the build's --pull)."""
+        a local copy will do, unless `strict` (the build's --pull). Whether it pulled
+        (False: the local copy is used)."""
         ref = parse_image_ref(image)
         if strict and ref.registry == "localhost":
             raise BuildError(
@@ -357,10 +383,16 @@ class Build:
                 "registry and use that name"
             )
         present = await self.runtime.image_exists(image)
-        if present and ref.registry == "localhost":
+        if ref.registry == "localhost":
             # localhost/ names are local by convention: there is nothing to pull from
+            # (a pull would ask a registry at https://localhost/v2/)
+            if not present:
+                raise BuildError(
+                    f"base image {image} is not on this worker's host: localhost/ names "
+                    "are local images, never pulled; build it on the host first, or push "
+                    "it to a registry and use that name")
             await self.reporter.log(f"Using local image {image}")
-            return
+            return False
         try:
             await self.runtime.pull(
                 image,
@@ -371,11 +403,12 @@ class Build:
         except BuildError as exc:
             if present and not strict:
                 await self.reporter.log(f"Could not pull {image}; using the local copy")
-                return
+                return False
             for_platform = f" for {platform}" if platform else ""
             raise BuildError(f"could not pull base image {image}{for_platform}: {exc}") from None
         if not present and image not in self.pulled_images:
             self.pulled_images.append(image)
+        return True
 
     @staticmethod
     def _pull_metadata(
@@ -393,6 +426,34 @@ class Build:
             base_image_tag=ref.digest or ref.tag,
             pull_username=creds.username if creds else "",
         )
+
+
+@dataclass(frozen=True)
+class BaseNeeds:
+    bases: BaseImages  # as the first platform's build sees them (the pull metadata's)
+    # each base image -> the platforms it must offer, in order ("" alone: the host's)
+    platforms: dict[str, list[str]]
+
+
+def bases_per_platform(text: str, build_args: dict[str, str], target: str,
+                       platforms: tuple[str, ...]) -> BaseNeeds:
+    """The base images of each platform's build: a FROM line may name one per platform
+    (`FROM img:${TARGETARCH}`), or pin one (`FROM --platform=$BUILDPLATFORM img`)."""
+    build_platform = host_platform()
+    needs: dict[str, list[str]] = {}
+    first: BaseImages | None = None
+    for platform in platforms or ("",):
+        predefined = {**platform_args(build_platform, "BUILD"),
+                      **platform_args(platform or build_platform)}
+        bases = base_images(text, build_args, target, predefined)
+        first = first or bases
+        for image in bases.images:
+            wanted = (pinned_platform(bases.pinned.get(image, "")) or platform) if platform else ""
+            listed = needs.setdefault(image, [])
+            if wanted not in listed:
+                listed.append(wanted)
+    assert first is not None
+    return BaseNeeds(first, needs)
 
 
 def _write_secrets(pack: pb.BuildPack, directory: Path) -> dict[str, Path]:

@@ -141,6 +141,12 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     async def image_exists(self, image: str) -> bool: ...
 
+    async def image_platforms(self, image: str) -> list[str] | None:
+        """The platforms (os/arch[/variant]) the local image or manifest list `image`
+        offers, without asking a registry; None when unknown (not here, or a runtime that
+        cannot tell)."""
+        return None
+
     @abc.abstractmethod
     async def pull(
         self, image: str, creds: Credentials | None, insecure: bool, platform: str = ""

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from slipway.domain.names import parse_image_ref
 from slipway.worker import registries_conf
+from slipway.worker.base_platforms import manifest_list_platforms
 from slipway.worker.errors import BuildError, CacheUnavailable
+from slipway.worker.platform_args import hidden_args, without_hidden_args
 from slipway.worker.process import LineSink
 from slipway.worker.registry_cache import is_cache_failure
 from slipway.worker.runtimes.base import (
@@ -38,6 +40,9 @@ class ContainersRuntime(Runtime):
     storage_query: tuple[str, ...] = (
         "info", "--format", "{{.Store.GraphRoot}}|{{.Store.GraphDriverName}}")
     force_rm: tuple[str, ...] = ("--force",)
+    # an image's os/arch[/variant] (podman 4.3 prints no variant)
+    platform_query: tuple[str, ...] = ("image", "inspect", "--format",
+                                       "{{.Os}}/{{.Architecture}}")
 
     _registries_conf: Path | bool | None = False  # False: not written yet
 
@@ -65,6 +70,17 @@ class ContainersRuntime(Runtime):
     @staticmethod
     def _tls(insecure: bool) -> list[str]:
         return ["--tls-verify=false"] if insecure else []
+
+    async def image_platforms(self, image: str) -> list[str] | None:
+        # a local list first: `manifest inspect` of a name that is no local list would
+        # look it up in a registry (a localhost/ name at https://localhost/v2/)
+        is_list = await self.run([*self.base(), "manifest", "exists", image], stream=False)
+        if is_list.returncode == 0:
+            listing = await self._capture("manifest", "inspect", image)
+            return manifest_list_platforms(listing) if listing else None
+        described = await self._capture(*self.platform_query, image)
+        platform = (described or "").strip().strip("/")
+        return [platform] if platform.count("/") >= 1 else None
 
     async def pull(
         self, image: str, creds: Credentials | None, insecure: bool, platform: str = ""
@@ -108,7 +124,8 @@ class ContainersRuntime(Runtime):
             await self.run([*self.base(), "manifest", "rm", spec.manifest], stream=False)
             await self.checked([*self.base(), "manifest", "create", spec.manifest],
                                "creating the manifest list")
-        result = await self.run(self.build_argv(spec, iidfile), sink=sink)
+        result = await self.run(self.build_argv(spec, iidfile),
+                                sink=self._quiet_arg_warnings(spec, sink or self.sink))
         if result.returncode != 0:
             if spec.cache_repo and is_cache_failure(result.error_text()):
                 raise CacheUnavailable(result.error_text())
@@ -119,6 +136,18 @@ class ContainersRuntime(Runtime):
         if not image_id:
             raise BuildError(f"{self.name} did not report the id of the image it built")
         return image_id
+
+    @staticmethod
+    def _quiet_arg_warnings(spec: BuildSpec, sink: LineSink) -> LineSink:
+        """`sink` without buildah's warnings about the platform build args it set itself
+        and the worker's marker (worker/platform_args.py)."""
+        hidden = hidden_args(spec.build_args, extra=(MARKER_ARG,))
+
+        async def shown(line: str) -> None:
+            if (kept := without_hidden_args(line, hidden)) is not None:
+                await sink(kept)
+
+        return shown
 
     async def push(self, image_id: str, tag: str, creds: Credentials | None, insecure: bool) -> str:
         auth = {parse_image_ref(tag).registry: creds} if creds else {}
