@@ -7,6 +7,11 @@ the worker SIGTERM (it ends its build's processes and removes its files), and af
 grace period kills what is left of the session; whenever a worker exits, however it
 ended, whatever is left of its session is killed and its directory removed.
 
+A manager killed with kill -9 removes nothing: its workers' directories stay. Each is
+held (a shared flock on its lock file) by the executor that made it and by its worker;
+an executor that starts removes every TMPDIR/slipway-worker-* directory no live process
+holds, whichever manager on the host made it, and keeps those of live workers.
+
 With the default command it keeps one worker on standby: started ahead, imports done,
 waiting on stdin for the build it will run. A build then starts without waiting for
 Python's start-up. A standby serves one build only, like any worker.
