@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from slipway.worker.runtimes.leftovers import (
     parse_images,
     plan_removal,
 )
+
+log = logging.getLogger("slipway.worker")
 
 
 class ContainersRuntime(Runtime):
@@ -198,6 +201,24 @@ class ContainersRuntime(Runtime):
         out, _ = await proc.communicate()
         return out.decode("utf-8", "replace") if proc.returncode == 0 else None
 
+    async def _listing(self, *args: str, attempts: int = 3) -> str | None:
+        """A listing of the host's images or containers for the clean-up. On a host that
+        runs other builds, one can fail when an image or container goes while it is
+        listed ("image not known"): it is asked again. None, logged, when it keeps
+        failing."""
+        error = b""
+        for _ in range(attempts):
+            proc = await asyncio.create_subprocess_exec(
+                *self.base(), *args, env=self.child_env(),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+            out, error = await proc.communicate()
+            if proc.returncode == 0:
+                return out.decode("utf-8", "replace")
+        log.warning("clean-up: %s %s failed: %s", self.name, " ".join(args),
+                    error.decode("utf-8", "replace").strip()[-2000:])
+        return None
+
     async def remove_images(self, images: Sequence[str]) -> None:
         """Pulled images, by name, in one call: an image another build now uses stays
         (no --force), and a missing name does not keep the others."""
@@ -209,8 +230,12 @@ class ContainersRuntime(Runtime):
         """The images this build made, each removed once by its ID, whatever its number of
         tags; a name this build shares with an image of another keeps that image."""
         with contextlib.suppress(Exception):
-            listing = await self._capture(*self.images_query)
-            removal = plan_removal(parse_images(listing or "[]"), references)
+            listing = await self._listing(*self.images_query)
+            if listing is None:
+                # by name then, in one call: each name goes, and an image with its last
+                await self.remove_images(references)
+                return
+            removal = plan_removal(parse_images(listing), references)
             for image_id, names in removal.untag.items():
                 await self.untag(image_id, names)
             if removal.delete:
@@ -227,8 +252,8 @@ class ContainersRuntime(Runtime):
         """The buildah working containers of this build, which a runtime killed mid-step
         or mid-COMMIT leaves (runtimes/leftovers.py): found by the build's marker."""
         with contextlib.suppress(Exception):
-            listed = await self._capture(*self.containers_query)
-            storage = await self._capture(*self.storage_query)
+            listed = await self._listing(*self.containers_query)
+            storage = await self._listing(*self.storage_query)
             if not listed or not storage:
                 return
             graph_root, _, driver = storage.strip().partition("|")

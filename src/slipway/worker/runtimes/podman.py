@@ -24,8 +24,10 @@ class PodmanRuntime(ContainersRuntime):
         """One `untag` per image, whatever the number of names (the layer cache keeps
         the images)."""
         with contextlib.suppress(Exception):
-            listing = await self._capture(*self.images_query)
+            listing = await self._listing(*self.images_query)
+            if listing is None:
+                return
             wanted = set(images)
-            for image in parse_images(listing or "[]"):
+            for image in parse_images(listing):
                 if names := [n for n in image.names if n in wanted]:
                     await self.untag(image.id, names)
