@@ -132,3 +132,47 @@ def _runtime_process(work: Path) -> int | None:
             if str(work).encode() in command and b"--iidfile" in command:
                 return int(entry)
     return None
+
+
+@pytest.mark.podman
+async def test_a_build_cancelled_in_commit_leaves_nothing(
+    tmp_path: Path, base_image: str
+) -> None:
+    """400 tags keep podman in COMMIT for seconds (it adds them one at a time): the
+    build is cancelled there, as the worker cancels it when told to stop."""
+    work = tmp_path / f"slipway-build-{uuid.uuid4().hex[:8]}"
+    work.mkdir()
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {base_image}\nRUN true\n")
+    committing = asyncio.Event()
+
+    async def watch(line: str) -> None:
+        if line.startswith("COMMIT"):
+            committing.set()
+
+    env = WorkerEnvironment(token="t", server="127.0.0.1:1", container_runtime="podman")
+    runtime = make_runtime(env, work, watch)
+    tags = [f"localhost/slipway-test-commit/{work.name}:t{n}" for n in range(400)]
+    spec = BuildSpec(context_dir=context, dockerfile=context / "Dockerfile", tags=tags)
+    build = asyncio.create_task(runtime.build(spec, watch))
+    try:
+        await asyncio.wait_for(committing.wait(), SAFETY_LIMIT_S)
+        build.cancel()
+        await asyncio.gather(build, return_exceptions=True)
+        assert build.cancelled(), "the build finished before it was cancelled"
+        left = _marked(runtime)
+        assert left, "the runtime, killed in COMMIT, left no working container"
+
+        await runtime.remove_working_containers()
+        await runtime.remove_built(tags)
+
+        assert _marked(runtime) == []
+        assert _images_named(set(tags)) == []
+    finally:
+        if not build.done():
+            build.cancel()
+            await asyncio.gather(build, return_exceptions=True)
+        subprocess.run(["buildah", "rm", *_marked(runtime)], capture_output=True)
+        if leftover := _images_named(set(tags)):
+            subprocess.run(["podman", "rmi", "--force", *leftover], capture_output=True)
