@@ -31,9 +31,10 @@ def test_an_image_only_this_build_named_is_removed_once_by_id() -> None:
         LocalImage("b" * 64, ("reg/app:t5", "reg/other:1")),  # another build's too
         LocalImage("c" * 64, ("localhost/base:latest",)),
         LocalImage("d" * 64, ()),  # a step image of this build, by its short ID
+        LocalImage("e" * 64, ()),  # another, as buildah prints it: `--> eeeeeeeeeee`
     ]
-    removal = plan_removal(images, [*ours, "d" * 12])
-    assert removal.delete == ["a" * 64, "d" * 64]
+    removal = plan_removal(images, [*ours, "d" * 12, "e" * 11])
+    assert removal.delete == ["a" * 64, "d" * 64, "e" * 64]
     assert removal.untag == {"b" * 64: ["reg/app:t5"]}
 
 

@@ -323,7 +323,7 @@ class Build:
         try:
             image_id = await self.runtime.build(spec, watch.line)
         except CacheUnavailable as exc:
-            self._forget_step_images(watch, built=False)
+            self._forget_step_images(watch)
             reason = str(exc).removeprefix("Error: ").strip()
             await self.reporter.log(f"cache unavailable: {reason}; building again without it")
             spec = replace(spec, cache_repo="", cache_auth=None)
@@ -331,21 +331,21 @@ class Build:
             try:
                 image_id = await self.runtime.build(spec, watch.line)
             except BuildError:
-                self._forget_step_images(watch, built=False)
+                self._forget_step_images(watch)
                 raise
         except BuildError:
-            self._forget_step_images(watch, built=False)
+            self._forget_step_images(watch)
             raise
-        self._forget_step_images(watch, built=True)
+        self._forget_step_images(watch)
         if summary := watch.summary():
             await self.reporter.log(summary)
         return image_id
 
-    def _forget_step_images(self, watch: CacheWatch, *, built: bool) -> None:
+    def _forget_step_images(self, watch: CacheWatch) -> None:
         """The clean-up removes the cache images the build pulled and, unless LAYER_CACHE
-        keeps them, the step images of a build that did not finish (a finished one's go
-        with the image they lead to)."""
-        if not built and not self.env.layer_cache:
+        keeps them, the step images the build committed (those of a finished build too:
+        a multi-stage build's other stages lead to no image that removes them)."""
+        if not self.env.layer_cache:
             self.built_images.extend(i for i in watch.committed_ids
                                      if i not in self.built_images)
         self.pulled_images.extend(n for n in watch.pulled_names if n not in self.pulled_images)

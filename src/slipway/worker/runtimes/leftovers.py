@@ -51,8 +51,10 @@ class Removal:
 
 
 def _is_id(reference: str) -> bool:
+    """An image ID or its prefix (buildah prints a step's as `--> 9ea2655da8b`, 11
+    characters); a name always has a `/` or a `:` past the prefix."""
     hex_part = reference.removeprefix("sha256:")
-    return 12 <= len(hex_part) <= 64 and all(c in "0123456789abcdef" for c in hex_part)
+    return 8 <= len(hex_part) <= 64 and all(c in "0123456789abcdef" for c in hex_part)
 
 
 def plan_removal(images: Iterable[LocalImage], references: Iterable[str]) -> Removal:
