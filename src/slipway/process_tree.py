@@ -92,12 +92,16 @@ async def end_processes(
     The followers (processes that lead no group: a RUN step, the runtime's helpers) go
     first: SIGTERM, then after `term_grace` SIGKILL. The runtime, a group leader, sees
     its step fail and removes its working container; it gets `cleanup_grace` for that.
-    Then everything left is SIGKILLed until nothing is. With no graces: SIGKILL at once."""
-    if term_grace > 0:
+    Then everything left is SIGKILLed until nothing is. With no graces: SIGKILL at once.
+    With no follower (the runtime is between steps, or in COMMIT) there is nothing for it
+    to see fail, so no grace is waited: it is killed at once, and what it leaves (working
+    containers, a half-tagged image) is the worker's clean-up's to remove."""
+    step_running = any(not p.leads_group for p in find())
+    if term_grace > 0 and step_running:
         send([p for p in find() if not p.leads_group], signal.SIGTERM)
         if await wait_gone(find, term_grace):
             return
-    if cleanup_grace > 0:
+    if cleanup_grace > 0 and step_running:
         send([p for p in find() if not p.leads_group], signal.SIGKILL)
         if await wait_gone(find, cleanup_grace):
             return
@@ -107,3 +111,66 @@ async def end_processes(
             return
         send(left, signal.SIGKILL)
         await asyncio.sleep(POLL_SECONDS)
+
+
+# -- a worker's private directory, held while any of its processes lives ---------------
+# The local executor and its worker each hold a shared flock on this file in the
+# worker's directory; the kernel drops a lock with the last process holding it, however
+# it ended (kill -9 included). A directory whose lock can be taken exclusively has no
+# live worker and no live executor: it is abandoned, whichever manager made it.
+DIRECTORY_LOCK = ".slipway-worker.lock"
+# an abandoned directory without a lock file is removed only past this age: younger, its
+# executor may be between creating it and locking it (directories of older versions
+# have none)
+UNLOCKED_DIRECTORY_AGE_S = 3600.0
+
+
+def hold_directory(directory: str | os.PathLike[str], *, create: bool = True) -> int:
+    """Take a shared lock on `directory`'s lock file for as long as the returned file
+    descriptor is open (in this process and any that inherits it). Without `create`, a
+    directory that has no lock file raises FileNotFoundError."""
+    import fcntl
+
+    flags = os.O_RDONLY | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    fd = os.open(os.path.join(directory, DIRECTORY_LOCK), flags, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def remove_abandoned_directories(parent: str | os.PathLike[str], prefix: str,
+                                 now: float | None = None) -> list[str]:
+    """Remove the directories `parent/prefix*` that no live process holds; the ones
+    removed. A live worker's, of this manager or another on the same host, stays."""
+    import fcntl
+    import shutil
+    import time
+
+    removed = []
+    for entry in sorted(os.listdir(parent)):
+        path = os.path.join(parent, entry)
+        if not entry.startswith(prefix) or not os.path.isdir(path) or os.path.islink(path):
+            continue
+        try:
+            fd = os.open(os.path.join(path, DIRECTORY_LOCK), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            age = (now or time.time()) - os.stat(path).st_mtime
+            if age > UNLOCKED_DIRECTORY_AGE_S:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+            continue
+        except OSError:
+            continue  # not ours to read
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # held: its worker or its executor lives
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        finally:
+            os.close(fd)
+    return removed

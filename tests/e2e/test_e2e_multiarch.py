@@ -11,11 +11,12 @@ import os
 import resource
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.images import ensure_multiarch_base_image, podman_available
 from support.registry import Registry
-from support.server import running_server
+from support.server import RunningServer, running_server
 from test_e2e_build_flags import cli_build, executors
 
 from slipway.domain.platforms import QEMU_NAMES
@@ -114,3 +115,59 @@ async def test_a_platform_without_emulation_fails_naming_the_package(
     assert result.returncode == 1
     assert f"platform {platform} needs QEMU user emulation" in result.stderr
     assert "qemu-user-static" in result.stderr
+
+
+async def _only_build(slipway: RunningServer, repository: str) -> dict[str, Any]:
+    listed = await slipway.api.get(f"/api/v1/repository/demo/{repository}/build/")
+    builds = listed.json()["builds"]
+    assert len(builds) == 1, builds
+    build = await slipway.api.get(f"/api/v1/repository/demo/{repository}/build/{builds[0]['id']}")
+    return dict(build.json())
+
+
+async def test_a_single_arch_base_is_refused_before_anything_is_built(
+    tmp_path: Path, registry: Registry, multiarch_base: str, base_image: str
+) -> None:
+    """It used to build the amd64 half, then fail three times over pinging
+    https://localhost/v2/ for the arm64 one."""
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text(
+        f"FROM {base_image}\nRUN echo never-run-{tmp_path.name}\n")
+    async with running_server(tmp_path, SERVER_HOSTNAME=registry.host,
+                              INSECURE_REGISTRIES=[registry.host],
+                              BUILD_MANAGER=executors()) as slipway:
+        result = await cli_build(slipway, str(tmp_path / "ctx"), "-t",
+                                 f"{registry.host}/demo/single:latest",
+                                 "--platform", "linux/amd64,linux/arm64")
+        build = await _only_build(slipway, "single")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert (f"base image {base_image} has no linux/arm64 variant (it has: linux/amd64); "
+            "build for linux/amd64 only, or use a multi-arch base") in output
+    assert "STEP" not in output and f"never-run-{tmp_path.name}" not in output
+    assert "https://localhost" not in output
+    assert build["phase"] == "error"
+    assert len(build["attempts"]) == 1  # the user's error: not retried
+
+
+async def test_platform_build_args_are_set_per_platform_without_warnings(
+    tmp_path: Path, registry: Registry, multiarch_base: str
+) -> None:
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text(
+        f"FROM {multiarch_base}\n"
+        "ARG TARGETARCH\n"
+        "ARG TARGETPLATFORM\n"
+        'RUN echo "built for $TARGETPLATFORM arch=$TARGETARCH on $(uname -m)"\n')
+    async with running_server(tmp_path, SERVER_HOSTNAME=registry.host,
+                              INSECURE_REGISTRIES=[registry.host],
+                              BUILD_MANAGER=executors()) as slipway:
+        result = await cli_build(slipway, str(tmp_path / "ctx"), "-t",
+                                 f"{registry.host}/demo/args:latest",
+                                 "--platform", "linux/amd64,linux/arm64")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "built for linux/amd64 arch=amd64 on x86_64" in output
+    assert "built for linux/arm64 arch=arm64 on aarch64" in output
+    assert "not consumed" not in output
+    assert "TARGETOS" not in output and "SLIPWAY_BUILD_MARKER" not in output

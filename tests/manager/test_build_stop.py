@@ -40,10 +40,10 @@ def _config(registry: Registry, **manager: Any) -> dict[str, Any]:
     }
 
 
-async def _start_long_build(slipway: RunningServer, base_image: str,
-                            marker: str) -> tuple[dict[str, Any], int]:
+async def _start_long_build(slipway: RunningServer, base_image: str, marker: str,
+                            **body: Any) -> tuple[dict[str, Any], int]:
     file_id = await slipway.upload_context({"Dockerfile": long_run(base_image, marker)})
-    build = await slipway.start_build("demo", "long", file_id=file_id)
+    build = await slipway.start_build("demo", "long", file_id=file_id, **body)
     deadline = time.monotonic() + SAFETY_LIMIT_S
     while time.monotonic() < deadline:  # recorded before it registers, so before its RUN
         status = await slipway.api.get(f"/api/v1/repository/demo/long/build/{build['id']}")
@@ -66,6 +66,25 @@ async def test_cancel_ends_every_process_of_the_build_and_removes_its_directory(
         build, worker = await _start_long_build(slipway, base_image, marker)
         tree = await running_build(marker, build["id"], worker)
         assert len(tree.alive()) >= 3  # podman, buildah's helpers, the RUN step
+        cancel = await slipway.api.delete(f"/api/v1/repository/demo/long/build/{build['id']}")
+        assert cancel.status_code == 201, cancel.text
+        assert (await _final(slipway, build["id"]))["phase"] == "cancelled"
+        await assert_nothing_left(tree)
+
+
+async def test_cancel_of_a_build_with_many_tags_leaves_no_image_or_working_container(
+    tmp_path: Path, registry: Registry, base_image: str
+) -> None:
+    """100 tags (the API's limit): the worker's clean-up removes the build's working
+    containers and its images in a few calls, within the executor's stop grace."""
+    marker = new_marker()
+    tags = [f"t{n}" for n in range(100)]
+    async with running_server(tmp_path, **_config(registry)) as slipway:
+        build, worker = await _start_long_build(slipway, base_image, marker,
+                                                docker_tags=tags)
+        tree = await running_build(marker, build["id"], worker)
+        tree.image_names = {f"{registry.host}/demo/long:{tag}" for tag in tags}
+        assert tree.leftover_containers() != []  # the RUN step's, found by its marker
         cancel = await slipway.api.delete(f"/api/v1/repository/demo/long/build/{build['id']}")
         assert cancel.status_code == 201, cancel.text
         assert (await _final(slipway, build["id"]))["phase"] == "cancelled"

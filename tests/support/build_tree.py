@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
+import subprocess
 import tempfile
 import time
 import uuid
@@ -59,6 +61,10 @@ class BuildTree:
     build_id: str
     sessions: set[int] = field(default_factory=set)
     directories: set[Path] = field(default_factory=set)
+    # the build's image names (registry/repository:tag) and the marker the worker gave
+    # its working containers (the name of its private build directory)
+    image_names: set[str] = field(default_factory=set)
+    container_marker: str = ""
 
     def alive(self) -> list[str]:
         """The build's processes still running, as "pid: command line"."""
@@ -73,6 +79,28 @@ class BuildTree:
             if sid in self.sessions or self.marker in command:
                 found.append(f"{pid}: {command[:200]}")
         return found
+
+    def leftover_images(self) -> list[str]:
+        """Images on this host that still carry one of the build's names."""
+        if not self.image_names:
+            return []
+        listing = _podman("images", "--all", "--format", "json")
+        return sorted(f"{image['Id'][:12]}: {len(image.get('Names') or [])} names"
+                      for image in json.loads(listing or "[]")
+                      if self.image_names & set(image.get("Names") or ()))
+
+    def leftover_containers(self) -> list[str]:
+        """buildah working containers of this build (found as the worker finds them)."""
+        if not self.container_marker:
+            return []
+        from slipway.worker.runtimes.leftovers import marked_containers
+
+        ids = _podman("ps", "--all", "--external", "--no-trunc", "--format", "{{.ID}}")
+        root, _, driver = _podman(
+            "info", "--format", "{{.Store.GraphRoot}}|{{.Store.GraphDriverName}}"
+        ).strip().partition("|")
+        return marked_containers(Path(root) / f"{driver}-containers", ids.split(),
+                                 self.container_marker)
 
     def leftover_directories(self) -> list[Path]:
         private = Path(tempfile.gettempdir()).glob(f"slipway-worker-{self.build_id}-*")
@@ -100,11 +128,21 @@ async def running_build(marker: str, build_id: str, worker_pid: int | None = Non
                 if flag == "--iidfile":
                     tree.directories.add(Path(value).parent)
     assert tree.directories, "the runtime's command line named no build directory"
+    tree.container_marker = next(iter(tree.directories)).name
     return tree
 
 
+def _podman(*args: str) -> str:
+    driver = os.environ.get("STORAGE_DRIVER", "").strip()
+    argv = ["podman", *(["--storage-driver", driver] if driver else []), *args]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{argv}: {result.stderr[-2000:]}"
+    return result.stdout
+
+
 async def assert_nothing_left(tree: BuildTree) -> None:
-    """No process and no directory of the build remain (waits for them to go)."""
+    """No process and no directory of the build remain (waits for them to go); once
+    they are gone, no working container and no image of the build either."""
     deadline = time.monotonic() + SAFETY_LIMIT_S
     while tree.alive() or tree.leftover_directories():
         if time.monotonic() > deadline:
@@ -112,3 +150,5 @@ async def assert_nothing_left(tree: BuildTree) -> None:
                 f"left behind: processes {tree.alive()}, "
                 f"directories {tree.leftover_directories()}")
         await asyncio.sleep(0.1)
+    assert tree.leftover_containers() == [], "working containers left behind"
+    assert tree.leftover_images() == [], "images left behind"

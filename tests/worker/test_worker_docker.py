@@ -143,8 +143,8 @@ async def test_docker_runtime_commands(tmp_path: Path, fake_docker: Path) -> Non
         ],
         ["docker", "--config", f"{w}/docker/push", "push", f"{reg}:v1"],
         ["docker", "--config", f"{w}/docker/push", "push", f"{reg}:latest"],
-        ["docker", "rmi", f"{reg}:latest"],
-        ["docker", "rmi", f"{reg}:v1"],
+        # the build's images in one call, then the base it pulled (once they are gone)
+        ["docker", "rmi", f"{reg}:v1", f"{reg}:latest"],
         ["docker", "rmi", "quay.io/org/base:3.1"],
     ]
     assert all(c["docker_host"] == "unix:///run/fake-docker.sock" for c in recorded)

@@ -21,11 +21,13 @@ from slipway.domain.names import (
 )
 from slipway.domain.platforms import InvalidPlatform, normalize_platforms
 from slipway.protocol import buildman_pb2 as pb
+from slipway.worker.base_platforms import missing_platform_message, offers, pinned_platform
 from slipway.worker.context import fetch_git, fetch_url, locate
-from slipway.worker.dockerfile import base_images
+from slipway.worker.dockerfile import BaseImages, base_images
 from slipway.worker.emulation import check_emulation
 from slipway.worker.environment import WorkerEnvironment
 from slipway.worker.errors import BuildError, CacheUnavailable
+from slipway.worker.platform_args import host_platform, platform_args
 from slipway.worker.registry_cache import CacheWatch, cache_repository, probe
 from slipway.worker.reporter import Reporter
 from slipway.worker.runtimes import make_runtime
@@ -101,8 +103,14 @@ class Build:
     reporter: Reporter
     workdir: Path = field(init=False)
     runtime: Runtime = field(init=False)
-    created_images: list[str] = field(default_factory=list)
+    # what the clean-up removes: the images this build made (its tags, its step images'
+    # IDs), and the base and cache images it pulled (by name, only when no one uses them)
+    built_images: list[str] = field(default_factory=list)
+    pulled_images: list[str] = field(default_factory=list)
     manifest: str = ""  # the local manifest list of a multi-platform build
+    # the runtime's build step ran to its end (podman/buildah removed their working
+    # containers themselves, even on a failed step); False when it was killed
+    build_step_ended: bool = False
 
     async def run(self) -> None:
         """Report COMPLETE or ERROR; anything else raised is the worker's own trouble."""
@@ -135,19 +143,27 @@ class Build:
                 raise
 
     async def cleanup(self) -> None:
-        """Images this build made, the temp dir (and with it the key and auth files)."""
-        images, self.created_images = self.created_images, []
+        """Working containers, images this build made, the temp dir (and with it the key
+        and auth files). A few runtime calls whatever the tag count: the executor gives a
+        stopped worker seconds, not minutes."""
+        built, self.built_images = self.built_images, []
+        pulled, self.pulled_images = self.pulled_images, []
+        if not self.build_step_ended:
+            # first: a working container keeps the image it grew from in use
+            await self.runtime.remove_working_containers()
         if self.manifest:  # with its images, unless they are the layer cache
             manifest, self.manifest = self.manifest, ""
             if self.env.layer_cache:
                 await self.runtime.remove_names([manifest])
             else:
                 await self.runtime.remove_manifest(manifest)
-        if images and self.env.layer_cache:
+        if built and self.env.layer_cache:
             # the images are the cache: only the names this build gave them go
-            await self.runtime.remove_names(images[::-1])
-        elif images:  # newest first: the built image before the base it grew from
-            await self.runtime.remove_images(images[::-1])
+            await self.runtime.remove_names(built)
+        elif built:
+            await self.runtime.remove_built(built)
+        if pulled:  # after the built images, which grew from them
+            await self.runtime.remove_images(pulled)
         await asyncio.to_thread(shutil.rmtree, self.workdir, True)
 
     async def _steps(self) -> str:
@@ -186,7 +202,8 @@ class Build:
         ctx = locate(package, pack.context, pack.dockerfile_path)
         build_args = {arg.name: arg.value for arg in pack.build_args if arg.name}
         dockerfile_text = await asyncio.to_thread(_read_head, ctx.dockerfile)
-        bases = base_images(dockerfile_text, build_args, pack.target)
+        needs = bases_per_platform(dockerfile_text, build_args, pack.target, platforms)
+        bases = needs.bases
 
         pull_auth: dict[str, Credentials] = {}
         final = parse_image_ref(bases.final) if bases.final else None
@@ -199,11 +216,19 @@ class Build:
         await self.reporter.phase(
             pb.PULLING, pull_metadata=self._pull_metadata(bases.final, final, pull_auth)
         )
-        for image in bases.images:
+        for image, wanted in needs.platforms.items():
             # a localhost/ name is never pulled: one look at it will do
-            local = parse_image_ref(image).registry == "localhost"
-            for platform in (platforms[:1] if local else platforms) or ("",):
-                await self._pull(image, pull_auth, strict=pack.pull, platform=platform)
+            if parse_image_ref(image).registry == "localhost":
+                await self._pull(image, pull_auth, strict=pack.pull, platform=wanted[0])
+                await self._check_platforms(image, wanted, platforms)
+                continue
+            for platform in wanted:
+                pulled = await self._pull(image, pull_auth, strict=pack.pull,
+                                          platform=platform)
+                # a pulled image is the one platform asked for (a single-arch image is
+                # pulled whatever the platform); a local copy must have them all
+                await self._check_platforms(image, [platform] if pulled else wanted,
+                                            platforms)
 
         await self.reporter.phase(pb.BUILDING)
         secrets_dir = self.workdir / "secrets"
@@ -232,11 +257,15 @@ class Build:
             spec = replace(spec, manifest=self.manifest)
             await self.reporter.log(f"Building for {', '.join(platforms)} (one manifest list)")
         else:
-            self.created_images.extend(targets)
+            self.built_images.extend(targets)
         try:
             image_id = await self._build(spec)
+        except BuildError:
+            self.build_step_ended = True
+            raise
         finally:  # only the build step reads them
             await asyncio.to_thread(shutil.rmtree, secrets_dir, True)
+        self.build_step_ended = True
 
         await self.reporter.phase(pb.PUSHING)
         creds = push_credentials(pack)
@@ -294,7 +323,7 @@ class Build:
         try:
             image_id = await self.runtime.build(spec, watch.line)
         except CacheUnavailable as exc:
-            self._forget_step_images(watch, built=False)
+            self._forget_step_images(watch)
             reason = str(exc).removeprefix("Error: ").strip()
             await self.reporter.log(f"cache unavailable: {reason}; building again without it")
             spec = replace(spec, cache_repo="", cache_auth=None)
@@ -302,24 +331,38 @@ class Build:
             try:
                 image_id = await self.runtime.build(spec, watch.line)
             except BuildError:
-                self._forget_step_images(watch, built=False)
+                self._forget_step_images(watch)
                 raise
         except BuildError:
-            self._forget_step_images(watch, built=False)
+            self._forget_step_images(watch)
             raise
-        self._forget_step_images(watch, built=True)
+        self._forget_step_images(watch)
         if summary := watch.summary():
             await self.reporter.log(summary)
         return image_id
 
-    def _forget_step_images(self, watch: CacheWatch, *, built: bool) -> None:
+    def _forget_step_images(self, watch: CacheWatch) -> None:
         """The clean-up removes the cache images the build pulled and, unless LAYER_CACHE
-        keeps them, the step images of a build that did not finish (a finished one's go
-        with the image they lead to)."""
-        if not built and not self.env.layer_cache:
-            self.created_images.extend(i for i in watch.committed_ids
-                                       if i not in self.created_images)
-        self.created_images.extend(n for n in watch.pulled_names if n not in self.created_images)
+        keeps them, the step images the build committed (those of a finished build too:
+        a multi-stage build's other stages lead to no image that removes them)."""
+        if not self.env.layer_cache:
+            self.built_images.extend(i for i in watch.committed_ids
+                                     if i not in self.built_images)
+        self.pulled_images.extend(n for n in watch.pulled_names if n not in self.pulled_images)
+
+    async def _check_platforms(self, image: str, wanted: list[str],
+                               requested: tuple[str, ...]) -> None:
+        """Fail the build, as the user's error, when the base image lacks one of the
+        platforms `wanted` of it (before any step is built: base_platforms.py)."""
+        wanted = [p for p in wanted if p]
+        if not wanted:
+            return  # built for the host's platform: whatever the image is, as before
+        offered = await self.runtime.image_platforms(image)
+        if not offered:
+            return  # the runtime cannot tell: it says so itself when it builds
+        missing = [p for p in wanted if not offers(offered, p)]
+        if missing:
+            raise BuildError(missing_platform_message(image, missing, offered, requested))
 
     async def _pull(
         self,
@@ -328,9 +371,10 @@ class Build:
         *,
         strict: bool = False,
         platform: str = "",
-    ) -> None:
+    ) -> bool:
         """Pull a base image (for `platform`, when the build names one); when that fails,
-        a local copy will do, unless `strict` (the build's --pull)."""
+        a local copy will do, unless `strict` (the build's --pull). Whether it pulled
+        (False: the local copy is used)."""
         ref = parse_image_ref(image)
         if strict and ref.registry == "localhost":
             raise BuildError(
@@ -339,10 +383,16 @@ class Build:
                 "registry and use that name"
             )
         present = await self.runtime.image_exists(image)
-        if present and ref.registry == "localhost":
+        if ref.registry == "localhost":
             # localhost/ names are local by convention: there is nothing to pull from
+            # (a pull would ask a registry at https://localhost/v2/)
+            if not present:
+                raise BuildError(
+                    f"base image {image} is not on this worker's host: localhost/ names "
+                    "are local images, never pulled; build it on the host first, or push "
+                    "it to a registry and use that name")
             await self.reporter.log(f"Using local image {image}")
-            return
+            return False
         try:
             await self.runtime.pull(
                 image,
@@ -353,11 +403,12 @@ class Build:
         except BuildError as exc:
             if present and not strict:
                 await self.reporter.log(f"Could not pull {image}; using the local copy")
-                return
+                return False
             for_platform = f" for {platform}" if platform else ""
             raise BuildError(f"could not pull base image {image}{for_platform}: {exc}") from None
-        if not present and image not in self.created_images:
-            self.created_images.append(image)
+        if not present and image not in self.pulled_images:
+            self.pulled_images.append(image)
+        return True
 
     @staticmethod
     def _pull_metadata(
@@ -375,6 +426,34 @@ class Build:
             base_image_tag=ref.digest or ref.tag,
             pull_username=creds.username if creds else "",
         )
+
+
+@dataclass(frozen=True)
+class BaseNeeds:
+    bases: BaseImages  # as the first platform's build sees them (the pull metadata's)
+    # each base image -> the platforms it must offer, in order ("" alone: the host's)
+    platforms: dict[str, list[str]]
+
+
+def bases_per_platform(text: str, build_args: dict[str, str], target: str,
+                       platforms: tuple[str, ...]) -> BaseNeeds:
+    """The base images of each platform's build: a FROM line may name one per platform
+    (`FROM img:${TARGETARCH}`), or pin one (`FROM --platform=$BUILDPLATFORM img`)."""
+    build_platform = host_platform()
+    needs: dict[str, list[str]] = {}
+    first: BaseImages | None = None
+    for platform in platforms or ("",):
+        predefined = {**platform_args(build_platform, "BUILD"),
+                      **platform_args(platform or build_platform)}
+        bases = base_images(text, build_args, target, predefined)
+        first = first or bases
+        for image in bases.images:
+            wanted = (pinned_platform(bases.pinned.get(image, "")) or platform) if platform else ""
+            listed = needs.setdefault(image, [])
+            if wanted not in listed:
+                listed.append(wanted)
+    assert first is not None
+    return BaseNeeds(first, needs)
 
 
 def _write_secrets(pack: pb.BuildPack, directory: Path) -> dict[str, Path]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _VAR = re.compile(
     r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
@@ -55,13 +55,23 @@ def _expand(value: str, variables: Mapping[str, str]) -> str:
 class BaseImages:
     images: list[str]  # external images in Dockerfile order, without duplicates
     final: str | None  # the external image the final (or target) stage grows from
+    # image -> the platform its FROM lines pin (`FROM --platform=$BUILDPLATFORM img`),
+    # after substitution; "" when one of them pins none (it is built for each platform)
+    pinned: dict[str, str] = field(default_factory=dict)
 
 
-def base_images(text: str, build_args: Mapping[str, str], target: str = "") -> BaseImages:
-    """The images a build starts FROM, following stage names; `scratch` is none."""
-    variables: dict[str, str] = {}
+def base_images(
+    text: str,
+    build_args: Mapping[str, str],
+    target: str = "",
+    predefined: Mapping[str, str] | None = None,
+) -> BaseImages:
+    """The images a build starts FROM, following stage names; `scratch` is none.
+    `predefined` are the values FROM lines see without an ARG (docker's platform args)."""
+    variables: dict[str, str] = dict(predefined or {})
     stage_roots: dict[str, str | None] = {}  # stage name or index -> external root
     images: list[str] = []
+    pinned: dict[str, str] = {}
     final: str | None = None
     index = 0
     seen_from = False
@@ -71,13 +81,17 @@ def base_images(text: str, build_args: Mapping[str, str], target: str = "") -> B
         if keyword == "ARG" and not seen_from:
             for decl in rest.split():
                 name, eq, default = decl.partition("=")
-                variables[name] = build_args.get(name, default.strip("\"'") if eq else "")
+                given = build_args.get(name, variables.get(name, ""))
+                variables[name] = build_args.get(name, default.strip("\"'") if eq else given)
         elif keyword == "FROM":
             seen_from = True
+            flags = [w for w in rest.split() if w.startswith("--")]
             words = [w for w in rest.split() if not w.startswith("--")]
             if not words:
                 continue
             image = _expand(words[0], variables)
+            platform = next((_expand(f.partition("=")[2], variables) for f in flags
+                             if f.lower().startswith("--platform=")), "")
             alias = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else ""
             root: str | None
             if image.lower() in stage_roots:
@@ -88,6 +102,9 @@ def base_images(text: str, build_args: Mapping[str, str], target: str = "") -> B
                 root = image
                 if image not in images:
                     images.append(image)
+                    pinned[image] = platform
+                elif not platform:
+                    pinned[image] = ""
             stage_roots[str(index)] = root
             if alias:
                 stage_roots[alias] = root
@@ -96,4 +113,4 @@ def base_images(text: str, build_args: Mapping[str, str], target: str = "") -> B
             if target and (alias == target.lower()):
                 break
             index += 1
-    return BaseImages(images, final)
+    return BaseImages(images, final, pinned)

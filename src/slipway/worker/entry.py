@@ -32,7 +32,25 @@ def run_from_environment(verbose: bool = False) -> int:
     except WorkerEnvironmentError as exc:
         print(f"slipway worker: {exc}", file=sys.stderr)
         return 2
+    _hold_work_dir(env.work_dir)
     return asyncio.run(_until_stopped(env))
+
+
+_work_dir_lock: int | None = None  # open for the worker's whole life
+
+
+def _hold_work_dir(work_dir: str) -> None:
+    """Hold WORK_DIR while this worker lives when it is the local executor's (it has the
+    executor's lock file): an executor starting on this host removes only directories
+    that no live worker or executor holds."""
+    from slipway.process_tree import hold_directory
+
+    global _work_dir_lock
+    if work_dir:
+        try:
+            _work_dir_lock = hold_directory(work_dir, create=False)
+        except OSError:  # another executor's WORK_DIR, or none: nothing to hold
+            pass
 
 
 async def _until_stopped(env: WorkerEnvironment) -> int:

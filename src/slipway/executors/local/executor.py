@@ -7,6 +7,11 @@ the worker SIGTERM (it ends its build's processes and removes its files), and af
 grace period kills what is left of the session; whenever a worker exits, however it
 ended, whatever is left of its session is killed and its directory removed.
 
+A manager killed with kill -9 removes nothing: its workers' directories stay. Each is
+held (a shared flock on its lock file) by the executor that made it and by its worker;
+an executor that starts removes every TMPDIR/slipway-worker-* directory no live process
+holds, whichever manager on the host made it, and keeps those of live workers.
+
 With the default command it keeps one worker on standby: started ahead, imports done,
 waiting on stdin for the build it will run. A build then starts without waiting for
 Python's start-up. A standby serves one build only, like any worker.
@@ -30,7 +35,12 @@ from typing import Any
 
 from slipway.executors.base import Executor, ExecutorError, WorkerSpec
 from slipway.executors.local.config import LocalExecutorConfig
-from slipway.process_tree import end_processes, session_members
+from slipway.process_tree import (
+    end_processes,
+    hold_directory,
+    remove_abandoned_directories,
+    session_members,
+)
 
 log = logging.getLogger("slipway.executors.local.executor")
 
@@ -46,12 +56,15 @@ LEFTOVER_TERM_GRACE = 2.0
 LEFTOVER_CLEANUP_GRACE = 2.0
 # a worker that reported its build's end gets this long to remove its images and exit
 FINISH_GRACE_SECONDS = 60.0
+# each worker's private directory: TMPDIR/slipway-worker-<build id>-<random>
+WORKER_DIRECTORY_PREFIX = "slipway-worker-"
 
 
 @dataclass
 class _Worker:
     process: asyncio.subprocess.Process
     directory: Path
+    lock_fd: int  # the executor's hold on the directory (process_tree.hold_directory)
     # set once it has exited, the rest of its session is gone and its directory removed
     gone: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -79,11 +92,21 @@ class LocalExecutor(Executor[LocalExecutorConfig]):
         return self._log_dir / f"worker-{spec.job_id}.log"
 
     async def open(self) -> None:
+        if not self.config.DEBUG:  # DEBUG keeps workers' directories for a look
+            removed = await asyncio.to_thread(
+                remove_abandoned_directories, tempfile.gettempdir(), WORKER_DIRECTORY_PREFIX)
+            if removed:
+                log.info("removed %d directories of workers no longer running: %s",
+                         len(removed), ", ".join(removed))
         self._replenish()
 
     async def start_worker(self, spec: WorkerSpec) -> str:
         directory = Path(await asyncio.to_thread(
-            tempfile.mkdtemp, prefix=f"slipway-worker-{spec.build_id}-"))
+            tempfile.mkdtemp, prefix=f"{WORKER_DIRECTORY_PREFIX}{spec.build_id}-"))
+        # held until the worker is gone and the directory removed; the worker holds it
+        # too, so a directory outlives neither (a manager killed with kill -9 leaves it
+        # to the next executor's open(), once its worker has ended as well)
+        lock_fd = hold_directory(directory)
         # the build's files (WORK_DIR) and the runtime's temporary files (TMPDIR) go in
         # the worker's own directory, removed once the worker is gone
         environment = {**spec.environment, "WORK_DIR": str(directory), "TMPDIR": str(directory)}
@@ -93,9 +116,10 @@ class LocalExecutor(Executor[LocalExecutorConfig]):
                 process = await self._spawn(spec, environment)
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, directory, True)
+            os.close(lock_fd)
             raise
         worker_id = str(process.pid)
-        worker = _Worker(process, directory)
+        worker = _Worker(process, directory, lock_fd)
         self._workers[worker_id] = worker
         asyncio.get_running_loop().create_task(self._reap(worker_id, worker))
         log.info("started worker pid %s for build %s", worker_id, spec.build_id)
@@ -195,6 +219,7 @@ class LocalExecutor(Executor[LocalExecutorConfig]):
             else:
                 await asyncio.to_thread(shutil.rmtree, worker.directory, True)
         finally:
+            os.close(worker.lock_fd)
             self._workers.pop(worker_id, None)
             worker.gone.set()
         # not at once when the standby was taken: its start-up would compete for the CPU

@@ -103,6 +103,9 @@ class Runtime(abc.ABC):
         self.env = env
         self.workdir = workdir
         self.sink = sink
+        # unique to the build (its private directory's random name): what its leftovers
+        # are found by on a host that runs other builds too
+        self.build_marker = workdir.name
 
     async def run(
         self, argv: Sequence[str], *, stream: bool = True, sink: LineSink | None = None
@@ -138,6 +141,12 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     async def image_exists(self, image: str) -> bool: ...
 
+    async def image_platforms(self, image: str) -> list[str] | None:
+        """The platforms (os/arch[/variant]) the local image or manifest list `image`
+        offers, without asking a registry; None when unknown (not here, or a runtime that
+        cannot tell)."""
+        return None
+
     @abc.abstractmethod
     async def pull(
         self, image: str, creds: Credentials | None, insecure: bool, platform: str = ""
@@ -166,7 +175,18 @@ class Runtime(abc.ABC):
 
     @abc.abstractmethod
     async def remove_images(self, images: Sequence[str]) -> None:
-        """Best effort: never raises."""
+        """Remove images this build pulled, by name, unless in use; best effort: never
+        raises."""
+
+    async def remove_built(self, references: Sequence[str]) -> None:
+        """Remove the images this build made (its tags, its step images' IDs), whatever
+        their number of tags; best effort: never raises."""
+        await self.remove_images(references)
+
+    async def remove_working_containers(self) -> None:
+        """Remove what a stopped build left of its working containers; best effort.
+        Runtimes whose builds leave none have none to remove."""
+        return None
 
     async def remove_names(self, images: Sequence[str]) -> None:
         """Take these names off their images, keeping the images (a layer cache's); best

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from slipway.domain.names import parse_image_ref
 from slipway.worker import registries_conf
+from slipway.worker.base_platforms import manifest_list_platforms
 from slipway.worker.errors import BuildError, CacheUnavailable
+from slipway.worker.platform_args import hidden_args, without_hidden_args
 from slipway.worker.process import LineSink
 from slipway.worker.registry_cache import is_cache_failure
 from slipway.worker.runtimes.base import (
@@ -21,10 +24,28 @@ from slipway.worker.runtimes.base import (
     build_options,
     write_private_file,
 )
+from slipway.worker.runtimes.leftovers import (
+    MARKER_ARG,
+    marked_containers,
+    parse_images,
+    plan_removal,
+)
+
+log = logging.getLogger("slipway.worker")
 
 
 class ContainersRuntime(Runtime):
     build_verb: tuple[str, ...] = ("build",)
+    # the runtime's own queries for the clean-up (podman's and buildah's flags differ)
+    images_query: tuple[str, ...] = ("images", "--all", "--format", "json")
+    containers_query: tuple[str, ...] = ("ps", "--all", "--external", "--no-trunc",
+                                         "--format", "{{.ID}}")
+    storage_query: tuple[str, ...] = (
+        "info", "--format", "{{.Store.GraphRoot}}|{{.Store.GraphDriverName}}")
+    force_rm: tuple[str, ...] = ("--force",)
+    # an image's os/arch[/variant] (podman 4.3 prints no variant)
+    platform_query: tuple[str, ...] = ("image", "inspect", "--format",
+                                       "{{.Os}}/{{.Architecture}}")
 
     _registries_conf: Path | bool | None = False  # False: not written yet
 
@@ -52,6 +73,17 @@ class ContainersRuntime(Runtime):
     @staticmethod
     def _tls(insecure: bool) -> list[str]:
         return ["--tls-verify=false"] if insecure else []
+
+    async def image_platforms(self, image: str) -> list[str] | None:
+        # a local list first: `manifest inspect` of a name that is no local list would
+        # look it up in a registry (a localhost/ name at https://localhost/v2/)
+        is_list = await self.run([*self.base(), "manifest", "exists", image], stream=False)
+        if is_list.returncode == 0:
+            listing = await self._capture("manifest", "inspect", image)
+            return manifest_list_platforms(listing) if listing else None
+        described = await self._capture(*self.platform_query, image)
+        platform = (described or "").strip().strip("/")
+        return [platform] if platform.count("/") >= 1 else None
 
     async def pull(
         self, image: str, creds: Credentials | None, insecure: bool, platform: str = ""
@@ -81,6 +113,8 @@ class ContainersRuntime(Runtime):
             # an entry for the cache repository alone: the base images keep theirs
             auth[spec.cache_repo] = spec.cache_auth
         argv += self._authfile("build", auth)
+        # names the build on its working containers, for the clean-up to find them
+        argv += ["--build-arg", f"{MARKER_ARG}={self.build_marker}"]
         argv += build_options(spec)
         return [*argv, str(spec.context_dir)]
 
@@ -93,7 +127,8 @@ class ContainersRuntime(Runtime):
             await self.run([*self.base(), "manifest", "rm", spec.manifest], stream=False)
             await self.checked([*self.base(), "manifest", "create", spec.manifest],
                                "creating the manifest list")
-        result = await self.run(self.build_argv(spec, iidfile), sink=sink)
+        result = await self.run(self.build_argv(spec, iidfile),
+                                sink=self._quiet_arg_warnings(spec, sink or self.sink))
         if result.returncode != 0:
             if spec.cache_repo and is_cache_failure(result.error_text()):
                 raise CacheUnavailable(result.error_text())
@@ -104,6 +139,18 @@ class ContainersRuntime(Runtime):
         if not image_id:
             raise BuildError(f"{self.name} did not report the id of the image it built")
         return image_id
+
+    @staticmethod
+    def _quiet_arg_warnings(spec: BuildSpec, sink: LineSink) -> LineSink:
+        """`sink` without buildah's warnings about the platform build args it set itself
+        and the worker's marker (worker/platform_args.py)."""
+        hidden = hidden_args(spec.build_args, extra=(MARKER_ARG,))
+
+        async def shown(line: str) -> None:
+            if (kept := without_hidden_args(line, hidden)) is not None:
+                await sink(kept)
+
+        return shown
 
     async def push(self, image_id: str, tag: str, creds: Credentials | None, insecure: bool) -> str:
         auth = {parse_image_ref(tag).registry: creds} if creds else {}
@@ -142,7 +189,7 @@ class ContainersRuntime(Runtime):
             ids = [fields[0] for fields in (line.split() for line in (images or "").splitlines())
                    if len(fields) == 2 and fields[1] in digests]
             await self.run([*self.base(), "manifest", "rm", manifest], stream=False)
-            await self.remove_images(list(dict.fromkeys(ids)))
+            await self.remove_built(list(dict.fromkeys(ids)))
 
     async def _capture(self, *args: str) -> str | None:
         """The whole standard output of a short query (run() keeps only its last lines);
@@ -154,11 +201,67 @@ class ContainersRuntime(Runtime):
         out, _ = await proc.communicate()
         return out.decode("utf-8", "replace") if proc.returncode == 0 else None
 
-    async def remove_images(self, images: Sequence[str]) -> None:
-        for image in images:  # one by one: a missing name must not keep the others
-            with contextlib.suppress(Exception):
-                await self.run([*self.base(), "rmi", image], stream=False)
+    async def _listing(self, *args: str, attempts: int = 3) -> str | None:
+        """A listing of the host's images or containers for the clean-up. On a host that
+        runs other builds, one can fail when an image or container goes while it is
+        listed ("image not known"): it is asked again. None, logged, when it keeps
+        failing."""
+        error = b""
+        for _ in range(attempts):
+            proc = await asyncio.create_subprocess_exec(
+                *self.base(), *args, env=self.child_env(),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+            out, error = await proc.communicate()
+            if proc.returncode == 0:
+                return out.decode("utf-8", "replace")
+        log.warning("clean-up: %s %s failed: %s", self.name, " ".join(args),
+                    error.decode("utf-8", "replace").strip()[-2000:])
+        return None
 
+    async def remove_images(self, images: Sequence[str]) -> None:
+        """Pulled images, by name, in one call: an image another build now uses stays
+        (no --force), and a missing name does not keep the others."""
+        if images:
+            with contextlib.suppress(Exception):
+                await self.run([*self.base(), "rmi", *images], stream=False)
+
+    async def remove_built(self, references: Sequence[str]) -> None:
+        """The images this build made, each removed once by its ID, whatever its number of
+        tags; a name this build shares with an image of another keeps that image."""
+        with contextlib.suppress(Exception):
+            listing = await self._listing(*self.images_query)
+            if listing is None:
+                # by name then, in one call: each name goes, and an image with its last
+                await self.remove_images(references)
+                return
+            removal = plan_removal(parse_images(listing), references)
+            for image_id, names in removal.untag.items():
+                await self.untag(image_id, names)
+            if removal.delete:
+                # --force: an image with several tags is otherwise refused
+                await self.run([*self.base(), "rmi", "--force", *removal.delete],
+                               stream=False)
+
+    async def untag(self, image_id: str, names: Sequence[str]) -> None:
+        """Take `names` off the image `image_id`, keeping it (buildah: rmi of a name the
+        image is not only known by removes just the name)."""
+        await self.run([*self.base(), "rmi", *names], stream=False)
+
+    async def remove_working_containers(self) -> None:
+        """The buildah working containers of this build, which a runtime killed mid-step
+        or mid-COMMIT leaves (runtimes/leftovers.py): found by the build's marker."""
+        with contextlib.suppress(Exception):
+            listed = await self._listing(*self.containers_query)
+            storage = await self._listing(*self.storage_query)
+            if not listed or not storage:
+                return
+            graph_root, _, driver = storage.strip().partition("|")
+            state_dir = Path(graph_root) / f"{driver}-containers"
+            ours = await asyncio.to_thread(
+                marked_containers, state_dir, listed.split(), self.build_marker)
+            if ours:
+                await self.run([*self.base(), "rm", *self.force_rm, *ours], stream=False)
 
 def _read(path: Path) -> str:
     try:
