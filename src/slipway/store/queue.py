@@ -308,10 +308,8 @@ class BuildQueue:
         whatever the number of builds (a page of a build list asks for its waiting ones).
 
         Every submit's 201 asks this (in the submit's transaction, `conn`), so it is one
-        round trip, and on SQLite a lookup: its
-        subqueries go by index, the widest counting the leases in flight (at most the
-        workers running). Five separate queries halved the submit rate
-        (benchmarks/README.md)."""
+        round trip, and on SQLite a lookup: its subqueries go by index, the widest
+        counting the leases in flight (at most the workers running)."""
         if not build_ids:
             return {}
         limits = dict(namespace_limits or {})

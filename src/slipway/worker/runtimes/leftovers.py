@@ -1,5 +1,5 @@
 """What a stopped podman/buildah build leaves in the host's container storage, found in
-a few calls whatever the build's tag count (issue 24).
+a few calls whatever the build's tag count.
 
 A build killed mid-COMMIT leaves its image half-tagged (podman adds the tags one at a time
 after the commit: 1,328 of 3,000 in the issue) and its buildah working containers (one
