@@ -111,9 +111,10 @@ def _why_waiting_statement(with_limits: bool, with_workers: bool) -> Select[Any]
 
 
 def due_to_expire_statement(now: float, limit: int) -> Select[Any]:
-    """The queue-expiry look's read (tests/store/test_queue_expiry_store.py EXPLAINs it)."""
-    return (select(q).where(q.c.start_by <= now, q.c.available.is_(True))
-            .order_by(q.c.start_by).limit(limit))
+    """The queue-expiry look's read (tests/store/test_queue_expiry_store.py EXPLAINs it).
+    start_by alone: a claim clears it, so an item that has one still waits (with
+    `available` too, SQLite reads ix_queue_available, every waiting item)."""
+    return select(q).where(q.c.start_by <= now).order_by(q.c.start_by).limit(limit)
 
 
 class BuildQueue:
