@@ -20,6 +20,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from slipway.build_secrets import InvalidSecret, check_secrets
+from slipway.domain.build_limits import SUBMITTED
+from slipway.domain.durations import InvalidDuration, parse_duration
 from slipway.domain.names import InvalidName, check_build_arg_name, check_tag
 from slipway.domain.platforms import InvalidPlatform, normalize_platforms
 
@@ -45,6 +47,39 @@ def package_path(value: str, field: str) -> str:
             "e.g. 'docker/Dockerfile'"
         )
     return "/".join(parts)
+
+
+TIMEOUT_DESCRIPTION = (
+    "slipway: how long the build may run once its worker started, as seconds or a "
+    "duration (\"20m\", \"1h30m\"); at most the server's MACHINE_MAX_TIME (more is "
+    "refused with a 400 naming both). Default: BUILD_TIMEOUTS for the namespace, else "
+    "MACHINE_MAX_TIME. A build past it is stopped and ends internalerror, not retried"
+)
+QUEUE_TTL_DESCRIPTION = (
+    "slipway: how long the build may wait in the queue before it starts, as seconds or "
+    "a duration (\"10m\"). Default: QUEUE_TTL for the namespace, else no limit. A build "
+    "still waiting then ends expired"
+)
+
+
+def _duration_field(value: object) -> int | None:
+    """Whole seconds (the error is prefixed with the field's name by api/errors.py)."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except InvalidDuration as exc:
+        raise _err(str(exc)) from None
+
+
+def limit_options(timeout: int | None, queue_ttl: int | None) -> dict[str, Any]:
+    """The build's `options` entries of the limits given with it."""
+    options: dict[str, Any] = {}
+    if timeout is not None:
+        options["timeout"] = {"seconds": timeout, "set_by": SUBMITTED}
+    if queue_ttl is not None:
+        options["queue_ttl"] = {"seconds": queue_ttl, "set_by": SUBMITTED}
+    return options
 
 
 class PullCredentials(BaseModel):
@@ -90,6 +125,13 @@ class BuildRequest(BaseModel):
         "over the repository's configured ones. Never shown: the build lists only the ids "
         "(options.secrets)",
     )
+    timeout: int | str | None = Field(None, description=TIMEOUT_DESCRIPTION)
+    queue_ttl: int | str | None = Field(None, description=QUEUE_TTL_DESCRIPTION)
+
+    @field_validator("timeout", "queue_ttl", mode="before")
+    @classmethod
+    def _durations(cls, v: Any) -> int | None:
+        return _duration_field(v)
 
     @field_validator("file_id")
     @classmethod
@@ -186,6 +228,7 @@ class BuildRequest(BaseModel):
             options["labels"] = dict(self.labels)
         if self.platforms:
             options["platforms"] = list(self.platforms)
+        options.update(limit_options(_seconds(self.timeout), _seconds(self.queue_ttl)))
         return options
 
     @field_validator("target")
@@ -243,6 +286,30 @@ class BuildRequest(BaseModel):
         return self._resolved
 
 
+def _seconds(value: int | str | None) -> int | None:
+    # the validators made every given value whole seconds
+    return None if value is None else int(value)
+
+
+class RebuildRequest(BaseModel):
+    """slipway: what a rebuild may change (the body is optional). Left out: the old
+    build's own timeout and queue TTL if it was given them, else the configured ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout: int | str | None = Field(None, description=TIMEOUT_DESCRIPTION)
+    queue_ttl: int | str | None = Field(None, description=QUEUE_TTL_DESCRIPTION)
+
+    @field_validator("timeout", "queue_ttl", mode="before")
+    @classmethod
+    def _durations(cls, v: Any) -> int | None:
+        return _duration_field(v)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return limit_options(_seconds(self.timeout), _seconds(self.queue_ttl))
+
+
 class Repository(BaseModel):
     namespace: str
     name: str
@@ -276,7 +343,9 @@ class BuildOut(BaseModel):
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="slipway: no_cache, pull, labels, platforms as requested; secrets: the "
-        "ids of the build's secrets (their values are never shown)",
+        "ids of the build's secrets (their values are never shown); timeout, queue_ttl: "
+        "the limits that apply, {seconds, set_by} (set_by: \"submission\" or the config "
+        "key, e.g. BUILD_TIMEOUTS.NAMESPACES.team)",
     )
 
 

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from slipway.api.auth import Principal, Role, require
 from slipway.api.deps import ApiDeps, get_deps
-from slipway.api.models import BuildOut, ErrorOut
+from slipway.api.models import BuildOut, ErrorOut, RebuildRequest
 from slipway.api.routes_builds import PREFIX, created, load_build
 from slipway.manager.admission import Submission
 from slipway.store.records import BuildRecord, NewBuild
@@ -44,10 +44,14 @@ async def rebuild(
     request: Request,
     d: Annotated[ApiDeps, Depends(get_deps)],
     principal: Annotated[Principal, Depends(require(Role.WRITE))],
+    body: RebuildRequest | None = None,
 ) -> JSONResponse:
     """**slipway**: start a new build of the same context, Dockerfile, tags, build
-    arguments and pull credentials (`Location`: the new build's status)."""
+    arguments and pull credentials (`Location`: the new build's status); the optional
+    body gives it a timeout or queue TTL of its own."""
     record = await load_build(d, namespace, repository, build_id)
-    admitted = await d.admission.submit(
-        Submission(again(record, principal.name), again_of=build_id))
+    new = again(record, principal.name)
+    if body is not None and body.options:
+        new = dataclasses.replace(new, options={**(new.options or {}), **body.options})
+    admitted = await d.admission.submit(Submission(new, again_of=build_id))
     return await created(request, admitted)

@@ -34,6 +34,7 @@ from slipway.cli.following import (
 from slipway.cli.output import fail, megabytes, stderr_console, stdout_console, transfer
 from slipway.cli.reconnect import EXIT_INTERRUPTED, ServerLost
 from slipway.cli.secret_flags import parse_secrets
+from slipway.domain.durations import InvalidDuration, parse_duration
 from slipway.domain.loopback import is_loopback_registry
 from slipway.domain.names import (
     InvalidName,
@@ -142,6 +143,16 @@ def parse_platforms(values: list[str]) -> list[str]:
         return normalize_platforms(given)
     except InvalidPlatform as exc:
         raise CliError(f"--platform: {exc}") from None
+
+
+def parse_timeout(value: str | None) -> int | None:
+    """--timeout 20m: seconds (the server refuses more than its MACHINE_MAX_TIME)."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except InvalidDuration as exc:
+        raise CliError(f"--timeout: {exc}") from None
 
 
 def check_with_server(client: ApiClient, dest: Target) -> None:
@@ -268,6 +279,11 @@ def build(
         "repeated); several: one manifest list under every tag. Default: the executor's."),
     pull: bool = typer.Option(
         False, "--pull", help="Pull base images even when present; a failed pull fails."),
+    timeout: str | None = typer.Option(
+        None, "--timeout", metavar="DURATION",
+        help="Stop the build if it runs longer than this, e.g. 20m or 1h30m (at most the "
+        "server's MACHINE_MAX_TIME; default: the server's BUILD_TIMEOUTS for the "
+        "namespace). A build stopped so fails and is not retried."),
     quiet: bool = typer.Option(
         False, "-q", "--quiet", help="Print only the image digest (errors on stderr)."),
     iidfile: Path | None = typer.Option(
@@ -296,6 +312,7 @@ def build(
         labels = parse_labels(label)
         secrets = parse_secrets(secret)
         platforms = parse_platforms(platform)
+        timeout_seconds = parse_timeout(timeout)
         reconnect = reconnect_policy(reconnect_timeout, log_out)
         with api_client(server, token, context) as client, tempfile.TemporaryDirectory() as tmp:
             check_with_server(client, dest)
@@ -326,6 +343,8 @@ def build(
                 body["pull"] = True
             if platforms:
                 body["platforms"] = platforms
+            if timeout_seconds is not None:
+                body["timeout"] = timeout_seconds
             started = client.start_build(repo, body)
             build_id = str(started["id"])
             reason = waiting_for(started)

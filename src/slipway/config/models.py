@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from slipway.config.build_limits import BuildLimitsConfig
 from slipway.config.executors import (
     EXECUTOR_KINDS,
     EC2ExecutorConfig,
@@ -342,6 +343,20 @@ class AppConfig(BaseModel):
     NAMESPACE_MAX_QUEUED_BUILDS: int = field(
         1000, example=1000, ge=1, description="slipway: most builds one namespace may have waiting"
     )
+    # --- a build's time limits (domain/build_limits.py) ---
+    BUILD_TIMEOUTS: BuildLimitsConfig = field(
+        default_factory=BuildLimitsConfig,
+        example={"DEFAULT": "1h", "NAMESPACES": {"team": "30m"}},
+        description="slipway: how long a build may run when it asks for no timeout, "
+        "{DEFAULT, NAMESPACES: {namespace: duration}}; at most MACHINE_MAX_TIME; "
+        "none: MACHINE_MAX_TIME",
+    )
+    QUEUE_TTL: BuildLimitsConfig = field(
+        default_factory=BuildLimitsConfig,
+        example={"DEFAULT": "1h", "NAMESPACES": {"team": "10m"}},
+        description="slipway: how long a build may wait in the queue before it starts, "
+        "{DEFAULT, NAMESPACES: {namespace: duration}}; then it ends expired; none: no limit",
+    )
 
     # Quay's own keys, read in Quay mode (config/quay.py; defaults are Quay's)
     DB_CONNECTION_ARGS: ConnectionArgs = field(
@@ -504,6 +519,22 @@ class AppConfig(BaseModel):
             host, port = split_host_port(self.API_LISTEN_ADDRESS)
             host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}.get(host, host)
             self.PUBLIC_URL = f"http://{host}:{port}"
+        return self
+
+    @model_validator(mode="after")
+    def _build_timeouts_within_machine_max_time(self) -> AppConfig:
+        # a default no build could reach would read as a promise the executor breaks
+        if self.manager is None:
+            return self
+        longest = self.manager.MACHINE_MAX_TIME
+        for key, seconds in self.BUILD_TIMEOUTS.values_by_key("BUILD_TIMEOUTS").items():
+            if seconds > longest:
+                raise problem(
+                    f"{seconds} s is longer than BUILD_MANAGER[1].MACHINE_MAX_TIME "
+                    f"({longest} s), the longest a build runs here; lower it to at most "
+                    f"{longest}, or raise MACHINE_MAX_TIME",
+                    key=key,
+                )
         return self
 
     @property

@@ -17,7 +17,8 @@ class AttemptEnd(StrEnum):
     COMPLETED = "completed"  # worker reported COMPLETE
     USER_ERROR = "user_error"  # worker reported ERROR: the user's build failed
     CANCELLED = "cancelled"  # a user cancelled
-    TIMED_OUT = "timed_out"  # ran past MACHINE_MAX_TIME: retrying would time out again
+    # ran past its timeout (its own, else MACHINE_MAX_TIME): retrying would time out again
+    TIMED_OUT = "timed_out"
     NEVER_REGISTERED = "never_registered"  # infrastructure: worker missed SETUP_TIME
     HEARTBEAT_LOST = "heartbeat_lost"  # infrastructure: no heartbeat for the expiry period
     EXECUTOR_FAILED = "executor_failed"  # infrastructure: no executor could start a worker
@@ -76,7 +77,7 @@ _DESCRIPTIONS = {
     AttemptEnd.EXECUTOR_FAILED: "no executor could start a build worker",
     AttemptEnd.MANAGER_LOST: "the build manager running the build went away",
     AttemptEnd.MANAGER_RESTARTED: "the build manager restarted while it ran",
-    AttemptEnd.TIMED_OUT: "the build ran longer than MACHINE_MAX_TIME",
+    AttemptEnd.TIMED_OUT: "the build ran past its timeout",
     AttemptEnd.MANAGER_SHUTDOWN: "the build manager was stopped",
 }
 
@@ -94,8 +95,15 @@ def attempt_label(number: int, tries_used: int, total: int) -> str:
     return f"Attempt {number} (try {tries_used} of {total})"
 
 
+# ends whose detail, when given, is the whole message: it names the limit and who set it
+# (build_limits.timed_out_message)
+_DETAIL_IS_THE_MESSAGE = frozenset({AttemptEnd.TIMED_OUT})
+
+
 def failure_message(end: AttemptEnd, tries_used: int, detail: str = "") -> str:
     """The message a user reads on a build that ended `internalerror`."""
+    if detail and end in _DETAIL_IS_THE_MESSAGE:
+        return detail
     text = describe(end)
     if end in INFRASTRUCTURE_ENDS:
         text += f" (after {tries_used} attempt{'s' if tries_used != 1 else ''})"

@@ -6,10 +6,13 @@ The rules, in the order they are checked (docs/api.md): the namespace and reposi
 names (domain/names.py), builds enabled (FEATURE_BUILD_SUPPORT), the registry
 (SERVER_HOSTNAME or ALLOWED_REGISTRIES, or one on loopback with LOOPBACK_REGISTRIES, and a
 valid host), the tags (at most MAX_TAGS_PER_BUILD), the image reference, the
-uploaded context being there, the build secrets (build_secrets.py), and room in the
-namespace's queue (NAMESPACE_MAX_QUEUED_BUILDS). It sits in manager/, not store/: the rules read the
-configuration and the result wakes the managers, while store/ only keeps state, behind
-interfaces that each backend implements once (store/interfaces.py).
+uploaded context being there, the build secrets (build_secrets.py), the timeout asked for
+(at most MACHINE_MAX_TIME), and room in the namespace's queue
+(NAMESPACE_MAX_QUEUED_BUILDS). The build's timeout and queue TTL, given or configured
+(manager/build_limits.py), are written into its options. It sits in manager/, not
+store/: the rules read the configuration and the result wakes the managers, while store/
+only keeps state, behind interfaces that each backend implements once
+(store/interfaces.py).
 """
 
 from __future__ import annotations
@@ -30,6 +33,13 @@ from slipway.domain.names import (
 )
 from slipway.domain.phases import Phase
 from slipway.domain.refusals import Refusal, Refused
+from slipway.manager.build_limits import (
+    TIMEOUT_OPTION,
+    check_timeout,
+    limits_for_submission,
+    queue_ttl_of,
+    submitted_limit,
+)
 from slipway.manager.control import BuildControl
 from slipway.manager.phase_log import phase_entry
 from slipway.metrics import BUILDS_SUBMITTED
@@ -93,6 +103,7 @@ class Admission:
         secrets = await self.check(submission)
         # the record lists the ids only: values are never shown
         options = {k: v for k, v in submission.new.options.items() if k != "secrets"}
+        options = self.time_limits(options, submission.new.namespace)
         if secrets:
             options["secrets"] = sorted(secrets)
         new = dataclasses.replace(submission.new, options=options)
@@ -116,8 +127,24 @@ class Admission:
             raise Refused(Refusal.INVALID, str(exc)) from None
         await self.check_context(submission)
         secrets = self.build_secrets(submission)
+        timeout = submitted_limit(new.options, TIMEOUT_OPTION)
+        if timeout is not None:
+            check_timeout(timeout, self.machine_max_time)
         await self.check_queue_room(new.namespace)
         return secrets
+
+    @property
+    def machine_max_time(self) -> int | None:
+        """This server's MACHINE_MAX_TIME; None when it runs no manager (an external
+        one's is not known here: the attempt caps the timeout then)."""
+        manager = self.config.manager
+        return None if manager is None else manager.MACHINE_MAX_TIME
+
+    def time_limits(self, options: Mapping[str, Any], namespace: str) -> dict[str, Any]:
+        return limits_for_submission(
+            options, namespace, timeouts=self.config.BUILD_TIMEOUTS,
+            queue_ttls=self.config.QUEUE_TTL, machine_max_time=self.machine_max_time,
+        )
 
     def check_enabled(self) -> None:
         if not self.config.FEATURE_BUILD_SUPPORT:
@@ -214,9 +241,11 @@ async def queue_new_build(
     (encrypted), in `conn`'s transaction: on SQLite every transaction waits its turn for
     the one writer, and no reader sees a build without its queue item."""
     record = await store.builds.create(conn, new)
+    ttl = queue_ttl_of(new.options)
     await store.queue.put(conn, record.id, new.namespace,
                           f"{new.namespace}/{new.repository}",
-                          retries_remaining=record.retries_remaining)
+                          retries_remaining=record.retries_remaining,
+                          start_within=None if ttl is None else float(ttl.seconds))
     await store.logs.append(record.id, [phase_entry(Phase.WAITING)], conn)
     if secrets:
         await store.secrets.put(conn, record.id, secrets)

@@ -37,6 +37,7 @@ from slipway.domain.results import (
 )
 from slipway.executors.base import Executor, ExecutorError, WorkerSpec
 from slipway.manager.background import Background
+from slipway.manager.build_limits import attempt_timeout
 from slipway.manager.build_reads import BuildReads
 from slipway.manager.db_retry import retry_transient
 from slipway.manager.heartbeats import HeartbeatLeases
@@ -487,17 +488,22 @@ class Attempts:
 
     async def running(self, job: JobState, record: BuildRecord) -> bool:
         """The worker registered: move `job` (as its key holds it) to RUNNING, start its
-        MACHINE_MAX_TIME deadline and push its lease out. False if the key holds
-        something else (the caller re-reads it)."""
+        deadline (the build's timeout, at most MACHINE_MAX_TIME) and push its lease out.
+        False if the key holds something else (the caller re-reads it)."""
         previous = job.dumps()
-        job = replace(job, stage=JobStage.RUNNING, registered_at=time.time())
+        timeout = attempt_timeout(
+            record.options, record.namespace, timeouts=self._app_config.BUILD_TIMEOUTS,
+            machine_max_time=int(self._config.MACHINE_MAX_TIME),
+        )
+        job = replace(job, stage=JobStage.RUNNING, registered_at=time.time(),
+                      timeout=timeout.seconds, timeout_set_by=timeout.set_by)
         if not await self._orchestrator.compare_and_set(
             job_key(job.job_id), previous, job.dumps(),
             expiration=self.key_lifetime(JobStage.RUNNING),
         ):
             return False
         await self._orchestrator.set(deadline_key(job.job_id), job.dumps(),
-                                   expiration=float(self._config.MACHINE_MAX_TIME))
+                                   expiration=float(timeout.seconds))
         held = self._held.get(job.job_id)
         if held is not None:
             held.job = job

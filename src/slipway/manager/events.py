@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from slipway.domain.build_limits import MACHINE_MAX_TIME, BuildLimit, timed_out_message
 from slipway.domain.results import AttemptEnd
 from slipway.manager.attempts import EndReason
 from slipway.manager.context import ManagerContext
@@ -61,9 +62,14 @@ class EventHandlers:
         if raw is None:
             return  # ended already
         current = JobState.loads(raw)
-        limit = self.ctx.manager_config.MACHINE_MAX_TIME
+        # the deadline key holds the limit it was set with (Attempts.running); a key
+        # written before jobs carried one was MACHINE_MAX_TIME's
+        if job.timeout is not None:
+            limit = BuildLimit(job.timeout, job.timeout_set_by or MACHINE_MAX_TIME)
+        else:
+            limit = BuildLimit(int(self.ctx.manager_config.MACHINE_MAX_TIME), MACHINE_MAX_TIME)
         await self.ctx.attempts.end(
-            current, EndReason.EXPIRY, AttemptEnd.TIMED_OUT, detail=f"limit {limit} s; stopped"
+            current, EndReason.EXPIRY, AttemptEnd.TIMED_OUT, detail=timed_out_message(limit)
         )
 
     async def on_cancel_event(self, event: KeyEvent) -> None:

@@ -27,6 +27,10 @@ class JobState:
     worker_id: str | None = None
     phase_seq: int = -1
     registered_at: float | None = None
+    # the attempt's deadline (its deadline key's lifetime) and who set it
+    # (domain/build_limits.py): known once its worker registers
+    timeout: int | None = None
+    timeout_set_by: str | None = None
 
     def dumps(self) -> str:
         # the fields are flat: vars() serialises as asdict() would, without its deep copy

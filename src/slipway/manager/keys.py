@@ -5,7 +5,8 @@ from __future__ import annotations
 from slipway.orchestrator.base import KeyEventKind
 
 JOB_PREFIX = "job/"  # job/{job_id} -> JobState JSON; expires at the registration/heartbeat deadline
-DEADLINE_PREFIX = "deadline/"  # deadline/{job_id} -> JobState JSON; expires at MACHINE_MAX_TIME
+# deadline/{job_id} -> JobState JSON; expires at the build's timeout (at most MACHINE_MAX_TIME)
+DEADLINE_PREFIX = "deadline/"
 CANCEL_PREFIX = "cancel/"  # cancel/{build_id}: a user cancelled; the job's manager stops it
 WAKE_KEY = "wake"  # touched on every submit so managers in other processes schedule at once
 REGISTERED_PREFIX = "registered/"  # registered/{jti}: a spent registration token

@@ -1,7 +1,9 @@
 """The scheduler: claims queued builds the moment they arrive or capacity frees up.
 
 Wake-ups come from submissions, ended attempts and other managers; a timer covers only
-what no event announces (a retry's `available_after`, an expired lease).
+what no event announces (a retry's `available_after`, an expired lease, a queue TTL
+passing: each pass also ends, now and then, the builds that waited past it,
+manager/queue_expiry.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from slipway.backoff import Backoff
 from slipway.manager.background import finish_or_cancel
 from slipway.manager.context import ManagerContext
 from slipway.manager.jobs import JobStage
+from slipway.manager.queue_expiry import QueueExpiry
 from slipway.store.records import RoundRobin
 
 log = logging.getLogger("slipway.manager")
@@ -40,6 +43,7 @@ class Scheduler:
         self._round_robin = RoundRobin()
         self._task: asyncio.Task[None] | None = None
         self._starting = 0
+        self.expiry = QueueExpiry(ctx.store)
         self.paused = False
         self._stopping = False
 
@@ -69,6 +73,8 @@ class Scheduler:
         while not self._stopping:
             try:
                 await self.schedule_now()
+                if not self.paused:
+                    await self.expiry.look_if_due()
                 timeout = await self._next_timeout()
                 if failures:
                     log.warning("scheduling works again")
@@ -121,6 +127,7 @@ class Scheduler:
     async def _next_timeout(self) -> float:
         now = time.time()
         upcoming = await self.ctx.store.queue.next_available_at(after=now)
+        backstop = min(BACKSTOP_SECONDS, max(0.01, self.expiry.seconds_to_next_look(now)))
         if upcoming is None:
-            return BACKSTOP_SECONDS
-        return min(BACKSTOP_SECONDS, max(0.01, upcoming - now))
+            return backstop
+        return min(backstop, max(0.01, upcoming - now))

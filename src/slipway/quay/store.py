@@ -140,8 +140,17 @@ class QuayBuildQueue:
 
     async def put(self, conn: SqlConnection, build_id: str, namespace: str,
                   repository: str, *, retries_remaining: int = INITIAL_RETRIES,
-                  available_after: float | None = None) -> None:
+                  available_after: float | None = None,
+                  start_within: float | None = None) -> None:
         raise QuayModeError(QUAY_STARTS_BUILDS)
+
+    # QUEUE_TTL does not apply to Quay's queue: Quay writes its items and their times
+    # (available_after, processing_expires), and a build it queued is Quay's to expire
+    async def due_to_expire(self, now: float, limit: int) -> list[QueueItem]:
+        return []
+
+    async def expire(self, conn: SqlConnection, item_id: int, now: float) -> bool:
+        return False
 
     async def claim(
         self,

@@ -116,8 +116,10 @@ class BuildQueue(Protocol[Tx_contra]):
         *,
         retries_remaining: int = ...,
         available_after: float | None = ...,
+        start_within: float | None = ...,
     ) -> None:
-        """Enqueue in `conn`'s transaction (with the build's record)."""
+        """Enqueue in `conn`'s transaction (with the build's record); `start_within`:
+        the build expires unless an attempt is claimed within these seconds (QUEUE_TTL)."""
 
     async def claim(
         self,
@@ -148,6 +150,12 @@ class BuildQueue(Protocol[Tx_contra]):
         retry_after: float = ...,
     ) -> None:
         ...
+
+    async def due_to_expire(self, now: float, limit: int) -> list[QueueItem]:
+        """Items still waiting for their first attempt past their QUEUE_TTL."""
+
+    async def expire(self, conn: Tx_contra, item_id: int, now: float) -> bool:
+        """Remove such an item if it still is one; False when it started meanwhile."""
 
     async def complete(self, conn: Tx_contra, item_id: int) -> None:
         ...

@@ -110,6 +110,13 @@ def _why_waiting_statement(with_limits: bool, with_workers: bool) -> Select[Any]
                                   q.c.available.is_(True))
 
 
+def due_to_expire_statement(now: float, limit: int) -> Select[Any]:
+    """The queue-expiry look's read (tests/store/test_queue_expiry_store.py EXPLAINs it).
+    start_by alone: a claim clears it, so an item that has one still waits (with
+    `available` too, SQLite reads ix_queue_available, every waiting item)."""
+    return select(q).where(q.c.start_by <= now).order_by(q.c.start_by).limit(limit)
+
+
 class BuildQueue:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -123,17 +130,22 @@ class BuildQueue:
         *,
         retries_remaining: int = INITIAL_RETRIES,
         available_after: float | None = None,
+        start_within: float | None = None,
     ) -> None:
-        """Enqueue inside the caller's transaction (the build record is written with it)."""
+        """Enqueue inside the caller's transaction (the build record is written with it).
+        `start_within`: seconds (QUEUE_TTL) after which the build expires if no attempt of
+        it was claimed."""
+        now = time.time()
         await conn.execute(
             insert(q).values(
                 build_id=build_id,
                 namespace=namespace,
                 repository=repository,
                 available=True,
-                available_after=available_after if available_after is not None else time.time(),
+                available_after=available_after if available_after is not None else now,
                 retries_remaining=retries_remaining,
                 state_id=str(uuid.uuid4()),
+                start_by=None if start_within is None else now + start_within,
             )
         )
 
@@ -211,6 +223,7 @@ class BuildQueue:
                 retries_remaining=q.c.retries_remaining - 1,
                 claimed_by=manager_id,
                 state_id=str(uuid.uuid4()),
+                start_by=None,  # started: QUEUE_TTL no longer applies
             ).returning(*q.c)
         )
         return [_row_to_item(row._mapping) for row in result.all()]
@@ -277,6 +290,23 @@ class BuildQueue:
         if restore_retry:
             values["retries_remaining"] = q.c.retries_remaining + 1
         await conn.execute(update(q).where(q.c.id == item_id).values(**values))
+
+    async def due_to_expire(self, now: float, limit: int) -> list[QueueItem]:
+        """Up to `limit` items still waiting for their first attempt past their start_by
+        (QUEUE_TTL), the longest overdue first: a range of ix_queue_start_by, which holds
+        no row when no build is due."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(due_to_expire_statement(now, limit))
+            return [_row_to_item(r._mapping) for r in rows.all()]
+
+    async def expire(self, conn: SqlConnection, item_id: int, now: float) -> bool:
+        """Remove the item if it is still waiting past its start_by: False when an attempt
+        was claimed meanwhile (the claim clears start_by) or it went otherwise."""
+        result = await conn.execute(
+            delete(q).where(q.c.id == item_id, q.c.available.is_(True),
+                            q.c.start_by <= now)
+        )
+        return bool(result.rowcount)
 
     async def complete(self, conn: SqlConnection, item_id: int) -> None:
         await conn.execute(delete(q).where(q.c.id == item_id))

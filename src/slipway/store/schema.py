@@ -77,10 +77,16 @@ build_queue = Table(
     Column("retries_remaining", Integer, nullable=False),
     Column("claimed_by", String(64)),
     Column("state_id", String(36), nullable=False),
+    # QUEUE_TTL: the build expires unless its first attempt is claimed by then; cleared by
+    # that claim (null: no limit, or started)
+    Column("start_by", Float),
     Index("ix_queue_available", "available", "available_after"),
     Index("ix_queue_repository", "repository"),
     # queue depth per namespace; not processing_expires, which every lease renewal writes
     Index("ix_queue_namespace", "namespace"),
+    # the queue-expiry look (store/queue.py due_to_expire): a range of the few items with
+    # a start_by, nothing read when none is due; written only by a put and a first claim
+    Index("ix_queue_start_by", "start_by"),
 )
 
 build_logs = Table(
