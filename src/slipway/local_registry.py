@@ -72,7 +72,7 @@ def check_address(address: str) -> None:
 
 def _config(address: str, storage: Path) -> str:
     return "\n".join([
-        "# written by slipway serve --registry at each start",
+        "# written by slipway at each start of the registry",
         "version: 0.1",
         "log:",
         "  level: warn",
@@ -112,7 +112,7 @@ async def start_local_registry(address: str, data_dir: Path) -> LocalRegistry:
     except StartupError as exc:
         raise LocalRegistryError(str(exc)) from None
     directory = Path(data_dir) / "registry"
-    config = await asyncio.to_thread(_write_config, address, directory)
+    config = await asyncio.to_thread(write_config, address, directory)
     log_path = directory / "registry.log"
     # REGISTRY_* variables would override the config file (the registry reads them)
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
@@ -129,7 +129,10 @@ async def start_local_registry(address: str, data_dir: Path) -> LocalRegistry:
     return registry
 
 
-def _write_config(address: str, directory: Path) -> Path:
+def write_config(address: str, directory: Path) -> Path:
+    """Write the registry's config (filesystem storage in `directory`/storage, deletes
+    on, no authentication, listening on `address`) to `directory`/config.yml; its path.
+    The tests' registry (tests/support/registry.py) starts from it too."""
     storage = directory / "storage"
     storage.mkdir(parents=True, exist_ok=True)
     config = directory / "config.yml"

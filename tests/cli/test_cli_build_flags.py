@@ -12,10 +12,8 @@ import os
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from support.api_app import LiveApi
 from support.enqueue import enqueue
 from test_cli_builds import DIGEST, play, write
@@ -26,20 +24,7 @@ from slipway.store.records import NewBuild
 
 SLIPWAY = Path(sys.executable).parent / "slipway"
 TARGET = "127.0.0.1:5000/demo/hello"
-
-
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[LiveApi]:
-    server = LiveApi(tmp_path, SERVER_HOSTNAME="127.0.0.1:5000").start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def token(live: LiveApi, scopes: dict[str, str] | None = None) -> str:
-    assert live.env is not None
-    return str(live.run(live.env.token(scopes or {"demo": "write"})))
+DEMO_WRITE = {"demo": "write"}
 
 
 def env_for(live: LiveApi, tok: str) -> dict[str, str]:
@@ -71,7 +56,7 @@ def uploads(live: LiveApi) -> int:
 
 
 def test_quiet_prints_only_the_digest_and_iidfile_gets_it(tmp_path: Path, live: LiveApi) -> None:
-    tok = token(live)
+    tok = live.token(DEMO_WRITE)
     write(tmp_path / "ctx", {"Dockerfile": "FROM base\n"})
     iid = tmp_path / "out" / "image.iid"
     iid.parent.mkdir()
@@ -83,7 +68,7 @@ def test_quiet_prints_only_the_digest_and_iidfile_gets_it(tmp_path: Path, live: 
 
 
 def test_quiet_failure_says_why_on_stderr_only(tmp_path: Path, live: LiveApi) -> None:
-    tok = token(live)
+    tok = live.token(DEMO_WRITE)
     write(tmp_path / "ctx", {"Dockerfile": "FROM base\nRUN false\n"})
     code, out, err, _ = build_with(live, tok, [str(tmp_path / "ctx"), "-t", TARGET, "-q"],
                                    succeed=False)
@@ -93,7 +78,7 @@ def test_quiet_failure_says_why_on_stderr_only(tmp_path: Path, live: LiveApi) ->
 
 
 def test_json_output_of_build_builds_and_logs(tmp_path: Path, live: LiveApi) -> None:
-    tok = token(live)
+    tok = live.token(DEMO_WRITE)
     write(tmp_path / "ctx", {"Dockerfile": "FROM base\n"})
     code, out, err, record = build_with(
         live, tok, [str(tmp_path / "ctx"), "-t", TARGET, "--json", "--label", "team=a b",
@@ -120,7 +105,7 @@ def test_json_output_of_build_builds_and_logs(tmp_path: Path, live: LiveApi) -> 
 
 
 def test_piped_output_is_neither_wrapped_nor_coloured(tmp_path: Path, live: LiveApi) -> None:
-    tok = token(live)
+    tok = live.token(DEMO_WRITE)
     tags = [f"a-rather-long-tag-name-{i}" for i in range(4)]
     record = live.run(enqueue(live.env.control, NewBuild(  # type: ignore[union-attr]
         namespace="demo", repository="hello", tags=tags, registry="r")))
@@ -139,7 +124,7 @@ def test_piped_output_is_neither_wrapped_nor_coloured(tmp_path: Path, live: Live
 
 
 def test_unknown_repository_says_so(live: LiveApi) -> None:
-    tok = token(live)
+    tok = live.token(DEMO_WRITE)
     r = CliRunner().invoke(app, ["builds", "demo/nothing-here"], env=env_for(live, tok))
     assert r.exit_code == 1 and r.stdout == ""
     assert (f"no builds in repository demo/nothing-here on {live.url}: it is unknown there"
@@ -150,14 +135,14 @@ def test_registry_and_scope_are_checked_before_the_upload(
     tmp_path: Path, live: LiveApi
 ) -> None:
     write(tmp_path / "ctx", {"Dockerfile": "FROM base\n", "big.bin": "x" * 100_000})
-    env = env_for(live, token(live))
+    env = env_for(live, live.token(DEMO_WRITE))
     r = CliRunner().invoke(app, ["build", str(tmp_path / "ctx"), "-t",
                                  "registry.elsewhere.example/demo/hello"], env=env)
     assert r.exit_code == 1
     assert ("registry 'registry.elsewhere.example' is not a registry "
             f"{live.url} pushes to; allowed: 127.0.0.1:5000") in r.stderr
     assert "Uploading" not in r.stdout + r.stderr
-    reader = env_for(live, token(live, {"demo": "read"}))
+    reader = env_for(live, live.token({"demo": "read"}))
     r = CliRunner().invoke(app, ["build", str(tmp_path / "ctx"), "-t", TARGET], env=reader)
     assert r.exit_code == 1
     assert "may not build in namespace 'demo' (it needs write); nothing was uploaded" in r.stderr
@@ -169,7 +154,7 @@ def test_registry_and_scope_are_checked_before_the_upload(
 
 
 def test_upload_size_is_in_mb(tmp_path: Path, live: LiveApi) -> None:
-    tok = token(live)
+    tok = live.token(DEMO_WRITE)
     write(tmp_path / "ctx", {"Dockerfile": "FROM base\n"})
     (tmp_path / "ctx" / "blob.bin").write_bytes(os.urandom(2_500_000))
     code, out, err, _ = build_with(live, tok, [str(tmp_path / "ctx"), "-t", TARGET])
@@ -179,7 +164,7 @@ def test_upload_size_is_in_mb(tmp_path: Path, live: LiveApi) -> None:
 
 
 def test_context_from_standard_input(tmp_path: Path, live: LiveApi) -> None:
-    tok = token(live)
+    tok = live.token(DEMO_WRITE)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, text in {"docker/Dockerfile": b"FROM base\n", "app.txt": b"hi"}.items():
@@ -208,7 +193,7 @@ def git(*args: str, cwd: Path | None = None) -> None:
 
 
 def test_context_from_a_git_url(tmp_path: Path, live: LiveApi) -> None:
-    tok = token(live)
+    tok = live.token(DEMO_WRITE)
     work = tmp_path / "work"
     write(work, {"app/Dockerfile": "FROM base\n", "app/msg.txt": "v1", "README": "x"})
     git("init", "-q", "-b", "main", str(work))
@@ -245,7 +230,7 @@ def test_context_from_a_git_url(tmp_path: Path, live: LiveApi) -> None:
 
 def test_build_says_why_it_waits(tmp_path: Path, live: LiveApi) -> None:
     assert live.env is not None
-    tok = token(live)
+    tok = live.token(DEMO_WRITE)
     running = live.run(enqueue(live.env.control, NewBuild(
         namespace="demo", repository="hello", tags=["old"], registry="127.0.0.1:5000")))
     live.run(live.env.store.queue.claim("m1", limit=1, lease_seconds=600))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,15 +117,6 @@ def test_unreachable_server_and_missing_token_are_explained(tmp_path: Path) -> N
     assert r.exit_code == 1 and "no API token" in r.output
 
 
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[LiveApi]:
-    server = LiveApi(tmp_path, SERVER_HOSTNAME="127.0.0.1:5000").start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def cli_env(live: LiveApi, token: str) -> dict[str, str]:
     return {"SLIPWAY_URL": live.url, "SLIPWAY_TOKEN": token, "COLUMNS": "200"}
 
@@ -153,7 +143,7 @@ async def play(env: ApiEnv, *, succeed: bool) -> tuple[BuildRecord, set[str]]:
 
 def test_build_uploads_follows_and_reports_the_digest(tmp_path: Path, live: LiveApi) -> None:
     assert live.env is not None
-    token = live.run(live.env.token({"demo": "write"}))
+    token = live.token({"demo": "write"})
     ctx = tmp_path / "hello"
     write(ctx, {"Dockerfile": "FROM base\nARG GREETING\n", "msg.txt": "hi",
                 ".dockerignore": "*.log\n", "noise.log": "x"})
@@ -185,7 +175,7 @@ def test_build_uploads_follows_and_reports_the_digest(tmp_path: Path, live: Live
 
 def test_failed_build_exits_1_with_the_error(tmp_path: Path, live: LiveApi) -> None:
     assert live.env is not None
-    token = live.run(live.env.token({"demo": "admin"}))
+    token = live.token({"demo": "admin"})
     write(tmp_path / "ctx", {"Containerfile": "FROM base\nRUN false\n"})
     played = asyncio.run_coroutine_threadsafe(play(live.env, succeed=False), live.loop)  # type: ignore[arg-type]
     result = CliRunner().invoke(

@@ -94,7 +94,7 @@ def test_a_second_server_adds_its_context_without_taking_the_cli(
 def test_login_checks_the_token_then_saves_it(two: tuple[LiveApi, LiveApi]) -> None:
     a, _ = two
     assert a.env is not None
-    token = a.run(a.env.token({"demo": "write"}, "ci-robot"))
+    token = a.token({"demo": "write"}, "ci-robot")
     name = a.url.removeprefix("http://")
 
     code, _, err = cli("login", a.url, "--token-stdin", stdin="slw_wrong\n")
@@ -130,8 +130,8 @@ def test_single_server_cli_json_keeps_working_and_is_migrated(
 ) -> None:
     a, b = two
     assert a.env is not None and b.env is not None
-    token_a = a.run(a.env.token({"*": "admin"}))
-    token_b = b.run(b.env.token({"*": "read"}, "reader"))
+    token_a = a.token({"*": "admin"})
+    token_b = b.token({"*": "read"}, "reader")
     cli_file().parent.mkdir(parents=True)
     cli_file().write_text(json.dumps({"server": a.url, "token": token_a}))
     build_id = submit(a, "old")

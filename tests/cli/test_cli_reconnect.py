@@ -26,15 +26,6 @@ from slipway.store.records import BuildRecord, NewBuild
 
 
 @pytest.fixture
-def live(tmp_path: Path) -> Iterator[LiveApi]:
-    server = LiveApi(tmp_path, SERVER_HOSTNAME="127.0.0.1:5000").start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def proxy(live: LiveApi) -> Iterator[TcpProxy]:
     front = TcpProxy([live.port])
     try:
@@ -44,8 +35,7 @@ def proxy(live: LiveApi) -> Iterator[TcpProxy]:
 
 
 def cli_env(live: LiveApi) -> dict[str, str]:
-    assert live.env is not None
-    return {"SLIPWAY_TOKEN": str(live.run(live.env.token({"demo": "admin"})))}
+    return {"SLIPWAY_TOKEN": live.token({"demo": "admin"})}
 
 
 def the_waiting_build(live: LiveApi) -> BuildRecord:

@@ -5,10 +5,8 @@ columns with what matters still in them."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from support.api_app import LiveApi
 from support.enqueue import enqueue
 from typer.testing import CliRunner
@@ -22,19 +20,9 @@ LONG_ERROR = ("RUN make all: exit status 2\nmake: *** [Makefile:12: all] Error 2
               "building the documentation of every module of the project, again")
 
 
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[LiveApi]:
-    server = LiveApi(tmp_path, SERVER_HOSTNAME="127.0.0.1:5000").start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def env_for(live: LiveApi, scopes: dict[str, str] | None = None,
             columns: int = 200) -> dict[str, str]:
-    assert live.env is not None
-    token = str(live.run(live.env.token(scopes or {"demo": "admin"})))
+    token = live.token(scopes or {"demo": "admin"})
     return {"SLIPWAY_URL": live.url, "SLIPWAY_TOKEN": token, "COLUMNS": str(columns)}
 
 

@@ -4,28 +4,31 @@ update_trigger_disable_status does; and the BuildPack a worker is handed."""
 
 from __future__ import annotations
 
-import pytest
-from support.postgres_server import postgres_available
-from support.quay_db import QuayDatabase
+from collections.abc import AsyncIterator
+from pathlib import Path
 
-from slipway.quay.buildpack import NoBuildPackage, build_pack, dockerfile_args
+import pytest
+import pytest_asyncio
+from support.postgres_server import postgres_available
+from support.quay_db import SECRET_KEY, QuayDatabase
+from support.redis_server import RedisServer
+
+from slipway.backends.quay import QuayBackend
+from slipway.config.loader import parse_config
+from slipway.manager.build_pack import BuildPack, Login, assemble_build_pack
+from slipway.manager.servicer import build_pack_message
+from slipway.quay.buildpack import dockerfile_args
 from slipway.quay.builds import QuayBuilds
 from slipway.quay.encryption import FieldEncrypter
 from slipway.quay.errors import QuayModeError
 from slipway.quay.queue import QuayQueue
-from slipway.quay.userfiles import LocalUserFiles
 from slipway.store.database import Database
+from slipway.store.records import BuildRecord
 
 pytestmark = pytest.mark.skipif(not postgres_available(), reason="PostgreSQL not installed")
 
 DEPLOY_KEY = ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n"
               "-----END OPENSSH PRIVATE KEY-----\n")
-
-
-def userfiles(quay: QuayDatabase) -> LocalUserFiles:
-    return LocalUserFiles(location="local_us", storage_path="/datastorage/registry",
-                          userfiles_path="userfiles/", scheme=quay.scheme,
-                          server_hostname=quay.server_hostname)
 
 
 async def test_a_build_is_read_with_its_repository_token_and_robot(
@@ -183,40 +186,94 @@ def test_dockerfile_path_and_context_as_quay_extracts_them(
     assert dockerfile_args({"build_subdir": build_subdir, "context": context}) == expected
 
 
-async def test_the_build_pack_of_an_uploaded_context(quay: QuayDatabase, db: Database) -> None:
+# --- the BuildPack, as production assembles it ----------------------------------------
+# The build is claimed from Quay's queue, so Quay mode's store makes its record from the
+# `repositorybuild` row and the queue item's body (quay/store.py new_build_of); the
+# QuayBackend's PackParts then feed manager/build_pack.py assemble_build_pack, as a
+# worker's registration does (manager/worker_calls.py register).
+
+@pytest_asyncio.fixture
+async def backend(quay: QuayDatabase, redis_server: RedisServer,
+                  tmp_path: Path) -> AsyncIterator[QuayBackend]:
+    """Quay mode's backend on `quay`, its user files in LocalStorage served by Quay."""
+    storage = tmp_path / "quay-storage"
+    storage.mkdir()
+    config = parse_config({
+        "DB_URI": quay.uri, "DATA_DIR": str(tmp_path / "data"),
+        "SERVER_HOSTNAME": quay.server_hostname,
+        "PREFERRED_URL_SCHEME": quay.scheme,
+        "BUILDLOGS_REDIS": {"host": "127.0.0.1", "port": redis_server.port},
+        "DISTRIBUTED_STORAGE_CONFIG": {"local_us": ["LocalStorage",
+                                                    {"storage_path": str(storage)}]},
+        "DATABASE_SECRET_KEY": SECRET_KEY,
+    }).config
+    opened = QuayBackend(config)
+    await opened.open(NoSignedLinks())
+    yield opened
+    await opened.close()
+
+
+class NoSignedLinks:
+    """Quay mode signs links only for mounted user files, which these tests do not use."""
+
+    def context(self, record: BuildRecord) -> str:
+        raise AssertionError("Quay mode does not sign context links")
+
+    def file(self, file_id: str, purpose: str) -> str:
+        raise AssertionError("user files are served by Quay here, not mounted")
+
+
+async def claimed_record(backend: QuayBackend, build_uuid: str) -> BuildRecord:
+    """slipway's record of the build, made as the manager's claim makes it."""
+    claimed = await backend.store.queue.claim("test-manager", limit=10, lease_seconds=60)
+    assert [item.build_id for item in claimed] == [build_uuid]
+    record = await backend.store.builds.get(build_uuid)
+    assert record is not None
+    return record
+
+
+async def registered_pack(backend: QuayBackend, record: BuildRecord) -> BuildPack:
+    """The BuildPack a worker registering for `record` is handed."""
+    package_url = backend.package_url(record)  # asked first, as register asks it
+    return await assemble_build_pack(backend, record, job_token="the-job-token",
+                                     package_url=package_url)
+
+
+async def test_the_build_pack_of_an_uploaded_context(
+    quay: QuayDatabase, backend: QuayBackend
+) -> None:
     quay.repository("acme", "app")
     started = quay.start_build("acme", "app", tags=["v2"], resource_key="../../etc/f00d",
                                subdirectory="/sub/Dockerfile", context="/sub",
                                pull_robot=("acme+puller", "robot-token"))
-    build = await QuayBuilds(db).get(started.uuid)
-    assert build is not None
-    pack = build_pack(build, started.pull_credentials, registry="quay.example.test",
-                      encrypter=quay.encrypter, userfiles=userfiles(quay))
+    pack = await registered_pack(backend, await claimed_record(backend, started.uuid))
 
     assert pack.package_url == "http://quay.example.test/userfiles/f00d"  # basename only
     assert pack.git_package is None
     assert (pack.context, pack.dockerfile_path) == ("/sub", "Dockerfile")
-    assert (pack.repository, pack.registry, pack.tag_names) == (
+    assert (pack.repository, pack.registry, pack.tags) == (
         "acme/app", "quay.example.test", ["v2"])
     assert pack.push_token == pack.pull_token == started.token
-    assert (pack.base_image_username, pack.base_image_password) == ("acme+puller", "robot-token")
+    assert pack.base_image == Login("acme+puller", "robot-token")
     assert started.token not in repr(pack) and "robot-token" not in repr(pack)
 
 
-async def test_an_archive_url_comes_before_the_upload(quay: QuayDatabase, db: Database) -> None:
+async def test_an_archive_url_comes_before_the_upload(
+    quay: QuayDatabase, backend: QuayBackend
+) -> None:
     quay.repository("acme", "app")
     started = quay.start_build("acme", "app", resource_key="f00d",
                                archive_url="https://git.example.test/app.tar.gz")
-    build = await QuayBuilds(db).get(started.uuid)
-    assert build is not None
-    pack = build_pack(build, None, registry="quay.example.test", encrypter=quay.encrypter,
-                      userfiles=userfiles(quay))
+    pack = await registered_pack(backend, await claimed_record(backend, started.uuid))
     assert pack.package_url == "https://git.example.test/app.tar.gz"
-    assert (pack.base_image_username, pack.base_image_password) == ("", "")
+    # no pull robot: no base-image login, so the message's is empty
+    assert pack.base_image is None
+    message = build_pack_message(pack).base_image
+    assert (message.username, message.password) == ("", "")
 
 
 async def test_a_trigger_build_gets_its_git_repository_and_deploy_key(
-    quay: QuayDatabase, db: Database
+    quay: QuayDatabase, db: Database, backend: QuayBackend
 ) -> None:
     repo = quay.repository("acme", "app")
     trigger_id, trigger_uuid = quay.trigger(repo, service="github", private_key=DEPLOY_KEY)
@@ -229,8 +286,9 @@ async def test_a_trigger_build_gets_its_git_repository_and_deploy_key(
     assert (build.trigger.uuid, build.trigger.service) == (trigger_uuid, "github")
     assert DEPLOY_KEY not in repr(build)
 
-    pack = build_pack(build, None, registry="quay.example.test", encrypter=quay.encrypter,
-                      userfiles=userfiles(quay))
+    record = await claimed_record(backend, started.uuid)
+    assert DEPLOY_KEY not in repr(record)
+    pack = await registered_pack(backend, record)
     assert pack.git_package is not None and pack.package_url == ""
     assert pack.git_package.url == "git@github.com:acme/app.git"
     assert pack.git_package.sha == "0123456789abcdef"
@@ -238,11 +296,11 @@ async def test_a_trigger_build_gets_its_git_repository_and_deploy_key(
     assert DEPLOY_KEY not in repr(pack)
 
 
-async def test_a_build_with_nothing_to_build_is_refused(quay: QuayDatabase, db: Database) -> None:
+async def test_a_build_with_nothing_to_build_is_refused(
+    quay: QuayDatabase, backend: QuayBackend
+) -> None:
     quay.repository("acme", "app")
     started = quay.start_build("acme", "app")
-    build = await QuayBuilds(db).get(started.uuid)
-    assert build is not None
-    with pytest.raises(NoBuildPackage, match="no archive_url, no uploaded context"):
-        build_pack(build, None, registry="quay.example.test", encrypter=quay.encrypter,
-                   userfiles=userfiles(quay))
+    record = await claimed_record(backend, started.uuid)
+    with pytest.raises(QuayModeError, match="no archive_url, no uploaded context"):
+        backend.package_url(record)

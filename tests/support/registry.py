@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from slipway.local_registry import write_config
+
 REGISTRY_BIN = "/usr/bin/docker-registry"
 # A guard against a registry that never comes up, not a timing assertion.
 START_TIMEOUT = 30.0
@@ -87,27 +89,16 @@ def run_registry(auth: tuple[str, str] | None = None) -> Iterator[Registry]:
     """Start a registry on a free 127.0.0.1 port with a temporary storage dir."""
     with tempfile.TemporaryDirectory(prefix="slipway-registry-") as tmp:
         root = Path(tmp)
-        storage = root / "storage"
-        storage.mkdir()
         port = free_port()
-        lines = [
-            "version: 0.1",
-            "log:",
-            "  level: warn",
-            "storage:",
-            "  filesystem:",
-            f"    rootdirectory: {storage}",
-            "  delete:",
-            "    enabled: true",
-            "http:",
-            f"  addr: 127.0.0.1:{port}",
-        ]
+        # slipway's own config of `serve --registry`, so the tests push to what it runs
+        config = write_config(f"127.0.0.1:{port}", root)
+        storage = root / "storage"
         if auth:
             htpasswd = root / "htpasswd"
             htpasswd.write_text(f"{auth[0]}:{bcrypt_hash(auth[1])}\n")
-            lines += ["auth:", "  htpasswd:", "    realm: slipway-test", f"    path: {htpasswd}"]
-        config = root / "config.yml"
-        config.write_text("\n".join(lines) + "\n")
+            with config.open("a") as appended:
+                appended.write("\n".join(["auth:", "  htpasswd:", "    realm: slipway-test",
+                                          f"    path: {htpasswd}", ""]))
         log = root / "registry.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
         with log.open("wb") as out:

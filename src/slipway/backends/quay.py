@@ -8,7 +8,7 @@ from slipway.backends.base import BackendError, BackgroundService, Cancel, Signe
 from slipway.backends.sql import configured_access, stored_secrets
 from slipway.config.models import AppConfig
 from slipway.manager.build_pack import BuildPackUnavailable, GitPackage, WorkerAccess
-from slipway.quay.buildpack import git_package, record_package_url
+from slipway.quay.buildpack import record_package_url
 from slipway.quay.encryption import FieldEncrypter
 from slipway.quay.errors import QuayModeError
 from slipway.quay.mirror import QuayMirror
@@ -77,14 +77,15 @@ class QuayBackend:
                     "DATABASE_SECRET_KEY is not set: it decrypts the build tokens Quay's "
                     "builds push with; copy it from Quay's config.yaml")
             token = build.access_token(self.encrypter)
-            git = git_package(build, self.encrypter)
+            deploy_key = build.deploy_key(self.encrypter)
         except Exception as exc:
             raise BuildPackUnavailable(str(exc)) from exc
         configured = configured_access(self.config, record)
         return WorkerAccess(
             push_username=configured.push_username, push_password=configured.push_password,
             push_token=token, pull_token=token,
-            git_package=None if git is None else GitPackage(git.url, git.sha, git.private_key),
+            git_package=None if deploy_key is None
+            else GitPackage(url=build.git_url, sha=build.commit_sha, private_key=deploy_key),
         )
 
     async def secrets(self, record: BuildRecord) -> dict[str, str]:

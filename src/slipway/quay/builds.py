@@ -90,6 +90,11 @@ class QuayBuild:
         return dict(metadata) if isinstance(metadata, dict) else {}
 
     @property
+    def git_url(self) -> str:
+        """The trigger's repository, which the worker clones (trigger_metadata.git_url)."""
+        return str(self.trigger_metadata.get("git_url", "") or "")
+
+    @property
     def commit_sha(self) -> str:
         """The trigger's commit: `commit`, or the older `commit_sha` (BuildJob.commit_sha)."""
         metadata = self.trigger_metadata
