@@ -92,7 +92,8 @@ def figures_table(rows: list[tuple[str, dict[str, object]]]) -> list[str]:
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+        padded = (cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+        return "  ".join(padded).rstrip()
 
     return [line(header), line(["-" * w for w in widths]), *(line(row) for row in body)]
 
