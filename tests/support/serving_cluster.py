@@ -48,6 +48,7 @@ def manager_config(index: int, data_dir: Path, postgres: PostgresServer,
                    redis: RedisServer) -> dict[str, Any]:
     """config.yaml keys of manager `index`: production mode, capacity never the limit."""
     api_port, grpc_port = free_port(), free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
     return {
         "DB_URI": postgres.uri,
         "DATA_DIR": str(data_dir),  # each manager its own signing key
