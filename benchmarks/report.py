@@ -52,7 +52,7 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("restarts", "postgres_back_to_first_accept_s",
      "  PostgreSQL back -> first submit accepted", "s"),
     ("restarts", "redis_restart_added_build_s",
-     "  build time added by the Redis restart (p50 across it - p50 undisturbed)", "s"),
+     "  build time added by the Redis restart (p50 running at it - p50 undisturbed)", "s"),
 ]
 # no targets: Quay mode's figures are shown beside the embedded default's (nothing can wake
 # slipway when Quay's web app enqueues); the restarts' have none in docs/architecture.md
@@ -114,6 +114,8 @@ def markdown(results: dict[str, Any]) -> str:
             section = results.get(bench, {}).get(backend)
             if section and section.get("error"):
                 notes.append(f"- {bench}/{backend}: null because {section['error']}")
+    for bench, run in meta.get("earlier_sections", {}).items():
+        notes.append(f"- {bench}: measured earlier, git {run.get('git')} at {run.get('finished')}")
     if notes:
         lines += ["", *notes]
     lines += ["", "Full figures (every run, CPU shares of manager and driver): latest.json."]
