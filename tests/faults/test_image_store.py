@@ -58,7 +58,13 @@ def private_store(tmp_path: Path) -> Iterator[dict[str, str]]:
         f'runroot = "{tmp_path / "run"}"\n')
     env = {**os.environ, "CONTAINERS_STORAGE_CONF": str(conf)}
     env.pop("STORAGE_DRIVER", None)
+    notes = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "slipway" / (
+        "base-recipes")
+    before = set(notes.glob("*"))
     yield env
+    # the recipe notes make-base-image.sh kept for this store's images (one per image ID)
+    for note in set(notes.glob("*")) - before:
+        note.unlink(missing_ok=True)
     # (vfs mounts nothing: its directories simply go; never `podman system reset`, which
     # reaches beyond the store)
     for part in ("graph", "run"):
