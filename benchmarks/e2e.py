@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, Backend, rounded
+from benchmarks.common import Backend, rounded
 from benchmarks.harness import ServerProcess, api_client, server_config
 
 BASE_IMAGE = "localhost/slipway-base:latest"
@@ -73,10 +73,11 @@ def _podman() -> list[str]:
 
 
 def ensure_base_image() -> None:
-    result = subprocess.run([str(ROOT / "scripts" / "make-base-image.sh")],
-                            capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        raise RuntimeError(f"make-base-image.sh failed: {result.stderr[-1500:]}")
+    """Built as the tests build it (scripts/make-base-image.sh, the one builder: only
+    when missing or changed)."""
+    from support.images import ensure_base_image as build  # (tests/ is on sys.path)
+
+    build()
 
 
 def by_hand(registry: str, run: int) -> float:

@@ -1,8 +1,9 @@
 """A benchmark-only executor: it starts nothing, it only tells the benchmark driver.
 
 Each `start_worker` call writes one JSON line (build id, job id, registration token, the
-time of the call) to a UNIX socket the driver listens on; the driver's protocol clients
-then register and run the build over real gRPC, like a worker would.
+time of the call, the executor's NAME) to a UNIX socket the driver listens on; the
+driver's protocol clients then register and run the build over real gRPC, like a worker
+would.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ class NullExecutor(Executor):
     async def start_worker(self, spec: WorkerSpec) -> str:
         called = time.time()
         writer = await self._connection()
+        # "e": the executor's NAME, which tells the driver of several managers which one
         line = {"b": spec.build_id, "j": spec.job_id, "t": spec.registration_token,
-                "at": called}
+                "at": called, "e": self.name}
         writer.write(json.dumps(line).encode() + b"\n")
         self._started += 1
         return f"null-{self._started}"

@@ -43,10 +43,20 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("quay_mode", "paced_p99_submit_to_executor_ms",
      "Quay mode: enqueued by Quay -> executor call, p99, paced (queue polled every 1 s)",
      "ms"),
+    ("restarts", "accepted", "Restarts: builds accepted (40 submitted over 20 s)", ""),
+    ("restarts", "complete", "  of them complete", ""),
+    ("restarts", "attempts_lost", "  attempts lost (Redis restarted empty, PostgreSQL down 5 s)",
+     ""),
+    ("restarts", "status_5xx", "  5xx answers to submits", ""),
+    ("restarts", "status_503", "  of them 503", ""),
+    ("restarts", "postgres_back_to_first_accept_s",
+     "  PostgreSQL back -> first submit accepted", "s"),
+    ("restarts", "redis_restart_added_build_s",
+     "  build time added by the Redis restart (p50 running at it - p50 undisturbed)", "s"),
 ]
-# Quay mode's figures are shown beside the embedded default's, not against the targets:
-# nothing can wake slipway when Quay's web app enqueues
-UNTARGETED = frozenset({"quay_mode"})
+# no targets: Quay mode's figures are shown beside the embedded default's (nothing can wake
+# slipway when Quay's web app enqueues); the restarts' have none in docs/architecture.md
+UNTARGETED = frozenset({"quay_mode", "restarts"})
 # the same target applies to the paced figure
 TARGET_KEY = {"paced_p99_submit_to_executor_ms": "p99_submit_to_executor_ms"}
 
@@ -99,11 +109,13 @@ def markdown(results: dict[str, Any]) -> str:
         cells = [_cell(results, bench, b, key, unit) for b in BACKENDS]
         lines.append(f"| {label} | {target} | {cells[0]} | {cells[1]} |")
     notes = []
-    for bench in ("scheduling", "tracking", "logs", "e2e", "quay_mode"):
+    for bench in ("scheduling", "tracking", "logs", "e2e", "quay_mode", "restarts"):
         for backend in BACKENDS:
             section = results.get(bench, {}).get(backend)
             if section and section.get("error"):
                 notes.append(f"- {bench}/{backend}: null because {section['error']}")
+    for bench, run in meta.get("earlier_sections", {}).items():
+        notes.append(f"- {bench}: measured earlier, git {run.get('git')} at {run.get('finished')}")
     if notes:
         lines += ["", *notes]
     lines += ["", "Full figures (every run, CPU shares of manager and driver): latest.json."]

@@ -3,6 +3,7 @@
 python -m benchmarks.run            # the full run (docs/architecture.md targets); minutes
 python -m benchmarks.run --smoke    # seconds-scale sizes; results to a temp dir
 python -m benchmarks.run --only scheduling,logs --out DIR
+python -m benchmarks.run --only restarts  # one section: the others in latest.json are kept
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from benchmarks import common
 from benchmarks.common import BACKENDS, Unavailable, git_revision, machine, open_backend
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL = ("scheduling", "tracking", "logs", "e2e", "quay_mode")
+ALL = ("scheduling", "tracking", "logs", "e2e", "quay_mode", "restarts")
+# sections that start their own PostgreSQL and Redis (they stop them on purpose): the
+# machine's shared backend is not opened for them
+OWN_SERVERS = frozenset({"restarts"})
 
 
 class Sizes:
@@ -41,6 +45,7 @@ class Sizes:
         self.e2e_runs = 1 if smoke else 3
         self.quay_drain = 40 if smoke else 1_000
         self.quay_paced = 10 if smoke else 50
+        self.restarts_smoke = smoke
 
 
 async def _scheduling(backend: common.Backend, sizes: Sizes, work: Path) -> dict[str, Any]:
@@ -82,6 +87,13 @@ async def _quay_mode(backend: common.Backend, sizes: Sizes, work: Path) -> dict[
     return await quay_mode.run(backend, sizes.quay_drain, work, paced_builds=sizes.quay_paced)
 
 
+async def _restarts(backend: common.Backend | None, sizes: Sizes, work: Path) -> dict[str, Any]:
+    from benchmarks import restarts
+
+    plan = restarts.SMOKE_PLAN if sizes.restarts_smoke else restarts.RestartPlan()
+    return await restarts.run(work / "restarts", plan)
+
+
 BENCHES: dict[str, tuple[Callable[..., Awaitable[dict[str, Any]]], tuple[str, ...]]] = {
     "scheduling": (_scheduling, BACKENDS),
     "tracking": (_tracking, BACKENDS),
@@ -90,6 +102,8 @@ BENCHES: dict[str, tuple[Callable[..., Awaitable[dict[str, Any]]], tuple[str, ..
     "e2e": (_e2e, ("sqlite_memory",)),
     # Quay mode runs on Quay's PostgreSQL database only
     "quay_mode": (_quay_mode, ("postgres_redis",)),
+    # production mode on a private PostgreSQL and Redis of its own (about a minute)
+    "restarts": (_restarts, ("postgres_redis",)),
 }
 
 
@@ -117,7 +131,8 @@ async def run_all(
             t0 = time.monotonic()
             backend = None
             try:
-                backend = open_backend(backend_name)
+                if name not in OWN_SERVERS:
+                    backend = open_backend(backend_name)
                 figures = await func(backend, sizes, work)
             except Unavailable as exc:
                 figures = {"error": str(exc)}
@@ -133,6 +148,30 @@ async def run_all(
                   flush=True)
     results["meta"]["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return results
+
+
+def keep_other_sections(path: Path, results: dict[str, Any], ran: list[str]) -> dict[str, Any]:
+    """A run of some sections (--only) updates those in an existing latest.json and keeps
+    the others, each with the revision and time of the run that measured it
+    (meta.earlier_sections)."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return results
+    kept = [name for name in earlier if name != "meta" and name not in ran]
+    if not kept:
+        return results
+    old_meta = earlier.get("meta", {})
+    provenance = dict(old_meta.get("earlier_sections", {}))
+    merged = dict(results)
+    for name in kept:
+        merged[name] = earlier[name]
+        provenance.setdefault(name, {"git": old_meta.get("git"),
+                                     "finished": old_meta.get("finished")})
+    for name in ran:
+        provenance.pop(name, None)
+    merged["meta"] = {**results["meta"], "earlier_sections": provenance}
+    return merged
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.report import markdown
 
     out.mkdir(parents=True, exist_ok=True)
+    results = keep_other_sections(out / "latest.json", results, only)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (out / "latest.md").write_text(table)

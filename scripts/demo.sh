@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The slipway demo, start to finish on this machine, without internet:
 #   1. a local docker-registry on a free 127.0.0.1 port (storage in a temp dir)
-#   2. the local base image localhost/slipway-base:latest (scripts/make-base-image.sh)
+#   2. the local base image localhost/slipway-base:latest (scripts/make-base-image.sh, the
+#      one builder of the base images: built only when missing or changed, and a manifest
+#      list naming it made again when it changes, so the host's image store stays usable)
 #   3. `slipway serve` with a small config (SQLite, in-memory orchestrator, local worker)
 #   4. `slipway build examples/hello -t REG/demo/hello:latest -t REG/demo/hello:v1`
 #   5. `skopeo inspect` of what was pushed
@@ -111,7 +113,7 @@ env -u REGISTRY_HTTP_ADDR docker-registry serve "$work/registry.yml" > "$work/re
 registry_pid=$!
 wait_http "http://$registry/v2/" "$registry_pid" 30
 
-say "Building the local base image (no pull)"
+say "The local base image (built when missing or changed; no pull)"
 "$root/scripts/make-base-image.sh"
 
 say "Starting slipway (API on 127.0.0.1:$api_port, gRPC on 127.0.0.1:$grpc_port)"

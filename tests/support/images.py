@@ -1,7 +1,12 @@
-"""The local base image builds FROM: localhost/slipway-base:latest (busybox, no pull)."""
+"""The local base images builds start FROM: localhost/slipway-base:latest (busybox, no
+pull) and the manifest list localhost/slipway-base:multiarch. The scripts build them
+(scripts/make-base-image.sh is their one builder: each image only when missing or changed,
+and a list it is in made again when it changes); the tests, the demo and the benchmarks
+call them through here or directly, never podman build of their own."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,6 +21,38 @@ _done = False
 
 def podman_available() -> bool:
     return shutil.which("podman") is not None and shutil.which("buildah") is not None
+
+
+def podman_argv(*args: str) -> list[str]:
+    """podman with the image store the scripts and the worker use (STORAGE_DRIVER)."""
+    driver = os.environ.get("STORAGE_DRIVER", "").strip()
+    return ["podman", *(["--storage-driver", driver] if driver else []), *args]
+
+
+def image_store_problems(env: dict[str, str] | None = None) -> list[str]:
+    """What makes the host's image store unusable, as a user would meet it: `podman
+    images` failing, or the multi-arch base list failing to inspect or naming an image
+    that is gone. [] when all is well."""
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(podman_argv(*args), capture_output=True, text=True, timeout=120,
+                              env=env)
+
+    problems = []
+    listing = run("images", "--all", "--digests", "--format", "{{.Digest}}")
+    if listing.returncode != 0:
+        problems.append(f"podman images failed: {listing.stderr.strip()[-1500:]}")
+    if run("manifest", "exists", MULTIARCH_BASE_IMAGE).returncode == 0:
+        listed = run("manifest", "inspect", MULTIARCH_BASE_IMAGE)
+        if listed.returncode != 0:
+            problems.append(f"podman manifest inspect {MULTIARCH_BASE_IMAGE} failed: "
+                            f"{listed.stderr.strip()[-1500:]}")
+        elif listing.returncode == 0:
+            present = set(listing.stdout.split())
+            missing = [m["digest"] for m in json.loads(listed.stdout).get("manifests", [])
+                       if m["digest"] not in present]
+            if missing:
+                problems.append(f"{MULTIARCH_BASE_IMAGE} names images that are gone: {missing}")
+    return problems
 
 
 def ensure_base_image() -> str:
