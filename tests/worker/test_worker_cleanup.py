@@ -38,6 +38,17 @@ def test_an_image_only_this_build_named_is_removed_once_by_id() -> None:
     assert removal.untag == {"b" * 64: ["reg/app:t5"]}
 
 
+def test_a_base_image_whose_id_the_build_printed_stays() -> None:
+    """A Dockerfile of only `FROM localhost/base:latest` prints the base's ID as the image
+    it committed (`--> ae2169ab78c`): the base keeps its name and its image; the build's
+    tags on it go."""
+    base = LocalImage("f" * 64, ("localhost/base:latest", "reg/app:v1"))
+    unnamed_base = LocalImage("9" * 64, ("localhost/other:1",))
+    removal = plan_removal([base, unnamed_base], ["reg/app:v1", "f" * 11, "9" * 12])
+    assert removal.delete == []
+    assert removal.untag == {"f" * 64: ["reg/app:v1"]}
+
+
 def _containers_cli(*args: str) -> str:
     result = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
