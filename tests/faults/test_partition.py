@@ -36,6 +36,7 @@ from slipway.worker.agent import EXIT_OK
 
 SAFETY_LIMIT_S = 90.0  # guards against a hang; not a timing assertion
 SHORT_CUT_S = 2.0  # the short cut's length: well within HEARTBEAT_EXPIRY below
+LINES_BEFORE_CUT = 10  # stored before a worker is cut off
 
 
 async def _start(tmp_path: Path, heartbeat_expiry: int
@@ -67,6 +68,20 @@ def _lines_of(worker: CutOffWorker, messages: list[str]) -> list[str]:
     return [m for m in messages if m.startswith(f"{worker.name} line ")]
 
 
+async def _lines_stored(harness: Harness, build_id: str, worker: CutOffWorker,
+                        count: int) -> None:
+    """Until `count` of the worker's lines are in the build's log."""
+    deadline = time.monotonic() + SAFETY_LIMIT_S
+    while True:
+        messages = [e.message for e in await harness.log(build_id)]
+        if len(_lines_of(worker, messages)) >= count:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{count} lines of {worker.name}: not stored within "
+                                 f"{SAFETY_LIMIT_S} s")
+        await asyncio.sleep(0.05)
+
+
 async def test_a_worker_cut_off_briefly_carries_on_and_its_lines_arrive_once(
     tmp_path: Path,
 ) -> None:
@@ -75,7 +90,7 @@ async def test_a_worker_cut_off_briefly_carries_on_and_its_lines_arrive_once(
     try:
         build_id = await harness.submit()
         worker = await workers.worker(1)
-        await _within("the first output line", worker.building.wait())
+        await _lines_stored(harness, build_id, worker, LINES_BEFORE_CUT)
         worker.proxy.cut()
         # the build writes lines all through the cut: the Reporter keeps them
         written_before_cut = len(worker.lines)
@@ -111,10 +126,10 @@ async def test_a_worker_cut_off_past_its_expiry_is_replaced_and_refused_when_it_
     try:
         build_id = await harness.submit()
         old = await workers.worker(1)
-        await _within("the first output line", old.building.wait())
+        await _lines_stored(harness, build_id, old, LINES_BEFORE_CUT)
         old.proxy.cut()  # until the build has run again elsewhere: longer than the expiry
         new = await workers.worker(2, within=SAFETY_LIMIT_S)
-        await _within("the new worker's first line", new.building.wait())
+        await _lines_stored(harness, build_id, new, LINES_BEFORE_CUT)
         new.finish.set()
         record = await harness.wait_phase(build_id, Phase.COMPLETE, Phase.INTERNAL_ERROR,
                                           within=SAFETY_LIMIT_S)
@@ -134,6 +149,7 @@ async def test_a_worker_cut_off_past_its_expiry_is_replaced_and_refused_when_it_
         assert messages == log_at_completion  # nothing of the old worker once healed
         end = next(i for i, m in enumerate(messages)
                    if m.startswith("Attempt 1 of 3 failed"))
+        assert len(_lines_of(old, messages[:end])) >= LINES_BEFORE_CUT
         assert _lines_of(old, messages[end:]) == []
         assert _lines_of(new, messages) == new.lines
         refused = stale_calls_refused() - refused_before

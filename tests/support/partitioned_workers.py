@@ -31,7 +31,6 @@ class CutOffWorker:
     spec: WorkerSpec
     proxy: TcpProxy
     finish: asyncio.Event = field(default_factory=asyncio.Event)  # set: push, COMPLETE
-    building: asyncio.Event = field(default_factory=asyncio.Event)  # first line out
     lines: list[str] = field(default_factory=list)
     exit_code: int | None = None
     build_ended: bool = False  # the scripted build returned or was stopped
@@ -46,7 +45,6 @@ class CutOffWorker:
                 line = f"{self.name} line {len(self.lines) + 1:04d}"
                 await reporter.log(line)
                 self.lines.append(line)
-                self.building.set()
                 await asyncio.sleep(LINE_PAUSE_S)
             await reporter.phase(pb.PUSHING)
             await reporter.phase(pb.COMPLETE, image_digest=DIGEST)

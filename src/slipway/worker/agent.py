@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -34,7 +35,7 @@ from slipway.worker.retry import (
 log = logging.getLogger("slipway.worker")
 
 # what runs one build once registered: worker/build.py's, or a test's scripted build
-BuildRunner = Callable[[pb.BuildPack, WorkerEnvironment, Reporter], Awaitable[None]]
+BuildRunner = Callable[[pb.BuildPack, WorkerEnvironment, Reporter], Coroutine[Any, Any, None]]
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
