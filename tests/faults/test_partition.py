@@ -33,6 +33,8 @@ from slipway.domain.results import AttemptEnd
 from slipway.executors.base import WorkerSpec
 from slipway.protocol import buildman_pb2 as pb
 from slipway.worker.agent import EXIT_OK
+from slipway.worker.errors import AttemptEnded
+from slipway.worker.reporter import Reporter
 
 SAFETY_LIMIT_S = 90.0  # guards against a hang; not a timing assertion
 SHORT_CUT_S = 2.0  # the short cut's length: well within HEARTBEAT_EXPIRY below
@@ -210,6 +212,15 @@ async def test_every_call_of_an_ended_attempt_is_refused_and_changes_nothing(
             codes.append(refused.value.code())
             assert "this build attempt was ended" in str(refused.value.details())
         assert await old.heartbeat(job_jwt=tokens[0]) == [False]
+        # slipway's worker client hears it as the end of its attempt
+        reporter = Reporter(old.stub, tokens[0], retry_window=5)
+        await reporter.log("old after, through the Reporter")
+        with pytest.raises(AttemptEnded):
+            await reporter.flush()
+        assert reporter.ended.is_set()
+        with pytest.raises(AttemptEnded):
+            await reporter.phase(pb.PUSHING)
+        await reporter.close()
 
         after = await harness.build(build_id)
         assert codes == [grpc.StatusCode.FAILED_PRECONDITION] * 4
@@ -219,9 +230,10 @@ async def test_every_call_of_an_ended_attempt_is_refused_and_changes_nothing(
         record = await harness.wait_phase(build_id, Phase.COMPLETE, Phase.INTERNAL_ERROR)
         assert record.phase is Phase.COMPLETE and record.image_digest == DIGEST
         messages = [e.message for e in await harness.log(build_id)]
-        assert "old before" in messages and "old after" not in messages
+        assert "old before" in messages
+        assert not any(m.startswith("old after") for m in messages)
         refused_count = stale_calls_refused() - refused_before
-        assert refused_count == 5
+        assert refused_count == 6  # 2 SetPhase, 2 LogMessage, DetermineCachedTag, Heartbeat
         print(figures(builds_accepted=1, complete=1, attempts=len(record.attempts),
                       attempts_lost=1, stale_calls_refused=refused_count))
     finally:
