@@ -23,3 +23,9 @@ SCHEDULE_LATENCY = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 LOG_LINES = Counter("slipway_log_lines_total", "Log lines accepted from workers")
+STALE_CALLS_REFUSED = Counter(
+    "slipway_stale_worker_calls_total",
+    "Worker calls refused because their attempt had ended (a worker cut off or paused "
+    "past HEARTBEAT_EXPIRY, a cancelled build's, a late one)",
+    ["call"],
+)

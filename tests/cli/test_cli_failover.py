@@ -23,7 +23,7 @@ import pytest
 from cli_process import CliProcess, log_lines, printed_once_in_order
 from support.postgres_server import PostgresServer, free_port, postgres_available
 from support.redis_server import RedisServer
-from tcp_proxy import TcpProxy
+from support.tcp_proxy import TcpProxy
 from test_cli_builds import write
 
 pytestmark = [pytest.mark.skipif(not postgres_available(), reason="PostgreSQL not installed"),

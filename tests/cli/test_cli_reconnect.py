@@ -18,7 +18,7 @@ import pytest
 from cli_process import CliProcess, log_lines, printed_once_in_order
 from support.api_app import LiveApi
 from support.enqueue import enqueue
-from tcp_proxy import TcpProxy
+from support.tcp_proxy import TcpProxy
 from test_cli_builds import DIGEST, write
 
 from slipway.domain.phases import Phase

@@ -330,9 +330,15 @@ async def test_leaving_a_final_phase_is_refused(tmp_path: Path) -> None:
         build_id = await harness.submit()
         await harness.wait_phase(build_id, Phase.COMPLETE)
         late = ProtocolWorker(harness.address)
-        assert not (await late.set_phase(pb.BUILDING, seq=2, job_jwt=tokens[0])).success
-        assert not (await late.set_phase(pb.ERROR, seq=3, error="late",
+        # a retry of the COMPLETE that ended the attempt: "it landed", as any repeat
+        assert not (await late.set_phase(pb.COMPLETE, seq=1, digest=DIGEST,
                                          job_jwt=tokens[0])).success
+        # anything else of the ended attempt is refused: the worker must stop
+        for phase, seq in ((pb.BUILDING, 2), (pb.ERROR, 3)):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await late.set_phase(phase, seq=seq, error="late", job_jwt=tokens[0])
+            assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+            assert "this build attempt was ended (completed)" in str(refused.value.details())
         assert await late.heartbeat(job_jwt=tokens[0]) == [False]
         await late.close()
         record = await harness.build(build_id)

@@ -40,6 +40,7 @@ from slipway.manager.background import Background
 from slipway.manager.build_limits import attempt_timeout
 from slipway.manager.build_reads import BuildReads
 from slipway.manager.db_retry import retry_transient
+from slipway.manager.ended_jobs import EndedJobs
 from slipway.manager.heartbeats import HeartbeatLeases
 from slipway.manager.jobs import JobStage, JobState
 from slipway.manager.keys import JOB_PREFIX, deadline_key, ended_key, job_key
@@ -177,6 +178,9 @@ class Attempts:
         # builds a user cancelled (from cancel events: any manager's workers of them are
         # refused), the latest CANCELLED_REMEMBERED
         self._cancelled: OrderedDict[str, None] = OrderedDict()
+        # the attempts seen to end (here, or their key deleted by another manager): their
+        # workers' calls are refused (manager/current_attempt.py)
+        self.ended = EndedJobs()
         self._leases = HeartbeatLeases(
             store.queue, lease_seconds=self.lease_seconds(JobStage.RUNNING),
             every=self._heartbeat_expiry / 2, queue_id_of=self._queue_id_of,
@@ -241,6 +245,7 @@ class Attempts:
     def forget(self, job_id: str, *, always_wake: bool = True) -> bool:
         """Stop counting the attempt against capacity (it ended, here or elsewhere).
         True if this process held it."""
+        self.ended.add(job_id)
         held = self._held.pop(job_id, None)
         if held is not None:
             self._signal_scheduled(held)  # a waiting registration finds the job gone
@@ -636,6 +641,8 @@ class Attempts:
             return False
         log.debug("attempt %d of build %s ends (%s: %s)", job.attempt, job.build_id,
                   reason.value, outcome.value)
+        # from now on its worker's calls are refused, before the build is retried
+        self.ended.add(job.job_id, outcome)
         held = self._held.get(job.job_id)
         if held is not None:
             held.ending = True
@@ -675,6 +682,7 @@ class Attempts:
             job = JobState.loads(raw)
         if not await self._claim_end(job_id, key_gone=False):
             return False
+        self.ended.add(job_id)
         await self._teardown(job, reported=False, wait=True)
         return True
 

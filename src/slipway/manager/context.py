@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slipway.config.models import AppConfig, ManagerConfig
@@ -12,6 +12,7 @@ from slipway.executors.base import Executor
 from slipway.manager.attempts import Attempts
 from slipway.manager.background import Background
 from slipway.manager.build_reads import BuildReads
+from slipway.manager.log_sequences import LogSequences
 from slipway.manager.log_writer import LogWriter
 from slipway.orchestrator.base import Orchestrator
 from slipway.store.interfaces import SharedWrites, Store
@@ -38,6 +39,8 @@ class ManagerContext:
     # the hot path's short write transactions (attempt begun, worker recorded, registered)
     shared_writes: SharedWrites
     log_writer: LogWriter
+    # each job's last log line taken, across its streams (a re-send is not stored twice)
+    log_sequences: LogSequences = field(default_factory=LogSequences)
 
     @classmethod
     def create(

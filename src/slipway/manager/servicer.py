@@ -121,13 +121,18 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
                         done = True
                         break
                     batch.append(nxt)
-                results = await self._shielded(
-                    worker_calls.ingest_logs(
-                        self.ctx,
-                        state,
-                        [(r.job_jwt, r.sequence_number, r.log_message, r.phase) for r in batch],
+                try:
+                    results = await self._shielded(
+                        worker_calls.ingest_logs(
+                            self.ctx,
+                            state,
+                            [(r.job_jwt, r.sequence_number, r.log_message, r.phase)
+                             for r in batch],
+                        )
                     )
-                )
+                except CallRefused as exc:  # the attempt has ended: the worker stops
+                    await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
+                    raise
                 for result in results:
                     yield pb.LogMessageResponse(
                         success=result.success, sequence_number=result.sequence_number

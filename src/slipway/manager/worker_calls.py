@@ -21,6 +21,14 @@ from slipway.manager.build_pack import (
 )
 from slipway.manager.cached_tag import first_existing_tag
 from slipway.manager.context import ManagerContext
+from slipway.manager.current_attempt import (
+    REPORTED_BY,
+    AttemptEnded,
+    heard_from,
+    known_end,
+    refused,
+    running_job,
+)
 from slipway.manager.jobs import JobStage, JobState
 from slipway.manager.keys import REGISTERED_PREFIX, job_key
 from slipway.manager.log_lines import BadLogLine, parse_log_line
@@ -40,11 +48,6 @@ async def _claims(ctx: ManagerContext, token: str, kind: TokenType) -> TokenClai
         return await ctx.tokens.verify(token, kind)
     except InvalidToken as exc:
         raise CallRefused("UNAUTHENTICATED", str(exc)) from exc
-
-
-async def _job(ctx: ManagerContext, claims: TokenClaims) -> JobState | None:
-    raw = await ctx.orchestrator.get(job_key(claims.job_id))
-    return JobState.loads(raw) if raw is not None else None
 
 
 async def register(ctx: ManagerContext, packs: PackParts, token: str) -> BuildPack:
@@ -129,11 +132,20 @@ async def _register(ctx: ManagerContext, packs: PackParts, claims: TokenClaims
 
 
 async def heartbeat(ctx: ManagerContext, token: str) -> bool:
+    """False (the worker stops) when the attempt has ended: the protocol's answer to a
+    heartbeat of a gone job, which quay-builder understands too."""
     try:
         claims = await ctx.tokens.verify(token, TokenType.JOB)
     except InvalidToken:
         return False
-    return await ctx.attempts.heartbeat(claims.build_id, claims.job_id)
+    known = known_end(ctx.attempts, claims)
+    if known is not None:
+        refused("Heartbeat", claims, known)
+        return False
+    if not await ctx.attempts.heartbeat(claims.build_id, claims.job_id):
+        refused("Heartbeat", claims, AttemptEnded())
+        return False
+    return True
 
 
 async def set_phase(
@@ -147,10 +159,17 @@ async def set_phase(
 ) -> bool:
     claims = await _claims(ctx, token, TokenType.JOB)
     new = PROTOCOL_PHASES.get(phase_number)
-    job = await _job(ctx, claims)
-    if new is None or new is Phase.WAITING or job is None or job.stage is not JobStage.RUNNING:
-        log.debug("SetPhase %s of job %s refused: %s", phase_number, claims.job_id,
-                  "job gone" if job is None else f"phase or stage {job.stage.value}")
+    try:
+        job = await running_job(ctx, claims, "SetPhase")
+    except AttemptEnded as ended:
+        if new is not None and new in REPORTED_BY and ended.outcome is REPORTED_BY[new]:
+            # the worker's retry of the report that ended it (the answer to its first
+            # try was lost): as any repeated number, success=false, "it landed"
+            return False
+        raise
+    if new is None or new is Phase.WAITING or job.stage is not JobStage.RUNNING:
+        log.debug("SetPhase %s of job %s refused: phase or stage %s", phase_number,
+                  claims.job_id, job.stage.value)
         return False
     if sequence_number <= job.phase_seq:
         log.debug("SetPhase of job %s refused: sequence %d <= %d", claims.job_id,
@@ -169,10 +188,10 @@ class LogResult:
 
 
 class LogStreamState:
-    """Last sequence number per job seen on this stream (and this process)."""
+    """When each job of this stream was last found running (its key touched): at most
+    once a second per job, between those what this process knows of ends decides."""
 
     def __init__(self) -> None:
-        self.last_seq: dict[str, int] = {}
         self.touched: dict[str, float] = {}
 
 
@@ -182,19 +201,25 @@ async def ingest_logs(
     requests: Sequence[tuple[str, int, str, str]],
 ) -> list[LogResult]:
     """Store a batch of (job_jwt, sequence_number, log_message, phase) in one transaction
-    per build, in order, and say which were accepted. Acknowledged lines are durable."""
+    per build, in order, and say which were accepted. Acknowledged lines are durable.
+    Raises AttemptEnded, nothing of the batch stored, when a line's attempt has ended."""
+    verified: list[TokenClaims | None] = []
+    for token, *_ in requests:
+        try:
+            verified.append(await ctx.tokens.verify(token, TokenType.JOB))
+        except InvalidToken:
+            verified.append(None)
+    # before anything is stored: an ended attempt's lines are refused whole
+    for job_claims in {c.job_id: c for c in verified if c is not None}.values():
+        await _still_running(ctx, state, job_claims)
     results: list[LogResult] = []
     by_build: dict[str, list[LogEntry]] = {}
-    accepted_jobs: dict[str, TokenClaims] = {}
     accepted_builds: dict[int, str] = {}  # request index -> build id
-    for token, seq, message, phase in requests:
-        try:
-            claims = await ctx.tokens.verify(token, TokenType.JOB)
-        except InvalidToken:
-            results.append(LogResult(False, seq))
-            continue
-        last = state.last_seq.get(claims.job_id, -1)
-        if seq <= last:
+    sequences = ctx.log_sequences
+    last_taken: dict[str, int] = {}  # job id -> its last number in this batch
+    for claims, (_, seq, message, phase) in zip(verified, requests, strict=True):
+        if claims is None or seq <= last_taken.get(claims.job_id,
+                                                   sequences.last(claims.job_id)):
             results.append(LogResult(False, seq))
             continue
         try:
@@ -202,30 +227,51 @@ async def ingest_logs(
         except BadLogLine:
             results.append(LogResult(False, seq))
             continue
-        state.last_seq[claims.job_id] = seq
+        last_taken[claims.job_id] = seq
         by_build.setdefault(claims.build_id, []).extend(entries)
-        accepted_jobs[claims.job_id] = claims
         accepted_builds[len(results)] = claims.build_id
         results.append(LogResult(True, seq))
-    if by_build:
-        refused = await ctx.log_writer.append(by_build)
-        if refused:  # the build is gone: its lines were not stored
-            for index, request in enumerate(requests):
-                if results[index].success and accepted_builds[index] in refused:
-                    results[index] = LogResult(False, request[1])
-        metrics.LOG_LINES.inc(sum(len(entries) for build_id, entries in by_build.items()
-                                  if build_id not in refused))
-    # every accepted log line counts as a heartbeat (at most one touch per job a second)
-    now = time.monotonic()
-    for job_id in accepted_jobs:
-        if now - state.touched.get(job_id, 0.0) >= 1.0:
-            state.touched[job_id] = now
-            await ctx.attempts.touch(job_id)
+    if not by_build:
+        return results
+    # taken before the write: a second stream of the job (the old one, not yet torn
+    # down, and the worker's new one re-sending) cannot store the same lines meanwhile
+    previous = {job_id: sequences.last(job_id) for job_id in last_taken}
+    for job_id, seq in last_taken.items():
+        sequences.take(job_id, seq)
+    try:
+        refused_builds = await ctx.log_writer.append(by_build)
+    except BaseException:
+        # not stored: the worker's re-send must be
+        for job_id, seq in last_taken.items():
+            sequences.give_back(job_id, seq, previous[job_id])
+        raise
+    if refused_builds:  # the build is gone: its lines were not stored
+        for index, request in enumerate(requests):
+            if results[index].success and accepted_builds[index] in refused_builds:
+                results[index] = LogResult(False, request[1])
+    metrics.LOG_LINES.inc(sum(len(entries) for build_id, entries in by_build.items()
+                              if build_id not in refused_builds))
     return results
+
+
+async def _still_running(ctx: ManagerContext, state: LogStreamState,
+                         claims: TokenClaims) -> None:
+    """Refuse the lines of an ended attempt. Every accepted log line counts as a
+    heartbeat: the job key is touched, at most once a second per job, and the touch
+    says whether it is still there; in between, what this process knows decides."""
+    now = time.monotonic()
+    if now - state.touched.get(claims.job_id, float("-inf")) < 1.0:
+        known = known_end(ctx.attempts, claims)
+        if known is not None:
+            raise refused("LogMessage", claims, known)
+        return
+    await heard_from(ctx, claims, "LogMessage")
+    state.touched[claims.job_id] = now
 
 
 async def cached_tag(ctx: ManagerContext, token: str) -> str:
     claims = await _claims(ctx, token, TokenType.JOB)
+    await running_job(ctx, claims, "DetermineCachedTag")  # refuses an ended attempt's
     record = await ctx.store.builds.get(claims.build_id)
     if record is None:
         return ""

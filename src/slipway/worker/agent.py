@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol.buildman_pb2_grpc import BuildManagerStub
+from slipway.worker.attempt_ended import attempt_ended
 from slipway.worker.build import run_build
 from slipway.worker.environment import WorkerEnvironment
 from slipway.worker.errors import ManagerUnreachable, StopRequested
@@ -30,6 +33,9 @@ from slipway.worker.retry import (
 )
 
 log = logging.getLogger("slipway.worker")
+
+# what runs one build once registered: worker/build.py's, or a test's scripted build
+BuildRunner = Callable[[pb.BuildPack, WorkerEnvironment, Reporter], Coroutine[Any, Any, None]]
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -76,7 +82,7 @@ async def heartbeat(stub: BuildManagerStub, job_jwt: str, env: WorkerEnvironment
                 await asyncio.sleep(env.heartbeat_interval)
         except grpc.aio.AioRpcError as exc:
             if not is_retryable(exc):
-                raise ManagerUnreachable(
+                raise attempt_ended(exc, "Heartbeat") or ManagerUnreachable(
                     f"Heartbeat: the manager refused ({describe(exc)})"
                 ) from None
             await backoff.wait("Heartbeat", exc)
@@ -86,9 +92,11 @@ async def heartbeat(stub: BuildManagerStub, job_jwt: str, env: WorkerEnvironment
             call.cancel()
 
 
-async def run_worker(env: WorkerEnvironment, stop: asyncio.Event | None = None) -> int:
+async def run_worker(env: WorkerEnvironment, stop: asyncio.Event | None = None,
+                     *, build: BuildRunner = run_build) -> int:
     """Register, build, report. Setting `stop` (the worker was sent SIGTERM) ends the
-    build: its processes are ended and its files removed before this returns."""
+    build: its processes are ended and its files removed before this returns. `build`
+    runs the build (tests give a scripted one)."""
     # httpx logs every request URL at INFO; a presigned package URL signs in its query
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -102,12 +110,13 @@ async def run_worker(env: WorkerEnvironment, stop: asyncio.Event | None = None) 
     stopped = asyncio.create_task((stop or asyncio.Event()).wait(), name="slipway-stop")
     try:
         async with open_channel(env) as channel:
-            return await _run(env, BuildManagerStub(channel), stopped)
+            return await _run(env, BuildManagerStub(channel), stopped, build)
     finally:
         stopped.cancel()
 
 
-async def _run(env: WorkerEnvironment, stub: BuildManagerStub, stopped: asyncio.Task[bool]) -> int:
+async def _run(env: WorkerEnvironment, stub: BuildManagerStub, stopped: asyncio.Task[bool],
+               run: BuildRunner) -> int:
     registering = asyncio.create_task(register(stub, env), name="slipway-register")
     await asyncio.wait({registering, stopped}, return_when=asyncio.FIRST_COMPLETED)
     if not registering.done():
@@ -123,10 +132,14 @@ async def _run(env: WorkerEnvironment, stub: BuildManagerStub, stopped: asyncio.
         return EXIT_UNREACHABLE
     log.info("registered; building %s", pack.repository)
     reporter = Reporter(stub, pack.job_jwt, retry_window=env.retry_window)
-    build = asyncio.create_task(run_build(pack, env, reporter), name="slipway-build")
+    build = asyncio.create_task(run(pack, env, reporter), name="slipway-build")
     beat = asyncio.create_task(heartbeat(stub, pack.job_jwt, env), name="slipway-heartbeat")
+    # the manager refused a call of the build: its attempt was ended (a cut or a pause
+    # outlasted HEARTBEAT_EXPIRY) and may run again elsewhere
+    ended = asyncio.create_task(reporter.ended.wait(), name="slipway-attempt-ended")
     try:
-        await asyncio.wait({build, beat, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({build, beat, stopped, ended},
+                           return_when=asyncio.FIRST_COMPLETED)
         if not build.done() and reporter.end_reported and not stopped.done():
             # the manager has the build's end and now answers heartbeats with false;
             # the build is only removing its images and files: let it
@@ -138,11 +151,15 @@ async def _run(env: WorkerEnvironment, stub: BuildManagerStub, stopped: asyncio.
             log.warning("stopping: told to stop by a signal; ending the build")
             await _end(build)
             return EXIT_OK
+        if ended.done():
+            log.warning("stopping: %s; ending the build", reporter.ended_reason)
+            await _end(build)
+            return EXIT_OK
         return await _stopped(beat, build)
     finally:
-        for task in (build, beat):
+        for task in (build, beat, ended):
             task.cancel()
-        await asyncio.gather(build, beat, return_exceptions=True)
+        await asyncio.gather(build, beat, ended, return_exceptions=True)
         # a stopped worker does not wait long on a manager that may be gone
         limit = REPORTER_CLOSE_LIMIT_S if stopped.done() else None
         with contextlib.suppress(Exception):
@@ -155,6 +172,9 @@ async def _finished(build: asyncio.Task[None], reporter: Reporter) -> int:
     except ManagerUnreachable as exc:
         log.error("%s", exc)
         return EXIT_UNREACHABLE
+    except StopRequested as exc:  # a call refused: the attempt was ended
+        log.warning("stopping: %s", exc)
+        return EXIT_OK
     except Exception as exc:
         # the worker's own trouble (runtime missing, disk full): not the user's error, so
         # no ERROR phase; the manager sees the worker gone and retries the build

@@ -20,3 +20,9 @@ class ManagerUnreachable(Exception):
 
 class StopRequested(Exception):
     """The manager answered a heartbeat with false: the job is gone, stop at once."""
+
+
+class AttemptEnded(StopRequested):
+    """The manager refused a call (FAILED_PRECONDITION): this build attempt was ended (its
+    heartbeat lost while the worker was cut off or paused, cancelled, timed out) and
+    perhaps runs again elsewhere. Stop the build, clean up, report nothing more."""

@@ -21,7 +21,8 @@ import grpc
 
 from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol.buildman_pb2_grpc import BuildManagerStub
-from slipway.worker.errors import ManagerUnreachable
+from slipway.worker.attempt_ended import attempt_ended
+from slipway.worker.errors import AttemptEnded, ManagerUnreachable
 from slipway.worker.retry import (
     CALL_TIMEOUT,
     RetryWindow,
@@ -69,7 +70,11 @@ class Reporter:
         self._changed = asyncio.Condition()
         self._closing = False
         self.end_reported = False  # COMPLETE or ERROR delivered: only clean-up is left
-        self._failure: ManagerUnreachable | None = None
+        self._failure: ManagerUnreachable | AttemptEnded | None = None
+        # set once the manager refused a call because this attempt was ended: the agent
+        # stops the build at once, whatever it is doing (worker/agent.py)
+        self.ended = asyncio.Event()
+        self.ended_reason: AttemptEnded | None = None
         self._task: asyncio.Task[None] | None = None
 
     # -- public ------------------------------------------------------------------------
@@ -118,7 +123,14 @@ class Reporter:
         async def send() -> pb.SetPhaseResponse:
             nonlocal attempts
             attempts += 1
-            return await self._stub.SetPhase(request, timeout=CALL_TIMEOUT)
+            try:
+                return await self._stub.SetPhase(request, timeout=CALL_TIMEOUT)
+            except grpc.aio.AioRpcError as exc:
+                ended = attempt_ended(exc, f"SetPhase({self._phase})")
+                if ended is None:
+                    raise
+                self._attempt_ended(ended)
+                raise ended from None  # not retried
 
         response = await call_with_retry(f"SetPhase({self._phase})", self._window, send)
         if phase in (pb.COMPLETE, pb.ERROR):
@@ -142,7 +154,7 @@ class Reporter:
         """Deliver what is queued (best effort) and end the stream."""
         if self._task is None:
             return
-        with contextlib.suppress(ManagerUnreachable):
+        with contextlib.suppress(ManagerUnreachable, AttemptEnded):
             await self.flush()
         async with self._changed:
             self._closing = True
@@ -194,6 +206,11 @@ class Reporter:
                 error: BaseException = exc
                 if reader.done() and reader.exception() is not None:
                     error = reader.exception() or exc
+                ended = attempt_ended(error, "LogMessage")
+                if ended is not None:
+                    self._attempt_ended(ended)
+                    await self._fail(ended)
+                    return
                 if not is_retryable(error) and isinstance(error, grpc.aio.AioRpcError):
                     await self._fail(
                         ManagerUnreachable(f"LogMessage: the manager refused ({describe(error)})")
@@ -254,8 +271,16 @@ class Reporter:
             async with self._changed:
                 self._changed.notify_all()
 
-    async def _fail(self, failure: ManagerUnreachable) -> None:
-        log.error("%s", failure)
+    def _attempt_ended(self, refusal: AttemptEnded) -> None:
+        if self.ended_reason is None:
+            self.ended_reason = refusal
+        self.ended.set()
+
+    async def _fail(self, failure: ManagerUnreachable | AttemptEnded) -> None:
+        if isinstance(failure, AttemptEnded):
+            log.warning("%s", failure)  # the manager's word, not the worker's trouble
+        else:
+            log.error("%s", failure)
         async with self._changed:
             self._failure = failure
             self._lines.clear()
