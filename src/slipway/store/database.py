@@ -182,7 +182,10 @@ class Database:
         error = unavailable_error(exc, self.db_uri, in_commit=in_commit)
         if error is None or error is exc:
             return
-        self.outages.failed(error, exc)
+        # a connection found dead (PostgreSQL restarted since) is no outage yet: its
+        # operation usually runs again on a fresh one (store/rerun.py), which tells
+        if not error.rerun_safe:
+            self.outages.failed(error, exc)
         raise error from exc
 
     async def migrate(self) -> None:

@@ -36,10 +36,12 @@ class StoreUnavailable(Exception):
     `commit_unknown`. `rerun_safe`: the connection was lost before the commit, so the whole
     operation may run again on a fresh connection."""
 
-    def __init__(self, message: str, *, retry_after: int = RETRY_AFTER_S,
-                 rerun_safe: bool = False, commit_unknown: bool = False) -> None:
+    def __init__(self, message: str, *, database: str = "the database",
+                 retry_after: int = RETRY_AFTER_S, rerun_safe: bool = False,
+                 commit_unknown: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.database = database  # which one, DB_URI masked
         self.retry_after = retry_after
         self.rerun_safe = rerun_safe
         self.commit_unknown = commit_unknown
@@ -86,7 +88,7 @@ def _sqlite_code(exc: BaseException) -> str | None:
         return SQLITE_FULL
     if "unable to open" in text or "disk i/o error" in text or "locked" in text:
         return "SQLITE_CANTOPEN"
-    return None
+    return "SQLITE_ERROR"  # a bad statement, a missing table
 
 
 def describe_database(db_uri: str) -> str:
@@ -106,7 +108,7 @@ def unavailable_error(exc: BaseException, db_uri: str, *, in_commit: bool = Fals
     if code == SQLITE_FULL:
         return StoreFull(
             f"{where} cannot be written: disk full; free space on its disk, then try "
-            f"again in {RETRY_AFTER_S} s")
+            f"again in {RETRY_AFTER_S} s", database=where)
     if code is not None and code not in SQLITE_UNAVAILABLE:
         return None  # SQLite's OperationalError for a bad statement
     lost = connection_lost(exc)
@@ -117,5 +119,5 @@ def unavailable_error(exc: BaseException, db_uri: str, *, in_commit: bool = Fals
     if not unavailable:
         return None
     return StoreUnavailable(
-        f"{where} is not answering; try again in {RETRY_AFTER_S} s",
+        f"{where} is not answering; try again in {RETRY_AFTER_S} s", database=where,
         rerun_safe=lost and not in_commit, commit_unknown=in_commit)

@@ -42,7 +42,12 @@ class OutageEpisodes:
         # the driver's class names the kind of failure (AdminShutdown, OperationalError);
         # its text may quote the connection string, so it is not shown
         kind = type(getattr(cause, "orig", None) or cause).__name__
-        log.warning("%s (%s); calls fail until it is back", error.message, kind)
+        if full:
+            log.warning("%s cannot be written: disk full (%s); writes answer 507 until "
+                        "space is freed there", error.database, kind)
+        else:
+            log.warning("%s is not answering (%s); API calls answer 503, workers' calls "
+                        "UNAVAILABLE, until it is back", error.database, kind)
 
     def succeeded(self, *, wrote: bool) -> None:
         if self._unavailable is not None:

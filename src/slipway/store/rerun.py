@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 from slipway.store.errors import StoreUnavailable
 
@@ -24,8 +24,8 @@ T = TypeVar("T")
 
 
 def rerun_if_connection_lost(
-    operation: Callable[P, Awaitable[T]],
-) -> Callable[P, Awaitable[T]]:
+    operation: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
     """`operation` run again, once, when its connection died before any commit (a
     database that cannot be reached at all fails at once: a second try would only wait)."""
 
