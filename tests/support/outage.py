@@ -41,7 +41,9 @@ class ScriptedBuilds:
     """The executors' workers: each runs `agent._run` against the manager that started
     it; its build reports unpacking, pulling, building, logs a line every `pause` until
     `release` is set (a few more after `pushing_from`, when set, then reports pushing),
-    and completes. `exits` holds each worker's exit status (0: its end was delivered)."""
+    and completes. `exits` holds the exit status of each worker that returned by itself
+    (0: its end was delivered; a worker the manager released after its end is cancelled
+    and not in it)."""
 
     def __init__(self, pause: float = 0.1, heartbeat_interval: float = 0.5) -> None:
         self.pause = pause
