@@ -11,6 +11,7 @@ from support.postgres_server import PostgresServer, postgres_available, running_
 
 from slipway.store import database
 from slipway.store.database import Database
+from slipway.store.errors import StoreUnavailable
 
 pytestmark = pytest.mark.skipif(not postgres_available(), reason="PostgreSQL not installed")
 
@@ -44,16 +45,18 @@ async def test_a_connection_in_steady_use_is_not_pinged(
     postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The flip side, and the reason for the idle threshold: without a ping, a connection
-    cut a moment after its last use fails its next statement (callers retry those), and the
-    pool then renews itself."""
+    cut a moment after its last use fails its next statement, as a lost connection the
+    store's operations run again on a fresh one (store/rerun.py), and the pool then
+    renews itself."""
     monkeypatch.setattr(database, "PING_IF_IDLE_S", 3600.0)
     db = Database(postgres.uri)
     try:
         first = await _backend_pid(db)
         postgres.kill()
         postgres.start()
-        with pytest.raises(Exception, match=r"(?i)connection|terminat|closed"):
+        with pytest.raises(StoreUnavailable) as lost:
             await _backend_pid(db)
+        assert lost.value.rerun_safe
         assert await _backend_pid(db) != first
     finally:
         await db.close()

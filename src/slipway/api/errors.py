@@ -2,6 +2,10 @@
 
 FastAPI answers invalid input with 422 and a list of pydantic errors; Quay's clients expect
 400 with one readable message, so validation errors are turned into that here.
+
+A database that does not answer is 503 on every route, with Retry-After, and a full one
+507 (store/errors.py says which failures those are; store/outage.py logs each episode
+once): a client tries again later, rather than seeing a 500 and a traceback per request.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from slipway.domain.refusals import Refusal, Refused
+from slipway.store.errors import StoreFull, StoreUnavailable
 
 # the status of each admission refusal (manager/admission.py)
 REFUSAL_STATUS = {Refusal.INVALID: 400, Refusal.DISABLED: 403, Refusal.QUEUE_FULL: 429}
@@ -40,6 +45,18 @@ def bad_request(message: str) -> ApiError:
 
 def not_found(message: str) -> ApiError:
     return ApiError(404, message, "not_found")
+
+
+def insufficient_storage(message: str, retry_after: int) -> ApiError:
+    """507: a write found no room (DATA_DIR or the database full); reads still work."""
+    return ApiError(507, message, "insufficient_storage", {"Retry-After": str(retry_after)})
+
+
+def store_unavailable(exc: StoreUnavailable) -> ApiError:
+    if isinstance(exc, StoreFull):
+        return insufficient_storage(exc.message, exc.retry_after)
+    return ApiError(503, exc.message, "database_unavailable",
+                    {"Retry-After": str(exc.retry_after)})
 
 
 def error_response(
@@ -87,6 +104,11 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.message, exc.error_type, exc.headers)
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_unavailable(_request: Request, exc: StoreUnavailable) -> JSONResponse:
+        error = store_unavailable(exc)
+        return error_response(error.status, error.message, error.error_type, error.headers)
 
     @app.exception_handler(Refused)
     async def _refused(_request: Request, exc: Refused) -> JSONResponse:

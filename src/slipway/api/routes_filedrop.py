@@ -10,10 +10,11 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from slipway.api.auth import Principal, Role, require
 from slipway.api.deps import ApiDeps, get_deps
-from slipway.api.errors import ApiError, not_found
+from slipway.api.errors import ApiError, insufficient_storage, not_found
 from slipway.api.filedrop import UPLOAD_LIFETIME, UPLOAD_MARK, verify_link
 from slipway.api.models import ErrorOut, FileDropOut, FileDropRequest
-from slipway.api.uploads import TooLarge, create_upload, get_upload, receive
+from slipway.api.uploads import DiskFull, TooLarge, create_upload, get_upload, receive
+from slipway.store.errors import RETRY_AFTER_S
 from slipway.tokens.jwt import TokenType
 
 router = APIRouter(prefix="/api/v1/filedrop", tags=["filedrop"])
@@ -38,7 +39,7 @@ async def filedrop(
     "/{file_id}",
     name="upload_file",
     status_code=200,
-    responses={code: {"model": ErrorOut} for code in (403, 404, 409, 413)},
+    responses={code: {"model": ErrorOut} for code in (403, 404, 409, 413, 503, 507)},
 )
 async def upload_file(
     file_id: str,
@@ -46,7 +47,8 @@ async def upload_file(
     d: Deps,
     token: Annotated[str, Query(description="from the url of POST /filedrop/")],
 ) -> JSONResponse:
-    """The upload itself; the body is streamed to disk, refused past BUILD_UPLOAD_MAX_BYTES."""
+    """The upload itself; the body is streamed to disk, refused past BUILD_UPLOAD_MAX_BYTES
+    (413) or when DATA_DIR is full (507, nothing of it kept)."""
     await verify_link(d.tokens, token, file_id, upload=True)
     upload = await get_upload(d.store, file_id)
     if upload is None:
@@ -68,6 +70,8 @@ async def upload_file(
         size = await receive(d.store, d.config.DATA_DIR, file_id, request.stream(), limit)
     except TooLarge:
         raise too_large from None
+    except DiskFull as exc:
+        raise insufficient_storage(str(exc), RETRY_AFTER_S) from None
     return JSONResponse({"file_id": file_id, "size": size})
 
 

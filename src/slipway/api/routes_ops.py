@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from slipway.api.data_dir_room import has_room
 from slipway.api.deps import ApiDeps, get_deps
 from slipway.api.models import HealthOut, ReadyOut
 
@@ -28,11 +31,14 @@ async def healthz() -> HealthOut:
 
 @router.get("/readyz", response_model=ReadyOut, responses={503: {"model": ReadyOut}})
 async def readyz(d: Annotated[ApiDeps, Depends(get_deps)]) -> JSONResponse:
-    """200 when every part (database, orchestrator, ...) is ready, else 503 naming them."""
+    """200 when every part (database, orchestrator, DATA_DIR's free space, ...) is
+    ready, else 503 naming them."""
     try:
         checks = await d.readiness()
     except Exception:
         checks = {"readiness check": False}
+    # uploads, and the embedded SQLite database, need room to write
+    checks["data_dir"] = await asyncio.to_thread(has_room, Path(d.config.DATA_DIR))
     ready = all(checks.values())
     failing = [name for name, ok in checks.items() if not ok]
     body: dict[str, object] = {"ready": ready, "checks": checks}

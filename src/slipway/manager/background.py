@@ -9,6 +9,7 @@ from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from slipway.domain.refusals import CallRefused
+from slipway.manager.call_outages import OUTAGES
 
 log = logging.getLogger("slipway.manager")
 
@@ -28,8 +29,9 @@ class Background:
         def done(t: asyncio.Task[Any]) -> None:
             self.tasks.discard(t)
             exc = None if t.cancelled() else t.exception()
-            # CallRefused is an answer to the worker, not a failure
-            if exc is not None and not isinstance(exc, CallRefused):
+            # CallRefused is an answer to the worker, not a failure; so is an outage
+            # (UNAVAILABLE), which the store or the orchestrator logs once
+            if exc is not None and not isinstance(exc, (CallRefused, *OUTAGES)):
                 log.error("%s failed", what, exc_info=exc)
 
         task.add_done_callback(done)

@@ -30,6 +30,7 @@ async def retry_transient(
     `give_up_after` seconds have passed; then the last error is raised."""
     deadline = time.monotonic() + give_up_after
     backoff = Backoff(FIRST_DELAY, MAX_DELAY)
+    tries = 0
     while True:
         try:
             return await operation()
@@ -37,6 +38,10 @@ async def retry_transient(
             delay = backoff.next()
             if not is_transient(exc) or time.monotonic() + delay > deadline:
                 raise
-            log.warning("%s: database unavailable (%s); retrying in %.1f s",
-                        what, type(exc).__name__, delay)
+            tries += 1
+            # the store logs the outage itself (store/outage.py): one line per operation
+            # here, not one per try
+            log.log(logging.WARNING if tries == 1 else logging.DEBUG,
+                    "%s: database unavailable (%s); retrying until %.0f s have passed",
+                    what, type(exc).__name__, give_up_after)
         await asyncio.sleep(delay)

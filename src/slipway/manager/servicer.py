@@ -13,6 +13,7 @@ import grpc
 from slipway.domain.refusals import CallRefused
 from slipway.manager import worker_calls
 from slipway.manager.build_pack import BuildPack, PackParts
+from slipway.manager.call_outages import OUTAGES, outage_of
 from slipway.manager.context import ManagerContext
 from slipway.manager.worker_calls import LogStreamState
 from slipway.protocol import buildman_pb2 as pb
@@ -23,6 +24,15 @@ T = TypeVar("T")
 
 # how many queued log lines one transaction takes at most
 LOG_BATCH = 1000
+
+
+async def abort_unavailable(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+    """End the call UNAVAILABLE with a retry hint (call_outages.py); always raises."""
+    outage = outage_of(exc)
+    assert outage is not None, exc
+    log.debug("a worker call met an outage: %s", outage.message)
+    await context.abort(grpc.StatusCode.UNAVAILABLE, outage.message,
+                        trailing_metadata=outage.trailing_metadata)
 
 
 class BuildManagerServicer(pb_grpc.BuildManagerServicer):
@@ -51,6 +61,9 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
         except CallRefused as exc:
             await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
             raise  # unreachable: abort raises
+        except OUTAGES as exc:  # the token was not spent (worker_calls.register)
+            await abort_unavailable(context, exc)
+            raise
         return build_pack_message(pack)
 
     async def Heartbeat(
@@ -59,7 +72,11 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.HeartbeatResponse]:
         async for request in request_iterator:
-            alive = await worker_calls.heartbeat(self.ctx, request.job_jwt)
+            try:
+                alive = await worker_calls.heartbeat(self.ctx, request.job_jwt)
+            except OUTAGES as exc:
+                await abort_unavailable(context, exc)
+                raise
             yield pb.HeartbeatResponse(reply=alive)
 
     async def SetPhase(
@@ -88,6 +105,9 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
             )
         except CallRefused as exc:
             await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
+            raise
+        except OUTAGES as exc:
+            await abort_unavailable(context, exc)
             raise
         return pb.SetPhaseResponse(success=ok, sequence_number=request.sequence_number)
 
@@ -133,6 +153,9 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
                 except CallRefused as exc:  # the attempt has ended: the worker stops
                     await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
                     raise
+                except OUTAGES as exc:  # unacknowledged: the worker sends them again
+                    await abort_unavailable(context, exc)
+                    raise
                 for result in results:
                     yield pb.LogMessageResponse(
                         success=result.success, sequence_number=result.sequence_number
@@ -147,6 +170,9 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
             tag = await worker_calls.cached_tag(self.ctx, request.job_jwt)
         except CallRefused as exc:
             await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
+            raise
+        except OUTAGES as exc:
+            await abort_unavailable(context, exc)
             raise
         return pb.CachedTag(CachedTag=tag)
 

@@ -5,6 +5,20 @@ from __future__ import annotations
 from slipway.config.models import AppConfig
 from slipway.executors.config_base import ExecutorConfigBase
 
+# the worker's heartbeat interval (HEARTBEAT_INTERVAL, worker/environment.py's default)
+WORKER_HEARTBEAT_INTERVAL_S = 2.0
+# the longest a worker retries an unreachable manager (RETRY_WINDOW's default)
+LONGEST_RETRY_WINDOW_S = 60.0
+
+
+def worker_retry_window(heartbeat_expiry: float) -> float:
+    """How long a worker retries a manager that does not answer (or answers UNAVAILABLE:
+    its database or Redis is down): less than HEARTBEAT_EXPIRY from its last heartbeat,
+    so that a worker gives up before its manager takes it for gone and runs the build
+    again elsewhere, never building on beside the new attempt."""
+    budget = heartbeat_expiry - WORKER_HEARTBEAT_INTERVAL_S - 1.0
+    return max(1.0, min(LONGEST_RETRY_WINDOW_S, budget))
+
 
 def worker_environment(
     app_config: AppConfig,
@@ -29,6 +43,8 @@ def worker_environment(
         "CONTEXT_MAX_BYTES": str(app_config.BUILD_CONTEXT_MAX_BYTES),
         "CONTEXT_MAX_FILES": str(app_config.BUILD_CONTEXT_MAX_FILES),
     }
+    if app_config.manager is not None:
+        env["RETRY_WINDOW"] = f"{worker_retry_window(app_config.manager.HEARTBEAT_EXPIRY):g}"
     if tls and executor_config.CA_CERT:
         env["TLS_CERT_PATH"] = str(executor_config.CA_CERT)
     if executor_config.LAYER_CACHE:

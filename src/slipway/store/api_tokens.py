@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, select
 
 from slipway.store.database import Database
 from slipway.store.records import StoredToken
+from slipway.store.rerun import rerun_if_connection_lost
 from slipway.store.schema import api_tokens
 
 
@@ -18,6 +19,7 @@ class ApiTokenStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    @rerun_if_connection_lost
     async def add(self, token_hash: str, name: str, scopes: Mapping[str, str]) -> None:
         async with self.db.write() as conn:
             await conn.execute(
@@ -26,6 +28,7 @@ class ApiTokenStore:
                 )
             )
 
+    @rerun_if_connection_lost
     async def find(self, token_hash: str) -> StoredToken | None:
         async with self.db.lookup() as conn:  # every request's: one row by key
             row = (
@@ -37,6 +40,7 @@ class ApiTokenStore:
             ).first()
         return None if row is None else StoredToken(row.name, dict(row.scopes or {}))
 
+    @rerun_if_connection_lost
     async def any_stored(self) -> bool:
         async with self.db.read() as conn:
             return bool(await conn.scalar(select(func.count()).select_from(api_tokens)))

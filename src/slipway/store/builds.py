@@ -17,6 +17,7 @@ from slipway.domain.results import INITIAL_RETRIES
 from slipway.store.database import Database, SqlConnection
 from slipway.store.log_rows import BUILD_ID_PARAM, append_with, counted
 from slipway.store.records import BuildRecord, LogEntry, NewBuild
+from slipway.store.rerun import rerun_if_connection_lost
 from slipway.store.schema import builds as b
 from slipway.store.secrets import BuildSecretStore
 
@@ -95,6 +96,7 @@ class BuildStore:
         await conn.execute(b.insert().values(**values))
         return _record(values)
 
+    @rerun_if_connection_lost
     async def get(self, build_id: str, conn: SqlConnection | None = None) -> BuildRecord | None:
         params = {"build_id": build_id}
         if conn is not None:
@@ -104,6 +106,7 @@ class BuildStore:
                 row = (await c.execute(_BY_ID, params)).first()
         return _record(row._mapping) if row else None
 
+    @rerun_if_connection_lost
     async def get_many(self, build_ids: Sequence[str]) -> dict[str, BuildRecord]:
         if not build_ids:
             return {}
@@ -111,6 +114,7 @@ class BuildStore:
             rows = await conn.execute(select(b).where(b.c.id.in_(list(build_ids))))
             return {r.id: _record(r._mapping) for r in rows.all()}
 
+    @rerun_if_connection_lost
     async def get_each(self, build_ids: Sequence[str]) -> list[BuildRecord | None]:
         """One record (or None) per id, in order, from one query."""
         async with self.db.lookup() as conn:
@@ -118,6 +122,7 @@ class BuildStore:
             found = {r.id: _record(r._mapping) for r in rows.all()}
         return [found.get(build_id) for build_id in build_ids]
 
+    @rerun_if_connection_lost
     async def list_for_repository(
         self,
         namespace: str,
@@ -136,6 +141,7 @@ class BuildStore:
         async with self.db.read() as conn:
             return [_record(r._mapping) for r in (await conn.execute(stmt)).all()]
 
+    @rerun_if_connection_lost
     async def find_by_id_prefix(
         self, namespace: str, repository: str, prefix: str, *, limit: int = 10
     ) -> list[BuildRecord]:
@@ -151,6 +157,7 @@ class BuildStore:
         async with self.db.read() as conn:
             return [_record(r._mapping) for r in (await conn.execute(stmt)).all()]
 
+    @rerun_if_connection_lost
     async def list_in_phases(self, phases: Sequence[Phase]) -> list[BuildRecord]:
         async with self.db.read() as conn:
             rows = await conn.execute(select(b).where(b.c.phase.in_([p.value for p in phases])))

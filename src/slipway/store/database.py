@@ -14,6 +14,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from slipway.store.errors import unavailable_error
+from slipway.store.outage import OutageEpisodes
+
 # how long an SQLite statement waits for another connection's write lock
 SQLITE_BUSY_TIMEOUT_S = 30
 # PostgreSQL connections a manager or API process keeps open
@@ -123,24 +126,39 @@ class Database:
             self._sync_writer = _sync_sqlite_engine(db_uri)
             self._sync_reader = _sync_sqlite_engine(db_uri)
         self._write_lock = asyncio.Lock()
+        self.outages = OutageEpisodes()
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[SqlConnection]:
-        """A read-write transaction, committed on success."""
-        if self._sync_writer is not None:
-            async with self._write_lock:
-                with self._sync_writer.begin() as sync_conn:
-                    yield SyncConnection(sync_conn)
-        else:
-            async with self.engine.begin() as conn:
-                yield conn
+        """A read-write transaction, committed on success. A database that does not
+        answer (or is full) raises StoreUnavailable (StoreFull), see store/errors.py."""
+        in_commit = False
+        try:
+            if self._sync_writer is not None:
+                async with self._write_lock:
+                    with self._sync_writer.begin() as sync_conn:
+                        yield SyncConnection(sync_conn)
+                        in_commit = True
+            else:
+                async with self.engine.begin() as conn:
+                    yield conn
+                    in_commit = True
+        except Exception as exc:
+            self._raise_unavailable(exc, in_commit=in_commit)
+            raise
+        self.outages.succeeded(wrote=True)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read: on SQLite one snapshot for its statements, on PostgreSQL each
         statement's own (no transaction)."""
-        async with self._reads.connect() as conn:
-            yield conn
+        try:
+            async with self._reads.connect() as conn:
+                yield conn
+        except Exception as exc:
+            self._raise_unavailable(exc)
+            raise
+        self.outages.succeeded(wrote=False)
 
     @contextlib.asynccontextmanager
     async def lookup(self) -> AsyncIterator[SqlConnection]:
@@ -150,9 +168,25 @@ class Database:
             async with self.read() as conn:
                 yield conn
             return
-        with self._sync_reader.connect() as sync_conn:
-            yield SyncConnection(sync_conn)
-            sync_conn.rollback()  # no snapshot left open to hold WAL checkpoints back
+        try:
+            with self._sync_reader.connect() as sync_conn:
+                yield SyncConnection(sync_conn)
+                sync_conn.rollback()  # no snapshot left open to hold WAL checkpoints back
+        except Exception as exc:
+            self._raise_unavailable(exc)
+            raise
+        self.outages.succeeded(wrote=False)
+
+    def _raise_unavailable(self, exc: Exception, *, in_commit: bool = False) -> None:
+        """Raise the StoreUnavailable that `exc` means, if it means one."""
+        error = unavailable_error(exc, self.db_uri, in_commit=in_commit)
+        if error is None or error is exc:
+            return
+        # a connection found dead (PostgreSQL restarted since) is no outage yet: its
+        # operation usually runs again on a fresh one (store/rerun.py), which tells
+        if not error.rerun_safe:
+            self.outages.failed(error, exc)
+        raise error from exc
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
@@ -164,9 +198,10 @@ class Database:
         try:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-            return True
         except Exception:
             return False
+        self.outages.succeeded(wrote=False)
+        return True
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from slipway.store.database import Database
+from slipway.store.rerun import rerun_if_connection_lost
 from slipway.store.schema import signing_keys as k
 
 
@@ -16,6 +17,7 @@ class SigningKeyStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    @rerun_if_connection_lost
     async def publish(self, kid: str, public_pem: str) -> None:
         insert = sqlite_insert if self.db.is_sqlite else pg_insert
         async with self.db.write() as conn:
@@ -25,12 +27,14 @@ class SigningKeyStore:
                 .on_conflict_do_nothing(index_elements=["kid"])
             )
 
+    @rerun_if_connection_lost
     async def get(self, kid: str) -> str | None:
         async with self.db.read() as conn:
             return await conn.scalar(
                 select(k.c.public_pem).where(k.c.kid == kid, k.c.retired.is_(None))
             )
 
+    @rerun_if_connection_lost
     async def retire(self, kid: str) -> None:
         async with self.db.write() as conn:
             await conn.execute(update(k).where(k.c.kid == kid).values(retired=time.time()))

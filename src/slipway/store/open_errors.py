@@ -10,9 +10,10 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from slipway.config_fields import MASK, mask_url
 from slipway.startup_errors import REFUSED, TIMEOUT, UNRESOLVED, mentions_any
+from slipway.store.errors import StoreUnavailable
 
 # what store.open() raises when the database cannot be reached or refuses slipway
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, OSError)
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, OSError, StoreUnavailable)
 
 
 def _driver_text(exc: BaseException) -> str:
@@ -27,6 +28,8 @@ def _driver_text(exc: BaseException) -> str:
 
 def database_problem(exc: BaseException, db_uri: str) -> str:
     """The one line for a database that could not be opened at start."""
+    if isinstance(exc, StoreUnavailable) and exc.__cause__ is not None:
+        exc = exc.__cause__  # the driver's error says why
     shown = f"DB_URI {mask_url(db_uri)}"
     text = _driver_text(exc)
     try:

@@ -15,6 +15,7 @@ from slipway.domain.results import AttemptEnd
 from slipway.store.builds import _record
 from slipway.store.database import Database
 from slipway.store.records import FailureGroup, NamespaceQueue, RepositorySummary
+from slipway.store.rerun import rerun_if_connection_lost
 from slipway.store.schema import build_queue as q
 from slipway.store.schema import builds as b
 
@@ -95,6 +96,7 @@ class BuildOverview:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    @rerun_if_connection_lost
     async def repositories(
         self, namespaces: Sequence[str] | None, *, limit: int = 500
     ) -> list[RepositorySummary]:
@@ -115,12 +117,14 @@ class BuildOverview:
             for g in groups
         ]
 
+    @rerun_if_connection_lost
     async def workers_by_executor(self) -> dict[str | None, int]:
         """Builds holding a worker, by the executor that started it (None: not known yet)."""
         async with self.db.read() as conn:
             rows = (await conn.execute(workers_statement())).all()
         return {executor: int(n) for executor, n in rows}
 
+    @rerun_if_connection_lost
     async def queue_by_namespace(self, namespaces: Sequence[str] | None) -> list[NamespaceQueue]:
         async with self.db.read() as conn:
             rows = (await conn.execute(queue_statement(namespaces, time.time()))).all()
@@ -130,6 +134,7 @@ class BuildOverview:
             for ns, run, retry, total in rows
         ]
 
+    @rerun_if_connection_lost
     async def recent_failures(
         self, since: float, namespaces: Sequence[str] | None
     ) -> list[FailureGroup]:

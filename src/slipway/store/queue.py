@@ -36,6 +36,7 @@ from sqlalchemy import (
 from slipway.domain.results import INITIAL_RETRIES
 from slipway.store.database import Database, SqlConnection
 from slipway.store.records import QueueItem, RoundRobin, WaitReason
+from slipway.store.rerun import rerun_if_connection_lost
 from slipway.store.schema import build_queue as q
 
 __all__ = ["BuildQueue", "QueueItem", "RoundRobin", "WaitReason"]
@@ -228,6 +229,7 @@ class BuildQueue:
         )
         return [_row_to_item(row._mapping) for row in result.all()]
 
+    @rerun_if_connection_lost
     async def next_available_at(self, after: float) -> float | None:
         """The earliest time after `after` at which a waiting item becomes available or a
         lease runs out (the scheduler's timer); None when there is none."""
@@ -315,17 +317,20 @@ class BuildQueue:
         result = await conn.execute(delete(q).where(q.c.build_id == build_id))
         return bool(result.rowcount)
 
+    @rerun_if_connection_lost
     async def get_for_build(self, build_id: str) -> QueueItem | None:
         async with self.db.read() as conn:
             row = (await conn.execute(select(q).where(q.c.build_id == build_id))).first()
         return _row_to_item(row._mapping) if row else None
 
+    @rerun_if_connection_lost
     async def count_queued(self, namespace: str) -> int:
         # each submit's queue-limit check: an index count, bounded by the limit
         async with self.db.lookup() as conn:
             n = await conn.scalar(select(func.count()).where(q.c.namespace == namespace))
         return int(n or 0)
 
+    @rerun_if_connection_lost
     async def why_waiting(
         self,
         build_ids: list[str],
@@ -371,6 +376,7 @@ class BuildQueue:
                 reasons[build_id] = WaitReason("next")
         return reasons
 
+    @rerun_if_connection_lost
     async def claimed_by(self, manager_id: str) -> list[QueueItem]:
         async with self.db.read() as conn:
             rows = await conn.execute(

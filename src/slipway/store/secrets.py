@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 
 from slipway.store.database import Database, SqlConnection
 from slipway.store.errors import SecretsUnavailable
+from slipway.store.rerun import rerun_if_connection_lost
 from slipway.store.schema import build_secrets as s
 
 __all__ = ["BuildSecretStore", "SecretsUnavailable"]
@@ -44,6 +45,7 @@ class BuildSecretStore:
         await conn.execute(s.insert().values(build_id=build_id, sealed=sealed,
                                              created=time.time()))
 
+    @rerun_if_connection_lost
     async def get(self, build_id: str) -> dict[str, str]:
         """The build's secrets; {} when it has none (or they are gone: it ended)."""
         async with self.db.read() as conn:

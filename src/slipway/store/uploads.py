@@ -12,6 +12,7 @@ from sqlalchemy import insert, select, update
 
 from slipway.store.database import Database
 from slipway.store.records import Upload
+from slipway.store.rerun import rerun_if_connection_lost
 from slipway.store.schema import uploads
 
 
@@ -19,6 +20,7 @@ class UploadStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    @rerun_if_connection_lost
     async def create(self, mime_type: str, namespace: str | None) -> str:
         """A new upload, no file yet; its file id."""
         file_id = str(uuid.uuid4())
@@ -31,6 +33,7 @@ class UploadStore:
             )
         return file_id
 
+    @rerun_if_connection_lost
     async def get(self, file_id: str) -> Upload | None:
         async with self.db.read() as conn:
             row = (await conn.execute(select(uploads).where(uploads.c.file_id == file_id))).first()
@@ -38,6 +41,7 @@ class UploadStore:
             return None
         return Upload(row.file_id, row.mime_type, Path(row.path) if row.path else None, row.size)
 
+    @rerun_if_connection_lost
     async def received(self, file_id: str, path: Path, size: int) -> None:
         """The upload's file is in, at `path`, `size` bytes."""
         async with self.db.write() as conn:

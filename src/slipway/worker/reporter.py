@@ -123,6 +123,11 @@ class Reporter:
         async def send() -> pb.SetPhaseResponse:
             nonlocal attempts
             attempts += 1
+            if attempts > 1:
+                # a new number for each retry: a try that failed (the manager's database
+                # down) may have kept its number in the job while its phase was never
+                # written, and the same number again would be refused as a duplicate
+                request.sequence_number = self._next_seq()
             try:
                 return await self._stub.SetPhase(request, timeout=CALL_TIMEOUT)
             except grpc.aio.AioRpcError as exc:
