@@ -83,7 +83,7 @@ async def phases_of(client: httpx.AsyncClient, repo: str, build_id: str) -> list
 
 
 async def test_a_postgresql_outage_loses_no_build_and_answers_503(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
     private_postgres: PostgresServer, redis: RedisServer,
 ) -> None:
     postgres = private_postgres
@@ -93,127 +93,126 @@ async def test_a_postgresql_outage_loses_no_build_and_answers_503(
     configs = [server_config(tmp_path, f"manager{i}", DB_URI=with_password(postgres.uri),
                              manager={"ORCHESTRATOR": orchestrator})
                for i in range(2)]
-    with builds.installed(monkeypatch):
-        async with running_servers(configs, builds) as servers:
-            token = servers[0].admin_token
-            assert token is not None
-            clients = [api_client(server, token) for server in servers]
-            try:
-                accepted: list[tuple[str, str]] = []
-                for i in range(BUILDS):
-                    response = await clients[i % 2].post(
-                        f"/api/v1/repository/ns/repo{i}/build/", json=ARCHIVE)
-                    assert response.status_code == 201, response.text
-                    accepted.append((f"repo{i}", response.json()["id"]))
+    async with running_servers(configs, builds) as servers:
+        token = servers[0].admin_token
+        assert token is not None
+        clients = [api_client(server, token) for server in servers]
+        try:
+            accepted: list[tuple[str, str]] = []
+            for i in range(BUILDS):
+                response = await clients[i % 2].post(
+                    f"/api/v1/repository/ns/repo{i}/build/", json=ARCHIVE)
+                assert response.status_code == 201, response.text
+                accepted.append((f"repo{i}", response.json()["id"]))
 
-                async def all_building() -> bool:
-                    for repo, build_id in accepted:
-                        status = await clients[0].get(
-                            f"/api/v1/repository/ns/{repo}/build/{build_id}/status")
-                        if status.json()["phase"] != "building":
-                            return False
-                    return True
-
-                await wait_until(all_building, "every build to be building", within=60)
-                some_repo, some_build = accepted[0]
-                reads = ApiProbe(clients, [
-                    ("GET", f"/api/v1/repository/ns/{some_repo}/build/", None),
-                    ("GET", f"/api/v1/repository/ns/{some_repo}/build/{some_build}/status",
-                     None),
-                    ("GET", f"/api/v1/repository/ns/{some_repo}/build/{some_build}/logs",
-                     None),
-                ])
-                # writes only while the database is down: all refused (a build accepted
-                # then would test the scheduler's outage, not the API's)
-                writes = ApiProbe(clients, [
-                    ("POST", "/api/v1/repository/ns/probe/build/", ARCHIVE),
-                    ("POST", "/api/v1/filedrop/", {"mimeType": "application/gzip"}),
-                ])
-
-                # the outage: PostgreSQL's fast shutdown ends every session, as
-                # `pg_ctl stop -m fast` does, while clients (some reads in flight as it
-                # stops) and workers go on calling
-                stop_probing = asyncio.Event()
-                reading = asyncio.get_running_loop().create_task(
-                    reads.run_until(stop_probing, pause=0.02))
-                await asyncio.sleep(0.3)
-                await asyncio.to_thread(postgres.stop)
-                during = await reads.call_all() + await writes.call_all()
-                writing = asyncio.get_running_loop().create_task(
-                    writes.run_until(stop_probing))
-                ready_during = [await c.get("/readyz") for c in clients]
-                worker_call = await cached_tag_call(servers, builds)
-                await asyncio.sleep(OUTAGE_S)
-                stop_probing.set()
-                await reading
-                await writing
-                await asyncio.to_thread(postgres.start)
-                builds.release.set()
-
-                # what a client saw while the database was down
-                assert {a.status for a in during} == {503}, during
-                for answer in during:
-                    assert answer.is_json and answer.retry_after is not None, answer
-                    assert "the database (DB_URI postgresql://" in answer.message, answer
-                    assert "is not answering; try again in" in answer.message, answer
-                    assert PASSWORD not in answer.message, answer
-                for ready in ready_during:
-                    assert ready.status_code == 503
-                    assert ready.json()["checks"]["database"] is False
-                assert worker_call[0] is grpc.StatusCode.UNAVAILABLE, worker_call
-                assert worker_call[1] > 0  # the retry hint
-                answers = reads.answers + writes.answers
-                statuses = reads.statuses() + writes.statuses()
-                assert statuses[500] == 0, answers
-                assert set(reads.statuses()) <= {200, 503}, reads.statuses()
-                assert set(writes.statuses()) == {503}, writes.statuses()
-                bad = [a for a in answers if a.status == 503
-                       and not (a.is_json and a.retry_after)]
-                assert not bad, bad
-
-                # afterwards: both managers ready, new builds accepted, every build once
-                await wait_until(lambda: all_ready(clients), "both managers ready", within=30)
-                for i, client in enumerate(clients):
-                    response = await client.post(
-                        f"/api/v1/repository/ns/after{i}/build/", json=ARCHIVE)
-                    assert response.status_code == 201, response.text
-                    accepted.append((f"after{i}", response.json()["id"]))
-
-                async def all_final() -> bool:
-                    for repo, build_id in accepted:
-                        status = await clients[0].get(
-                            f"/api/v1/repository/ns/{repo}/build/{build_id}/status")
-                        if status.json()["phase"] not in ("complete", "error",
-                                                          "internalerror", "cancelled"):
-                            return False
-                    return True
-
-                await wait_until(all_final, "every accepted build to end", within=60)
-                phases: Counter[str] = Counter()
-                lost = 0
+            async def all_building() -> bool:
                 for repo, build_id in accepted:
-                    build = (await clients[1].get(
-                        f"/api/v1/repository/ns/{repo}/build/{build_id}")).json()
-                    phases[build["phase"]] += 1
-                    lost += sum(1 for a in build["attempts"] if a["outcome"] != "completed")
-                    assert (await phases_of(clients[0], repo, build_id)).count("complete") \
-                        == 1, build
-                retries = sum(1 for r in caplog.records if r.name == "slipway.worker"
-                              and "UNAVAILABLE" in r.getMessage())
-                tracebacks = [r for r in caplog.records if r.exc_info and (
-                    r.name.startswith("slipway.api") or r.name.startswith("uvicorn"))]
-                print(f"database outage: accepted={len(accepted)} "
-                      f"complete={phases['complete']} attempts_lost={lost} "
-                      f"api_calls={len(answers)} 503s={statuses[503]} "
-                      f"500s={statuses[500]} worker_unavailable_retries={retries} "
-                      f"workers_gave_up={sum(1 for _, code in builds.exits if code)}")
-                assert phases == {"complete": len(accepted)}
-                assert lost == 0
-                assert all(code == 0 for _, code in builds.exits), builds.exits
-                assert not tracebacks
-            finally:
-                for client in clients:
-                    await client.aclose()
+                    status = await clients[0].get(
+                        f"/api/v1/repository/ns/{repo}/build/{build_id}/status")
+                    if status.json()["phase"] != "building":
+                        return False
+                return True
+
+            await wait_until(all_building, "every build to be building", within=60)
+            some_repo, some_build = accepted[0]
+            reads = ApiProbe(clients, [
+                ("GET", f"/api/v1/repository/ns/{some_repo}/build/", None),
+                ("GET", f"/api/v1/repository/ns/{some_repo}/build/{some_build}/status",
+                 None),
+                ("GET", f"/api/v1/repository/ns/{some_repo}/build/{some_build}/logs",
+                 None),
+            ])
+            # writes only while the database is down: all refused (a build accepted
+            # then would test the scheduler's outage, not the API's)
+            writes = ApiProbe(clients, [
+                ("POST", "/api/v1/repository/ns/probe/build/", ARCHIVE),
+                ("POST", "/api/v1/filedrop/", {"mimeType": "application/gzip"}),
+            ])
+
+            # the outage: PostgreSQL's fast shutdown ends every session, as
+            # `pg_ctl stop -m fast` does, while clients (some reads in flight as it
+            # stops) and workers go on calling
+            stop_probing = asyncio.Event()
+            reading = asyncio.get_running_loop().create_task(
+                reads.run_until(stop_probing, pause=0.02))
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(postgres.stop)
+            during = await reads.call_all() + await writes.call_all()
+            writing = asyncio.get_running_loop().create_task(
+                writes.run_until(stop_probing))
+            ready_during = [await c.get("/readyz") for c in clients]
+            worker_call = await cached_tag_call(servers, builds)
+            await asyncio.sleep(OUTAGE_S)
+            stop_probing.set()
+            await reading
+            await writing
+            await asyncio.to_thread(postgres.start)
+            builds.release.set()
+
+            # what a client saw while the database was down
+            assert {a.status for a in during} == {503}, during
+            for answer in during:
+                assert answer.is_json and answer.retry_after is not None, answer
+                assert "the database (DB_URI postgresql://" in answer.message, answer
+                assert "is not answering; try again in" in answer.message, answer
+                assert PASSWORD not in answer.message, answer
+            for ready in ready_during:
+                assert ready.status_code == 503
+                assert ready.json()["checks"]["database"] is False
+            assert worker_call[0] is grpc.StatusCode.UNAVAILABLE, worker_call
+            assert worker_call[1] > 0  # the retry hint
+            answers = reads.answers + writes.answers
+            statuses = reads.statuses() + writes.statuses()
+            assert statuses[500] == 0, answers
+            assert set(reads.statuses()) <= {200, 503}, reads.statuses()
+            assert set(writes.statuses()) == {503}, writes.statuses()
+            bad = [a for a in answers if a.status == 503
+                   and not (a.is_json and a.retry_after)]
+            assert not bad, bad
+
+            # afterwards: both managers ready, new builds accepted, every build once
+            await wait_until(lambda: all_ready(clients), "both managers ready", within=30)
+            for i, client in enumerate(clients):
+                response = await client.post(
+                    f"/api/v1/repository/ns/after{i}/build/", json=ARCHIVE)
+                assert response.status_code == 201, response.text
+                accepted.append((f"after{i}", response.json()["id"]))
+
+            async def all_final() -> bool:
+                for repo, build_id in accepted:
+                    status = await clients[0].get(
+                        f"/api/v1/repository/ns/{repo}/build/{build_id}/status")
+                    if status.json()["phase"] not in ("complete", "error",
+                                                      "internalerror", "cancelled"):
+                        return False
+                return True
+
+            await wait_until(all_final, "every accepted build to end", within=60)
+            phases: Counter[str] = Counter()
+            lost = 0
+            for repo, build_id in accepted:
+                build = (await clients[1].get(
+                    f"/api/v1/repository/ns/{repo}/build/{build_id}")).json()
+                phases[build["phase"]] += 1
+                lost += sum(1 for a in build["attempts"] if a["outcome"] != "completed")
+                assert (await phases_of(clients[0], repo, build_id)).count("complete") \
+                    == 1, build
+            retries = sum(1 for r in caplog.records if r.name == "slipway.worker"
+                          and "UNAVAILABLE" in r.getMessage())
+            tracebacks = [r for r in caplog.records if r.exc_info and (
+                r.name.startswith("slipway.api") or r.name.startswith("uvicorn"))]
+            print(f"database outage: accepted={len(accepted)} "
+                  f"complete={phases['complete']} attempts_lost={lost} "
+                  f"api_calls={len(answers)} 503s={statuses[503]} "
+                  f"500s={statuses[500]} worker_unavailable_retries={retries} "
+                  f"workers_gave_up={sum(1 for _, code in builds.exits if code)}")
+            assert phases == {"complete": len(accepted)}
+            assert lost == 0
+            assert all(code == 0 for _, code in builds.exits), builds.exits
+            assert not tracebacks
+        finally:
+            for client in clients:
+                await client.aclose()
 
 
 async def all_ready(clients: list[httpx.AsyncClient]) -> bool:

@@ -14,14 +14,13 @@ import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
-import pytest
 
 from slipway.config.loader import parse_config
 from slipway.executors.base import Executor, WorkerSpec
@@ -53,11 +52,6 @@ class ScriptedBuilds:
         self.exits: list[tuple[str, int]] = []
         self.executors: list[ScriptedExecutor] = []
 
-    @contextlib.contextmanager
-    def installed(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedBuilds]:
-        monkeypatch.setattr(agent, "run_build", self.build)
-        yield self
-
     def executor_factory(self, _app: Any, manager_config: Any, manager_id: str
                          ) -> list[Executor]:
         made = [ScriptedExecutor(entry, manager_id, self._worker)
@@ -76,7 +70,7 @@ class ScriptedBuilds:
         stopped = asyncio.get_running_loop().create_task(asyncio.Event().wait())
         try:
             async with grpc.aio.insecure_channel(spec.manager_address) as channel:
-                status = await agent._run(env, BuildManagerStub(channel), stopped)
+                status = await agent._run(env, BuildManagerStub(channel), stopped, self.build)
             self.exits.append((spec.build_id, status))
         finally:
             stopped.cancel()
