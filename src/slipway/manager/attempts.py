@@ -83,6 +83,8 @@ PUT_BACK_BATCH = 500
 # told to try again (rather than that its job ended) while that manager puts them back:
 # it notices within a reconciler pass (at most 10 s) or at its first worker call
 MIN_LOSS_GRACE = 20.0
+# the phases only a registered (running) worker reports
+REPORTED_WHILE_RUNNING = UNDER_WAY_PHASES - {Phase.BUILD_SCHEDULED}
 
 
 class EndReason(StrEnum):
@@ -595,6 +597,31 @@ class Attempts:
             raw = await self._orchestrator.get(job_key(job_id))
         return None if raw is None else JobState.loads(raw)
 
+    async def running_job(self, job_id: str) -> JobState | None:
+        """`current_job` for a worker that holds a job token, so whose registration went
+        through: a key at an earlier stage was written back from before it (put back by
+        a manager whose copy missed it, the registration having gone to another manager;
+        or left so by a failover that lost the write) and is moved on to `running`, with
+        a deadline key, so the worker's reports are taken."""
+        job = await self.current_job(job_id)
+        if job is None or job.stage is JobStage.RUNNING:
+            return job
+        running = replace(job, stage=JobStage.RUNNING,
+                          registered_at=job.registered_at or time.time())
+        if not await self._orchestrator.compare_and_set(
+            job_key(job_id), job.dumps(), running.dumps(),
+            expiration=self.key_lifetime(JobStage.RUNNING),
+        ):
+            return await self.current_job(job_id)  # changed meanwhile: as it is now
+        await self._orchestrator.set(deadline_key(job_id), running.dumps(), overwrite=False,
+                                     expiration=float(self._config.MACHINE_MAX_TIME))
+        held = self._held.get(job_id)
+        if held is not None:
+            held.job = running
+        log.info("job %s of build %s was registered before its key was put back; it is "
+                 "running", job_id, job.build_id)
+        return running
+
     async def _queue_id_of(self, job_id: str) -> int | None:
         """The queue item of a job: held here, or (a worker of another manager's attempt
         heartbeating here) read from its key."""
@@ -700,6 +727,7 @@ class Attempts:
             [(j.queue_id, self.lease_seconds(j.stage, self._setup_time(j)))
              for j in under_way]) if under_way else []
         kept = [j for j, lease in zip(under_way, leased, strict=True) if lease] + cancelled
+        kept = [self._as_reported(j, records[j.build_id]) for j in kept]
         written = await asyncio.gather(*(self._put_back_job(j) for j in kept))
         # a cancel written to the database while the orchestrator was away (or lost with
         # it): every manager refuses the build's workers, and the cancel ends the attempt
@@ -721,6 +749,20 @@ class Attempts:
             and (not record.phase.is_final or record.phase is Phase.CANCELLED)
             and ended_key(job.job_id) not in ended
         )
+
+    def _as_reported(self, job: JobState, record: BuildRecord) -> JobState:
+        """The job as the database knows it further on than this process: a worker that
+        registered with another manager, and has reported a phase since, is running."""
+        if job.stage is JobStage.RUNNING or record.phase not in REPORTED_WHILE_RUNNING:
+            return job
+        last = record.attempts[-1] if record.attempts else None
+        started = last.started if last is not None and last.attempt == job.attempt else None
+        running = replace(job, stage=JobStage.RUNNING,
+                          registered_at=job.registered_at or started or time.time())
+        held = self._held.get(job.job_id)
+        if held is not None:
+            held.job = running
+        return running
 
     async def _put_back_job(self, job: JobState) -> bool:
         """The job key as this process last wrote it, living a full stage's time (a

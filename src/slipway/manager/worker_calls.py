@@ -43,7 +43,8 @@ async def _claims(ctx: ManagerContext, token: str, kind: TokenType) -> TokenClai
 
 
 async def _job(ctx: ManagerContext, claims: TokenClaims) -> JobState | None:
-    return await ctx.attempts.current_job(claims.job_id)  # (put back if Redis lost it)
+    # (put back if Redis lost it; a job token proves the job registered)
+    return await ctx.attempts.running_job(claims.job_id)
 
 
 async def register(ctx: ManagerContext, packs: PackParts, token: str) -> BuildPack:
