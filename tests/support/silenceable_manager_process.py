@@ -47,7 +47,7 @@ def silence(silence_dir: Path, job_id: str) -> None:
 class _Hang:
     """A call to a manager that never answers (awaited, or read as a stream)."""
 
-    def __await__(self) -> Generator[Any, None, None]:
+    def __await__(self) -> Generator[Any, None, Any]:
         return asyncio.Event().wait().__await__()
 
     def __aiter__(self) -> _Hang:
