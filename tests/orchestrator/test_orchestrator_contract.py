@@ -280,3 +280,59 @@ async def test_same_prefix_instances_share_keys_and_events(make: Make) -> None:
     assert (await rec_b.wait_for(KeyEventKind.DELETE, "k")).value == "v2"
     assert await b.lock("lock", "owner-b", 60) is True
     assert await a.lock("lock", "owner-a", 60) is False
+
+
+async def test_the_epoch_stays_while_the_keys_are_kept(make: Make) -> None:
+    o = await make()
+    first = await o.epoch()
+    assert first
+    await o.set("a", "1", expiration=60)
+    await o.delete("a")
+    assert await o.epoch() == first
+
+
+@pytest.mark.parametrize("make", ["redis"], indirect=True)
+async def test_instances_sharing_a_prefix_share_its_epoch(make: Make) -> None:
+    a = await make("shared-epoch:")
+    b = await make("shared-epoch:")
+    assert await a.epoch() == await b.epoch()
+
+
+async def test_a_redis_restarted_without_its_keys_has_a_new_epoch_for_everyone() -> None:
+    """The contract's one property of losing the keys: the epoch changes, and every
+    instance sharing the prefix is told the same new one (a manager compares it with the
+    one it wrote its keys in, to put them back)."""
+    from slipway.orchestrator.redis import RedisOrchestrator
+
+    server = RedisServer()
+    server.start()
+    instances = [RedisOrchestrator(server.config(), prefix="lost:") for _ in range(2)]
+    try:
+        for o in instances:
+            await o.start()
+        a, b = instances
+        before = await a.epoch()
+        await a.set("job", "1", expiration=60)
+        server.restart()  # kill -9, then an empty Redis on the same port
+        after = await _when_reachable(a.epoch)
+        assert after != before
+        assert await _when_reachable(b.epoch) == after
+        assert await a.get("job") is None
+        assert await a.epoch() == after  # and it stays
+    finally:
+        for o in instances:
+            await o.close()
+        server.close()
+
+
+async def _when_reachable(call: Callable[[], Awaitable[str]]) -> str:
+    """The answer once the restarted server answers (a pooled connection of the old one
+    fails first); bounded, not timed."""
+    from slipway.orchestrator.base import OrchestratorError
+
+    async with asyncio.timeout(20):
+        while True:
+            try:
+                return await call()
+            except OrchestratorError:
+                await asyncio.sleep(0.1)

@@ -7,7 +7,9 @@ attempts it holds and of the builds a user cancelled, and the running-workers ga
 scheduler begins attempts, the worker calls move them on (scheduled, running, a
 heartbeat, a phase reported) and report their results; the event handlers, the
 reconciler, a restart and shutdown end them. Every end goes through `end`, and every
-removal of a job's keys and worker through `_teardown`.
+removal of a job's keys and worker through `_teardown`. When the orchestrator lost its
+keys (a Redis restarted empty: `key_loss`), `put_back_keys` writes back those of the
+attempts held here that the database still has under way.
 """
 
 from __future__ import annotations
@@ -43,10 +45,19 @@ from slipway.manager.db_retry import retry_transient
 from slipway.manager.ended_jobs import EndedJobs
 from slipway.manager.heartbeats import HeartbeatLeases
 from slipway.manager.jobs import JobStage, JobState
-from slipway.manager.keys import JOB_PREFIX, deadline_key, ended_key, job_key
+from slipway.manager.key_loss import KeyLoss
+from slipway.manager.keys import (
+    CANCEL_MARK_TTL,
+    ENDED_PREFIX,
+    JOB_PREFIX,
+    cancel_key,
+    deadline_key,
+    ended_key,
+    job_key,
+)
 from slipway.manager.phase_log import phase_entry
 from slipway.manager.worker_env import worker_environment
-from slipway.orchestrator.base import Orchestrator
+from slipway.orchestrator.base import Orchestrator, OrchestratorError
 from slipway.store.interfaces import SharedTransaction, SharedWrites, Store
 from slipway.store.records import BuildRecord, LogEntry, QueueItem
 from slipway.tokens.jwt import TokenService, TokenType
@@ -67,6 +78,15 @@ END_RETRY_SECONDS = 120.0
 # ... and at shutdown, which must not hang on it: an end not written is found later
 # through the queue lease (manager_lost)
 SHUTDOWN_RETRY_SECONDS = 5.0
+# attempts whose keys are put back together, after the orchestrator lost them: their
+# writes go in shared pipelines, their leases in one UPDATE
+PUT_BACK_BATCH = 500
+# after the orchestrator lost its keys, how long a worker of another manager's attempt is
+# told to try again (rather than that its job ended) while that manager puts them back:
+# it notices within a reconciler pass (at most 10 s) or at its first worker call
+MIN_LOSS_GRACE = 20.0
+# the phases only a registered (running) worker reports
+REPORTED_WHILE_RUNNING = UNDER_WAY_PHASES - {Phase.BUILD_SCHEDULED}
 
 
 class EndReason(StrEnum):
@@ -124,6 +144,13 @@ def closed_attempts(
                                 worker_id=job.worker_id, started=job.registered_at or now)
         attempts.append(started.closed(end, now, counted=counted))
     return attempts
+
+
+def end_recorded(record: BuildRecord, job: JobState) -> bool:
+    """Whether the build's record has this attempt closed already: its end was written
+    (by another manager, or before its key came back: put back after a loss, or brought
+    back by a failover to a replica that missed its deletion), and must not be twice."""
+    return any(a.attempt == job.attempt and not a.is_open for a in record.attempts)
 
 
 def orphaned_job(record: BuildRecord, item: QueueItem) -> JobState:
@@ -185,6 +212,9 @@ class Attempts:
             store.queue, lease_seconds=self.lease_seconds(JobStage.RUNNING),
             every=self._heartbeat_expiry / 2, queue_id_of=self._queue_id_of,
         )
+        # the orchestrator's keys lost (a Redis restart): the held attempts' put back
+        self.key_loss = KeyLoss(orchestrator, self.put_back_keys,
+                                grace=max(MIN_LOSS_GRACE, 2 * self._heartbeat_expiry))
 
     @property
     def _heartbeat_expiry(self) -> float:
@@ -537,14 +567,77 @@ class Attempts:
     async def heartbeat(self, build_id: str, job_id: str) -> bool:
         """A worker's heartbeat: its job key's expiry and, now and then, its queue lease
         pushed out. False (the worker stops) when its build was cancelled or its attempt
-        has ended."""
+        has ended. OrchestratorError (the worker tries again) while the orchestrator is
+        unreachable, or is getting back the keys it lost."""
         if self.is_cancelled(build_id):
             return False
-        if not await self.touch(job_id):
+        try:
+            alive = await self.touch_or_put_back(job_id)
+        except OrchestratorError:
+            # Redis is away, not the worker: its lease still goes out, so that no manager
+            # takes the build over while the orchestrator cannot tell the worker lives
+            self.key_loss.outage_seen()
+            if job_id in self._held:
+                await self._leases.heard(job_id)
+            raise
+        if not alive:
             self._leases.forget(job_id)
             return False
         await self._leases.heard(job_id)
         return True
+
+    async def touch_or_put_back(self, job_id: str) -> bool:
+        """`touch`, and when the key is missing because the orchestrator lost it, touch
+        it again once it is put back (OrchestratorError while another manager puts back
+        its attempt's key). False when the attempt has ended."""
+        return await self.touch(job_id) or await self._touch_put_back(job_id)
+
+    async def _touch_put_back(self, job_id: str) -> bool:
+        """A heartbeat found its job key missing: touch it again if the orchestrator had
+        lost it and it is back."""
+        if not await self.key_loss.check():
+            return False  # no loss: the attempt ended
+        if job_id not in self._held:
+            raise OrchestratorError("the orchestrator lost its keys (Redis restarted?); "
+                                    "the manager of this job is putting them back")
+        return await self.touch(job_id)
+
+    async def current_job(self, job_id: str) -> JobState | None:
+        """The job as its key holds it; None when it has ended. A key the orchestrator lost
+        is put back first (OrchestratorError, so the worker tries again, for another
+        manager's attempt: that manager puts it back)."""
+        raw = await self._orchestrator.get(job_key(job_id))
+        if raw is None and await self.key_loss.check():
+            if job_id not in self._held:
+                raise OrchestratorError("the orchestrator lost its keys (Redis restarted?); "
+                                        "the manager of this job is putting them back")
+            raw = await self._orchestrator.get(job_key(job_id))
+        return None if raw is None else JobState.loads(raw)
+
+    async def running_job(self, job_id: str) -> JobState | None:
+        """`current_job` for a worker that holds a job token, so whose registration went
+        through: a key at an earlier stage was written back from before it (put back by
+        a manager whose copy missed it, the registration having gone to another manager;
+        or left so by a failover that lost the write) and is moved on to `running`, with
+        a deadline key, so the worker's reports are taken."""
+        job = await self.current_job(job_id)
+        if job is None or job.stage is JobStage.RUNNING:
+            return job
+        running = replace(job, stage=JobStage.RUNNING,
+                          registered_at=job.registered_at or time.time())
+        if not await self._orchestrator.compare_and_set(
+            job_key(job_id), job.dumps(), running.dumps(),
+            expiration=self.key_lifetime(JobStage.RUNNING),
+        ):
+            return await self.current_job(job_id)  # changed meanwhile: as it is now
+        await self._orchestrator.set(deadline_key(job_id), running.dumps(), overwrite=False,
+                                     expiration=float(self._config.MACHINE_MAX_TIME))
+        held = self._held.get(job_id)
+        if held is not None:
+            held.job = running
+        log.info("job %s of build %s was registered before its key was put back; it is "
+                 "running", job_id, job.build_id)
+        return running
 
     async def _queue_id_of(self, job_id: str) -> int | None:
         """The queue item of a job: held here, or (a worker of another manager's attempt
@@ -577,6 +670,9 @@ class Attempts:
             expiration=self.key_lifetime(JobStage.RUNNING),
         ):
             return False
+        held = self._held.get(job.job_id)
+        if held is not None:
+            held.job = job  # what a put-back writes: the newest sequence number seen
         if phase.is_final:
             # an end is refused like any move: a build cancelled meanwhile is not
             # completed by its worker
@@ -616,9 +712,95 @@ class Attempts:
             self._cancelled.popitem(last=False)
         for job in self.held():
             if job.build_id == build_id:
-                raw = await self._orchestrator.get(job_key(job.job_id))
-                current = JobState.loads(raw) if raw is not None else job
+                # (a key the orchestrator lost is put back first: its delete decides the end)
+                current = await self.current_job(job.job_id) or job
                 await self.end(current, EndReason.CANCEL, AttemptEnd.CANCELLED)
+
+    # --- after the orchestrator lost its keys ------------------------------------------
+
+    async def put_back_keys(self) -> int:
+        """Put back the orchestrator keys of the attempts this process holds, as they were
+        (KeyLoss calls it once the orchestrator lost its keys, or after an outage); how
+        many job keys were written. The database says which attempts are still under
+        way: only one whose build record has it as the current attempt, not closed, and
+        whose queue item is still leased (its lease pushed out here) gets its keys back;
+        the reconciler ends or forgets the others. A cancelled build gets its attempt's
+        key and its cancel key back, and its cancel then ends the attempt as usual."""
+        jobs = [h.job for h in self._held.values() if not h.ending]
+        if not jobs:
+            return 0
+        ended = await self._orchestrator.get_prefixed(ENDED_PREFIX)  # ends claimed
+        restored = 0
+        for start in range(0, len(jobs), PUT_BACK_BATCH):
+            restored += await self._put_back_batch(jobs[start:start + PUT_BACK_BATCH], ended)
+        return restored
+
+    async def _put_back_batch(self, jobs: list[JobState], ended: Mapping[str, str]) -> int:
+        records = await self._store.builds.get_many(sorted({j.build_id for j in jobs}))
+        current = [j for j in jobs if self._still_current(j, records.get(j.build_id), ended)]
+        cancelled = [j for j in current if records[j.build_id].phase is Phase.CANCELLED]
+        under_way = [j for j in current if not records[j.build_id].phase.is_final]
+        leased = await self._store.queue.extend_processing_many(
+            [(j.queue_id, self.lease_seconds(j.stage, self._setup_time(j)))
+             for j in under_way]) if under_way else []
+        kept = [j for j, lease in zip(under_way, leased, strict=True) if lease] + cancelled
+        kept = [self._as_reported(j, records[j.build_id]) for j in kept]
+        written = await asyncio.gather(*(self._put_back_job(j) for j in kept))
+        # a cancel written to the database while the orchestrator was away (or lost with
+        # it): every manager refuses the build's workers, and the cancel ends the attempt
+        # here, claimed by deleting the key just put back
+        await asyncio.gather(*(
+            self._orchestrator.set(cancel_key(j.build_id), "1", expiration=CANCEL_MARK_TTL)
+            for j in cancelled))
+        return sum(written)
+
+    def _still_current(self, job: JobState, record: BuildRecord | None,
+                       ended: Mapping[str, str]) -> bool:
+        """Whether the database still has `job` as its build's attempt under way (or
+        cancelled, its end not recorded yet), and no manager has claimed its end."""
+        held = self._held.get(job.job_id)
+        return (
+            held is not None and not held.ending
+            and record is not None and record.job_id == job.job_id
+            and not end_recorded(record, job)
+            and (not record.phase.is_final or record.phase is Phase.CANCELLED)
+            and ended_key(job.job_id) not in ended
+        )
+
+    def _as_reported(self, job: JobState, record: BuildRecord) -> JobState:
+        """The job as the database knows it further on than this process: a worker that
+        registered with another manager, and has reported a phase since, is running."""
+        if job.stage is JobStage.RUNNING or record.phase not in REPORTED_WHILE_RUNNING:
+            return job
+        last = record.attempts[-1] if record.attempts else None
+        started = last.started if last is not None and last.attempt == job.attempt else None
+        running = replace(job, stage=JobStage.RUNNING,
+                          registered_at=job.registered_at or started or time.time())
+        held = self._held.get(job.job_id)
+        if held is not None:
+            held.job = running
+        return running
+
+    async def _put_back_job(self, job: JobState) -> bool:
+        """The job key as this process last wrote it, living a full stage's time (a
+        worker not registered yet gets its SETUP_TIME again), unless a key is there; a
+        running job's deadline key with what is left of MACHINE_MAX_TIME."""
+        if not await self._orchestrator.compare_and_set(
+            job_key(job.job_id), None, job.dumps(),
+            expiration=self.key_lifetime(job.stage, self._setup_time(job)),
+        ):
+            return False  # still there: kept through the outage
+        if job.stage is JobStage.RUNNING:
+            started = job.registered_at or time.time()
+            left = float(self._config.MACHINE_MAX_TIME) - (time.time() - started)
+            # past it already: the deadline expires at once and ends the attempt as usual
+            await self._orchestrator.set(deadline_key(job.job_id), job.dumps(),
+                                         overwrite=False, expiration=max(0.001, left))
+        return True
+
+    def _setup_time(self, job: JobState) -> float:
+        executor = self._executor(job.executor)
+        return float(executor.setup_time if executor is not None else DEFAULT_SETUP_TIME)
 
     # --- end ---------------------------------------------------------------------------
 
@@ -758,6 +940,8 @@ class Attempts:
             record = await store.builds.get(job.build_id, conn)
             if record is None or record.job_id not in (None, job.job_id):
                 return  # a newer attempt owns the build now
+            if end_recorded(record, job):
+                return
             if record.phase.is_final:
                 # cancelled by a user: only the queue item is left to finish
                 closing = AttemptEnd.CANCELLED if refunded else outcome

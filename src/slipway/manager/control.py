@@ -10,9 +10,9 @@ from enum import StrEnum
 
 from slipway import metrics
 from slipway.domain.phases import Phase
-from slipway.manager.keys import WAKE_KEY, cancel_key
+from slipway.manager.keys import CANCEL_MARK_TTL, WAKE_KEY, cancel_key
 from slipway.manager.phase_log import phase_entry
-from slipway.orchestrator.base import Orchestrator
+from slipway.orchestrator.base import Orchestrator, OrchestratorError
 from slipway.store.interfaces import Store
 from slipway.store.records import LogEntry
 
@@ -72,5 +72,12 @@ class BuildControl:
         # manager); the attempt's end, in whichever manager held it, does not count it
         metrics.BUILDS_FINISHED.labels(Phase.CANCELLED.value).inc()
         # the manager holding the job (this process or another) stops its worker
-        await self.orchestrator.set(cancel_key(build_id), "1", expiration=3600)
+        try:
+            await self.orchestrator.set(cancel_key(build_id), "1", expiration=CANCEL_MARK_TTL)
+        except OrchestratorError as exc:
+            # cancelled all the same (the database says so): once the orchestrator is
+            # back, the manager of its attempt finds the cancel there and stops the worker
+            # (manager/key_loss.py)
+            log.warning("build %s cancelled; its worker is stopped once the orchestrator "
+                        "is back (%s)", build_id, exc)
         return CancelOutcome.CANCELLED

@@ -12,7 +12,10 @@ Cheap on the hot path: first what this process knows (the ends `Attempts` saw or
 of, the builds a user cancelled: dictionary lookups), then the job key in the
 orchestrator, read by the calls that act on the job (SetPhase, DetermineCachedTag) or
 touched by those that are news of the worker (Heartbeat, log lines: the touch pushes
-the key's expiry out, and says whether the key is there). No database read.
+the key's expiry out, and says whether the key is there). A key missing because the
+orchestrator lost it (Redis restarted empty) is not an end: it is put back
+(`Attempts.put_back_keys`), and meanwhile the worker is told to try again. No
+database read on the hot path.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from slipway.domain.results import AttemptEnd
 from slipway.manager.attempts import Attempts
 from slipway.manager.context import ManagerContext
 from slipway.manager.jobs import JobState
-from slipway.manager.keys import job_key
 from slipway.tokens.jwt import TokenClaims
 
 log = logging.getLogger("slipway.manager")
@@ -74,10 +76,12 @@ async def running_job(ctx: ManagerContext, claims: TokenClaims, call: str) -> Jo
     known = known_end(ctx.attempts, claims)
     if known is not None:
         raise refused(call, claims, known)
-    raw = await ctx.orchestrator.get(job_key(claims.job_id))
-    if raw is None:
+    # a key the orchestrator lost (Redis restarted empty) is put back first, or the
+    # worker is told to try again (OrchestratorError) while its manager puts it back
+    job = await ctx.attempts.running_job(claims.job_id)
+    if job is None:
         raise refused(call, claims, AttemptEnded())
-    return JobState.loads(raw)
+    return job
 
 
 async def heard_from(ctx: ManagerContext, claims: TokenClaims, call: str) -> None:
@@ -86,5 +90,5 @@ async def heard_from(ctx: ManagerContext, claims: TokenClaims, call: str) -> Non
     known = known_end(ctx.attempts, claims)
     if known is not None:
         raise refused(call, claims, known)
-    if not await ctx.attempts.touch(claims.job_id):
+    if not await ctx.attempts.touch_or_put_back(claims.job_id):
         raise refused(call, claims, AttemptEnded())

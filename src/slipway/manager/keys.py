@@ -8,6 +8,7 @@ JOB_PREFIX = "job/"  # job/{job_id} -> JobState JSON; expires at the registratio
 # deadline/{job_id} -> JobState JSON; expires at the build's timeout (at most MACHINE_MAX_TIME)
 DEADLINE_PREFIX = "deadline/"
 CANCEL_PREFIX = "cancel/"  # cancel/{build_id}: a user cancelled; the job's manager stops it
+CANCEL_MARK_TTL = 3600.0  # a cancel key outlives any worker's retries of its calls
 WAKE_KEY = "wake"  # touched on every submit so managers in other processes schedule at once
 REGISTERED_PREFIX = "registered/"  # registered/{jti}: a spent registration token
 # ended/{job_id}: the end of an attempt whose job key was already gone (expired or lost) was

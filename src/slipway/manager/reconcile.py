@@ -3,11 +3,16 @@
 - At start: job keys whose build has ended or moved on to another attempt (left by a
   manager that died) are removed and their workers stopped; deadline keys without a job
   are removed.
-- Periodically: an attempt this manager tracks whose job key vanished without an end
-  (Redis restarted and lost its data, or its DELETE event was missed during an outage)
-  is ended and retried, or simply forgotten when the build has moved on, so it neither
-  stays stuck nor holds capacity. A key must be missing on two passes in a row: an end
-  in progress elsewhere deletes the key a moment before it writes the outcome.
+- Periodically, first: whether the orchestrator lost its keys (its epoch changed: Redis
+  restarted without its data, or failed over without it), or was unreachable since the
+  last pass; if so the keys of the attempts this manager holds are put back from its
+  memory and the database (manager/key_loss.py, `Attempts.put_back_keys`), so their
+  builds go on.
+- Then: an attempt this manager tracks whose job key vanished without an end (its
+  DELETE event was missed during an outage, or a failover lost a recent write) is ended
+  and retried, or simply forgotten when the build has moved on, so it neither stays
+  stuck nor holds capacity. A key must be missing on two passes in a row: an end in
+  progress elsewhere deletes the key a moment before it writes the outcome.
 
 Attempts whose manager died are found by the others through job-key expiry, and, when
 the key itself was lost too, through the queue lease running out.
@@ -26,6 +31,7 @@ from slipway.manager.background import finish_or_cancel
 from slipway.manager.context import ManagerContext
 from slipway.manager.jobs import JobStage, JobState
 from slipway.manager.keys import DEADLINE_PREFIX, JOB_PREFIX, job_key
+from slipway.orchestrator.base import OrchestratorError
 
 log = logging.getLogger("slipway.manager")
 
@@ -38,6 +44,7 @@ class Reconciler:
     def __init__(self, ctx: ManagerContext) -> None:
         self.ctx = ctx
         self._missing: set[str] = set()  # tracked job ids whose key was missing last pass
+        self._put_backs = 0  # the key-loss watch's put-backs, as of the last pass
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
@@ -70,11 +77,19 @@ class Reconciler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if isinstance(exc, OrchestratorError):
+                    self.ctx.attempts.key_loss.outage_seen()
                 log.warning("reconciling tracked builds failed (%s); retrying", exc)
                 delay = backoff.next()
 
     async def check_tracked(self) -> None:
         ctx = self.ctx
+        key_loss = ctx.attempts.key_loss
+        await key_loss.check()  # keys lost (or an outage): put back before looking
+        if key_loss.put_backs != self._put_backs:
+            # what was missing before the put-back is not missing twice
+            self._put_backs = key_loss.put_backs
+            self._missing = set()
         missing_now: set[str] = set()
         # Every job key in one scan, not a read per tracked job: the reads would grow with
         # the builds tracked. A key created while the scan runs may be missed; it counts

@@ -75,6 +75,12 @@ class BuildManager:
     async def start(self) -> None:
         self.events.subscribe()
         try:
+            # the orchestrator's data set as this manager finds it: a later change means
+            # its keys were lost (manager/key_loss.py)
+            await self.ctx.attempts.key_loss.check()
+        except Exception as exc:  # the reconciler's first pass takes it instead
+            log.warning("could not read the orchestrator's epoch at start: %s", exc)
+        try:
             await self.reconciler.at_start()
         except Exception as exc:  # an outage must not keep the manager from starting
             log.warning("could not clean up stale orchestrator keys at start: %s", exc)

@@ -81,10 +81,10 @@ async def _scheduled_job(ctx: ManagerContext, claims: TokenClaims) -> JobState:
     deadline = loop.time() + REGISTER_WAIT
     pauses = Backoff(REGISTER_POLL_FIRST, REGISTER_POLL_MAX)
     while True:
-        raw = await ctx.orchestrator.get(job_key(claims.job_id))
-        if raw is None:
+        found = await ctx.attempts.current_job(claims.job_id)  # (put back if Redis lost it)
+        if found is None:
             raise CallRefused("FAILED_PRECONDITION", "this build job has ended or expired")
-        job = JobState.loads(raw)
+        job = found
         remaining = deadline - loop.time()
         if job.stage is not JobStage.SCHEDULING or remaining <= 0:
             return job

@@ -3,6 +3,10 @@
 Keys are strings relative to the orchestrator's prefix (ORCHESTRATOR_PREFIX); the
 implementation adds the prefix. An EXPIRE event carries the value the key last held,
 so a manager can act on an expired job without having kept a copy.
+
+The orchestrator's keys may be lost as a whole (a Redis restarted without persistence, a
+failover to a replica that lacked them): `epoch` names the data set, so a manager can
+tell that its keys are gone rather than ended, and put back those it is responsible for.
 """
 
 from __future__ import annotations
@@ -47,6 +51,12 @@ class Orchestrator(abc.ABC):
 
     @abc.abstractmethod
     async def healthy(self) -> bool: ...
+
+    @abc.abstractmethod
+    async def epoch(self) -> str:
+        """The name of the orchestrator's current data set: the same answer as long as its
+        keys are kept, a new one once they were lost (the first caller after the loss
+        picks it; every caller then gets it)."""
 
     @abc.abstractmethod
     async def get(self, key: str) -> str | None:

@@ -12,6 +12,7 @@ import asyncio
 import heapq
 import itertools
 import time
+import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -52,6 +53,8 @@ class MemoryOrchestrator(Orchestrator):
         self._timer_at = 0.0
         self._subs = Subscribers()
         self._closed = False
+        # the keys live as long as this object: one data set, never lost on its own
+        self._epoch = uuid.uuid4().hex
 
     # -- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
@@ -72,6 +75,10 @@ class MemoryOrchestrator(Orchestrator):
         self._subs.add(prefix, callback, kinds)
 
     # -- operations ----------------------------------------------------------------
+    async def epoch(self) -> str:
+        self._check_open()
+        return self._epoch
+
     async def get(self, key: str) -> str | None:
         entry = self._live(key)
         return None if entry is None else entry.value

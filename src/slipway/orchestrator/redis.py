@@ -6,7 +6,9 @@ in a shadow hash; a sweep task claims overdue deadlines atomically, so exactly o
 manager emits each EXPIRE, whether or not Redis keyspace notifications are on (when
 on, they only wake the sweep early). CREATE/SET/DELETE are published by the writer on
 a channel and delivered to subscribers in every manager (the writer delivers its own
-directly). The pub/sub and sweep tasks ride out Redis outages and recover by themselves.
+directly). The pub/sub and sweep tasks ride out Redis outages and recover by themselves
+(the subscription and `notify-keyspace-events` are set up again on a Redis that restarted
+without them). `epoch` tells a Redis that lost its keys from one that kept them.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ RETRY_FIRST = 0.1  # first pause after Redis failed, doubling up to MAX_BACKOFF
 MAX_BACKOFF = 5.0
 START_TIMEOUT = 10.0
 CLAIM_LEASE = 60.0  # an EXPIRE not handled within this is delivered again
-_INTERNAL = ("_deadlines", "_shadow", "_claims", "_claimed", "_events")
+_INTERNAL = ("_deadlines", "_shadow", "_claims", "_claimed", "_events", "_epoch")
 # (script name, keys, arguments)
 _ScriptCall = tuple[str, list[str], list[Any]]
 _ALL = frozenset(KeyEventKind)
@@ -94,6 +96,7 @@ class RedisOrchestrator(Orchestrator):
         self._claims = prefix + "_claims"
         self._claimed = prefix + "_claimed"
         self._channel = prefix + "_events"
+        self._epoch = prefix + "_epoch"
         self._keyspace_pattern = f"__keyspace@{config.REDIS_DB}__:{glob_escape(prefix)}*"
         self._id = uuid.uuid4().hex  # to skip our own published events
         self._redis = connect(config, self._password)
@@ -108,6 +111,7 @@ class RedisOrchestrator(Orchestrator):
                 "UNLOCK",
                 "SWEEP",
                 "ACK",
+                "EPOCH",
             )
         }
         self._subs = Subscribers()
@@ -225,6 +229,10 @@ class RedisOrchestrator(Orchestrator):
         self._subs.add(prefix, callback, kinds)
 
     # -- operations --------------------------------------------------------------------
+    async def epoch(self) -> str:
+        with self._guard():
+            return str(await self._scripts["EPOCH"](keys=[self._epoch], args=[uuid.uuid4().hex]))
+
     async def get(self, key: str) -> str | None:
         with self._guard():
             value = await self._redis.get(self._key(key))

@@ -7,6 +7,8 @@ Layout for prefix P and relative key k:
   P.."_claims"     sorted set k -> lease end of an EXPIRE claimed but not yet handled
   P.."_claimed"    hash k -> the value that claimed EXPIRE carries
   P.."_events"     pub/sub channel of CREATE/SET/DELETE, JSON {kind, key, value, src}
+  P.."_epoch"      the name of this data set, written by the first caller that finds it
+                   missing: a new name means the keys were lost (EPOCH)
 
 Write scripts: KEYS = [value key, deadlines, shadow, claims, claimed];
 ARGV[1] = k, ARGV[2] = channel ("": publish nothing), ARGV[3] = src, ARGV[4] = claim
@@ -199,4 +201,14 @@ for _, k in ipairs(ARGV) do
   redis.call('HDEL', KEYS[2], k)
 end
 return #ARGV
+"""
+
+# KEYS = [epoch]; ARGV[1] = a new name, kept only when there is none: a Redis that lost
+# its data (restarted without persistence, or a replica promoted without it) has none,
+# and the first manager to ask names the new data set for all.
+EPOCH = """
+local current = redis.call('GET', KEYS[1])
+if current then return current end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
 """
