@@ -140,9 +140,8 @@ def _podman(*args: str) -> str:
     return result.stdout
 
 
-async def assert_nothing_left(tree: BuildTree) -> None:
-    """No process and no directory of the build remain (waits for them to go); once
-    they are gone, no working container and no image of the build either."""
+async def assert_no_process_or_directory_left(tree: BuildTree) -> None:
+    """No process and no directory of the build remain (waits for them to go)."""
     deadline = time.monotonic() + SAFETY_LIMIT_S
     while tree.alive() or tree.leftover_directories():
         if time.monotonic() > deadline:
@@ -150,5 +149,19 @@ async def assert_nothing_left(tree: BuildTree) -> None:
                 f"left behind: processes {tree.alive()}, "
                 f"directories {tree.leftover_directories()}")
         await asyncio.sleep(0.1)
+
+
+def remove_leftover_containers(tree: BuildTree) -> None:
+    """Remove the build's working containers (what a forced stop may leave: the worker
+    is killed before it can)."""
+    leftovers = tree.leftover_containers()
+    if leftovers:
+        _podman("rm", "--force", *leftovers)
+
+
+async def assert_nothing_left(tree: BuildTree) -> None:
+    """No process and no directory of the build remain (waits for them to go); once
+    they are gone, no working container and no image of the build either."""
+    await assert_no_process_or_directory_left(tree)
     assert tree.leftover_containers() == [], "working containers left behind"
     assert tree.leftover_images() == [], "images left behind"
