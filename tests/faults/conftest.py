@@ -32,7 +32,7 @@ Figures: a case reports its one-line figures through the `fault_figures` fixture
 takes a dict (the usual keys: accepted, complete, attempts_lost, status_5xx, status_503,
 status_500; any others a case has), e.g.
 
-    async def test_x(fault_figures: FaultFigures) -> None:
+    async def test_x(fault_figures: FaultFigures) -> None:  # support/fault_figures.py
         ...
         fault_figures({"accepted": 16, "complete": 16, "attempts_lost": 2, "status_500": 0})
 

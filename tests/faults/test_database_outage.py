@@ -20,6 +20,7 @@ import grpc
 import httpx
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
+from support.fault_figures import FaultFigures
 from support.outage import (
     ApiProbe,
     ScriptedBuilds,
@@ -84,7 +85,7 @@ async def phases_of(client: httpx.AsyncClient, repo: str, build_id: str) -> list
 
 async def test_a_postgresql_outage_loses_no_build_and_answers_503(
     tmp_path: Path, caplog: pytest.LogCaptureFixture,
-    private_postgres: PostgresServer, redis: RedisServer,
+    private_postgres: PostgresServer, redis: RedisServer, fault_figures: FaultFigures,
 ) -> None:
     postgres = private_postgres
     caplog.set_level(logging.WARNING)
@@ -201,11 +202,12 @@ async def test_a_postgresql_outage_loses_no_build_and_answers_503(
                           and "UNAVAILABLE" in r.getMessage())
             tracebacks = [r for r in caplog.records if r.exc_info and (
                 r.name.startswith("slipway.api") or r.name.startswith("uvicorn"))]
-            print(f"database outage: accepted={len(accepted)} "
-                  f"complete={phases['complete']} attempts_lost={lost} "
-                  f"api_calls={len(answers)} 503s={statuses[503]} "
-                  f"500s={statuses[500]} worker_unavailable_retries={retries} "
-                  f"workers_gave_up={sum(1 for _, code in builds.exits if code)}")
+            fault_figures({
+                "accepted": len(accepted), "complete": phases["complete"],
+                "attempts_lost": lost, "api_calls": len(answers),
+                "status_503": statuses[503], "status_500": statuses[500],
+                "worker_retries": retries,
+                "workers_gave_up": sum(1 for _, code in builds.exits if code)})
             assert phases == {"complete": len(accepted)}
             assert lost == 0
             assert all(code == 0 for _, code in builds.exits), builds.exits

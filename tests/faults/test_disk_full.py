@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.fault_figures import FaultFigures
 from support.outage import ScriptedBuilds, api_client, running_servers, server_config, wait_until
 
 TMPFS_SIZE = "8m"
@@ -70,7 +71,7 @@ def integrity(db: Path) -> str:
 
 
 async def test_a_full_data_dir_answers_507_keeps_the_database_and_recovers(
-    tmp_path: Path, small_data_dir: Path,
+    tmp_path: Path, small_data_dir: Path, fault_figures: FaultFigures,
 ) -> None:
     builds = ScriptedBuilds()
     config = server_config(tmp_path, "unused", manager={"ALLOWED_WORKER_COUNT": 60})
@@ -163,9 +164,11 @@ async def test_a_full_data_dir_answers_507_keeps_the_database_and_recovers(
                          ).json()
                 phases[build["phase"]] += 1
                 lost += sum(1 for a in build["attempts"] if a["outcome"] != "completed")
-            print(f"disk full: accepted={len(accepted)} complete={phases['complete']} "
-                  f"attempts_lost={lost} 507s={answers[507]} 500s={answers[500]} "
-                  f"workers_gave_up={sum(1 for _, code in builds.exits if code)}")
+            fault_figures({
+                "accepted": len(accepted), "complete": phases["complete"],
+                "attempts_lost": lost, "status_507": answers[507],
+                "status_500": answers[500],
+                "workers_gave_up": sum(1 for _, code in builds.exits if code)})
             assert phases == {"complete": len(accepted)}
             assert lost == 0
             assert answers[500] == 0

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from support.fault_figures import FaultFigures
 from support.manager_cluster import Cluster
 from support.postgres_server import postgres_available
 from support.serving_cluster import Accepted, ServingCluster, ServingManager, attempts_lost
@@ -31,7 +32,6 @@ BUILDS = 12
 SUBMIT_EVERY_S = 0.25  # 12 builds over 3 s
 BUILD_SECONDS = 2.0
 LIMIT_S = 60.0  # safety limits on waits; not timing assertions
-FaultFigures = Callable[[dict[str, object]], None]  # the fixture (tests/faults/conftest.py)
 
 
 async def _until(predicate: Callable[[], bool], what: str) -> None:

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import grpc
 import pytest
+from support.fault_figures import FaultFigures
 from support.manager_harness import Harness, ScriptedExecutor
 from support.partitioned_workers import (
     DIGEST,
     CutOffWorker,
     PartitionedWorkers,
     UnreachableExecutor,
-    figures,
 )
 from support.protocol_worker import ProtocolWorker
 from support.stale_calls import stale_calls_refused
@@ -85,7 +85,7 @@ async def _lines_stored(harness: Harness, build_id: str, worker: CutOffWorker,
 
 
 async def test_a_worker_cut_off_briefly_carries_on_and_its_lines_arrive_once(
-    tmp_path: Path,
+    tmp_path: Path, fault_figures: FaultFigures,
 ) -> None:
     harness, executor, workers = await _start(tmp_path, heartbeat_expiry=10)
     refused_before = stale_calls_refused()
@@ -112,7 +112,7 @@ async def test_a_worker_cut_off_briefly_carries_on_and_its_lines_arrive_once(
         assert worker.exit_code == EXIT_OK
         refused = stale_calls_refused() - refused_before
         assert refused == 0
-        print(figures(builds_accepted=1, complete=1, attempts=len(record.attempts),
+        fault_figures(dict(accepted=1, complete=1, attempts=len(record.attempts),
                       attempts_lost=0, lines_written=len(worker.lines),
                       lines_written_in_cut=written_in_cut, lines_stored=len(stored),
                       stale_calls_refused=refused))
@@ -121,7 +121,7 @@ async def test_a_worker_cut_off_briefly_carries_on_and_its_lines_arrive_once(
 
 
 async def test_a_worker_cut_off_past_its_expiry_is_replaced_and_refused_when_it_returns(
-    tmp_path: Path,
+    tmp_path: Path, fault_figures: FaultFigures,
 ) -> None:
     harness, executor, workers = await _start(tmp_path, heartbeat_expiry=3)
     refused_before = stale_calls_refused()
@@ -156,7 +156,7 @@ async def test_a_worker_cut_off_past_its_expiry_is_replaced_and_refused_when_it_
         assert _lines_of(new, messages) == new.lines
         refused = stale_calls_refused() - refused_before
         assert refused >= 1
-        print(figures(builds_accepted=1, complete=1, attempts=len(record.attempts),
+        fault_figures(dict(accepted=1, complete=1, attempts=len(record.attempts),
                       attempts_lost=1, old_lines_stored=len(_lines_of(old, messages)),
                       old_lines_written=len(old.lines), new_lines_stored=len(new.lines),
                       stale_calls_refused=refused, old_worker_stopped_after_heal_s=
@@ -166,7 +166,7 @@ async def test_a_worker_cut_off_past_its_expiry_is_replaced_and_refused_when_it_
 
 
 async def test_every_call_of_an_ended_attempt_is_refused_and_changes_nothing(
-    tmp_path: Path,
+    tmp_path: Path, fault_figures: FaultFigures,
 ) -> None:
     """Call by call, what a worker cut off past its expiry meets when it returns: its
     attempt ended (heartbeat lost) and the build runs on a new worker."""
@@ -234,7 +234,7 @@ async def test_every_call_of_an_ended_attempt_is_refused_and_changes_nothing(
         assert not any(m.startswith("old after") for m in messages)
         refused_count = stale_calls_refused() - refused_before
         assert refused_count == 6  # 2 SetPhase, 2 LogMessage, DetermineCachedTag, Heartbeat
-        print(figures(builds_accepted=1, complete=1, attempts=len(record.attempts),
+        fault_figures(dict(accepted=1, complete=1, attempts=len(record.attempts),
                       attempts_lost=1, stale_calls_refused=refused_count))
     finally:
         await harness.stop()

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from support.build_tree import SAFETY_LIMIT_S, BuildTree, new_marker, running_build
-from support.partitioned_workers import figures
+from support.fault_figures import FaultFigures
 from support.registry import Registry
 from support.server import RunningServer, running_server
 from support.stale_calls import stale_calls_refused
@@ -96,7 +96,8 @@ def _worker_logs(tmp_path: Path) -> list[str]:
 
 
 async def test_a_worker_paused_past_its_expiry_cannot_report_for_its_ended_attempt(
-    tmp_path: Path, registry: Registry, base_image: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, registry: Registry, base_image: str, monkeypatch: pytest.MonkeyPatch,
+    fault_figures: FaultFigures,
 ) -> None:
     # the workers inherit it: the build that runs on beats well within the short expiry
     monkeypatch.setenv("HEARTBEAT_INTERVAL", "0.5")
@@ -143,7 +144,7 @@ async def test_a_worker_paused_past_its_expiry_cannot_report_for_its_ended_attem
         assert tree.leftover_containers() == []
         refused = stale_calls_refused() - refused_before
         assert refused >= 1
-        print(figures(builds_accepted=1, complete=1, attempts=len(status["attempts"]),
+        fault_figures(dict(accepted=1, complete=1, attempts=len(status["attempts"]),
                       attempts_lost=1, stale_calls_refused=refused,
                       finished_lines_in_log=len(finished)))
         print(f"the resumed worker: {stopped[0].strip()}")

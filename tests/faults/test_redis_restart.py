@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from support.fault_figures import FaultFigures
 from support.manager_cluster import Cluster
 from support.postgres_server import postgres_available
 from support.silenceable_manager_process import silence, silence_cluster
@@ -119,10 +120,10 @@ def attempts_lost(records: dict[str, BuildRecord]) -> int:
                if a.outcome not in ("completed", "cancelled"))
 
 
-def print_figures(case: str, records: dict[str, BuildRecord]) -> None:
+def figures_of(records: dict[str, BuildRecord]) -> dict[str, object]:
     phases = Counter(r.phase for r in records.values())
-    print(f"{case}: accepted {len(records)}, complete {phases[Phase.COMPLETE]}, "
-          f"cancelled {phases[Phase.CANCELLED]}, attempts lost {attempts_lost(records)}")
+    return {"accepted": len(records), "complete": phases[Phase.COMPLETE],
+            "cancelled": phases[Phase.CANCELLED], "attempts_lost": attempts_lost(records)}
 
 
 async def assert_completed_once(cluster: Cluster, build_id: str) -> None:
@@ -130,7 +131,7 @@ async def assert_completed_once(cluster: Cluster, build_id: str) -> None:
 
 
 async def test_a_redis_restarted_empty_costs_no_running_build_its_attempt(
-    make_cluster: MakeCluster,
+    make_cluster: MakeCluster, fault_figures: FaultFigures,
 ) -> None:
     cluster = await make_cluster()
     build_ids = await cluster.submit(16)
@@ -141,7 +142,7 @@ async def test_a_redis_restarted_empty_costs_no_running_build_its_attempt(
 
     records = await wait_attempts_closed(cluster, build_ids)
     await assert_managers_ready(cluster)
-    print_figures("redis restarted empty", records)
+    fault_figures(figures_of(records))
     assert Counter(r.phase for r in records.values()) == {Phase.COMPLETE: len(build_ids)}
     for build_id in build_ids:
         # one attempt each: none was ended and retried
@@ -152,7 +153,7 @@ async def test_a_redis_restarted_empty_costs_no_running_build_its_attempt(
 
 
 async def test_a_build_cancelled_while_redis_was_away_or_just_back_ends_cancelled(
-    make_cluster: MakeCluster,
+    make_cluster: MakeCluster, fault_figures: FaultFigures,
 ) -> None:
     cluster = await make_cluster()
     assert cluster.control is not None
@@ -167,7 +168,7 @@ async def test_a_build_cancelled_while_redis_was_away_or_just_back_ends_cancelle
 
     records = await wait_attempts_closed(cluster, build_ids)
     await assert_managers_ready(cluster)
-    print_figures("cancels around a redis restart", records)
+    fault_figures(figures_of(records))
     cancelled = {during_outage, just_after}
     for build_id in build_ids:
         record = records[build_id]
@@ -184,7 +185,7 @@ async def test_a_build_cancelled_while_redis_was_away_or_just_back_ends_cancelle
 
 
 async def test_a_worker_gone_during_the_outage_ends_its_attempt_once_and_is_retried(
-    make_cluster: MakeCluster, silence_dir: Path,
+    make_cluster: MakeCluster, silence_dir: Path, fault_figures: FaultFigures,
 ) -> None:
     cluster = await make_cluster()
     build_ids = await cluster.submit(6)
@@ -203,7 +204,7 @@ async def test_a_worker_gone_during_the_outage_ends_its_attempt_once_and_is_retr
 
     records = await wait_attempts_closed(cluster, build_ids)
     await assert_managers_ready(cluster)
-    print_figures("a worker gone during a redis restart", records)
+    fault_figures(figures_of(records))
     assert Counter(r.phase for r in records.values()) == {Phase.COMPLETE: len(build_ids)}
     # its key was put back, its heartbeats did not come: it ended once, and the build
     # ran again

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
 from slipway.executors.base import WorkerSpec
 from slipway.protocol import buildman_pb2 as pb
@@ -106,8 +105,3 @@ class UnreachableExecutor(ScriptedExecutor):
             for task in tasks:
                 task.cancel()
             _, tasks = await asyncio.wait(tasks, timeout=STOP_WAIT_S)
-
-
-def figures(**counts: Any) -> str:
-    """One line of a fault test's figures, e.g. `accepted=1 complete=1 ...`."""
-    return " ".join(f"{name}={value}" for name, value in counts.items())
