@@ -3,6 +3,7 @@
 python -m benchmarks.run            # the full run (docs/architecture.md targets); minutes
 python -m benchmarks.run --smoke    # seconds-scale sizes; results to a temp dir
 python -m benchmarks.run --only scheduling,logs --out DIR
+python -m benchmarks.run --only retention   # not in the default run: ~10 minutes a backend
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from benchmarks.common import BACKENDS, Unavailable, git_revision, machine, open
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ALL = ("scheduling", "tracking", "logs", "e2e", "quay_mode")
+# run only when named (--only): each takes minutes on its own
+OPTIONAL = ("retention",)
 
 
 class Sizes:
@@ -41,6 +44,8 @@ class Sizes:
         self.e2e_runs = 1 if smoke else 3
         self.quay_drain = 40 if smoke else 1_000
         self.quay_paced = 10 if smoke else 50
+        # builds, wave, lines per build, retention age (s), pass interval (s), repositories
+        self.retention = (60, 20, 20, 3.0, 1.0, 10) if smoke else (6000, 500, 500, 60.0, 5.0, 100)
 
 
 async def _scheduling(backend: common.Backend, sizes: Sizes, work: Path) -> dict[str, Any]:
@@ -82,6 +87,14 @@ async def _quay_mode(backend: common.Backend, sizes: Sizes, work: Path) -> dict[
     return await quay_mode.run(backend, sizes.quay_drain, work, paced_builds=sizes.quay_paced)
 
 
+async def _retention(backend: common.Backend, sizes: Sizes, work: Path) -> dict[str, Any]:
+    from benchmarks import retention
+
+    builds, wave, lines, age_s, interval_s, repositories = sizes.retention
+    return await retention.run(backend, work, builds=builds, wave=wave, lines=lines,
+                               age_s=age_s, interval_s=interval_s, repositories=repositories)
+
+
 BENCHES: dict[str, tuple[Callable[..., Awaitable[dict[str, Any]]], tuple[str, ...]]] = {
     "scheduling": (_scheduling, BACKENDS),
     "tracking": (_tracking, BACKENDS),
@@ -90,6 +103,7 @@ BENCHES: dict[str, tuple[Callable[..., Awaitable[dict[str, Any]]], tuple[str, ..
     "e2e": (_e2e, ("sqlite_memory",)),
     # Quay mode runs on Quay's PostgreSQL database only
     "quay_mode": (_quay_mode, ("postgres_redis",)),
+    "retention": (_retention, BACKENDS),
 }
 
 
@@ -143,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated subset of {', '.join(BACKENDS)} (default: both; "
                              "with --smoke: sqlite_memory)")
     parser.add_argument("--only", default=",".join(ALL),
-                        help=f"comma-separated subset of {', '.join(ALL)}")
+                        help=f"comma-separated subset of {', '.join(ALL + OPTIONAL)} "
+                             f"(default: {', '.join(ALL)})")
     parser.add_argument("--out", type=Path, default=None,
                         help="directory for latest.json/latest.md (default: "
                              "benchmarks/results, or a temp dir with --smoke)")
@@ -151,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in only if name not in BENCHES]
     if unknown:
-        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(ALL)}")
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from "
+                     f"{', '.join(ALL + OPTIONAL)}")
     backends = [b.strip() for b in (args.backends or (
         "sqlite_memory" if args.smoke else ",".join(BACKENDS))).split(",") if b.strip()]
     if any(b not in BACKENDS for b in backends):

@@ -46,6 +46,8 @@ class BuildRecord:
     job_id: str | None = None
     log_count: int = 0
     completed: float | None = None
+    # when its log moved to the log archive (store/log_archiving.py); None: not (yet)
+    log_archived_at: float | None = None
 
     @property
     def full_repository(self) -> str:
