@@ -36,7 +36,6 @@ from benchmarks.harness import (
 from benchmarks.workers import DIGEST, WorkerFleet
 from slipway.protocol import buildman_pb2 as pb
 from slipway.worker.reporter import Reporter
-from slipway.worker.retry import CALL_TIMEOUT
 
 READS_PER_CHECKPOINT = 40
 KEEP_LAST = 10
@@ -53,19 +52,16 @@ class LoggingFleet(WorkerFleet):
         try:
             pack = await self._register(token)
             self.registered[build_id] = time.time()
-            stub = self.stub()
-            await stub.SetPhase(pb.SetPhaseRequest(job_jwt=pack.job_jwt, sequence_number=1,
-                                                   phase=pb.BUILDING), timeout=CALL_TIMEOUT)
-            reporter = Reporter(stub, pack.job_jwt)
+            # as a worker reports: phases and lines in one sequence, through its Reporter
+            reporter = Reporter(self.stub(), pack.job_jwt)
+            if not await reporter.phase(pb.BUILDING):
+                raise RuntimeError("phase building refused")
             for i in range(self.lines):
                 await reporter.log(f"Step {i}: compiling module_{i:06d}.c -O2 -Wall")
-            await reporter.flush()
+            accepted = await reporter.phase(pb.COMPLETE, image_digest=DIGEST)
             await reporter.close()
-            reply = await stub.SetPhase(pb.SetPhaseRequest(
-                job_jwt=pack.job_jwt, sequence_number=2, phase=pb.COMPLETE,
-                image_digest=DIGEST), timeout=CALL_TIMEOUT)
-            if not reply.success:
-                raise RuntimeError("SetPhase complete refused")
+            if not accepted:
+                raise RuntimeError("phase complete refused")
             self.completed.add(build_id)
         except Exception as exc:
             self.failures += 1

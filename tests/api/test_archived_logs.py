@@ -4,6 +4,7 @@ before it moved to the archive: the same entries, under the same numbers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -124,3 +125,25 @@ async def test_the_web_ui_shows_an_archived_log_as_it_showed_it_live(tmp_path: P
         assert after == before
         assert before[1][0] == "1234\noutput line 1232 red <b>x</b>"
         assert before[2][0] == f"{LINES - 1}\ncheck: 1 problem"
+
+
+async def test_the_manager_archives_ended_logs_by_itself_and_metrics_count_them(
+    tmp_path: Path,
+) -> None:
+    lifecycle = {"LOG_ARCHIVE": {"ARCHIVE_AFTER": 0}, "RETENTION": {"INTERVAL": 0.2}}
+    async with running_server(tmp_path, **lifecycle) as slipway:
+        build_id = await seed_finished_build(slipway)
+        deadline = time.monotonic() + 60  # a safety limit, not a timing test
+        while True:
+            record = await slipway.server.store.builds.get(build_id)
+            assert record is not None
+            if record.log_archived_at is not None:
+                break
+            assert time.monotonic() < deadline, "the log was never archived"
+            await asyncio.sleep(0.1)
+        assert (tmp_path / "data" / "logarchive" / f"{build_id}.jsonl.gz").is_file()
+        metrics = (await slipway.api.get("/metrics")).text
+        samples = dict(line.rsplit(" ", 1) for line in metrics.splitlines()
+                       if line.startswith("slipway_") and " " in line)
+        assert float(samples["slipway_logs_archived_total"]) >= 1
+        assert float(samples["slipway_database_size_bytes"]) > 0

@@ -21,17 +21,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from slipway.store.errors import ArchiveUnavailable
 from slipway.store.records import LogEntry
+
+__all__ = ["ArchiveUnavailable", "DirectoryStorage", "LogArchive", "S3Storage"]
 
 SUFFIX = ".jsonl.gz"
 # entries of archived logs kept decoded in memory: reading a long log page by page would
 # otherwise decompress the whole object once per page
 CACHED_ENTRIES = 200_000
-
-
-class ArchiveUnavailable(Exception):
-    """The archive could not be read or written; the message says which and why (never
-    with credentials)."""
 
 
 def encode_log(entries: Sequence[LogEntry]) -> bytes:
@@ -144,8 +142,10 @@ class S3Storage:
         return f"bucket {self.bucket!r}{where}"
 
     def _put(self, key: str, blob: bytes) -> int:
+        # stored as the gzip file it is (no Content-Encoding: an HTTP client in between
+        # must not unpack it)
         self.client.put_object(Bucket=self.bucket, Key=key, Body=blob,
-                               ContentType="application/x-ndjson", ContentEncoding="gzip")
+                               ContentType="application/gzip")
         head = self.client.head_object(Bucket=self.bucket, Key=key)
         return int(head["ContentLength"])
 
