@@ -14,8 +14,9 @@ from slipway import metrics
 from slipway.config.models import AppConfig
 from slipway.manager.background import finish_or_cancel
 from slipway.secret import reveal
-from slipway.store.housekeeping import Housekeeping, HousekeepingPolicy, HousekeepingReport
+from slipway.store.housekeeping import Housekeeping, HousekeepingPolicy
 from slipway.store.log_archive import DirectoryStorage, LogArchive, S3Storage
+from slipway.store.records import HousekeepingReport
 from slipway.store.retention import RetentionPolicy
 
 log = logging.getLogger("slipway.housekeeping")

@@ -15,7 +15,7 @@ from slipway.cli.output import stderr_console, stdout_console
 
 if TYPE_CHECKING:
     from slipway.config.models import AppConfig
-    from slipway.store.housekeeping import HousekeepingReport
+    from slipway.store.records import HousekeepingReport
 
 QUAY_MODE = ("DB_URI is Quay's database: Quay archives and expires its own build logs "
              "and builds; slipway has nothing of its own to collect")

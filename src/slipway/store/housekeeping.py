@@ -7,13 +7,14 @@ by hand (`--dry-run`: only counted); the manager runs one every RETENTION.INTERV
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from slipway.store.database import Database
 from slipway.store.database_size import database_size, give_back_free_pages
 from slipway.store.log_archive import LogArchive
 from slipway.store.log_archiving import LogArchiver
 from slipway.store.logs import BuildLogs
+from slipway.store.records import HousekeepingReport
 from slipway.store.retention import Retention, RetentionPolicy
 from slipway.store.uploads import ContextCleanup
 
@@ -27,29 +28,6 @@ class HousekeepingPolicy:
     context_grace: float = 3600.0
     batch_size: int = 500
     pause: float = 0.05
-
-
-@dataclass
-class HousekeepingReport:
-    """What a pass removed (or, dry, would remove). Bytes a dry run cannot know before
-    doing it (an archive's compressed size, the pages SQLite gives back) are 0 then."""
-
-    dry_run: bool = False
-    logs_archived: int = 0
-    log_lines_archived: int = 0
-    archive_bytes_written: int = 0
-    logs_left: int = 0  # could not be archived this time (the storage, a late entry)
-    builds_deleted: int = 0
-    log_lines_deleted: int = 0
-    archives_deleted: int = 0
-    archive_bytes_deleted: int = 0
-    contexts_deleted: int = 0
-    context_bytes_deleted: int = 0
-    database_bytes_freed: int = 0
-    database_size: int = 0
-
-    def as_dict(self) -> dict[str, int | bool]:
-        return asdict(self)
 
 
 class Housekeeping:

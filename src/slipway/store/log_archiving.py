@@ -74,10 +74,10 @@ class LogArchiver:
             take = self.batch_size if limit is None else min(self.batch_size, limit - tried)
             left_out = self._skipped | unarchived
             async with self.db.read() as conn:
-                due = (await conn.execute(
+                rows = (await conn.execute(
                     select(b.c.id, b.c.log_count).where(_due(now_, self.after))
                     .order_by(b.c.completed).limit(take + len(left_out)))).all()
-            due = [(str(i), int(n)) for i, n in due if i not in left_out][:take]
+            due = [(str(i), int(n)) for i, n in rows if i not in left_out][:take]
             if not due:
                 break
             for group in _groups(due, self.batch_size):

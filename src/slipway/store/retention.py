@@ -28,6 +28,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    or_,
     select,
 )
 
@@ -94,15 +95,17 @@ def expired_condition(policy: RetentionPolicy, now: float) -> ColumnElement[bool
 
 
 def newer_builds_kept(keep_last: int) -> ColumnElement[bool]:
-    """At least `keep_last` builds of the same repository started after this one: the
-    keep_last-th newer one exists (an index range scan of `keep_last` entries)."""
+    """At least `keep_last` builds of the same repository started after this one (by
+    start, then id: builds started in the same instant are still ordered): the
+    keep_last-th newer one exists (an index range scan of about `keep_last` entries)."""
     if keep_last <= 0:
         return literal(True)
     newer = b.alias("newer")
     return (
         select(literal(1))
         .where(newer.c.namespace == b.c.namespace, newer.c.repository == b.c.repository,
-               newer.c.started > b.c.started)
+               newer.c.started >= b.c.started,
+               or_(newer.c.started > b.c.started, newer.c.id > b.c.id))
         .order_by(newer.c.started)
         .limit(1).offset(keep_last - 1)
         .exists()
