@@ -134,16 +134,20 @@ async def test_the_manager_archives_ended_logs_by_itself_and_metrics_count_them(
     async with running_server(tmp_path, **lifecycle) as slipway:
         build_id = await seed_finished_build(slipway)
         deadline = time.monotonic() + 60  # a safety limit, not a timing test
-        while True:
-            record = await slipway.server.store.builds.get(build_id)
-            assert record is not None
-            if record.log_archived_at is not None:
-                break
+        # the pass records the log as archived, deletes its rows, then counts it
+        while (archived := (await metric_values(slipway)).get(
+                "slipway_logs_archived_total", 0.0)) < 1:
             assert time.monotonic() < deadline, "the log was never archived"
             await asyncio.sleep(0.1)
+        record = await slipway.server.store.builds.get(build_id)
+        assert record is not None and record.log_archived_at is not None
+        assert archived >= 1
         assert (tmp_path / "data" / "logarchive" / f"{build_id}.jsonl.gz").is_file()
-        metrics = (await slipway.api.get("/metrics")).text
-        samples = dict(line.rsplit(" ", 1) for line in metrics.splitlines()
-                       if line.startswith("slipway_") and " " in line)
-        assert float(samples["slipway_logs_archived_total"]) >= 1
-        assert float(samples["slipway_database_size_bytes"]) > 0
+        assert (await metric_values(slipway))["slipway_database_size_bytes"] > 0
+
+
+async def metric_values(slipway: RunningServer) -> dict[str, float]:
+    text = (await slipway.api.get("/metrics")).text
+    return {name: float(value) for name, value in (
+        line.rsplit(" ", 1) for line in text.splitlines()
+        if line.startswith("slipway_") and " " in line)}
