@@ -88,8 +88,9 @@ class RetentionConfig(BaseModel):
     BATCH_SIZE: int = field(
         500, example=500, ge=1, description="rows deleted per transaction")
     BATCH_PAUSE: float = field(
-        0.05, example=0.05, unit="seconds", ge=0,
-        description="pause between two batches, so the scheduler's writes go first")
+        0.005, example=0.005, unit="seconds", ge=0,
+        description="least pause between two batches (it is at least as long as the batch "
+        "took), so the scheduler's writes go first")
 
     def days_for(self, namespace: str) -> float | None:
         """The namespace's retention age in days (None: kept forever)."""

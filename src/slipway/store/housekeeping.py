@@ -27,7 +27,7 @@ class HousekeepingPolicy:
     policy: RetentionPolicy = field(default_factory=RetentionPolicy)
     context_grace: float = 3600.0
     batch_size: int = 500
-    pause: float = 0.05
+    pause: float = 0.005
 
 
 class Housekeeping:

@@ -14,7 +14,7 @@ leaves a record that the next pass deletes, never an object nobody points to."""
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +35,7 @@ from sqlalchemy import (
 from slipway.domain.phases import FINAL_PHASES
 from slipway.store.database import Database
 from slipway.store.log_archive import LogArchive
-from slipway.store.log_rows_removal import delete_log_rows
+from slipway.store.log_rows_removal import delete_log_rows, yield_after
 from slipway.store.schema import build_logs, build_queue, build_secrets
 from slipway.store.schema import builds as b
 
@@ -149,11 +149,11 @@ class Retention:
         """Delete the expired builds, `batch_size` at a time, a pause between batches."""
         done = Deleted()
         while batch := await self.expired(now, self.batch_size):
-            before = done.builds
+            before, started = done.builds, time.monotonic()
             await self.delete(batch, done)
             if len(batch) < self.batch_size or done.builds == before:
                 break
-            await asyncio.sleep(self.pause)
+            await yield_after(started, self.pause)
         return done
 
     async def delete(self, batch: list[ExpiredBuild], done: Deleted) -> None:
