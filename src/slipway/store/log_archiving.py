@@ -11,6 +11,7 @@ manager ran, or during a crash, is archived by the next pass."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -25,6 +26,10 @@ from slipway.store.logs import BuildLogs
 from slipway.store.schema import builds as b
 
 log = logging.getLogger("slipway.store")
+
+# logs archived together: their objects written side by side, one transaction recording
+# them, their rows deleted in batches (GROUP_BATCHES batches' worth of rows per group)
+GROUP_BATCHES = 10
 
 _FINAL = sorted(p.value for p in FINAL_PHASES)
 
@@ -80,7 +85,7 @@ class LogArchiver:
             due = [(str(i), int(n)) for i, n in rows if i not in left_out][:take]
             if not due:
                 break
-            for group in _groups(due, self.batch_size):
+            for group in _groups(due, self.batch_size * GROUP_BATCHES):
                 tried += len(group)
                 try:
                     moved = await self._archive_group(group)
@@ -103,11 +108,11 @@ class LogArchiver:
         """Archive these logs: their objects written, then their rows let go of, together
         (one transaction records them, a few delete the rows). {build id: object size} of
         those archived."""
-        written: dict[str, int] = {}
-        for build_id, count in group:
-            size = await self._write_object(build_id, count)
-            if size is not None:
-                written[build_id] = size
+        # the objects written side by side: most of a write is the storage's wait (a
+        # directory's fsync, an S3 PUT)
+        sizes = await asyncio.gather(*(self._write_object(i, n) for i, n in group))
+        written = {i: size for (i, _), size in zip(group, sizes, strict=True)
+                   if size is not None}
         if not written:
             return {}
         counts = dict(group)
