@@ -203,7 +203,7 @@ async def _one(backend: Backend, workdir: Path, name: str, *, builds: int, wave:
     }
 
 
-async def run(backend: Backend, workdir: Path, *, builds: int = 6000, wave: int = 500,
+async def run(backend: Backend, workdir: Path, *, builds: int = 2400, wave: int = 300,
               lines: int = 500, age_s: float = 60.0, interval_s: float = 5.0,
               repositories: int = 100) -> dict[str, Any]:
     """The same builds with retention on, then off (a fresh database each)."""

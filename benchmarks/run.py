@@ -3,7 +3,7 @@
 python -m benchmarks.run            # the full run (docs/architecture.md targets); minutes
 python -m benchmarks.run --smoke    # seconds-scale sizes; results to a temp dir
 python -m benchmarks.run --only scheduling,logs --out DIR
-python -m benchmarks.run --only retention   # not in the default run: ~10 minutes a backend
+python -m benchmarks.run --only retention   # not in the default run: minutes a backend
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Sizes:
         self.quay_drain = 40 if smoke else 1_000
         self.quay_paced = 10 if smoke else 50
         # builds, wave, lines per build, retention age (s), pass interval (s), repositories
-        self.retention = (60, 20, 20, 3.0, 1.0, 10) if smoke else (6000, 500, 500, 60.0, 5.0, 100)
+        self.retention = (60, 20, 20, 3.0, 1.0, 10) if smoke else (2400, 300, 500, 60.0, 5.0, 100)
 
 
 async def _scheduling(backend: common.Backend, sizes: Sizes, work: Path) -> dict[str, Any]:
