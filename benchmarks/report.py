@@ -37,6 +37,13 @@ ROWS: list[tuple[str, str, str, str]] = [
      "  one per message to an acknowledge-only gRPC server (grpcio's ceiling)", "/s"),
     ("logs", "read_log_s", "read a long log through the API", "s"),
     ("e2e", "ratio_vs_hand", "small real build vs podman build + push by hand", "x"),
+    ("retention", "size_ratio_vs_first_1000",
+     "retention on: database size at the end / after the first 1,000 builds", "x"),
+    ("retention", "p99_build_list_ms_start", "  build list p99 at the start", "ms"),
+    ("retention", "p99_build_list_ms_end", "  build list p99 at the end", "ms"),
+    ("retention", "p99_log_read_ms_start", "  log read p99 at the start", "ms"),
+    ("retention", "p99_log_read_ms_end", "  log read p99 at the end (archived logs)", "ms"),
+    ("retention", "builds_per_s_end", "  builds through per second, last wave", "/s"),
     ("quay_mode", "claimed_per_s",
      "Quay mode: builds claimed per second from Quay's queue (queueitem -> executor call)",
      "/s"),
@@ -104,12 +111,14 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for bench, key, label, unit in ROWS:
+        if bench == "retention" and bench not in results:
+            continue  # run only when named
         target = "" if bench in UNTARGETED else TARGETS.get(
             TARGET_KEY.get(key, key), ("", "", ""))[2]
         cells = [_cell(results, bench, b, key, unit) for b in BACKENDS]
         lines.append(f"| {label} | {target} | {cells[0]} | {cells[1]} |")
     notes = []
-    for bench in ("scheduling", "tracking", "logs", "e2e", "quay_mode", "restarts"):
+    for bench in ("scheduling", "tracking", "logs", "e2e", "quay_mode", "restarts", "retention"):
         for backend in BACKENDS:
             section = results.get(bench, {}).get(backend)
             if section and section.get("error"):

@@ -4,6 +4,7 @@ python -m benchmarks.run            # the full run (docs/architecture.md targets
 python -m benchmarks.run --smoke    # seconds-scale sizes; results to a temp dir
 python -m benchmarks.run --only scheduling,logs --out DIR
 python -m benchmarks.run --only restarts  # one section: the others in latest.json are kept
+python -m benchmarks.run --only retention   # not in the default run: minutes a backend
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ ALL = ("scheduling", "tracking", "logs", "e2e", "quay_mode", "restarts")
 # sections that start their own PostgreSQL and Redis (they stop them on purpose): the
 # machine's shared backend is not opened for them
 OWN_SERVERS = frozenset({"restarts"})
+# run only when named (--only): each takes minutes on its own
+OPTIONAL = ("retention",)
 
 
 class Sizes:
@@ -46,6 +49,8 @@ class Sizes:
         self.quay_drain = 40 if smoke else 1_000
         self.quay_paced = 10 if smoke else 50
         self.restarts_smoke = smoke
+        # builds, wave, lines per build, retention age (s), pass interval (s), repositories
+        self.retention = (60, 20, 20, 3.0, 1.0, 10) if smoke else (2400, 300, 500, 60.0, 5.0, 100)
 
 
 async def _scheduling(backend: common.Backend, sizes: Sizes, work: Path) -> dict[str, Any]:
@@ -94,6 +99,14 @@ async def _restarts(backend: common.Backend | None, sizes: Sizes, work: Path) ->
     return await restarts.run(work / "restarts", plan)
 
 
+async def _retention(backend: common.Backend, sizes: Sizes, work: Path) -> dict[str, Any]:
+    from benchmarks import retention
+
+    builds, wave, lines, age_s, interval_s, repositories = sizes.retention
+    return await retention.run(backend, work, builds=builds, wave=wave, lines=lines,
+                               age_s=age_s, interval_s=interval_s, repositories=repositories)
+
+
 BENCHES: dict[str, tuple[Callable[..., Awaitable[dict[str, Any]]], tuple[str, ...]]] = {
     "scheduling": (_scheduling, BACKENDS),
     "tracking": (_tracking, BACKENDS),
@@ -104,6 +117,7 @@ BENCHES: dict[str, tuple[Callable[..., Awaitable[dict[str, Any]]], tuple[str, ..
     "quay_mode": (_quay_mode, ("postgres_redis",)),
     # production mode on a private PostgreSQL and Redis of its own (about a minute)
     "restarts": (_restarts, ("postgres_redis",)),
+    "retention": (_retention, BACKENDS),
 }
 
 
@@ -182,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated subset of {', '.join(BACKENDS)} (default: both; "
                              "with --smoke: sqlite_memory)")
     parser.add_argument("--only", default=",".join(ALL),
-                        help=f"comma-separated subset of {', '.join(ALL)}")
+                        help=f"comma-separated subset of {', '.join(ALL + OPTIONAL)} "
+                             f"(default: {', '.join(ALL)})")
     parser.add_argument("--out", type=Path, default=None,
                         help="directory for latest.json/latest.md (default: "
                              "benchmarks/results, or a temp dir with --smoke)")
@@ -190,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in only if name not in BENCHES]
     if unknown:
-        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(ALL)}")
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from "
+                     f"{', '.join(ALL + OPTIONAL)}")
     backends = [b.strip() for b in (args.backends or (
         "sqlite_memory" if args.smoke else ",".join(BACKENDS))).split(",") if b.strip()]
     if any(b not in BACKENDS for b in backends):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from slipway.config.data_lifecycle import LogArchiveConfig, RetentionConfig
 from slipway.config.models import AppConfig, ManagerConfig, RedisConfig, RegistryCredential
 from slipway.executors.registry import MODELS
 
@@ -43,7 +44,8 @@ def _keys(model: type[BaseModel]) -> set[str]:
 def test_every_config_key_is_on_the_configuration_page() -> None:
     text = (DOCS / "configuration.md").read_text()
     documented = set(re.findall(r"\b[A-Za-z0-9_]+\b", text))
-    models: list[type[BaseModel]] = [AppConfig, ManagerConfig, RedisConfig, RegistryCredential]
+    models: list[type[BaseModel]] = [AppConfig, ManagerConfig, RedisConfig, RegistryCredential,
+                                     LogArchiveConfig, RetentionConfig]
     keys = set().union(*(_keys(m) for m in [*models, *MODELS]))
     assert keys - documented == set()
     for model in MODELS:

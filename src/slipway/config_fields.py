@@ -26,6 +26,8 @@ SECRET_KEYS = frozenset(
         "s3_secret_key",
         "access_key",
         "secret_key",
+        "ACCESS_KEY",  # LOG_ARCHIVE
+        "SECRET_KEY",
     }
 )
 

@@ -29,3 +29,30 @@ STALE_CALLS_REFUSED = Counter(
     "past HEARTBEAT_EXPIRY, a cancelled build's, a late one)",
     ["call"],
 )
+
+# data lifecycle (docs/data-lifecycle.md): what housekeeping passes removed and reclaimed
+GC_REMOVED = Counter(
+    "slipway_gc_removed_total",
+    "What retention and the context clean-up removed: builds (records), log_lines (rows of "
+    "logs not archived), archived_logs (archive objects), contexts (uploaded contexts)",
+    ["kind"],
+)
+GC_RECLAIMED_BYTES = Counter(
+    "slipway_gc_reclaimed_bytes_total",
+    "Bytes given back: archive (archive objects deleted), contexts (uploaded files "
+    "deleted), database (SQLite pages returned to the file system)",
+    ["kind"],
+)
+LOGS_ARCHIVED = Counter("slipway_logs_archived_total", "Build logs moved to the log archive")
+LOG_ARCHIVE_BYTES = Counter(
+    "slipway_log_archive_written_bytes_total", "Bytes of log archive objects written")
+LOG_ARCHIVE_FAILURES = Counter(
+    "slipway_log_archive_failures_total",
+    "Logs a pass could not archive (the archive storage failed, or the log changed); "
+    "they stay in the database and the next pass tries again")
+DATABASE_SIZE = Gauge(
+    "slipway_database_size_bytes",
+    "Size of slipway's database (SQLite: page_count*page_size; PostgreSQL: "
+    "pg_database_size), as of the last housekeeping pass")
+GC_LAST_PASS = Gauge(
+    "slipway_gc_last_pass_timestamp_seconds", "When the last housekeeping pass ended")

@@ -16,8 +16,11 @@ SQL_ALLOWED_OUTSIDE_STORE = ("quay/",)
 STORE_INTERFACE = {"slipway.store.interfaces", "slipway.store.records", "slipway.store.errors"}
 # the one place that picks the implementation, from what DB_URI holds (Quay mode on
 # Quay's database), and says in one line why it could not be opened
+# (and the data lifecycle: the log archive LOG_ARCHIVE names, the housekeeping RETENTION
+# configures: backends/data_lifecycle.py)
 ASSEMBLERS = {"backends/": {"slipway.store.facade", "slipway.store.database_kind",
-                            "slipway.store.open_errors"}}
+                            "slipway.store.open_errors", "slipway.store.housekeeping",
+                            "slipway.store.log_archive", "slipway.store.retention"}}
 
 
 def test_no_sqlalchemy_outside_store() -> None:

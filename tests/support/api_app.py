@@ -14,6 +14,7 @@ import httpx
 from fastapi import FastAPI
 
 from slipway.api import create_app, create_token
+from slipway.backends.data_lifecycle import log_archive_from_config
 from slipway.build_secrets import load_or_create_key
 from slipway.config.models import AppConfig
 from slipway.domain.phases import Phase
@@ -61,7 +62,8 @@ def make_config(tmp_path: Path, **overrides: Any) -> AppConfig:
 @asynccontextmanager
 async def api_env(tmp_path: Path, **overrides: Any) -> AsyncIterator[ApiEnv]:
     config = make_config(tmp_path, **overrides)
-    store = await SqlStore(config.DB_URI).open()
+    # with the configured log archive, as the SQL backend builds it: archived logs are read
+    store = await SqlStore(config.DB_URI, log_archive_from_config(config)).open()
     store.secrets.unlock(load_or_create_key(config.BUILD_SECRETS_KEY, Path(config.DATA_DIR)))
     orchestrator = MemoryOrchestrator()
     await orchestrator.start()

@@ -6,11 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from slipway.backends.base import BackendError, BackgroundService, Cancel, SignedLinks
+from slipway.backends.data_lifecycle import (
+    HousekeepingService,
+    housekeeping_policy,
+    log_archive_from_config,
+)
 from slipway.config.models import AppConfig
 from slipway.manager.build_pack import BuildPackUnavailable, WorkerAccess
 from slipway.store.database_kind import ForeignDatabase
 from slipway.store.errors import SecretsUnavailable
 from slipway.store.facade import SqlStore
+from slipway.store.housekeeping import Housekeeping
 from slipway.store.interfaces import BuildSecrets
 from slipway.store.open_errors import DATABASE_ERRORS, database_problem
 from slipway.store.records import BuildRecord
@@ -36,7 +42,7 @@ async def stored_secrets(secrets: BuildSecrets[Any], record: BuildRecord
 class SqlBackend:
     def __init__(self, config: AppConfig) -> None:
         self.config = config
-        self.store = SqlStore(config.DB_URI)
+        self.store = SqlStore(config.DB_URI, log_archive_from_config(config))
         self._links: SignedLinks | None = None
 
     @property
@@ -56,7 +62,13 @@ class SqlBackend:
         pass
 
     def services(self, cancel: Cancel) -> list[BackgroundService]:
-        return []
+        """The housekeeping passes: log archive, retention, contexts (RETENTION.INTERVAL)."""
+        return [HousekeepingService(self.housekeeping(), self.config.RETENTION.INTERVAL)]
+
+    def housekeeping(self) -> Housekeeping:
+        """Housekeeping as configured (LOG_ARCHIVE, RETENTION): the service's, and
+        `slipway gc`'s."""
+        return self.store.housekeeping(housekeeping_policy(self.config))
 
     async def close(self) -> None:
         await self.store.close()

@@ -11,6 +11,7 @@ from slipway.cli import (
     config_cmd,
     context_cmd,
     deploy_cmd,
+    gc_cmd,
     help_format,
     openshift_cmd,
     serve_cmd,
@@ -51,6 +52,7 @@ worker_cmd.register(app)
 builds_cmd.register(app)
 builds_view_cmd.register(app)
 context_cmd.register(app)
+gc_cmd.register(app)
 
 
 if __name__ == "__main__":

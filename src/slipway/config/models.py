@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from slipway.config.build_limits import BuildLimitsConfig
+from slipway.config.data_lifecycle import LogArchiveConfig, RetentionConfig
 from slipway.config.executors import (
     EXECUTOR_KINDS,
     EC2ExecutorConfig,
@@ -358,6 +359,19 @@ class AppConfig(BaseModel):
         "{DEFAULT, NAMESPACES: {namespace: duration}}; then it ends expired; none: no limit",
     )
 
+    LOG_ARCHIVE: LogArchiveConfig = field(
+        default_factory=LogArchiveConfig,
+        example={"BUCKET": "slipway-logs", "PREFIX": "logarchive/"},
+        description="slipway: where finished build logs are archived (docs/data-lifecycle.md); "
+        "default the directory DATA_DIR/ + LOG_ARCHIVE_PATH",
+    )
+    RETENTION: RetentionConfig = field(
+        default_factory=RetentionConfig,
+        example={"DEFAULT_DAYS": 90, "NAMESPACES": {"team": 30}, "KEEP_LAST": 10},
+        description="slipway: how long build records, archived logs and uploaded contexts "
+        "are kept (docs/data-lifecycle.md)",
+    )
+
     # Quay's own keys, read in Quay mode (config/quay.py; defaults are Quay's)
     DB_CONNECTION_ARGS: ConnectionArgs = field(
         default_factory=dict,
@@ -391,7 +405,8 @@ class AppConfig(BaseModel):
         "local_us", example="default", description="storage location of archived build logs"
     )
     LOG_ARCHIVE_PATH: str = field(
-        "logarchive/", example="logarchive/", description="their path in that location"
+        "logarchive/", example="logarchive/", description="their path in that location; "
+        "slipway: also the default directory under DATA_DIR and the default LOG_ARCHIVE.PREFIX"
     )
     DATABASE_SECRET_KEY: SecretStr | None = field(
         None,

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from slipway.config.data_lifecycle import LogArchiveConfig, RetentionConfig
 from slipway.config.executors import MODEL_FOR_KIND
 from slipway.config.models import AppConfig, ManagerConfig, RedisConfig, RegistryCredential
 from slipway.config.quay import QUAY_OWN_KEYS
@@ -93,6 +94,10 @@ def unknown_key_warnings(raw: dict[Any, Any]) -> list[str]:
                 warnings += _warn_all(
                     f"REGISTRY_CREDENTIALS[{host!r}].", entry, _keys(RegistryCredential)
                 )
+    for name, model in (("LOG_ARCHIVE", LogArchiveConfig), ("RETENTION", RetentionConfig)):
+        section = raw.get(name)
+        if isinstance(section, dict):
+            warnings += _warn_all(f"{name}.", section, _keys(model))
     build_manager = raw.get("BUILD_MANAGER")
     if not (
         isinstance(build_manager, list)

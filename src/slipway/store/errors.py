@@ -52,6 +52,11 @@ class StoreFull(StoreUnavailable):
     is freed; reads go on."""
 
 
+class ArchiveUnavailable(Exception):
+    """The log archive could not be read or written (store/log_archive.py); the message
+    says where and why, never with credentials."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """A lost or refused connection (server restarting, network), not a bad statement."""
     if isinstance(exc, (StoreUnavailable, OperationalError, InterfaceError, OSError,

@@ -3,13 +3,17 @@ PostgreSQL, one engine (`Database`) under every store."""
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AbstractAsyncContextManager
 
 from slipway.store.api_tokens import ApiTokenStore
 from slipway.store.builds import BuildStore
 from slipway.store.database import Database, SqlConnection
+from slipway.store.database_size import ensure_incremental_vacuum
+from slipway.store.housekeeping import Housekeeping, HousekeepingPolicy
 from slipway.store.interfaces import Store
 from slipway.store.keys import SigningKeyStore
+from slipway.store.log_archive import LogArchive
 from slipway.store.logs import BuildLogs
 from slipway.store.overview import BuildOverview
 from slipway.store.queue import BuildQueue
@@ -19,11 +23,13 @@ from slipway.store.uploads import UploadStore
 
 
 class SqlStore:
-    def __init__(self, db_uri: str) -> None:
+    def __init__(self, db_uri: str, log_archive: LogArchive | None = None) -> None:
         self.db = Database(db_uri)
         self.queue = BuildQueue(self.db)
         self.builds = BuildStore(self.db)
-        self.logs = BuildLogs(self.db)
+        # reads of archived logs fall through to `log_archive` (store/logs.py)
+        self.log_archive = log_archive
+        self.logs = BuildLogs(self.db, log_archive)
         self.tokens = ApiTokenStore(self.db)
         self.uploads = UploadStore(self.db)
         self.keys = SigningKeyStore(self.db)
@@ -41,8 +47,14 @@ class SqlStore:
     def shared_writes(self) -> SharedTransactions:
         return SharedTransactions(self.db, self.queue)
 
+    def housekeeping(self, policy: HousekeepingPolicy) -> Housekeeping:
+        """Archive, retention and clean-up passes over these tables (store/housekeeping.py)."""
+        return Housekeeping(self.db, self.logs, self.log_archive, policy)
+
     async def open(self) -> SqlStore:
         await self.db.migrate()
+        # space freed by retention is given back after each pass (store/database_size.py)
+        await asyncio.to_thread(ensure_incremental_vacuum, self.db.db_uri)
         return self
 
     async def ping(self) -> bool:

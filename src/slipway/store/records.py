@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,8 @@ class BuildRecord:
     job_id: str | None = None
     log_count: int = 0
     completed: float | None = None
+    # when its log moved to the log archive (store/log_archiving.py); None: not (yet)
+    log_archived_at: float | None = None
 
     @property
     def full_repository(self) -> str:
@@ -170,3 +172,27 @@ class StoredToken:
 
     name: str
     scopes: dict[str, str]
+
+
+@dataclass
+class HousekeepingReport:
+    """What a pass removed (or, dry, would remove). Bytes a dry run cannot know before
+    doing it (the size of an archive object not yet written, the pages SQLite gives back)
+    are 0 then."""
+
+    dry_run: bool = False
+    logs_archived: int = 0
+    log_lines_archived: int = 0
+    archive_bytes_written: int = 0
+    logs_left: int = 0  # could not be archived this time (the storage, a late entry)
+    builds_deleted: int = 0
+    log_lines_deleted: int = 0
+    archives_deleted: int = 0
+    archive_bytes_deleted: int = 0
+    contexts_deleted: int = 0
+    context_bytes_deleted: int = 0
+    database_bytes_freed: int = 0
+    database_size: int = 0
+
+    def as_dict(self) -> dict[str, int | bool]:
+        return asdict(self)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -56,11 +57,20 @@ builds = Table(
     Column("log_count", Integer, nullable=False, default=0),
     Column("started", Float, nullable=False),
     Column("completed", Float),
+    # when the build's log moved to the log archive (store/log_archiving.py): its entries
+    # are read from there, its rows are gone; null: the log is in slipway_build_logs
+    Column("log_archived_at", Float),
     # the overview's reads (store/overview.py): the repositories listing from the index
     # alone, workers per executor, builds ended since a time
     Index("ix_builds_repo_started_phase", "namespace", "repository", "started", "phase"),
     Index("ix_builds_phase_executor", "phase", "executor"),
     Index("ix_builds_completed", "completed"),
+    # the archiver's pick-up (ended builds whose log is still in the table) and the
+    # uploads' clean-up (the builds of one context): migration 0008
+    Index("ix_builds_log_unarchived", "completed",
+          sqlite_where=text("log_archived_at IS NULL AND completed IS NOT NULL"),
+          postgresql_where=text("log_archived_at IS NULL AND completed IS NOT NULL")),
+    Index("ix_builds_resource_key", "resource_key"),
 )
 
 build_queue = Table(

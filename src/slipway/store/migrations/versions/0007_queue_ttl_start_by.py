@@ -5,14 +5,14 @@
 - ix_queue_start_by: the managers' expiry look reads a range of it, nothing when no build
   is due.
 
-Revision ID: 0007_queue_ttl
+Revision ID: 0007
 Revises: 0006
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0007_queue_ttl'
+revision = '0007'
 down_revision = '0006'
 branch_labels = None
 depends_on = None
