@@ -151,3 +151,22 @@ async def metric_values(slipway: RunningServer) -> dict[str, float]:
     return {name: float(value) for name, value in (
         line.rsplit(" ", 1) for line in text.splitlines()
         if line.startswith("slipway_") and " " in line)}
+
+
+async def test_an_archived_log_that_cannot_be_read_answers_503_and_says_why(
+    tmp_path: Path,
+) -> None:
+    async with running_server(tmp_path, **LIFECYCLE) as slipway:
+        build_id = await seed_finished_build(slipway)
+        await archive_now(slipway, build_id)
+        stored = tmp_path / "data" / "logarchive" / f"{build_id}.jsonl.gz"
+        stored.unlink()  # the archive lost it (a wiped volume, a bucket's lifecycle rule)
+        r = await slipway.api.get(f"/api/v1/repository/big/log/build/{build_id}/logs")
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"] == "30"
+        assert r.json()["error_type"] == "archive_unavailable"
+        message = r.json()["error_message"]
+        assert message.startswith("log archive (") and f"{build_id}.jsonl.gz" in message, message
+        # the build itself still answers
+        build = await slipway.api.get(f"/api/v1/repository/big/log/build/{build_id}")
+        assert build.status_code == 200, build.text

@@ -18,7 +18,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from slipway.domain.refusals import Refusal, Refused
-from slipway.store.errors import StoreFull, StoreUnavailable
+from slipway.store.errors import ArchiveUnavailable, StoreFull, StoreUnavailable
+
+# how long a client waits before it asks again for a log the archive could not give
+ARCHIVE_RETRY_AFTER_S = 30
 
 # the status of each admission refusal (manager/admission.py)
 REFUSAL_STATUS = {Refusal.INVALID: 400, Refusal.DISABLED: 403, Refusal.QUEUE_FULL: 429}
@@ -109,6 +112,13 @@ def install_handlers(app: FastAPI) -> None:
     async def _store_unavailable(_request: Request, exc: StoreUnavailable) -> JSONResponse:
         error = store_unavailable(exc)
         return error_response(error.status, error.message, error.error_type, error.headers)
+
+    @app.exception_handler(ArchiveUnavailable)
+    async def _archive_unavailable(_request: Request, exc: ArchiveUnavailable) -> JSONResponse:
+        # an archived log that cannot be read now (its storage down, the object gone): the
+        # build is there, its log is not for the moment
+        return error_response(503, str(exc), "archive_unavailable",
+                              {"Retry-After": str(ARCHIVE_RETRY_AFTER_S)})
 
     @app.exception_handler(Refused)
     async def _refused(_request: Request, exc: Refused) -> JSONResponse:
