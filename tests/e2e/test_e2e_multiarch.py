@@ -10,11 +10,12 @@ import json
 import os
 import resource
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.images import ensure_multiarch_base_image, podman_available
+from support.images import ensure_multiarch_base_image, podman_available, remove_multiarch_list
 from support.registry import Registry
 from support.server import RunningServer, running_server
 from test_e2e_build_flags import cli_build, executors
@@ -30,14 +31,15 @@ RUN uname -m > /built-on
 """
 
 
-@pytest.fixture
-def multiarch_base() -> str:
+@pytest.fixture(scope="module")
+def multiarch_base() -> Iterator[str]:
     if not podman_available():
         pytest.skip("podman/buildah are not installed")
     if missing_emulation(["linux/arm64"]):
         pytest.skip(f"no QEMU user emulation for arm64 here ({BINFMT_MISC}/qemu-aarch64): "
                     "install qemu-user-static (scripts/install-system.sh)")
-    return ensure_multiarch_base_image()
+    yield ensure_multiarch_base_image()
+    remove_multiarch_list()  # the host's `podman images` fails while it exists (images.py)
 
 
 def _storage() -> list[str]:

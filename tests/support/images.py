@@ -77,6 +77,20 @@ MULTIARCH_SCRIPT = SCRIPT.parent / "make-multiarch-base.sh"
 _multiarch_done = False
 
 
+def remove_multiarch_list() -> None:
+    """Remove the manifest list, keeping the images it names (the next
+    ensure_multiarch_base_image makes it again from them in a moment). While a local list
+    exists, podman 4.3 cannot list the host's images once a dangling image is there too:
+    `podman images` fails with "checking if image ... is dangling: ... reading manifest
+    for image instance ...: file does not exist" (the list does not keep its instances'
+    manifests). So the list lives only while the builds that start FROM it run."""
+    global _multiarch_done
+    with _lock:
+        subprocess.run(podman_argv("manifest", "rm", MULTIARCH_BASE_IMAGE),
+                       capture_output=True, text=True, timeout=120)
+        _multiarch_done = False
+
+
 def ensure_multiarch_base_image() -> str:
     """A local manifest list of the busybox base for amd64 and arm64, built once per
     machine (the script skips it if present; the arm64 busybox comes from the Debian

@@ -57,18 +57,20 @@ def _is_id(reference: str) -> bool:
     return 8 <= len(hex_part) <= 64 and all(c in "0123456789abcdef" for c in hex_part)
 
 
-def plan_removal(images: Iterable[LocalImage], references: Iterable[str]) -> Removal:
+def plan_removal(images: Iterable[LocalImage], references: Iterable[str],
+                 keep: frozenset[str] = frozenset()) -> Removal:
     """How to remove the images this build made, named by `references` (its tags, and
     the IDs of its step images): an image that only this build named goes by ID; one
     that holds other names too only loses this build's. A step ID can be an image the
     build did not make (a Dockerfile of only `FROM base` prints the base's ID as what it
-    committed), so an image found by ID goes whole only when no one else names it."""
+    committed, an unnamed instance of a manifest list included): an image in `keep` (on
+    the host before the build ran) or named by others only loses this build's names."""
     ids = [r.removeprefix("sha256:") for r in references if _is_id(r)]
     names = {r for r in references if not _is_id(r)}
     removal = Removal()
     for image in images:
         ours = [n for n in image.names if n in names]
-        named_by_others = len(ours) < len(image.names)
+        named_by_others = len(ours) < len(image.names) or image.id in keep
         by_id = any(image.id.startswith(i) for i in ids)
         if not named_by_others and (by_id or ours):
             removal.delete.append(image.id)
