@@ -61,6 +61,14 @@ def _local_image_exists(reference: str) -> bool:
     return subprocess.run(["podman", *storage, "image", "exists", reference]).returncode == 0
 
 
+async def _image_gone(reference: str, limit: float = 60.0) -> None:
+    """The worker's clean-up removed the image (a safety limit, not a timing test)."""
+    deadline = time.monotonic() + limit
+    while _local_image_exists(reference):
+        assert time.monotonic() < deadline, f"{reference} is still on the host"
+        await asyncio.sleep(0.1)
+
+
 async def _workers_gone(limit: float = 60.0) -> None:
     """Workers report the end first and clean up after: wait for them to leave."""
     deadline = time.monotonic() + limit
@@ -104,8 +112,10 @@ async def test_real_build_with_two_tags_multistage_and_build_arg(
         assert any("bonjour from slipway" in e["message"] for e in logs)
         # the worker cleans up after reporting the end, and the manager lets it finish
         await _workers_gone()
+        # (the standby worker that ran the build keeps `--standby` in its command line,
+        # so _workers_gone cannot tell its clean-up from its wait: wait for the images)
         for tag in ("latest", "v1"):
-            assert not _local_image_exists(f"{registry.host}/demo/hello-{runtime}:{tag}")
+            await _image_gone(f"{registry.host}/demo/hello-{runtime}:{tag}")
     assert _worker_processes() == []
 
 

@@ -320,7 +320,6 @@ class Build:
         """Build; a build that fails on its registry cache runs again without it (the
         steps it built are kept: the second run reuses them)."""
         watch = CacheWatch(self.reporter.log, spec.cache_repo)
-        await self.runtime.note_existing_images()
         try:
             image_id = await self.runtime.build(spec, watch.line)
         except CacheUnavailable as exc:

@@ -178,12 +178,6 @@ class Runtime(abc.ABC):
         """Remove images this build pulled, by name, unless in use; best effort: never
         raises."""
 
-    async def note_existing_images(self) -> None:
-        """Remember the images on the host before the build runs: the clean-up never
-        removes one of them (a step ID the runtime prints may be a base image's). Best
-        effort: never raises."""
-        return None
-
     async def remove_built(self, references: Sequence[str]) -> None:
         """Remove the images this build made (its tags, its step images' IDs), whatever
         their number of tags; best effort: never raises."""

@@ -48,8 +48,6 @@ class ContainersRuntime(Runtime):
                                        "{{.Os}}/{{.Architecture}}")
 
     _registries_conf: Path | bool | None = False  # False: not written yet
-    # the IDs of the images on the host before the build ran (note_existing_images)
-    _existing_images: frozenset[str] = frozenset()
 
     def child_env(self) -> dict[str, str]:
         env = super().child_env()
@@ -228,12 +226,6 @@ class ContainersRuntime(Runtime):
             with contextlib.suppress(Exception):
                 await self.run([*self.base(), "rmi", *images], stream=False)
 
-    async def note_existing_images(self) -> None:
-        with contextlib.suppress(Exception):
-            listing = await self._listing(*self.images_query)
-            if listing is not None:
-                self._existing_images = frozenset(i.id for i in parse_images(listing))
-
     async def remove_built(self, references: Sequence[str]) -> None:
         """The images this build made, each removed once by its ID, whatever its number of
         tags; a name this build shares with an image of another keeps that image."""
@@ -243,8 +235,7 @@ class ContainersRuntime(Runtime):
                 # by name then, in one call: each name goes, and an image with its last
                 await self.remove_images(references)
                 return
-            removal = plan_removal(parse_images(listing), references,
-                                   keep=self._existing_images)
+            removal = plan_removal(parse_images(listing), references)
             for image_id, names in removal.untag.items():
                 await self.untag(image_id, names)
             if removal.delete:

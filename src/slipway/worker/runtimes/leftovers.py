@@ -57,8 +57,7 @@ def _is_id(reference: str) -> bool:
     return 8 <= len(hex_part) <= 64 and all(c in "0123456789abcdef" for c in hex_part)
 
 
-def plan_removal(images: Iterable[LocalImage], references: Iterable[str],
-                 keep: frozenset[str] = frozenset()) -> Removal:
+def plan_removal(images: Iterable[LocalImage], references: Iterable[str]) -> Removal:
     """How to remove the images this build made, named by `references` (its tags, and
     the IDs of its step images): an image that only this build named goes by ID; one
     that holds other names too only loses this build's. A step ID can be an image the
@@ -70,7 +69,7 @@ def plan_removal(images: Iterable[LocalImage], references: Iterable[str],
     removal = Removal()
     for image in images:
         ours = [n for n in image.names if n in names]
-        named_by_others = len(ours) < len(image.names) or image.id in keep
+        named_by_others = len(ours) < len(image.names)
         by_id = any(image.id.startswith(i) for i in ids)
         if not named_by_others and (by_id or ours):
             removal.delete.append(image.id)
