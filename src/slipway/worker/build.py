@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -253,7 +254,10 @@ class Build:
             platforms=platforms,
         )
         if len(platforms) > 1:
-            self.manifest = f"localhost/slipway-manifest-{self.workdir.name.lower()}"
+            # the directory's random part may hold "_", which a reference may not have
+            # next to "-" or at its end ("slipway-build-_b1jrvkd"): letters and digits only
+            unique = re.sub(r"[^a-z0-9]+", "-", self.workdir.name.lower()).strip("-")
+            self.manifest = f"localhost/slipway-manifest-{unique}"
             spec = replace(spec, manifest=self.manifest)
             await self.reporter.log(f"Building for {', '.join(platforms)} (one manifest list)")
         else:
