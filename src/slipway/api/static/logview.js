@@ -38,7 +38,12 @@ export class LogView {
     }, this.empty, this.spacer);
     this.el.addEventListener("scroll", () => this.onScroll(), { passive: true });
     this.el.addEventListener("click", (e) => this.onClick(e));
-    this.resize = new ResizeObserver(() => this.schedule());
+    // a view that follows the end stays at it when the log's box changes size (the page's
+    // other parts arriving after the last lines can shrink it, and no line comes to scroll)
+    this.resize = new ResizeObserver(() => {
+      if (this.following) this.scrollToEnd();
+      this.schedule();
+    });
     this.resize.observe(this.el);
   }
 
