@@ -43,6 +43,11 @@ class RestartPlan:
     postgres_stop_at_s: float = 13.0
     postgres_down_s: float = 5.0
     settle_limit_s: float = 180.0  # a guard: every build final by then, or an error
+    # both longer than the PostgreSQL outage and its restart, as their defaults are (60 s,
+    # and minutes for the executors): an outage longer than HEARTBEAT_EXPIRY ends attempts
+    # by design (tests/faults/ covers that), and a worker has SETUP_TIME to register
+    heartbeat_expiry_s: int = 20
+    setup_time_s: int = 60
 
 
 SMOKE_PLAN = RestartPlan(builds=8, submit_window_s=6.0, build_seconds=2.0,
@@ -136,7 +141,9 @@ async def run(work: Path, plan: RestartPlan) -> dict[str, Any]:
 
     from slipway.domain.phases import Phase
 
-    cluster = ServingCluster(work, managers=2, build_seconds=plan.build_seconds)
+    cluster = ServingCluster(work, managers=2, build_seconds=plan.build_seconds,
+                             heartbeat_expiry_s=plan.heartbeat_expiry_s,
+                             setup_time_s=plan.setup_time_s)
     marks = Marks()
     try:
         await cluster.start()

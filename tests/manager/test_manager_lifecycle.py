@@ -478,3 +478,45 @@ async def test_a_worker_registering_after_its_build_was_cancelled_is_refused(
         assert harness.manager.ctx.attempts.begun_records() == {}
     finally:
         await harness.stop()
+
+
+async def test_a_registration_cut_by_a_database_outage_can_be_sent_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The BuildPack's reads (credentials, secrets) meet a database outage: the worker is
+    told UNAVAILABLE, and its retry with the same registration token gets its pack; the
+    attempt is not left running with a worker that was refused."""
+    from slipway.manager import worker_calls
+    from slipway.store.errors import StoreUnavailable
+
+    real_assemble = worker_calls.assemble_build_pack
+    outages = [StoreUnavailable("the database is not answering")]
+
+    async def assemble_once_cut(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if outages:
+            raise outages.pop()
+        return await real_assemble(*args, **kwargs)
+
+    monkeypatch.setattr(worker_calls, "assemble_build_pack", assemble_once_cut)
+    answers: list[str] = []
+    harness: Harness
+
+    async def worker(spec: WorkerSpec) -> None:
+        w = ProtocolWorker(harness.address)
+        with pytest.raises(grpc.aio.AioRpcError) as cut:
+            await w.register(spec.registration_token)
+        answers.append(cut.value.code().name)
+        await w.register(spec.registration_token)  # the worker's retry
+        answers.append("registered")
+        assert (await w.set_phase(pb.BUILDING)).success
+        assert (await w.set_phase(pb.COMPLETE, digest=DIGEST)).success
+        await w.close()
+
+    harness, _ = await start(tmp_path, worker)
+    try:
+        build_id = await harness.submit()
+        record = await harness.wait_phase(build_id, Phase.COMPLETE)
+        assert answers == ["UNAVAILABLE", "registered"]
+        assert [a.outcome.value for a in record.attempts if a.outcome] == ["completed"]
+    finally:
+        await harness.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,7 +46,8 @@ T = TypeVar("T")
 
 
 def manager_config(index: int, data_dir: Path, postgres: PostgresServer,
-                   redis: RedisServer) -> dict[str, Any]:
+                   redis: RedisServer, heartbeat_expiry_s: int = 5,
+                   setup_time_s: int = 10) -> dict[str, Any]:
     """config.yaml keys of manager `index`: production mode, capacity never the limit."""
     api_port, grpc_port = free_port(), free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -60,11 +62,12 @@ def manager_config(index: int, data_dir: Path, postgres: PostgresServer,
         "NAMESPACE_MAX_QUEUED_BUILDS": 100_000,
         "BUILD_MANAGER": ["ephemeral", {
             # a NAME per manager: a build's attempts say which manager started each
-            "EXECUTORS": [{"EXECUTOR": "local", "NAME": f"null-m{index}", "SETUP_TIME": 10}],
+            "EXECUTORS": [{"EXECUTOR": "local", "NAME": f"null-m{index}",
+                           "SETUP_TIME": setup_time_s}],
             "ORCHESTRATOR": {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": redis.port},
             "ALLOWED_WORKER_COUNT": 10_000,
             "JOB_REGISTRATION_TIMEOUT": 10,
-            "HEARTBEAT_EXPIRY": 5,
+            "HEARTBEAT_EXPIRY": heartbeat_expiry_s,
             "RETRY_AFTER": 0,
         }],
     }
@@ -222,16 +225,22 @@ class AnyManagerWorkers:
                 self.errors.append(f"{build_id}: {exc}")
 
     async def _build(self, job_jwt: str) -> None:
-        await self._phase(job_jwt, 1, pb.BUILDING)
+        numbers = itertools.count(1)
+        await self._phase(job_jwt, numbers, pb.BUILDING)
         await asyncio.sleep(self.build_seconds)
-        await self._phase(job_jwt, 2, pb.COMPLETE)
+        await self._phase(job_jwt, numbers, pb.COMPLETE)
 
-    async def _phase(self, job_jwt: str, seq: int, phase: int) -> None:
-        request = pb.SetPhaseRequest(
-            job_jwt=job_jwt, sequence_number=seq, phase=phase,  # type: ignore[arg-type]
-            image_digest=DIGEST if phase == pb.COMPLETE else "")
-        reply, tries = await self._call(
-            f"SetPhase({phase})", lambda s: s.SetPhase(request, timeout=CALL_TIMEOUT))
+    async def _phase(self, job_jwt: str, numbers: Iterator[int], phase: int) -> None:
+        # a new sequence number for each try, as slipway's worker sends (its reporter): a
+        # try cut by an outage may have kept its number in the job key
+        def send(stub: pb_grpc.BuildManagerStub) -> Awaitable[pb.SetPhaseResponse]:
+            request = pb.SetPhaseRequest(
+                job_jwt=job_jwt, sequence_number=next(numbers),
+                phase=phase,  # type: ignore[arg-type]
+                image_digest=DIGEST if phase == pb.COMPLETE else "")
+            return stub.SetPhase(request, timeout=CALL_TIMEOUT)
+
+        reply, tries = await self._call(f"SetPhase({phase})", send)
         # a refusal after a failed try may only mean the first try went through
         if not reply.success and tries == 1:
             raise JobOver(f"SetPhase({phase}) refused")
@@ -340,8 +349,11 @@ class ExecutorEvents:
 
 
 class ServingCluster:
-    def __init__(self, base: Path, managers: int = 2, build_seconds: float = 2.0) -> None:
+    def __init__(self, base: Path, managers: int = 2, build_seconds: float = 2.0,
+                 heartbeat_expiry_s: int = 5, setup_time_s: int = 10) -> None:
         self.base = base
+        self.heartbeat_expiry_s = heartbeat_expiry_s
+        self.setup_time_s = setup_time_s
         self.postgres = PostgresServer()
         self.redis = RedisServer()
         self.workers = AnyManagerWorkers(build_seconds)
@@ -359,7 +371,8 @@ class ServingCluster:
         await self.events.start()
         self.managers = [
             ServingManager(i, manager_config(i, self.base / f"manager{i}", self.postgres,
-                                             self.redis),
+                                             self.redis, self.heartbeat_expiry_s,
+                                             self.setup_time_s),
                            self.events.path, self.base / f"manager{i}.log")
             for i in range(self.manager_count)]
         await asyncio.gather(*(m.start() for m in self.managers))

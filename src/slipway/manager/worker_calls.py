@@ -108,6 +108,17 @@ async def _register(ctx: ManagerContext, packs: PackParts, claims: TokenClaims
         raise CallRefused("FAILED_PRECONDITION", "this build has ended")
     max_time = float(ctx.manager_config.MACHINE_MAX_TIME)
     package_url = packs.package_url(record)  # may raise: before the job is marked running
+    # The pack is put together before the job is marked running: its reads (credentials,
+    # secrets) may meet a database outage, and a registration that fails before the mark
+    # gives its token back for the worker's retry; after it, the retry would be refused
+    # and the attempt lost with a live worker
+    job_token = ctx.tokens.mint(TokenType.JOB, claims.build_id, claims.job_id, max_time)
+    try:
+        pack = await assemble_build_pack(packs, record, job_token=job_token,
+                                         package_url=package_url)
+    except BuildPackUnavailable as exc:
+        log.error("build %s: %s", record.id, exc)
+        raise CallRefused("FAILED_PRECONDITION", str(exc)) from exc
     # The manager that started the worker knows the job key's value: it wrote it. Marking
     # it running from that copy saves a read per registration, on the path every build
     # takes; if the key changed meanwhile, it is read.
@@ -122,13 +133,7 @@ async def _register(ctx: ManagerContext, packs: PackParts, claims: TokenClaims
         if not await attempts.running(job, record):
             raise CallRefused("FAILED_PRECONDITION",
                               "this build job changed while registering")
-    job_token = ctx.tokens.mint(TokenType.JOB, job.build_id, job.job_id, max_time)
-    try:
-        return await assemble_build_pack(packs, record, job_token=job_token,
-                                         package_url=package_url)
-    except BuildPackUnavailable as exc:
-        log.error("build %s: %s", record.id, exc)
-        raise CallRefused("FAILED_PRECONDITION", str(exc)) from exc
+    return pack
 
 
 async def heartbeat(ctx: ManagerContext, token: str) -> bool:
