@@ -344,6 +344,13 @@ class AppConfig(BaseModel):
     NAMESPACE_MAX_QUEUED_BUILDS: int = field(
         1000, example=1000, ge=1, description="slipway: most builds one namespace may have waiting"
     )
+    TRIGGER_WEBHOOK_MAX_BYTES: int = field(
+        5 << 20,
+        example=5 << 20,
+        unit="bytes",
+        ge=1024,
+        description="slipway: largest webhook delivery a build trigger takes (413 beyond)",
+    )
     # --- a build's time limits (domain/build_limits.py) ---
     BUILD_TIMEOUTS: BuildLimitsConfig = field(
         default_factory=BuildLimitsConfig,
