@@ -351,6 +351,14 @@ class AppConfig(BaseModel):
         ge=1024,
         description="slipway: largest webhook delivery a build trigger takes (413 beyond)",
     )
+    TRIGGER_BASE_IMAGE_INTERVAL: int = field(
+        900,
+        example=900,
+        unit="seconds",
+        ge=10,
+        description="slipway: how often triggers that watch their base images look at the "
+        "FROM images' digests",
+    )
     # --- a build's time limits (domain/build_limits.py) ---
     BUILD_TIMEOUTS: BuildLimitsConfig = field(
         default_factory=BuildLimitsConfig,

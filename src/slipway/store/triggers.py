@@ -146,6 +146,14 @@ class TriggerStore:
     # --- scheduled rebuilds and the base-image watch --------------------------------------
 
     @rerun_if_connection_lost
+    async def due_runs(self, now: float) -> list[StoredTrigger]:
+        """Enabled triggers whose scheduled rebuild is due."""
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(t).where(
+                t.c.next_run <= now, t.c.enabled.is_(True)))).all()
+        return [self._row(r) for r in rows]
+
+    @rerun_if_connection_lost
     async def claim_run(self, trigger_id: str, due: float, following: float | None) -> bool:
         """Move the trigger's `next_run` from `due` to `following`: True for the one
         manager whose compare-and-set wins, which starts the scheduled build."""
@@ -234,7 +242,8 @@ class TriggerStore:
         return [StatusRow(r.build_id, r.trigger_id, r.posted, r.tries) for r in rows]
 
     @rerun_if_connection_lost
-    async def claim_status(self, row: StatusRow, state: str, due_next: float) -> bool:
+    async def claim_status(self, row: StatusRow, state: str, due_next: float,
+                           now: float) -> bool:
         """Take the posting of `state` (compare-and-set on what `row` read): True for the
         one manager that posts it; the row is due again at `due_next` unless it is
         posted before."""
@@ -242,16 +251,18 @@ class TriggerStore:
         async with self.db.write() as conn:
             result = await conn.execute(update(cs).where(
                 cs.c.build_id == row.build_id, posted, cs.c.tries == row.tries,
-                cs.c.due <= time.time()).values(wanted=state, tries=row.tries + 1,
+                cs.c.due <= now).values(wanted=state, tries=row.tries + 1,
                                                 due=due_next))
         return bool(result.rowcount)
 
     @rerun_if_connection_lost
-    async def status_posted(self, build_id: str, state: str, final: bool) -> None:
+    async def status_posted(self, build_id: str, state: str, final: bool,
+                            now: float) -> None:
+        """Posted: a final state ends the row's posting, another leaves it due from
+        `now` on (its next phase is posted when it comes)."""
         async with self.db.write() as conn:
             await conn.execute(update(cs).where(cs.c.build_id == build_id).values(
-                posted=state, tries=0, last_error=None,
-                due=None if final else time.time()))
+                posted=state, tries=0, last_error=None, due=None if final else now))
 
     @rerun_if_connection_lost
     async def status_failed(self, build_id: str, error: str, give_up: bool) -> None:

@@ -97,6 +97,23 @@ def git_package(trigger: StoredTrigger, credentials: Mapping[str, str],
                       private_key=credentials.get("ssh_key", ""))
 
 
+def git_environment(credentials: Mapping[str, str], scratch: Path) -> dict[str, str]:
+    """git's environment in this process: no prompt, and the deploy key (if any) in a
+    0600 file of `scratch`, the host's key learnt on first use."""
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+    if credentials.get("ssh_key"):
+        key = scratch / "id_git"
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            text = credentials["ssh_key"]
+            f.write(text if text.endswith("\n") else text + "\n")
+        env["GIT_SSH_COMMAND"] = (
+            f"ssh -F /dev/null -i {shlex.quote(str(key))} -o IdentitiesOnly=yes "
+            "-o BatchMode=yes -o StrictHostKeyChecking=accept-new "
+            f"-o UserKnownHostsFile={shlex.quote(str(scratch / 'known_hosts'))}")
+    return env
+
+
 class RefNotFound(Exception):
     """The ref is not in the repository, or the repository cannot be read."""
 
@@ -108,17 +125,7 @@ async def resolve_ref(trigger: StoredTrigger, credentials: Mapping[str, str],
     url = clone_url(trigger.git_url, trigger.kind, credentials)
     wanted = [ref] if ref.startswith("refs/") else [f"refs/heads/{ref}", f"refs/tags/{ref}"]
     with tempfile.TemporaryDirectory(prefix="slipway-ls-remote-") as scratch:
-        env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
-        if credentials.get("ssh_key"):
-            key = Path(scratch) / "id_git"
-            fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                text = credentials["ssh_key"]
-                f.write(text if text.endswith("\n") else text + "\n")
-            env["GIT_SSH_COMMAND"] = (
-                f"ssh -F /dev/null -i {shlex.quote(str(key))} -o IdentitiesOnly=yes "
-                "-o BatchMode=yes -o StrictHostKeyChecking=accept-new "
-                f"-o UserKnownHostsFile={shlex.quote(str(Path(scratch) / 'known_hosts'))}")
+        env = git_environment(credentials, Path(scratch))
         proc = await asyncio.create_subprocess_exec(
             "git", "ls-remote", "--", url, *wanted, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
