@@ -39,7 +39,7 @@ class StatusRecorder:
 
 def _handler(state: StatusRecorder) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
         def do_POST(self) -> None:
