@@ -117,9 +117,13 @@ def create(
                                           "relative to the context."),
     context_dir: str | None = typer.Option(None, "--context-dir", help="Context directory "
                                            "in the repository."),
-    default_branch: str | None = typer.Option(None, "--default-branch"),
-    build_arg: list[str] = typer.Option(None, "--build-arg", metavar="NAME=VALUE"),
-    platform: list[str] = typer.Option(None, "--platform"),
+    default_branch: str | None = typer.Option(
+        None, "--default-branch", metavar="BRANCH",
+        help="The branch `latest` is pushed for (default main; a webhook names its own)."),
+    build_arg: list[str] = typer.Option(None, "--build-arg", metavar="NAME=VALUE",
+                                        help="A build argument (repeat)."),
+    platform: list[str] = typer.Option(None, "--platform", metavar="OS/ARCH",
+                                       help="Build for these platforms (repeat)."),
     schedule: str | None = typer.Option(None, "--schedule", metavar="CRON",
                                         help="Rebuild the default branch on this cron "
                                         "schedule (UTC)."),
@@ -131,7 +135,9 @@ def create(
                                            "clone with (a file, or - for stdin)."),
     status_token_file: Path | None = typer.Option(None, "--status-token-file",
                                                   help="Token to post commit statuses."),
-    status_api_url: str | None = typer.Option(None, "--status-api-url"),
+    status_api_url: str | None = typer.Option(
+        None, "--status-api-url", metavar="URL",
+        help="GitHub's or GitLab's API for commit statuses (default: from --git)."),
     as_json: bool = JsonOpt,
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
@@ -256,8 +262,8 @@ def delete(repository: str = RepositoryArg, trigger: str = TriggerArg,
 @app.command("run")
 def run(repository: str = RepositoryArg, trigger: str = TriggerArg,
         ref: str = typer.Argument(..., metavar="REF", help="Branch, tag or full ref."),
-        pull: bool = typer.Option(False, "--pull"),
-        no_cache: bool = typer.Option(False, "--no-cache"),
+        pull: bool = typer.Option(False, "--pull", help="Pull the base images anew."),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Build every step anew."),
         server: str | None = ServerOpt, token: str | None = TokenOpt,
         context: str | None = ContextOpt) -> None:
     """Build the commit REF points to now; prints the build's id."""
