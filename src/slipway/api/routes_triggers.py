@@ -17,8 +17,9 @@ from slipway.api.deps import ApiDeps, get_deps
 from slipway.api.errors import ApiError, bad_request, not_found
 from slipway.api.models import ErrorOut
 from slipway.api.routes_builds import check_names, created
-from slipway.store.errors import SecretsUnavailable
-from slipway.store.triggers import StoredTrigger, TriggerNameTaken, TriggerStore
+from slipway.store.errors import SecretsUnavailable, TriggerNameTaken
+from slipway.store.interfaces import Triggers, triggers_of
+from slipway.store.records import StoredTrigger
 from slipway.triggers.builds import RefNotFound, resolve_ref, submit_push
 from slipway.triggers.schedule import next_run
 from slipway.triggers.spec import CREDENTIALS, TriggerIn, TriggerSettings
@@ -77,12 +78,11 @@ class DeliveryList(BaseModel):
     deliveries: list[DeliveryOut]
 
 
-def trigger_store(d: ApiDeps) -> TriggerStore:
-    store = getattr(d.store, "triggers", None)
+def trigger_store(d: ApiDeps) -> Triggers:
+    store = triggers_of(d.store)
     if store is None:
         raise ApiError(404, "build triggers are slipway's own: in Quay mode Quay's triggers "
                        "start builds (set them up in Quay)", "not_found")
-    assert isinstance(store, TriggerStore)
     return store
 
 

@@ -15,7 +15,8 @@ from slipway.api.errors import REFUSAL_STATUS, ApiError
 from slipway.api.routes_triggers import WEBHOOK_PATH, trigger_store
 from slipway.domain.refusals import Refused
 from slipway.store.errors import SecretsUnavailable
-from slipway.store.triggers import StoredTrigger, TriggerStore
+from slipway.store.interfaces import Triggers
+from slipway.store.records import StoredTrigger
 from slipway.triggers.builds import submit_push
 from slipway.triggers.matching import why_not
 from slipway.triggers.webhooks import BadDelivery, Unauthenticated, parse, verify
@@ -89,7 +90,7 @@ def _event_header(headers: dict[str, str]) -> str:
     return "(unknown)"
 
 
-async def _act(d: ApiDeps, store: TriggerStore, trigger: StoredTrigger,
+async def _act(d: ApiDeps, store: Triggers, trigger: StoredTrigger,
                delivery: Any) -> JSONResponse:
     push = delivery.push
     ref = push.ref if push else None

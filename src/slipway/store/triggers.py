@@ -9,13 +9,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from slipway.store.database import Database
+from slipway.store.errors import TriggerNameTaken
+from slipway.store.interfaces import Triggers
+from slipway.store.records import StatusRow, StoredTrigger, TriggerDelivery
 from slipway.store.rerun import rerun_if_connection_lost
 from slipway.store.schema import commit_statuses as cs
 from slipway.store.schema import trigger_deliveries as d
@@ -24,41 +26,6 @@ from slipway.store.secrets import BuildSecretStore
 
 # deliveries kept per trigger (the oldest go as new ones arrive)
 DELIVERIES_KEPT = 50
-
-
-class TriggerNameTaken(Exception):
-    """Another trigger of the repository has this name."""
-
-
-@dataclass
-class StoredTrigger:
-    id: str
-    namespace: str
-    repository: str
-    name: str
-    kind: str
-    git_url: str
-    enabled: bool
-    spec: dict[str, Any]
-    created: float
-    updated: float
-    next_run: float | None
-    base_digests: dict[str, str]
-    # which credentials are set (their values only through `credentials()`)
-    credential_names: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    id: int
-    trigger_id: str
-    event: str
-    received: float
-    outcome: str
-    reason: str
-    ref: str | None
-    commit_sha: str | None
-    build_id: str | None
 
 
 class TriggerStore:
@@ -211,14 +178,14 @@ class TriggerStore:
                 outcome=outcome, reason=reason, build_id=build_id))
 
     @rerun_if_connection_lost
-    async def find_delivery(self, trigger_id: str, delivery_key: str) -> Delivery | None:
+    async def find_delivery(self, trigger_id: str, delivery_key: str) -> TriggerDelivery | None:
         async with self.db.read() as conn:
             row = (await conn.execute(select(d).where(
                 d.c.trigger_id == trigger_id, d.c.delivery_key == delivery_key))).first()
         return None if row is None else _delivery(row)
 
     @rerun_if_connection_lost
-    async def deliveries(self, trigger_id: str, limit: int = 20) -> list[Delivery]:
+    async def deliveries(self, trigger_id: str, limit: int = 20) -> list[TriggerDelivery]:
         async with self.db.read() as conn:
             rows = (await conn.execute(select(d).where(d.c.trigger_id == trigger_id)
                                        .order_by(d.c.id.desc()).limit(limit))).all()
@@ -280,15 +247,11 @@ class TriggerStore:
                                          "error": row.last_error}
 
 
-@dataclass(frozen=True)
-class StatusRow:
-    build_id: str
-    trigger_id: str
-    posted: str | None
-    tries: int
-
-
-def _delivery(row: Any) -> Delivery:
-    return Delivery(id=row.id, trigger_id=row.trigger_id, event=row.event,
+def _delivery(row: Any) -> TriggerDelivery:
+    return TriggerDelivery(id=row.id, trigger_id=row.trigger_id, event=row.event,
                     received=row.received, outcome=row.outcome, reason=row.reason,
                     ref=row.ref, commit_sha=row.commit_sha, build_id=row.build_id)
+
+
+def _keeps_the_protocol(store: TriggerStore) -> Triggers:
+    return store  # mypy checks here that TriggerStore keeps the Triggers protocol

@@ -18,7 +18,7 @@ from pathlib import Path
 from slipway.config.models import AppConfig
 from slipway.domain.loopback import is_loopback_registry
 from slipway.domain.names import InvalidName, parse_image_ref
-from slipway.store.triggers import StoredTrigger
+from slipway.store.records import StoredTrigger
 from slipway.triggers.builds import clone_url, git_environment
 
 COMMAND_TIMEOUT = 120.0

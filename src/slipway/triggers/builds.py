@@ -16,8 +16,8 @@ from slipway.config.models import AppConfig
 from slipway.domain.refusals import Refusal, Refused
 from slipway.manager.admission import Admission, Admitted, Submission
 from slipway.manager.build_pack import GitPackage
-from slipway.store.records import NewBuild
-from slipway.store.triggers import StoredTrigger, TriggerStore
+from slipway.store.interfaces import Triggers
+from slipway.store.records import NewBuild, StoredTrigger
 from slipway.triggers.matching import image_tags
 from slipway.triggers.spec import is_ssh
 from slipway.triggers.webhooks import Push
@@ -31,7 +31,7 @@ def default_branch(trigger: StoredTrigger, push: Push) -> str:
     return push.default_branch or str(trigger.spec.get("default_branch") or "main")
 
 
-async def submit_push(admission: Admission, triggers: TriggerStore, config: AppConfig,
+async def submit_push(admission: Admission, triggers: Triggers, config: AppConfig,
                       trigger: StoredTrigger, push: Push, *, cause: str,
                       user: str | None = None, pull: bool = False,
                       no_cache: bool = False) -> Admitted:
@@ -75,7 +75,7 @@ async def submit_push(admission: Admission, triggers: TriggerStore, config: AppC
     return admitted
 
 
-async def _posts_status(triggers: TriggerStore, trigger: StoredTrigger) -> bool:
+async def _posts_status(triggers: Triggers, trigger: StoredTrigger) -> bool:
     return trigger.kind in ("github", "gitlab") and "status_token" in trigger.credential_names
 
 

@@ -19,7 +19,8 @@ from slipway.manager.admission import Admission
 from slipway.manager.background import finish_or_cancel
 from slipway.manager.control import BuildControl
 from slipway.store.errors import SecretsUnavailable
-from slipway.store.triggers import StatusRow, StoredTrigger, TriggerStore
+from slipway.store.interfaces import Triggers, triggers_of
+from slipway.store.records import StatusRow, StoredTrigger
 from slipway.triggers.base_images import BaseImageError, base_image_digests
 from slipway.triggers.builds import RefNotFound, resolve_ref, submit_push
 from slipway.triggers.schedule import next_run
@@ -48,7 +49,7 @@ def retry_after(tries: int) -> float:
 
 
 class TriggerService:
-    def __init__(self, config: AppConfig, store: Any, triggers: TriggerStore,
+    def __init__(self, config: AppConfig, store: Any, triggers: Triggers,
                  admission: Admission) -> None:
         self.config = config
         self.store = store
@@ -198,7 +199,7 @@ def trigger_services(config: AppConfig, store: Any, control: BuildControl
                      ) -> list[TriggerService]:
     """The triggers' service when the store keeps triggers (slipway's own tables; Quay
     mode: none)."""
-    triggers = getattr(store, "triggers", None)
-    if not isinstance(triggers, TriggerStore):
+    triggers = triggers_of(store)
+    if triggers is None:
         return []
     return [TriggerService(config, store, triggers, Admission(config, store, control))]

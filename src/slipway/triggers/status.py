@@ -10,8 +10,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from slipway.domain.phases import Phase
-from slipway.store.records import BuildRecord
-from slipway.store.triggers import StoredTrigger
+from slipway.store.records import BuildRecord, StoredTrigger
 from slipway.triggers.spec import SCP_LIKE
 
 POST_TIMEOUT = httpx.Timeout(10.0)
