@@ -108,4 +108,24 @@ async def test_triggers_on_the_repository_page(tmp_path: Path, browser: Any) -> 
         assert trigger["branches"] == ["main"] and trigger["enabled"] is False
         assert trigger["credentials"] == ["token", "webhook_secret"]
         assert trigger["schedule"]["cron"] == "0 4 * * 1"
+
+        # a push the trigger builds: the build page shows the git source it built
+        await page.evaluate("id => fetch(`/api/v1/repository/acme/web/trigger/${id}`, {"
+                            "method: 'PATCH', headers: {'Content-Type': 'application/json', "
+                            "Authorization: `Bearer ${sessionStorage.getItem('slipway.token')}`},"
+                            " body: JSON.stringify({enabled: true, branches: ['master'], paths: []})})",
+                            trigger["id"])
+        push = dict(push, head_commit=dict(push["head_commit"],
+                                           url="javascript:alert(1)"))
+        async with httpx.AsyncClient(timeout=30) as forge:
+            body, headers = github_delivery("push", push, secret)
+            built = await forge.post(webhook, content=body, headers=headers)
+        assert built.status_code == 201, built.text
+        await page.goto(f"{slipway.base_url}/#/build/acme/web/{built.json()['build_id']}")
+        summary = page.locator("dl.summary")
+        await summary.get_by_text(push["after"]).wait_for()
+        text = await summary.inner_text()
+        assert "refs/heads/master" in text and "https://github.com/acme/web.git" in text
+        assert "Initial commit (Codertocat)" in text and "trigger web" in text
+        assert await summary.locator("a[href^='javascript']").count() == 0
         assert errors == []
