@@ -110,11 +110,10 @@ async def test_triggers_on_the_repository_page(tmp_path: Path, browser: Any) -> 
         assert trigger["schedule"]["cron"] == "0 4 * * 1"
 
         # a push the trigger builds: the build page shows the git source it built
-        await page.evaluate("id => fetch(`/api/v1/repository/acme/web/trigger/${id}`, {"
-                            "method: 'PATCH', headers: {'Content-Type': 'application/json', "
-                            "Authorization: `Bearer ${sessionStorage.getItem('slipway.token')}`},"
-                            " body: JSON.stringify({enabled: true, branches: ['master'], paths: []})})",
-                            trigger["id"])
+        changed = await slipway.api.patch(
+            f"/api/v1/repository/acme/web/trigger/{trigger['id']}",
+            json={"enabled": True, "branches": ["master"], "paths": []})
+        assert changed.status_code == 200, changed.text
         push = dict(push, head_commit=dict(push["head_commit"],
                                            url="javascript:alert(1)"))
         async with httpx.AsyncClient(timeout=30) as forge:
