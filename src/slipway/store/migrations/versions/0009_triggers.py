@@ -8,11 +8,16 @@ webhook deliveries, the commit statuses its builds post
   unique, so a repeated delivery is not built twice.
 - slipway_commit_statuses: the last commit state posted for a build (triggers/status.py).
 
+Quay's database (Quay mode) does not get these tables: Quay's own triggers start its
+builds there (store/database_kind.py STANDALONE_TABLES).
+
 Revision ID: 0009
 Revises: 0008
 """
 import sqlalchemy as sa
 from alembic import op
+
+from slipway.store.database_kind import QUAY_MARKER_TABLES
 
 
 revision = '0009'
@@ -21,7 +26,14 @@ branch_labels = None
 depends_on = None
 
 
+def _quays_database() -> bool:
+    tables = set(sa.inspect(op.get_bind()).get_table_names())
+    return QUAY_MARKER_TABLES <= tables
+
+
 def upgrade() -> None:
+    if _quays_database():
+        return
     op.create_table(
         'slipway_triggers',
         sa.Column('id', sa.String(length=36), nullable=False),
@@ -74,6 +86,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if _quays_database():
+        return
     op.drop_index('ix_commit_statuses_due', 'slipway_commit_statuses')
     op.drop_table('slipway_commit_statuses')
     op.drop_index('ix_deliveries_trigger', 'slipway_trigger_deliveries')
