@@ -203,7 +203,7 @@ commit_statuses = Table(
     Column("posted", String(16)),  # the last state the forge accepted
     Column("wanted", String(16), nullable=False),  # the state to post next
     Column("tries", Integer, nullable=False),
-    Column("due", Float),  # when to post (again); null: nothing to post
+    Column("due", Float),  # when to post (again)
     Column("last_error", Text),
     Index("ix_commit_statuses_due", "due"),
 )

@@ -225,19 +225,25 @@ class TriggerStore:
     @rerun_if_connection_lost
     async def status_posted(self, build_id: str, state: str, final: bool,
                             now: float) -> None:
-        """Posted: a final state ends the row's posting, another leaves it due from
-        `now` on (its next phase is posted when it comes)."""
+        """Posted: a final state ends the row (nothing more to post: the table holds only
+        the builds still moving), another leaves it due from `now` on (its next phase is
+        posted when it comes)."""
         async with self.db.write() as conn:
+            if final:
+                await conn.execute(delete(cs).where(cs.c.build_id == build_id))
+                return
             await conn.execute(update(cs).where(cs.c.build_id == build_id).values(
-                posted=state, tries=0, last_error=None, due=None if final else now))
+                posted=state, tries=0, last_error=None, due=now))
 
     @rerun_if_connection_lost
     async def status_failed(self, build_id: str, error: str, give_up: bool) -> None:
+        """A failed post; `give_up`: the row goes (the manager logged why)."""
         async with self.db.write() as conn:
-            values: dict[str, Any] = {"last_error": error[:1000]}
             if give_up:
-                values["due"] = None
-            await conn.execute(update(cs).where(cs.c.build_id == build_id).values(**values))
+                await conn.execute(delete(cs).where(cs.c.build_id == build_id))
+                return
+            await conn.execute(update(cs).where(cs.c.build_id == build_id).values(
+                last_error=error[:1000]))
 
     @rerun_if_connection_lost
     async def status_of(self, build_id: str) -> dict[str, Any] | None:
