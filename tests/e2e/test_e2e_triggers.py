@@ -5,7 +5,9 @@ real docker-registry with the templated tags."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from support.git_server import (
     ssh_git_server,
 )
 from support.registry import Registry
+from support.status_recorder import status_recorder
 from support.server import RunningServer, running_server
 
 pytestmark = pytest.mark.podman
@@ -74,18 +77,19 @@ def github_push(ref: str, before: str, after: str, message: str,
 async def test_github_push_over_https_builds_that_commit(
     tmp_path: Path, registry: Registry, base_image: str
 ) -> None:
-    with http_git_server(tmp_path / "git") as forge:
-        bare_repository(tmp_path / "git", "web.git")
+    with http_git_server(tmp_path / "git") as forge, status_recorder() as statuses:
+        bare_repository(tmp_path / "git", "acme/web.git")
         work = tmp_path / "work"
-        git("clone", "--quiet", forge.authed_url("web.git"), str(work))
+        git("clone", "--quiet", forge.authed_url("acme/web.git"), str(work))
         first = commit_files(work, {"app/Dockerfile": DOCKERFILE.format(base=base_image),
                                     "app/app.txt": "version one\n"}, "first")
         git("push", "--quiet", "origin", "HEAD:main", cwd=work)
 
         async with running_server(tmp_path, **server_config(registry)) as s:
             trigger = await create_trigger(
-                s, name="web", kind="github", git_url=forge.url("web.git"),
-                token=forge.token, context="app", paths=["app/**"])
+                s, name="web", kind="github", git_url=forge.url("acme/web.git"),
+                token=forge.token, context="app", paths=["app/**"],
+                status_token="ghp_status0123456789", status_api_url=f"{statuses.url}/api/v3")
             assert forge.token not in json.dumps(trigger)
             # the commit built is the pushed one, not the branch's head at build time
             second = commit_files(work, {"app/app.txt": "version two\n"}, "second: v2")
@@ -103,13 +107,24 @@ async def test_github_push_over_https_builds_that_commit(
             source = build["trigger_metadata"]
             assert (source["commit"], source["ref"]) == (second, "refs/heads/main")
             assert source["message"] == "second: v2"
-            assert source["git_url"] == forge.url("web.git")
+            assert source["git_url"] == forge.url("acme/web.git")
             lines = [e["message"] for e in await s.logs("acme", "web", build["id"])]
             text = "\n".join(lines)
             # only that commit was fetched (by its id, depth 1), not the repository
             assert f"{second} -> FETCH_HEAD" in text
             assert "version two" in text and "version three" not in text
             assert forge.token not in text and forge.token not in json.dumps(build)
+            # the manager's trigger service posted the build's states to its commit
+            deadline = time.monotonic() + 60
+            while not statuses.received or statuses.received[-1].body["state"] != "success":
+                assert time.monotonic() < deadline, statuses.received
+                await asyncio.sleep(0.2)
+            posted = [x.body["state"] for x in statuses.received]
+            assert set(posted[:-1]) == {"pending"} and posted[-1] == "success"
+            assert all(x.path == f"/api/v3/repos/acme/web/statuses/{second}"
+                       for x in statuses.received)
+            assert statuses.received[-1].body["target_url"] == (
+                f"{s.base_url}/#/build/acme/web/{build['id']}")
 
     digests = {skopeo_digest(f"{registry.host}/acme/web:{tag}")
                for tag in ("main", second[:7], "latest")}
