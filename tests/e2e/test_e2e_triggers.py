@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ from support.git_server import (
     ssh_git_server,
 )
 from support.registry import Registry
-from support.status_recorder import status_recorder
 from support.server import RunningServer, running_server
+from support.status_recorder import status_recorder
 
 pytestmark = pytest.mark.podman
 
