@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ZERO_SHA = "0" * 40
+GITHUB_COMMITS_LISTED = 20
 GENERIC_SIGNATURE = "X-Slipway-Signature-256"
 GENERIC_DELIVERY = "X-Slipway-Delivery"
 GENERIC_EVENT = "X-Slipway-Event"
@@ -160,7 +161,9 @@ def _github(headers: Mapping[str, str], body: bytes) -> Delivery:
         ref=str(payload.get("ref") or ""),
         commit=_sha(payload.get("after"), "after"),
         default_branch=repo.get("default_branch") or repo.get("master_branch"),
-        changed=_changed(payload.get("commits"), None),
+        # GitHub lists at most 20 commits: with 20, there may have been more
+        changed=_changed(payload.get("commits"), None)
+        if len(payload.get("commits") or []) < GITHUB_COMMITS_LISTED else None,
         message=str(head.get("message") or ""),
         author={k: str(author[k]) for k in ("name", "email", "username") if author.get(k)},
         url=str(head.get("url") or ""),
