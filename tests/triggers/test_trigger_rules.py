@@ -57,7 +57,7 @@ async def writer(tmp_path: Path) -> AsyncIterator[tuple[ApiEnv, httpx.AsyncClien
 
 @pytest.mark.parametrize(("fields", "message"), [
     ({"git_url": "https://user:ghp_secret@github.com/a/b.git"}, "put no user or token in the URL"),
-    ({"git_url": "ftp://example.com/a.git"}, "is not a git repository address"),
+    ({"git_url": "ftp://u:ghp_secret@example.com/a.git"}, "is not a git repository address"),
     ({"ssh_key": "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n"}, "git_url is not an SSH address"),
     ({"git_url": "git@github.com:a/b.git", "token": "ghp_x"}, "a token is for HTTPS URLs"),
     ({"tag_templates": ["{commit}"]}, "has an unknown field"),

@@ -25,8 +25,10 @@ CREDENTIALS = ("ssh_key", "token", "token_user", "status_token")
 def check_git_url(url: str) -> str:
     url = url.strip()
     if not (url.startswith(URL_SCHEMES) or SCP_LIKE.match(url)):
+        # never echo what may be a password in it
+        shown = re.sub(r"//[^/@]*@", "//***@", url[:200])
         raise ValueError(
-            f"git_url: {url[:200]!r} is not a git repository address; give an HTTPS URL "
+            f"git_url: {shown!r} is not a git repository address; give an HTTPS URL "
             "(https://github.com/team/app.git) or an SSH one (git@github.com:team/app.git, "
             "ssh://git@host/team/app.git)")
     if url.startswith(("https://", "http://")) and "@" in url.split("/", 3)[2]:
