@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -115,12 +116,21 @@ async def test_github_tag_push_ping_and_create(env: ApiEnv, writer: httpx.AsyncC
     assert build["tags"] == ["simple-tag", GITHUB_SHA[:7]]
     assert build["trigger_metadata"]["ref"] == "refs/tags/simple-tag"
 
+    # the webhook's other content type, application/x-www-form-urlencoded
+    form = urlencode({"payload": json.dumps(dict(tag, after="b" * 40))}).encode()
+    _, headers = github_delivery("push", {}, None)
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    headers["X-Hub-Signature-256"] = "sha256=" + hmac.new(
+        secret.encode(), form, hashlib.sha256).hexdigest()
+    r = await deliver(env, trigger, form, headers)
+    assert r.status_code == 201 and r.json()["commit"] == "b" * 40, r.text
+
     deleted = github_example("push", ref="refs/tags/simple-tag", deleted=True)
     r = await deliver(env, trigger, *github_delivery("push", deleted, secret))
     assert r.status_code == 202 and "deleted" in r.json()["reason"], r.text
-    assert len(await builds(writer)) == 1
+    assert len(await builds(writer)) == 2
     outcomes = [d["outcome"] for d in await deliveries(writer, trigger)]
-    assert outcomes == ["ignored", "built", "ignored", "ping"]
+    assert outcomes == ["ignored", "built", "built", "ignored", "ping"]
 
 
 async def test_filters_answer_202_with_the_reason(env: ApiEnv, writer: httpx.AsyncClient

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 ZERO_SHA = "0" * 40
 GITHUB_COMMITS_LISTED = 20
@@ -141,6 +142,10 @@ def parse(kind: str, headers: Mapping[str, str], body: bytes) -> Delivery:
 def _github(headers: Mapping[str, str], body: bytes) -> Delivery:
     event = _header(headers, "X-GitHub-Event")
     key = _header(headers, "X-GitHub-Delivery") or body_key(body)
+    if _header(headers, "Content-Type").startswith("application/x-www-form-urlencoded"):
+        # the webhook's other content type: the JSON in a `payload` field (signed as sent)
+        form = parse_qs(body.decode(errors="replace"))
+        body = (form.get("payload") or [""])[0].encode()
     payload = _json(body)
     if event == "ping":
         return Delivery(event, key, ping=True)
