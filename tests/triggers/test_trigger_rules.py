@@ -40,7 +40,7 @@ def test_filters() -> None:
     assert why_not(settings, push("refs/heads/release-12", ["Dockerfile"])) is None
     assert "release-12a" in str(why_not(settings, push("refs/heads/release-12a", ["src/a"])))
     assert "matches the path filters" in str(why_not(settings, push("refs/heads/main",
-                                                                    ["docs/a.md"])))
+                                                                    ["docs/intro.rst"])))
     # files not known (a long push): built
     assert why_not(settings, push("refs/heads/main")) is None
     assert why_not(settings, push("refs/tags/v1")) is None
