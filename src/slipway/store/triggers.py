@@ -136,7 +136,10 @@ class TriggerStore:
         """Record `now` as the base images' digests if they were still `seen`: True for
         the one manager that moved them (it starts the build)."""
         async with self.db.write() as conn:
-            current = await conn.scalar(select(t.c.base_digests).where(t.c.id == trigger_id))
+            # the row locked until the swap commits (PostgreSQL; SQLite has one writer):
+            # a second manager reads the digests this one wrote
+            current = await conn.scalar(select(t.c.base_digests).where(t.c.id == trigger_id)
+                                        .with_for_update())
             if dict(current or {}) != dict(seen):
                 return False
             await conn.execute(update(t).where(t.c.id == trigger_id)
