@@ -22,7 +22,13 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
-venv: $(STAMP)
+# npm packages the tests read (GitHub's webhook example deliveries: tests/triggers/)
+FORGE := tests/support/forge
+$(FORGE)/node_modules/.package-lock.json: $(FORGE)/package-lock.json
+	@echo "npm packages: $(FORGE)"
+	@cd $(FORGE) && npm ci --no-audit --no-fund --silent
+
+venv: $(STAMP) $(FORGE)/node_modules/.package-lock.json
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

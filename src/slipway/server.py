@@ -222,7 +222,11 @@ class SlipwayServer:
                 backend.check_builds()
             except BackendError as exc:
                 raise StartupError(str(exc)) from None
-            for service in backend.services(self.control.cancel):
+            from slipway.triggers.service import trigger_services
+
+            # the triggers' statuses, schedules and base-image watch (none in Quay mode)
+            for service in [*backend.services(self.control.cancel),
+                            *trigger_services(config, self.store, self.control)]:
                 service.start()
                 self._services.append(service)
             try:

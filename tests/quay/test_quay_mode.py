@@ -306,6 +306,11 @@ async def test_slipways_own_build_route_points_to_quay_in_quay_mode(
         response = await slipway.api.post("/api/v1/repository/acme/api/build/",
                                           json={"archive_url": "http://example.test/c.tgz"})
         listed = await slipway.api.get("/api/v1/repository/acme/api/build/")
+        # slipway's own triggers: Quay's start Quay's builds here
+        triggers = await slipway.api.post("/api/v1/repository/acme/api/trigger/", json={
+            "name": "t", "kind": "github", "git_url": "https://github.com/acme/api.git"})
+    assert triggers.status_code == 404
+    assert "in Quay mode Quay's triggers start builds" in triggers.text
     assert response.status_code == 403
     assert "start builds through Quay" in response.text
     assert listed.status_code == 200

@@ -15,6 +15,8 @@ from slipway.api import (
     routes_ops,
     routes_overview,
     routes_rebuild,
+    routes_triggers,
+    routes_webhooks,
     sse,
 )
 from slipway.api.deps import ApiDeps, Readiness
@@ -52,5 +54,7 @@ def create_app(
     app.include_router(routes_info.router)
     app.include_router(routes_rebuild.router)
     app.include_router(routes_overview.router)
+    app.include_router(routes_triggers.router)
+    app.include_router(routes_webhooks.router)
     mount_ui(app)
     return app

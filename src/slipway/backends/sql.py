@@ -3,6 +3,7 @@ slipway's API, contexts uploaded to its file drop, pushes with REGISTRY_CREDENTI
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from slipway.backends.base import BackendError, BackgroundService, Cancel, SignedLinks
@@ -20,6 +21,15 @@ from slipway.store.housekeeping import Housekeeping
 from slipway.store.interfaces import BuildSecrets
 from slipway.store.open_errors import DATABASE_ERRORS, database_problem
 from slipway.store.records import BuildRecord
+from slipway.triggers.builds import SOURCE, git_package
+
+
+def trigger_id_of(record: BuildRecord) -> str | None:
+    """The id of the slipway trigger that started the build, if one did."""
+    trigger = record.trigger or {}
+    if trigger.get("source") != SOURCE:
+        return None
+    return str(trigger.get("id") or "") or None
 
 
 def configured_access(config: AppConfig, record: BuildRecord) -> WorkerAccess:
@@ -76,12 +86,32 @@ class SqlBackend:
     # --- the BuildPack's part (manager/build_pack.py PackParts) --------------------------
 
     def package_url(self, record: BuildRecord) -> str:
-        """The archive URL given at submit, or a signed link to the uploaded context."""
+        """The archive URL given at submit, or a signed link to the uploaded context ("" for
+        a trigger's build: its worker clones the commit)."""
+        if trigger_id_of(record) is not None:
+            return ""
         assert self._links is not None, "package_url before open"
         return self._links.context(record)
 
     async def access(self, record: BuildRecord) -> WorkerAccess:
-        return configured_access(self.config, record)
+        """REGISTRY_CREDENTIALS' login and, for a trigger's build, the commit to clone with
+        the trigger's credentials, read now (never stored with the build)."""
+        access = configured_access(self.config, record)
+        trigger_id = trigger_id_of(record)
+        if trigger_id is None:
+            return access
+        trigger = await self.store.triggers.get(trigger_id)
+        if trigger is None:
+            raise BuildPackUnavailable(
+                f"trigger {trigger_id} of build {record.id} was deleted; its credentials "
+                "to clone the repository went with it")
+        try:
+            credentials = await self.store.triggers.credentials(trigger_id)
+        except SecretsUnavailable as exc:
+            raise BuildPackUnavailable(str(exc)) from exc
+        commit = str((record.trigger_metadata or {}).get("commit") or "")
+        return dataclasses.replace(access, git_package=git_package(trigger, credentials,
+                                                                   commit))
 
     async def secrets(self, record: BuildRecord) -> dict[str, str]:
         return await stored_secrets(self.store.secrets, record)

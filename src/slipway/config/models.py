@@ -344,6 +344,21 @@ class AppConfig(BaseModel):
     NAMESPACE_MAX_QUEUED_BUILDS: int = field(
         1000, example=1000, ge=1, description="slipway: most builds one namespace may have waiting"
     )
+    TRIGGER_WEBHOOK_MAX_BYTES: int = field(
+        5 << 20,
+        example=5 << 20,
+        unit="bytes",
+        ge=1024,
+        description="slipway: largest webhook delivery a build trigger takes (413 beyond)",
+    )
+    TRIGGER_BASE_IMAGE_INTERVAL: int = field(
+        900,
+        example=900,
+        unit="seconds",
+        ge=10,
+        description="slipway: how often triggers that watch their base images look at the "
+        "FROM images' digests",
+    )
     # --- a build's time limits (domain/build_limits.py) ---
     BUILD_TIMEOUTS: BuildLimitsConfig = field(
         default_factory=BuildLimitsConfig,

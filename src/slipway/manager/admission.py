@@ -1,6 +1,7 @@
 """Admission: the rules a build must pass to be queued, in the one place every way of
-submitting a build goes through (the API's start and rebuild routes today; a webhook or
-trigger route would call `Admission.submit` too), before it is stored and queued.
+submitting a build goes through (the API's start and rebuild routes, and the build
+triggers: their webhooks, "run now", schedules and base-image watch, triggers/builds.py),
+before it is stored and queued.
 
 The rules, in the order they are checked (docs/api.md): the namespace and repository
 names (domain/names.py), builds enabled (FEATURE_BUILD_SUPPORT), the registry

@@ -24,6 +24,10 @@ DEFAULT_VERSION_TABLE = "alembic_version"
 SLIPWAY_PREFIX = "slipway_"
 # tables every Quay database has, and which no slipway database has
 QUAY_MARKER_TABLES = frozenset({"queueitem", "repositorybuild"})
+# slipway's own tables that a Quay database never gets (revision 0009 skips them there):
+# the build triggers, which are Quay's own in Quay mode (docs/triggers.md)
+STANDALONE_TABLES = frozenset(
+    {"slipway_triggers", "slipway_trigger_deliveries", "slipway_commit_statuses"})
 # slipway's table names before revision 0003
 UNPREFIXED_TABLES = frozenset(
     {"builds", "build_queue", "build_logs", "signing_keys", "uploads", "api_tokens"}
@@ -146,6 +150,16 @@ def only_slipway_tables(
     table = getattr(obj, "table", None)
     table_name = getattr(table, "name", None)
     return table_name is None or str(table_name).startswith(SLIPWAY_PREFIX)
+
+
+def only_slipway_tables_in_quay(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """`only_slipway_tables` for Quay's database: without the standalone ones."""
+    table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
+    if table in STANDALONE_TABLES:
+        return False
+    return only_slipway_tables(obj, name, type_, reflected, compare_to)
 
 
 def shown_url(db_uri: str) -> str:

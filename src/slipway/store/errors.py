@@ -126,3 +126,7 @@ def unavailable_error(exc: BaseException, db_uri: str, *, in_commit: bool = Fals
     return StoreUnavailable(
         f"{where} is not answering; try again in {RETRY_AFTER_S} s", database=where,
         rerun_safe=lost and not in_commit, commit_unknown=in_commit)
+
+
+class TriggerNameTaken(Exception):
+    """Another trigger of the repository has this name."""

@@ -19,6 +19,7 @@ from slipway.store.overview import BuildOverview
 from slipway.store.queue import BuildQueue
 from slipway.store.secrets import BuildSecretStore
 from slipway.store.shared_transactions import SharedTransactions
+from slipway.store.triggers import TriggerStore
 from slipway.store.uploads import UploadStore
 
 
@@ -35,6 +36,8 @@ class SqlStore:
         self.keys = SigningKeyStore(self.db)
         self.overview = BuildOverview(self.db)
         self.secrets = BuildSecretStore(self.db)
+        # build triggers: slipway's own (Quay mode keeps Quay's), sealed with the same key
+        self.triggers = TriggerStore(self.db, self.secrets)
 
     @property
     def shares_lookups(self) -> bool:

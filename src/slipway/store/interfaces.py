@@ -27,7 +27,10 @@ from slipway.store.records import (
     QueueItem,
     RepositorySummary,
     RoundRobin,
+    StatusRow,
     StoredToken,
+    StoredTrigger,
+    TriggerDelivery,
     Upload,
     WaitReason,
 )
@@ -248,6 +251,74 @@ class BuildSecrets(Protocol[Tx_contra]):
 
     async def get(self, build_id: str) -> dict[str, str]:
         """{} when the build has none or has ended; SecretsUnavailable with another key."""
+
+
+class Triggers(Protocol):
+    """Build triggers (docs/triggers.md): slipway's own tables only (`store/triggers.py`);
+    a store without them (Quay mode) has no `triggers` attribute."""
+
+    async def create(self, namespace: str, repository: str, name: str, kind: str,
+                     git_url: str, spec: Mapping[str, Any], credentials: Mapping[str, str],
+                     next_run: float | None, enabled: bool = True) -> StoredTrigger: ...
+
+    async def get(self, trigger_id: str) -> StoredTrigger | None: ...
+
+    async def list_for_repository(self, namespace: str, repository: str
+                                  ) -> list[StoredTrigger]: ...
+
+    async def all_enabled(self) -> list[StoredTrigger]: ...
+
+    async def credentials(self, trigger_id: str) -> dict[str, str]:
+        """SecretsUnavailable when they were sealed with another key."""
+
+    async def update(self, trigger_id: str, *, name: str, kind: str, git_url: str,
+                     spec: Mapping[str, Any], enabled: bool,
+                     credentials: Mapping[str, str], next_run: float | None) -> None:
+        """TriggerNameTaken when another trigger of the repository has `name`."""
+
+    async def delete(self, trigger_id: str) -> None: ...
+
+    async def due_runs(self, now: float) -> list[StoredTrigger]: ...
+
+    async def claim_run(self, trigger_id: str, due: float, following: float | None
+                        ) -> bool: ...
+
+    async def swap_base_digests(self, trigger_id: str, seen: Mapping[str, str],
+                                now: Mapping[str, str]) -> bool: ...
+
+    async def record_delivery(self, trigger_id: str, delivery_key: str | None, event: str,
+                              outcome: str, reason: str, ref: str | None = None,
+                              commit_sha: str | None = None,
+                              build_id: str | None = None) -> int | None: ...
+
+    async def finish_delivery(self, delivery_id: int, outcome: str, reason: str,
+                              build_id: str | None) -> None: ...
+
+    async def find_delivery(self, trigger_id: str, delivery_key: str
+                            ) -> TriggerDelivery | None: ...
+
+    async def deliveries(self, trigger_id: str, limit: int = 20
+                         ) -> list[TriggerDelivery]: ...
+
+    async def track_status(self, build_id: str, trigger_id: str) -> None: ...
+
+    async def statuses_due(self, now: float, limit: int = 100) -> list[StatusRow]: ...
+
+    async def claim_status(self, row: StatusRow, state: str, due_next: float,
+                           now: float) -> bool: ...
+
+    async def status_posted(self, build_id: str, state: str, final: bool,
+                            now: float) -> None: ...
+
+    async def status_failed(self, build_id: str, error: str, give_up: bool) -> None: ...
+
+    async def status_of(self, build_id: str) -> dict[str, Any] | None: ...
+
+
+def triggers_of(store: object) -> Triggers | None:
+    """The store's triggers; None for a store without them (Quay mode)."""
+    found: Triggers | None = getattr(store, "triggers", None)
+    return found
 
 
 class Overview(Protocol):

@@ -196,3 +196,48 @@ class HousekeepingReport:
 
     def as_dict(self) -> dict[str, int | bool]:
         return asdict(self)
+
+
+@dataclass
+class StoredTrigger:
+    """A build trigger as kept (docs/triggers.md); its credentials are read apart."""
+
+    id: str
+    namespace: str
+    repository: str
+    name: str
+    kind: str
+    git_url: str
+    enabled: bool
+    spec: dict[str, Any]
+    created: float
+    updated: float
+    next_run: float | None
+    base_digests: dict[str, str]
+    # which credentials are set (their values only through `credentials()`)
+    credential_names: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TriggerDelivery:
+    """What one webhook delivery (or scheduled run, or base-image build) did."""
+
+    id: int
+    trigger_id: str
+    event: str
+    received: float
+    outcome: str
+    reason: str
+    ref: str | None
+    commit_sha: str | None
+    build_id: str | None
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    """A build's commit status: the state last posted and the tries at the next one."""
+
+    build_id: str
+    trigger_id: str
+    posted: str | None
+    tries: int

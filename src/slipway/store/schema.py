@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 
@@ -147,4 +148,62 @@ build_secrets = Table(
     # build ends
     Column("sealed", Text, nullable=False),
     Column("created", Float, nullable=False),
+)
+
+triggers = Table(
+    "slipway_triggers",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("namespace", String(255), nullable=False),
+    Column("repository", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),  # github | gitlab | generic
+    Column("git_url", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    # filters, tag templates, build settings, schedule (triggers/spec.py TriggerSpec)
+    Column("spec", JSON, nullable=False),
+    # {webhook_secret, ssh_key, token, token_user, status_token} as JSON, Fernet-encrypted
+    # with BUILD_SECRETS_KEY (store/triggers.py); never returned by the API
+    Column("sealed", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    # the next scheduled rebuild; moved on by the manager that claims it
+    Column("next_run", Float),
+    # {FROM image: digest} last seen by the base-image watch
+    Column("base_digests", JSON),
+    UniqueConstraint("namespace", "repository", "name", name="uq_triggers_name"),
+    Index("ix_triggers_next_run", "next_run"),
+)
+
+trigger_deliveries = Table(
+    "slipway_trigger_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("trigger_id", String(36), ForeignKey("slipway_triggers.id", ondelete="CASCADE"),
+           nullable=False),
+    # the forge's delivery id (or the body's hash): unique per trigger, so a repeated
+    # delivery is not built twice; null for refused deliveries (their id is not trusted)
+    Column("delivery_key", String(255)),
+    Column("event", String(64), nullable=False),
+    Column("received", Float, nullable=False),
+    Column("outcome", String(16), nullable=False),  # built | ignored | refused | failed
+    Column("reason", Text, nullable=False),
+    Column("ref", Text),
+    Column("commit_sha", String(64)),
+    Column("build_id", String(36)),
+    UniqueConstraint("trigger_id", "delivery_key", name="uq_deliveries_key"),
+    Index("ix_deliveries_trigger", "trigger_id", "received"),
+)
+
+commit_statuses = Table(
+    "slipway_commit_statuses",
+    metadata,
+    Column("build_id", String(36), primary_key=True),
+    Column("trigger_id", String(36), nullable=False),
+    Column("posted", String(16)),  # the last state the forge accepted
+    Column("wanted", String(16), nullable=False),  # the state to post next
+    Column("tries", Integer, nullable=False),
+    Column("due", Float),  # when to post (again)
+    Column("last_error", Text),
+    Index("ix_commit_statuses_due", "due"),
 )

@@ -45,6 +45,20 @@ class BuildSecretStore:
         await conn.execute(s.insert().values(build_id=build_id, sealed=sealed,
                                              created=time.time()))
 
+    def seal(self, values: Mapping[str, str]) -> str:
+        """`values` encrypted with this key (a trigger's credentials: store/triggers.py)."""
+        return self._key().encrypt(json.dumps(dict(values)).encode()).decode()
+
+    def unseal(self, sealed: str, what: str) -> dict[str, str]:
+        try:
+            values = json.loads(self._key().decrypt(sealed.encode()))
+        except InvalidToken:
+            raise SecretsUnavailable(
+                f"the secrets of {what} were stored with another key: every manager and "
+                "API process needs the same BUILD_SECRETS_KEY"
+            ) from None
+        return {str(k): str(v) for k, v in values.items()}
+
     @rerun_if_connection_lost
     async def get(self, build_id: str) -> dict[str, str]:
         """The build's secrets; {} when it has none (or they are gone: it ended)."""

@@ -86,14 +86,17 @@ export function buildPage(namespace, repository, buildId, line) {
     const items = [
       ["Phase", phaseBadge(build.phase)],
       ["Tags", tagList(build.tags)],
-      ["Started by", build.manual_user || "—"],
+      ["Started by", build.manual_user
+        || (build.trigger && build.trigger.name ? `trigger ${build.trigger.name}` : "—")],
       ["Started", timeEl(build.started)],
       ["Duration", buildDuration(build) || "—"],
       ["Executor", build.executor || "—"],
       ["Attempts", `${(build.attempts || []).length} (retries left: ${build.retries_remaining})`],
       ["Digest", build.image_digest ? h("code", { class: "digest" }, build.image_digest) : "—"],
+      ...gitSource(build),
       ["Context", build.archive_url ? h("code", {}, build.archive_url)
-        : build.resource_key ? `uploaded file ${build.resource_key}` : "—"],
+        : build.resource_key ? `uploaded file ${build.resource_key}`
+          : build.trigger_metadata && build.trigger_metadata.git_url ? "the git commit above" : "—"],
       ["Dockerfile", h("code", {}, [build.context, build.dockerfile_path].filter(Boolean).join("/"))],
     ];
     for (const [key, value] of Object.entries(build.status || {})) {
@@ -302,4 +305,20 @@ function foldingSection(name, title, content) {
     content);
   details.addEventListener("toggle", () => rememberOpen(name, details.open));
   return details;
+}
+
+// a trigger's build (docs/triggers.md): the repository, ref and commit it built
+function gitSource(build) {
+  const git = build.trigger_metadata;
+  if (!git || !git.commit) return [];
+  const author = git.author && (git.author.name || git.author.username);
+  const message = (git.message || "").split("\n")[0];
+  return [
+    ["Git", h("code", {}, git.git_url || "—")],
+    ["Ref", h("code", {}, git.ref || "—")],
+    // the link comes with the delivery: only a web address is made a link
+    ["Commit", /^https?:\/\//.test(git.commit_url || "") ? h("a", { href: git.commit_url, class: "mono" }, git.commit)
+      : h("code", {}, git.commit)],
+    ...(message || author ? [["Commit message", [message, author ? ` (${author})` : ""].join("")]] : []),
+  ];
 }

@@ -2,6 +2,7 @@
 
 import { api, repoPath } from "./api.js";
 import { errorNotice, every, h, replaceKeepingFocus } from "./dom.js";
+import { triggersPanel } from "./triggers.js";
 import {
   buildDuration, phaseBadge, route, shortDigest, shortId, tagList, timeEl,
 } from "./format.js";
@@ -32,7 +33,7 @@ export function repoPage(namespace, repository, query) {
       h("a", { class: "button primary", href: route.newBuild(namespace, repository) },
         "Start a build")),
     h("fieldset", { class: "filters" }, h("legend", {}, "Phase"), radios),
-    updated, body);
+    updated, body, triggersPanel(namespace, repository));
 
   const refresh = async () => {
     const phases = PHASE_FILTERS.find(([k]) => k === filter)[2];

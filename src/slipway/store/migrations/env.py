@@ -16,6 +16,7 @@ from slipway.store.database_kind import (
     ForeignDatabase,
     inspect_database,
     only_slipway_tables,
+    only_slipway_tables_in_quay,
     refusal,
     shown_url,
 )
@@ -62,7 +63,8 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             version_table=SLIPWAY_VERSION_TABLE,
-            include_object=only_slipway_tables,
+            include_object=only_slipway_tables_in_quay if found.kind is DatabaseKind.QUAY
+            else only_slipway_tables,
         )
         with context.begin_transaction():
             if found.kind is DatabaseKind.SLIPWAY_UNPREFIXED:

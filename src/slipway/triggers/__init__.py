@@ -1,0 +1,1 @@
+"""Build triggers: git repositories bound to image repositories (docs/triggers.md)."""
