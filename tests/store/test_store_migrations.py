@@ -34,6 +34,7 @@ from slipway.store.schema import metadata
 SLIPWAY_TABLES = {"slipway_builds", "slipway_build_queue", "slipway_build_logs",
                   "slipway_build_secrets",
                   "slipway_signing_keys", "slipway_uploads", "slipway_api_tokens",
+                  "slipway_audit_log",
                   "slipway_alembic_version"}
 
 

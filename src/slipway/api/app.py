@@ -9,12 +9,14 @@ from fastapi_offline import FastAPIOffline
 
 from slipway import __version__
 from slipway.api import (
+    routes_audit,
     routes_builds,
     routes_filedrop,
     routes_info,
     routes_ops,
     routes_overview,
     routes_rebuild,
+    routes_tokens,
     sse,
 )
 from slipway.api.deps import ApiDeps, Readiness
@@ -52,5 +54,7 @@ def create_app(
     app.include_router(routes_info.router)
     app.include_router(routes_rebuild.router)
     app.include_router(routes_overview.router)
+    app.include_router(routes_tokens.router)
+    app.include_router(routes_audit.router)
     mount_ui(app)
     return app

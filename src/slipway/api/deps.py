@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from slipway.api.auth_throttle import FailedAuthThrottle
 from slipway.config.models import AppConfig
 from slipway.manager.admission import Admission
 from slipway.manager.control import BuildControl
@@ -28,9 +29,13 @@ class ApiDeps:
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     # every route that submits a build passes it
     admission: Admission = field(init=False)
+    # failed authentications per client address (api/auth_throttle.py)
+    auth_throttle: FailedAuthThrottle = field(init=False)
 
     def __post_init__(self) -> None:
         self.admission = Admission(self.config, self.store, self.control)
+        self.auth_throttle = FailedAuthThrottle(self.config.ACCESS.FAILED_AUTH_LIMIT,
+                                                self.config.ACCESS.FAILED_AUTH_WINDOW)
 
 
 def get_deps(request: Request) -> ApiDeps:
