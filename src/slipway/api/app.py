@@ -13,6 +13,7 @@ from slipway.api import (
     routes_builds,
     routes_filedrop,
     routes_info,
+    routes_oidc,
     routes_ops,
     routes_overview,
     routes_rebuild,
@@ -56,5 +57,6 @@ def create_app(
     app.include_router(routes_overview.router)
     app.include_router(routes_tokens.router)
     app.include_router(routes_audit.router)
+    app.include_router(routes_oidc.router)
     mount_ui(app)
     return app

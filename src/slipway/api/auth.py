@@ -31,6 +31,9 @@ from slipway.store.records import LAST_USED_STEP_S, StoredToken
 log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "slw_"
+# the `created_by` of a single sign-on's token (api/routes_oidc.py): its principal is
+# the signed-in user (`creator_id`, "oidc:" and the subject), not the token
+SESSION_CREATOR = "(single sign-on)"
 ADMIN_TOKEN_FILE = "admin-token"
 
 
@@ -63,6 +66,8 @@ class Principal:
     # who it is: the token's id (docs/access.md), or "oidc:" and a signed-in user's subject
     id: str = ""
     expires: float | None = None  # UNIX time; None: never
+    token_id: str = ""
+    session: bool = False  # a single sign-on's token: signing out revokes it
 
     def role_for(self, namespace: str) -> Role | None:
         roles = [r for r in (self.scopes.get(namespace), self.scopes.get("*")) if r is not None]
@@ -77,15 +82,22 @@ class Principal:
 
 
 async def mint_token(store: Store, name: str, scopes: Mapping[str, str], *,
-                     creator: Principal | None = None, expires: float | None = None
-                     ) -> tuple[str, StoredToken]:
-    """Mint a token, store its hash; the token (shown once, never stored) and its row."""
+                     creator: Principal | None = None, expires: float | None = None,
+                     session_of: str | None = None) -> tuple[str, StoredToken]:
+    """Mint a token, store its hash; the token (shown once, never stored) and its row.
+    `session_of`: the token of a single sign-on, for this user ("oidc:" + subject)."""
     parse_scopes(scopes)  # reject unknown roles before storing
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    created_by: str | None
+    creator_id: str | None
+    if session_of is not None:
+        created_by, creator_id = SESSION_CREATOR, session_of
+    else:
+        created_by = creator.name if creator else None
+        creator_id = creator.id if creator else None
     stored = await store.tokens.add(
         hash_token(token), name, {ns: role.lower() for ns, role in scopes.items()},
-        created_by=creator.name if creator else None,
-        creator_id=creator.id if creator else None, expires=expires)
+        created_by=created_by, creator_id=creator_id, expires=expires)
     return token, stored
 
 
@@ -104,8 +116,11 @@ async def lookup_token(store: Store, token: str, now: float | None = None
     if stored is None or not stored.usable(now):
         return None
     try:
-        principal = Principal(name=stored.name, scopes=parse_scopes(stored.scopes),
-                              id=stored.id, expires=stored.expires)
+        session = stored.created_by == SESSION_CREATOR
+        principal = Principal(
+            name=stored.name, scopes=parse_scopes(stored.scopes),
+            id=(stored.creator_id or stored.id) if session else stored.id,
+            expires=stored.expires, token_id=stored.id, session=session)
     except ValueError:
         log.warning("API token %r has malformed scopes; refusing it", stored.name)
         return None

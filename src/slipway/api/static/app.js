@@ -80,6 +80,8 @@ async function show() {
 }
 
 function signOut(message) {
+  // a single sign-on's token is revoked on the server; an API token is only forgotten
+  if (!message && session.token) api("/api/v1/slipway/signout", { method: "POST" }).catch(() => {});
   session.clear();
   signInMessage = message || null;
   if (current && current.page.destroy) current.page.destroy();
@@ -127,9 +129,18 @@ function signInPage() {
     error.replaceChildren(errorNotice(new Error(signInMessage), "Signed out:"));
     signInMessage = null;
   }
+  const sso = h("div", { class: "signin-sso", hidden: true });
   main.replaceChildren(h("section", { class: "signin" },
-    h("h1", { tabindex: "-1" }, "Sign in to slipway"), form));
+    h("h1", { tabindex: "-1" }, "Sign in to slipway"), sso, form));
   input.focus();
+  // single sign-on, when the server offers it (ACCESS.OIDC): a link to its login
+  api("/api/v1/slipway/signin").then((methods) => {
+    if (!methods || !methods.oidc) return;
+    sso.replaceChildren(
+      h("a", { class: "button primary", href: "/auth/oidc/login" }, "Sign in with single sign-on"),
+      h("p", { class: "hint" }, "Or with an API token:"));
+    sso.hidden = false;
+  }, () => {});
 }
 
 async function signIn(token, errorBox) {
