@@ -117,6 +117,10 @@ async def _revoke_token(c: Ctx) -> httpx.Response:
     return await c.caller.delete(f"/api/v1/slipway/tokens/{await c.token_on_acme()}")
 
 
+async def _sign_out(c: Ctx) -> httpx.Response:
+    return await c.caller.post("/api/v1/slipway/signout")
+
+
 B = "/api/v1/repository/{namespace}/{repository}/build"
 ROUTES: dict[tuple[str, str], RouteAccess] = {
     ("POST", f"{B}/"): RouteAccess("write", 201, _start),
@@ -150,4 +154,8 @@ ROUTES: dict[tuple[str, str], RouteAccess] = {
                                                    _get_path("/api/v1/slipway/audit/")),
     ("GET", "/api/v1/slipway/audit/export"): RouteAccess(
         "any-admin", 200, _get_path("/api/v1/slipway/audit/export")),
+    ("GET", "/api/v1/slipway/signin"): RouteAccess("public", 200,
+                                                   _get_path("/api/v1/slipway/signin")),
+    # an API token is only forgotten by its client (a sign-in's would be revoked)
+    ("POST", "/api/v1/slipway/signout"): RouteAccess("token", 200, _sign_out),
 }
