@@ -5,11 +5,13 @@ RETENTION.AUDIT_DAYS). What is recorded, and that it holds no secret, is
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, insert, select
 
 from slipway.store.database import Database
+from slipway.store.log_rows_removal import yield_after
 from slipway.store.records import AuditEntry, AuditQuery
 from slipway.store.rerun import rerun_if_connection_lost
 from slipway.store.schema import audit_log as a
@@ -63,9 +65,22 @@ class AuditLogStore:
             return int(await conn.scalar(
                 select(func.count()).select_from(a).where(a.c.at < cutoff)) or 0)
 
+    async def delete_before(self, cutoff: float, *, batch_size: int = 500,
+                            pause: float = 0.005) -> int:
+        """Delete the entries older than `cutoff` (UNIX time), `batch_size` a
+        transaction with a pause between (store/log_rows_removal.py); how many went."""
+        deleted = 0
+        while True:
+            started = time.monotonic()
+            batch = await self._delete_batch(cutoff, batch_size)
+            deleted += batch
+            if batch < batch_size:
+                return deleted
+            await yield_after(started, pause)
+
     @rerun_if_connection_lost
-    async def delete_before(self, cutoff: float) -> int:
-        """Delete the entries older than `cutoff` (UNIX time); how many went."""
+    async def _delete_batch(self, cutoff: float, batch_size: int) -> int:
         async with self.db.write() as conn:
-            result = await conn.execute(delete(a).where(a.c.at < cutoff))
+            ids = select(a.c.id).where(a.c.at < cutoff).order_by(a.c.id).limit(batch_size)
+            result = await conn.execute(delete(a).where(a.c.id.in_(ids.scalar_subquery())))
         return int(result.rowcount or 0)

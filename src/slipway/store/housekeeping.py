@@ -73,7 +73,8 @@ class Housekeeping:
             report.contexts_deleted, report.context_bytes_deleted = await self.contexts.run(now)
         if self.audit is not None and self.policy.audit_days is not None:
             report.audit_entries_deleted = await self.audit.delete_before(
-                now - self.policy.audit_days * DAY)
+                now - self.policy.audit_days * DAY, batch_size=self.policy.batch_size,
+                pause=self.policy.pause)
         if report.builds_deleted or report.logs_archived:
             report.database_bytes_freed = await give_back_free_pages(self.db)
         report.database_size = await database_size(self.db)

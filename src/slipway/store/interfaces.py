@@ -239,7 +239,8 @@ class AuditLog(Protocol):
     async def query(self, q: AuditQuery) -> list[AuditEntry]:
         ...
 
-    async def delete_before(self, cutoff: float) -> int:
+    async def delete_before(self, cutoff: float, *, batch_size: int = ...,
+                            pause: float = ...) -> int:
         ...
 
 
