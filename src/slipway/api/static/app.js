@@ -7,6 +7,8 @@ import { repoPage } from "./page-repo.js";
 import { buildPage } from "./page-build.js";
 import { newBuildPage } from "./page-new.js";
 import { managerPage } from "./page-manager.js";
+import { tokensPage } from "./page-tokens.js";
+import { auditPage } from "./page-audit.js";
 
 const main = document.getElementById("main");
 let current = null;  // { key, page }
@@ -39,6 +41,12 @@ function resolve({ parts, query }) {
   }
   if (first === "manager" && rest.length === 0) {
     return { key: "manager", nav: "manager", make: () => managerPage() };
+  }
+  if (first === "tokens" && rest.length === 0) {
+    return { key: "tokens", nav: "tokens", make: () => tokensPage() };
+  }
+  if (first === "audit" && rest.length === 0) {
+    return { key: `audit?${query}`, nav: "audit", make: () => auditPage(query) };
   }
   return { key: "missing", nav: null, make: () => missingPage() };
 }
