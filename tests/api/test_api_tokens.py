@@ -184,3 +184,16 @@ async def test_token_changes_are_in_the_audit_log_without_secrets(env: ApiEnv) -
         assert entries[0]["details"]["scopes"] == {"team": "write"}
         assert entries[0]["source"] == "127.0.0.1"
         assert made["token"] not in r.text and root not in r.text
+
+
+async def test_a_revoke_holds_at_once_on_another_manager(tmp_path: Path) -> None:
+    """Two API processes' apps on one database (as two managers): a token revoked through
+    one is refused by the other at its next request; nothing cached it."""
+    async with api_env(tmp_path) as one, api_env(tmp_path) as two:
+        assert one.config.DB_URI == two.config.DB_URI
+        async with client(one.app, await one.token({"*": "admin"}, "root")) as admin:
+            made = await make(admin, "ci", {"team": "read"})
+            async with client(two.app, made["token"]) as elsewhere:
+                assert (await elsewhere.get(INFO)).status_code == 200
+                assert (await admin.delete(f"{TOKENS}{made['id']}")).status_code == 200
+                assert (await elsewhere.get(INFO)).status_code == 401
