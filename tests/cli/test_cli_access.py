@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from support.api_app import LiveApi
 from typer.testing import CliRunner
@@ -77,3 +78,13 @@ def test_audit_filters_and_exports_json_lines(live: LiveApi) -> None:
     reader = live.token({"ns-a": "read"}, "reader")
     code, _, err = run(live, reader, "audit")
     assert code == 1 and "HTTP 403" in err
+
+
+def test_login_with_a_token_is_in_the_audit_log(live: LiveApi, tmp_path: Path) -> None:
+    root = live.token({"*": "admin"}, "root")
+    r = CliRunner().invoke(app, ["login", live.url, "--token-stdin"], input=root + "\n",
+                           env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    assert r.exit_code == 0, r.stderr
+    _, out, _ = run(live, root, "audit", "--jsonl", "--action", "auth.sign_in")
+    [entry] = [json.loads(line) for line in out.splitlines()]
+    assert (entry["actor"], entry["details"]) == ("root", {"method": "token"})

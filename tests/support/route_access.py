@@ -117,6 +117,10 @@ async def _revoke_token(c: Ctx) -> httpx.Response:
     return await c.caller.delete(f"/api/v1/slipway/tokens/{await c.token_on_acme()}")
 
 
+async def _sign_in(c: Ctx) -> httpx.Response:
+    return await c.caller.post("/api/v1/slipway/signin")
+
+
 async def _sign_out(c: Ctx) -> httpx.Response:
     return await c.caller.post("/api/v1/slipway/signout")
 
@@ -156,6 +160,7 @@ ROUTES: dict[tuple[str, str], RouteAccess] = {
         "any-admin", 200, _get_path("/api/v1/slipway/audit/export")),
     ("GET", "/api/v1/slipway/signin"): RouteAccess("public", 200,
                                                    _get_path("/api/v1/slipway/signin")),
+    ("POST", "/api/v1/slipway/signin"): RouteAccess("token", 200, _sign_in),
     # an API token is only forgotten by its client (a sign-in's would be revoked)
     ("POST", "/api/v1/slipway/signout"): RouteAccess("token", 200, _sign_out),
 }

@@ -42,6 +42,25 @@ async def sign_in_methods(d: Deps) -> SignInMethods:
     return SignInMethods(oidc=d.oidc is not None)
 
 
+class SignedIn(BaseModel):
+    username: str
+    scopes: dict[str, str]
+
+
+@router.post("/api/v1/slipway/signin", response_model=SignedIn,
+             responses={code: {"model": ErrorOut} for code in (401, 429)})
+async def sign_in_with_token(request: Request,
+                             principal: Annotated[Principal, Depends(authenticate)]
+                             ) -> SignedIn:
+    """Sign in with an API token (the web UI's form, `slipway login`): the token is
+    checked like any other, and the sign-in is in the audit log."""
+    if not principal.session:  # a single sign-on's was recorded by its callback
+        await audit.record(request, principal.name, audit.SIGN_IN,
+                           target=principal.token_id, details={"method": "token"})
+    return SignedIn(username=principal.name,
+                    scopes={ns: role.name.lower() for ns, role in principal.scopes.items()})
+
+
 @router.post("/api/v1/slipway/signout", response_model=SignedOut,
              responses={code: {"model": ErrorOut} for code in (401, 429)})
 async def sign_out(request: Request, d: Deps,

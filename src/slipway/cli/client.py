@@ -198,6 +198,14 @@ class ApiClient:
         self.request("DELETE", f"{self.builds_path(repository)}{build_id}")
 
     # -- access (docs/access.md) --------------------------------------------------------
+    def signed_in(self) -> None:
+        """Tell the server of this sign-in (its audit log); an older server has no such
+        route, which is no error."""
+        try:
+            self.http.post("/api/v1/slipway/signin")
+        except httpx.TransportError:
+            pass
+
     def create_token(self, name: str, scopes: dict[str, str],
                      expires_in: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {"name": name, "scopes": scopes}

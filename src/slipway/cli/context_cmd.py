@@ -77,6 +77,8 @@ def login(
             token = _read_token(token_stdin, server)
         with ApiClient(Credentials(server, token)) as client:
             info = client.info()
+            if info is not None:
+                client.signed_in()
         if info is None:
             raise CliError(f"{server} does not look like a slipway server (no "
                            "/api/v1/slipway/info there); check the URL; nothing was saved")

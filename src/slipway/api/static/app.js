@@ -155,7 +155,8 @@ async function signIn(token, errorBox) {
   session.set(token);
   signingIn = true;
   try {
-    const user = await api("/api/v1/user/");
+    // checks the token, and puts the sign-in in the audit log
+    const user = await api("/api/v1/slipway/signin", { method: "POST" });
     signingIn = false;
     showUser(user);
     announce(`Signed in as ${user.username}`);
