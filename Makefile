@@ -6,11 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all setup system venv test lint typecheck unit demo bench bench-smoke clean proto images
+.PHONY: all setup system venv node-test-deps test lint typecheck unit demo bench bench-smoke clean proto images
 
 all: test
 
-setup: system venv
+setup: system venv node-test-deps
 
 system:
 	@bash scripts/install-system.sh
@@ -29,6 +29,15 @@ $(FORGE)/node_modules/.package-lock.json: $(FORGE)/package-lock.json
 	@cd $(FORGE) && npm ci --no-audit --no-fund --silent
 
 venv: $(STAMP) $(FORGE)/node_modules/.package-lock.json
+
+# npm packages the tests start (a real OpenID provider: tests/support/oidc/)
+OIDC_DIR := tests/support/oidc
+$(OIDC_DIR)/node_modules/.installed: $(OIDC_DIR)/package-lock.json
+	@echo "npm packages: tests/support/oidc (oidc-provider)"
+	@cd $(OIDC_DIR) && npm ci --no-audit --no-fund --silent
+	@touch $@
+
+node-test-deps: $(OIDC_DIR)/node_modules/.installed
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

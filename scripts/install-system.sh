@@ -24,6 +24,9 @@ declare -A NEED=(
   # multi-platform builds (docs/multi-arch.md): QEMU user emulation, registered with binfmt
   [qemu-aarch64-static]=qemu-user-static
   [update-binfmts]=binfmt-support
+  # a real OpenID provider in the tests (npm oidc-provider, tests/support/oidc/)
+  [node]=nodejs
+  [npm]=npm
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from slipway.config.access import AccessConfig
 from slipway.config.data_lifecycle import LogArchiveConfig, RetentionConfig
 from slipway.config.models import AppConfig, ManagerConfig, RedisConfig, RegistryCredential
 from slipway.executors.registry import MODELS
@@ -45,7 +46,7 @@ def test_every_config_key_is_on_the_configuration_page() -> None:
     text = (DOCS / "configuration.md").read_text()
     documented = set(re.findall(r"\b[A-Za-z0-9_]+\b", text))
     models: list[type[BaseModel]] = [AppConfig, ManagerConfig, RedisConfig, RegistryCredential,
-                                     LogArchiveConfig, RetentionConfig]
+                                     LogArchiveConfig, RetentionConfig, AccessConfig]
     keys = set().union(*(_keys(m) for m in [*models, *MODELS]))
     assert keys - documented == set()
     for model in MODELS:

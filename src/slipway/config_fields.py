@@ -28,6 +28,7 @@ SECRET_KEYS = frozenset(
         "secret_key",
         "ACCESS_KEY",  # LOG_ARCHIVE
         "SECRET_KEY",
+        "CLIENT_SECRET",  # ACCESS.OIDC
     }
 )
 

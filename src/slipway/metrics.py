@@ -34,7 +34,8 @@ STALE_CALLS_REFUSED = Counter(
 GC_REMOVED = Counter(
     "slipway_gc_removed_total",
     "What retention and the context clean-up removed: builds (records), log_lines (rows of "
-    "logs not archived), archived_logs (archive objects), contexts (uploaded contexts)",
+    "logs not archived), archived_logs (archive objects), contexts (uploaded contexts), "
+    "audit_entries (audit log entries past RETENTION.AUDIT_DAYS)",
     ["kind"],
 )
 GC_RECLAIMED_BYTES = Counter(

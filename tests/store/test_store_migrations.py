@@ -37,9 +37,10 @@ SLIPWAY_TABLES = {"slipway_builds", "slipway_build_queue", "slipway_build_logs",
                   "slipway_build_secrets",
                   "slipway_triggers", "slipway_trigger_deliveries", "slipway_commit_statuses",
                   "slipway_signing_keys", "slipway_uploads", "slipway_api_tokens",
+                  "slipway_audit_log",
                   "slipway_alembic_version"}
 LATER_TABLES = {"slipway_build_secrets", "slipway_triggers", "slipway_trigger_deliveries",
-                "slipway_commit_statuses"}
+                "slipway_commit_statuses", "slipway_audit_log"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

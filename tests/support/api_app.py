@@ -37,8 +37,9 @@ class ApiEnv:
     orchestrator: MemoryOrchestrator
     ready: dict[str, bool]
 
-    async def token(self, scopes: dict[str, str], name: str = "tester") -> str:
-        return await create_token(self.store, name, scopes)
+    async def token(self, scopes: dict[str, str], name: str = "tester",
+                    expires: float | None = None) -> str:
+        return await create_token(self.store, name, scopes, expires=expires)
 
     async def advance(self, build_id: str, phase: Phase, *lines: str, **values: Any) -> None:
         """Play the manager: move the build to `phase`, logging it and `lines`."""

@@ -9,14 +9,17 @@ from fastapi_offline import FastAPIOffline
 
 from slipway import __version__
 from slipway.api import (
+    routes_audit,
     routes_builds,
     routes_filedrop,
     routes_info,
+    routes_oidc,
     routes_ops,
     routes_overview,
     routes_rebuild,
     routes_triggers,
     routes_webhooks,
+    routes_tokens,
     sse,
 )
 from slipway.api.deps import ApiDeps, Readiness
@@ -56,5 +59,8 @@ def create_app(
     app.include_router(routes_overview.router)
     app.include_router(routes_triggers.router)
     app.include_router(routes_webhooks.router)
+    app.include_router(routes_tokens.router)
+    app.include_router(routes_audit.router)
+    app.include_router(routes_oidc.router)
     mount_ui(app)
     return app

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from slipway.api.auth_throttle import FailedAuthThrottle
+from slipway.api.oidc import OidcClient
 from slipway.config.models import AppConfig
 from slipway.manager.admission import Admission
 from slipway.manager.control import BuildControl
@@ -28,9 +30,17 @@ class ApiDeps:
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     # every route that submits a build passes it
     admission: Admission = field(init=False)
+    # failed authentications per client address (api/auth_throttle.py)
+    auth_throttle: FailedAuthThrottle = field(init=False)
+    # single sign-on (ACCESS.OIDC); None: tokens only
+    oidc: OidcClient | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.admission = Admission(self.config, self.store, self.control)
+        self.auth_throttle = FailedAuthThrottle(self.config.ACCESS.FAILED_AUTH_LIMIT,
+                                                self.config.ACCESS.FAILED_AUTH_WINDOW)
+        oidc = self.config.ACCESS.OIDC
+        self.oidc = OidcClient(oidc, str(self.config.PUBLIC_URL)) if oidc else None
 
 
 def get_deps(request: Request) -> ApiDeps:

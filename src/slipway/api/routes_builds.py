@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
+from slipway.api import audit
 from slipway.api.auth import Principal, Role, require
 from slipway.api.deps import ApiDeps, get_deps
 from slipway.api.errors import bad_request, not_found
@@ -88,6 +89,10 @@ def phase_filter(phases: list[str] | None) -> list[Phase] | None:
     return chosen
 
 
+# a log entry's number is a 32-bit column on PostgreSQL; a larger start names no entry
+# and would not fit the query (found by schemathesis: a 500)
+MAX_LOG_INDEX = 2**31 - 1
+
 ID_PREFIX = re.compile(r"^[0-9a-f-]{4,36}$")
 
 
@@ -138,6 +143,8 @@ async def start_build(
         options=body.options,
     )
     admitted = await d.admission.submit(Submission(new, secrets=body.secret_values))
+    await audit.record(request, principal.name, audit.BUILD_START, namespace=namespace,
+                       target=admitted.record.id, details={"repository": repository})
     return await created(request, admitted)
 
 
@@ -189,7 +196,8 @@ async def get_logs(
     build_id: str,
     d: Deps,
     _p: Annotated[Principal, Depends(require(Role.READ))],
-    start: Annotated[int, Query(ge=0, description="index of the first entry")] = 0,
+    start: Annotated[int, Query(ge=0, le=MAX_LOG_INDEX,
+                                description="index of the first entry")] = 0,
 ) -> JSONResponse:
     """Log entries from `start` (entries are numbered from 0 and never rewritten)."""
     await load_build(d, namespace, repository, build_id)
@@ -203,8 +211,9 @@ async def cancel_build(
     namespace: Namespace,
     repository: RepoName,
     build_id: str,
+    request: Request,
     d: Deps,
-    _p: Annotated[Principal, Depends(require(Role.ADMIN))],
+    principal: Annotated[Principal, Depends(require(Role.ADMIN))],
 ) -> JSONResponse:
     """Cancel a build that has not started pushing."""
     await load_build(d, namespace, repository, build_id)
@@ -213,4 +222,6 @@ async def cancel_build(
         raise not_found(f"no build {build_id!r} in repository {namespace}/{repository}")
     if outcome is CancelOutcome.TOO_LATE:
         raise bad_request("Build is currently running or has finished")
+    await audit.record(request, principal.name, audit.BUILD_CANCEL, namespace=namespace,
+                       target=build_id, details={"repository": repository})
     return JSONResponse("Okay", status_code=201)

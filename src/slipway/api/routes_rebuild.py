@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from slipway.api import audit
 from slipway.api.auth import Principal, Role, require
 from slipway.api.deps import ApiDeps, get_deps
 from slipway.api.models import BuildOut, ErrorOut, RebuildRequest
@@ -54,4 +55,7 @@ async def rebuild(
     if body is not None and body.options:
         new = dataclasses.replace(new, options={**(new.options or {}), **body.options})
     admitted = await d.admission.submit(Submission(new, again_of=build_id))
+    await audit.record(request, principal.name, audit.BUILD_REBUILD, namespace=namespace,
+                       target=admitted.record.id,
+                       details={"repository": repository, "again_of": build_id})
     return await created(request, admitted)

@@ -23,7 +23,7 @@ from fastapi.responses import StreamingResponse
 from slipway.api.auth import Principal, Role, require
 from slipway.api.deps import ApiDeps, get_deps
 from slipway.api.models import ErrorOut
-from slipway.api.routes_builds import PREFIX, load_build
+from slipway.api.routes_builds import MAX_LOG_INDEX, PREFIX, load_build
 from slipway.api.serialize import build_view
 from slipway.store.records import LogEntry
 
@@ -103,13 +103,14 @@ async def stream_logs(
     build_id: str,
     d: Annotated[ApiDeps, Depends(get_deps)],
     _p: Annotated[Principal, Depends(require(Role.READ))],
-    start: Annotated[int, Query(ge=0, description="first entry to send")] = 0,
+    start: Annotated[int, Query(ge=0, le=MAX_LOG_INDEX, description="first entry to send")]
+    = 0,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """The build's log entries as Server-Sent Events (`log` events, then one `end`)."""
     await load_build(d, namespace, repository, build_id)
-    if last_event_id is not None and last_event_id.isdigit():
-        start = max(start, int(last_event_id) + 1)
+    if last_event_id is not None and last_event_id.isdigit() and len(last_event_id) <= 10:
+        start = max(start, min(int(last_event_id) + 1, MAX_LOG_INDEX))
     return StreamingResponse(
         log_events(d, build_id, start),
         media_type="text/event-stream",

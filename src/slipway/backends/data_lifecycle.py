@@ -53,13 +53,15 @@ def housekeeping_policy(config: AppConfig) -> HousekeepingPolicy:
         context_grace=retention.CONTEXT_GRACE,
         batch_size=retention.BATCH_SIZE,
         pause=retention.BATCH_PAUSE,
+        audit_days=retention.AUDIT_DAYS,
     )
 
 
 def count_in_metrics(report: HousekeepingReport) -> None:
     """A pass's report into the Prometheus metrics (metrics.py)."""
     removed = {"builds": report.builds_deleted, "log_lines": report.log_lines_deleted,
-               "archived_logs": report.archives_deleted, "contexts": report.contexts_deleted}
+               "archived_logs": report.archives_deleted, "contexts": report.contexts_deleted,
+               "audit_entries": report.audit_entries_deleted}
     for kind, count in removed.items():
         if count:
             metrics.GC_REMOVED.labels(kind).inc(count)

@@ -197,6 +197,45 @@ class ApiClient:
     def cancel(self, repository: str, build_id: str) -> None:
         self.request("DELETE", f"{self.builds_path(repository)}{build_id}")
 
+    # -- access (docs/access.md) --------------------------------------------------------
+    def signed_in(self) -> None:
+        """Tell the server of this sign-in (its audit log); an older server has no such
+        route, which is no error."""
+        try:
+            self.http.post("/api/v1/slipway/signin")
+        except httpx.TransportError:
+            pass
+
+    def create_token(self, name: str, scopes: dict[str, str],
+                     expires_in: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name, "scopes": scopes}
+        if expires_in is not None:
+            body["expires_in"] = expires_in
+        return dict(self.request("POST", "/api/v1/slipway/tokens/", json=body))
+
+    def tokens(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/api/v1/slipway/tokens/")["tokens"])
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        return dict(self.request("DELETE", f"/api/v1/slipway/tokens/{token_id}"))
+
+    def audit(self, params: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.request("GET", "/api/v1/slipway/audit/", params=params))
+
+    def audit_export(self, params: dict[str, Any]) -> Iterator[str]:
+        """The matching entries as JSON Lines, line by line as they arrive."""
+        try:
+            with self.http.stream("GET", "/api/v1/slipway/audit/export",
+                                  params=params) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise CliError(self.error_text(response))
+                yield from response.iter_lines()
+        except httpx.TransportError as exc:
+            raise CliError(
+                f"cannot reach slipway at {self.server} ({exc.__class__.__name__}: {exc})"
+            ) from None
+
     def stream(
         self, repository: str, build_id: str, start: int = 0, reconnect: Reconnect | None = None
     ) -> Iterator[Event]:

@@ -54,6 +54,12 @@ def login(
     token_stdin: bool = typer.Option(
         False, "--token-stdin", help="Read the token from standard input (else a prompt)."
     ),
+    sso: bool = typer.Option(
+        False, "--sso", help="Sign in with the server's single sign-on, in a browser "
+        "(the sign-in expires; `slipway logout` ends it)."),
+    no_browser: bool = typer.Option(
+        False, "--no-browser", help="With --sso: print the address to open, open no "
+        "browser."),
 ) -> None:
     """Sign in to a slipway server: the token is checked with the server, then saved as a
     context, which becomes the current one."""
@@ -62,9 +68,17 @@ def login(
     server = normal_url(server)
     name = name or name_for(server)
     try:
-        token = _read_token(token_stdin, server)
+        if sso:
+            from slipway.cli.sso_login import sign_in
+
+            token = sign_in(server, lambda text: stderr_console().print(text, markup=False),
+                            open_browser=not no_browser)
+        else:
+            token = _read_token(token_stdin, server)
         with ApiClient(Credentials(server, token)) as client:
             info = client.info()
+            if info is not None:
+                client.signed_in()
         if info is None:
             raise CliError(f"{server} does not look like a slipway server (no "
                            "/api/v1/slipway/info there); check the URL; nothing was saved")
@@ -86,7 +100,22 @@ def logout(
     name: str | None = typer.Argument(
         None, metavar="NAME", help="Context to remove (default: the current)."),
 ) -> None:
-    """Forget a context and its token (the token stays valid on the server)."""
+    """Forget a context and its token. A single sign-on's token is revoked on the server
+    too; an API token stays valid there (`slipway token revoke` ends it)."""
+    try:
+        contexts = read_contexts()
+        wanted = name or contexts.current
+        chosen = contexts.get(wanted) if wanted else None
+    except ContextsError as exc:
+        fail(str(exc))
+    if chosen is not None and chosen.token:
+        try:
+            with ApiClient(Credentials(chosen.server, chosen.token), timeout=5) as client:
+                ended = client.request("POST", "/api/v1/slipway/signout")
+            if ended and ended.get("revoked"):
+                stdout_console().print(f"Signed out of {chosen.server}", markup=False)
+        except CliError:
+            pass  # a server away, or a token already ended: forgetting it still holds
     _remove(name)
 
 

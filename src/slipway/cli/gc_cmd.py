@@ -88,6 +88,8 @@ def describe(report: HousekeepingReport) -> list[str]:
         f"{would}{deleted} {report.contexts_deleted} uploaded contexts "
         f"({size(report.context_bytes_deleted)})",
     ]
+    if report.audit_entries_deleted:
+        lines.append(f"{would}{deleted} {report.audit_entries_deleted} audit log entries")
     if report.logs_left:
         lines.append(f"{report.logs_left} logs could not be archived this time (see the "
                      "log); they stay in the database")

@@ -6,6 +6,7 @@ import typer
 
 from slipway import __version__
 from slipway.cli import (
+    audit_cmd,
     builds_cmd,
     builds_view_cmd,
     config_cmd,
@@ -16,6 +17,7 @@ from slipway.cli import (
     openshift_cmd,
     serve_cmd,
     trigger_cmd,
+    token_cmd,
     worker_cmd,
 )
 from slipway.cli.help_format import MARKUP_MODE
@@ -48,6 +50,7 @@ def main(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(openshift_cmd.app, name="openshift")
 app.add_typer(deploy_cmd.app, name="deploy")
+app.add_typer(token_cmd.app, name="token")
 serve_cmd.register(app)
 worker_cmd.register(app)
 builds_cmd.register(app)
@@ -55,6 +58,7 @@ builds_view_cmd.register(app)
 context_cmd.register(app)
 gc_cmd.register(app)
 trigger_cmd.register(app)
+audit_cmd.register(app)
 
 
 if __name__ == "__main__":

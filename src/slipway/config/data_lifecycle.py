@@ -82,6 +82,10 @@ class RetentionConfig(BaseModel):
         3600, example=3600, unit="seconds", ge=0,
         description="how long an uploaded context is kept after its builds end (for "
         "\"build again\")")
+    AUDIT_DAYS: Days | None = field(
+        365, example=365, unit="days",
+        description="age at which an audit log entry is deleted (docs/access.md); null: "
+        "never")
     INTERVAL: float = field(
         300, example=300, unit="seconds", gt=0,
         description="time between two background passes (archive, retention, contexts)")

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from slipway.config.access import AccessConfig
 from slipway.config.build_limits import BuildLimitsConfig
 from slipway.config.data_lifecycle import LogArchiveConfig, RetentionConfig
 from slipway.config.executors import (
@@ -385,6 +386,12 @@ class AppConfig(BaseModel):
         example={"DEFAULT_DAYS": 90, "NAMESPACES": {"team": 30}, "KEEP_LAST": 10},
         description="slipway: how long build records, archived logs and uploaded contexts "
         "are kept (docs/data-lifecycle.md)",
+    )
+    ACCESS: AccessConfig = field(
+        default_factory=AccessConfig,
+        example={"FAILED_AUTH_LIMIT": 10, "FAILED_AUTH_WINDOW": 60},
+        description="slipway: how repeated failed authentications are slowed down "
+        "(docs/access.md)",
     )
 
     # Quay's own keys, read in Quay mode (config/quay.py; defaults are Quay's)

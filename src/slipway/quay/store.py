@@ -53,6 +53,7 @@ from slipway.quay.queue import POLL_INTERVAL_S, QuayQueue, QuayQueueItem
 from slipway.quay.tables import queueitem, repositorybuild
 from slipway.quay.userfiles import LocalUserFiles, UserFiles, userfiles_from_config
 from slipway.store.api_tokens import ApiTokenStore
+from slipway.store.audit import AuditLogStore
 from slipway.store.builds import BuildStore
 from slipway.store.database import Database, SqlConnection
 from slipway.store.interfaces import Store
@@ -505,6 +506,7 @@ class QuayStore:
             registry=config.SERVER_HOSTNAME)
         self.logs = QuayLogs(BuildLogs(self.db), self.records, self.quay_logs)
         self.tokens = ApiTokenStore(self.db)
+        self.audit = AuditLogStore(self.db)
         self.uploads = QuayUploads(UploadStore(self.db), self)
         self.keys = SigningKeyStore(self.db)
         self.overview = BuildOverview(self.db)

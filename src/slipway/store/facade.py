@@ -7,6 +7,7 @@ import asyncio
 from contextlib import AbstractAsyncContextManager
 
 from slipway.store.api_tokens import ApiTokenStore
+from slipway.store.audit import AuditLogStore
 from slipway.store.builds import BuildStore
 from slipway.store.database import Database, SqlConnection
 from slipway.store.database_size import ensure_incremental_vacuum
@@ -32,6 +33,7 @@ class SqlStore:
         self.log_archive = log_archive
         self.logs = BuildLogs(self.db, log_archive)
         self.tokens = ApiTokenStore(self.db)
+        self.audit = AuditLogStore(self.db)
         self.uploads = UploadStore(self.db)
         self.keys = SigningKeyStore(self.db)
         self.overview = BuildOverview(self.db)

@@ -1,7 +1,8 @@
 """One housekeeping pass over slipway's own tables: archive the logs of ended builds,
 delete what retention says has expired, delete the uploaded contexts no build needs any
-more, and give SQLite's freed pages back (docs/data-lifecycle.md). `slipway gc` runs one
-by hand (`--dry-run`: only counted); the manager runs one every RETENTION.INTERVAL
+more and the audit log's entries older than RETENTION.AUDIT_DAYS, and give SQLite's
+freed pages back (docs/data-lifecycle.md). `slipway gc` runs one by hand (`--dry-run`:
+only counted); the manager runs one every RETENTION.INTERVAL
 (backends/data_lifecycle.py)."""
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from slipway.store.audit import AuditLogStore
 from slipway.store.database import Database
 from slipway.store.database_size import database_size, give_back_free_pages
 from slipway.store.log_archive import LogArchive
 from slipway.store.log_archiving import LogArchiver
 from slipway.store.logs import BuildLogs
 from slipway.store.records import HousekeepingReport
-from slipway.store.retention import Retention, RetentionPolicy
+from slipway.store.retention import DAY, Retention, RetentionPolicy
 from slipway.store.uploads import ContextCleanup
 
 
@@ -28,6 +30,7 @@ class HousekeepingPolicy:
     context_grace: float = 3600.0
     batch_size: int = 500
     pause: float = 0.005
+    audit_days: float | None = 365.0  # None: the audit log is kept forever
 
 
 class Housekeeping:
@@ -41,6 +44,7 @@ class Housekeeping:
                                     ) if archive is not None and policy.archive_logs else None
         self.retention = Retention(db, archive, policy.policy, batch_size=policy.batch_size,
                                    pause=policy.pause) if policy.retention else None
+        self.audit = AuditLogStore(db) if policy.retention else None
         self.contexts = ContextCleanup(db, grace=policy.context_grace,
                                        batch_size=policy.batch_size
                                        ) if policy.retention else None
@@ -67,6 +71,10 @@ class Housekeeping:
             report.logs_left = archived.failed
         if self.contexts is not None:
             report.contexts_deleted, report.context_bytes_deleted = await self.contexts.run(now)
+        if self.audit is not None and self.policy.audit_days is not None:
+            report.audit_entries_deleted = await self.audit.delete_before(
+                now - self.policy.audit_days * DAY, batch_size=self.policy.batch_size,
+                pause=self.policy.pause)
         if report.builds_deleted or report.logs_archived:
             report.database_bytes_freed = await give_back_free_pages(self.db)
         report.database_size = await database_size(self.db)
@@ -92,5 +100,8 @@ class Housekeeping:
             contexts = await self.contexts.due(now)
             report.contexts_deleted = len(contexts)
             report.context_bytes_deleted = sum(c.size for c in contexts)
+        if self.audit is not None and self.policy.audit_days is not None:
+            report.audit_entries_deleted = await self.audit.count_before(
+                now - self.policy.audit_days * DAY)
         report.database_size = await database_size(self.db)
         return report

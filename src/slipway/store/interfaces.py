@@ -19,6 +19,8 @@ from typing import Any, Protocol, Self, TypeVar
 
 from slipway.domain.phases import Phase
 from slipway.store.records import (
+    AuditEntry,
+    AuditQuery,
     BuildRecord,
     FailureGroup,
     LogEntry,
@@ -207,13 +209,41 @@ class BuildLogs(Protocol[Tx_contra]):
 class Tokens(Protocol):
     """API tokens, kept by their hash (api/auth.py hashes and checks them)."""
 
-    async def add(self, token_hash: str, name: str, scopes: Mapping[str, str]) -> None:
+    async def add(self, token_hash: str, name: str, scopes: Mapping[str, str], *,
+                  created_by: str | None = None, creator_id: str | None = None,
+                  expires: float | None = None) -> StoredToken:
         ...
 
     async def find(self, token_hash: str) -> StoredToken | None:
         ...
 
+    async def touch(self, token_id: str, now: float) -> None:
+        """Note that the token was used at `now` (at most once a minute is written)."""
+
+    async def list(self) -> list[StoredToken]:
+        ...
+
+    async def get(self, token_id: str) -> StoredToken | None:
+        ...
+
+    async def revoke(self, token_id: str, now: float) -> bool:
+        """False when there is no such token, or it was revoked already."""
+
     async def any_stored(self) -> bool:
+        ...
+
+
+class AuditLog(Protocol):
+    """The audit log: added to, read by filter, deleted only by retention."""
+
+    async def record(self, entry: AuditEntry) -> None:
+        ...
+
+    async def query(self, q: AuditQuery) -> list[AuditEntry]:
+        ...
+
+    async def delete_before(self, cutoff: float, *, batch_size: int = ...,
+                            pause: float = ...) -> int:
         ...
 
 
@@ -380,6 +410,9 @@ class Store(Protocol[Tx]):
 
     @property
     def tokens(self) -> Tokens: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
 
     @property
     def uploads(self) -> Uploads: ...

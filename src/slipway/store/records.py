@@ -166,12 +166,63 @@ class Upload:
         return self.path is not None and self.size is not None
 
 
+# a token's `last_used` is written when it is older than this: one write a minute per
+# busy token, not one per request
+LAST_USED_STEP_S = 60.0
+
+
 @dataclass(frozen=True)
 class StoredToken:
-    """An API token as stored: its name and its scopes as written (never the token)."""
+    """An API token as stored: its name and its scopes as written (never the token), and
+    what docs/access.md lists of it (times are UNIX seconds; None: never)."""
 
     name: str
     scopes: dict[str, str]
+    id: str = ""
+    created_by: str | None = None
+    creator_id: str | None = None
+    created: float = 0.0
+    expires: float | None = None
+    revoked: float | None = None
+    last_used: float | None = None
+
+    def usable(self, now: float) -> bool:
+        return self.revoked is None and (self.expires is None or now < self.expires)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One action of the audit log (store/audit.py): who, what, on which namespace and
+    object, from where; `details` never holds a secret."""
+
+    at: float
+    actor: str
+    action: str
+    namespace: str | None = None
+    target: str | None = None
+    source: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    id: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "at": self.at, "actor": self.actor, "action": self.action,
+                "namespace": self.namespace, "target": self.target,
+                "source": self.source, "details": dict(self.details)}
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """A filter of the audit log: each given part must match; `namespaces`: only these
+    (None: all); `after_id`: the page after that entry (oldest first)."""
+
+    namespace: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    since: float | None = None
+    until: float | None = None
+    namespaces: frozenset[str] | None = None
+    after_id: int = 0
+    limit: int = 100
 
 
 @dataclass
@@ -191,6 +242,7 @@ class HousekeepingReport:
     archive_bytes_deleted: int = 0
     contexts_deleted: int = 0
     context_bytes_deleted: int = 0
+    audit_entries_deleted: int = 0  # older than RETENTION.AUDIT_DAYS
     database_bytes_freed: int = 0
     database_size: int = 0
 

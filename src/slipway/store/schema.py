@@ -138,6 +138,35 @@ api_tokens = Table(
     # {"namespace or *": "read" | "write" | "admin"}
     Column("scopes", JSON, nullable=False),
     Column("created", Float, nullable=False),
+    # migration 0011 (docs/access.md): the id a token is listed and revoked by (never
+    # the token), who made it, when it stops working, when it was revoked, when it was
+    # last used (written at most once a minute)
+    Column("id", String(36)),
+    Column("created_by", String(255)),
+    # the creator's own id (a token's id, or "oidc:" and a signed-in user's subject): who
+    # may list and revoke it besides the namespaces' admins; a name is no identity
+    Column("creator_id", String(255)),
+    Column("expires", Float),
+    Column("revoked", Float),
+    Column("last_used", Float),
+    UniqueConstraint("id", name="uq_api_tokens_id"),
+)
+
+# who did what, from where (store/audit.py); rows are only added, and deleted by
+# retention (RETENTION.AUDIT_DAYS)
+audit_log = Table(
+    "slipway_audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("namespace", String(255)),
+    Column("target", String(255)),
+    Column("source", String(255)),
+    Column("details", JSON, nullable=False, default=dict),
+    Index("ix_audit_at", "at"),
+    Index("ix_audit_namespace_at", "namespace", "at"),
 )
 
 build_secrets = Table(

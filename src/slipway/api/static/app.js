@@ -7,6 +7,8 @@ import { repoPage } from "./page-repo.js";
 import { buildPage } from "./page-build.js";
 import { newBuildPage } from "./page-new.js";
 import { managerPage } from "./page-manager.js";
+import { tokensPage } from "./page-tokens.js";
+import { auditPage } from "./page-audit.js";
 
 const main = document.getElementById("main");
 let current = null;  // { key, page }
@@ -39,6 +41,12 @@ function resolve({ parts, query }) {
   }
   if (first === "manager" && rest.length === 0) {
     return { key: "manager", nav: "manager", make: () => managerPage() };
+  }
+  if (first === "tokens" && rest.length === 0) {
+    return { key: "tokens", nav: "tokens", make: () => tokensPage() };
+  }
+  if (first === "audit" && rest.length === 0) {
+    return { key: `audit?${query}`, nav: "audit", make: () => auditPage(query) };
   }
   return { key: "missing", nav: null, make: () => missingPage() };
 }
@@ -80,6 +88,8 @@ async function show() {
 }
 
 function signOut(message) {
+  // a single sign-on's token is revoked on the server; an API token is only forgotten
+  if (!message && session.token) api("/api/v1/slipway/signout", { method: "POST" }).catch(() => {});
   session.clear();
   signInMessage = message || null;
   if (current && current.page.destroy) current.page.destroy();
@@ -127,16 +137,26 @@ function signInPage() {
     error.replaceChildren(errorNotice(new Error(signInMessage), "Signed out:"));
     signInMessage = null;
   }
+  const sso = h("div", { class: "signin-sso", hidden: true });
   main.replaceChildren(h("section", { class: "signin" },
-    h("h1", { tabindex: "-1" }, "Sign in to slipway"), form));
+    h("h1", { tabindex: "-1" }, "Sign in to slipway"), sso, form));
   input.focus();
+  // single sign-on, when the server offers it (ACCESS.OIDC): a link to its login
+  api("/api/v1/slipway/signin").then((methods) => {
+    if (!methods || !methods.oidc) return;
+    sso.replaceChildren(
+      h("a", { class: "button primary", href: "/auth/oidc/login" }, "Sign in with single sign-on"),
+      h("p", { class: "hint" }, "Or with an API token:"));
+    sso.hidden = false;
+  }, () => {});
 }
 
 async function signIn(token, errorBox) {
   session.set(token);
   signingIn = true;
   try {
-    const user = await api("/api/v1/user/");
+    // checks the token, and puts the sign-in in the audit log
+    const user = await api("/api/v1/slipway/signin", { method: "POST" });
     signingIn = false;
     showUser(user);
     announce(`Signed in as ${user.username}`);
