@@ -17,9 +17,9 @@ from slipway.api import (
     routes_ops,
     routes_overview,
     routes_rebuild,
+    routes_tokens,
     routes_triggers,
     routes_webhooks,
-    routes_tokens,
     sse,
 )
 from slipway.api.deps import ApiDeps, Readiness

@@ -16,8 +16,8 @@ from slipway.cli import (
     help_format,
     openshift_cmd,
     serve_cmd,
-    trigger_cmd,
     token_cmd,
+    trigger_cmd,
     worker_cmd,
 )
 from slipway.cli.help_format import MARKUP_MODE
