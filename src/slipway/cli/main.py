@@ -15,6 +15,7 @@ from slipway.cli import (
     help_format,
     openshift_cmd,
     serve_cmd,
+    signing_cmd,
     worker_cmd,
 )
 from slipway.cli.help_format import MARKUP_MODE
@@ -53,6 +54,7 @@ builds_cmd.register(app)
 builds_view_cmd.register(app)
 context_cmd.register(app)
 gc_cmd.register(app)
+signing_cmd.register(app)
 
 
 if __name__ == "__main__":

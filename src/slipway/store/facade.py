@@ -7,6 +7,7 @@ import asyncio
 from contextlib import AbstractAsyncContextManager
 
 from slipway.store.api_tokens import ApiTokenStore
+from slipway.store.attestations import AttestationStore
 from slipway.store.builds import BuildStore
 from slipway.store.database import Database, SqlConnection
 from slipway.store.database_size import ensure_incremental_vacuum
@@ -35,6 +36,7 @@ class SqlStore:
         self.keys = SigningKeyStore(self.db)
         self.overview = BuildOverview(self.db)
         self.secrets = BuildSecretStore(self.db)
+        self.attestations: AttestationStore | None = AttestationStore(self.db)
 
     @property
     def shares_lookups(self) -> bool:

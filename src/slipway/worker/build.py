@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from slipway.domain.names import (
@@ -22,6 +26,7 @@ from slipway.domain.names import (
 )
 from slipway.domain.platforms import InvalidPlatform, normalize_platforms
 from slipway.protocol import buildman_pb2 as pb
+from slipway.signing.provenance import Base
 from slipway.worker.base_platforms import missing_platform_message, offers, pinned_platform
 from slipway.worker.context import fetch_git, fetch_url, locate
 from slipway.worker.dockerfile import BaseImages, base_images
@@ -33,6 +38,7 @@ from slipway.worker.registry_cache import CacheWatch, cache_repository, probe
 from slipway.worker.reporter import Reporter
 from slipway.worker.runtimes import make_runtime
 from slipway.worker.runtimes.base import BuildSpec, Credentials, Runtime, write_private_file
+from slipway.worker.signing import Pushed, attest, registry_digests, signing_secrets
 from slipway.worker.unpack import Limits
 
 log = logging.getLogger("slipway.worker")
@@ -51,6 +57,8 @@ def pack_secrets(pack: pb.BuildPack, env: WorkerEnvironment) -> list[str]:
     for secret in pack.secrets:
         # whole, and line by line: the log is reported a line at a time
         values += [secret.value, *(ln.strip() for ln in secret.value.splitlines())]
+    if pack.HasField("signing"):
+        values += signing_secrets(pack.signing)
     if pack.HasField("git_package"):
         # each line of the key body, and a password inside the clone URL
         values += [ln for ln in pack.git_package.private_key.splitlines() if len(ln) >= 16]
@@ -112,6 +120,9 @@ class Build:
     # the runtime's build step ran to its end (podman/buildah removed their working
     # containers themselves, even on a failed step); False when it was killed
     build_step_ended: bool = False
+    # what was pushed, for the signatures and attestations (worker/signing.py)
+    pushed: Pushed | None = None
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     async def run(self) -> None:
         """Report COMPLETE or ERROR; anything else raised is the worker's own trouble."""
@@ -126,13 +137,15 @@ class Build:
         try:
             try:
                 digest = await self._steps()
+                attestations = await self._attest()
             except BuildError as exc:
                 message = str(exc)
                 log.info("build failed: %s", self.reporter.mask(message))
                 await self.reporter.log_error(message)
                 await self.reporter.phase(pb.ERROR, error_message=message)
                 return
-            await self.reporter.phase(pb.COMPLETE, image_digest=digest)
+            await self.reporter.phase(pb.COMPLETE, image_digest=digest,
+                                      attestations=attestations)
         finally:
             # after the end is reported: the user has the result without waiting for it.
             # A stop (cancel) does not cut it short: the worker leaves once it is done
@@ -142,6 +155,27 @@ class Build:
             except asyncio.CancelledError:
                 await cleanup
                 raise
+
+    async def _attest(self) -> str:
+        """Sign what was pushed and attach its provenance (docs/signing.md): the summary
+        for COMPLETE, "" when the build is not signed. A failure fails the build when
+        signing is required, else it is a warning in the log."""
+        signing = self.pack.signing
+        if not self.pack.HasField("signing") or not signing.private_key or not self.pushed:
+            return ""
+        insecure = self.env.registry_is_insecure(self.pushed.registry)
+        try:
+            summary = await attest(signing, self.pushed, self.workdir,
+                                   push_credentials(self.pack), insecure,
+                                   self.runtime.child_env(), self.reporter.log)
+        except BuildError as exc:
+            pushed = f"{self.pushed.name}@{self.pushed.digest}"
+            if signing.required:
+                raise BuildError(f"{pushed} was pushed but not signed: {exc} (signing is "
+                                 "required: SIGNING.REQUIRED)") from None
+            await self.reporter.log(f"warning: {pushed} is not signed: {exc}")
+            return json.dumps({"error": str(exc)})
+        return json.dumps(summary, separators=(",", ":"))
 
     async def cleanup(self) -> None:
         """Working containers, images this build made, the temp dir (and with it the key
@@ -178,8 +212,9 @@ class Build:
         # before the context is fetched: a host that cannot run a platform fails at once
         await asyncio.to_thread(check_emulation, platforms)
         which = pack.WhichOneof("build_pack")
+        source: dict[str, Any] = {}
         if which == "package_url" and pack.package_url:
-            await fetch_url(
+            archive = await fetch_url(
                 pack.package_url,
                 package,
                 self.workdir,
@@ -187,8 +222,15 @@ class Build:
                 pack.context,
                 pack.dockerfile_path,
             )
+            # not the URL: an uploaded context's is a signed link
+            source = {"uri": "", "digest": {"sha256": archive}}
         elif which == "git_package" and pack.git_package.url:
             git = pack.git_package
+            url = urlsplit(git.url)
+            host = url.hostname or ""
+            # never the credentials a clone URL may hold
+            bare = url._replace(netloc=host + (f":{url.port}" if url.port else "")).geturl()
+            source = {"uri": f"git+{bare}@{git.sha}", "digest": {"sha1": git.sha}}
             await fetch_git(
                 git.url,
                 git.sha,
@@ -284,6 +326,26 @@ class Build:
             await self.reporter.log(f"note: the tags were pushed with different digests {digests}")
         what = f" (a manifest list of {', '.join(platforms)})" if spec.manifest else ""
         await self.reporter.log(f"Pushed {', '.join(targets)} as {digests[0]}{what}")
+        if pack.HasField("signing") and pack.signing.private_key:
+            used = []
+            for image, wanted in needs.platforms.items():
+                ref = parse_image_ref(image)
+                candidates: list[str] = []
+                if ref.registry != "localhost":
+                    candidates = await registry_digests(
+                        image, pull_auth.get(ref.registry),
+                        self.env.registry_is_insecure(ref.registry), self.workdir,
+                        self.runtime.child_env())
+                for platform in wanted:
+                    digest = await self.runtime.image_digest(image, platform, candidates)
+                    used.append(Base(image, digest, platform))
+            self.pushed = Pushed(
+                registry=registry, repository=pack.repository.strip().strip("/"),
+                digest=digests[0], tags=[t.rsplit(":", 1)[1] for t in targets],
+                platforms=platforms, dockerfile=pack.dockerfile_path or "Dockerfile",
+                target=pack.target, build_args=build_args, source=source, bases=used,
+                started=self.started,
+                executor=f"{self.env.container_runtime} on {socket.gethostname()}")
         return digests[0]
 
     async def _registry_cache(self, registry: str, bases: list[str], platforms: int) -> str:

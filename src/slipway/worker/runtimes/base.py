@@ -147,6 +147,14 @@ class Runtime(abc.ABC):
         cannot tell)."""
         return None
 
+    async def image_digest(self, image: str, platform: str = "",
+                           candidates: Sequence[str] = ()) -> str:
+        """The manifest digest of the local image `image` (for `platform`, when it is a
+        manifest list): what a build FROM it used, for the provenance; "" when unknown.
+        The first of `candidates` (what its registry has) the local image is known by
+        wins over the runtime's own first digest."""
+        return ""
+
     @abc.abstractmethod
     async def pull(
         self, image: str, creds: Credentials | None, insecure: bool, platform: str = ""
