@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
 from support.registry import Registry
 from support.server import RunningServer, running_server
 
@@ -122,8 +124,7 @@ async def test_signed_build_verifies_and_others_do_not(
         tmp_path, SERVER_HOSTNAME=registry.host, INSECURE_REGISTRIES=[registry.host],
         BUILD_MANAGER=["ephemeral", {"EXECUTORS": [
             {"EXECUTOR": "local", "CONTAINER_RUNTIME": "podman"}]}],
-        SIGNING={"KEY_FILE": str(key_file), "PASSPHRASE_FILE": str(passphrase_file),
-                 "SBOM": False},
+        SIGNING={"KEY_FILE": str(key_file), "PASSPHRASE_FILE": str(passphrase_file)},
     ) as slipway:
         built = await asyncio.to_thread(
             run, str(SLIPWAY), "build", str(tmp_path / "ctx"), "-t", ref,
@@ -139,6 +140,7 @@ async def test_signed_build_verifies_and_others_do_not(
         public_pem = (await slipway.api.get("/api/v1/slipway/signing/public-key")).text
         status = (await slipway.api.get(f"{path}/signing")).json()
         envelopes = (await slipway.api.get(f"{path}/provenance")).json()
+        sbom = (await slipway.api.get(f"{path}/sbom")).json()
         logs = await slipway.logs("demo", "signed", build["id"])
 
         digest = skopeo_digest(ref)
@@ -161,13 +163,22 @@ async def test_signed_build_verifies_and_others_do_not(
         assert bases and bases[0]["digest"] == {"sha256": base_digest.removeprefix("sha256:")}
         assert statement["predicate"]["runDetails"]["metadata"]["invocationId"] == build["id"]
 
+        # the SBOM: valid CycloneDX 1.6, with the busybox of the base
+        assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(sbom)) is None
+        assert [c["name"] for c in sbom["components"]] == ["busybox"]
+        assert sbom["metadata"]["component"]["version"] == digest
+
         # the attachments in the registry: the same envelope, and nothing secret anywhere
         sig_tag = f"{registry.host}/demo/signed:sha256-{digest.removeprefix('sha256:')}"
         blobs = attachment_blobs(f"{sig_tag}.sig", tmp_path / "sig")
         blobs += attachment_blobs(f"{sig_tag}.att", tmp_path / "att")
         assert any(json.dumps(envelopes[0], separators=(",", ":")).encode() == b
                    for b in blobs)
-        shown = [json.dumps(envelopes), json.dumps(status), json.dumps(logs),
+        att_statements = [dsse_statement(public, json.loads(b)) for b in blobs
+                          if b.startswith(b'{"payload')]
+        assert sorted(s["predicateType"] for s in att_statements) == [
+            "https://cyclonedx.org/bom", "https://slsa.dev/provenance/v1"]
+        shown = [json.dumps(envelopes), json.dumps(status), json.dumps(sbom), json.dumps(logs),
                  json.dumps(statement), built.stdout, built.stderr]
         for value in (arg_value, secret_value, PASSPHRASE):
             assert all(value not in text for text in shown), value

@@ -74,7 +74,7 @@ def builder_id(config: AppConfig) -> str:
 
 
 def pack_signing(config: AppConfig, build_id: str, namespace: str,
-                 options: dict[str, Any], executor_sbom: bool = True) -> PackSigning | None:
+                 options: dict[str, Any]) -> PackSigning | None:
     """What a build's worker is handed to sign with; None when SIGNING is off."""
     signing = config.SIGNING
     if signing is None:
@@ -84,7 +84,8 @@ def pack_signing(config: AppConfig, build_id: str, namespace: str,
         private_key=key.encrypted_pem,
         passphrase=key.passphrase,
         required=signing.REQUIRED,
-        sbom=signing.SBOM and executor_sbom and options.get("sbom") is not False,
+        # the executor's SBOM: false reaches its workers as SBOM=false (worker_env.py)
+        sbom=signing.SBOM and options.get("sbom") is not False,
         build_arg_values=signing.BUILD_ARG_VALUES,
         builder_id=builder_id(config),
         build_id=build_id,

@@ -167,7 +167,8 @@ class Build:
         try:
             summary = await attest(signing, self.pushed, self.workdir,
                                    push_credentials(self.pack), insecure,
-                                   self.runtime.child_env(), self.reporter.log)
+                                   self.runtime.child_env(), self.reporter.log,
+                                   self._export if signing.sbom and self.env.sbom else None)
         except BuildError as exc:
             pushed = f"{self.pushed.name}@{self.pushed.digest}"
             if signing.required:
@@ -176,6 +177,18 @@ class Build:
             await self.reporter.log(f"warning: {pushed} is not signed: {exc}")
             return json.dumps({"error": str(exc)})
         return json.dumps(summary, separators=(",", ":"))
+
+    async def _export(self, platform: str) -> dict[str, bytes]:
+        """The files of the built image of `platform` that its SBOM is made from."""
+        assert self.pushed is not None
+        image = self.pushed.local_image
+        if self.manifest:
+            images = await self.runtime.platform_images(self.manifest)
+            image = images.get(platform) or next(
+                (i for p, i in images.items() if p.startswith(platform + "/")), "")
+            if not image:
+                raise BuildError(f"SBOM: no local image of {platform} in the manifest list")
+        return await self.runtime.export_files(image)
 
     async def cleanup(self) -> None:
         """Working containers, images this build made, the temp dir (and with it the key
@@ -344,7 +357,7 @@ class Build:
                 digest=digests[0], tags=[t.rsplit(":", 1)[1] for t in targets],
                 platforms=platforms, dockerfile=pack.dockerfile_path or "Dockerfile",
                 target=pack.target, build_args=build_args, source=source, bases=used,
-                started=self.started,
+                started=self.started, local_image=image_id,
                 executor=f"{self.env.container_runtime} on {socket.gethostname()}")
         return digests[0]
 

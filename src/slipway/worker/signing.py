@@ -8,7 +8,7 @@ import contextlib
 import hashlib
 import json
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,11 +18,13 @@ from slipway.domain.names import parse_image_ref
 from slipway.protocol import buildman_pb2 as pb
 from slipway.signing import dsse, keys, provenance, sigstore
 from slipway.signing.oci_layout import Layer
+from slipway.signing.sbom import make_sbom
 from slipway.worker.attach import Attacher, manifest_media_type
 from slipway.worker.errors import BuildError
 from slipway.worker.process import LineSink
 from slipway.worker.runtimes.base import Credentials
 
+SBOM_PREDICATE_TYPE = "https://cyclonedx.org/bom"
 LIST_TYPES = ("application/vnd.oci.image.index.v1+json",
               "application/vnd.docker.distribution.manifest.list.v2+json")
 
@@ -54,6 +56,7 @@ class Pushed:
     bases: list[provenance.Base]
     started: datetime
     executor: str = field(default_factory=socket.gethostname)
+    local_image: str = ""  # the built image's ID (a manifest list's name)
 
     @property
     def name(self) -> str:
@@ -62,9 +65,13 @@ class Pushed:
 
 async def attest(signing: pb.BuildPack.Signing, pushed: Pushed, workdir: Path,
                  creds: Credentials | None, insecure: bool, env: Mapping[str, str],
-                 log: LineSink, sbom_maker: Any = None) -> dict[str, Any]:
+                 log: LineSink,
+                 export: Callable[[str], Awaitable[dict[str, bytes]]] | None = None
+                 ) -> dict[str, Any]:
     """Sign and attach; the summary for the manager. BuildError when anything fails
-    (the caller decides whether that fails the build: Signing.required)."""
+    (the caller decides whether that fails the build: Signing.required). `export`
+    gives the files of a platform's image ("" alone: the one image) for its SBOM; None:
+    no SBOM."""
     try:
         key = keys.load(signing.private_key, signing.passphrase, "the build's signing key")
     except keys.SigningKeyError as exc:
@@ -109,8 +116,10 @@ async def attest(signing: pb.BuildPack.Signing, pushed: Pushed, workdir: Path,
         bases=pushed.bases,
     )
     envelopes: list[dict[str, Any]] = []
+    sboms: list[dict[str, Any]] = []
     per_image = images[1:] if len(images) > 1 else images
-    for digest, platform, size, media in per_image:
+    attached: dict[str, list[Layer]] = {}  # digest -> its .att layers
+    for digest, platform, _, _ in per_image:
         subjects = [provenance.Subject(pushed.name, digest, platform)]
         if len(images) > 1:  # the list is a subject of each platform's provenance
             subjects.append(provenance.Subject(pushed.name, pushed.digest))
@@ -119,21 +128,36 @@ async def attest(signing: pb.BuildPack.Signing, pushed: Pushed, workdir: Path,
             provenance.BuildFacts(**{**facts.__dict__, "bases": bases}), subjects)
         envelope = dsse.sign(key, statement)
         envelopes.append({"platform": platform, "digest": digest, "envelope": envelope})
-        await attacher.attach(digest, "att", [_att_layer(envelope)], size, media)
-    if len(images) > 1:  # the list's .att: every platform's provenance
+        attached[digest] = [_att_layer(envelope, provenance.PREDICATE_TYPE)]
+        if export is not None:
+            document = make_sbom(await export(platform), pushed.name, digest)
+            sboms.append({"platform": platform, "digest": digest, "document": document})
+            sbom_statement = {
+                "_type": provenance.STATEMENT_TYPE,
+                "subject": [{"name": pushed.name,
+                             "digest": {"sha256": digest.removeprefix("sha256:")}}],
+                "predicateType": SBOM_PREDICATE_TYPE,
+                "predicate": document,
+            }
+            attached[digest].append(
+                _att_layer(dsse.sign(key, sbom_statement), SBOM_PREDICATE_TYPE))
+    for digest, _, size, media in per_image:
+        await attacher.attach(digest, "att", attached[digest], size, media)
+    if len(images) > 1:  # the list's .att: every platform's
         await attacher.attach(pushed.digest, "att",
-                              [_att_layer(e["envelope"]) for e in envelopes],
+                              [layer for layers in attached.values() for layer in layers],
                               images[0][2], images[0][3])
-    await log(f"Attached SLSA provenance ({len(envelopes)} statement"
-              f"{'s' if len(envelopes) > 1 else ''})")
-    summary: dict[str, Any] = {
+    what = f"SLSA provenance ({len(envelopes)} statement{'s' if len(envelopes) > 1 else ''})"
+    if sboms:
+        counts = ", ".join(str(len(s["document"].get("components", []))) for s in sboms)
+        what += f" and a CycloneDX SBOM ({counts} components)"
+    await log(f"Attached {what}")
+    return {
         "key_id": key.key_id,
         "signed": signed,
         "provenance": envelopes,
+        "sbom": sboms,
     }
-    if sbom_maker is not None:
-        summary["sbom"] = await sbom_maker(attacher, images)
-    return summary
 
 
 async def registry_digests(image: str, creds: Credentials | None, insecure: bool,
@@ -153,11 +177,11 @@ async def registry_digests(image: str, creds: Credentials | None, insecure: bool
     return found
 
 
-def _att_layer(envelope: Mapping[str, Any]) -> Layer:
+def _att_layer(envelope: Mapping[str, Any], predicate_type: str) -> Layer:
+    """A layer of the .att manifest, as `cosign attest` writes one."""
     return Layer(dsse.ENVELOPE_MEDIA_TYPE,
                  json.dumps(envelope, separators=(",", ":")).encode(),
-                 {"predicateType": provenance.PREDICATE_TYPE,
-                  sigstore.SIGNATURE_ANNOTATION: ""})
+                 {"predicateType": predicate_type, sigstore.SIGNATURE_ANNOTATION: ""})
 
 
 __all__ = ["Pushed", "attest", "signing_secrets"]

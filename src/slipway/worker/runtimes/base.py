@@ -155,6 +155,16 @@ class Runtime(abc.ABC):
         wins over the runtime's own first digest."""
         return ""
 
+    async def export_files(self, image: str) -> dict[str, bytes]:
+        """The package databases and metadata files of the local image `image`
+        (signing/rootfs.py), for its SBOM; BuildError when this runtime cannot."""
+        raise BuildError(f"CONTAINER_RUNTIME={self.name} cannot export an image's files "
+                         "for its SBOM")
+
+    async def platform_images(self, manifest: str) -> dict[str, str]:
+        """{os/arch[/variant]: local image ID} of the local manifest list `manifest`."""
+        return {}
+
     @abc.abstractmethod
     async def pull(
         self, image: str, creds: Credentials | None, insecure: bool, platform: str = ""

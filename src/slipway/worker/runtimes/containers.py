@@ -117,6 +117,21 @@ class ContainersRuntime(Runtime):
                     return wanted
         return digest
 
+    async def platform_images(self, manifest: str) -> dict[str, str]:
+        listed = await self._capture("manifest", "inspect", manifest)
+        images = await self._capture("images", "--no-trunc", "--format", "{{.ID}} {{.Digest}}")
+        by_digest = {fields[1]: fields[0] for fields in
+                     (line.split() for line in (images or "").splitlines()) if len(fields) == 2}
+        found: dict[str, str] = {}
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            for entry in json.loads(listed or "{}").get("manifests", []):
+                plat = entry.get("platform") or {}
+                name = "/".join(p for p in (plat.get("os"), plat.get("architecture"),
+                                            plat.get("variant")) if p)
+                if entry.get("digest") in by_digest:
+                    found[name] = by_digest[entry["digest"]]
+        return found
+
     async def pull(
         self, image: str, creds: Credentials | None, insecure: bool, platform: str = ""
     ) -> None:
