@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import uuid
@@ -22,8 +24,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from support.images import ensure_debian_image, ensure_multiarch_base_image, remove_multiarch_list
 from support.registry import Registry
 from support.server import RunningServer, running_server
+
+from slipway.worker.emulation import missing_emulation
 
 pytestmark = pytest.mark.podman
 
@@ -216,3 +221,118 @@ async def test_signed_build_verifies_and_others_do_not(
         # ...while the signed digest itself still verifies
         verified = await verify_cli(slipway, f"{registry.host}/demo/signed@{digest}")
         assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def signing_config(tmp_path: Path) -> dict[str, str]:
+    key_file, passphrase_file = keygen(tmp_path)
+    return {"KEY_FILE": str(key_file), "PASSPHRASE_FILE": str(passphrase_file)}
+
+
+async def build_one(slipway: RunningServer, context: Path, *args: str) -> dict[str, Any]:
+    built = await asyncio.to_thread(
+        run, str(SLIPWAY), "build", str(context), *args,
+        env={"SLIPWAY_URL": slipway.base_url,
+             "SLIPWAY_TOKEN": slipway.server.admin_token or ""})
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr
+    repository = args[args.index("-t") + 1].split("/", 1)[1].rsplit(":", 1)[0]
+    [build] = (await slipway.api.get(f"/api/v1/repository/{repository}/build/")).json()[
+        "builds"]
+    assert build["phase"] == "complete"
+    return dict(build)
+
+
+async def test_the_sbom_of_a_debian_image_lists_its_dpkg_packages(
+    tmp_path: Path, registry: Registry
+) -> None:
+    debian = ensure_debian_image()
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {debian}\nRUN echo hi > /hi\n")
+    ref = f"{registry.host}/demo/debian:v1"
+    async with running_server(
+        tmp_path, SERVER_HOSTNAME=registry.host, INSECURE_REGISTRIES=[registry.host],
+        BUILD_MANAGER=["ephemeral", {"EXECUTORS": [
+            {"EXECUTOR": "local", "CONTAINER_RUNTIME": "podman"}]}],
+        SIGNING=signing_config(tmp_path),
+    ) as slipway:
+        build = await build_one(slipway, tmp_path / "ctx", "-t", ref)
+        sbom = (await slipway.api.get(
+            f"/api/v1/repository/demo/debian/build/{build['id']}/sbom")).json()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(sbom)) is None
+    # what dpkg itself says is installed in the image
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[0], 4096)
+    listed = run("podman", "run", "--rm", "--net", "none", "--ulimit",
+                 f"nofile={nofile}:{nofile}", "--ulimit", f"nproc={nproc}:{nproc}",
+                 debian, "dpkg-query", "-W",
+                 "-f", "${Package} ${Version} ${db:Status-Abbrev}\\n")
+    assert listed.returncode == 0, listed.stderr
+    installed = {tuple(line.split()[:2]) for line in listed.stdout.splitlines()
+                 if line.split()[2:3] == ["ii"]}
+    debs = {(c["name"], c["version"]) for c in sbom["components"]
+            if c.get("purl", "").startswith("pkg:deb/debian/")}
+    assert len(installed) > 50 and debs == installed
+    [os_entry] = [c for c in sbom["components"] if c["type"] == "operating-system"]
+    assert os_entry["name"] == "debian" and os_entry["version"] == "12"
+
+
+async def test_a_multi_arch_build_signs_the_list_and_each_platform(
+    tmp_path: Path, registry: Registry
+) -> None:
+    if missing_emulation(["linux/arm64"]):
+        pytest.skip("no QEMU user emulation for arm64 here: install qemu-user-static")
+    base = ensure_multiarch_base_image()
+    try:
+        (tmp_path / "ctx").mkdir()
+        (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {base}\nRUN uname -m > /m\n")
+        ref = f"{registry.host}/demo/multi:v1"
+        async with running_server(
+            tmp_path, SERVER_HOSTNAME=registry.host, INSECURE_REGISTRIES=[registry.host],
+            BUILD_MANAGER=["ephemeral", {"EXECUTORS": [
+                {"EXECUTOR": "local", "CONTAINER_RUNTIME": "podman"}]}],
+            SIGNING={**signing_config(tmp_path), "SBOM": False},
+        ) as slipway:
+            build = await build_one(slipway, tmp_path / "ctx", "-t", ref,
+                                    "--platform", "linux/amd64,linux/arm64")
+            path = f"/api/v1/repository/demo/multi/build/{build['id']}"
+            public_pem = (await slipway.api.get("/api/v1/slipway/signing/public-key")).text
+            envelopes = (await slipway.api.get(f"{path}/provenance")).json()
+            for platform in ("linux/amd64", "linux/arm64"):
+                verified = await verify_cli(
+                    slipway, f"{registry.host}/demo/multi@" + platform_digest(ref, platform))
+                assert verified.returncode == 0, verified.stdout + verified.stderr
+            verified = await verify_cli(slipway, ref)
+            assert verified.returncode == 0, verified.stdout + verified.stderr
+    finally:
+        remove_multiarch_list()
+    list_digest = skopeo_digest_raw(ref)
+    assert build["image_digest"] == list_digest
+    public = serialization.load_pem_public_key(public_pem.encode())
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    statements = [dsse_statement(public, e) for e in envelopes]
+    assert len(statements) == 2  # one provenance per platform
+    for statement, platform in zip(statements, ("linux/amd64", "linux/arm64"), strict=True):
+        subjects = {s["digest"]["sha256"] for s in statement["subject"]}
+        assert subjects == {platform_digest(ref, platform).removeprefix("sha256:"),
+                            list_digest.removeprefix("sha256:")}
+        # the policy the container tools apply finds each image's own signature
+    policy_file, registries_d = policy(tmp_path, registry.host, public_pem)
+    for platform in ("linux/amd64", "linux/arm64"):
+        one = f"{registry.host}/demo/multi@{platform_digest(ref, platform)}"
+        pulled = pull_with_policy(one, policy_file, registries_d, tmp_path / platform)
+        assert pulled.returncode == 0 or DEBIAN_DISABLED in pulled.stderr, pulled.stderr
+
+
+def skopeo_digest_raw(ref: str) -> str:
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                          f"docker://{ref}"], capture_output=True, timeout=120)
+    assert raw.returncode == 0, raw.stderr
+    return "sha256:" + hashlib.sha256(raw.stdout).hexdigest()
+
+
+def platform_digest(ref: str, platform: str) -> str:
+    raw = run("skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}")
+    for entry in json.loads(raw.stdout)["manifests"]:
+        plat = entry["platform"]
+        if f"{plat['os']}/{plat['architecture']}" == platform:
+            return str(entry["digest"])
+    raise AssertionError(f"{ref} has no {platform}")

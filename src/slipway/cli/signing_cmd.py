@@ -23,10 +23,10 @@ def _fail(message: str) -> typer.Exit:
 
 @app.command("keygen")
 def keygen(
-    out: Path = typer.Option(Path("."), "--out", "-o", help="The directory to write "
+    out: Path = typer.Option(Path("."), "--out", "-o", metavar="DIR", help="The directory to write "
                              "cosign.key (encrypted) and cosign.pub to."),
     passphrase_file: Path | None = typer.Option(
-        None, "--passphrase-file", help="Read the passphrase from this file (else "
+        None, "--passphrase-file", metavar="FILE", help="Read the passphrase from this file (else "
         "SLIPWAY_SIGNING_PASSPHRASE, else a prompt)."),
     force: bool = typer.Option(False, "--force", help="Replace existing key files."),
 ) -> None:
@@ -64,14 +64,16 @@ def register(root: typer.Typer) -> None:
 
     @root.command("verify")
     def verify(
-        image: str = typer.Argument(..., help="registry/repository:tag or @digest"),
+        image: str = typer.Argument(..., metavar="IMAGE",
+                                    help="registry/repository:tag or @digest"),
         key: Path | None = typer.Option(
-            None, "--key", help="The public key (PEM); default the server's "
+            None, "--key", metavar="FILE", help="The public key (PEM); default the server's "
             "(/api/v1/slipway/signing/public-key)."),
         namespace: str | None = typer.Option(
-            None, "--namespace", help="Ask the server for this namespace's key (default "
+            None, "--namespace", metavar="NAMESPACE", help="Ask the server for this namespace's key (default "
             "the image's first path component)."),
         server: str | None = typer.Option(None, "--server", envvar="SLIPWAY_URL",
+                                          metavar="URL",
                                           help="slipway's URL (default the context's)."),
         insecure: bool = typer.Option(False, "--insecure", help="Read the registry over "
                                       "plain HTTP / without TLS verification."),

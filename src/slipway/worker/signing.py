@@ -18,7 +18,6 @@ from slipway.domain.names import parse_image_ref
 from slipway.protocol import buildman_pb2 as pb
 from slipway.signing import dsse, keys, provenance, sigstore
 from slipway.signing.oci_layout import Layer
-from slipway.signing.sbom import make_sbom
 from slipway.worker.attach import Attacher, manifest_media_type
 from slipway.worker.errors import BuildError
 from slipway.worker.process import LineSink
@@ -130,6 +129,8 @@ async def attest(signing: pb.BuildPack.Signing, pushed: Pushed, workdir: Path,
         envelopes.append({"platform": platform, "digest": digest, "envelope": envelope})
         attached[digest] = [_att_layer(envelope, provenance.PREDICATE_TYPE)]
         if export is not None:
+            from slipway.signing.sbom import make_sbom  # only builds with an SBOM pay it
+
             document = make_sbom(await export(platform), pushed.name, digest)
             sboms.append({"platform": platform, "digest": digest, "document": document})
             sbom_statement = {
