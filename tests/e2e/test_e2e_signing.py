@@ -310,15 +310,18 @@ async def test_a_multi_arch_build_signs_the_list_and_each_platform(
     assert isinstance(public, ec.EllipticCurvePublicKey)
     statements = [dsse_statement(public, e) for e in envelopes]
     assert len(statements) == 2  # one provenance per platform
-    for statement, platform in zip(statements, ("linux/amd64", "linux/arm64"), strict=True):
+    by_platform = {s["subject"][0]["annotations"]["platform"]: s for s in statements}
+    assert sorted(by_platform) == ["linux/amd64", "linux/arm64"]
+    for platform, statement in by_platform.items():
         subjects = {s["digest"]["sha256"] for s in statement["subject"]}
         assert subjects == {platform_digest(ref, platform).removeprefix("sha256:"),
                             list_digest.removeprefix("sha256:")}
-        # the policy the container tools apply finds each image's own signature
+    # the policy the container tools apply finds each image's own signature
     policy_file, registries_d = policy(tmp_path, registry.host, public_pem)
     for platform in ("linux/amd64", "linux/arm64"):
         one = f"{registry.host}/demo/multi@{platform_digest(ref, platform)}"
-        pulled = pull_with_policy(one, policy_file, registries_d, tmp_path / platform)
+        pulled = pull_with_policy(one, policy_file, registries_d,
+                                  tmp_path / platform.replace("/", "-"))
         assert pulled.returncode == 0 or DEBIAN_DISABLED in pulled.stderr, pulled.stderr
 
 
