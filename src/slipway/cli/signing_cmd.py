@@ -70,8 +70,9 @@ def register(root: typer.Typer) -> None:
             None, "--key", metavar="FILE", help="The public key (PEM); default the server's "
             "(/api/v1/slipway/signing/public-key)."),
         namespace: str | None = typer.Option(
-            None, "--namespace", metavar="NAMESPACE", help="Ask the server for this namespace's key (default "
-            "the image's first path component)."),
+            None, "--namespace", metavar="NAMESPACE",
+            help="Ask the server for this namespace's key (default the image's first path "
+            "component)."),
         server: str | None = typer.Option(None, "--server", envvar="SLIPWAY_URL",
                                           metavar="URL",
                                           help="slipway's URL (default the context's)."),
