@@ -339,3 +339,45 @@ def platform_digest(ref: str, platform: str) -> str:
         if f"{plat['os']}/{plat['architecture']}" == platform:
             return str(entry["digest"])
     raise AssertionError(f"{ref} has no {platform}")
+
+
+@pytest.mark.parametrize("required", [True, False], ids=["required", "best-effort"])
+async def test_a_failure_to_attest_fails_the_build_only_when_required(
+    tmp_path: Path, registry: Registry, base_image: str, required: bool
+) -> None:
+    """buildah cannot export an image's files, so its SBOM fails: a clear build error when
+    SIGNING.REQUIRED, else a warning, with the signature and provenance kept."""
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {base_image}\nRUN echo x > /x\n")
+    ref = f"{registry.host}/demo/buildah:v1"
+    async with running_server(
+        tmp_path, SERVER_HOSTNAME=registry.host, INSECURE_REGISTRIES=[registry.host],
+        BUILD_MANAGER=["ephemeral", {"EXECUTORS": [
+            {"EXECUTOR": "local", "CONTAINER_RUNTIME": "buildah"}]}],
+        SIGNING={**signing_config(tmp_path), "REQUIRED": required},
+    ) as slipway:
+        built = await asyncio.to_thread(
+            run, str(SLIPWAY), "build", str(tmp_path / "ctx"), "-t", ref,
+            env={"SLIPWAY_URL": slipway.base_url,
+                 "SLIPWAY_TOKEN": slipway.server.admin_token or ""})
+        [build] = (await slipway.api.get("/api/v1/repository/demo/buildah/build/")).json()[
+            "builds"]
+        path = f"/api/v1/repository/demo/buildah/build/{build['id']}"
+        messages = [e["message"] for e in await slipway.logs("demo", "buildah", build["id"])]
+        if required:
+            assert built.returncode == 1
+            assert build["phase"] == "error"
+            assert build["error"] == (
+                f"{ref.rsplit(':', 1)[0]}@{skopeo_digest(ref)} was pushed, but signing and "
+                "attesting it failed: SBOM: CONTAINER_RUNTIME=buildah cannot export an "
+                "image's files for its SBOM (SIGNING.REQUIRED is true)")
+            return
+        assert built.returncode == 0, built.stdout[-2000:] + built.stderr
+        assert build["phase"] == "complete"
+        assert ("warning: no SBOM: CONTAINER_RUNTIME=buildah cannot export an image's files "
+                "for its SBOM") in messages
+        status = (await slipway.api.get(f"{path}/signing")).json()
+        assert status["signed"] is True and status["sbom"] == []
+        assert status["sbom_error"].startswith("SBOM: CONTAINER_RUNTIME=buildah")
+        verified = await verify_cli(slipway, ref)
+        assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -67,6 +67,7 @@ async def signing_status(namespace: Namespace, repository: RepoName, build_id: s
                        for p in document.get("provenance", [])],
         "sbom": [{"digest": s.get("digest"), "platform": s.get("platform", "")}
                  for s in document.get("sbom") or []],
+        **({"sbom_error": document["sbom_error"]} if document.get("sbom_error") else {}),
     })
 
 

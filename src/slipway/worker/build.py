@@ -172,8 +172,8 @@ class Build:
         except BuildError as exc:
             pushed = f"{self.pushed.name}@{self.pushed.digest}"
             if signing.required:
-                raise BuildError(f"{pushed} was pushed but not signed: {exc} (signing is "
-                                 "required: SIGNING.REQUIRED)") from None
+                raise BuildError(f"{pushed} was pushed, but signing and attesting it failed: "
+                                 f"{exc} (SIGNING.REQUIRED is true)") from None
             await self.reporter.log(f"warning: {pushed} is not signed: {exc}")
             return json.dumps({"error": str(exc)})
         return json.dumps(summary, separators=(",", ":"))

@@ -116,6 +116,7 @@ async def attest(signing: pb.BuildPack.Signing, pushed: Pushed, workdir: Path,
     )
     envelopes: list[dict[str, Any]] = []
     sboms: list[dict[str, Any]] = []
+    sbom_error = ""
     per_image = images[1:] if len(images) > 1 else images
     attached: dict[str, list[Layer]] = {}  # digest -> its .att layers
     for digest, platform, _, _ in per_image:
@@ -131,7 +132,17 @@ async def attest(signing: pb.BuildPack.Signing, pushed: Pushed, workdir: Path,
         if export is not None:
             from slipway.signing.sbom import make_sbom  # only builds with an SBOM pay it
 
-            document = make_sbom(await export(platform), pushed.name, digest)
+            try:
+                files = await export(platform)
+            except BuildError as exc:
+                if signing.required:
+                    raise BuildError(f"SBOM: {exc}") from None
+                # best effort: the signatures and provenance are worth keeping
+                sbom_error = f"SBOM: {exc}"
+                await log(f"warning: no SBOM: {exc}")
+                export = None
+                continue
+            document = make_sbom(files, pushed.name, digest)
             sboms.append({"platform": platform, "digest": digest, "document": document})
             sbom_statement = {
                 "_type": provenance.STATEMENT_TYPE,
@@ -158,6 +169,7 @@ async def attest(signing: pb.BuildPack.Signing, pushed: Pushed, workdir: Path,
         "signed": signed,
         "provenance": envelopes,
         "sbom": sboms,
+        **({"sbom_error": sbom_error} if sbom_error else {}),
     }
 
 
