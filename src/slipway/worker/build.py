@@ -26,6 +26,7 @@ from slipway.domain.names import (
 )
 from slipway.domain.platforms import InvalidPlatform, normalize_platforms
 from slipway.protocol import buildman_pb2 as pb
+from slipway.signing.keys import SigningKey
 from slipway.signing.provenance import Base
 from slipway.worker.base_platforms import missing_platform_message, offers, pinned_platform
 from slipway.worker.context import fetch_git, fetch_url, locate
@@ -38,7 +39,13 @@ from slipway.worker.registry_cache import CacheWatch, cache_repository, probe
 from slipway.worker.reporter import Reporter
 from slipway.worker.runtimes import make_runtime
 from slipway.worker.runtimes.base import BuildSpec, Credentials, Runtime, write_private_file
-from slipway.worker.signing import Pushed, attest, registry_digests, signing_secrets
+from slipway.worker.signing import (
+    Pushed,
+    attest,
+    prepare,
+    registry_digests,
+    signing_secrets,
+)
 from slipway.worker.unpack import Limits
 
 log = logging.getLogger("slipway.worker")
@@ -122,6 +129,10 @@ class Build:
     build_step_ended: bool = False
     # what was pushed, for the signatures and attestations (worker/signing.py)
     pushed: Pushed | None = None
+    # started early, awaited after the push: the key (worker/signing.py prepare) and each
+    # platform's files for its SBOM, read while the push runs
+    prepared: asyncio.Future[SigningKey] | None = None
+    exports: dict[str, asyncio.Future[dict[str, bytes]]] = field(default_factory=dict)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     async def run(self) -> None:
@@ -134,6 +145,8 @@ class Build:
             )
         )
         self.runtime = make_runtime(self.env, self.workdir, self.reporter.log)
+        if self.signing is not None:
+            self.prepared = asyncio.ensure_future(prepare(self.signing))
         try:
             try:
                 digest = await self._steps()
@@ -156,19 +169,36 @@ class Build:
                 await cleanup
                 raise
 
+    @property
+    def signing(self) -> pb.BuildPack.Signing | None:
+        signing = self.pack.signing
+        return signing if self.pack.HasField("signing") and signing.private_key else None
+
+    @property
+    def with_sbom(self) -> bool:
+        return self.signing is not None and self.signing.sbom and self.env.sbom
+
     async def _attest(self) -> str:
         """Sign what was pushed and attach its provenance (docs/signing.md): the summary
         for COMPLETE, "" when the build is not signed. A failure fails the build when
         signing is required, else it is a warning in the log."""
-        signing = self.pack.signing
-        if not self.pack.HasField("signing") or not signing.private_key or not self.pushed:
+        signing = self.signing
+        if signing is None or not self.pushed or self.prepared is None:
             return ""
         insecure = self.env.registry_is_insecure(self.pushed.registry)
+
+        async def export(platform: str) -> dict[str, bytes]:
+            started = self.exports.get(platform)
+            if started is None:
+                raise BuildError(f"no image of platform {platform or 'the host'} to read")
+            return await started
+
         try:
-            summary = await attest(signing, self.pushed, self.workdir,
+            key = await self.prepared
+            summary = await attest(signing, key, self.pushed, self.workdir,
                                    push_credentials(self.pack), insecure,
                                    self.runtime.child_env(), self.reporter.log,
-                                   self._export if signing.sbom and self.env.sbom else None)
+                                   export if self.with_sbom else None)
         except BuildError as exc:
             pushed = f"{self.pushed.name}@{self.pushed.digest}"
             if signing.required:
@@ -178,10 +208,13 @@ class Build:
             return json.dumps({"error": str(exc)})
         return json.dumps(summary, separators=(",", ":"))
 
-    async def _export(self, platform: str) -> dict[str, bytes]:
+    def _start_exports(self, image_id: str, platforms: tuple[str, ...]) -> None:
+        """Read each platform image's files for its SBOM while the push runs."""
+        for platform in platforms if self.manifest else ("",):
+            self.exports[platform] = asyncio.ensure_future(self._export(image_id, platform))
+
+    async def _export(self, image: str, platform: str) -> dict[str, bytes]:
         """The files of the built image of `platform` that its SBOM is made from."""
-        assert self.pushed is not None
-        image = self.pushed.local_image
         if self.manifest:
             images = await self.runtime.platform_images(self.manifest)
             image = images.get(platform) or next(
@@ -194,6 +227,11 @@ class Build:
         """Working containers, images this build made, the temp dir (and with it the key
         and auth files). A few runtime calls whatever the tag count: the executor gives a
         stopped worker seconds, not minutes."""
+        pending: list[asyncio.Future[Any]] = [*self.exports.values()]
+        if self.prepared is not None:
+            pending.append(self.prepared)
+        if pending:  # their containers go before the images they were made from
+            await asyncio.gather(*pending, return_exceptions=True)
         built, self.built_images = self.built_images, []
         pulled, self.pulled_images = self.pulled_images, []
         if not self.build_step_ended:
@@ -325,6 +363,8 @@ class Build:
         finally:  # only the build step reads them
             await asyncio.to_thread(shutil.rmtree, secrets_dir, True)
         self.build_step_ended = True
+        if self.with_sbom:
+            self._start_exports(image_id, platforms)
 
         await self.reporter.phase(pb.PUSHING)
         creds = push_credentials(pack)
@@ -339,7 +379,7 @@ class Build:
             await self.reporter.log(f"note: the tags were pushed with different digests {digests}")
         what = f" (a manifest list of {', '.join(platforms)})" if spec.manifest else ""
         await self.reporter.log(f"Pushed {', '.join(targets)} as {digests[0]}{what}")
-        if pack.HasField("signing") and pack.signing.private_key:
+        if self.signing is not None:
             used = []
             for image, wanted in needs.platforms.items():
                 ref = parse_image_ref(image)
@@ -357,7 +397,7 @@ class Build:
                 digest=digests[0], tags=[t.rsplit(":", 1)[1] for t in targets],
                 platforms=platforms, dockerfile=pack.dockerfile_path or "Dockerfile",
                 target=pack.target, build_args=build_args, source=source, bases=used,
-                started=self.started, local_image=image_id,
+                started=self.started,
                 executor=f"{self.env.container_runtime} on {socket.gethostname()}")
         return digests[0]
 

@@ -4,6 +4,7 @@ manager with COMPLETE (SetPhaseRequest.attestations)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -55,14 +56,29 @@ class Pushed:
     bases: list[provenance.Base]
     started: datetime
     executor: str = field(default_factory=socket.gethostname)
-    local_image: str = ""  # the built image's ID (a manifest list's name)
 
     @property
     def name(self) -> str:
         return f"{self.registry}/{self.repository}"
 
 
-async def attest(signing: pb.BuildPack.Signing, pushed: Pushed, workdir: Path,
+def _prepare(signing: pb.BuildPack.Signing) -> keys.SigningKey:
+    if signing.sbom:
+        import slipway.signing.sbom  # noqa: F401  (its library takes a second to import)
+    try:
+        return keys.load(signing.private_key, signing.passphrase, "the build's signing key")
+    except keys.SigningKeyError as exc:
+        raise BuildError(f"signing: {exc}") from None
+
+
+async def prepare(signing: pb.BuildPack.Signing) -> keys.SigningKey:
+    """The decrypted key (scrypt: a fraction of a second), the SBOM's library imported:
+    started with the build, so that none of it waits after the push."""
+    return await asyncio.to_thread(_prepare, signing)
+
+
+async def attest(signing: pb.BuildPack.Signing, key: keys.SigningKey, pushed: Pushed,
+                 workdir: Path,
                  creds: Credentials | None, insecure: bool, env: Mapping[str, str],
                  log: LineSink,
                  export: Callable[[str], Awaitable[dict[str, bytes]]] | None = None
@@ -71,10 +87,6 @@ async def attest(signing: pb.BuildPack.Signing, pushed: Pushed, workdir: Path,
     (the caller decides whether that fails the build: Signing.required). `export`
     gives the files of a platform's image ("" alone: the one image) for its SBOM; None:
     no SBOM."""
-    try:
-        key = keys.load(signing.private_key, signing.passphrase, "the build's signing key")
-    except keys.SigningKeyError as exc:
-        raise BuildError(f"signing: {exc}") from None
     attacher = Attacher(workdir, pushed.name, pushed.registry, creds, insecure, env)
     size, top = await attacher.raw_manifest(pushed.digest)
     top_type = manifest_media_type(top)
@@ -89,15 +101,31 @@ async def attest(signing: pb.BuildPack.Signing, pushed: Pushed, workdir: Path,
                            str(entry.get("mediaType", ""))))
 
     signed = []
+    pushes = []
     for digest, platform, _, _ in images:
         sig = sigstore.sign_image(key, pushed.name, digest)
-        await attacher.attach(digest, "sig", [Layer(
+        pushes.append(attacher.attach(digest, "sig", [Layer(
             sigstore.PAYLOAD_MEDIA_TYPE, sig.payload,
-            {sigstore.SIGNATURE_ANNOTATION: sig.signature})])
+            {sigstore.SIGNATURE_ANNOTATION: sig.signature})]))
         signed.append({"digest": digest, **({"platform": platform} if platform else {})})
+    # the signatures go up while the statements are made (each skopeo its own process)
+    signatures = asyncio.gather(*pushes)
+    try:
+        summary = await _attestations(signing, key, pushed, attacher, images, log, export)
+    finally:
+        await asyncio.gather(signatures, return_exceptions=True)
+    await signatures  # a failed signature push fails here
     await log(f"Signed {pushed.name}@{pushed.digest}"
               + (f" and its {len(images) - 1} platform images" if len(images) > 1 else ""))
+    return {**summary, "signed": signed}
 
+
+async def _attestations(signing: pb.BuildPack.Signing, key: keys.SigningKey, pushed: Pushed,
+                        attacher: Attacher, images: list[tuple[str, str, int, str]],
+                        log: LineSink,
+                        export: Callable[[str], Awaitable[dict[str, bytes]]] | None
+                        ) -> dict[str, Any]:
+    """The provenance and SBOM of each image, signed and pushed in `.att`."""
     finished = rfc3339(datetime.now(UTC))
     facts = provenance.BuildFacts(
         builder_id=signing.builder_id or "slipway",
@@ -153,12 +181,13 @@ async def attest(signing: pb.BuildPack.Signing, pushed: Pushed, workdir: Path,
             }
             attached[digest].append(
                 _att_layer(dsse.sign(key, sbom_statement), SBOM_PREDICATE_TYPE))
-    for digest, _, size, media in per_image:
-        await attacher.attach(digest, "att", attached[digest], size, media)
+    pushes = [attacher.attach(digest, "att", attached[digest], size, media)
+              for digest, _, size, media in per_image]
     if len(images) > 1:  # the list's .att: every platform's
-        await attacher.attach(pushed.digest, "att",
-                              [layer for layers in attached.values() for layer in layers],
-                              images[0][2], images[0][3])
+        pushes.append(attacher.attach(
+            pushed.digest, "att", [layer for layers in attached.values() for layer in layers],
+            images[0][2], images[0][3]))
+    await asyncio.gather(*pushes)
     what = f"SLSA provenance ({len(envelopes)} statement{'s' if len(envelopes) > 1 else ''})"
     if sboms:
         counts = ", ".join(str(len(s["document"].get("components", []))) for s in sboms)
@@ -166,7 +195,6 @@ async def attest(signing: pb.BuildPack.Signing, pushed: Pushed, workdir: Path,
     await log(f"Attached {what}")
     return {
         "key_id": key.key_id,
-        "signed": signed,
         "provenance": envelopes,
         "sbom": sboms,
         **({"sbom_error": sbom_error} if sbom_error else {}),
