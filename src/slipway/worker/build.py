@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from slipway.domain.names import (
@@ -26,8 +26,6 @@ from slipway.domain.names import (
 )
 from slipway.domain.platforms import InvalidPlatform, normalize_platforms
 from slipway.protocol import buildman_pb2 as pb
-from slipway.signing.keys import SigningKey
-from slipway.signing.provenance import Base
 from slipway.worker.base_platforms import missing_platform_message, offers, pinned_platform
 from slipway.worker.context import fetch_git, fetch_url, locate
 from slipway.worker.dockerfile import BaseImages, base_images
@@ -39,14 +37,11 @@ from slipway.worker.registry_cache import CacheWatch, cache_repository, probe
 from slipway.worker.reporter import Reporter
 from slipway.worker.runtimes import make_runtime
 from slipway.worker.runtimes.base import BuildSpec, Credentials, Runtime, write_private_file
-from slipway.worker.signing import (
-    Pushed,
-    attest,
-    prepare,
-    registry_digests,
-    signing_secrets,
-)
 from slipway.worker.unpack import Limits
+
+if TYPE_CHECKING:  # a build without signing never imports them (the worker starts fast)
+    from slipway.signing.keys import SigningKey
+    from slipway.worker.signing import Pushed
 
 log = logging.getLogger("slipway.worker")
 
@@ -65,6 +60,8 @@ def pack_secrets(pack: pb.BuildPack, env: WorkerEnvironment) -> list[str]:
         # whole, and line by line: the log is reported a line at a time
         values += [secret.value, *(ln.strip() for ln in secret.value.splitlines())]
     if pack.HasField("signing"):
+        from slipway.worker.signing import signing_secrets
+
         values += signing_secrets(pack.signing)
     if pack.HasField("git_package"):
         # each line of the key body, and a password inside the clone URL
@@ -146,7 +143,7 @@ class Build:
         )
         self.runtime = make_runtime(self.env, self.workdir, self.reporter.log)
         if self.signing is not None:
-            self.prepared = asyncio.ensure_future(prepare(self.signing))
+            self.prepared = asyncio.ensure_future(asyncio.to_thread(_prepare, self.signing))
         try:
             try:
                 digest = await self._steps()
@@ -192,6 +189,8 @@ class Build:
             if started is None:
                 raise BuildError(f"no image of platform {platform or 'the host'} to read")
             return await started
+
+        from slipway.worker.signing import attest
 
         try:
             key = await self.prepared
@@ -380,6 +379,9 @@ class Build:
         what = f" (a manifest list of {', '.join(platforms)})" if spec.manifest else ""
         await self.reporter.log(f"Pushed {', '.join(targets)} as {digests[0]}{what}")
         if self.signing is not None:
+            from slipway.signing.provenance import Base
+            from slipway.worker.signing import Pushed, registry_digests
+
             used = []
             for image, wanted in needs.platforms.items():
                 ref = parse_image_ref(image)
@@ -586,6 +588,13 @@ def _write_secrets(pack: pb.BuildPack, directory: Path) -> dict[str, Path]:
         # numbered, not named by the id: an id is never part of a path
         files[secret.name] = write_private_file(directory / str(index), secret.value)
     return files
+
+
+def _prepare(signing: pb.BuildPack.Signing) -> SigningKey:
+    """In a thread, with the signing modules' imports (worker/signing.py prepare)."""
+    from slipway.worker.signing import prepare
+
+    return prepare(signing)
 
 
 def _read_head(path: Path, limit: int = 1024 * 1024) -> str:

@@ -62,19 +62,15 @@ class Pushed:
         return f"{self.registry}/{self.repository}"
 
 
-def _prepare(signing: pb.BuildPack.Signing) -> keys.SigningKey:
+def prepare(signing: pb.BuildPack.Signing) -> keys.SigningKey:
+    """The decrypted key (scrypt: a fraction of a second), the SBOM's library imported:
+    run in a thread while the build runs, so that none of it waits after the push."""
     if signing.sbom:
         import slipway.signing.sbom  # noqa: F401  (its library takes a second to import)
     try:
         return keys.load(signing.private_key, signing.passphrase, "the build's signing key")
     except keys.SigningKeyError as exc:
         raise BuildError(f"signing: {exc}") from None
-
-
-async def prepare(signing: pb.BuildPack.Signing) -> keys.SigningKey:
-    """The decrypted key (scrypt: a fraction of a second), the SBOM's library imported:
-    started with the build, so that none of it waits after the push."""
-    return await asyncio.to_thread(_prepare, signing)
 
 
 async def attest(signing: pb.BuildPack.Signing, key: keys.SigningKey, pushed: Pushed,
