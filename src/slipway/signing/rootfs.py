@@ -4,8 +4,10 @@ metadata, npm packages' package.json, os-release, and busybox. Nothing else is k
 
 from __future__ import annotations
 
+import os
 import re
 import tarfile
+from pathlib import Path
 from typing import IO
 
 MAX_FILE = 32 * 1024 * 1024  # a dpkg status of thousands of packages is a few MB
@@ -37,4 +39,25 @@ def read_tar(stream: IO[bytes]) -> dict[str, bytes]:
             handle = tar.extractfile(member)
             if handle is not None:
                 found[path] = handle.read()
+    return found
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    """The same from a mounted file system: a walk of its names (no file is opened but the
+    wanted ones), symlinks not followed (busybox's links are links)."""
+    found: dict[str, bytes] = {}
+    for directory, dirs, files in os.walk(root):
+        relative = os.path.relpath(directory, root)
+        prefix = "" if relative == "." else relative + "/"
+        if prefix in ("proc/", "sys/", "dev/"):
+            dirs.clear()
+            continue
+        candidates = [prefix + name for name in files]
+        # an egg-info may be a file or a directory (its PKG-INFO then is a file in it)
+        for path in candidates:
+            full = root / path
+            if not wanted(path) or full.is_symlink() or not full.is_file():
+                continue
+            if full.stat().st_size <= MAX_FILE:
+                found[path] = full.read_bytes()
     return found

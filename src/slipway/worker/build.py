@@ -219,7 +219,7 @@ class Build:
             image = images.get(platform) or next(
                 (i for p, i in images.items() if p.startswith(platform + "/")), "")
             if not image:
-                raise BuildError(f"SBOM: no local image of {platform} in the manifest list")
+                raise BuildError(f"no local image of {platform} in the manifest list")
         return await self.runtime.export_files(image)
 
     async def cleanup(self) -> None:
