@@ -122,15 +122,20 @@ def packages(files: Mapping[str, bytes]) -> list[Package]:
     return sorted(unique.values(), key=lambda p: (p.kind, p.namespace, p.name, p.version))
 
 
-def make_sbom(files: Mapping[str, bytes], image: str, digest: str) -> dict[str, Any]:
+def for_digest(document: dict[str, Any], digest: str) -> dict[str, Any]:
+    """`document`, made before the push (make_sbom with no digest), naming the digest."""
+    document["metadata"]["component"]["version"] = digest
+    return document
+
+
+def make_sbom(files: Mapping[str, bytes], image: str, digest: str = "") -> dict[str, Any]:
     """The CycloneDX 1.6 document (as JSON data) of the image `image`@`digest` whose
     wanted files (signing/rootfs.py) are `files`."""
     release = os_release(files)
     distro = f"{release.get('ID', '')}-{release.get('VERSION_ID', '')}".strip("-")
     bom = Bom()
     bom.metadata.component = Component(
-        name=image, version=digest, type=ComponentType.CONTAINER,
-        bom_ref=f"image:{digest}")
+        name=image, version=digest or None, type=ComponentType.CONTAINER, bom_ref="image")
     bom.metadata.tools.components.add(Component(
         name="slipway", version=__version__, type=ComponentType.APPLICATION))
     if release.get("ID"):

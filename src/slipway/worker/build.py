@@ -129,7 +129,7 @@ class Build:
     # started early, awaited after the push: the key (worker/signing.py prepare) and each
     # platform's files for its SBOM, read while the push runs
     prepared: asyncio.Future[SigningKey] | None = None
-    exports: dict[str, asyncio.Future[dict[str, bytes]]] = field(default_factory=dict)
+    exports: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     async def run(self) -> None:
@@ -184,7 +184,7 @@ class Build:
             return ""
         insecure = self.env.registry_is_insecure(self.pushed.registry)
 
-        async def export(platform: str) -> dict[str, bytes]:
+        async def export(platform: str) -> dict[str, Any]:
             started = self.exports.get(platform)
             if started is None:
                 raise BuildError(f"no image of platform {platform or 'the host'} to read")
@@ -207,20 +207,23 @@ class Build:
             return json.dumps({"error": str(exc)})
         return json.dumps(summary, separators=(",", ":"))
 
-    def _start_exports(self, image_id: str, platforms: tuple[str, ...]) -> None:
-        """Read each platform image's files for its SBOM while the push runs."""
+    def _start_exports(self, image_id: str, platforms: tuple[str, ...], name: str) -> None:
+        """Make each platform image's SBOM (of `name`) while the push runs."""
         for platform in platforms if self.manifest else ("",):
-            self.exports[platform] = asyncio.ensure_future(self._export(image_id, platform))
+            self.exports[platform] = asyncio.ensure_future(
+                self._sbom(image_id, platform, name))
 
-    async def _export(self, image: str, platform: str) -> dict[str, bytes]:
-        """The files of the built image of `platform` that its SBOM is made from."""
+    async def _sbom(self, image: str, platform: str, name: str) -> dict[str, Any]:
+        """The SBOM of the built image of `platform`, without its digest (not pushed yet):
+        its files read, the document made in a thread."""
         if self.manifest:
             images = await self.runtime.platform_images(self.manifest)
             image = images.get(platform) or next(
                 (i for p, i in images.items() if p.startswith(platform + "/")), "")
             if not image:
                 raise BuildError(f"no local image of {platform} in the manifest list")
-        return await self.runtime.export_files(image)
+        files = await self.runtime.export_files(image)
+        return await asyncio.to_thread(_make_sbom, files, name)
 
     async def cleanup(self) -> None:
         """Working containers, images this build made, the temp dir (and with it the key
@@ -363,7 +366,8 @@ class Build:
             await asyncio.to_thread(shutil.rmtree, secrets_dir, True)
         self.build_step_ended = True
         if self.with_sbom:
-            self._start_exports(image_id, platforms)
+            self._start_exports(image_id, platforms,
+                                f"{registry}/{pack.repository.strip().strip('/')}")
 
         await self.reporter.phase(pb.PUSHING)
         creds = push_credentials(pack)
@@ -588,6 +592,12 @@ def _write_secrets(pack: pb.BuildPack, directory: Path) -> dict[str, Path]:
         # numbered, not named by the id: an id is never part of a path
         files[secret.name] = write_private_file(directory / str(index), secret.value)
     return files
+
+
+def _make_sbom(files: dict[str, bytes], name: str) -> dict[str, Any]:
+    from slipway.signing.sbom import make_sbom
+
+    return make_sbom(files, name)
 
 
 def _prepare(signing: pb.BuildPack.Signing) -> SigningKey:

@@ -77,12 +77,12 @@ async def attest(signing: pb.BuildPack.Signing, key: keys.SigningKey, pushed: Pu
                  workdir: Path,
                  creds: Credentials | None, insecure: bool, env: Mapping[str, str],
                  log: LineSink,
-                 export: Callable[[str], Awaitable[dict[str, bytes]]] | None = None
+                 export: Callable[[str], Awaitable[dict[str, Any]]] | None = None
                  ) -> dict[str, Any]:
     """Sign and attach; the summary for the manager. BuildError when anything fails
     (the caller decides whether that fails the build: Signing.required). `export`
-    gives the files of a platform's image ("" alone: the one image) for its SBOM; None:
-    no SBOM."""
+    gives the SBOM of a platform's image ("" alone: the one image), made before the
+    push; None: no SBOM."""
     attacher = Attacher(workdir, pushed.name, pushed.registry, creds, insecure, env)
     size, top = await attacher.raw_manifest(pushed.digest)
     top_type = manifest_media_type(top)
@@ -119,7 +119,7 @@ async def attest(signing: pb.BuildPack.Signing, key: keys.SigningKey, pushed: Pu
 async def _attestations(signing: pb.BuildPack.Signing, key: keys.SigningKey, pushed: Pushed,
                         attacher: Attacher, images: list[tuple[str, str, int, str]],
                         log: LineSink,
-                        export: Callable[[str], Awaitable[dict[str, bytes]]] | None
+                        export: Callable[[str], Awaitable[dict[str, Any]]] | None
                         ) -> dict[str, Any]:
     """The provenance and SBOM of each image, signed and pushed in `.att`."""
     finished = rfc3339(datetime.now(UTC))
@@ -154,10 +154,10 @@ async def _attestations(signing: pb.BuildPack.Signing, key: keys.SigningKey, pus
         envelopes.append({"platform": platform, "digest": digest, "envelope": envelope})
         attached[digest] = [_att_layer(envelope, provenance.PREDICATE_TYPE)]
         if export is not None:
-            from slipway.signing.sbom import make_sbom  # only builds with an SBOM pay it
+            from slipway.signing.sbom import for_digest
 
             try:
-                files = await export(platform)
+                document = for_digest(await export(platform), digest)
             except BuildError as exc:
                 if signing.required:
                     raise BuildError(f"SBOM: {exc}") from None
@@ -166,7 +166,6 @@ async def _attestations(signing: pb.BuildPack.Signing, key: keys.SigningKey, pus
                 await log(f"warning: no SBOM: {exc}")
                 export = None
                 continue
-            document = make_sbom(files, pushed.name, digest)
             sboms.append({"platform": platform, "digest": digest, "document": document})
             sbom_statement = {
                 "_type": provenance.STATEMENT_TYPE,
