@@ -32,7 +32,7 @@ from slipway.store.records import LogEntry
 from slipway.store.schema import metadata
 
 SLIPWAY_TABLES = {"slipway_builds", "slipway_build_queue", "slipway_build_logs",
-                  "slipway_build_secrets",
+                  "slipway_build_secrets", "slipway_build_attestations",
                   "slipway_signing_keys", "slipway_uploads", "slipway_api_tokens",
                   "slipway_alembic_version"}
 
@@ -149,8 +149,9 @@ async def test_an_old_slipway_database_is_moved_to_the_new_names_with_its_data(
     names = sorted(SLIPWAY_TABLES)
     counts = _sql(db_uri, *(f"SELECT count(*) FROM {t}" for t in names))
     assert {t: c[0][0] for t, c in zip(names, counts, strict=True)} == {
-        # slipway_build_secrets came after the renaming: nothing to move into it
-        t: {"slipway_build_logs": 2, "slipway_build_secrets": 0}.get(t, 1) for t in names}
+        # slipway_build_secrets and _attestations came after the renaming: nothing to move
+        t: {"slipway_build_logs": 2, "slipway_build_secrets": 0,
+            "slipway_build_attestations": 0}.get(t, 1) for t in names}
     [[(revision,)]] = _sql(db_uri, "SELECT version_num FROM slipway_alembic_version")
     assert revision == HEAD
     assert _differences(db_uri) == []
