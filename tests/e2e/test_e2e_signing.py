@@ -289,10 +289,15 @@ async def test_a_multi_arch_build_signs_the_list_and_each_platform(
             tmp_path, SERVER_HOSTNAME=registry.host, INSECURE_REGISTRIES=[registry.host],
             BUILD_MANAGER=["ephemeral", {"EXECUTORS": [
                 {"EXECUTOR": "local", "CONTAINER_RUNTIME": "podman"}]}],
-            SIGNING={**signing_config(tmp_path), "SBOM": False},
+            SIGNING=signing_config(tmp_path),
         ) as slipway:
             build = await build_one(slipway, tmp_path / "ctx", "-t", ref,
                                     "--platform", "linux/amd64,linux/arm64")
+            status = (await slipway.api.get(
+                f"/api/v1/repository/demo/multi/build/{build['id']}/signing")).json()
+            arm_sbom = (await slipway.api.get(
+                f"/api/v1/repository/demo/multi/build/{build['id']}/sbom",
+                params={"platform": "linux/arm64"})).json()
             path = f"/api/v1/repository/demo/multi/build/{build['id']}"
             public_pem = (await slipway.api.get("/api/v1/slipway/signing/public-key")).text
             envelopes = (await slipway.api.get(f"{path}/provenance")).json()
@@ -310,6 +315,11 @@ async def test_a_multi_arch_build_signs_the_list_and_each_platform(
     assert isinstance(public, ec.EllipticCurvePublicKey)
     statements = [dsse_statement(public, e) for e in envelopes]
     assert len(statements) == 2  # one provenance per platform
+    # and one SBOM per platform image, each listing its busybox
+    assert sorted(s["platform"] for s in status["sbom"]) == ["linux/amd64", "linux/arm64"]
+    assert len(status["digests"]) == 3  # the list and its two images, each signed
+    assert [c["name"] for c in arm_sbom["components"]] == ["busybox"]
+    assert arm_sbom["metadata"]["component"]["version"] == platform_digest(ref, "linux/arm64")
     by_platform = {s["subject"][0]["annotations"]["platform"]: s for s in statements}
     assert sorted(by_platform) == ["linux/amd64", "linux/arm64"]
     for platform, statement in by_platform.items():
