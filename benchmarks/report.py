@@ -37,6 +37,9 @@ ROWS: list[tuple[str, str, str, str]] = [
      "  one per message to an acknowledge-only gRPC server (grpcio's ceiling)", "/s"),
     ("logs", "read_log_s", "read a long log through the API", "s"),
     ("e2e", "ratio_vs_hand", "small real build vs podman build + push by hand", "x"),
+    ("signing", "small_overhead_pct",
+     "signing + provenance + SBOM, added to a small build", "%"),
+    ("signing", "debian_overhead_pct", "  the same, to a Debian-based build", "%"),
     ("retention", "size_ratio_vs_first_1000",
      "retention on: database size at the end / after the first 1,000 builds", "x"),
     ("retention", "p99_build_list_ms_start", "  build list p99 at the start", "ms"),
@@ -65,7 +68,8 @@ ROWS: list[tuple[str, str, str, str]] = [
 # slipway when Quay's web app enqueues); the restarts' have none in docs/architecture.md
 UNTARGETED = frozenset({"quay_mode", "restarts"})
 # the same target applies to the paced figure
-TARGET_KEY = {"paced_p99_submit_to_executor_ms": "p99_submit_to_executor_ms"}
+TARGET_KEY = {"paced_p99_submit_to_executor_ms": "p99_submit_to_executor_ms",
+              "debian_overhead_pct": "small_overhead_pct"}
 
 
 def _fmt(value: Any, unit: str) -> str:
@@ -111,14 +115,15 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for bench, key, label, unit in ROWS:
-        if bench == "retention" and bench not in results:
+        if bench in ("retention", "signing") and bench not in results:
             continue  # run only when named
         target = "" if bench in UNTARGETED else TARGETS.get(
             TARGET_KEY.get(key, key), ("", "", ""))[2]
         cells = [_cell(results, bench, b, key, unit) for b in BACKENDS]
         lines.append(f"| {label} | {target} | {cells[0]} | {cells[1]} |")
     notes = []
-    for bench in ("scheduling", "tracking", "logs", "e2e", "quay_mode", "restarts", "retention"):
+    for bench in ("scheduling", "tracking", "logs", "e2e", "quay_mode", "restarts", "retention",
+                  "signing"):
         for backend in BACKENDS:
             section = results.get(bench, {}).get(backend)
             if section and section.get("error"):

@@ -32,7 +32,7 @@ ALL = ("scheduling", "tracking", "logs", "e2e", "quay_mode", "restarts")
 # machine's shared backend is not opened for them
 OWN_SERVERS = frozenset({"restarts"})
 # run only when named (--only): each takes minutes on its own
-OPTIONAL = ("retention",)
+OPTIONAL = ("retention", "signing")
 
 
 class Sizes:
@@ -46,6 +46,7 @@ class Sizes:
         self.log_lines_per_build = 20 if smoke else 2_000
         self.read_lines = 2_000 if smoke else 100_000
         self.e2e_runs = 1 if smoke else 3
+        self.signing_runs = 1 if smoke else 5
         self.quay_drain = 40 if smoke else 1_000
         self.quay_paced = 10 if smoke else 50
         self.restarts_smoke = smoke
@@ -107,6 +108,12 @@ async def _retention(backend: common.Backend, sizes: Sizes, work: Path) -> dict[
                                age_s=age_s, interval_s=interval_s, repositories=repositories)
 
 
+async def _signing(backend: common.Backend, sizes: Sizes, work: Path) -> dict[str, Any]:
+    from benchmarks import signing
+
+    return await signing.run(backend, work, runs=sizes.signing_runs)
+
+
 BENCHES: dict[str, tuple[Callable[..., Awaitable[dict[str, Any]]], tuple[str, ...]]] = {
     "scheduling": (_scheduling, BACKENDS),
     "tracking": (_tracking, BACKENDS),
@@ -118,6 +125,8 @@ BENCHES: dict[str, tuple[Callable[..., Awaitable[dict[str, Any]]], tuple[str, ..
     # production mode on a private PostgreSQL and Redis of its own (about a minute)
     "restarts": (_restarts, ("postgres_redis",)),
     "retention": (_retention, BACKENDS),
+    # signing + provenance + SBOM on a small and a Debian build (minutes)
+    "signing": (_signing, ("sqlite_memory",)),
 }
 
 

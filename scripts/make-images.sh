@@ -7,7 +7,8 @@
 #      build worker) from deploy/images/*.Containerfile, VERSION being pyproject's.
 # Safe to run again: the base is kept, podman's layer cache keeps the Debian layers.
 #
-# usage: scripts/make-images.sh [--rebuild-base] [slipway|slipway-worker ...]
+# usage: scripts/make-images.sh [--rebuild-base] [--base-only] [slipway|slipway-worker ...]
+#        --base-only: step 1 alone (the Debian base some tests build FROM)
 # env:   IMAGE_REPO (default quay.io/slipway), PYTHON (default .venv/bin/python),
 #        DEBIAN_SUITE (default bookworm), STORAGE_DRIVER (passed to podman as --storage-driver)
 set -euo pipefail
@@ -18,12 +19,14 @@ say() { printf '==> %s\n' "$*"; }
 die() { printf 'make-images: %s\n' "$*" >&2; exit 1; }
 
 rebuild_base=0
+base_only=0
 images=()
 for arg in "$@"; do
     case "$arg" in
         --rebuild-base) rebuild_base=1 ;;
+        --base-only) base_only=1 ;;
         slipway|slipway-worker) images+=("$arg") ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) die "unknown argument $arg (try --help)" ;;
     esac
 done
@@ -80,6 +83,7 @@ if [ "$rebuild_base" -eq 1 ] || ! "${podman[@]}" image exists "$base"; then
 else
     say "base: $base already present (--rebuild-base to make it again)"
 fi
+[ "$base_only" -eq 0 ] || exit 0
 
 # 2. the wheelhouse, for the Python of the base (Debian's python3)
 say "wheelhouse: pip wheel slipway and its dependencies -> .work/wheels"

@@ -199,6 +199,13 @@ class SlipwayServer:
         await self.store.keys.publish(key.kid, key.public_pem)
         self.store.secrets.unlock(await asyncio.to_thread(
             load_or_create_key, config.BUILD_SECRETS_KEY, Path(config.DATA_DIR)))
+        if config.SIGNING is not None:  # a key that cannot be read stops the start
+            from slipway.signing.keyring import SigningUnavailable, keyring_of
+
+            try:
+                await asyncio.to_thread(keyring_of, config.SIGNING)
+            except SigningUnavailable as exc:
+                raise StartupError(str(exc)) from None
         manager_config = config.manager
         self.orchestrator = create_orchestrator(manager_config, UNPUBLISHED_EVENTS)
         try:

@@ -109,3 +109,19 @@ def ensure_multiarch_base_image() -> str:
                 )
             _multiarch_done = True
     return MULTIARCH_BASE_IMAGE
+
+
+DEBIAN_IMAGE = "localhost/slipway-debian:bookworm"
+
+
+def ensure_debian_image() -> str:
+    """The Debian minbase image (mmdebstrap from the Debian mirror; scripts/make-images.sh
+    --base-only, which keeps one already there)."""
+    with _lock:
+        result = subprocess.run(
+            ["bash", str(MULTIARCH_SCRIPT.parent / "make-images.sh"), "--base-only"],
+            capture_output=True, text=True, env=dict(os.environ), timeout=1200)
+        if result.returncode != 0:
+            raise RuntimeError(f"make-images.sh --base-only failed ({result.returncode}): "
+                               f"{result.stdout[-1500:]}{result.stderr[-1500:]}")
+    return DEBIAN_IMAGE

@@ -17,6 +17,7 @@ from slipway.api import (
     routes_ops,
     routes_overview,
     routes_rebuild,
+    routes_signing,
     routes_tokens,
     routes_triggers,
     routes_webhooks,
@@ -62,5 +63,6 @@ def create_app(
     app.include_router(routes_tokens.router)
     app.include_router(routes_audit.router)
     app.include_router(routes_oidc.router)
+    app.include_router(routes_signing.router)
     mount_ui(app)
     return app

@@ -108,6 +108,8 @@ class BuildRequest(BaseModel):
     target: str | None = None
     registry: str | None = Field(None, description="registry to push to (default SERVER_HOSTNAME)")
     no_cache: bool = Field(False, description="slipway: build every step anew (no layer cache)")
+    sbom: bool = Field(True, description="slipway: false: attach no SBOM to this build's "
+                       "images (with SIGNING; docs/signing.md)")
     pull: bool = Field(
         False, description="slipway: pull base images even when present; a failed pull fails"
     )
@@ -224,6 +226,8 @@ class BuildRequest(BaseModel):
             options["no_cache"] = True
         if self.pull:
             options["pull"] = True
+        if not self.sbom:
+            options["sbom"] = False
         if self.labels:
             options["labels"] = dict(self.labels)
         if self.platforms:

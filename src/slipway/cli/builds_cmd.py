@@ -273,6 +273,8 @@ def build(
         help="Build secret for RUN --mount=type=secret: id=NAME,src=FILE or "
         "id=NAME,env=VARIABLE; repeat. Never stored in the image or shown."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build every step anew."),
+    no_sbom: bool = typer.Option(False, "--no-sbom",
+                                 help="Attach no SBOM to the image (docs/signing.md)."),
     platform: list[str] = typer.Option(
         [], "--platform", metavar="OS/ARCH",
         help="OS/ARCH to build for, e.g. linux/amd64,linux/arm64 (comma-separated or "
@@ -339,6 +341,8 @@ def build(
                 body["secrets"] = secrets
             if no_cache:
                 body["no_cache"] = True
+            if no_sbom:
+                body["sbom"] = False
             if pull:
                 body["pull"] = True
             if platforms:

@@ -16,6 +16,7 @@ from slipway.cli import (
     help_format,
     openshift_cmd,
     serve_cmd,
+    signing_cmd,
     token_cmd,
     trigger_cmd,
     worker_cmd,
@@ -59,6 +60,7 @@ context_cmd.register(app)
 gc_cmd.register(app)
 trigger_cmd.register(app)
 audit_cmd.register(app)
+signing_cmd.register(app)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from slipway.config.quay import (
     ConnectionArgs,
     StorageConfig,
 )
+from slipway.config.signing import SigningConfig
 from slipway.config_fields import (
     HostPort,
     field,
@@ -375,6 +376,13 @@ class AppConfig(BaseModel):
         "{DEFAULT, NAMESPACES: {namespace: duration}}; then it ends expired; none: no limit",
     )
 
+    SIGNING: SigningConfig | None = field(
+        None,
+        example={"KEY_FILE": "/etc/slipway/signing/cosign.key",
+                 "PASSPHRASE_FILE": "/etc/slipway/signing/passphrase"},
+        description="slipway: sign every pushed image and attach its provenance and SBOM "
+        "(docs/signing.md); none: builds are not signed",
+    )
     LOG_ARCHIVE: LogArchiveConfig = field(
         default_factory=LogArchiveConfig,
         example={"BUCKET": "slipway-logs", "PREFIX": "logarchive/"},

@@ -111,6 +111,12 @@ class ExecutorConfigBase(BaseModel):
         "later builds reuse them (a build's --no-cache skips them); for the local executor "
         "or long-lived hosts: a new Pod or instance starts with an empty cache",
     )
+    SBOM: bool = field(
+        True,
+        example=False,
+        description="slipway: with SIGNING, attach an SBOM of each image this executor's "
+        "workers build (docs/signing.md); false: provenance and signatures only",
+    )
     REGISTRY_CACHE: bool = field(
         True,
         example=False,

@@ -66,6 +66,20 @@ class PackParts(Protocol):
 
 
 @dataclass(frozen=True)
+class PackSigning:
+    """BuildPack.Signing (docs/signing.md): the key travels as the build secrets do, in
+    the pack only, masked in every report."""
+
+    private_key: str = field(repr=False)
+    passphrase: str = field(repr=False)
+    required: bool
+    sbom: bool
+    build_arg_values: bool
+    builder_id: str
+    build_id: str
+
+
+@dataclass(frozen=True)
 class BuildPack:
     """The BuildPack message's fields (docs/protocol.md). `git_package`, when set, takes
     the place of `package_url` (they are a oneof)."""
@@ -90,10 +104,12 @@ class BuildPack:
     no_cache: bool
     pull: bool
     platforms: list[str]
+    signing: PackSigning | None = None
 
 
 async def assemble_build_pack(parts: PackParts, record: BuildRecord, *, job_token: str,
-                              package_url: str) -> BuildPack:
+                              package_url: str, signing: PackSigning | None = None
+                              ) -> BuildPack:
     """The pack of `record`'s registered job; `package_url` is `parts.package_url(record)`,
     asked before the job was marked running."""
     access = await parts.access(record)
@@ -123,4 +139,5 @@ async def assemble_build_pack(parts: PackParts, record: BuildRecord, *, job_toke
         no_cache=bool(options.get("no_cache")),
         pull=bool(options.get("pull")),
         platforms=[str(p) for p in options.get("platforms") or []],
+        signing=signing,
     )

@@ -101,6 +101,7 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
                     metadata,
                     image_digest=request.image_digest,
                     error_message=request.error_message,
+                    attestations=request.attestations,
                 )
             )
         except CallRefused as exc:
@@ -209,6 +210,15 @@ def build_pack_message(pack: BuildPack) -> pb.BuildPack:
         message.labels.add(name=name, value=value)
     for name, value in pack.secrets.items():
         message.secrets.add(name=name, value=value)
+    if pack.signing is not None:
+        signing = message.signing
+        signing.private_key = pack.signing.private_key
+        signing.passphrase = pack.signing.passphrase
+        signing.required = pack.signing.required
+        signing.sbom = pack.signing.sbom
+        signing.build_arg_values = pack.signing.build_arg_values
+        signing.builder_id = pack.signing.builder_id
+        signing.build_id = pack.signing.build_id
     return message
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from slipway.manager.current_attempt import (
 from slipway.manager.jobs import JobStage, JobState
 from slipway.manager.keys import REGISTERED_PREFIX, job_key
 from slipway.manager.log_lines import BadLogLine, parse_log_line
+from slipway.signing.keyring import SigningUnavailable, pack_signing
 from slipway.store.records import LogEntry
 from slipway.tokens.jwt import InvalidToken, TokenClaims, TokenType
 
@@ -114,8 +116,12 @@ async def _register(ctx: ManagerContext, packs: PackParts, claims: TokenClaims
     # and the attempt lost with a live worker
     job_token = ctx.tokens.mint(TokenType.JOB, claims.build_id, claims.job_id, max_time)
     try:
+        signing = pack_signing(ctx.app_config, record.id, record.namespace, record.options or {})
         pack = await assemble_build_pack(packs, record, job_token=job_token,
-                                         package_url=package_url)
+                                         package_url=package_url, signing=signing)
+    except SigningUnavailable as exc:  # checked at start: a key file changed since
+        log.error("build %s: %s", record.id, exc)
+        raise CallRefused("FAILED_PRECONDITION", str(exc)) from exc
     except BuildPackUnavailable as exc:
         log.error("build %s: %s", record.id, exc)
         raise CallRefused("FAILED_PRECONDITION", str(exc)) from exc
@@ -161,6 +167,7 @@ async def set_phase(
     pull_metadata: dict[str, str],
     image_digest: str = "",
     error_message: str = "",
+    attestations: str = "",
 ) -> bool:
     claims = await _claims(ctx, token, TokenType.JOB)
     new = PROTOCOL_PHASES.get(phase_number)
@@ -180,10 +187,31 @@ async def set_phase(
         log.debug("SetPhase of job %s refused: sequence %d <= %d", claims.job_id,
                   sequence_number, job.phase_seq)
         return False
+    if new is Phase.COMPLETE and attestations:
+        # before the end: once the build shows complete, its attestations are there
+        await keep_attestations(ctx, claims.build_id, attestations)
     return await ctx.attempts.phase_reported(
         job, sequence_number, new, pull_metadata=pull_metadata,
         image_digest=image_digest, error_message=error_message,
     )
+
+
+async def keep_attestations(ctx: ManagerContext, build_id: str, text: str) -> None:
+    """Store what the worker signed and attached (docs/signing.md); a document that is
+    not a JSON object is logged and dropped (the image is pushed and signed all the
+    same: the registry holds them)."""
+    store = ctx.store.attestations
+    if store is None:
+        return
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        log.warning("build %s: its worker's attestations are not a JSON object; dropped",
+                    build_id)
+        return
+    await store.put(build_id, document)
 
 
 @dataclass

@@ -49,6 +49,8 @@ def worker_environment(
         env["TLS_CERT_PATH"] = str(executor_config.CA_CERT)
     if executor_config.LAYER_CACHE:
         env["LAYER_CACHE"] = "true"
+    if not executor_config.SBOM:
+        env["SBOM"] = "false"
     env["REGISTRY_CACHE"] = "true" if executor_config.REGISTRY_CACHE else "false"
     env["REGISTRY_CACHE_REPOSITORY"] = executor_config.REGISTRY_CACHE_REPOSITORY
     if executor_config.REGISTRY_CACHE_EXCLUDE:

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fslipway/protocol/buildman.proto\x12\x0b\x62uildman_pb\"\r\n\x0bPingRequest\"\x1a\n\tPingReply\x12\r\n\x05reply\x18\x01 \x01(\t\"$\n\x0c\x42uildJobArgs\x12\x14\n\x0cregister_jwt\x18\x01 \x01(\t\"\xdc\x05\n\tBuildPack\x12\x0f\n\x07job_jwt\x18\x01 \x01(\t\x12\x15\n\x0bpackage_url\x18\x02 \x01(\tH\x00\x12\x38\n\x0bgit_package\x18\x03 \x01(\x0b\x32!.buildman_pb.BuildPack.GitPackageH\x00\x12\x0f\n\x07\x63ontext\x18\x04 \x01(\t\x12\x17\n\x0f\x64ockerfile_path\x18\x05 \x01(\t\x12\x12\n\nrepository\x18\x06 \x01(\t\x12\x10\n\x08registry\x18\x07 \x01(\t\x12\x12\n\npull_token\x18\x08 \x01(\t\x12\x12\n\npush_token\x18\t \x01(\t\x12\x11\n\ttag_names\x18\n \x03(\t\x12\x34\n\nbase_image\x18\x0b \x01(\x0b\x32 .buildman_pb.BuildPack.BaseImage\x12\x33\n\nbuild_args\x18\x0c \x03(\x0b\x32\x1f.buildman_pb.BuildPack.BuildArg\x12\x0e\n\x06target\x18\r \x01(\t\x12\x15\n\rpush_username\x18\x0e \x01(\t\x12\x15\n\rpush_password\x18\x0f \x01(\t\x12\x10\n\x08no_cache\x18\x10 \x01(\x08\x12\x0c\n\x04pull\x18\x11 \x01(\x08\x12/\n\x06labels\x18\x12 \x03(\x0b\x32\x1f.buildman_pb.BuildPack.BuildArg\x12\x30\n\x07secrets\x18\x14 \x03(\x0b\x32\x1f.buildman_pb.BuildPack.BuildArg\x12\x11\n\tplatforms\x18\x15 \x03(\t\x1a/\n\tBaseImage\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x1a;\n\nGitPackage\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0b\n\x03sha\x18\x02 \x01(\t\x12\x13\n\x0bprivate_key\x18\x03 \x01(\t\x1a\'\n\x08\x42uildArg\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\tB\x0c\n\nbuild_pack\"#\n\x10HeartbeatRequest\x12\x0f\n\x07job_jwt\x18\x01 \x01(\t\"\"\n\x11HeartbeatResponse\x12\r\n\x05reply\x18\x01 \x01(\x08\"\xb6\x02\n\x0fSetPhaseRequest\x12\x0f\n\x07job_jwt\x18\x01 \x01(\t\x12\x17\n\x0fsequence_number\x18\x02 \x01(\x05\x12!\n\x05phase\x18\x03 \x01(\x0e\x32\x12.buildman_pb.Phase\x12@\n\rpull_metadata\x18\x04 \x01(\x0b\x32).buildman_pb.SetPhaseRequest.PullMetadata\x12\x14\n\x0cimage_digest\x18\x05 \x01(\t\x12\x15\n\rerror_message\x18\x06 \x01(\t\x1ag\n\x0cPullMetadata\x12\x14\n\x0cregistry_url\x18\x01 \x01(\t\x12\x12\n\nbase_image\x18\x02 \x01(\t\x12\x16\n\x0e\x62\x61se_image_tag\x18\x03 \x01(\t\x12\x15\n\rpull_username\x18\x04 \x01(\t\"<\n\x10SetPhaseResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x17\n\x0fsequence_number\x18\x02 \x01(\x05\"a\n\x11LogMessageRequest\x12\x0f\n\x07job_jwt\x18\x01 \x01(\t\x12\x17\n\x0fsequence_number\x18\x02 \x01(\x05\x12\x13\n\x0blog_message\x18\x03 \x01(\t\x12\r\n\x05phase\x18\x04 \x01(\t\">\n\x12LogMessageResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x17\n\x0fsequence_number\x18\x02 \x01(\x05\"k\n\x10\x43\x61\x63hedTagRequest\x12\x0f\n\x07job_jwt\x18\x01 \x01(\t\x12\x17\n\x0f\x62\x61se_image_name\x18\x02 \x01(\t\x12\x16\n\x0e\x62\x61se_image_tag\x18\x03 \x01(\t\x12\x15\n\rbase_image_id\x18\x04 \x01(\t\"\x1e\n\tCachedTag\x12\x11\n\tCachedTag\x18\x01 \x01(\t*d\n\x05Phase\x12\x0b\n\x07WAITING\x10\x00\x12\r\n\tUNPACKING\x10\x01\x12\x0b\n\x07PULLING\x10\x02\x12\x0c\n\x08\x42UILDING\x10\x03\x12\x0b\n\x07PUSHING\x10\x04\x12\x0c\n\x08\x43OMPLETE\x10\x05\x12\t\n\x05\x45RROR\x10\x06\x32\xd4\x03\n\x0c\x42uildManager\x12:\n\x04Ping\x12\x18.buildman_pb.PingRequest\x1a\x16.buildman_pb.PingReply\"\x00\x12G\n\x10RegisterBuildJob\x12\x19.buildman_pb.BuildJobArgs\x1a\x16.buildman_pb.BuildPack\"\x00\x12P\n\tHeartbeat\x12\x1d.buildman_pb.HeartbeatRequest\x1a\x1e.buildman_pb.HeartbeatResponse\"\x00(\x01\x30\x01\x12I\n\x08SetPhase\x12\x1c.buildman_pb.SetPhaseRequest\x1a\x1d.buildman_pb.SetPhaseResponse\"\x00\x12S\n\nLogMessage\x12\x1e.buildman_pb.LogMessageRequest\x1a\x1f.buildman_pb.LogMessageResponse\"\x00(\x01\x30\x01\x12M\n\x12\x44\x65termineCachedTag\x12\x1d.buildman_pb.CachedTagRequest\x1a\x16.buildman_pb.CachedTag\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fslipway/protocol/buildman.proto\x12\x0b\x62uildman_pb\"\r\n\x0bPingRequest\"\x1a\n\tPingReply\x12\r\n\x05reply\x18\x01 \x01(\t\"$\n\x0c\x42uildJobArgs\x12\x14\n\x0cregister_jwt\x18\x01 \x01(\t\"\xa2\x07\n\tBuildPack\x12\x0f\n\x07job_jwt\x18\x01 \x01(\t\x12\x15\n\x0bpackage_url\x18\x02 \x01(\tH\x00\x12\x38\n\x0bgit_package\x18\x03 \x01(\x0b\x32!.buildman_pb.BuildPack.GitPackageH\x00\x12\x0f\n\x07\x63ontext\x18\x04 \x01(\t\x12\x17\n\x0f\x64ockerfile_path\x18\x05 \x01(\t\x12\x12\n\nrepository\x18\x06 \x01(\t\x12\x10\n\x08registry\x18\x07 \x01(\t\x12\x12\n\npull_token\x18\x08 \x01(\t\x12\x12\n\npush_token\x18\t \x01(\t\x12\x11\n\ttag_names\x18\n \x03(\t\x12\x34\n\nbase_image\x18\x0b \x01(\x0b\x32 .buildman_pb.BuildPack.BaseImage\x12\x33\n\nbuild_args\x18\x0c \x03(\x0b\x32\x1f.buildman_pb.BuildPack.BuildArg\x12\x0e\n\x06target\x18\r \x01(\t\x12\x15\n\rpush_username\x18\x0e \x01(\t\x12\x15\n\rpush_password\x18\x0f \x01(\t\x12\x10\n\x08no_cache\x18\x10 \x01(\x08\x12\x0c\n\x04pull\x18\x11 \x01(\x08\x12/\n\x06labels\x18\x12 \x03(\x0b\x32\x1f.buildman_pb.BuildPack.BuildArg\x12\x30\n\x07secrets\x18\x14 \x03(\x0b\x32\x1f.buildman_pb.BuildPack.BuildArg\x12\x11\n\tplatforms\x18\x15 \x03(\t\x12/\n\x07signing\x18\x16 \x01(\x0b\x32\x1e.buildman_pb.BuildPack.Signing\x1a\x92\x01\n\x07Signing\x12\x13\n\x0bprivate_key\x18\x01 \x01(\t\x12\x12\n\npassphrase\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0c\n\x04sbom\x18\x04 \x01(\x08\x12\x18\n\x10\x62uild_arg_values\x18\x05 \x01(\x08\x12\x12\n\nbuilder_id\x18\x06 \x01(\t\x12\x10\n\x08\x62uild_id\x18\x07 \x01(\t\x1a/\n\tBaseImage\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x1a;\n\nGitPackage\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0b\n\x03sha\x18\x02 \x01(\t\x12\x13\n\x0bprivate_key\x18\x03 \x01(\t\x1a\'\n\x08\x42uildArg\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\tB\x0c\n\nbuild_pack\"#\n\x10HeartbeatRequest\x12\x0f\n\x07job_jwt\x18\x01 \x01(\t\"\"\n\x11HeartbeatResponse\x12\r\n\x05reply\x18\x01 \x01(\x08\"\xcc\x02\n\x0fSetPhaseRequest\x12\x0f\n\x07job_jwt\x18\x01 \x01(\t\x12\x17\n\x0fsequence_number\x18\x02 \x01(\x05\x12!\n\x05phase\x18\x03 \x01(\x0e\x32\x12.buildman_pb.Phase\x12@\n\rpull_metadata\x18\x04 \x01(\x0b\x32).buildman_pb.SetPhaseRequest.PullMetadata\x12\x14\n\x0cimage_digest\x18\x05 \x01(\t\x12\x15\n\rerror_message\x18\x06 \x01(\t\x12\x14\n\x0c\x61ttestations\x18\x07 \x01(\t\x1ag\n\x0cPullMetadata\x12\x14\n\x0cregistry_url\x18\x01 \x01(\t\x12\x12\n\nbase_image\x18\x02 \x01(\t\x12\x16\n\x0e\x62\x61se_image_tag\x18\x03 \x01(\t\x12\x15\n\rpull_username\x18\x04 \x01(\t\"<\n\x10SetPhaseResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x17\n\x0fsequence_number\x18\x02 \x01(\x05\"a\n\x11LogMessageRequest\x12\x0f\n\x07job_jwt\x18\x01 \x01(\t\x12\x17\n\x0fsequence_number\x18\x02 \x01(\x05\x12\x13\n\x0blog_message\x18\x03 \x01(\t\x12\r\n\x05phase\x18\x04 \x01(\t\">\n\x12LogMessageResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x17\n\x0fsequence_number\x18\x02 \x01(\x05\"k\n\x10\x43\x61\x63hedTagRequest\x12\x0f\n\x07job_jwt\x18\x01 \x01(\t\x12\x17\n\x0f\x62\x61se_image_name\x18\x02 \x01(\t\x12\x16\n\x0e\x62\x61se_image_tag\x18\x03 \x01(\t\x12\x15\n\rbase_image_id\x18\x04 \x01(\t\"\x1e\n\tCachedTag\x12\x11\n\tCachedTag\x18\x01 \x01(\t*d\n\x05Phase\x12\x0b\n\x07WAITING\x10\x00\x12\r\n\tUNPACKING\x10\x01\x12\x0b\n\x07PULLING\x10\x02\x12\x0c\n\x08\x42UILDING\x10\x03\x12\x0b\n\x07PUSHING\x10\x04\x12\x0c\n\x08\x43OMPLETE\x10\x05\x12\t\n\x05\x45RROR\x10\x06\x32\xd4\x03\n\x0c\x42uildManager\x12:\n\x04Ping\x12\x18.buildman_pb.PingRequest\x1a\x16.buildman_pb.PingReply\"\x00\x12G\n\x10RegisterBuildJob\x12\x19.buildman_pb.BuildJobArgs\x1a\x16.buildman_pb.BuildPack\"\x00\x12P\n\tHeartbeat\x12\x1d.buildman_pb.HeartbeatRequest\x1a\x1e.buildman_pb.HeartbeatResponse\"\x00(\x01\x30\x01\x12I\n\x08SetPhase\x12\x1c.buildman_pb.SetPhaseRequest\x1a\x1d.buildman_pb.SetPhaseResponse\"\x00\x12S\n\nLogMessage\x12\x1e.buildman_pb.LogMessageRequest\x1a\x1f.buildman_pb.LogMessageResponse\"\x00(\x01\x30\x01\x12M\n\x12\x44\x65termineCachedTag\x12\x1d.buildman_pb.CachedTagRequest\x1a\x16.buildman_pb.CachedTag\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'slipway.protocol.buildman_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PHASE']._serialized_start=1616
-  _globals['_PHASE']._serialized_end=1716
+  _globals['_PHASE']._serialized_start=1836
+  _globals['_PHASE']._serialized_end=1936
   _globals['_PINGREQUEST']._serialized_start=48
   _globals['_PINGREQUEST']._serialized_end=61
   _globals['_PINGREPLY']._serialized_start=63
@@ -40,31 +40,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BUILDJOBARGS']._serialized_start=91
   _globals['_BUILDJOBARGS']._serialized_end=127
   _globals['_BUILDPACK']._serialized_start=130
-  _globals['_BUILDPACK']._serialized_end=862
-  _globals['_BUILDPACK_BASEIMAGE']._serialized_start=699
-  _globals['_BUILDPACK_BASEIMAGE']._serialized_end=746
-  _globals['_BUILDPACK_GITPACKAGE']._serialized_start=748
-  _globals['_BUILDPACK_GITPACKAGE']._serialized_end=807
-  _globals['_BUILDPACK_BUILDARG']._serialized_start=809
-  _globals['_BUILDPACK_BUILDARG']._serialized_end=848
-  _globals['_HEARTBEATREQUEST']._serialized_start=864
-  _globals['_HEARTBEATREQUEST']._serialized_end=899
-  _globals['_HEARTBEATRESPONSE']._serialized_start=901
-  _globals['_HEARTBEATRESPONSE']._serialized_end=935
-  _globals['_SETPHASEREQUEST']._serialized_start=938
-  _globals['_SETPHASEREQUEST']._serialized_end=1248
-  _globals['_SETPHASEREQUEST_PULLMETADATA']._serialized_start=1145
-  _globals['_SETPHASEREQUEST_PULLMETADATA']._serialized_end=1248
-  _globals['_SETPHASERESPONSE']._serialized_start=1250
-  _globals['_SETPHASERESPONSE']._serialized_end=1310
-  _globals['_LOGMESSAGEREQUEST']._serialized_start=1312
-  _globals['_LOGMESSAGEREQUEST']._serialized_end=1409
-  _globals['_LOGMESSAGERESPONSE']._serialized_start=1411
-  _globals['_LOGMESSAGERESPONSE']._serialized_end=1473
-  _globals['_CACHEDTAGREQUEST']._serialized_start=1475
-  _globals['_CACHEDTAGREQUEST']._serialized_end=1582
-  _globals['_CACHEDTAG']._serialized_start=1584
-  _globals['_CACHEDTAG']._serialized_end=1614
-  _globals['_BUILDMANAGER']._serialized_start=1719
-  _globals['_BUILDMANAGER']._serialized_end=2187
+  _globals['_BUILDPACK']._serialized_end=1060
+  _globals['_BUILDPACK_SIGNING']._serialized_start=749
+  _globals['_BUILDPACK_SIGNING']._serialized_end=895
+  _globals['_BUILDPACK_BASEIMAGE']._serialized_start=897
+  _globals['_BUILDPACK_BASEIMAGE']._serialized_end=944
+  _globals['_BUILDPACK_GITPACKAGE']._serialized_start=946
+  _globals['_BUILDPACK_GITPACKAGE']._serialized_end=1005
+  _globals['_BUILDPACK_BUILDARG']._serialized_start=1007
+  _globals['_BUILDPACK_BUILDARG']._serialized_end=1046
+  _globals['_HEARTBEATREQUEST']._serialized_start=1062
+  _globals['_HEARTBEATREQUEST']._serialized_end=1097
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1099
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1133
+  _globals['_SETPHASEREQUEST']._serialized_start=1136
+  _globals['_SETPHASEREQUEST']._serialized_end=1468
+  _globals['_SETPHASEREQUEST_PULLMETADATA']._serialized_start=1365
+  _globals['_SETPHASEREQUEST_PULLMETADATA']._serialized_end=1468
+  _globals['_SETPHASERESPONSE']._serialized_start=1470
+  _globals['_SETPHASERESPONSE']._serialized_end=1530
+  _globals['_LOGMESSAGEREQUEST']._serialized_start=1532
+  _globals['_LOGMESSAGEREQUEST']._serialized_end=1629
+  _globals['_LOGMESSAGERESPONSE']._serialized_start=1631
+  _globals['_LOGMESSAGERESPONSE']._serialized_end=1693
+  _globals['_CACHEDTAGREQUEST']._serialized_start=1695
+  _globals['_CACHEDTAGREQUEST']._serialized_end=1802
+  _globals['_CACHEDTAG']._serialized_start=1804
+  _globals['_CACHEDTAG']._serialized_end=1834
+  _globals['_BUILDMANAGER']._serialized_start=1939
+  _globals['_BUILDMANAGER']._serialized_end=2407
 # @@protoc_insertion_point(module_scope)

@@ -41,7 +41,24 @@ class BuildJobArgs(_message.Message):
     def __init__(self, register_jwt: _Optional[str] = ...) -> None: ...
 
 class BuildPack(_message.Message):
-    __slots__ = ("job_jwt", "package_url", "git_package", "context", "dockerfile_path", "repository", "registry", "pull_token", "push_token", "tag_names", "base_image", "build_args", "target", "push_username", "push_password", "no_cache", "pull", "labels", "secrets", "platforms")
+    __slots__ = ("job_jwt", "package_url", "git_package", "context", "dockerfile_path", "repository", "registry", "pull_token", "push_token", "tag_names", "base_image", "build_args", "target", "push_username", "push_password", "no_cache", "pull", "labels", "secrets", "platforms", "signing")
+    class Signing(_message.Message):
+        __slots__ = ("private_key", "passphrase", "required", "sbom", "build_arg_values", "builder_id", "build_id")
+        PRIVATE_KEY_FIELD_NUMBER: _ClassVar[int]
+        PASSPHRASE_FIELD_NUMBER: _ClassVar[int]
+        REQUIRED_FIELD_NUMBER: _ClassVar[int]
+        SBOM_FIELD_NUMBER: _ClassVar[int]
+        BUILD_ARG_VALUES_FIELD_NUMBER: _ClassVar[int]
+        BUILDER_ID_FIELD_NUMBER: _ClassVar[int]
+        BUILD_ID_FIELD_NUMBER: _ClassVar[int]
+        private_key: str
+        passphrase: str
+        required: bool
+        sbom: bool
+        build_arg_values: bool
+        builder_id: str
+        build_id: str
+        def __init__(self, private_key: _Optional[str] = ..., passphrase: _Optional[str] = ..., required: _Optional[bool] = ..., sbom: _Optional[bool] = ..., build_arg_values: _Optional[bool] = ..., builder_id: _Optional[str] = ..., build_id: _Optional[str] = ...) -> None: ...
     class BaseImage(_message.Message):
         __slots__ = ("username", "password")
         USERNAME_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +102,7 @@ class BuildPack(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     SECRETS_FIELD_NUMBER: _ClassVar[int]
     PLATFORMS_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_FIELD_NUMBER: _ClassVar[int]
     job_jwt: str
     package_url: str
     git_package: BuildPack.GitPackage
@@ -105,7 +123,8 @@ class BuildPack(_message.Message):
     labels: _containers.RepeatedCompositeFieldContainer[BuildPack.BuildArg]
     secrets: _containers.RepeatedCompositeFieldContainer[BuildPack.BuildArg]
     platforms: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, job_jwt: _Optional[str] = ..., package_url: _Optional[str] = ..., git_package: _Optional[_Union[BuildPack.GitPackage, _Mapping]] = ..., context: _Optional[str] = ..., dockerfile_path: _Optional[str] = ..., repository: _Optional[str] = ..., registry: _Optional[str] = ..., pull_token: _Optional[str] = ..., push_token: _Optional[str] = ..., tag_names: _Optional[_Iterable[str]] = ..., base_image: _Optional[_Union[BuildPack.BaseImage, _Mapping]] = ..., build_args: _Optional[_Iterable[_Union[BuildPack.BuildArg, _Mapping]]] = ..., target: _Optional[str] = ..., push_username: _Optional[str] = ..., push_password: _Optional[str] = ..., no_cache: _Optional[bool] = ..., pull: _Optional[bool] = ..., labels: _Optional[_Iterable[_Union[BuildPack.BuildArg, _Mapping]]] = ..., secrets: _Optional[_Iterable[_Union[BuildPack.BuildArg, _Mapping]]] = ..., platforms: _Optional[_Iterable[str]] = ...) -> None: ...
+    signing: BuildPack.Signing
+    def __init__(self, job_jwt: _Optional[str] = ..., package_url: _Optional[str] = ..., git_package: _Optional[_Union[BuildPack.GitPackage, _Mapping]] = ..., context: _Optional[str] = ..., dockerfile_path: _Optional[str] = ..., repository: _Optional[str] = ..., registry: _Optional[str] = ..., pull_token: _Optional[str] = ..., push_token: _Optional[str] = ..., tag_names: _Optional[_Iterable[str]] = ..., base_image: _Optional[_Union[BuildPack.BaseImage, _Mapping]] = ..., build_args: _Optional[_Iterable[_Union[BuildPack.BuildArg, _Mapping]]] = ..., target: _Optional[str] = ..., push_username: _Optional[str] = ..., push_password: _Optional[str] = ..., no_cache: _Optional[bool] = ..., pull: _Optional[bool] = ..., labels: _Optional[_Iterable[_Union[BuildPack.BuildArg, _Mapping]]] = ..., secrets: _Optional[_Iterable[_Union[BuildPack.BuildArg, _Mapping]]] = ..., platforms: _Optional[_Iterable[str]] = ..., signing: _Optional[_Union[BuildPack.Signing, _Mapping]] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("job_jwt",)
@@ -120,7 +139,7 @@ class HeartbeatResponse(_message.Message):
     def __init__(self, reply: _Optional[bool] = ...) -> None: ...
 
 class SetPhaseRequest(_message.Message):
-    __slots__ = ("job_jwt", "sequence_number", "phase", "pull_metadata", "image_digest", "error_message")
+    __slots__ = ("job_jwt", "sequence_number", "phase", "pull_metadata", "image_digest", "error_message", "attestations")
     class PullMetadata(_message.Message):
         __slots__ = ("registry_url", "base_image", "base_image_tag", "pull_username")
         REGISTRY_URL_FIELD_NUMBER: _ClassVar[int]
@@ -138,13 +157,15 @@ class SetPhaseRequest(_message.Message):
     PULL_METADATA_FIELD_NUMBER: _ClassVar[int]
     IMAGE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ATTESTATIONS_FIELD_NUMBER: _ClassVar[int]
     job_jwt: str
     sequence_number: int
     phase: Phase
     pull_metadata: SetPhaseRequest.PullMetadata
     image_digest: str
     error_message: str
-    def __init__(self, job_jwt: _Optional[str] = ..., sequence_number: _Optional[int] = ..., phase: _Optional[_Union[Phase, str]] = ..., pull_metadata: _Optional[_Union[SetPhaseRequest.PullMetadata, _Mapping]] = ..., image_digest: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
+    attestations: str
+    def __init__(self, job_jwt: _Optional[str] = ..., sequence_number: _Optional[int] = ..., phase: _Optional[_Union[Phase, str]] = ..., pull_metadata: _Optional[_Union[SetPhaseRequest.PullMetadata, _Mapping]] = ..., image_digest: _Optional[str] = ..., error_message: _Optional[str] = ..., attestations: _Optional[str] = ...) -> None: ...
 
 class SetPhaseResponse(_message.Message):
     __slots__ = ("success", "sequence_number")

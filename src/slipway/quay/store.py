@@ -53,6 +53,7 @@ from slipway.quay.queue import POLL_INTERVAL_S, QuayQueue, QuayQueueItem
 from slipway.quay.tables import queueitem, repositorybuild
 from slipway.quay.userfiles import LocalUserFiles, UserFiles, userfiles_from_config
 from slipway.store.api_tokens import ApiTokenStore
+from slipway.store.attestations import AttestationStore
 from slipway.store.audit import AuditLogStore
 from slipway.store.builds import BuildStore
 from slipway.store.database import Database, SqlConnection
@@ -511,6 +512,8 @@ class QuayStore:
         self.keys = SigningKeyStore(self.db)
         self.overview = BuildOverview(self.db)
         self.secrets = BuildSecretStore(self.db)
+        # Quay mode: the attestations are in Quay's repository only (docs/signing.md)
+        self.attestations: AttestationStore | None = None
         self.userfiles: UserFiles | None = None
 
     @property

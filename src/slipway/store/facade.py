@@ -7,6 +7,7 @@ import asyncio
 from contextlib import AbstractAsyncContextManager
 
 from slipway.store.api_tokens import ApiTokenStore
+from slipway.store.attestations import AttestationStore
 from slipway.store.audit import AuditLogStore
 from slipway.store.builds import BuildStore
 from slipway.store.database import Database, SqlConnection
@@ -40,6 +41,7 @@ class SqlStore:
         self.secrets = BuildSecretStore(self.db)
         # build triggers: slipway's own (Quay mode keeps Quay's), sealed with the same key
         self.triggers = TriggerStore(self.db, self.secrets)
+        self.attestations: AttestationStore | None = AttestationStore(self.db)
 
     @property
     def shares_lookups(self) -> bool:

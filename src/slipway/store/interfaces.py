@@ -396,6 +396,14 @@ class SharedWrites(Protocol):
         """Fail the writes still waiting (the manager is stopping)."""
 
 
+class Attestations(Protocol):
+    """A build's signatures and attestations (store/attestations.py)."""
+
+    async def put(self, build_id: str, document: dict[str, Any]) -> None: ...
+
+    async def get(self, build_id: str) -> dict[str, Any] | None: ...
+
+
 class Store(Protocol[Tx]):
     """Every store of one backend, and its transactions."""
 
@@ -425,6 +433,10 @@ class Store(Protocol[Tx]):
 
     @property
     def secrets(self) -> BuildSecrets[Tx]: ...
+
+    @property
+    def attestations(self) -> Attestations | None:
+        """None where the backend keeps none (Quay mode: they are in Quay's repository)."""
 
     @property
     def shares_lookups(self) -> bool:

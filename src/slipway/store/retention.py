@@ -36,7 +36,7 @@ from slipway.domain.phases import FINAL_PHASES
 from slipway.store.database import Database
 from slipway.store.log_archive import LogArchive
 from slipway.store.log_rows_removal import delete_log_rows, yield_after
-from slipway.store.schema import build_logs, build_queue, build_secrets
+from slipway.store.schema import build_attestations, build_logs, build_queue, build_secrets
 from slipway.store.schema import builds as b
 
 DAY = 86400.0
@@ -172,6 +172,8 @@ class Retention:
                 await conn.execute(delete(build_logs).where(build_logs.c.build_id == build_id))
             await conn.execute(delete(build_queue).where(build_queue.c.build_id.in_(ids)))
             await conn.execute(delete(build_secrets).where(build_secrets.c.build_id.in_(ids)))
+            await conn.execute(delete(build_attestations).where(
+                build_attestations.c.build_id.in_(ids)))
             # final phase re-checked: a build is never deleted unless it has ended
             result = await conn.execute(delete(b).where(b.c.id.in_(ids),
                                                         b.c.phase.in_(_FINAL)))

@@ -236,3 +236,13 @@ commit_statuses = Table(
     Column("last_error", Text),
     Index("ix_commit_statuses_due", "due"),
 )
+
+build_attestations = Table(
+    "slipway_build_attestations",
+    metadata,
+    Column("build_id", String(36), ForeignKey("slipway_builds.id"), primary_key=True),
+    # what the worker signed and attached, JSON (docs/signing.md): the signed digests,
+    # the provenance's DSSE envelopes, the SBOM; public documents, nothing secret
+    Column("document", Text, nullable=False),
+    Column("created", Float, nullable=False),
+)

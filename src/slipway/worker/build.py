@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from slipway.domain.names import (
@@ -35,6 +39,10 @@ from slipway.worker.runtimes import make_runtime
 from slipway.worker.runtimes.base import BuildSpec, Credentials, Runtime, write_private_file
 from slipway.worker.unpack import Limits
 
+if TYPE_CHECKING:  # a build without signing never imports them (the worker starts fast)
+    from slipway.signing.keys import SigningKey
+    from slipway.worker.signing import Pushed
+
 log = logging.getLogger("slipway.worker")
 
 
@@ -51,6 +59,10 @@ def pack_secrets(pack: pb.BuildPack, env: WorkerEnvironment) -> list[str]:
     for secret in pack.secrets:
         # whole, and line by line: the log is reported a line at a time
         values += [secret.value, *(ln.strip() for ln in secret.value.splitlines())]
+    if pack.HasField("signing"):
+        from slipway.worker.signing import signing_secrets
+
+        values += signing_secrets(pack.signing)
     if pack.HasField("git_package"):
         # each line of the key body, and a password inside the clone URL
         values += [ln for ln in pack.git_package.private_key.splitlines() if len(ln) >= 16]
@@ -112,6 +124,13 @@ class Build:
     # the runtime's build step ran to its end (podman/buildah removed their working
     # containers themselves, even on a failed step); False when it was killed
     build_step_ended: bool = False
+    # what was pushed, for the signatures and attestations (worker/signing.py)
+    pushed: Pushed | None = None
+    # started early, awaited after the push: the key (worker/signing.py prepare) and each
+    # platform's files for its SBOM, read while the push runs
+    prepared: asyncio.Future[SigningKey] | None = None
+    exports: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     async def run(self) -> None:
         """Report COMPLETE or ERROR; anything else raised is the worker's own trouble."""
@@ -123,16 +142,20 @@ class Build:
             )
         )
         self.runtime = make_runtime(self.env, self.workdir, self.reporter.log)
+        if self.signing is not None:
+            self.prepared = asyncio.ensure_future(asyncio.to_thread(_prepare, self.signing))
         try:
             try:
                 digest = await self._steps()
+                attestations = await self._attest()
             except BuildError as exc:
                 message = str(exc)
                 log.info("build failed: %s", self.reporter.mask(message))
                 await self.reporter.log_error(message)
                 await self.reporter.phase(pb.ERROR, error_message=message)
                 return
-            await self.reporter.phase(pb.COMPLETE, image_digest=digest)
+            await self.reporter.phase(pb.COMPLETE, image_digest=digest,
+                                      attestations=attestations)
         finally:
             # after the end is reported: the user has the result without waiting for it.
             # A stop (cancel) does not cut it short: the worker leaves once it is done
@@ -143,10 +166,74 @@ class Build:
                 await cleanup
                 raise
 
+    @property
+    def signing(self) -> pb.BuildPack.Signing | None:
+        signing = self.pack.signing
+        return signing if self.pack.HasField("signing") and signing.private_key else None
+
+    @property
+    def with_sbom(self) -> bool:
+        return self.signing is not None and self.signing.sbom and self.env.sbom
+
+    async def _attest(self) -> str:
+        """Sign what was pushed and attach its provenance (docs/signing.md): the summary
+        for COMPLETE, "" when the build is not signed. A failure fails the build when
+        signing is required, else it is a warning in the log."""
+        signing = self.signing
+        if signing is None or not self.pushed or self.prepared is None:
+            return ""
+        insecure = self.env.registry_is_insecure(self.pushed.registry)
+
+        async def export(platform: str) -> dict[str, Any]:
+            started = self.exports.get(platform)
+            if started is None:
+                raise BuildError(f"no image of platform {platform or 'the host'} to read")
+            return await started
+
+        from slipway.worker.signing import attest
+
+        try:
+            key = await self.prepared
+            summary = await attest(signing, key, self.pushed, self.workdir,
+                                   push_credentials(self.pack), insecure,
+                                   self.runtime.child_env(), self.reporter.log,
+                                   export if self.with_sbom else None)
+        except BuildError as exc:
+            pushed = f"{self.pushed.name}@{self.pushed.digest}"
+            if signing.required:
+                raise BuildError(f"{pushed} was pushed, but signing and attesting it failed: "
+                                 f"{exc} (SIGNING.REQUIRED is true)") from None
+            await self.reporter.log(f"warning: {pushed} is not signed: {exc}")
+            return json.dumps({"error": str(exc)})
+        return json.dumps(summary, separators=(",", ":"))
+
+    def _start_exports(self, image_id: str, platforms: tuple[str, ...], name: str) -> None:
+        """Make each platform image's SBOM (of `name`) while the push runs."""
+        for platform in platforms if self.manifest else ("",):
+            self.exports[platform] = asyncio.ensure_future(
+                self._sbom(image_id, platform, name))
+
+    async def _sbom(self, image: str, platform: str, name: str) -> dict[str, Any]:
+        """The SBOM of the built image of `platform`, without its digest (not pushed yet):
+        its files read, the document made in a thread."""
+        if self.manifest:
+            images = await self.runtime.platform_images(self.manifest)
+            image = images.get(platform) or next(
+                (i for p, i in images.items() if p.startswith(platform + "/")), "")
+            if not image:
+                raise BuildError(f"no local image of {platform} in the manifest list")
+        files = await self.runtime.export_files(image)
+        return await asyncio.to_thread(_make_sbom, files, name)
+
     async def cleanup(self) -> None:
         """Working containers, images this build made, the temp dir (and with it the key
         and auth files). A few runtime calls whatever the tag count: the executor gives a
         stopped worker seconds, not minutes."""
+        pending: list[asyncio.Future[Any]] = [*self.exports.values()]
+        if self.prepared is not None:
+            pending.append(self.prepared)
+        if pending:  # their containers go before the images they were made from
+            await asyncio.gather(*pending, return_exceptions=True)
         built, self.built_images = self.built_images, []
         pulled, self.pulled_images = self.pulled_images, []
         if not self.build_step_ended:
@@ -178,8 +265,9 @@ class Build:
         # before the context is fetched: a host that cannot run a platform fails at once
         await asyncio.to_thread(check_emulation, platforms)
         which = pack.WhichOneof("build_pack")
+        source: dict[str, Any] = {}
         if which == "package_url" and pack.package_url:
-            await fetch_url(
+            archive = await fetch_url(
                 pack.package_url,
                 package,
                 self.workdir,
@@ -187,8 +275,15 @@ class Build:
                 pack.context,
                 pack.dockerfile_path,
             )
+            # not the URL: an uploaded context's is a signed link
+            source = {"uri": "", "digest": {"sha256": archive}}
         elif which == "git_package" and pack.git_package.url:
             git = pack.git_package
+            url = urlsplit(git.url)
+            host = url.hostname or ""
+            # never the credentials a clone URL may hold
+            bare = url._replace(netloc=host + (f":{url.port}" if url.port else "")).geturl()
+            source = {"uri": f"git+{bare}@{git.sha}", "digest": {"sha1": git.sha}}
             await fetch_git(
                 git.url,
                 git.sha,
@@ -270,6 +365,9 @@ class Build:
         finally:  # only the build step reads them
             await asyncio.to_thread(shutil.rmtree, secrets_dir, True)
         self.build_step_ended = True
+        if self.with_sbom:
+            self._start_exports(image_id, platforms,
+                                f"{registry}/{pack.repository.strip().strip('/')}")
 
         await self.reporter.phase(pb.PUSHING)
         creds = push_credentials(pack)
@@ -284,6 +382,29 @@ class Build:
             await self.reporter.log(f"note: the tags were pushed with different digests {digests}")
         what = f" (a manifest list of {', '.join(platforms)})" if spec.manifest else ""
         await self.reporter.log(f"Pushed {', '.join(targets)} as {digests[0]}{what}")
+        if self.signing is not None:
+            from slipway.signing.provenance import Base
+            from slipway.worker.signing import Pushed, registry_digests
+
+            used = []
+            for image, wanted in needs.platforms.items():
+                ref = parse_image_ref(image)
+                candidates: list[str] = []
+                if ref.registry != "localhost":
+                    candidates = await registry_digests(
+                        image, pull_auth.get(ref.registry),
+                        self.env.registry_is_insecure(ref.registry), self.workdir,
+                        self.runtime.child_env())
+                for platform in wanted:
+                    digest = await self.runtime.image_digest(image, platform, candidates)
+                    used.append(Base(image, digest, platform))
+            self.pushed = Pushed(
+                registry=registry, repository=pack.repository.strip().strip("/"),
+                digest=digests[0], tags=[t.rsplit(":", 1)[1] for t in targets],
+                platforms=platforms, dockerfile=pack.dockerfile_path or "Dockerfile",
+                target=pack.target, build_args=build_args, source=source, bases=used,
+                started=self.started,
+                executor=f"{self.env.container_runtime} on {socket.gethostname()}")
         return digests[0]
 
     async def _registry_cache(self, registry: str, bases: list[str], platforms: int) -> str:
@@ -471,6 +592,19 @@ def _write_secrets(pack: pb.BuildPack, directory: Path) -> dict[str, Path]:
         # numbered, not named by the id: an id is never part of a path
         files[secret.name] = write_private_file(directory / str(index), secret.value)
     return files
+
+
+def _make_sbom(files: dict[str, bytes], name: str) -> dict[str, Any]:
+    from slipway.signing.sbom import make_sbom
+
+    return make_sbom(files, name)
+
+
+def _prepare(signing: pb.BuildPack.Signing) -> SigningKey:
+    """In a thread, with the signing modules' imports (worker/signing.py prepare)."""
+    from slipway.worker.signing import prepare
+
+    return prepare(signing)
 
 
 def _read_head(path: Path, limit: int = 1024 * 1024) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import importlib
 import os
 import posixpath
@@ -157,11 +158,12 @@ def locate(package: Path, context: str, dockerfile_path: str) -> BuildContext:
 
 async def fetch_url(
     url: str, package: Path, scratch: Path, limits: Limits, context: str, dockerfile_path: str
-) -> None:
-    """Download and unpack a package_url into `package`."""
+) -> str:
+    """Download and unpack a package_url into `package`; the download's sha256 (hex), the
+    source the provenance names."""
     blob = scratch / "package.download"
     content_type = await download(url, blob, limits.max_bytes)
-    await asyncio.to_thread(
+    return await asyncio.to_thread(
         _unpack_download, blob, content_type, package, limits, context, dockerfile_path
     )
 
@@ -173,9 +175,11 @@ def _unpack_download(
     limits: Limits,
     context: str,
     dockerfile_path: str,
-) -> None:
+) -> str:
     with blob.open("rb") as f:
         head = f.read(512)
+    with blob.open("rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
     kind = sniff(head, content_type)
     package.mkdir(parents=True, exist_ok=True)
     if kind == "zip":
@@ -189,6 +193,7 @@ def _unpack_download(
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(blob, target)
     blob.unlink(missing_ok=True)
+    return digest
 
 
 def _write_key(key_dir: Path, private_key: str) -> Path:

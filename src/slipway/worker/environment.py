@@ -42,6 +42,7 @@ class WorkerEnvironment:
     retry_window: float = 60.0  # how long a lost manager connection is retried
     work_dir: str = ""  # parent of the per-build temp dir; "" = system temp dir
     layer_cache: bool = False  # podman/buildah keep step layers for later builds
+    sbom: bool = True  # SBOM=false: the executor's SBOM is off (docs/signing.md)
     # the registry cache (docs/layer-cache.md): on unless REGISTRY_CACHE=false
     registry_cache: bool = True
     registry_cache_repository: str = DEFAULT_CACHE_REPOSITORY
@@ -136,6 +137,7 @@ def load_environment(env: Mapping[str, str] | None = None) -> WorkerEnvironment:
         retry_window=_positive(env, "RETRY_WINDOW", 60.0, float),
         work_dir=env.get("WORK_DIR", "").strip(),
         layer_cache=_flag(env, "LAYER_CACHE"),
+        sbom=_flag(env, "SBOM", True),
         registry_cache=_flag(env, "REGISTRY_CACHE", default=True),
         registry_cache_repository=_cache_repository(env),
         registry_cache_exclude=tuple(

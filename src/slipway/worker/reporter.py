@@ -101,6 +101,7 @@ class Reporter:
         pull_metadata: pb.SetPhaseRequest.PullMetadata | None = None,
         image_digest: str = "",
         error_message: str = "",
+        attestations: str = "",
     ) -> bool:
         """Send a phase after all earlier log lines; True if the manager accepted it."""
         try:
@@ -115,6 +116,7 @@ class Reporter:
             phase=phase,
             image_digest=image_digest,
             error_message=self.mask(error_message),
+            attestations=attestations,
         )
         if pull_metadata is not None:
             request.pull_metadata.CopyFrom(pull_metadata)

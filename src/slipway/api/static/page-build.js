@@ -17,6 +17,9 @@ export function buildPage(namespace, repository, buildId, line) {
   let destroyed = false;
   let ended = false;  // the stream sent its end: the log is complete
   const phases = [];  // { phase, at } from the log's phase entries
+  // docs/signing.md: what was signed and attached, asked once the build is complete
+  const signingEl = h("span", { id: "build-signing" }, "—");
+  let signingAsked = false;
 
   const phaseEl = h("span", { id: "build-phase", "aria-live": "polite" });
   const notices = h("div", { id: "build-notices" });
@@ -94,6 +97,7 @@ export function buildPage(namespace, repository, buildId, line) {
       ["Attempts", `${(build.attempts || []).length} (retries left: ${build.retries_remaining})`],
       ["Digest", build.image_digest ? h("code", { class: "digest" }, build.image_digest) : "—"],
       ...gitSource(build),
+      ["Signature", signingEl],
       ["Context", build.archive_url ? h("code", {}, build.archive_url)
         : build.resource_key ? `uploaded file ${build.resource_key}`
           : build.trigger_metadata && build.trigger_metadata.git_url ? "the git commit above" : "—"],
@@ -103,6 +107,10 @@ export function buildPage(namespace, repository, buildId, line) {
       items.push([key.replace(/_/g, " "), typeof value === "string" ? value : JSON.stringify(value)]);
     }
     summary.replaceChildren(...items.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+    if (build.phase === "complete" && !signingAsked) {
+      signingAsked = true;
+      loadSigning();
+    }
     const banner = notices.querySelector(".build-error");
     if (build.error) {
       const box = h("div", { class: "notice error build-error", role: "alert" },
@@ -111,6 +119,43 @@ export function buildPage(namespace, repository, buildId, line) {
     } else if (banner) banner.remove();
     renderAttempts();
     renderTimeline();
+  }
+
+  async function loadSigning() {
+    let found;
+    try {
+      found = await api(`${path}/signing`);
+    } catch (e) {
+      // 404: signing was off for this build (or Quay mode: the registry holds them)
+      signingEl.replaceChildren(h("span", { class: "muted" }, e.status === 404 ? "not signed" : "—"));
+      return;
+    }
+    if (!found.signed) {
+      signingEl.replaceChildren(h("span", { class: "signing-error" }, `not signed: ${found.error}`));
+      return;
+    }
+    const parts = [h("span", { class: "signed" },
+      `signed (${found.digests.length} digest${found.digests.length === 1 ? "" : "s"}, key `,
+      h("code", { title: found.key_id }, found.key_id.slice(0, 12)), ")")];
+    if (found.provenance.length) parts.push(" ", download("provenance", "Provenance"));
+    if (found.sbom.length) parts.push(" ", download("sbom", "SBOM"));
+    signingEl.replaceChildren(...parts);
+  }
+
+  function download(what, label) {
+    // fetched with the session's token (a plain link would carry none), saved as a file
+    return h("button", {
+      type: "button", class: "button", onclick: async () => {
+        const data = await api(`${path}/${what}`);
+        const url = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)],
+          { type: "application/json" }));
+        const a = h("a", { href: url, download: `${buildId}-${what}.json` });
+        document.body.append(a);
+        a.click();
+        a.remove();
+        setTimeout(() => URL.revokeObjectURL(url), 10000);
+      },
+    }, label);
   }
 
   function renderAttempts() {

@@ -147,6 +147,24 @@ class Runtime(abc.ABC):
         cannot tell)."""
         return None
 
+    async def image_digest(self, image: str, platform: str = "",
+                           candidates: Sequence[str] = ()) -> str:
+        """The manifest digest of the local image `image` (for `platform`, when it is a
+        manifest list): what a build FROM it used, for the provenance; "" when unknown.
+        The first of `candidates` (what its registry has) the local image is known by
+        wins over the runtime's own first digest."""
+        return ""
+
+    async def export_files(self, image: str) -> dict[str, bytes]:
+        """The package databases and metadata files of the local image `image`
+        (signing/rootfs.py), for its SBOM; BuildError when this runtime cannot."""
+        raise BuildError(f"CONTAINER_RUNTIME={self.name} cannot export an image's files "
+                         "for its SBOM")
+
+    async def platform_images(self, manifest: str) -> dict[str, str]:
+        """{os/arch[/variant]: local image ID} of the local manifest list `manifest`."""
+        return {}
+
     @abc.abstractmethod
     async def pull(
         self, image: str, creds: Credentials | None, insecure: bool, platform: str = ""

@@ -15,6 +15,8 @@ class BuildahRuntime(ContainersRuntime):
     platform_query = ("inspect", "--type", "image", "--format",
                       "{{.OCIv1.OS}}/{{.OCIv1.Architecture}}/{{.OCIv1.Variant}}")
 
+    digest_query = ("inspect", "--type", "image", "--format", "{{.FromImageDigest}}")
+
     async def image_exists(self, image: str) -> bool:
         argv = [*self.base(), "inspect", "--type", "image", "--format", "{{.FromImageID}}", image]
         result = await self.run(argv, stream=False)

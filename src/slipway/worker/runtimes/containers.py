@@ -46,6 +46,8 @@ class ContainersRuntime(Runtime):
     # an image's os/arch[/variant] (podman 4.3 prints no variant)
     platform_query: tuple[str, ...] = ("image", "inspect", "--format",
                                        "{{.Os}}/{{.Architecture}}")
+    digest_query: tuple[str, ...] = ("image", "inspect", "--format",
+                                     "{{.Digest}} {{json .RepoDigests}}")
 
     _registries_conf: Path | bool | None = False  # False: not written yet
 
@@ -84,6 +86,51 @@ class ContainersRuntime(Runtime):
         described = await self._capture(*self.platform_query, image)
         platform = (described or "").strip().strip("/")
         return [platform] if platform.count("/") >= 1 else None
+
+    async def image_digest(self, image: str, platform: str = "",
+                           candidates: Sequence[str] = ()) -> str:
+        is_list = await self.run([*self.base(), "manifest", "exists", image], stream=False)
+        if is_list.returncode == 0:
+            listing = await self._capture("manifest", "inspect", image)
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                for entry in json.loads(listing or "{}").get("manifests", []):
+                    plat = entry.get("platform") or {}
+                    name = "/".join(p for p in (plat.get("os"), plat.get("architecture"),
+                                                plat.get("variant")) if p)
+                    if not platform or name == platform or name.startswith(platform + "/"):
+                        return str(entry.get("digest", ""))
+            return ""
+        shown = (await self._capture(*self.digest_query, image) or "").strip()
+        # podman: "DIGEST REPODIGESTS-JSON". An image known by several manifests (the same
+        # image pulled by two names) has each in RepoDigests: `known` lists them all, and
+        # the caller picks the one its registry names (worker/build.py)
+        digest, _, repo_digests = shown.partition(" ")
+        known: list[str] = [digest] if digest else []
+        with contextlib.suppress(ValueError, TypeError):
+            for entry in json.loads(repo_digests or "[]") or []:
+                found = str(entry).partition("@")[2]
+                if found and found not in known:
+                    known.append(found)
+        if candidates:
+            for wanted in candidates:
+                if wanted in known:
+                    return wanted
+        return digest
+
+    async def platform_images(self, manifest: str) -> dict[str, str]:
+        listed = await self._capture("manifest", "inspect", manifest)
+        images = await self._capture("images", "--no-trunc", "--format", "{{.ID}} {{.Digest}}")
+        by_digest = {fields[1]: fields[0] for fields in
+                     (line.split() for line in (images or "").splitlines()) if len(fields) == 2}
+        found: dict[str, str] = {}
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            for entry in json.loads(listed or "{}").get("manifests", []):
+                plat = entry.get("platform") or {}
+                name = "/".join(p for p in (plat.get("os"), plat.get("architecture"),
+                                            plat.get("variant")) if p)
+                if entry.get("digest") in by_digest:
+                    found[name] = by_digest[entry["digest"]]
+        return found
 
     async def pull(
         self, image: str, creds: Credentials | None, insecure: bool, platform: str = ""

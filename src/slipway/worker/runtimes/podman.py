@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
+from slipway.signing.rootfs import read_tar, read_tree
+from slipway.worker.errors import BuildError
 from slipway.worker.runtimes.containers import ContainersRuntime
 from slipway.worker.runtimes.leftovers import parse_images
 
@@ -16,6 +21,37 @@ class PodmanRuntime(ContainersRuntime):
     async def image_exists(self, image: str) -> bool:
         result = await self.run([*self.base(), "image", "exists", image], stream=False)
         return result.returncode == 0
+
+    async def export_files(self, image: str) -> dict[str, bytes]:
+        """The wanted files (signing/rootfs.py) of the image: read in place from `podman
+        image mount` (a root worker: only those files are read), else from the stream of
+        `podman export` of a container of it (nothing runs), which reads every byte."""
+        mounted = await self._capture("image", "mount", image)
+        if mounted and mounted.strip():
+            try:
+                return await asyncio.to_thread(read_tree, Path(mounted.strip().splitlines()[-1]))
+            finally:
+                await self.run([*self.base(), "image", "unmount", image], stream=False)
+        created = await self._capture("create", "--pull=never", image, "true")
+        if not created:
+            raise BuildError(f"{self.name} could not create a container of {image} to "
+                             "read its packages")
+        container = created.strip().splitlines()[-1]
+        try:
+            return await asyncio.to_thread(self._export, container)
+        finally:
+            await self.run([*self.base(), "rm", "--force", container], stream=False)
+
+    def _export(self, container: str) -> dict[str, bytes]:
+        proc = subprocess.Popen([*self.base(), "export", container], env=self.child_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert proc.stdout is not None
+        try:
+            return read_tar(proc.stdout)
+        finally:
+            proc.stdout.close()
+            if proc.wait() != 0:
+                raise BuildError(f"{self.name} export of the built image failed")
 
     async def untag(self, image_id: str, names: Sequence[str]) -> None:
         await self.run([*self.base(), "untag", image_id, *names], stream=False)

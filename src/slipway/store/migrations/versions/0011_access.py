@@ -5,7 +5,7 @@
 - slipway_audit_log: who did what, from where.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 """
 import uuid
 
@@ -14,7 +14,7 @@ from alembic import op
 
 
 revision = '0011'
-down_revision = '0009'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 

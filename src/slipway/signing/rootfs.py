@@ -1,0 +1,63 @@
+"""The files of an image's file system that say which packages it holds, read from a tar
+stream of it (`podman export`): the dpkg and apk databases, Python distributions'
+metadata, npm packages' package.json, os-release, and busybox. Nothing else is kept."""
+
+from __future__ import annotations
+
+import os
+import re
+import tarfile
+from pathlib import Path
+from typing import IO
+
+MAX_FILE = 32 * 1024 * 1024  # a dpkg status of thousands of packages is a few MB
+_WANTED = re.compile(
+    r"^(?:"
+    r"var/lib/dpkg/status|var/lib/dpkg/status\.d/[^/]+"
+    r"|lib/apk/db/installed"
+    r"|etc/os-release|usr/lib/os-release"
+    r"|(?:.+/)?(?:site|dist)-packages/[^/]+\.dist-info/METADATA"
+    r"|(?:.+/)?(?:site|dist)-packages/[^/]+\.egg-info(?:/PKG-INFO)?"
+    r"|(?:.+/)?node_modules/(?:@[^/]+/)?[^/@.][^/]*/package\.json"
+    r"|bin/busybox"
+    r")$")
+
+
+def wanted(path: str) -> bool:
+    return bool(_WANTED.match(path.lstrip("./")))
+
+
+def read_tar(stream: IO[bytes]) -> dict[str, bytes]:
+    """{path: content} of the wanted regular files of a tar stream (read once, in order;
+    a later entry of a path wins). A link to busybox counts as busybox."""
+    found: dict[str, bytes] = {}
+    with tarfile.open(fileobj=stream, mode="r|*") as tar:
+        for member in tar:
+            path = member.name.lstrip("./")
+            if not member.isfile() or member.size > MAX_FILE or not wanted(path):
+                continue
+            handle = tar.extractfile(member)
+            if handle is not None:
+                found[path] = handle.read()
+    return found
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    """The same from a mounted file system: a walk of its names (no file is opened but the
+    wanted ones), symlinks not followed (busybox's links are links)."""
+    found: dict[str, bytes] = {}
+    for directory, dirs, files in os.walk(root):
+        relative = os.path.relpath(directory, root)
+        prefix = "" if relative == "." else relative + "/"
+        if prefix in ("proc/", "sys/", "dev/"):
+            dirs.clear()
+            continue
+        candidates = [prefix + name for name in files]
+        # an egg-info may be a file or a directory (its PKG-INFO then is a file in it)
+        for path in candidates:
+            full = root / path
+            if not wanted(path) or full.is_symlink() or not full.is_file():
+                continue
+            if full.stat().st_size <= MAX_FILE:
+                found[path] = full.read_bytes()
+    return found
