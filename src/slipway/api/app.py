@@ -15,6 +15,7 @@ from slipway.api import (
     routes_ops,
     routes_overview,
     routes_rebuild,
+    routes_traces,
     sse,
 )
 from slipway.api.deps import ApiDeps, Readiness
@@ -52,5 +53,6 @@ def create_app(
     app.include_router(routes_info.router)
     app.include_router(routes_rebuild.router)
     app.include_router(routes_overview.router)
+    app.include_router(routes_traces.router)
     mount_ui(app)
     return app

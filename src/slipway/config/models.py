@@ -32,6 +32,7 @@ from slipway.config.quay import (
     ConnectionArgs,
     StorageConfig,
 )
+from slipway.config.tracing import TracingConfig
 from slipway.config_fields import (
     HostPort,
     field,
@@ -364,6 +365,12 @@ class AppConfig(BaseModel):
         example={"BUCKET": "slipway-logs", "PREFIX": "logarchive/"},
         description="slipway: where finished build logs are archived (docs/data-lifecycle.md); "
         "default the directory DATA_DIR/ + LOG_ARCHIVE_PATH",
+    )
+    TRACING: TracingConfig = field(
+        default_factory=TracingConfig,
+        example={"OTLP_ENDPOINT": "http://otel-collector:4317", "OTLP_INSECURE": True},
+        description="slipway: where build traces are exported besides the build "
+        "(docs/traces.md); default: kept with the build only",
     )
     RETENTION: RetentionConfig = field(
         default_factory=RetentionConfig,

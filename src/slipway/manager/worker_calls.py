@@ -54,6 +54,13 @@ async def register(ctx: ManagerContext, packs: PackParts, token: str) -> BuildPa
     """Spend the registration token, mark the job running and hand back the worker's
     BuildPack (`packs`: the backend's part of it)."""
     claims = await _claims(ctx, token, TokenType.REGISTRATION)
+    ctx.tracing.registering(claims.build_id, claims.job_id)
+    with ctx.tracing.span(claims.build_id, "registration"):
+        return await _spend_and_register(ctx, packs, token, claims)
+
+
+async def _spend_and_register(ctx: ManagerContext, packs: PackParts, token: str,
+                              claims: TokenClaims) -> BuildPack:
     lifetime = max(1.0, claims.expiration - time.time()) + 60
     spent = f"{REGISTERED_PREFIX}{claims.jti}"
     if not await ctx.orchestrator.set(spent, claims.job_id, overwrite=False, expiration=lifetime):
@@ -156,7 +163,10 @@ async def set_phase(
     pull_metadata: dict[str, str],
     image_digest: str = "",
     error_message: str = "",
+    worker_spans: bytes = b"",
 ) -> bool:
+    """`worker_spans`: the worker's finished spans, sent with COMPLETE or ERROR
+    (tracing/wire.py)."""
     claims = await _claims(ctx, token, TokenType.JOB)
     new = PROTOCOL_PHASES.get(phase_number)
     try:
@@ -175,10 +185,18 @@ async def set_phase(
         log.debug("SetPhase of job %s refused: sequence %d <= %d", claims.job_id,
                   sequence_number, job.phase_seq)
         return False
-    return await ctx.attempts.phase_reported(
-        job, sequence_number, new, pull_metadata=pull_metadata,
-        image_digest=image_digest, error_message=error_message,
-    )
+    if new not in (Phase.COMPLETE, Phase.ERROR):
+        return await ctx.attempts.phase_reported(
+            job, sequence_number, new, pull_metadata=pull_metadata,
+            image_digest=image_digest, error_message=error_message,
+        )
+    if worker_spans:
+        ctx.tracing.take_worker_spans(claims.build_id, worker_spans)
+    with ctx.tracing.span(claims.build_id, "completion", **{"slipway.phase": new.value}):
+        return await ctx.attempts.phase_reported(
+            job, sequence_number, new, pull_metadata=pull_metadata,
+            image_digest=image_digest, error_message=error_message,
+        )
 
 
 @dataclass

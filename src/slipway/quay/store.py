@@ -70,6 +70,7 @@ from slipway.store.records import (
 )
 from slipway.store.secrets import BuildSecretStore
 from slipway.store.shared_transactions import SharedTransactions
+from slipway.store.traces import MemoryTraceStore
 from slipway.store.uploads import UploadStore
 
 log = logging.getLogger("slipway.quay")
@@ -509,6 +510,8 @@ class QuayStore:
         self.keys = SigningKeyStore(self.db)
         self.overview = BuildOverview(self.db)
         self.secrets = BuildSecretStore(self.db)
+        # traces in memory: Quay's database gets no table of them (docs/traces.md)
+        self.traces = MemoryTraceStore()
         self.userfiles: UserFiles | None = None
 
     @property

@@ -19,6 +19,7 @@ from slipway.store.overview import BuildOverview
 from slipway.store.queue import BuildQueue
 from slipway.store.secrets import BuildSecretStore
 from slipway.store.shared_transactions import SharedTransactions
+from slipway.store.traces import BuildTraceStore
 from slipway.store.uploads import UploadStore
 
 
@@ -35,6 +36,7 @@ class SqlStore:
         self.keys = SigningKeyStore(self.db)
         self.overview = BuildOverview(self.db)
         self.secrets = BuildSecretStore(self.db)
+        self.traces = BuildTraceStore(self.db)
 
     @property
     def shares_lookups(self) -> bool:

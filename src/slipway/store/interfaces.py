@@ -250,6 +250,16 @@ class BuildSecrets(Protocol[Tx_contra]):
         """{} when the build has none or has ended; SecretsUnavailable with another key."""
 
 
+class BuildTraces(Protocol):
+    """Each build's trace: its span records (tracing/records.py), bounded in number."""
+
+    async def append(self, spans: Mapping[str, Sequence[dict[str, Any]]]) -> None:
+        ...
+
+    async def read(self, build_id: str) -> list[dict[str, Any]]:
+        ...
+
+
 class Overview(Protocol):
     """Reads across many builds, for listings and the state at a glance."""
 
@@ -321,6 +331,9 @@ class Store(Protocol[Tx]):
 
     @property
     def secrets(self) -> BuildSecrets[Tx]: ...
+
+    @property
+    def traces(self) -> BuildTraces: ...
 
     @property
     def shares_lookups(self) -> bool:
