@@ -192,11 +192,11 @@ async def set_phase(
         )
     if worker_spans:
         ctx.tracing.take_worker_spans(claims.build_id, worker_spans)
-    with ctx.tracing.span(claims.build_id, "completion", **{"slipway.phase": new.value}):
-        return await ctx.attempts.phase_reported(
-            job, sequence_number, new, pull_metadata=pull_metadata,
-            image_digest=image_digest, error_message=error_message,
-        )
+    ctx.tracing.completing(claims.build_id)  # the span ends where the build's end is kept
+    return await ctx.attempts.phase_reported(
+        job, sequence_number, new, pull_metadata=pull_metadata,
+        image_digest=image_digest, error_message=error_message,
+    )
 
 
 @dataclass

@@ -155,6 +155,8 @@ class BuildTracing:
         # why each build waited when it was submitted (the queue-wait span's reason),
         # for the builds this process admitted
         self._waited_for: OrderedDict[str, str] = OrderedDict()
+        # when each build's worker reported its end (build id -> time)
+        self._completing: OrderedDict[str, float] = OrderedDict()
         # when the executor started each job's worker (job id -> time)
         self._started: OrderedDict[str, float] = OrderedDict()
         self._flusher: asyncio.Task[None] | None = None
@@ -187,8 +189,19 @@ class BuildTracing:
             attributes={BUILD_ATTRIBUTE: build_id, **_clean(attributes)})
         span.end(end_time=ns(max(start, end)))
 
+    def completing(self, build_id: str) -> None:
+        """The build's worker reported its end: the `completion` span begins."""
+        self._completing[build_id] = time.time()
+        while len(self._completing) > REMEMBERED_BUILDS:
+            self._completing.popitem(last=False)
+
     def finish(self, build_id: str, submitted: float, phase: str, **attributes: Any) -> None:
-        """The build's root span, from its submit to now (its end, in `phase`)."""
+        """The build's root span, from its submit to now (its end, in `phase`), and the
+        `completion` span before it when its worker's report began it here."""
+        now = time.time()
+        completing = self._completing.pop(build_id, None)
+        if completing is not None:
+            self.record(build_id, "completion", completing, now, **{"slipway.phase": phase})
         token = _FORCED_IDS.set((trace_id_of(build_id), root_span_id_of(build_id)))
         try:
             span = self.tracer.start_span(
@@ -199,7 +212,7 @@ class BuildTracing:
             _FORCED_IDS.reset(token)
         if phase in ("error", "internalerror"):
             span.set_status(Status(StatusCode.ERROR, phase))
-        span.end(end_time=ns(max(submitted, time.time())))
+        span.end(end_time=ns(max(submitted, now)))
         self.flush_soon()
 
     def take_worker_spans(self, build_id: str, data: bytes) -> int:
