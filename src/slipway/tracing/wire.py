@@ -15,6 +15,7 @@ import gzip
 import io
 from collections.abc import Sequence
 
+from google.protobuf.message import DecodeError
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -59,7 +60,7 @@ def decode(data: bytes) -> list[ReadableSpan]:
         if len(raw) > MAX_UNPACKED_BYTES:
             raise BadSpans(f"the spans unpack to more than {MAX_UNPACKED_BYTES} bytes")
         request = ExportTraceServiceRequest.FromString(raw)
-    except (OSError, EOFError, ValueError) as exc:
+    except (OSError, EOFError, ValueError, DecodeError) as exc:
         if isinstance(exc, BadSpans):
             raise
         raise BadSpans(f"not gzipped OTLP spans ({exc})") from None
