@@ -32,7 +32,7 @@ from slipway.store.records import LogEntry
 from slipway.store.schema import metadata
 
 SLIPWAY_TABLES = {"slipway_builds", "slipway_build_queue", "slipway_build_logs",
-                  "slipway_build_secrets",
+                  "slipway_build_secrets", "slipway_build_traces",
                   "slipway_signing_keys", "slipway_uploads", "slipway_api_tokens",
                   "slipway_alembic_version"}
 
@@ -149,8 +149,9 @@ async def test_an_old_slipway_database_is_moved_to_the_new_names_with_its_data(
     names = sorted(SLIPWAY_TABLES)
     counts = _sql(db_uri, *(f"SELECT count(*) FROM {t}" for t in names))
     assert {t: c[0][0] for t, c in zip(names, counts, strict=True)} == {
-        # slipway_build_secrets came after the renaming: nothing to move into it
-        t: {"slipway_build_logs": 2, "slipway_build_secrets": 0}.get(t, 1) for t in names}
+        # slipway_build_secrets and _traces came after the renaming: nothing to move
+        t: {"slipway_build_logs": 2, "slipway_build_secrets": 0,
+            "slipway_build_traces": 0}.get(t, 1) for t in names}
     [[(revision,)]] = _sql(db_uri, "SELECT version_num FROM slipway_alembic_version")
     assert revision == HEAD
     assert _differences(db_uri) == []
@@ -173,15 +174,18 @@ async def test_quays_database_gets_slipways_tables_and_keeps_its_revision(
         store = await SqlStore(quay.uri).open()
         await store.close()
 
-    assert _tables(quay.uri) == quay_tables | SLIPWAY_TABLES
+    # build traces stay out of Quay's database (Quay mode keeps them in memory, 0012)
+    assert _tables(quay.uri) == quay_tables | (SLIPWAY_TABLES - {"slipway_build_traces"})
     assert quay.alembic_versions() == [QUAY_REVISION]
     assert quay.queue_row(started.queue_id) is not None  # Quay's rows untouched
     found = database_kind(quay.uri)
     assert found.kind is DatabaseKind.QUAY and found.slipway_revision == HEAD
     assert found.quay_revision == QUAY_REVISION
-    # autogenerate against Quay's database proposes nothing; without the filter it
-    # would drop Quay's tables
-    assert _differences(quay.uri) == []
+    # autogenerate against Quay's database proposes only the traces' table; without
+    # the filter it would drop Quay's tables
+    assert [(d[0], d[1].name) for d in _differences(quay.uri)] == [
+        ("add_table", "slipway_build_traces"),
+        ("add_index", "ix_slipway_build_traces_build_id")]
     dropped = {d[1].name for d in _differences(quay.uri, filtered=False)
                if isinstance(d, tuple) and d[0] == "remove_table"}
     assert {"queueitem", "repositorybuild", "accesstoken"} <= dropped
