@@ -228,7 +228,7 @@ class SlipwayServer:
                 backend.check_builds()
             except BackendError as exc:
                 raise StartupError(str(exc)) from None
-            for service in backend.services(self.control.cancel):
+            for service in backend.services(self.control.cancel, self.manager.scheduler.wake):
                 service.start()
                 self._services.append(service)
             try:

@@ -121,6 +121,11 @@ class ManagerConfig(BaseModel):
         min_length=1,
         description="ordered list of executors (legacy: EXECUTOR + EXECUTOR_CONFIG)",
     )
+    QUAY_QUEUE_WATCH_INTERVAL: float = field(
+        0.05, example=0.05, unit="seconds", ge=0,
+        description="slipway, Quay mode: how often the manager reads the highest id of "
+        "Quay's queueitem to start a new build at once (one index-only query each); 0: "
+        "only the queue's poll every second")
     JOB_REGISTRATION_TIMEOUT: int = field(30, example=30, unit="seconds", ge=1)
     MACHINE_MAX_TIME: int = field(7200, example=7200, unit="seconds", ge=1)
     NAMESPACE_LIMITS: dict[str, Annotated[int, Field(ge=1)]] = field(
