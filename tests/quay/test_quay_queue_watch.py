@@ -12,13 +12,12 @@ import pytest
 from support.quay_db import QuayDatabase
 from support.redis_server import RedisServer
 from support.server import running_server
+from test_quay_mode import quay_config
 
 from slipway.manager import scheduler
 from slipway.quay import store as quay_store
 from slipway.quay.queue_watch import QueueWatch
 from slipway.store.database import Database
-
-from test_quay_mode import quay_config
 
 
 async def test_a_new_queue_item_wakes_the_scheduler_once(quay: QuayDatabase) -> None:
