@@ -28,6 +28,7 @@ from typing import Any
 
 from benchmarks.common import Backend, Unavailable, percentile, rounded
 from benchmarks.harness import ExecutorEvents, ServerProcess, server_config, wait_until
+from benchmarks.trace_spans import fetch_trace, span_medians_ms, span_p99_ms
 from benchmarks.workers import WorkerFleet
 
 
@@ -95,17 +96,21 @@ async def _paced(backend: Backend, quay: Any, count: int, rate: float,
         _quay_config(backend, workdir / name, QUAY_QUEUE_WATCH_INTERVAL=watch_interval),
         events.path, workdir / f"{name}.log")
     enqueued: dict[str, float] = {}
+    repositories: dict[str, str] = {}
     try:
         await server.start()
         fleet = WorkerFleet(server.grpc_address, complete=True)
         for i in range(count):
             begun = time.monotonic()
-            enqueued.update(await asyncio.to_thread(_enqueue, quay, f"paced{i:05d}-", 1))
+            one = await asyncio.to_thread(_enqueue, quay, f"paced{i:05d}-", 1)
+            enqueued.update(one)
+            repositories.update(dict.fromkeys(one, f"bench/paced{i:05d}-00000"))
             await asyncio.sleep(max(0.0, 1 / rate - (time.monotonic() - begun)))
         await wait_until(lambda: all(b in fleet.completed for b in enqueued)
                          or bool(fleet.errors), 120, "paced Quay builds to complete")
         if fleet.errors:
             raise RuntimeError(f"workers failed: {fleet.errors[:3]}")
+        traces = await _traces(server, repositories)
     finally:
         if fleet is not None:
             await fleet.close()
@@ -119,7 +124,23 @@ async def _paced(backend: Backend, quay: Any, count: int, rate: float,
         "paced_p50_submit_to_executor_ms": _ms(to_exec, 50),
         "paced_p99_submit_to_executor_ms": _ms(to_exec, 99),
         "paced_p99_submit_to_register_ms": _ms(to_reg, 99),
+        # from the traces (docs/traces.md): the queue wait is Quay's enqueue to the claim,
+        # what the watch (or the poll) decides; the rest is the claim and the start
+        "paced_p99_queue_wait_ms": span_p99_ms(traces, "queue wait"),
+        "paced_span_medians_ms": span_medians_ms(traces),
     }
+
+
+async def _traces(server: ServerProcess, builds: dict[str, str]) -> list[dict[str, Any]]:
+    """The traces of `builds` (build id -> repository); Quay mode keeps them in the
+    manager's memory: read them before it stops."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {server.token}"}
+    async with httpx.AsyncClient(base_url=server.api_url, headers=headers,
+                                 timeout=30) as client:
+        return [await fetch_trace(client, f"/api/v1/repository/{repository}/build/{build_id}")
+                for build_id, repository in builds.items()]
 
 
 def _cpu_seconds(pid: int) -> float:
