@@ -22,6 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import Span, Status, StatusCode
 
 from slipway.tracing.ids import (
@@ -138,7 +139,7 @@ class BuildTracing:
         service_name: str = "slipway-manager",
     ) -> None:
         self.provider = TracerProvider(resource=Resource.create({"service.name": service_name}),
-                                       id_generator=_BuildIds())
+                                       id_generator=_BuildIds(), sampler=ALWAYS_ON)
         self.kept = KeptSpans(store)
         self._processors: list[SpanProcessor] = [self.kept]
         if otlp_endpoint:

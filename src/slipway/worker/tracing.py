@@ -19,6 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import Span, Status, StatusCode
 
 from slipway.tracing.ids import parse_traceparent
@@ -62,8 +63,10 @@ class WorkerTrace:
         self.started = started
         self.standby = standby
         self.exporter = InMemorySpanExporter()
+        # every span kept, whatever the traceparent's sampled flag: the manager decides
+        # what it keeps and exports
         self.provider = TracerProvider(resource=Resource.create(
-            {"service.name": "slipway-worker"}))
+            {"service.name": "slipway-worker"}), sampler=ALWAYS_ON)
         self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.tracer = self.provider.get_tracer("slipway.worker")
         self.root: Span | None = None
