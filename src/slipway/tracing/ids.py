@@ -3,6 +3,7 @@ agrees on them without storing them, so the spans each writes join one trace."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from opentelemetry.trace import SpanContext, TraceFlags
@@ -10,6 +11,7 @@ from opentelemetry.trace import SpanContext, TraceFlags
 BUILD_ATTRIBUTE = "slipway.build_id"
 
 
+@functools.lru_cache(maxsize=4096)  # each span of a build asks again
 def _digest(build_id: str) -> bytes:
     return hashlib.sha256(f"slipway-build-trace:{build_id}".encode()).digest()
 

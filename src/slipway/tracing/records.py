@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
 from slipway.tracing.ids import BUILD_ATTRIBUTE
 
@@ -41,3 +43,42 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
         "status": span.status.status_code.name.lower(),
         "attributes": attributes,
     }
+
+
+def new_record(*, trace_id: int, span_id: int, parent_id: int | None, name: str,
+               service: str, start: float, end: float, status: str,
+               attributes: dict[str, Any]) -> dict[str, Any]:
+    """A span written by this process, as `span_record` would make it."""
+    return {
+        "trace_id": f"{trace_id:032x}",
+        "span_id": f"{span_id:016x}",
+        "parent_span_id": None if parent_id is None else f"{parent_id:016x}",
+        "name": name,
+        "service": service,
+        "start": start,
+        "end": max(start, end),
+        "status": status,
+        "attributes": {k: _value(v) for k, v in list(attributes.items())[:MAX_ATTRIBUTES]
+                       if v is not None},
+    }
+
+
+def readable(record: dict[str, Any], build_id: str, resource: Resource) -> ReadableSpan:
+    """A span record as the SDK's ReadableSpan (for OTLP export), tagged with its build."""
+    flags = TraceFlags(TraceFlags.SAMPLED)
+    trace_id = int(record["trace_id"], 16)
+    parent = record["parent_span_id"]
+    status = record["status"]
+    return ReadableSpan(
+        name=record["name"],
+        context=SpanContext(trace_id, int(record["span_id"], 16), is_remote=False,
+                            trace_flags=flags),
+        parent=None if parent is None else SpanContext(trace_id, int(parent, 16),
+                                                       is_remote=True, trace_flags=flags),
+        resource=resource,
+        attributes={**record["attributes"], BUILD_ATTRIBUTE: build_id},
+        status=Status(StatusCode.ERROR if status == "error" else
+                      StatusCode.OK if status == "ok" else StatusCode.UNSET),
+        start_time=int(record["start"] * 1e9),
+        end_time=int(record["end"] * 1e9),
+    )
