@@ -18,6 +18,7 @@ from typing import Any
 
 from benchmarks.common import Backend, rounded
 from benchmarks.harness import ServerProcess, api_client, server_config
+from benchmarks.trace_spans import fetch_trace, span_medians_ms
 
 BASE_IMAGE = "localhost/slipway-base:latest"
 DOCKERFILE = f"""\
@@ -107,8 +108,10 @@ def by_hand(registry: str, run: int) -> float:
 
 async def through_slipway(
     server: ServerProcess, archive_url: str, run: int, *, repository: str = "",
-    options: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None, traces: list[dict[str, Any]] | None = None,
 ) -> float:
+    """The build's time from submit to its final phase seen; its trace is appended to
+    `traces` (read after the time is taken)."""
     path = f"/api/v1/repository/{repository or f'bench/app{run}'}/build/"
     async with api_client(server, 2) as client:
         start = time.perf_counter()
@@ -127,6 +130,8 @@ async def through_slipway(
             logs = (await client.get(f"{path}{build_id}/logs")).json()
             tail = [e.get("message") for e in logs.get("logs", [])][-15:]
             raise RuntimeError(f"the slipway build ended {status['phase']}: {tail}")
+        if traces is not None:
+            traces.append(await fetch_trace(client, f"{path}{build_id}"))
     return elapsed
 
 
@@ -142,10 +147,11 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
         server = ServerProcess(config, None, workdir / "e2e.log")
         await server.start()
         url = f"{files}/context.tar.gz"
+        traces: list[dict[str, Any]] = []
         try:
             hand, slipway = await side_by_side(
                 runs, lambda i: by_hand(registry.host, i),
-                lambda i: through_slipway(server, url, i))
+                lambda i: through_slipway(server, url, i, traces=traces if i else None))
         finally:
             await server.stop()
     hand_s, slipway_s = statistics.median(hand), statistics.median(slipway)
@@ -162,6 +168,8 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
         "by_hand_runs_s": [rounded(x, 2) for x in hand],
         "slipway_runs_s": [rounded(x, 2) for x in slipway],
         "ratio_vs_hand": rounded(slipway_s / hand_s, 2),
+        # where a build's time goes (docs/traces.md): the median of each span's time
+        "span_medians_ms": span_medians_ms(traces),
         "layer_cache": layer_cache,
         "multi_arch": multi_arch,
     }

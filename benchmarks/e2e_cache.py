@@ -26,6 +26,7 @@ from benchmarks.e2e import (
     through_slipway,
 )
 from benchmarks.harness import ServerProcess
+from benchmarks.trace_spans import span_medians_ms
 
 SLOW_DOCKERFILE = """\
 FROM {base}
@@ -64,13 +65,15 @@ def by_hand(registry: str, dockerfile: str, run: int, store: Path) -> float:
 
 
 async def slipway_on_a_fresh_worker(
-    config: dict[str, Any], work: Path, archive_url: str, repository: str, name: str
+    config: dict[str, Any], work: Path, archive_url: str, repository: str, name: str,
+    traces: list[dict[str, Any]] | None = None,
 ) -> float:
     store = work / f"store-{name}"
     server = ServerProcess(config, None, work / "e2e-cache.log", fresh_store(store))
     await server.start()
     try:
-        return await through_slipway(server, archive_url, 0, repository=repository)
+        return await through_slipway(server, archive_url, 0, repository=repository,
+                                     traces=traces)
     finally:
         await server.stop()
         shutil.rmtree(store, ignore_errors=True)
@@ -86,6 +89,8 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
     cold: list[float] = []
     warm: list[float] = []
     hand: list[float] = []
+    cold_traces: list[dict[str, Any]] = []
+    warm_traces: list[dict[str, Any]] = []
     with run_registry() as registry:
         base = f"{registry.host}/base/slipway-base:1"
         subprocess.run([*_podman(), "push", "--tls-verify=false", BASE_IMAGE,
@@ -99,9 +104,9 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
             for i in range(1, runs + 1):
                 repository = f"bench/slow{i}"  # a new repository: an empty cache
                 cold.append(await slipway_on_a_fresh_worker(config, work, url, repository,
-                                                            f"cold{i}"))
+                                                            f"cold{i}", cold_traces))
                 warm.append(await slipway_on_a_fresh_worker(config, work, url, repository,
-                                                            f"warm{i}"))
+                                                            f"warm{i}", warm_traces))
                 hand.append(await asyncio.to_thread(by_hand, registry.host, dockerfile, i,
                                                     work / f"store-hand{i}"))
     cold_s, warm_s, hand_s = (statistics.median(x) for x in (cold, warm, hand))
@@ -115,4 +120,7 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
         "by_hand_runs_s": [rounded(x, 2) for x in hand],
         "warm_vs_cold": rounded(warm_s / cold_s, 2),
         "cold_vs_hand": rounded(cold_s / hand_s, 2),
+        # where each build's time goes (docs/traces.md): the median of each span's time
+        "cold_span_medians_ms": span_medians_ms(cold_traces),
+        "warm_span_medians_ms": span_medians_ms(warm_traces),
     }

@@ -28,6 +28,8 @@ from slipway.store.interfaces import Store
 from slipway.store.records import BuildRecord
 from slipway.tokens.jwt import TokenService
 from slipway.tokens.keys import load_or_create
+from slipway.tracing.build_tracing import BuildTracing
+from slipway.tracing.setup import tracing_from_config
 
 log = logging.getLogger("slipway.server")
 # seconds an idle API connection is kept open (see SlipwayServer.start)
@@ -150,6 +152,7 @@ class SlipwayServer:
         self.orchestrator: Orchestrator | None = None
         self.manager: BuildManager | None = None
         self.control: BuildControl | None = None
+        self.tracing: BuildTracing | None = None
         self.tokens: TokenService | None = None
         self.grpc_server: Any = None
         self.grpc_port: int | None = None
@@ -212,7 +215,9 @@ class SlipwayServer:
             await self.orchestrator.start()
         except OrchestratorError as exc:  # one line naming ORCHESTRATOR's keys
             raise StartupError(orchestrator_problem(exc, manager_config)) from None
-        self.control = BuildControl(self.store, self.orchestrator)
+        self.tracing = tracing_from_config(config, self.store)
+        self.tracing.start()
+        self.control = BuildControl(self.store, self.orchestrator, tracing=self.tracing)
         if manager_config is not None and config.FEATURE_BUILD_SUPPORT:
             manager_id = new_manager_id()
             self.manager = BuildManager(
@@ -223,6 +228,7 @@ class SlipwayServer:
                 executors=self.executor_factory(config, manager_config, manager_id),
                 tokens=self.tokens,
                 manager_id=manager_id,
+                tracing=self.tracing,
             )
             self.control.attach_scheduler(self.manager.scheduler.wake)
             try:
@@ -232,7 +238,7 @@ class SlipwayServer:
             from slipway.triggers.service import trigger_services
 
             # the triggers' statuses, schedules and base-image watch (none in Quay mode)
-            for service in [*backend.services(self.control.cancel),
+            for service in [*backend.services(self.control.cancel, self.manager.scheduler.wake),
                             *trigger_services(config, self.store, self.control)]:
                 service.start()
                 self._services.append(service)
@@ -305,6 +311,8 @@ class SlipwayServer:
             await self.grpc_server.stop(grace=1)
         if self.orchestrator is not None:
             await self.orchestrator.close()
+        if self.tracing is not None:
+            await self.tracing.close()
         if self.backend is not None:
             await self.backend.close()
 

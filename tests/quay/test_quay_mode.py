@@ -222,6 +222,15 @@ async def test_a_build_quay_enqueues_is_built_pushed_and_shown_as_quay_shows_it(
     status = (await quay_slipway.api.get(
         f"/api/v1/repository/acme/hello/build/{started.uuid}/status")).json()
     assert status["phase"] == "complete"
+    # and its trace (kept in the manager's memory: Quay's database gets no table of it),
+    # from Quay's enqueue, the worker's spans joined (docs/traces.md)
+    trace = (await quay_slipway.api.get(
+        f"/api/v1/repository/acme/hello/build/{started.uuid}/trace")).json()
+    assert trace["complete"] is True
+    names = {s["name"] for s in trace["spans"]}
+    assert {"build", "queue wait", "claim", "executor start", "registration", "worker",
+            "context fetch", "step 2/2", "push", "completion"} <= names, names
+    assert "admission" not in names  # Quay's web app admitted it
 
 
 @pytest.mark.podman

@@ -34,13 +34,14 @@ from slipway.store.records import LogEntry
 from slipway.store.schema import metadata
 
 SLIPWAY_TABLES = {"slipway_builds", "slipway_build_queue", "slipway_build_logs",
-                  "slipway_build_secrets", "slipway_build_attestations",
+                  "slipway_build_secrets", "slipway_build_attestations", "slipway_build_traces",
                   "slipway_triggers", "slipway_trigger_deliveries", "slipway_commit_statuses",
                   "slipway_signing_keys", "slipway_uploads", "slipway_api_tokens",
                   "slipway_audit_log",
                   "slipway_alembic_version"}
 LATER_TABLES = {"slipway_build_secrets", "slipway_triggers", "slipway_trigger_deliveries",
-                "slipway_commit_statuses", "slipway_audit_log", "slipway_build_attestations"}
+                "slipway_commit_statuses", "slipway_audit_log", "slipway_build_attestations",
+                "slipway_build_traces"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

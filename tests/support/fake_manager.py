@@ -24,6 +24,8 @@ class Recorded:
     heartbeats: int = 0
     phases: list[pb.SetPhaseRequest] = field(default_factory=list)
     logs: list[pb.LogMessageRequest] = field(default_factory=list)
+    # each accepted SetPhase's metadata (key -> value)
+    phase_metadata: list[dict[str, str | bytes]] = field(default_factory=list)
 
     def phase_names(self) -> list[str]:
         return [pb.Phase.Name(p.phase) for p in self.phases]
@@ -51,6 +53,8 @@ class FakeManager(BuildManagerServicer):  # type: ignore[misc]
         self._last_phase_seq = 0
         self._last_log_seq = 0
         self.finished = asyncio.Event()
+        # sent with the registration's answer when set, as slipway's manager does
+        self.traceparent: str | None = None
 
     async def Ping(
         self, request: pb.PingRequest, context: grpc.aio.ServicerContext
@@ -63,6 +67,8 @@ class FakeManager(BuildManagerServicer):  # type: ignore[misc]
         self.rec.registrations.append(request.register_jwt)
         if request.register_jwt != self.token:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid registration token")
+        if self.traceparent is not None:
+            await context.send_initial_metadata((("traceparent", self.traceparent),))
         return self.pack
 
     async def Heartbeat(
@@ -82,6 +88,7 @@ class FakeManager(BuildManagerServicer):  # type: ignore[misc]
         if ok:
             self._last_phase_seq = request.sequence_number
             self.rec.phases.append(request)
+            self.rec.phase_metadata.append(dict(context.invocation_metadata() or ()))
             if request.phase in (pb.COMPLETE, pb.ERROR):
                 self.finished.set()
         return pb.SetPhaseResponse(success=ok, sequence_number=request.sequence_number)

@@ -19,6 +19,7 @@ from slipway.api import (
     routes_rebuild,
     routes_signing,
     routes_tokens,
+    routes_traces,
     routes_triggers,
     routes_webhooks,
     sse,
@@ -64,5 +65,6 @@ def create_app(
     app.include_router(routes_audit.router)
     app.include_router(routes_oidc.router)
     app.include_router(routes_signing.router)
+    app.include_router(routes_traces.router)
     mount_ui(app)
     return app

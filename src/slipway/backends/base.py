@@ -59,9 +59,11 @@ class Backend(PackParts, Protocol):
         """BackendError when this process cannot run builds (asked only when it runs a
         build manager)."""
 
-    def services(self, cancel: Cancel) -> list[BackgroundService]:
+    def services(self, cancel: Cancel, wake: Callable[[], None] | None = None
+                 ) -> list[BackgroundService]:
         """What must run while the build manager runs; `cancel(build_id)` cancels a
-        build as slipway's API does."""
+        build as slipway's API does, `wake()` makes the manager's scheduler look at the
+        queue at once."""
 
     async def close(self) -> None:
         ...

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from slipway.backends.base import BackendError, BackgroundService, Cancel, SignedLinks
 from slipway.backends.sql import configured_access, stored_secrets
 from slipway.config.models import AppConfig
@@ -12,6 +14,7 @@ from slipway.quay.buildpack import record_package_url
 from slipway.quay.encryption import FieldEncrypter
 from slipway.quay.errors import QuayModeError
 from slipway.quay.mirror import QuayMirror
+from slipway.quay.queue_watch import QueueWatch
 from slipway.quay.store import QuayStore, shown_database
 from slipway.secret import reveal
 from slipway.store.database_kind import ForeignDatabase
@@ -48,10 +51,17 @@ class QuayBackend:
         if self.encrypter is None:
             raise BackendError(NO_SECRET_KEY)
 
-    def services(self, cancel: Cancel) -> list[BackgroundService]:
-        """The mirror: every log entry copied to BUILDLOGS_REDIS, Quay's cancels seen."""
+    def services(self, cancel: Cancel, wake: Callable[[], None] | None = None
+                 ) -> list[BackgroundService]:
+        """The mirror: every log entry copied to BUILDLOGS_REDIS, Quay's cancels seen;
+        and the watch of Quay's queue that wakes the scheduler for a new build."""
         store = self.store
-        return [QuayMirror(store.db, store.quay_logs, store.quay_builds, cancel)]
+        services: list[BackgroundService] = [
+            QuayMirror(store.db, store.quay_logs, store.quay_builds, cancel)]
+        manager = self.config.manager
+        if wake is not None and manager is not None:
+            services.append(QueueWatch(store.db, wake, manager.QUAY_QUEUE_WATCH_INTERVAL))
+        return services
 
     async def close(self) -> None:
         await self.store.close()

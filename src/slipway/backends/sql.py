@@ -4,6 +4,7 @@ slipway's API, contexts uploaded to its file drop, pushes with REGISTRY_CREDENTI
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from slipway.backends.base import BackendError, BackgroundService, Cancel, SignedLinks
@@ -71,7 +72,8 @@ class SqlBackend:
     def check_builds(self) -> None:
         pass
 
-    def services(self, cancel: Cancel) -> list[BackgroundService]:
+    def services(self, cancel: Cancel, wake: Callable[[], None] | None = None
+                 ) -> list[BackgroundService]:
         """The housekeeping passes: log archive, retention, contexts (RETENTION.INTERVAL)."""
         return [HousekeepingService(self.housekeeping(), self.config.RETENTION.INTERVAL)]
 

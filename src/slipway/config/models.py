@@ -34,6 +34,7 @@ from slipway.config.quay import (
     StorageConfig,
 )
 from slipway.config.signing import SigningConfig
+from slipway.config.tracing import TracingConfig
 from slipway.config_fields import (
     HostPort,
     field,
@@ -122,6 +123,11 @@ class ManagerConfig(BaseModel):
         min_length=1,
         description="ordered list of executors (legacy: EXECUTOR + EXECUTOR_CONFIG)",
     )
+    QUAY_QUEUE_WATCH_INTERVAL: float = field(
+        0.05, example=0.05, unit="seconds", ge=0,
+        description="slipway, Quay mode: how often the manager reads the highest id of "
+        "Quay's queueitem to start a new build at once (one index-only query each); 0: "
+        "only the queue's poll every second")
     JOB_REGISTRATION_TIMEOUT: int = field(30, example=30, unit="seconds", ge=1)
     MACHINE_MAX_TIME: int = field(7200, example=7200, unit="seconds", ge=1)
     NAMESPACE_LIMITS: dict[str, Annotated[int, Field(ge=1)]] = field(
@@ -388,6 +394,12 @@ class AppConfig(BaseModel):
         example={"BUCKET": "slipway-logs", "PREFIX": "logarchive/"},
         description="slipway: where finished build logs are archived (docs/data-lifecycle.md); "
         "default the directory DATA_DIR/ + LOG_ARCHIVE_PATH",
+    )
+    TRACING: TracingConfig = field(
+        default_factory=TracingConfig,
+        example={"OTLP_ENDPOINT": "http://otel-collector:4317", "OTLP_INSECURE": True},
+        description="slipway: where build traces are exported besides the build "
+        "(docs/traces.md); default: kept with the build only",
     )
     RETENTION: RetentionConfig = field(
         default_factory=RetentionConfig,

@@ -15,6 +15,7 @@ from slipway.config.executors import MODEL_FOR_KIND
 from slipway.config.models import AppConfig, ManagerConfig, RedisConfig, RegistryCredential
 from slipway.config.quay import QUAY_OWN_KEYS
 from slipway.config.quay_keys import QUAY_KEYS, is_quay_key
+from slipway.config.tracing import TracingConfig
 
 TOP_LEVEL_KEYS = sorted(
     {*AppConfig.model_fields, "BUILD_MANAGER"} - {"build_manager_mode", "manager"}
@@ -94,7 +95,8 @@ def unknown_key_warnings(raw: dict[Any, Any]) -> list[str]:
                 warnings += _warn_all(
                     f"REGISTRY_CREDENTIALS[{host!r}].", entry, _keys(RegistryCredential)
                 )
-    for name, model in (("LOG_ARCHIVE", LogArchiveConfig), ("RETENTION", RetentionConfig)):
+    for name, model in (("LOG_ARCHIVE", LogArchiveConfig), ("RETENTION", RetentionConfig),
+                        ("TRACING", TracingConfig)):
         section = raw.get(name)
         if isinstance(section, dict):
             warnings += _warn_all(f"{name}.", section, _keys(model))

@@ -19,6 +19,7 @@ only keeps state, behind interfaces that each backend implements once
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,19 +102,27 @@ class Admission:
         """Check the rules (Refused: the first one broken), then store the build, its
         queue item and its first log entry in one transaction, read there why it waits,
         and wake the managers."""
+        arrived = time.time()
         secrets = await self.check(submission)
         # the record lists the ids only: values are never shown
         options = {k: v for k, v in submission.new.options.items() if k != "secrets"}
         options = self.time_limits(options, submission.new.namespace)
         if secrets:
             options["secrets"] = sorted(secrets)
-        new = dataclasses.replace(submission.new, options=options)
+        new = dataclasses.replace(submission.new, options=options, submitted=arrived)
         async with self.store.write() as conn:
             record = await queue_new_build(self.store, conn, new, secrets)
             reasons = await waiting_reasons(self.store, self.config, [record.id], conn)
+        waiting = reasons.get(record.id)
+        tracing = self.control.tracing
+        tracing.admitted(record.id, waiting.kind if waiting else None)
+        # from the request's arrival (its rules checked) to the build queued
+        tracing.record(record.id, "admission", arrived, time.time(),
+                       **{"slipway.repository": f"{record.namespace}/{record.repository}",
+                          "slipway.waiting_for": waiting.kind if waiting else None})
         BUILDS_SUBMITTED.labels(record.namespace).inc()
         await self.control.wake_managers()
-        return Admitted(record, reasons.get(record.id))
+        return Admitted(record, waiting)
 
     async def check(self, submission: Submission) -> dict[str, str]:
         """The rules; returns the build's secrets (configured and submitted, merged)."""

@@ -61,6 +61,7 @@ from slipway.orchestrator.base import Orchestrator, OrchestratorError
 from slipway.store.interfaces import SharedTransaction, SharedWrites, Store
 from slipway.store.records import BuildRecord, LogEntry, QueueItem
 from slipway.tokens.jwt import TokenService, TokenType
+from slipway.tracing.build_tracing import BuildTracing, disabled
 
 log = logging.getLogger("slipway.manager")
 
@@ -117,6 +118,8 @@ class HeldAttempt:
     scheduled: asyncio.Event | None = None
     # this process deleted the job key and is still writing the end
     ending: bool = False
+    # when the scheduler's claim of its queue item began and ended (its trace's span)
+    claimed: tuple[float, float] | None = None
 
 
 def tries_used(job: JobState) -> int:
@@ -189,7 +192,9 @@ class Attempts:
         manager_id: str,
         background: Background,
         wake_scheduler: Callable[[], None],
+        tracing: BuildTracing | None = None,
     ) -> None:
+        self._tracing = tracing or disabled()
         self._app_config = app_config
         self._config = manager_config
         self._store = store
@@ -316,8 +321,9 @@ class Attempts:
 
     # --- begin -------------------------------------------------------------------------
 
-    def begin(self, item: QueueItem) -> JobState:
-        """The attempt for a claimed item, counted against capacity from this moment."""
+    def begin(self, item: QueueItem, claimed: tuple[float, float] | None = None) -> JobState:
+        """The attempt for a claimed item, counted against capacity from this moment
+        (`claimed`: when the claim began and ended)."""
         job = JobState(
             job_id=str(uuid.uuid4()),
             build_id=item.build_id,
@@ -327,7 +333,7 @@ class Attempts:
             retries_remaining=item.retries_remaining,
             attempt=0,  # numbered once the build's record is read (_open)
         )
-        self._held[job.job_id] = HeldAttempt(job)
+        self._held[job.job_id] = HeldAttempt(job, claimed=claimed)
         metrics.RUNNING_WORKERS.set(len(self._held))
         return job
 
@@ -348,6 +354,7 @@ class Attempts:
         held = self._held.get(job.job_id)
         if held is not None:
             held.begun_from = record
+        self._trace_claim(record, job, held)
         previous_job = record.job_id
         if previous_job and previous_job != job.job_id:
             # the lease of an earlier attempt ran out (its manager died): make sure it is
@@ -379,7 +386,11 @@ class Attempts:
                 manager_id=self._manager_id,
             )
             try:
-                worker_id = await executor.start_worker(spec)
+                with self._tracing.span(item.build_id, "executor start",
+                                        **{"slipway.executor": executor.name,
+                                           "slipway.attempt": job.attempt}):
+                    worker_id = await executor.start_worker(spec)
+                self._tracing.worker_started(job.job_id)
             except Exception as exc:  # an executor that raises is skipped for the next
                 reason = str(exc) if isinstance(exc, ExecutorError) else repr(exc)
                 log.warning("executor %s could not start a worker: %s", executor.name, reason)
@@ -402,6 +413,23 @@ class Attempts:
             "(MINIMUM_RETRY_THRESHOLD, NAMESPACE_WHITELIST or STAGED_ROLLOUT)"
         )
         await self.end(job, EndReason.RESULT, AttemptEnd.EXECUTOR_FAILED, detail=detail)
+
+    def _trace_claim(self, record: BuildRecord, job: JobState, held: HeldAttempt | None
+                     ) -> None:
+        """The queue wait (from the submit, or the previous attempt's end) and the claim
+        that ended it, as spans of the build's trace."""
+        claimed = held.claimed if held is not None else None
+        now = time.time()
+        claim_start, claim_end = claimed or (now, now)
+        ended = [a.ended for a in record.attempts if a.ended is not None]
+        waited_from = max(ended) if job.attempt > 1 and ended else record.started
+        reason = self._tracing.waited_for(record.id, job.attempt)
+        self._tracing.record(record.id, "queue wait", waited_from, claim_start,
+                             **{"slipway.queue.reason": reason,
+                                "slipway.attempt": job.attempt})
+        self._tracing.record(record.id, "claim", claim_start, claim_end,
+                             **{"slipway.manager": self._manager_id,
+                                "slipway.attempt": job.attempt})
 
     async def _open(
         self, item: QueueItem, job: JobState
@@ -930,7 +958,16 @@ class Attempts:
         self, job: JobState, outcome: AttemptEnd, detail: str, image_digest: str | None
     ) -> None:
         """Close the attempt in the build's record and finish its queue item, or put it
-        back: one transaction."""
+        back: one transaction; then, for a build that ended, its trace's root span."""
+        ended_as = await self._write_end(job, outcome, detail, image_digest)
+        if ended_as is not None:
+            self._tracing.finish(job.build_id, ended_as[0], ended_as[1],
+                                 **{"slipway.attempts": job.attempt})
+
+    async def _write_end(
+        self, job: JobState, outcome: AttemptEnd, detail: str, image_digest: str | None
+    ) -> tuple[float, str] | None:
+        """`_record_end`'s transaction; (submitted, final phase) when the build ended."""
         store = self._store
         action = decide(outcome, job.retries_remaining)
         # an attempt given back at shutdown does not count against the build's tries
@@ -939,21 +976,21 @@ class Attempts:
         async with store.write() as conn:
             record = await store.builds.get(job.build_id, conn)
             if record is None or record.job_id not in (None, job.job_id):
-                return  # a newer attempt owns the build now
+                return None  # a newer attempt owns the build now
             if end_recorded(record, job):
-                return
+                return None
             if record.phase.is_final:
                 # cancelled by a user: only the queue item is left to finish
                 closing = AttemptEnd.CANCELLED if refunded else outcome
                 await store.queue.complete(conn, job.queue_id)
                 await store.builds.update(conn, job.build_id, attempts=closed_attempts(
                     record.attempts, job, closing, now))
-                return
+                return (record.started, record.phase.value)
             attempts = closed_attempts(record.attempts, job, outcome, now,
                                        counted=not refunded)
             if action.retry:
                 await self._put_back(conn, job, outcome, detail, attempts, refunded)
-                return
+                return None
             final = action.final_phase or Phase.INTERNAL_ERROR
             error = None
             entries: list[LogEntry] = []
@@ -965,12 +1002,14 @@ class Attempts:
                 entries.append(LogEntry(error, "error", {}))
             entries.append(phase_entry(final))
             await store.queue.complete(conn, job.queue_id)
-            if await store.builds.move_phase(
+            if not await store.builds.move_phase(
                 conn, job.build_id, final, log=entries, completed=now,
                 error=error, image_digest=image_digest, attempts=attempts,
                 secrets_stored=bool(record.options.get("secrets")),
             ):
-                metrics.BUILDS_FINISHED.labels(final.value).inc()
+                return None
+        metrics.BUILDS_FINISHED.labels(final.value).inc()
+        return (record.started, final.value)
 
     async def _put_back(
         self, conn: Any, job: JobState, outcome: AttemptEnd, detail: str,

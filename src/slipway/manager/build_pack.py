@@ -105,6 +105,8 @@ class BuildPack:
     pull: bool
     platforms: list[str]
     signing: PackSigning | None = None
+    # not sent in the message: the build's trace is named in the call's metadata
+    build_id: str = ""
 
 
 async def assemble_build_pack(parts: PackParts, record: BuildRecord, *, job_token: str,
@@ -118,6 +120,7 @@ async def assemble_build_pack(parts: PackParts, record: BuildRecord, *, job_toke
     secrets = await parts.secrets(record) if options.get("secrets") else {}
     pulls = record.pull_credentials
     return BuildPack(
+        build_id=record.id,
         job_token=job_token,
         package_url=package_url,
         git_package=access.git_package,

@@ -18,6 +18,7 @@ from slipway.orchestrator.base import Orchestrator
 from slipway.store.interfaces import SharedWrites, Store
 from slipway.store.records import BuildRecord
 from slipway.tokens.jwt import TokenService
+from slipway.tracing.build_tracing import BuildTracing, disabled
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class ManagerContext:
     # the hot path's short write transactions (attempt begun, worker recorded, registered)
     shared_writes: SharedWrites
     log_writer: LogWriter
+    # the builds' spans (tracing/build_tracing.py)
+    tracing: BuildTracing = field(default_factory=disabled)
     # each job's last log line taken, across its streams (a re-send is not stored twice)
     log_sequences: LogSequences = field(default_factory=LogSequences)
 
@@ -54,7 +57,9 @@ class ManagerContext:
         tokens: TokenService,
         manager_id: str,
         wake_scheduler: Callable[[], None],
+        tracing: BuildTracing | None = None,
     ) -> ManagerContext:
+        tracing = tracing or disabled()
         background = Background()
         reads = BuildReads(store)
         shared_writes = store.shared_writes()
@@ -62,14 +67,14 @@ class ManagerContext:
             app_config=app_config, manager_config=manager_config, store=store,
             shared_writes=shared_writes, reads=reads, orchestrator=orchestrator,
             executors=executors, tokens=tokens, manager_id=manager_id,
-            background=background, wake_scheduler=wake_scheduler,
+            background=background, wake_scheduler=wake_scheduler, tracing=tracing,
         )
         return cls(
             app_config=app_config, manager_config=manager_config, store=store,
             orchestrator=orchestrator, executors=executors, tokens=tokens,
             manager_id=manager_id, wake_scheduler=wake_scheduler,
             attempts=attempts, background=background, reads=reads,
-            shared_writes=shared_writes, log_writer=LogWriter(store),
+            shared_writes=shared_writes, log_writer=LogWriter(store), tracing=tracing,
         )
 
     async def build(self, build_id: str) -> BuildRecord | None:

@@ -15,6 +15,7 @@ from slipway.manager.phase_log import phase_entry
 from slipway.orchestrator.base import Orchestrator, OrchestratorError
 from slipway.store.interfaces import Store
 from slipway.store.records import LogEntry
+from slipway.tracing.build_tracing import BuildTracing, disabled
 
 log = logging.getLogger("slipway.manager")
 
@@ -32,10 +33,13 @@ class BuildControl:
         orchestrator: Orchestrator,
         *,
         local_wakeup: Callable[[], None] | None = None,
+        tracing: BuildTracing | None = None,
     ) -> None:
         self.store = store
         self.orchestrator = orchestrator
         self._local_wakeup = local_wakeup
+        # the builds' traces (the admission's spans, the API's reads)
+        self.tracing = tracing or disabled()
 
     def attach_scheduler(self, wakeup: Callable[[], None]) -> None:
         self._local_wakeup = wakeup
@@ -68,6 +72,8 @@ class BuildControl:
             if not moved:
                 return CancelOutcome.TOO_LATE
             await store.queue.remove_for_build(conn, build_id)
+        if record.job_id is None:  # no attempt runs: no manager ends its trace
+            self.tracing.finish(build_id, record.started, Phase.CANCELLED.value)
         # counted here, where the build became final (the API's process, which may run no
         # manager); the attempt's end, in whichever manager held it, does not count it
         metrics.BUILDS_FINISHED.labels(Phase.CANCELLED.value).inc()

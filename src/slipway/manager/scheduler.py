@@ -101,6 +101,7 @@ class Scheduler:
         started = 0
         while (not self.paused and not self._stopping and self.capacity > 0
                and self._starting <= MAX_STARTING - CLAIM_BATCH):
+            claim_began = time.time()
             items = await self.ctx.store.queue.claim(
                 self.ctx.manager_id,
                 limit=min(self.capacity, MAX_STARTING - self._starting),
@@ -110,8 +111,9 @@ class Scheduler:
             )
             if not items:
                 break
+            claimed = (claim_began, time.time())
             for item in items:
-                job = self.ctx.attempts.begin(item)
+                job = self.ctx.attempts.begin(item, claimed)
                 self._starting += 1
                 task = self.ctx.spawn(self.ctx.attempts.start(item, job),
                                       f"starting {item.build_id}")

@@ -18,6 +18,7 @@ from slipway.manager.scheduler import Scheduler
 from slipway.orchestrator.base import Orchestrator
 from slipway.store.interfaces import Store
 from slipway.tokens.jwt import TokenService
+from slipway.tracing.build_tracing import BuildTracing
 
 # how long in-flight work (attempt starts and ends, worker calls) may take to finish at
 # shutdown before it is cancelled
@@ -41,6 +42,7 @@ class BuildManager:
         executors: list[Executor],
         tokens: TokenService,
         manager_id: str | None = None,
+        tracing: BuildTracing | None = None,
     ) -> None:
         self.ctx = ManagerContext.create(
             app_config=app_config,
@@ -51,6 +53,7 @@ class BuildManager:
             tokens=tokens,
             manager_id=manager_id or new_manager_id(),
             wake_scheduler=self._wake_scheduler,
+            tracing=tracing,
         )
         self.scheduler = Scheduler(self.ctx)
         self.events = EventHandlers(self.ctx)

@@ -18,12 +18,15 @@ from slipway.manager.context import ManagerContext
 from slipway.manager.worker_calls import LogStreamState
 from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol import buildman_pb2_grpc as pb_grpc
+from slipway.tracing.wire import MAX_SPANS_BYTES, SPANS_KEY, TRACEPARENT_KEY
 
 log = logging.getLogger("slipway.grpc")
 T = TypeVar("T")
 
 # how many queued log lines one transaction takes at most
 LOG_BATCH = 1000
+# a call's metadata, at most: the worker's spans (MAX_SPANS_BYTES) and the rest
+METADATA_LIMIT = MAX_SPANS_BYTES + 64 * 1024
 
 
 async def abort_unavailable(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
@@ -64,6 +67,10 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
         except OUTAGES as exc:  # the token was not spent (worker_calls.register)
             await abort_unavailable(context, exc)
             raise
+        # the build's trace, for the worker's spans (tracing/wire.py); peers that do not
+        # know it ignore it
+        await context.send_initial_metadata(
+            ((TRACEPARENT_KEY, self.ctx.tracing.traceparent(pack.build_id)),))
         return build_pack_message(pack)
 
     async def Heartbeat(
@@ -102,6 +109,7 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
                     image_digest=request.image_digest,
                     error_message=request.error_message,
                     attestations=request.attestations,
+                    worker_spans=worker_spans(context),
                 )
             )
         except CallRefused as exc:
@@ -178,6 +186,14 @@ class BuildManagerServicer(pb_grpc.BuildManagerServicer):
         return pb.CachedTag(CachedTag=tag)
 
 
+def worker_spans(context: grpc.aio.ServicerContext) -> bytes:
+    """The spans a worker sent in the call's metadata (tracing/wire.py), b"" if none."""
+    for key, value in context.invocation_metadata() or ():
+        if key == SPANS_KEY and isinstance(value, bytes):
+            return value
+    return b""
+
+
 def build_pack_message(pack: BuildPack) -> pb.BuildPack:
     """The BuildPack message of `pack` (manager/build_pack.py)."""
     message = pb.BuildPack(
@@ -249,6 +265,9 @@ def create_grpc_server(
             # grpc sets SO_REUSEPORT by default: a port another process listens on would
             # be shared with it, silently, rather than refused
             ("grpc.so_reuseport", 0),
+            # a worker's finished spans come in its last SetPhase's metadata
+            ("grpc.max_metadata_size", METADATA_LIMIT),
+            ("grpc.absolute_max_metadata_size", METADATA_LIMIT),
         ]
     )
     pb_grpc.add_BuildManagerServicer_to_server(BuildManagerServicer(ctx, packs), server)

@@ -56,6 +56,13 @@ async def register(ctx: ManagerContext, packs: PackParts, token: str) -> BuildPa
     """Spend the registration token, mark the job running and hand back the worker's
     BuildPack (`packs`: the backend's part of it)."""
     claims = await _claims(ctx, token, TokenType.REGISTRATION)
+    ctx.tracing.registering(claims.build_id, claims.job_id)
+    with ctx.tracing.span(claims.build_id, "registration"):
+        return await _spend_and_register(ctx, packs, token, claims)
+
+
+async def _spend_and_register(ctx: ManagerContext, packs: PackParts, token: str,
+                              claims: TokenClaims) -> BuildPack:
     lifetime = max(1.0, claims.expiration - time.time()) + 60
     spent = f"{REGISTERED_PREFIX}{claims.jti}"
     if not await ctx.orchestrator.set(spent, claims.job_id, overwrite=False, expiration=lifetime):
@@ -168,7 +175,11 @@ async def set_phase(
     image_digest: str = "",
     error_message: str = "",
     attestations: str = "",
+    worker_spans: bytes = b"",
 ) -> bool:
+    """`attestations`: what the worker signed and attached, sent with COMPLETE
+    (docs/signing.md); `worker_spans`: the worker's finished spans, sent with COMPLETE or
+    ERROR (tracing/wire.py)."""
     claims = await _claims(ctx, token, TokenType.JOB)
     new = PROTOCOL_PHASES.get(phase_number)
     try:
@@ -187,6 +198,14 @@ async def set_phase(
         log.debug("SetPhase of job %s refused: sequence %d <= %d", claims.job_id,
                   sequence_number, job.phase_seq)
         return False
+    if new not in (Phase.COMPLETE, Phase.ERROR):
+        return await ctx.attempts.phase_reported(
+            job, sequence_number, new, pull_metadata=pull_metadata,
+            image_digest=image_digest, error_message=error_message,
+        )
+    if worker_spans:
+        ctx.tracing.take_worker_spans(claims.build_id, worker_spans)
+    ctx.tracing.completing(claims.build_id)  # the span ends where the build's end is kept
     if new is Phase.COMPLETE and attestations:
         # before the end: once the build shows complete, its attestations are there
         await keep_attestations(ctx, claims.build_id, attestations)

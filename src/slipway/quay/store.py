@@ -72,6 +72,7 @@ from slipway.store.records import (
 )
 from slipway.store.secrets import BuildSecretStore
 from slipway.store.shared_transactions import SharedTransactions
+from slipway.store.traces import MemoryTraceStore
 from slipway.store.uploads import UploadStore
 
 log = logging.getLogger("slipway.quay")
@@ -514,6 +515,8 @@ class QuayStore:
         self.secrets = BuildSecretStore(self.db)
         # Quay mode: the attestations are in Quay's repository only (docs/signing.md)
         self.attestations: AttestationStore | None = None
+        # traces in memory: Quay's database gets no table of them (docs/traces.md)
+        self.traces = MemoryTraceStore()
         self.userfiles: UserFiles | None = None
 
     @property

@@ -65,7 +65,7 @@ class BuildStore:
         """Store the record (phase `waiting`, a new id unless `build_id` is given: Quay
         mode keeps Quay's build uuid) in the caller's transaction."""
         build_id = build_id or str(uuid.uuid4())
-        now = time.time()
+        now = time.time() if new.submitted is None else min(new.submitted, time.time())
         values: dict[str, Any] = {
             "id": build_id,
             "namespace": new.namespace,

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -159,6 +160,11 @@ class Database:
             self._raise_unavailable(exc)
             raise
         self.outages.succeeded(wrote=False)
+
+    def held_reads(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """One connection for many reads, held (a watcher's: no pool checkout per read);
+        the caller handles its failures."""
+        return self._reads.connect()
 
     @contextlib.asynccontextmanager
     async def lookup(self) -> AsyncIterator[SqlConnection]:

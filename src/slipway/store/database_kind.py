@@ -24,10 +24,12 @@ DEFAULT_VERSION_TABLE = "alembic_version"
 SLIPWAY_PREFIX = "slipway_"
 # tables every Quay database has, and which no slipway database has
 QUAY_MARKER_TABLES = frozenset({"queueitem", "repositorybuild"})
-# slipway's own tables that a Quay database never gets (revision 0009 skips them there):
-# the build triggers, which are Quay's own in Quay mode (docs/triggers.md)
+# slipway's own tables that a Quay database never gets (revisions 0009 and 0012 skip them
+# there): the build triggers, which are Quay's own in Quay mode (docs/triggers.md), and the
+# build traces, kept in memory in Quay mode (docs/traces.md)
 STANDALONE_TABLES = frozenset(
-    {"slipway_triggers", "slipway_trigger_deliveries", "slipway_commit_statuses"})
+    {"slipway_triggers", "slipway_trigger_deliveries", "slipway_commit_statuses",
+     "slipway_build_traces"})
 # slipway's table names before revision 0003
 UNPREFIXED_TABLES = frozenset(
     {"builds", "build_queue", "build_logs", "signing_keys", "uploads", "api_tokens"}

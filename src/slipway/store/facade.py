@@ -21,6 +21,7 @@ from slipway.store.overview import BuildOverview
 from slipway.store.queue import BuildQueue
 from slipway.store.secrets import BuildSecretStore
 from slipway.store.shared_transactions import SharedTransactions
+from slipway.store.traces import BuildTraceStore
 from slipway.store.triggers import TriggerStore
 from slipway.store.uploads import UploadStore
 
@@ -42,6 +43,7 @@ class SqlStore:
         # build triggers: slipway's own (Quay mode keeps Quay's), sealed with the same key
         self.triggers = TriggerStore(self.db, self.secrets)
         self.attestations: AttestationStore | None = AttestationStore(self.db)
+        self.traces = BuildTraceStore(self.db)
 
     @property
     def shares_lookups(self) -> bool:

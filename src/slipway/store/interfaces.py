@@ -351,6 +351,16 @@ def triggers_of(store: object) -> Triggers | None:
     return found
 
 
+class BuildTraces(Protocol):
+    """Each build's trace: its span records (tracing/records.py), bounded in number."""
+
+    async def append(self, spans: Mapping[str, Sequence[dict[str, Any]]]) -> None:
+        ...
+
+    async def read(self, build_id: str) -> list[dict[str, Any]]:
+        ...
+
+
 class Overview(Protocol):
     """Reads across many builds, for listings and the state at a glance."""
 
@@ -437,6 +447,9 @@ class Store(Protocol[Tx]):
     @property
     def attestations(self) -> Attestations | None:
         """None where the backend keeps none (Quay mode: they are in Quay's repository)."""
+
+    @property
+    def traces(self) -> BuildTraces: ...
 
     @property
     def shares_lookups(self) -> bool:

@@ -74,6 +74,8 @@ class NewBuild:
     options: Mapping[str, Any] = field(default_factory=dict)
     trigger: dict[str, Any] | None = None
     trigger_metadata: dict[str, Any] | None = None
+    # when it was submitted (the request's arrival, its trace's start); None: now
+    submitted: float | None = None
 
 
 @dataclass(frozen=True)

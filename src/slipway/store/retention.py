@@ -8,8 +8,8 @@ A build is deleted when all of these hold:
 - at least `keep_last` newer builds (by start) of its repository exist: the newest
   `keep_last` of each repository are kept whatever their age.
 
-With the record go its log (rows, or archived object), its queue item and secrets if any
-are left. The archived object goes first, then the rows, so that a crash in between
+With the record go its log (rows, or archived object), its trace, its queue item and
+secrets if any are left. The archived object goes first, then the rows, so that a crash in between
 leaves a record that the next pass deletes, never an object nobody points to."""
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from slipway.store.log_archive import LogArchive
 from slipway.store.log_rows_removal import delete_log_rows, yield_after
 from slipway.store.schema import build_attestations, build_logs, build_queue, build_secrets
 from slipway.store.schema import builds as b
+from slipway.store.traces import BuildTraceStore
 
 DAY = 86400.0
 _FINAL = sorted(p.value for p in FINAL_PHASES)
@@ -174,6 +175,7 @@ class Retention:
             await conn.execute(delete(build_secrets).where(build_secrets.c.build_id.in_(ids)))
             await conn.execute(delete(build_attestations).where(
                 build_attestations.c.build_id.in_(ids)))
+            await BuildTraceStore.delete(conn, ids)
             # final phase re-checked: a build is never deleted unless it has ended
             result = await conn.execute(delete(b).where(b.c.id.in_(ids),
                                                         b.c.phase.in_(_FINAL)))

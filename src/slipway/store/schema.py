@@ -246,3 +246,15 @@ build_attestations = Table(
     Column("document", Text, nullable=False),
     Column("created", Float, nullable=False),
 )
+
+build_traces = Table(
+    "slipway_build_traces",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # no foreign key: a build's spans may be written by another process than its record's
+    # writes, in any order; retention deletes them with the build
+    Column("build_id", String(36), nullable=False, index=True),
+    # a list of span records (tracing/records.py), those one process wrote at once
+    Column("spans", JSON, nullable=False),
+    Column("created", Float, nullable=False),
+)

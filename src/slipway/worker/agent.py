@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import grpc
 
 from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol.buildman_pb2_grpc import BuildManagerStub
+from slipway.tracing.wire import TRACEPARENT_KEY
+from slipway.worker import tracing
 from slipway.worker.attempt_ended import attempt_ended
 from slipway.worker.build import run_build
 from slipway.worker.environment import WorkerEnvironment
@@ -31,6 +34,7 @@ from slipway.worker.retry import (
     describe,
     is_retryable,
 )
+from slipway.worker.tracing import WorkerTrace
 
 log = logging.getLogger("slipway.worker")
 
@@ -56,12 +60,26 @@ def open_channel(env: WorkerEnvironment) -> grpc.aio.Channel:
     return grpc.aio.secure_channel(env.server, credentials, options=options)
 
 
-async def register(stub: BuildManagerStub, env: WorkerEnvironment) -> pb.BuildPack:
-    async def call() -> pb.BuildPack:
-        request = pb.BuildJobArgs(register_jwt=env.token)
-        return await stub.RegisterBuildJob(request, timeout=REGISTER_TIMEOUT)
+async def register(stub: BuildManagerStub, env: WorkerEnvironment,
+                   trace: WorkerTrace | None = None) -> pb.BuildPack:
+    """The BuildPack; `trace` joins the build's trace the manager names."""
+    began = time.time()
+    traceparent: str | None = None
 
-    return await call_with_retry("RegisterBuildJob", env.retry_window, call)
+    async def call() -> pb.BuildPack:
+        nonlocal traceparent
+        request = pb.BuildJobArgs(register_jwt=env.token)
+        answer = stub.RegisterBuildJob(request, timeout=REGISTER_TIMEOUT)
+        pack = await answer
+        for key, value in await answer.initial_metadata() or ():
+            if key == TRACEPARENT_KEY and isinstance(value, str):
+                traceparent = value
+        return pack
+
+    pack = await call_with_retry("RegisterBuildJob", env.retry_window, call)
+    if trace is not None:
+        trace.join(traceparent, (began, time.time()))
+    return pack
 
 
 async def heartbeat(stub: BuildManagerStub, job_jwt: str, env: WorkerEnvironment) -> None:
@@ -117,7 +135,10 @@ async def run_worker(env: WorkerEnvironment, stop: asyncio.Event | None = None,
 
 async def _run(env: WorkerEnvironment, stub: BuildManagerStub, stopped: asyncio.Task[bool],
                run: BuildRunner) -> int:
-    registering = asyncio.create_task(register(stub, env), name="slipway-register")
+    trace = WorkerTrace(tracing.assigned_at or tracing.process_started(),
+                        standby=tracing.assigned_at is not None)
+    tracing.CURRENT.set(trace)  # the tasks made below see it
+    registering = asyncio.create_task(register(stub, env, trace), name="slipway-register")
     await asyncio.wait({registering, stopped}, return_when=asyncio.FIRST_COMPLETED)
     if not registering.done():
         registering.cancel()
@@ -131,7 +152,7 @@ async def _run(env: WorkerEnvironment, stub: BuildManagerStub, stopped: asyncio.
         log.error("could not register: %s", exc)
         return EXIT_UNREACHABLE
     log.info("registered; building %s", pack.repository)
-    reporter = Reporter(stub, pack.job_jwt, retry_window=env.retry_window)
+    reporter = Reporter(stub, pack.job_jwt, retry_window=env.retry_window, trace=trace)
     build = asyncio.create_task(run(pack, env, reporter), name="slipway-build")
     beat = asyncio.create_task(heartbeat(stub, pack.job_jwt, env), name="slipway-heartbeat")
     # the manager refused a call of the build: its attempt was ended (a cut or a pause

@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from slipway.domain.names import (
 )
 from slipway.domain.platforms import InvalidPlatform, normalize_platforms
 from slipway.protocol import buildman_pb2 as pb
+from slipway.worker import tracing
 from slipway.worker.base_platforms import missing_platform_message, offers, pinned_platform
 from slipway.worker.context import fetch_git, fetch_url, locate
 from slipway.worker.dockerfile import BaseImages, base_images
@@ -37,6 +39,7 @@ from slipway.worker.registry_cache import CacheWatch, cache_repository, probe
 from slipway.worker.reporter import Reporter
 from slipway.worker.runtimes import make_runtime
 from slipway.worker.runtimes.base import BuildSpec, Credentials, Runtime, write_private_file
+from slipway.worker.tracing import StepSpans, span
 from slipway.worker.unpack import Limits
 
 if TYPE_CHECKING:  # a build without signing never imports them (the worker starts fast)
@@ -284,15 +287,16 @@ class Build:
             # never the credentials a clone URL may hold
             bare = url._replace(netloc=host + (f":{url.port}" if url.port else "")).geturl()
             source = {"uri": f"git+{bare}@{git.sha}", "digest": {"sha1": git.sha}}
-            await fetch_git(
-                git.url,
-                git.sha,
-                git.private_key,
-                package,
-                self.workdir,
-                limits,
-                self.reporter.log,
-            )
+            with span("context fetch", **{"slipway.context.git": True}):
+                await fetch_git(
+                    git.url,
+                    git.sha,
+                    git.private_key,
+                    package,
+                    self.workdir,
+                    limits,
+                    self.reporter.log,
+                )
         else:
             raise BuildError("the build has no package: neither package_url nor git_package")
         ctx = locate(package, pack.context, pack.dockerfile_path)
@@ -374,10 +378,12 @@ class Build:
         insecure = env.registry_is_insecure(registry)
         digests: list[str] = []
         for target in targets:
-            if spec.manifest:
-                digests.append(await self.runtime.push_manifest(image_id, target, creds, insecure))
-            else:
-                digests.append(await self.runtime.push(image_id, target, creds, insecure))
+            with span("push", **{"slipway.target": target}):
+                if spec.manifest:
+                    digests.append(
+                        await self.runtime.push_manifest(image_id, target, creds, insecure))
+                else:
+                    digests.append(await self.runtime.push(image_id, target, creds, insecure))
         if len(set(digests)) > 1:
             await self.reporter.log(f"note: the tags were pushed with different digests {digests}")
         what = f" (a manifest list of {', '.join(platforms)})" if spec.manifest else ""
@@ -434,7 +440,8 @@ class Build:
                 "images come from a verified one; building without it"
             )
             return ""
-        reason = await probe(registry, env.registry_is_insecure(registry))
+        with span("cache probe", **{"slipway.registry": registry}):
+            reason = await probe(registry, env.registry_is_insecure(registry))
         if reason:
             await self.reporter.log(f"cache unavailable: {reason}; building without it")
             return ""
@@ -442,11 +449,28 @@ class Build:
         return cache_repo
 
     async def _build(self, spec: BuildSpec) -> str:
-        """Build; a build that fails on its registry cache runs again without it (the
-        steps it built are kept: the second run reuses them)."""
-        watch = CacheWatch(self.reporter.log, spec.cache_repo)
+        """Build (a span per step, worker/tracing.py); a build that fails on its
+        registry cache runs again without it (the steps it built are kept: the second run
+        reuses them)."""
+        steps = StepSpans(spec.cache_repo)
+        steps.begin()
         try:
-            image_id = await self.runtime.build(spec, watch.line)
+            return await self._build_steps(spec, steps)
+        except BaseException:
+            steps.end(failed=True)
+            raise
+        finally:
+            steps.end()
+
+    async def _build_steps(self, spec: BuildSpec, steps: StepSpans) -> str:
+        watch = CacheWatch(self.reporter.log, spec.cache_repo)
+
+        async def line(text: str) -> None:
+            steps.line(text)
+            await watch.line(text)
+
+        try:
+            image_id = await self.runtime.build(spec, line)
         except CacheUnavailable as exc:
             self._forget_step_images(watch)
             reason = str(exc).removeprefix("Error: ").strip()
@@ -454,7 +478,7 @@ class Build:
             spec = replace(spec, cache_repo="", cache_auth=None)
             watch = CacheWatch(self.reporter.log)
             try:
-                image_id = await self.runtime.build(spec, watch.line)
+                image_id = await self.runtime.build(spec, line)
             except BuildError:
                 self._forget_step_images(watch)
                 raise
@@ -507,6 +531,7 @@ class Build:
                 "registry), so it cannot be pulled; build without --pull, or push it to a "
                 "registry and use that name"
             )
+        looked = time.time()
         present = await self.runtime.image_exists(image)
         if ref.registry == "localhost":
             # localhost/ names are local by convention: there is nothing to pull from
@@ -517,14 +542,19 @@ class Build:
                     "are local images, never pulled; build it on the host first, or push "
                     "it to a registry and use that name")
             await self.reporter.log(f"Using local image {image}")
+            trace = tracing.CURRENT.get()
+            if trace is not None:  # the base "pulled" from the host's store: a look only
+                trace.record("base pull", looked, time.time(),
+                             **{"slipway.image": image, "slipway.pulled": False})
             return False
         try:
-            await self.runtime.pull(
-                image,
-                pull_auth.get(ref.registry),
-                self.env.registry_is_insecure(ref.registry),
-                platform,
-            )
+            with span("base pull", **{"slipway.image": image, "slipway.platform": platform}):
+                await self.runtime.pull(
+                    image,
+                    pull_auth.get(ref.registry),
+                    self.env.registry_is_insecure(ref.registry),
+                    platform,
+                )
         except BuildError as exc:
             if present and not strict:
                 await self.reporter.log(f"Could not pull {image}; using the local copy")

@@ -22,6 +22,7 @@ import httpx
 
 from slipway.worker.errors import BuildError
 from slipway.worker.process import LineSink, child_environment, run_process
+from slipway.worker.tracing import span
 from slipway.worker.unpack import Limits, unpack_tar, unpack_zip
 
 DOWNLOAD_TIMEOUT = httpx.Timeout(30.0, read=300.0)
@@ -162,10 +163,14 @@ async def fetch_url(
     """Download and unpack a package_url into `package`; the download's sha256 (hex), the
     source the provenance names."""
     blob = scratch / "package.download"
-    content_type = await download(url, blob, limits.max_bytes)
-    return await asyncio.to_thread(
-        _unpack_download, blob, content_type, package, limits, context, dockerfile_path
-    )
+    with span("context fetch") as fetching:
+        content_type = await download(url, blob, limits.max_bytes)
+        if fetching is not None:
+            fetching.set_attribute("slipway.context.bytes", blob.stat().st_size)
+    with span("context unpack"):
+        return await asyncio.to_thread(
+            _unpack_download, blob, content_type, package, limits, context, dockerfile_path
+        )
 
 
 def _unpack_download(

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -77,6 +78,9 @@ def run_on_standby(verbose: bool = False) -> int:
     line = sys.stdin.readline()
     if not line.strip():
         return 0
+    from slipway.worker import tracing
+
+    tracing.assigned_at = time.time()
     assignment = json.loads(line)
     log_path = assignment.get("log_path")
     if log_path:

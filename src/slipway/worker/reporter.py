@@ -21,6 +21,7 @@ import grpc
 
 from slipway.protocol import buildman_pb2 as pb
 from slipway.protocol.buildman_pb2_grpc import BuildManagerStub
+from slipway.tracing.wire import SPANS_KEY
 from slipway.worker.attempt_ended import attempt_ended
 from slipway.worker.errors import AttemptEnded, ManagerUnreachable
 from slipway.worker.retry import (
@@ -30,6 +31,7 @@ from slipway.worker.retry import (
     describe,
     is_retryable,
 )
+from slipway.worker.tracing import WorkerTrace
 
 log = logging.getLogger("slipway.worker")
 
@@ -56,8 +58,13 @@ class Reporter:
         *,
         retry_window: float = 60.0,
         secrets: list[str] | None = None,
+        trace: WorkerTrace | None = None,
     ) -> None:
         self._stub = stub
+        # the build's spans go with its last phase (tracing/wire.py); masked as the log is
+        self.trace = trace
+        if trace is not None:
+            trace.mask = self.mask
         self._jwt = job_jwt
         self._window = retry_window
         # longest first, so a secret containing another is masked whole
@@ -120,6 +127,11 @@ class Reporter:
         )
         if pull_metadata is not None:
             request.pull_metadata.CopyFrom(pull_metadata)
+        metadata: tuple[tuple[str, str | bytes], ...] = ()
+        if phase in (pb.COMPLETE, pb.ERROR) and self.trace is not None:
+            spans = self.trace.finished_spans()
+            if spans:
+                metadata = ((SPANS_KEY, spans),)
         attempts = 0
 
         async def send() -> pb.SetPhaseResponse:
@@ -131,7 +143,8 @@ class Reporter:
                 # written, and the same number again would be refused as a duplicate
                 request.sequence_number = self._next_seq()
             try:
-                return await self._stub.SetPhase(request, timeout=CALL_TIMEOUT)
+                return await self._stub.SetPhase(request, timeout=CALL_TIMEOUT,
+                                                 metadata=metadata)
             except grpc.aio.AioRpcError as exc:
                 ended = attempt_ended(exc, f"SetPhase({self._phase})")
                 if ended is None:

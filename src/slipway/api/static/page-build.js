@@ -8,6 +8,7 @@ import {
 } from "./format.js";
 import { LogView } from "./logview.js";
 import { followEvents } from "./sse.js";
+import { traceChart } from "./tracechart.js";
 
 export function buildPage(namespace, repository, buildId, line) {
   const path = buildPath(namespace, repository, buildId);
@@ -26,6 +27,10 @@ export function buildPage(namespace, repository, buildId, line) {
   const summary = h("dl", { class: "summary" });
   const timeline = h("ol", { class: "timeline" });
   const attempts = h("div", {});
+  const traceBox = h("div", { id: "build-trace" },
+    h("p", { class: "muted" }, "The trace is shown when the build ends."));
+  let traceShown = false;
+  let traceTries = 0;
   const cancelButton = h("button", { type: "button", class: "button danger", hidden: true },
     "Cancel build");
   const againButton = h("button", { type: "button", class: "button" }, "Build again");
@@ -79,7 +84,8 @@ export function buildPage(namespace, repository, buildId, line) {
       h("aside", { class: "build-details", "aria-label": "Build details" },
         foldingSection("summary", "Summary", summary),
         foldingSection("phases", "Phases", timeline),
-        foldingSection("attempts", "Attempts", attempts))),
+        foldingSection("attempts", "Attempts", attempts),
+        foldingSection("trace", "Trace", traceBox))),
     dialog);
 
   function renderBuild() {
@@ -119,6 +125,22 @@ export function buildPage(namespace, repository, buildId, line) {
     } else if (banner) banner.remove();
     renderAttempts();
     renderTimeline();
+    if (FINAL.has(build.phase) && !traceShown) loadTrace();
+  }
+
+  // the spans from submit to the last push (docs/traces.md), once the build has ended
+  async function loadTrace() {
+    traceShown = true;
+    try {
+      const trace = await api(`${path}/trace`);
+      if (!trace.complete && !destroyed && ++traceTries < 4) {
+        // the end was just recorded: its spans are written within a second or so
+        setTimeout(() => { if (!destroyed) { traceShown = false; renderBuild(); } }, 1500);
+      }
+      traceBox.replaceChildren(traceChart(trace));
+    } catch (e) {
+      traceBox.replaceChildren(errorNotice(e, "Could not load the trace:"));
+    }
   }
 
   async function loadSigning() {
