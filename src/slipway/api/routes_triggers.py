@@ -17,7 +17,7 @@ from slipway.api import audit
 from slipway.api.auth import Principal, Role, require
 from slipway.api.deps import ApiDeps, get_deps
 from slipway.api.errors import ApiError, bad_request, not_found
-from slipway.api.models import ErrorOut
+from slipway.api.models import BuildOut, ErrorOut
 from slipway.api.routes_builds import check_names, created
 from slipway.store.errors import SecretsUnavailable, TriggerNameTaken
 from slipway.store.interfaces import Triggers, triggers_of
@@ -151,7 +151,11 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else str(value.get_secret_value())
 
 
-@router.post("/", status_code=201, response_model=TriggerOut)
+CONFLICT_OR_LOCKED: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (409, 503)}
+
+
+@router.post("/", status_code=201, response_model=TriggerOut, responses=CONFLICT_OR_LOCKED)
 async def create_trigger(namespace: str, repository: str, body: TriggerIn, request: Request,
                          d: Deps, principal: Annotated[Principal, Depends(require(Role.WRITE))]
                          ) -> TriggerOut:
@@ -191,7 +195,7 @@ async def get_trigger(namespace: str, repository: str, trigger_id: str, d: Deps,
     return view(d, await load(d, namespace, repository, trigger_id))
 
 
-@router.patch("/{trigger_id}", response_model=TriggerOut)
+@router.patch("/{trigger_id}", response_model=TriggerOut, responses=CONFLICT_OR_LOCKED)
 async def change_trigger(namespace: str, repository: str, trigger_id: str,
                          request: Request, d: Deps,
                          principal: Annotated[Principal, Depends(require(Role.WRITE))]
@@ -249,8 +253,8 @@ async def delete_trigger(namespace: str, repository: str, trigger_id: str, reque
     return Response(status_code=204)
 
 
-@router.post("/{trigger_id}/run", status_code=201,
-             responses={409: {"model": ErrorOut}, 429: {"model": ErrorOut}})
+@router.post("/{trigger_id}/run", status_code=201, response_model=BuildOut,
+             responses={c: {"model": ErrorOut} for c in (409, 429, 503)})
 async def run_trigger(namespace: str, repository: str, trigger_id: str, body: RunRequest,
                       request: Request, d: Deps,
                       principal: Annotated[Principal, Depends(require(Role.WRITE))]
