@@ -1,5 +1,6 @@
 """docs/ says what the code does: the package map lists the packages that exist, the
-configuration page every key the models accept, and what the code cites is there."""
+configuration page every key the models accept, the audit log's table every action
+recorded, and what the code cites is there."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from slipway.api import audit
 from slipway.config.access import AccessConfig
 from slipway.config.data_lifecycle import LogArchiveConfig, RetentionConfig
 from slipway.config.models import AppConfig, ManagerConfig, RedisConfig, RegistryCredential
@@ -66,3 +68,18 @@ def test_what_the_code_cites_is_in_the_repository() -> None:
     assert cited, "the code cites no docs/ page"
     missing = {page for page in cited if not (DOCS / page).is_file()}
     assert missing == set()
+
+
+def test_every_audit_action_is_documented_and_offered() -> None:
+    """docs/access.md's table, `slipway audit --action`'s help and the web UI's Audit
+    filter name each action the audit log records, and no other."""
+    documented = re.findall(r"`([a-z_]+\.[a-z_]+)`",
+                            "".join(re.findall(r"^\| (`[^|]+)\|", section(
+                                "access.md", "The audit log"), re.M)))
+    assert sorted(documented) == sorted(audit.ACTIONS)
+    help_text = (SRC / "cli" / "audit_cmd.py").read_text()
+    ui = (SRC / "api" / "static" / "page-audit.js").read_text()
+    ui_actions = re.findall(r'"([a-z_]+\.[a-z_]+)"',
+                            ui[ui.index("const ACTIONS"):ui.index("];", ui.index("const ACTIONS"))])
+    assert sorted(ui_actions) == sorted(audit.ACTIONS)
+    assert [a for a in audit.ACTIONS if a not in help_text] == []

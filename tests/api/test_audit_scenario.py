@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 from support.api_app import LiveApi
+from support.git_server import bare_repository, commit_files, git, http_git_server
 from typer.testing import CliRunner
 
 from slipway.cli.main import app
@@ -75,3 +76,81 @@ def test_the_audit_log_holds_a_two_user_scenario_in_order(tmp_path: Path) -> Non
     for secret in (root, alice, bob, ci):
         assert secret not in exported
     assert "slw_" not in exported
+
+
+TRIGGERS = "/api/v1/repository/team/web/trigger/"
+DEPLOY_KEY = ("-----BEGIN OPENSSH PRIVATE KEY-----\n"
+              "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAAB4dGVzdGtleWJvZHk=\n"
+              "-----END OPENSSH PRIVATE KEY-----\n")
+
+
+def test_trigger_changes_are_in_the_audit_log_with_no_secret(tmp_path: Path) -> None:
+    """A trigger made (CLI), disabled and enabled again, its secret rotated, its token
+    replaced, run now, and deleted (API): each is an entry with its actor; none of the
+    webhook secrets, the clone token, the deploy key or a slipway token is exported."""
+    live = LiveApi(tmp_path, SERVER_HOSTNAME="127.0.0.1:5000").start()
+    try:
+        root = live.token({"*": "admin"}, "root")
+        carol = live.token({"team": "write"}, "carol")
+        with http_git_server(tmp_path / "git") as forge, \
+                httpx.Client(base_url=live.url,
+                             headers={"Authorization": f"Bearer {carol}"}) as http:
+            bare_repository(tmp_path / "git", "web.git")
+            work = tmp_path / "work"
+            git("clone", "--quiet", forge.authed_url("web.git"), str(work))
+            head = commit_files(work, {"Dockerfile": "FROM scratch\n"}, "first")
+            git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+            token_file = tmp_path / "clone-token"
+            token_file.write_text(forge.token + "\n")
+            made = cli(live, carol, "trigger", "create", "team/web", "--name", "main",
+                       "--git", forge.url("web.git"), "--branch", "main",
+                       "--token-file", str(token_file))
+            [first_secret] = [line.split(":", 1)[1].strip()
+                              for line in map(str.strip, made.splitlines())
+                              if line.startswith("webhook secret (shown once):")]
+            [trigger] = http.get(TRIGGERS).json()["triggers"]
+            path = f"{TRIGGERS}{trigger['id']}"
+            steps = [{"enabled": False}, {"enabled": True}, {"rotate_webhook_secret": True}]
+            answers = [http.patch(path, json=step) for step in steps]
+            run = http.post(f"{path}/run", json={"ref": "main"})
+            assert run.status_code == 201, run.text
+            answers.append(http.patch(path, json={"token": "glpat-n3wCloneToken4567"}))
+            assert [a.status_code for a in answers] == [200] * 4, answers[-1].text
+            second_secret = answers[2].json()["webhook_secret"]
+            assert second_secret and second_secret != first_secret
+            keyed = http.post(TRIGGERS, json={
+                "name": "by-ssh", "kind": "gitlab", "git_url": "git@gitlab.example.com:t/w.git",
+                "ssh_key": DEPLOY_KEY})
+            assert keyed.status_code == 201, keyed.text
+            assert http.delete(path).status_code == 204
+            assert http.delete(f"{TRIGGERS}{keyed.json()['id']}").status_code == 204
+        exported = cli(live, root, "audit", "--jsonl", "--namespace", "team")
+    finally:
+        live.stop()
+    entries = [json.loads(line) for line in exported.splitlines()]
+    assert [(e["actor"], e["action"], e["namespace"]) for e in entries] == [
+        ("carol", "trigger.create", "team"),
+        *[("carol", "trigger.update", "team")] * 3,
+        ("carol", "trigger.run", "team"),
+        ("carol", "trigger.update", "team"),
+        ("carol", "trigger.create", "team"),
+        ("carol", "trigger.delete", "team"),
+        ("carol", "trigger.delete", "team"),
+    ]
+    assert {e["target"] for e in entries[:6]} == {trigger["id"]}
+    assert entries[0]["details"]["credentials"] == ["token", "webhook_secret"]
+    updates = [e["details"] for e in (*entries[1:4], entries[5])]
+    assert [(u["fields"], u["enabled"]) for u in updates] == [
+        (["enabled"], False), (["enabled"], True), (["rotate_webhook_secret"], True),
+        (["token"], True)]
+    assert [u["webhook_secret_rotated"] for u in updates] == [False, False, True, False]
+    assert updates[3]["set"] == ["token"]
+    run_entry = entries[4]["details"]
+    assert (run_entry["ref"], run_entry["commit"]) == ("refs/heads/main", head)
+    assert run_entry["build"] == run.json()["id"]
+    assert entries[6]["details"]["credentials"] == ["ssh_key", "webhook_secret"]
+    assert [e["details"]["name"] for e in entries[7:]] == ["main", "by-ssh"]
+    for secret in (first_secret, second_secret, forge.token, "glpat-n3wCloneToken4567",
+                   "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ", root, carol):
+        assert secret not in exported
+    assert "slw_" not in exported and "PRIVATE KEY" not in exported

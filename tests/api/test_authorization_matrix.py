@@ -2,22 +2,27 @@
 write and an admin token of the build's namespace (`acme`), the same of another
 namespace, an expired and a revoked admin token of `acme`, and no token, answers the
 status its entry in tests/support/route_access.py says. A route without an entry (or an
-entry without a route) fails here."""
+entry without a route) fails here. A webhook delivery's credential is its signature: no
+bearer token, not even an admin's, stands in for it."""
 
 from __future__ import annotations
 
+import json
+import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from support.api_app import ApiEnv, api_env, client
-from support.route_access import BUILDS, ROUTES, RouteAccess
+from support.git_server import HttpGitServer, bare_repository, commit_files, git, http_git_server
+from support.route_access import BUILDS, ROUTES, TRIGGERS, RouteAccess
 
 from slipway.api import context_url
 from slipway.domain.phases import Phase
+from slipway.triggers.webhooks import sign
 
 ROLES = {"read": 1, "write": 2, "admin": 3}
 
@@ -40,7 +45,7 @@ PRINCIPALS = [
 
 
 def expected(entry: RouteAccess, who: Who) -> int:
-    if entry.needs in ("public", "link"):
+    if entry.needs in ("public", "link", "signed"):
         return entry.ok
     if not who.valid:
         return 401
@@ -55,10 +60,12 @@ def expected(entry: RouteAccess, who: Who) -> int:
 
 
 class Ctx:
-    def __init__(self, env: ApiEnv, admin: httpx.AsyncClient, caller: httpx.AsyncClient):
+    def __init__(self, env: ApiEnv, admin: httpx.AsyncClient, caller: httpx.AsyncClient,
+                 forge: HttpGitServer):
         self.env = env
         self.admin = admin
         self.caller = caller
+        self.forge = forge
 
     async def _start(self, **body: str) -> str:
         body = body or {"archive_url": "https://example.com/c.tgz"}
@@ -94,6 +101,25 @@ class Ctx:
         return str(r.json()["id"])
 
 
+    async def _trigger(self) -> dict[str, str]:
+        r = await self.admin.post(TRIGGERS, json={
+            "name": f"t-{secrets.token_hex(4)}", "kind": "github",
+            "git_url": self.forge.url("web.git"), "token": self.forge.token})
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    async def trigger_on_acme(self) -> str:
+        return (await self._trigger())["id"]
+
+    async def signed_ping(self) -> tuple[str, dict[str, str], bytes]:
+        made = await self._trigger()
+        body = json.dumps({"zen": "Keep it logically awesome.", "hook_id": 1}).encode()
+        headers = {"X-GitHub-Event": "ping", "Content-Type": "application/json",
+                   "X-GitHub-Delivery": f"ping-{made['id']}",
+                   "X-Hub-Signature-256": sign(made["webhook_secret"], body)}
+        return httpx.URL(made["webhook_url"]).path, headers, body
+
+
 async def token_of(env: ApiEnv, who: Who) -> str | None:
     if who.role is None:
         return None
@@ -106,6 +132,20 @@ async def token_of(env: ApiEnv, who: Who) -> str | None:
         [stored] = [t for t in await env.store.tokens.list() if t.name == who.label]
         await env.store.tokens.revoke(stored.id, time.time())
     return token
+
+
+@pytest.fixture(scope="module")
+def forge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpGitServer]:
+    """git's own server, with acme/web's repository: a branch main (what "run now" of a
+    trigger builds)."""
+    root = tmp_path_factory.mktemp("git")
+    with http_git_server(root) as server:
+        bare_repository(root, "web.git")
+        work = root.parent / "work"
+        git("clone", "--quiet", server.authed_url("web.git"), str(work))
+        commit_files(work, {"Dockerfile": "FROM scratch\n"}, "first")
+        git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+        yield server
 
 
 @pytest.fixture
@@ -128,7 +168,7 @@ async def test_every_route_of_the_openapi_document_has_an_entry(env: ApiEnv) -> 
 
 
 @pytest.mark.parametrize("route", sorted(ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
-async def test_each_principal_gets_the_expected_status(env: ApiEnv,
+async def test_each_principal_gets_the_expected_status(env: ApiEnv, forge: HttpGitServer,
                                                        route: tuple[str, str]) -> None:
     entry = ROUTES[route]
     root = await env.token({"*": "admin"}, "root")
@@ -136,9 +176,23 @@ async def test_each_principal_gets_the_expected_status(env: ApiEnv,
     async with client(env.app, root) as admin:
         for who in PRINCIPALS:
             async with client(env.app, await token_of(env, who)) as caller:
-                response = await entry.call(Ctx(env, admin, caller))
+                response = await entry.call(Ctx(env, admin, caller, forge))
             want = expected(entry, who)
             if response.status_code != want:
                 wrong.append(f"{who.label}: {response.status_code} (expected {want}) "
                              f"{response.text[:200]}")
     assert wrong == []
+
+
+async def test_no_bearer_token_stands_in_for_a_webhook_signature(
+        env: ApiEnv, forge: HttpGitServer) -> None:
+    root = await env.token({"*": "admin"}, "root")
+    async with client(env.app, root) as admin:
+        path, headers, body = await Ctx(env, admin, admin, forge).signed_ping()
+        unsigned = {k: v for k, v in headers.items() if k != "X-Hub-Signature-256"}
+        refused = await admin.post(path, headers=unsigned, content=body)
+        forged = await admin.post(path, content=body, headers={
+            **headers, "X-Hub-Signature-256": sign("not-the-secret", body)})
+        accepted = await admin.post(path, headers=headers, content=body)
+    assert (refused.status_code, forged.status_code) == (401, 401), refused.text
+    assert accepted.status_code == 200 and accepted.json()["outcome"] == "ping"

@@ -6,6 +6,8 @@ its entry (what it needs, the status when allowed, and how to call it).
 `needs`:
 - "public": anyone, no token (health, metrics);
 - "link": the credential is a signed link in the URL, any bearer token is ignored;
+- "signed": the credential is the request's own signature (a webhook delivery signed
+  with the trigger's secret); any bearer token is ignored, and none stands in for it;
 - "token": any valid token;
 - "read" / "write" / "admin": that role (or more) on the build's namespace (`acme`);
 - "any-read" / "any-write" / "any-admin": that role on some namespace (routes without a
@@ -15,15 +17,17 @@ not tell a thing the caller may not see from one that does not exist)."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import httpx
 
-Needs = Literal["public", "link", "token", "read", "write", "admin", "any-read",
+Needs = Literal["public", "link", "signed", "token", "read", "write", "admin", "any-read",
                 "any-write", "any-admin"]
 BUILDS = "/api/v1/repository/acme/web/build/"
+TRIGGERS = "/api/v1/repository/acme/web/trigger/"
 
 
 class Ctx(Protocol):
@@ -44,6 +48,14 @@ class Ctx(Protocol):
 
     async def token_on_acme(self) -> str:
         """A new token (read on acme) made by the test's admin; its id."""
+
+    async def trigger_on_acme(self) -> str:
+        """A new GitHub trigger of acme/web (made by the test's admin) on a git server
+        that has a branch `main`, with the token to read it; its id."""
+
+    async def signed_ping(self) -> tuple[str, dict[str, str], bytes]:
+        """A new trigger's webhook path, and a GitHub ping delivery signed with its
+        secret: the headers and the body to POST."""
 
 
 Call = Callable[[Ctx], Awaitable[httpx.Response]]
@@ -125,7 +137,45 @@ async def _sign_out(c: Ctx) -> httpx.Response:
     return await c.caller.post("/api/v1/slipway/signout")
 
 
+async def _make_trigger(c: Ctx) -> httpx.Response:
+    return await c.caller.post(TRIGGERS, json={
+        "name": f"made-{secrets.token_hex(4)}", "kind": "generic",
+        "git_url": "https://git.example.com/acme/web.git"})
+
+
+async def _list_triggers(c: Ctx) -> httpx.Response:
+    return await c.caller.get(TRIGGERS)
+
+
+async def _show_trigger(c: Ctx) -> httpx.Response:
+    return await c.caller.get(f"{TRIGGERS}{await c.trigger_on_acme()}")
+
+
+async def _disable_trigger(c: Ctx) -> httpx.Response:
+    return await c.caller.patch(f"{TRIGGERS}{await c.trigger_on_acme()}",
+                                json={"enabled": False})
+
+
+async def _delete_trigger(c: Ctx) -> httpx.Response:
+    return await c.caller.delete(f"{TRIGGERS}{await c.trigger_on_acme()}")
+
+
+async def _run_trigger(c: Ctx) -> httpx.Response:
+    return await c.caller.post(f"{TRIGGERS}{await c.trigger_on_acme()}/run",
+                               json={"ref": "main"})
+
+
+async def _deliveries(c: Ctx) -> httpx.Response:
+    return await c.caller.get(f"{TRIGGERS}{await c.trigger_on_acme()}/deliveries")
+
+
+async def _webhook(c: Ctx) -> httpx.Response:
+    path, headers, body = await c.signed_ping()
+    return await c.caller.post(path, headers=headers, content=body)
+
+
 B = "/api/v1/repository/{namespace}/{repository}/build"
+T = "/api/v1/repository/{namespace}/{repository}/trigger"
 ROUTES: dict[tuple[str, str], RouteAccess] = {
     ("POST", f"{B}/"): RouteAccess("write", 201, _start),
     ("GET", f"{B}/"): RouteAccess("read", 200, _list),
@@ -135,6 +185,17 @@ ROUTES: dict[tuple[str, str], RouteAccess] = {
     ("GET", f"{B}/{{build_id}}/logs"): RouteAccess("read", 200, _logs),
     ("GET", f"{B}/{{build_id}}/logs/stream"): RouteAccess("read", 200, _stream),
     ("POST", f"{B}/{{build_id}}/rebuild"): RouteAccess("write", 201, _rebuild),
+    # triggers: as builds, a namespace's role decides (403 before the trigger is looked
+    # up, so another namespace's caller learns nothing of which triggers exist)
+    ("POST", f"{T}/"): RouteAccess("write", 201, _make_trigger),
+    ("GET", f"{T}/"): RouteAccess("read", 200, _list_triggers),
+    ("GET", f"{T}/{{trigger_id}}"): RouteAccess("read", 200, _show_trigger),
+    ("PATCH", f"{T}/{{trigger_id}}"): RouteAccess("write", 200, _disable_trigger),
+    ("DELETE", f"{T}/{{trigger_id}}"): RouteAccess("write", 204, _delete_trigger),
+    ("POST", f"{T}/{{trigger_id}}/run"): RouteAccess("write", 201, _run_trigger),
+    ("GET", f"{T}/{{trigger_id}}/deliveries"): RouteAccess("read", 200, _deliveries),
+    # a forge's delivery: its signature is the credential (a ping answers 200)
+    ("POST", "/api/v1/webhooks/{trigger_id}"): RouteAccess("signed", 200, _webhook),
     ("POST", "/api/v1/filedrop/"): RouteAccess("any-write", 200, _filedrop),
     ("PUT", "/api/v1/filedrop/{file_id}"): RouteAccess("link", 200, _upload),
     ("GET", "/api/v1/filedrop/{file_id}/content"): RouteAccess("link", 200, _download),

@@ -1,8 +1,9 @@
 """Recording an action in the audit log: one call, `record(request, actor, action, ...)`,
 from any route (build start, cancel, rebuild, token create and revoke, sign-in and failed
-sign-in; trigger and key changes add theirs the same way). The source is the client's
-address as this server sees it. `details` must hold no secret: callers pass names, ids
-and scopes, never a token, password or key (docs/access.md)."""
+sign-in, trigger create, change, delete and run; key changes add theirs the same way).
+The source is the client's address as this server sees it. `details` must hold no
+secret: callers pass names, ids and scopes, never a token, password or key
+(docs/access.md)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,14 @@ TOKEN_REVOKE = "token.revoke"
 SIGN_IN = "auth.sign_in"
 SIGN_IN_FAILED = "auth.failed"
 SIGN_OUT = "auth.sign_out"
+TRIGGER_CREATE = "trigger.create"
+TRIGGER_UPDATE = "trigger.update"
+TRIGGER_DELETE = "trigger.delete"
+TRIGGER_RUN = "trigger.run"
 
 ACTIONS = (BUILD_START, BUILD_CANCEL, BUILD_REBUILD, TOKEN_CREATE, TOKEN_REVOKE, SIGN_IN,
-           SIGN_IN_FAILED, SIGN_OUT)
+           SIGN_IN_FAILED, SIGN_OUT, TRIGGER_CREATE, TRIGGER_UPDATE, TRIGGER_DELETE,
+           TRIGGER_RUN)
 
 # the actor of a failed authentication: who it was is what failed to be shown
 UNKNOWN_ACTOR = "(unknown)"

@@ -1,6 +1,7 @@
 """Build triggers (docs/triggers.md): create, list, show, change (and disable), delete, run
 now on a ref, and their recent webhook deliveries. Write scope on the namespace changes
-them; read scope shows them. Credentials are write-only: the API names which are set."""
+them; read scope shows them. Credentials are write-only: the API names which are set.
+Each change and "run now" is in the audit log, with names, never a credential's value."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from slipway.api import audit
 from slipway.api.auth import Principal, Role, require
 from slipway.api.deps import ApiDeps, get_deps
 from slipway.api.errors import ApiError, bad_request, not_found
-from slipway.api.models import ErrorOut
+from slipway.api.models import BuildOut, ErrorOut
 from slipway.api.routes_builds import check_names, created
 from slipway.store.errors import SecretsUnavailable, TriggerNameTaken
 from slipway.store.interfaces import Triggers, triggers_of
@@ -135,9 +137,27 @@ def merged_credentials(body: TriggerIn, old: dict[str, str]) -> tuple[dict[str, 
     return creds, secret
 
 
-@router.post("/", status_code=201, response_model=TriggerOut)
-async def create_trigger(namespace: str, repository: str, body: TriggerIn, d: Deps,
-                         _p: Annotated[Principal, Depends(require(Role.WRITE))]
+def changed_credentials(body: TriggerIn) -> dict[str, list[str]]:
+    """The audit log's account of a change of credentials: names only."""
+    given = {name: getattr(body, name) for name in CREDENTIALS}
+    shown = {
+        "set": sorted(n for n, v in given.items() if v is not None and _text(v)),
+        "removed": sorted(n for n, v in given.items() if v is not None and not _text(v)),
+    }
+    return {k: v for k, v in shown.items() if v}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value.get_secret_value())
+
+
+CONFLICT_OR_LOCKED: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (409, 503)}
+
+
+@router.post("/", status_code=201, response_model=TriggerOut, responses=CONFLICT_OR_LOCKED)
+async def create_trigger(namespace: str, repository: str, body: TriggerIn, request: Request,
+                         d: Deps, principal: Annotated[Principal, Depends(require(Role.WRITE))]
                          ) -> TriggerOut:
     """A new trigger; the answer holds its webhook URL and secret (shown once)."""
     check_names(namespace, repository)
@@ -154,6 +174,10 @@ async def create_trigger(namespace: str, repository: str, body: TriggerIn, d: De
                        "conflict") from None
     except SecretsUnavailable as exc:
         raise ApiError(503, str(exc), "secrets_unavailable") from None
+    await audit.record(request, principal.name, audit.TRIGGER_CREATE, namespace=namespace,
+                       target=t.id, details={
+                           "repository": repository, "name": t.name, "kind": t.kind,
+                           "enabled": t.enabled, "credentials": t.credential_names})
     return view(d, t, secret)
 
 
@@ -171,10 +195,10 @@ async def get_trigger(namespace: str, repository: str, trigger_id: str, d: Deps,
     return view(d, await load(d, namespace, repository, trigger_id))
 
 
-@router.patch("/{trigger_id}", response_model=TriggerOut)
+@router.patch("/{trigger_id}", response_model=TriggerOut, responses=CONFLICT_OR_LOCKED)
 async def change_trigger(namespace: str, repository: str, trigger_id: str,
                          request: Request, d: Deps,
-                         _p: Annotated[Principal, Depends(require(Role.WRITE))]
+                         principal: Annotated[Principal, Depends(require(Role.WRITE))]
                          ) -> TriggerOut:
     """Change the fields given (`{"enabled": false}` disables it); a credential given as
     "" is removed, one left out kept; `rotate_webhook_secret` makes a new secret."""
@@ -208,19 +232,29 @@ async def change_trigger(namespace: str, repository: str, trigger_id: str,
         raise ApiError(503, str(exc), "secrets_unavailable") from None
     found = await store.get(t.id)
     assert found is not None
+    # the names of the fields given, never their values (some are credentials)
+    details: dict[str, Any] = {"repository": repository, "name": found.name,
+                               "fields": sorted(given), "enabled": found.enabled,
+                               "webhook_secret_rotated": body.rotate_webhook_secret,
+                               **changed_credentials(body)}
+    await audit.record(request, principal.name, audit.TRIGGER_UPDATE, namespace=namespace,
+                       target=t.id, details=details)
     return view(d, found, secret)
 
 
 @router.delete("/{trigger_id}", status_code=204)
-async def delete_trigger(namespace: str, repository: str, trigger_id: str, d: Deps,
-                         _p: Annotated[Principal, Depends(require(Role.WRITE))]) -> Response:
+async def delete_trigger(namespace: str, repository: str, trigger_id: str, request: Request,
+                         d: Deps, principal: Annotated[Principal, Depends(require(Role.WRITE))]
+                         ) -> Response:
     t = await load(d, namespace, repository, trigger_id)
     await trigger_store(d).delete(t.id)
+    await audit.record(request, principal.name, audit.TRIGGER_DELETE, namespace=namespace,
+                       target=t.id, details={"repository": repository, "name": t.name})
     return Response(status_code=204)
 
 
-@router.post("/{trigger_id}/run", status_code=201,
-             responses={409: {"model": ErrorOut}, 429: {"model": ErrorOut}})
+@router.post("/{trigger_id}/run", status_code=201, response_model=BuildOut,
+             responses={c: {"model": ErrorOut} for c in (409, 429, 503)})
 async def run_trigger(namespace: str, repository: str, trigger_id: str, body: RunRequest,
                       request: Request, d: Deps,
                       principal: Annotated[Principal, Depends(require(Role.WRITE))]
@@ -238,6 +272,10 @@ async def run_trigger(namespace: str, repository: str, trigger_id: str, body: Ru
     push = Push(ref=ref, commit=commit, default_branch=None, changed=None)
     admitted = await submit_push(d.admission, store, d.config, t, push, cause="manual",
                                  user=principal.name, pull=body.pull, no_cache=body.no_cache)
+    await audit.record(request, principal.name, audit.TRIGGER_RUN, namespace=namespace,
+                       target=t.id, details={"repository": repository, "name": t.name,
+                                             "ref": ref, "commit": commit,
+                                             "build": admitted.record.id})
     return await created(request, admitted)
 
 

@@ -9,9 +9,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from slipway.api.deps import ApiDeps, get_deps
 from slipway.api.errors import REFUSAL_STATUS, ApiError
+from slipway.api.models import ErrorOut
 from slipway.api.routes_triggers import WEBHOOK_PATH, trigger_store
 from slipway.domain.refusals import Refused
 from slipway.store.errors import SecretsUnavailable
@@ -24,6 +26,27 @@ from slipway.triggers.webhooks import BadDelivery, Unauthenticated, parse, verif
 log = logging.getLogger("slipway.triggers")
 router = APIRouter(tags=["triggers"])
 Deps = Annotated[ApiDeps, Depends(get_deps)]
+
+
+class WebhookOut(BaseModel):
+    """What a delivery did (also in the trigger's deliveries)."""
+
+    outcome: str = Field(description="built, ignored, ping, duplicate or failed")
+    reason: str = Field(description="why it built nothing, or what it built")
+    build_id: str | None = None
+    tags: list[str] | None = None
+    commit: str | None = None
+    ref: str | None = None
+
+
+# a push the admission refuses is answered with its outcome; the rest with the error
+REFUSED = {"model": WebhookOut | ErrorOut}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": WebhookOut, "description": "a ping, or a delivery received before"},
+    202: {"model": WebhookOut, "description": "received; it builds nothing (why: reason)"},
+    400: REFUSED, 403: REFUSED, 429: REFUSED,
+    **{code: {"model": ErrorOut} for code in (401, 404, 413, 503)},
+}
 
 
 def answer(status: int, outcome: str, reason: str, **extra: Any) -> JSONResponse:
@@ -47,7 +70,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@router.post(WEBHOOK_PATH, status_code=201)
+@router.post(WEBHOOK_PATH, status_code=201, response_model=WebhookOut, responses=RESPONSES)
 async def receive(trigger_id: str, request: Request, d: Deps) -> JSONResponse:
     """A push (or ping) from GitHub, GitLab or the generic form. 201 with the build it
     started; 202 with the reason when it builds nothing; 200 for a ping or a delivery

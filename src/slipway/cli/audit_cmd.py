@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         action: str | None = typer.Option(
             None, "--action", help="Only this action: build.start, build.cancel, "
             "build.rebuild, token.create, token.revoke, auth.sign_in, auth.failed, "
-            "auth.sign_out."),
+            "auth.sign_out, trigger.create, trigger.update, trigger.delete, trigger.run."),
         since: str | None = typer.Option(
             None, "--since", metavar="WHEN", help="From this time on: a date "
             "(2026-12-01, UTC) or a time ago (90m, 2h, 7d)."),

@@ -5,7 +5,8 @@ import { errorNotice, h } from "./dom.js";
 
 const AUDIT = "/api/v1/slipway/audit/";
 const ACTIONS = ["build.start", "build.cancel", "build.rebuild", "token.create", "token.revoke",
-  "auth.sign_in", "auth.failed", "auth.sign_out"];
+  "auth.sign_in", "auth.failed", "auth.sign_out", "trigger.create", "trigger.update", "trigger.delete",
+  "trigger.run"];
 
 function input(id, label, attrs) {
   const el = h("input", { id, type: "text", autocomplete: "off", spellcheck: "false", ...attrs });
