@@ -7,6 +7,7 @@ bearer token, not even an admin's, stands in for it."""
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
@@ -22,7 +23,10 @@ from support.route_access import BUILDS, ROUTES, TRIGGERS, RouteAccess
 
 from slipway.api import context_url
 from slipway.domain.phases import Phase
+from slipway.signing import keys as signing_keys
 from slipway.triggers.webhooks import sign
+
+DIGEST = "sha256:" + "ab" * 32
 
 ROLES = {"read": 1, "write": 2, "admin": 3}
 
@@ -79,6 +83,20 @@ class Ctx:
     async def finished_build(self) -> str:
         build_id = await self._start()
         await self.env.advance(build_id, Phase.COMPLETE, "done", completed=time.time())
+        return build_id
+
+    async def attested_build(self) -> str:
+        """A finished build with what a signing worker reports kept (docs/signing.md)."""
+        build_id = await self.finished_build()
+        statement = {"_type": "https://in-toto.io/Statement/v1", "subject": []}
+        payload = base64.b64encode(json.dumps(statement).encode()).decode()
+        assert self.env.store.attestations is not None
+        await self.env.store.attestations.put(build_id, {
+            "key_id": "k", "signed": [DIGEST],
+            "provenance": [{"digest": DIGEST, "platform": "",
+                            "envelope": {"payload": payload, "signatures": []}}],
+            "sbom": [{"digest": DIGEST, "platform": "", "document": {"bomFormat": "CycloneDX"}}],
+        })
         return build_id
 
     async def file_drop(self) -> tuple[str, str]:
@@ -152,7 +170,10 @@ def forge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpGitServer]:
 async def env(tmp_path: Path) -> AsyncIterator[ApiEnv]:
     # the refusals of the invalid tokens are many: none slowed down here (that is
     # tests/api/test_api_tokens.py's)
-    async with api_env(tmp_path, ACCESS={"FAILED_AUTH_LIMIT": 100_000}) as e:
+    key_file = tmp_path / "signing.key"
+    key_file.write_text(signing_keys.generate("pass").encrypted_pem)
+    async with api_env(tmp_path, ACCESS={"FAILED_AUTH_LIMIT": 100_000},
+                       SIGNING={"KEY_FILE": str(key_file), "PASSPHRASE": "pass"}) as e:
         yield e
 
 

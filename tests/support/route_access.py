@@ -46,6 +46,9 @@ class Ctx(Protocol):
     async def uploaded_context_link(self) -> str:
         """The signed path a worker fetches an uploaded context from."""
 
+    async def attested_build(self) -> str:
+        """A finished build with signatures and attestations kept; its id."""
+
     async def token_on_acme(self) -> str:
         """A new token (read on acme) made by the test's admin; its id."""
 
@@ -174,9 +177,28 @@ async def _webhook(c: Ctx) -> httpx.Response:
     return await c.caller.post(path, headers=headers, content=body)
 
 
+def _of_attested(what: str) -> Call:
+    async def call(c: Ctx) -> httpx.Response:
+        return await c.caller.get(f"{BUILDS}{await c.attested_build()}/{what}")
+    return call
+
+
+async def _trace(c: Ctx) -> httpx.Response:
+    return await c.caller.get(f"{BUILDS}{await c.finished_build()}/trace")
+
+
 B = "/api/v1/repository/{namespace}/{repository}/build"
 T = "/api/v1/repository/{namespace}/{repository}/trigger"
 ROUTES: dict[tuple[str, str], RouteAccess] = {
+    # signatures and attestations (docs/signing.md): the public key is public
+    ("GET", "/api/v1/slipway/signing/public-key"): RouteAccess(
+        "public", 200, _get_path("/api/v1/slipway/signing/public-key")),
+    ("GET", f"{B}/{{build_id}}/signing"): RouteAccess("read", 200, _of_attested("signing")),
+    ("GET", f"{B}/{{build_id}}/provenance"): RouteAccess("read", 200,
+                                                         _of_attested("provenance")),
+    ("GET", f"{B}/{{build_id}}/sbom"): RouteAccess("read", 200, _of_attested("sbom")),
+    # the build's trace (docs/traces.md)
+    ("GET", f"{B}/{{build_id}}/trace"): RouteAccess("read", 200, _trace),
     ("POST", f"{B}/"): RouteAccess("write", 201, _start),
     ("GET", f"{B}/"): RouteAccess("read", 200, _list),
     ("GET", f"{B}/{{build_id}}/status"): RouteAccess("read", 200, _status),
