@@ -45,6 +45,7 @@ from support.quay_db import SECRET_KEY, QuayDatabase
 from support.redis_server import RedisServer
 
 from slipway.domain.phases import Phase
+from slipway.store.database_kind import STANDALONE_TABLES
 from slipway.store.facade import SqlStore
 from slipway.store.interfaces import BuildQueue, Store
 from slipway.store.records import LogEntry, NewBuild, QueueItem, WaitReason
@@ -170,7 +171,9 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             quay.execute("UPDATE queueitem SET processing_expires = %s WHERE id = %s",
                          past, item_id)
 
-        uri, tables = quay.uri, ["queueitem", "user", *SLIPWAY_TABLES]
+        # (the tables of slipway's own database only are not in Quay's)
+        uri, tables = quay.uri, ["queueitem", "user",
+                                 *(t for t in SLIPWAY_TABLES if t not in STANDALONE_TABLES)]
     else:
         if kind == "sqlite":
             template: Path = request.getfixturevalue("sqlite_template")
