@@ -46,10 +46,10 @@ typecheck: venv
 	$(BIN)/mypy
 
 unit: setup
-	$(BIN)/pytest -q -rs $(PYTEST_ARGS)
+	$(BIN)/pytest -q -rs --durations=25 $(PYTEST_ARGS)
 
 test: setup lint typecheck
-	$(BIN)/pytest -q -rs $(PYTEST_ARGS)
+	$(BIN)/pytest -q -rs --durations=25 $(PYTEST_ARGS)
 
 demo: setup
 	bash scripts/demo.sh
