@@ -15,4 +15,9 @@ async def test_without_signing_there_is_no_key_and_no_attestation(tmp_path: Path
         assert "SIGNING is not configured" in key.json()["error_message"]
         missing = await slipway.api.get(
             "/api/v1/repository/team/app/build/00000000-0000-0000-0000-000000000000/signing")
-        assert missing.status_code == 404
+        assert missing.status_code == 404  # no such build
+        build = await slipway.start_build("team", "app", archive_url="https://example.com/c.tgz")
+        unsigned = await slipway.api.get(f"/api/v1/repository/team/app/build/{build['id']}/signing")
+        assert unsigned.status_code == 200
+        assert unsigned.json()["signed"] is False and unsigned.json()["error"] is None
+        assert "SIGNING was off" in unsigned.json()["reason"]

@@ -55,7 +55,14 @@ async def _document(d: Deps, namespace: str, repository: str, build_id: str
 async def signing_status(namespace: Namespace, repository: RepoName, build_id: str, d: Deps,
                          _p: Annotated[Principal, Depends(require(Role.READ))]
                          ) -> JSONResponse:
-    """What was signed (each digest), by which key, and which attestations are there."""
+    """What was signed (each digest), by which key, and which attestations are there;
+    `{"signed": false, "reason"}` for a build with none (signing off, not complete): a
+    status, not a missing thing, so the build page asks it of every build."""
+    if d.store.attestations is not None:
+        await load_build(d, namespace, repository, build_id)
+        if await d.store.attestations.get(build_id) is None:
+            return JSONResponse({"signed": False, "error": None, "reason": (
+                "nothing was signed: the build has not completed, or SIGNING was off")})
     document = await _document(d, namespace, repository, build_id)
     if document.get("error"):
         return JSONResponse({"signed": False, "error": document["error"]})

@@ -153,7 +153,9 @@ export function buildPage(namespace, repository, buildId, line) {
       return;
     }
     if (!found.signed) {
-      signingEl.replaceChildren(h("span", { class: "signing-error" }, `not signed: ${found.error}`));
+      signingEl.replaceChildren(found.error
+        ? h("span", { class: "signing-error" }, `not signed: ${found.error}`)
+        : h("span", { class: "muted", title: found.reason || "" }, "not signed"));
       return;
     }
     const parts = [h("span", { class: "signed" },
