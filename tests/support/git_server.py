@@ -10,14 +10,15 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+
+from support.local_http import serving
 
 HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
 
@@ -138,15 +139,9 @@ def http_git_server(root: Path, user: str = "x-access-token",
     if not Path(HTTP_BACKEND).exists():
         pytest.skip("git http-backend is not installed")
     state = HttpGitServer(root=root, port=0, user=user, token=token)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(state)) as port:
+        state.port = port
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @dataclass(frozen=True)
