@@ -48,8 +48,9 @@ typecheck: venv
 unit: setup
 	$(BIN)/pytest -q -rs --durations=25 $(PYTEST_ARGS)
 
+# two pytest processes side by side (scripts/run-tests.sh); PYTEST_ARGS=... runs one
 test: setup lint typecheck
-	$(BIN)/pytest -q -rs --durations=25 $(PYTEST_ARGS)
+	PYTEST_ARGS='$(PYTEST_ARGS)' bash scripts/run-tests.sh
 
 demo: setup
 	bash scripts/demo.sh

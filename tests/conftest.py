@@ -12,6 +12,30 @@ from support.postgres_server import PostgresServer, postgres_available, running_
 from support.registry import Registry, run_registry
 from support.task_dump import dump_tasks
 
+# what a test must have to share the host's container image store: `make test` runs the
+# files with such a test in one sequence, beside the rest (scripts/run-tests.sh)
+IMAGE_STORE_MARKS = ("podman",)
+IMAGE_STORE_DIRS = ("faults",)  # the fault suite (tests/faults/conftest.py marks it later)
+IMAGE_STORE_FIXTURES = frozenset({"registry", "auth_registry", "base_image", "images"})
+# files that build with podman without saying so in a mark (the benchmarks' e2e builds)
+IMAGE_STORE_FILES = ("test_benchmarks_smoke.py",)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `image_store` every test of a file where one test uses the host's image store
+    (a podman mark, the fault suite, a registry or base image fixture): a whole file, so
+    that its module-scoped fixtures and its order stay in one process."""
+    files = {
+        item.path for item in items
+        if item.path.name in IMAGE_STORE_FILES or item.path.parent.name in IMAGE_STORE_DIRS
+        or any(item.get_closest_marker(mark) for mark in IMAGE_STORE_MARKS)
+        or IMAGE_STORE_FIXTURES & set(getattr(item, "fixturenames", ()))
+    }
+    for item in items:
+        if item.path in files:
+            item.add_marker(pytest.mark.image_store)
+
 
 @pytest.fixture
 def registry() -> Iterator[Registry]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import os
 import subprocess
 import tempfile
@@ -21,6 +20,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from support.images import host_images
 
 SAFETY_LIMIT_S = 120.0  # guards against a hang; not a timing assertion
 
@@ -84,10 +85,9 @@ class BuildTree:
         """Images on this host that still carry one of the build's names."""
         if not self.image_names:
             return []
-        listing = _podman("images", "--all", "--format", "json")
-        return sorted(f"{image['Id'][:12]}: {len(image.get('Names') or [])} names"
-                      for image in json.loads(listing or "[]")
-                      if self.image_names & set(image.get("Names") or ()))
+        return sorted(f"{str(image['Id'])[:12]}: {len(names)} names"
+                      for image in host_images()
+                      if self.image_names & (names := set(image.get("Names") or ())))
 
     def leftover_containers(self) -> list[str]:
         """buildah working containers of this build (found as the worker finds them)."""

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 BASE_IMAGE = "localhost/slipway-base:latest"
@@ -27,6 +28,26 @@ def podman_argv(*args: str) -> list[str]:
     """podman with the image store the scripts and the worker use (STORAGE_DRIVER)."""
     driver = os.environ.get("STORAGE_DRIVER", "").strip()
     return ["podman", *(["--storage-driver", driver] if driver else []), *args]
+
+
+# what podman 4.3's `images` says when an image it is listing is removed meanwhile (by a
+# worker's clean-up that is still going on): the listing is not a snapshot
+_REMOVED_MEANWHILE = ("image not known", "layer not known")
+
+
+def host_images() -> list[dict[str, object]]:
+    """`podman images --all --format json`, asked again while images it was listing are
+    being removed, so that a test sees the store and not podman's race."""
+    for _ in range(10):
+        result = subprocess.run(podman_argv("images", "--all", "--format", "json"),
+                                capture_output=True, text=True, timeout=120)
+        if result.returncode == 0:
+            listing: list[dict[str, object]] = json.loads(result.stdout or "[]")
+            return listing
+        if not any(words in result.stderr for words in _REMOVED_MEANWHILE):
+            break
+        time.sleep(0.5)
+    raise AssertionError(f"podman images failed: {result.stderr[-2000:]}")
 
 
 def image_store_problems(env: dict[str, str] | None = None) -> list[str]:

@@ -98,10 +98,26 @@ class PostgresServer:
         self._initialised = True
 
     def start(self) -> None:
+        """Start it on its port. On its first start only, a port taken since free_port()
+        chose it (by a server or a client of another test) gives way to another one:
+        a restart must keep the port its clients know."""
+        first = not self._initialised
+        for _ in range(5):
+            try:
+                self._start()
+                return
+            except RuntimeError as exc:
+                if not (first and "Address already in use" in str(exc)):
+                    raise
+                self.port = free_port()
+        self._start()
+
+    def _start(self) -> None:
         assert self.proc is None, "already running"
         if not self._initialised:
             self._initdb()
         log = open(self.dir / "postgres.log", "ab")  # noqa: SIM115 (the child keeps it)
+        since = log.tell()
         self.proc = subprocess.Popen(
             [*self._prefix, str(self.bin / "postgres"), "-D", str(self.data),
              "-p", str(self.port), "-h", "127.0.0.1", "-k", str(self.socket_dir),
@@ -115,7 +131,7 @@ class PostgresServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.proc = None
-                raise RuntimeError(f"postgres exited at start:\n{self.log_tail()}")
+                raise RuntimeError(f"postgres exited at start:\n{self.log_tail(since)}")
             if self._accepting():
                 if not (self.dir / ".created").exists():
                     self._run(str(self.bin / "createdb"), "-h", "127.0.0.1",
@@ -134,9 +150,14 @@ class PostgresServer:
         )
         return result.returncode == 0
 
-    def log_tail(self) -> str:
+    def log_tail(self, since: int = 0) -> str:
+        """The log's end (of what it wrote from byte `since` on)."""
         path = self.dir / "postgres.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+        if not path.exists():
+            return ""
+        with path.open("rb") as fh:
+            fh.seek(since)
+            return fh.read().decode(errors="replace")[-3000:]
 
     def _end(self, sig: int) -> None:
         if self.proc is None:

@@ -6,7 +6,6 @@ nothing of other builds. Real podman and buildah; the unit tests need neither.""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from support.images import host_images
 
 from slipway.worker.environment import WorkerEnvironment
 from slipway.worker.runtimes import make_runtime
@@ -57,8 +57,7 @@ def _containers_cli(*args: str) -> str:
 
 
 def _images_named(names: set[str]) -> list[str]:
-    listing = json.loads(_containers_cli("images", "--all", "--format", "json") or "[]")
-    return [i["Id"] for i in listing if names & set(i.get("Names") or ())]
+    return [str(i["Id"]) for i in host_images() if names & set(i.get("Names") or ())]
 
 
 @pytest.mark.podman
