@@ -12,6 +12,7 @@ import json
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,33 @@ def _key(directory: Path) -> dict[str, str]:
             "PASSPHRASE_FILE": str(directory / "passphrase")}
 
 
-async def _pair(backend: Backend, workdir: Path, registry: str, name: str, url: str,
+def contexts(name: str, dockerfile: str, runs: int) -> dict[str, tuple[bytes, str]]:
+    """One context per build, each Dockerfile its own (a LABEL after FROM): builds of
+    the same Dockerfile would reuse each other's step images (the registry cache keeps
+    them as the layer cache), so a build's time would depend on which ran before, and
+    race with that build's clean-up removing them ("image not known")."""
+    first, _, rest = dockerfile.partition("\n")
+    return {f"/{name}-{flavor}{i}.tar.gz": (
+                context_tar(f"{first}\nLABEL slipway.bench={name}-{flavor}{i}\n{rest}"),
+                "application/gzip")
+            for flavor in ("plain", "signed") for i in range(runs + 1)}
+
+
+async def _cleaned_up(image: str, limit: float = 60.0) -> None:
+    """Wait for the worker's clean-up (after the build's end) to remove the build's image:
+    a build started meanwhile could meet images going while podman looks at its store
+    ("layer not known"). Not part of any build's time."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        proc = await asyncio.create_subprocess_exec(
+            "podman", "image", "exists", image, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL)
+        if await proc.wait() != 0:
+            return
+        await asyncio.sleep(0.1)
+
+
+async def _pair(backend: Backend, workdir: Path, registry: str, name: str, files: str,
                 runs: int) -> dict[str, Any]:
     plain_config = podman_config(workdir / f"{name}-plain", backend, registry)
     signed_config = podman_config(workdir / f"{name}-signed", backend, registry)
@@ -55,8 +82,12 @@ async def _pair(backend: Backend, workdir: Path, registry: str, name: str, url: 
     try:
         # run 0 of each unmeasured (imports, page cache), then alternating
         for i in range(runs + 1):
-            p = await through_slipway(plain, url, i, repository=f"bench/{name}-plain{i}")
-            s = await through_slipway(signed, url, i, repository=f"bench/{name}-signed{i}")
+            p = await through_slipway(plain, f"{files}/{name}-plain{i}.tar.gz", i,
+                                      repository=f"bench/{name}-plain{i}")
+            await _cleaned_up(f"{registry}/bench/{name}-plain{i}:latest")
+            s = await through_slipway(signed, f"{files}/{name}-signed{i}.tar.gz", i,
+                                      repository=f"bench/{name}-signed{i}")
+            await _cleaned_up(f"{registry}/bench/{name}-signed{i}:latest")
             if i:
                 plain_s.append(p)
                 signed_s.append(s)
@@ -82,12 +113,10 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
     await asyncio.to_thread(ensure_debian_image)
     result: dict[str, Any] = {"runs": runs}
     with run_registry() as registry, serve_files({
-        "/small.tar.gz": (context_tar(SMALL), "application/gzip"),
-        "/debian.tar.gz": (context_tar(DEBIAN), "application/gzip"),
+        **contexts("small", SMALL, runs), **contexts("debian", DEBIAN, runs),
     }) as files:
         for name in ("small", "debian"):
-            result[name] = await _pair(backend, workdir, registry.host, name,
-                                       f"{files}/{name}.tar.gz", runs)
+            result[name] = await _pair(backend, workdir, registry.host, name, files, runs)
     result["small_overhead_pct"] = result["small"]["overhead_pct"]
     result["debian_overhead_pct"] = result["debian"]["overhead_pct"]
     return result
