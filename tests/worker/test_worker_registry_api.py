@@ -93,6 +93,20 @@ async def test_unused_reserved_uploads_are_cancelled(
     assert late.status_code == 404 and "BLOB_UPLOAD_UNKNOWN" in late.text
 
 
+async def test_a_reserved_upload_the_registry_dropped_is_replaced(
+    registry: Registry, quiet_host: dict[str, str]
+) -> None:
+    async with RegistryClient(f"{registry.host}/demo/app", None, True, quiet_host) as client:
+        client.reserve_uploads(2)
+        assert client._reserving is not None
+        await client._reserving
+        async with httpx.AsyncClient() as raw:  # as a registry expiring them would
+            for url in client._sessions:
+                assert (await raw.delete(url)).status_code == 204
+        await client.push(artifact(LAYERS), "v1")
+        assert await client.manifest("v1") == artifact(LAYERS).manifest
+
+
 async def test_basic_auth_with_the_push_credentials(
     auth_registry: Registry, quiet_host: dict[str, str]
 ) -> None:

@@ -130,9 +130,9 @@ class Build:
     build_step_ended: bool = False
     # what was pushed, for the signatures and attestations (worker/signing.py)
     pushed: Pushed | None = None
-    # started early, awaited after the push: the key (worker/signing.py prepare, while the
-    # build step runs), and, while the push runs, each platform's SBOM, the base images'
-    # digests and the connection to the registry the attachments go to
+    # started early, awaited after the push: while the build step runs, the key
+    # (worker/signing.py prepare), the registry's connection and upload sessions, the base
+    # images' digests; while the push runs, each platform's SBOM
     prepared: asyncio.Future[SigningKey] | None = None
     exports: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     bases_used: asyncio.Future[list[Base]] | None = None
@@ -211,25 +211,36 @@ class Build:
             return json.dumps({"error": str(exc)})
         return json.dumps(summary, separators=(",", ":"))
 
-    def _before_push(self, image_id: str, platforms: tuple[str, ...], registry: str,
-                     needs: BaseNeeds, pull_auth: dict[str, Credentials]) -> None:
-        """Start what signing needs and the push does not change, to run while it runs:
-        each platform image's SBOM, the base images' digests, and the registry's side: the
-        connection (TLS, the token its challenge asks for) and the upload sessions of the
-        attachments' blobs."""
+    def _before_build(self, registry: str, platforms: tuple[str, ...], needs: BaseNeeds,
+                      pull_auth: dict[str, Credentials], pulls: bool) -> None:
+        """Start, to run while the build step does, what signing needs and the build does
+        not change: the key's decryption, the registry's side (the connection, the token
+        its challenge asks for, the upload sessions of the attachments' blobs) and, unless
+        the build pulls its bases itself, their digests."""
         from slipway.worker.registry_api import RegistryClient
         from slipway.worker.signing import blob_count
 
+        assert self.signing is not None
+        self.prepared = asyncio.ensure_future(asyncio.to_thread(_prepare, self.signing))
+        self.registry_client = RegistryClient(
+            f"{registry}/{self.pack.repository.strip().strip('/')}",
+            push_credentials(self.pack), self.env.registry_is_insecure(registry),
+            self.runtime.child_env())
+        self.registry_client.reserve_uploads(blob_count(len(platforms), self.with_sbom))
+        if not pulls:
+            self.bases_used = asyncio.ensure_future(self._bases_used(needs, pull_auth))
+
+    def _before_push(self, image_id: str, platforms: tuple[str, ...], registry: str,
+                     needs: BaseNeeds, pull_auth: dict[str, Credentials]) -> None:
+        """Start, to run while the push does: each platform image's SBOM, and the bases'
+        digests when the build pulled them itself (--pull)."""
         name = f"{registry}/{self.pack.repository.strip().strip('/')}"
         if self.with_sbom:
             for platform in platforms if self.manifest else ("",):
                 self.exports[platform] = asyncio.ensure_future(
                     self._sbom(image_id, platform, name))
-        self.bases_used = asyncio.ensure_future(self._bases_used(needs, pull_auth))
-        self.registry_client = RegistryClient(
-            name, push_credentials(self.pack), self.env.registry_is_insecure(registry),
-            self.runtime.child_env())
-        self.registry_client.reserve_uploads(blob_count(len(platforms), self.with_sbom))
+        if self.bases_used is None:
+            self.bases_used = asyncio.ensure_future(self._bases_used(needs, pull_auth))
 
     async def _bases_used(self, needs: BaseNeeds, pull_auth: dict[str, Credentials]
                           ) -> list[Base]:
@@ -402,8 +413,8 @@ class Build:
             await self.reporter.log(f"Building for {', '.join(platforms)} (one manifest list)")
         else:
             self.built_images.extend(targets)
-        if self.signing is not None:  # the key decrypted while the build step runs
-            self.prepared = asyncio.ensure_future(asyncio.to_thread(_prepare, self.signing))
+        if self.signing is not None:
+            self._before_build(registry, platforms, needs, pull_auth, spec.pull)
         try:
             image_id = await self._build(spec)
         except BuildError:

@@ -91,7 +91,7 @@ class RegistryClient:
         for future in pending:
             future.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        if self._client is not None and self._sessions:  # the registry's, not left open
+        if self.base and self._sessions:  # the registry's, not left open
             with contextlib.suppress(Exception):
                 await asyncio.gather(*(self._request("DELETE", str(url), "cancelling")
                                        for url in self._sessions))
@@ -164,7 +164,7 @@ class RegistryClient:
             answer = await self._client.request(method, target, headers=headers, **kwargs)
             if answer.status_code == 401 and ours:
                 await self._authenticate(parse(answer.headers.get("www-authenticate", "")))
-                headers.update(self._auth if ours else {})
+                headers.update(self._auth)
                 answer = await self._client.request(method, target, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             raise BuildError(f"{what}: {type(exc).__name__}: {exc}") from None
@@ -219,23 +219,30 @@ class RegistryClient:
         _check(started, 202, what)
         return httpx.URL(self.base).join(started.headers.get("location", ""))
 
-    async def _session(self, what: str) -> httpx.URL:
-        """A reserved upload session, else a new one."""
+    async def _session(self, what: str) -> tuple[httpx.URL, bool]:
+        """A reserved upload session (True), else a new one."""
         if self._reserving is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._reserving)
         if self._sessions:
-            return self._sessions.pop()
-        return await self._start_upload(what)
+            return self._sessions.pop(), True
+        return await self._start_upload(what), False
 
     async def _blob(self, digest: str, data: bytes, what: str) -> None:
         """A monolithic upload: a session's location (a POST, or reserved), the bytes
-        PUT there."""
-        location = await self._session(what)
-        answer = await self._request(
+        PUT there; a reserved session the registry dropped meanwhile (it expires them)
+        is replaced by a new one."""
+        location, reserved = await self._session(what)
+        answer = await self._put_blob(location, digest, data, what)
+        if reserved and answer.status_code == 404:
+            answer = await self._put_blob(await self._start_upload(what), digest, data, what)
+        _check(answer, 201, what)
+
+    async def _put_blob(self, location: httpx.URL, digest: str, data: bytes, what: str
+                        ) -> httpx.Response:
+        return await self._request(
             "PUT", str(location.copy_merge_params({"digest": digest})), what,
             content=data, headers={"Content-Type": "application/octet-stream"})
-        _check(answer, 201, what)
 
 
 def _check(answer: httpx.Response, expected: int, what: str) -> None:
