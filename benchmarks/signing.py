@@ -13,12 +13,14 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import ROOT, Backend, rounded
 from benchmarks.e2e import context_tar, ensure_base_image, podman_config, through_slipway
 from benchmarks.harness import ServerProcess
+from benchmarks.trace_spans import span_medians_ms, span_seconds
 
 SMALL = """\
 FROM localhost/slipway-base:latest
@@ -68,6 +70,23 @@ async def _cleaned_up(image: str, limit: float = 60.0) -> None:
         await asyncio.sleep(0.1)
 
 
+def _after_push(trace: dict[str, Any]) -> float | None:
+    spans = trace.get("spans", ())
+    pushed = [s["end"] for s in spans if s["name"] == "push"]
+    done = [s["start"] for s in spans if s["name"] == "completion"]
+    return max(0.0, done[-1] - max(pushed)) if pushed and done else None
+
+
+def _push(trace: dict[str, Any]) -> float | None:
+    return span_seconds(trace).get("push")
+
+
+def _median_ms(traces: list[dict[str, Any]], measure: Callable[[dict[str, Any]],
+               float | None]) -> float | None:
+    values = [v for v in map(measure, traces) if v is not None]
+    return rounded(statistics.median(values) * 1000, 1) if values else None
+
+
 async def _pair(backend: Backend, workdir: Path, registry: str, name: str, files: str,
                 runs: int) -> dict[str, Any]:
     plain_config = podman_config(workdir / f"{name}-plain", backend, registry)
@@ -79,18 +98,24 @@ async def _pair(backend: Backend, workdir: Path, registry: str, name: str, files
     await signed.start()
     plain_s: list[float] = []
     signed_s: list[float] = []
+    traces: dict[str, list[dict[str, Any]]] = {"plain": [], "signed": []}
     try:
         # run 0 of each unmeasured (imports, page cache), then alternating
         for i in range(runs + 1):
+            kept: dict[str, list[dict[str, Any]]] = {"plain": [], "signed": []}
             p = await through_slipway(plain, f"{files}/{name}-plain{i}.tar.gz", i,
-                                      repository=f"bench/{name}-plain{i}")
+                                      repository=f"bench/{name}-plain{i}",
+                                      traces=kept["plain"])
             await _cleaned_up(f"{registry}/bench/{name}-plain{i}:latest")
             s = await through_slipway(signed, f"{files}/{name}-signed{i}.tar.gz", i,
-                                      repository=f"bench/{name}-signed{i}")
+                                      repository=f"bench/{name}-signed{i}",
+                                      traces=kept["signed"])
             await _cleaned_up(f"{registry}/bench/{name}-signed{i}:latest")
             if i:
                 plain_s.append(p)
                 signed_s.append(s)
+                for flavor in traces:
+                    traces[flavor] += kept[flavor]
     finally:
         await plain.stop()
         await signed.stop()
@@ -98,6 +123,11 @@ async def _pair(backend: Backend, workdir: Path, registry: str, name: str, files
     return {
         "plain_s": rounded(p_med, 2),
         "signed_s": rounded(s_med, 2),
+        # where the difference is: from the last push's end to the end the manager
+        # recorded (the signing after the push), the push itself, and every span
+        "after_push_ms": {f: _median_ms(traces[f], _after_push) for f in traces},
+        "push_ms": {f: _median_ms(traces[f], _push) for f in traces},
+        "span_medians_ms": {f: span_medians_ms(traces[f]) for f in traces},
         "plain_runs_s": [rounded(x, 2) for x in plain_s],
         "signed_runs_s": [rounded(x, 2) for x in signed_s],
         "overhead_pct": rounded(100 * (s_med - p_med) / p_med, 1),
