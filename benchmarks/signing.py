@@ -12,12 +12,15 @@ import json
 import statistics
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import ROOT, Backend, rounded
 from benchmarks.e2e import context_tar, ensure_base_image, podman_config, through_slipway
 from benchmarks.harness import ServerProcess
+from benchmarks.trace_spans import span_medians_ms, span_seconds
 
 SMALL = """\
 FROM localhost/slipway-base:latest
@@ -41,7 +44,50 @@ def _key(directory: Path) -> dict[str, str]:
             "PASSPHRASE_FILE": str(directory / "passphrase")}
 
 
-async def _pair(backend: Backend, workdir: Path, registry: str, name: str, url: str,
+def contexts(name: str, dockerfile: str, runs: int) -> dict[str, tuple[bytes, str]]:
+    """One context per build, each Dockerfile its own (a LABEL after FROM): builds of
+    the same Dockerfile would reuse each other's step images (the registry cache keeps
+    them as the layer cache), so a build's time would depend on which ran before, and
+    race with that build's clean-up removing them ("image not known")."""
+    first, _, rest = dockerfile.partition("\n")
+    return {f"/{name}-{flavor}{i}.tar.gz": (
+                context_tar(f"{first}\nLABEL slipway.bench={name}-{flavor}{i}\n{rest}"),
+                "application/gzip")
+            for flavor in ("plain", "signed") for i in range(runs + 1)}
+
+
+async def _cleaned_up(image: str, limit: float = 60.0) -> None:
+    """Wait for the worker's clean-up (after the build's end) to remove the build's image:
+    a build started meanwhile could meet images going while podman looks at its store
+    ("layer not known"). Not part of any build's time."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        proc = await asyncio.create_subprocess_exec(
+            "podman", "image", "exists", image, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL)
+        if await proc.wait() != 0:
+            return
+        await asyncio.sleep(0.1)
+
+
+def _after_push(trace: dict[str, Any]) -> float | None:
+    spans = trace.get("spans", ())
+    pushed = [s["end"] for s in spans if s["name"] == "push"]
+    done = [s["start"] for s in spans if s["name"] == "completion"]
+    return max(0.0, done[-1] - max(pushed)) if pushed and done else None
+
+
+def _push(trace: dict[str, Any]) -> float | None:
+    return span_seconds(trace).get("push")
+
+
+def _median_ms(traces: list[dict[str, Any]], measure: Callable[[dict[str, Any]],
+               float | None]) -> float | None:
+    values = [v for v in map(measure, traces) if v is not None]
+    return rounded(statistics.median(values) * 1000, 1) if values else None
+
+
+async def _pair(backend: Backend, workdir: Path, registry: str, name: str, files: str,
                 runs: int) -> dict[str, Any]:
     plain_config = podman_config(workdir / f"{name}-plain", backend, registry)
     signed_config = podman_config(workdir / f"{name}-signed", backend, registry)
@@ -52,14 +98,24 @@ async def _pair(backend: Backend, workdir: Path, registry: str, name: str, url: 
     await signed.start()
     plain_s: list[float] = []
     signed_s: list[float] = []
+    traces: dict[str, list[dict[str, Any]]] = {"plain": [], "signed": []}
     try:
         # run 0 of each unmeasured (imports, page cache), then alternating
         for i in range(runs + 1):
-            p = await through_slipway(plain, url, i, repository=f"bench/{name}-plain{i}")
-            s = await through_slipway(signed, url, i, repository=f"bench/{name}-signed{i}")
+            kept: dict[str, list[dict[str, Any]]] = {"plain": [], "signed": []}
+            p = await through_slipway(plain, f"{files}/{name}-plain{i}.tar.gz", i,
+                                      repository=f"bench/{name}-plain{i}",
+                                      traces=kept["plain"])
+            await _cleaned_up(f"{registry}/bench/{name}-plain{i}:latest")
+            s = await through_slipway(signed, f"{files}/{name}-signed{i}.tar.gz", i,
+                                      repository=f"bench/{name}-signed{i}",
+                                      traces=kept["signed"])
+            await _cleaned_up(f"{registry}/bench/{name}-signed{i}:latest")
             if i:
                 plain_s.append(p)
                 signed_s.append(s)
+                for flavor in traces:
+                    traces[flavor] += kept[flavor]
     finally:
         await plain.stop()
         await signed.stop()
@@ -67,6 +123,11 @@ async def _pair(backend: Backend, workdir: Path, registry: str, name: str, url: 
     return {
         "plain_s": rounded(p_med, 2),
         "signed_s": rounded(s_med, 2),
+        # where the difference is: from the last push's end to the end the manager
+        # recorded (the signing after the push), the push itself, and every span
+        "after_push_ms": {f: _median_ms(traces[f], _after_push) for f in traces},
+        "push_ms": {f: _median_ms(traces[f], _push) for f in traces},
+        "span_medians_ms": {f: span_medians_ms(traces[f]) for f in traces},
         "plain_runs_s": [rounded(x, 2) for x in plain_s],
         "signed_runs_s": [rounded(x, 2) for x in signed_s],
         "overhead_pct": rounded(100 * (s_med - p_med) / p_med, 1),
@@ -82,12 +143,10 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
     await asyncio.to_thread(ensure_debian_image)
     result: dict[str, Any] = {"runs": runs}
     with run_registry() as registry, serve_files({
-        "/small.tar.gz": (context_tar(SMALL), "application/gzip"),
-        "/debian.tar.gz": (context_tar(DEBIAN), "application/gzip"),
+        **contexts("small", SMALL, runs), **contexts("debian", DEBIAN, runs),
     }) as files:
         for name in ("small", "debian"):
-            result[name] = await _pair(backend, workdir, registry.host, name,
-                                       f"{files}/{name}.tar.gz", runs)
+            result[name] = await _pair(backend, workdir, registry.host, name, files, runs)
     result["small_overhead_pct"] = result["small"]["overhead_pct"]
     result["debian_overhead_pct"] = result["debian"]["overhead_pct"]
     return result

@@ -15,6 +15,7 @@ import os
 import resource
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
-from support.images import ensure_debian_image, ensure_multiarch_base_image, remove_multiarch_list
+from support.images import (
+    dangling_image_without_layers,
+    ensure_debian_image,
+    ensure_multiarch_base_image,
+    remove_multiarch_list,
+)
 from support.registry import Registry
 from support.server import RunningServer, running_server
 
@@ -275,45 +281,47 @@ async def test_the_sbom_of_a_debian_image_lists_its_dpkg_packages(
     assert os_entry["name"] == "debian" and os_entry["version"] == "12"
 
 
-# A known bug, left open in issue 27: the worker finds each platform's local image for its
-# SBOM with `podman images`, which podman 4.3 cannot answer while a local manifest list
-# (the build's own) and any dangling image exist on the host (issue 25's finding). It
-# passes on a host without dangling images and fails on one with them.
-@pytest.mark.xfail(strict=False, reason="podman 4.3 cannot list images while a local "
-                   "manifest list and a dangling image exist: the multi-arch SBOM's lookup "
-                   "of each platform image then fails (issue 27, open)")
 async def test_a_multi_arch_build_signs_the_list_and_each_platform(
     tmp_path: Path, registry: Registry
 ) -> None:
+    """On a host with a dangling image without layers beside the lists (the base's and the
+    build's own), where podman 4.3 cannot list the host's images (support/images.py):
+    the worker finds each platform's image by its digest in the build's list, for its
+    SBOM and for its clean-up (issue 27)."""
     if missing_emulation(["linux/arm64"]):
         pytest.skip("no QEMU user emulation for arm64 here: install qemu-user-static")
     base = ensure_multiarch_base_image()
     try:
-        (tmp_path / "ctx").mkdir()
-        (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {base}\nRUN uname -m > /m\n")
-        ref = f"{registry.host}/demo/multi:v1"
-        async with running_server(
-            tmp_path, SERVER_HOSTNAME=registry.host, INSECURE_REGISTRIES=[registry.host],
-            BUILD_MANAGER=["ephemeral", {"EXECUTORS": [
-                {"EXECUTOR": "local", "CONTAINER_RUNTIME": "podman"}]}],
-            SIGNING=signing_config(tmp_path),
-        ) as slipway:
-            build = await build_one(slipway, tmp_path / "ctx", "-t", ref,
-                                    "--platform", "linux/amd64,linux/arm64")
-            status = (await slipway.api.get(
-                f"/api/v1/repository/demo/multi/build/{build['id']}/signing")).json()
-            arm_sbom = (await slipway.api.get(
-                f"/api/v1/repository/demo/multi/build/{build['id']}/sbom",
-                params={"platform": "linux/arm64"})).json()
-            path = f"/api/v1/repository/demo/multi/build/{build['id']}"
-            public_pem = (await slipway.api.get("/api/v1/slipway/signing/public-key")).text
-            envelopes = (await slipway.api.get(f"{path}/provenance")).json()
-            for platform in ("linux/amd64", "linux/arm64"):
-                verified = await verify_cli(
-                    slipway, f"{registry.host}/demo/multi@" + platform_digest(ref, platform))
+        with dangling_image_without_layers():
+            (tmp_path / "ctx").mkdir()
+            (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {base}\nRUN uname -m > /m\n")
+            ref = f"{registry.host}/demo/multi:v1"
+            async with running_server(
+                tmp_path, SERVER_HOSTNAME=registry.host, INSECURE_REGISTRIES=[registry.host],
+                BUILD_MANAGER=["ephemeral", {"EXECUTORS": [
+                    {"EXECUTOR": "local", "CONTAINER_RUNTIME": "podman"}]}],
+                SIGNING=signing_config(tmp_path),
+            ) as slipway:
+                build = await build_one(slipway, tmp_path / "ctx", "-t", ref,
+                                        "--platform", "linux/amd64,linux/arm64")
+                status = (await slipway.api.get(
+                    f"/api/v1/repository/demo/multi/build/{build['id']}/signing")).json()
+                arm_sbom = (await slipway.api.get(
+                    f"/api/v1/repository/demo/multi/build/{build['id']}/sbom",
+                    params={"platform": "linux/arm64"})).json()
+                path = f"/api/v1/repository/demo/multi/build/{build['id']}"
+                public_pem = (await slipway.api.get("/api/v1/slipway/signing/public-key")).text
+                envelopes = (await slipway.api.get(f"{path}/provenance")).json()
+                for platform in ("linux/amd64", "linux/arm64"):
+                    verified = await verify_cli(
+                        slipway, f"{registry.host}/demo/multi@" + platform_digest(ref, platform))
+                    assert verified.returncode == 0, verified.stdout + verified.stderr
+                verified = await verify_cli(slipway, ref)
                 assert verified.returncode == 0, verified.stdout + verified.stderr
-            verified = await verify_cli(slipway, ref)
-            assert verified.returncode == 0, verified.stdout + verified.stderr
+                # the worker's clean-up, after the end, in the same conditions: each
+                # platform's image (its ID: its config's digest, which the push keeps) goes
+                for platform in ("linux/amd64", "linux/arm64"):
+                    await local_image_gone(config_digest(ref, platform))
     finally:
         remove_multiarch_list()
     list_digest = skopeo_digest_raw(ref)
@@ -347,6 +355,24 @@ def skopeo_digest_raw(ref: str) -> str:
                           f"docker://{ref}"], capture_output=True, timeout=120)
     assert raw.returncode == 0, raw.stderr
     return "sha256:" + hashlib.sha256(raw.stdout).hexdigest()
+
+
+def config_digest(ref: str, platform: str) -> str:
+    """The config digest of the registry's image of `platform`: the local image's ID."""
+    name = ref.rsplit(":", 1)[0]
+    raw = run("skopeo", "inspect", "--raw", "--tls-verify=false",
+              f"docker://{name}@{platform_digest(ref, platform)}")
+    assert raw.returncode == 0, raw.stderr
+    return str(json.loads(raw.stdout)["config"]["digest"]).removeprefix("sha256:")
+
+
+async def local_image_gone(image_id: str, limit: float = 60.0) -> None:
+    """The worker's clean-up removed the local image (a safety limit, not a timing
+    test): it reports the end first and cleans up after."""
+    deadline = time.monotonic() + limit
+    while run("podman", "image", "exists", image_id).returncode == 0:
+        assert time.monotonic() < deadline, f"the image {image_id} is still on the host"
+        await asyncio.sleep(0.2)
 
 
 def platform_digest(ref: str, platform: str) -> str:

@@ -6,12 +6,17 @@ call them through here or directly, never podman build of their own."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 BASE_IMAGE = "localhost/slipway-base:latest"
@@ -101,7 +106,8 @@ _multiarch_done = False
 def remove_multiarch_list() -> None:
     """Remove the manifest list, keeping the images it names (the next
     ensure_multiarch_base_image makes it again from them in a moment). While a local list
-    exists, podman 4.3 cannot list the host's images once a dangling image is there too:
+    exists, podman 4.3 cannot list the host's images once an image without layers is there
+    too (dangling_image_without_layers):
     `podman images` fails with "checking if image ... is dangling: ... reading manifest
     for image instance ...: file does not exist" (the list does not keep its instances'
     manifests). So the list lives only while the builds that start FROM it run."""
@@ -146,3 +152,48 @@ def ensure_debian_image() -> str:
             raise RuntimeError(f"make-images.sh --base-only failed ({result.returncode}): "
                                f"{result.stdout[-1500:]}{result.stderr[-1500:]}")
     return DEBIAN_IMAGE
+
+
+@contextlib.contextmanager
+def dangling_image_without_layers() -> Iterator[str]:
+    """A dangling image (no name) without layers, for as long as the block runs; its ID.
+    With podman 4.3, while such an image and a local manifest list exist, `podman
+    images` fails for every user of the host ("checking if image ... is dangling: ...
+    reading manifest for image instance ...: file does not exist"): libimage looks for
+    its parent among the other images without layers, the lists included, and cannot
+    read a list's instance from it. A dangling image with layers does not do it."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": []},
+                         "history": [{"comment": uuid.uuid4().hex}]}).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "size": len(config), "digest": _sha256(config)},
+        "layers": []}).encode()
+    with tempfile.TemporaryDirectory(prefix="slipway-dangling-") as tmp:
+        layout = Path(tmp)
+        (layout / "blobs" / "sha256").mkdir(parents=True)
+        for blob in (config, manifest):
+            (layout / "blobs" / _sha256(blob).replace(":", "/")).write_bytes(blob)
+        (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+        (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+             "size": len(manifest), "digest": _sha256(manifest)}]}))
+        pulled = subprocess.run(podman_argv("pull", "--quiet", f"oci:{layout}"),
+                                capture_output=True, text=True, timeout=120)
+    if pulled.returncode != 0:
+        raise RuntimeError(f"podman pull of an image without layers: {pulled.stderr}")
+    image_id = pulled.stdout.strip().splitlines()[-1]
+    try:
+        # by its ID: the name the pull gave it (from the layout's path) goes
+        untagged = subprocess.run(podman_argv("untag", image_id), capture_output=True,
+                                  text=True, timeout=120)
+        if untagged.returncode != 0:
+            raise RuntimeError(f"podman untag {image_id}: {untagged.stderr}")
+        yield image_id
+    finally:
+        subprocess.run(podman_argv("rmi", image_id), capture_output=True, timeout=120)
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()

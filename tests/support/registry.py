@@ -4,6 +4,9 @@ with run_registry() as reg:            # anonymous push/pull
     reg.host                            # "127.0.0.1:PORT"
 with run_registry(auth=("alice", "s3cret")) as reg:   # htpasswd (bcrypt) auth
     ...
+with token_service({"alice": "s3cret"}) as tokens, run_registry(token=tokens) as reg:
+    ...                                 # Bearer tokens (support/registry_token.py)
+with run_registry(tls=(chain_pem, key_pem)) as reg:   # HTTPS (reg.url)
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -20,8 +24,12 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from slipway.local_registry import write_config
+
+if TYPE_CHECKING:
+    from support.registry_token import TokenService
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 # A guard against a registry that never comes up, not a timing assertion.
@@ -34,10 +42,11 @@ class Registry:
     storage: Path
     username: str | None = None
     password: str | None = None
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{self.scheme}://{self.host}"
 
 
 def free_port() -> int:
@@ -71,11 +80,12 @@ def bcrypt_hash(password: str) -> str:
 
 def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
+    unverified = ssl._create_unverified_context()  # the test's own certificate
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"docker-registry exited: {log.read_text()[-2000:]}")
         try:
-            urllib.request.urlopen(f"{url}/v2/", timeout=1).close()
+            urllib.request.urlopen(f"{url}/v2/", timeout=1, context=unverified).close()
             return
         except urllib.error.HTTPError:
             return  # 401 with auth on: it answers
@@ -85,8 +95,11 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextlib.contextmanager
-def run_registry(auth: tuple[str, str] | None = None) -> Iterator[Registry]:
-    """Start a registry on a free 127.0.0.1 port with a temporary storage dir."""
+def run_registry(auth: tuple[str, str] | None = None, *, token: TokenService | None = None,
+                 tls: tuple[Path, Path] | None = None) -> Iterator[Registry]:
+    """Start a registry on a free 127.0.0.1 port with a temporary storage dir: htpasswd
+    `auth`, or Bearer tokens of `token`; over HTTPS with `tls` (certificate chain and key
+    files)."""
     with tempfile.TemporaryDirectory(prefix="slipway-registry-") as tmp:
         root = Path(tmp)
         port = free_port()
@@ -99,19 +112,30 @@ def run_registry(auth: tuple[str, str] | None = None) -> Iterator[Registry]:
             with config.open("a") as appended:
                 appended.write("\n".join(["auth:", "  htpasswd:", "    realm: slipway-test",
                                           f"    path: {htpasswd}", ""]))
+        if token:
+            with config.open("a") as appended:
+                appended.write("\n".join([
+                    "auth:", "  token:", f"    realm: {token.realm}",
+                    f"    service: {token.service}", f"    issuer: {token.issuer}",
+                    f"    rootcertbundle: {token.bundle}", ""]))
         log = root / "registry.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        if tls:  # the config's http section is written once: its TLS by the variables
+            env.update(REGISTRY_HTTP_TLS_CERTIFICATE=str(tls[0]),
+                       REGISTRY_HTTP_TLS_KEY=str(tls[1]))
+        scheme = "https" if tls else "http"
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [REGISTRY_BIN, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT, env=env
             )
         try:
-            _wait_until_up(f"http://127.0.0.1:{port}", proc, log)
+            _wait_until_up(f"{scheme}://127.0.0.1:{port}", proc, log)
             yield Registry(
                 host=f"127.0.0.1:{port}",
                 storage=storage,
                 username=auth[0] if auth else None,
                 password=auth[1] if auth else None,
+                scheme=scheme,
             )
         finally:
             proc.terminate()

@@ -44,6 +44,8 @@ from slipway.worker.unpack import Limits
 
 if TYPE_CHECKING:  # a build without signing never imports them (the worker starts fast)
     from slipway.signing.keys import SigningKey
+    from slipway.signing.provenance import Base
+    from slipway.worker.registry_api import RegistryClient
     from slipway.worker.signing import Pushed
 
 log = logging.getLogger("slipway.worker")
@@ -62,10 +64,9 @@ def pack_secrets(pack: pb.BuildPack, env: WorkerEnvironment) -> list[str]:
     for secret in pack.secrets:
         # whole, and line by line: the log is reported a line at a time
         values += [secret.value, *(ln.strip() for ln in secret.value.splitlines())]
-    if pack.HasField("signing"):
-        from slipway.worker.signing import signing_secrets
-
-        values += signing_secrets(pack.signing)
+    if pack.HasField("signing"):  # the passphrase, each line of the key's body
+        values.append(pack.signing.passphrase)
+        values += [ln for ln in pack.signing.private_key.splitlines() if len(ln) >= 16]
     if pack.HasField("git_package"):
         # each line of the key body, and a password inside the clone URL
         values += [ln for ln in pack.git_package.private_key.splitlines() if len(ln) >= 16]
@@ -129,10 +130,13 @@ class Build:
     build_step_ended: bool = False
     # what was pushed, for the signatures and attestations (worker/signing.py)
     pushed: Pushed | None = None
-    # started early, awaited after the push: the key (worker/signing.py prepare) and each
-    # platform's files for its SBOM, read while the push runs
+    # started early, awaited after the push: while the build step runs, the key
+    # (worker/signing.py prepare), the registry's connection and upload sessions, the base
+    # images' digests; while the push runs, each platform's SBOM
     prepared: asyncio.Future[SigningKey] | None = None
     exports: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    bases_used: asyncio.Future[list[Base]] | None = None
+    registry_client: RegistryClient | None = None
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     async def run(self) -> None:
@@ -145,8 +149,6 @@ class Build:
             )
         )
         self.runtime = make_runtime(self.env, self.workdir, self.reporter.log)
-        if self.signing is not None:
-            self.prepared = asyncio.ensure_future(asyncio.to_thread(_prepare, self.signing))
         try:
             try:
                 digest = await self._steps()
@@ -183,9 +185,9 @@ class Build:
         for COMPLETE, "" when the build is not signed. A failure fails the build when
         signing is required, else it is a warning in the log."""
         signing = self.signing
-        if signing is None or not self.pushed or self.prepared is None:
+        client = self.registry_client
+        if signing is None or not self.pushed or self.prepared is None or client is None:
             return ""
-        insecure = self.env.registry_is_insecure(self.pushed.registry)
 
         async def export(platform: str) -> dict[str, Any]:
             started = self.exports.get(platform)
@@ -196,11 +198,10 @@ class Build:
         from slipway.worker.signing import attest
 
         try:
-            key = await self.prepared
-            summary = await attest(signing, key, self.pushed, self.workdir,
-                                   push_credentials(self.pack), insecure,
-                                   self.runtime.child_env(), self.reporter.log,
-                                   export if self.with_sbom else None)
+            with span("signing"):
+                key = await self.prepared
+                summary = await attest(signing, key, self.pushed, client, self.reporter.log,
+                                       export if self.with_sbom else None)
         except BuildError as exc:
             pushed = f"{self.pushed.name}@{self.pushed.digest}"
             if signing.required:
@@ -210,33 +211,84 @@ class Build:
             return json.dumps({"error": str(exc)})
         return json.dumps(summary, separators=(",", ":"))
 
-    def _start_exports(self, image_id: str, platforms: tuple[str, ...], name: str) -> None:
-        """Make each platform image's SBOM (of `name`) while the push runs."""
-        for platform in platforms if self.manifest else ("",):
-            self.exports[platform] = asyncio.ensure_future(
-                self._sbom(image_id, platform, name))
+    def _before_build(self, registry: str, platforms: tuple[str, ...], needs: BaseNeeds,
+                      pull_auth: dict[str, Credentials], pulls: bool) -> None:
+        """Start, to run while the build step does, what signing needs and the build does
+        not change: the key's decryption, the registry's side (the connection, the token
+        its challenge asks for, the upload sessions of the attachments' blobs) and, unless
+        the build pulls its bases itself, their digests."""
+        from slipway.worker.registry_api import RegistryClient
+        from slipway.worker.signing import blob_count
+
+        assert self.signing is not None
+        self.prepared = asyncio.ensure_future(asyncio.to_thread(_prepare, self.signing))
+        self.registry_client = RegistryClient(
+            f"{registry}/{self.pack.repository.strip().strip('/')}",
+            push_credentials(self.pack), self.env.registry_is_insecure(registry),
+            self.runtime.child_env())
+        self.registry_client.reserve_uploads(blob_count(len(platforms), self.with_sbom))
+        if not pulls:
+            self.bases_used = asyncio.ensure_future(self._bases_used(needs, pull_auth))
+
+    def _before_push(self, image_id: str, platforms: tuple[str, ...], registry: str,
+                     needs: BaseNeeds, pull_auth: dict[str, Credentials]) -> None:
+        """Start, to run while the push does: each platform image's SBOM, and the bases'
+        digests when the build pulled them itself (--pull)."""
+        name = f"{registry}/{self.pack.repository.strip().strip('/')}"
+        if self.with_sbom:
+            for platform in platforms if self.manifest else ("",):
+                self.exports[platform] = asyncio.ensure_future(
+                    self._sbom(image_id, platform, name))
+        if self.bases_used is None:
+            self.bases_used = asyncio.ensure_future(self._bases_used(needs, pull_auth))
+
+    async def _bases_used(self, needs: BaseNeeds, pull_auth: dict[str, Credentials]
+                          ) -> list[Base]:
+        """Each base image with the digest the build used (the registry's, when the local
+        copy is known by it), for the provenance."""
+        from slipway.signing.provenance import Base
+        from slipway.worker.signing import registry_digests
+
+        used = []
+        for image, wanted in needs.platforms.items():
+            ref = parse_image_ref(image)
+            candidates: list[str] = []
+            if ref.registry != "localhost":
+                candidates = await registry_digests(
+                    image, pull_auth.get(ref.registry),
+                    self.env.registry_is_insecure(ref.registry), self.workdir,
+                    self.runtime.child_env())
+            for platform in wanted:
+                digest = await self.runtime.image_digest(image, platform, candidates)
+                used.append(Base(image, digest, platform))
+        return used
 
     async def _sbom(self, image: str, platform: str, name: str) -> dict[str, Any]:
         """The SBOM of the built image of `platform`, without its digest (not pushed yet):
         its files read, the document made in a thread."""
-        if self.manifest:
-            images = await self.runtime.platform_images(self.manifest)
-            image = images.get(platform) or next(
-                (i for p, i in images.items() if p.startswith(platform + "/")), "")
-            if not image:
-                raise BuildError(f"no local image of {platform} in the manifest list")
-        files = await self.runtime.export_files(image)
-        return await asyncio.to_thread(_make_sbom, files, name)
+        with span("sbom", **{"slipway.platform": platform}):
+            if self.manifest:
+                images = await self.runtime.platform_images(self.manifest)
+                image = images.get(platform) or next(
+                    (i for p, i in images.items() if p.startswith(platform + "/")), "")
+                if not image:
+                    raise BuildError(f"no local image of {platform} in the manifest list")
+            files = await self.runtime.export_files(image)
+            return await asyncio.to_thread(_make_sbom, files, name)
 
     async def cleanup(self) -> None:
         """Working containers, images this build made, the temp dir (and with it the key
         and auth files). A few runtime calls whatever the tag count: the executor gives a
         stopped worker seconds, not minutes."""
         pending: list[asyncio.Future[Any]] = [*self.exports.values()]
-        if self.prepared is not None:
-            pending.append(self.prepared)
+        pending += [f for f in (self.prepared, self.bases_used) if f is not None]
         if pending:  # their containers go before the images they were made from
             await asyncio.gather(*pending, return_exceptions=True)
+        if self.exports:  # a mounted image cannot be removed
+            await self.runtime.unmount_images()
+        if self.registry_client is not None:
+            client, self.registry_client = self.registry_client, None
+            await client.aclose()
         built, self.built_images = self.built_images, []
         pulled, self.pulled_images = self.pulled_images, []
         if not self.build_step_ended:
@@ -361,6 +413,8 @@ class Build:
             await self.reporter.log(f"Building for {', '.join(platforms)} (one manifest list)")
         else:
             self.built_images.extend(targets)
+        if self.signing is not None:
+            self._before_build(registry, platforms, needs, pull_auth, spec.pull)
         try:
             image_id = await self._build(spec)
         except BuildError:
@@ -369,9 +423,8 @@ class Build:
         finally:  # only the build step reads them
             await asyncio.to_thread(shutil.rmtree, secrets_dir, True)
         self.build_step_ended = True
-        if self.with_sbom:
-            self._start_exports(image_id, platforms,
-                                f"{registry}/{pack.repository.strip().strip('/')}")
+        if self.signing is not None:
+            self._before_push(image_id, platforms, registry, needs, pull_auth)
 
         await self.reporter.phase(pb.PUSHING)
         creds = push_credentials(pack)
@@ -388,28 +441,15 @@ class Build:
             await self.reporter.log(f"note: the tags were pushed with different digests {digests}")
         what = f" (a manifest list of {', '.join(platforms)})" if spec.manifest else ""
         await self.reporter.log(f"Pushed {', '.join(targets)} as {digests[0]}{what}")
-        if self.signing is not None:
-            from slipway.signing.provenance import Base
-            from slipway.worker.signing import Pushed, registry_digests
+        if self.bases_used is not None:
+            from slipway.worker.signing import Pushed
 
-            used = []
-            for image, wanted in needs.platforms.items():
-                ref = parse_image_ref(image)
-                candidates: list[str] = []
-                if ref.registry != "localhost":
-                    candidates = await registry_digests(
-                        image, pull_auth.get(ref.registry),
-                        self.env.registry_is_insecure(ref.registry), self.workdir,
-                        self.runtime.child_env())
-                for platform in wanted:
-                    digest = await self.runtime.image_digest(image, platform, candidates)
-                    used.append(Base(image, digest, platform))
             self.pushed = Pushed(
                 registry=registry, repository=pack.repository.strip().strip("/"),
                 digest=digests[0], tags=[t.rsplit(":", 1)[1] for t in targets],
                 platforms=platforms, dockerfile=pack.dockerfile_path or "Dockerfile",
-                target=pack.target, build_args=build_args, source=source, bases=used,
-                started=self.started,
+                target=pack.target, build_args=build_args, source=source,
+                bases=await self.bases_used, started=self.started,
                 executor=f"{self.env.container_runtime} on {socket.gethostname()}")
         return digests[0]
 

@@ -6,14 +6,21 @@ push that reuses a blob already in the store, and a multi-platform build's cache
 ping the registry over verified HTTPS and fail. An `insecure = true` entry in
 registries.conf is read by every call, so the runtimes run with one
 (CONTAINERS_REGISTRIES_CONF): the configuration the host has, plus the entries.
+
+`endpoint` reads it back as the container tools do, for the worker's own calls to a
+registry (worker/registry_api.py): a name's `insecure`, `blocked` and `location`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterable
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SYSTEM_FILE = Path("/etc/containers/registries.conf")
 
@@ -62,3 +69,75 @@ def write_for(registries: Iterable[str], directory: Path) -> Path | None:
     path = directory / "registries.conf"
     path.write_text(content)
     return path
+
+
+SYSTEM_DROP_INS = Path("/etc/containers/registries.conf.d")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the container tools reach `registry/repository`, as registries.conf says."""
+
+    name: str  # registry/repository, a `location` rewrite applied
+    insecure: bool = False
+    blocked: bool = False
+
+    @property
+    def registry(self) -> str:
+        return self.name.split("/", 1)[0]
+
+    @property
+    def repository(self) -> str:
+        return self.name.split("/", 1)[1] if "/" in self.name else ""
+
+
+def endpoint(name: str, environ: Mapping[str, str] | None = None) -> Endpoint:
+    """The [[registry]] entry of registries.conf (the file the runtimes read, then the
+    drop-ins of registries.conf.d) whose prefix matches `name` best: its `insecure`,
+    `blocked`, and `location` (which replaces the prefix). The v1 format's
+    `registries.insecure` and `registries.block` lists count too."""
+    env = dict(os.environ if environ is None else environ)
+    entries: dict[str, dict[str, Any]] = {}
+    for path in _config_files(env):
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for entry in data.get("registry") or []:
+            if isinstance(entry, dict) and (entry.get("prefix") or entry.get("location")):
+                entries[str(entry.get("prefix") or entry["location"])] = entry
+        v1 = data.get("registries") or {}
+        for key, flag in (("insecure", "insecure"), ("block", "blocked")):
+            for host in (v1.get(key) or {}).get("registries") or []:
+                entries.setdefault(str(host), {"location": str(host)})[flag] = True
+    best = max((p for p in entries if _matches(p, name)), key=_specificity, default=None)
+    if best is None:
+        return Endpoint(name)
+    entry = entries[best]
+    location = str(entry.get("location") or "")
+    rewritten = name
+    if location and not best.startswith("*."):
+        rewritten = location + name[len(best):]
+    return Endpoint(rewritten, bool(entry.get("insecure")), bool(entry.get("blocked")))
+
+
+def _config_files(env: Mapping[str, str]) -> list[Path]:
+    main = current_file(dict(env))
+    home = env.get("HOME", "/")
+    drop_ins = [SYSTEM_DROP_INS, Path(home) / ".config" / "containers" / "registries.conf.d"]
+    found = [main] if main else []
+    for directory in drop_ins:
+        with contextlib.suppress(OSError):
+            found += sorted(p for p in directory.glob("*.conf") if p.is_file())
+    return found
+
+
+def _matches(prefix: str, name: str) -> bool:
+    if prefix.startswith("*."):  # a host wildcard: *.example.com
+        host = name.split("/", 1)[0]
+        return host.endswith(prefix[1:])
+    return name == prefix or name.startswith(prefix.rstrip("/") + "/")
+
+
+def _specificity(prefix: str) -> int:
+    return -1 if prefix.startswith("*.") else len(prefix)

@@ -161,6 +161,11 @@ class Runtime(abc.ABC):
         raise BuildError(f"CONTAINER_RUNTIME={self.name} cannot export an image's files "
                          "for its SBOM")
 
+    async def unmount_images(self) -> None:
+        """Unmount what export_files mounted (the clean-up, before the images go); best
+        effort: never raises."""
+        return None
+
     async def platform_images(self, manifest: str) -> dict[str, str]:
         """{os/arch[/variant]: local image ID} of the local manifest list `manifest`."""
         return {}

@@ -16,6 +16,7 @@ class BuildahRuntime(ContainersRuntime):
                       "{{.OCIv1.OS}}/{{.OCIv1.Architecture}}/{{.OCIv1.Variant}}")
 
     digest_query = ("inspect", "--type", "image", "--format", "{{.FromImageDigest}}")
+    id_query = ("inspect", "--type", "image", "--format", "{{.FromImageID}}")
 
     async def image_exists(self, image: str) -> bool:
         argv = [*self.base(), "inspect", "--type", "image", "--format", "{{.FromImageID}}", image]

@@ -48,6 +48,7 @@ class ContainersRuntime(Runtime):
                                        "{{.Os}}/{{.Architecture}}")
     digest_query: tuple[str, ...] = ("image", "inspect", "--format",
                                      "{{.Digest}} {{json .RepoDigests}}")
+    id_query: tuple[str, ...] = ("image", "inspect", "--format", "{{.ID}}")
 
     _registries_conf: Path | bool | None = False  # False: not written yet
 
@@ -118,19 +119,22 @@ class ContainersRuntime(Runtime):
         return digest
 
     async def platform_images(self, manifest: str) -> dict[str, str]:
+        """Each instance of the build's list found by its own digest (`LIST@DIGEST`), not
+        in a listing of the host's images: podman 4.3 cannot list them at all while a
+        local manifest list and an image without layers exist (docs/multi-arch.md)."""
         listed = await self._capture("manifest", "inspect", manifest)
-        images = await self._capture("images", "--no-trunc", "--format", "{{.ID}} {{.Digest}}")
-        by_digest = {fields[1]: fields[0] for fields in
-                     (line.split() for line in (images or "").splitlines()) if len(fields) == 2}
-        found: dict[str, str] = {}
+        platforms: dict[str, str] = {}  # digest -> os/arch[/variant]
         with contextlib.suppress(ValueError, TypeError, AttributeError):
             for entry in json.loads(listed or "{}").get("manifests", []):
                 plat = entry.get("platform") or {}
-                name = "/".join(p for p in (plat.get("os"), plat.get("architecture"),
-                                            plat.get("variant")) if p)
-                if entry.get("digest") in by_digest:
-                    found[name] = by_digest[entry["digest"]]
-        return found
+                platforms[str(entry.get("digest", ""))] = "/".join(
+                    p for p in (plat.get("os"), plat.get("architecture"), plat.get("variant"))
+                    if p)
+        ids = await asyncio.gather(*(self._capture(*self.id_query, f"{manifest}@{digest}")
+                                     for digest in platforms))
+        return {platform: found.strip() for platform, found in zip(platforms.values(), ids,
+                                                                    strict=True)
+                if found and found.strip()}
 
     async def pull(
         self, image: str, creds: Credentials | None, insecure: bool, platform: str = ""
@@ -228,15 +232,10 @@ class ContainersRuntime(Runtime):
 
     async def remove_manifest(self, manifest: str) -> None:
         with contextlib.suppress(Exception):
-            listed = await self._capture("manifest", "inspect", manifest)
-            if listed is None:
-                return
-            digests = {m.get("digest") for m in json.loads(listed).get("manifests", [])}
-            images = await self._capture("images", "--no-trunc", "--format", "{{.ID}} {{.Digest}}")
-            ids = [fields[0] for fields in (line.split() for line in (images or "").splitlines())
-                   if len(fields) == 2 and fields[1] in digests]
+            ids = list(dict.fromkeys((await self.platform_images(manifest)).values()))
             await self.run([*self.base(), "manifest", "rm", manifest], stream=False)
-            await self.remove_built(list(dict.fromkeys(ids)))
+            if ids:
+                await self.remove_built(ids)
 
     async def _capture(self, *args: str) -> str | None:
         """The whole standard output of a short query (run() keeps only its last lines);

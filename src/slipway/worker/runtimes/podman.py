@@ -7,6 +7,7 @@ import contextlib
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from slipway.signing.rootfs import read_tar, read_tree
 from slipway.worker.errors import BuildError
@@ -17,6 +18,11 @@ from slipway.worker.runtimes.leftovers import parse_images
 class PodmanRuntime(ContainersRuntime):
     name = "podman"
     build_verb = ("build",)
+    _mounted: list[str]  # images export_files mounted (unmount_images)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._mounted = []
 
     async def image_exists(self, image: str) -> bool:
         result = await self.run([*self.base(), "image", "exists", image], stream=False)
@@ -24,14 +30,13 @@ class PodmanRuntime(ContainersRuntime):
 
     async def export_files(self, image: str) -> dict[str, bytes]:
         """The wanted files (signing/rootfs.py) of the image: read in place from `podman
-        image mount` (a root worker: only those files are read), else from the stream of
-        `podman export` of a container of it (nothing runs), which reads every byte."""
+        image mount` (a root worker: only those files are read; unmounted by the
+        clean-up, not while the push runs), else from the stream of `podman export` of a
+        container of it (nothing runs), which reads every byte."""
         mounted = await self._capture("image", "mount", image)
         if mounted and mounted.strip():
-            try:
-                return await asyncio.to_thread(read_tree, Path(mounted.strip().splitlines()[-1]))
-            finally:
-                await self.run([*self.base(), "image", "unmount", image], stream=False)
+            self._mounted.append(image)
+            return await asyncio.to_thread(read_tree, Path(mounted.strip().splitlines()[-1]))
         created = await self._capture("create", "--pull=never", image, "true")
         if not created:
             raise BuildError(f"{self.name} could not create a container of {image} to "
@@ -41,6 +46,12 @@ class PodmanRuntime(ContainersRuntime):
             return await asyncio.to_thread(self._export, container)
         finally:
             await self.run([*self.base(), "rm", "--force", container], stream=False)
+
+    async def unmount_images(self) -> None:
+        mounted, self._mounted = self._mounted, []
+        if mounted:
+            with contextlib.suppress(Exception):
+                await self.run([*self.base(), "image", "unmount", *mounted], stream=False)
 
     def _export(self, container: str) -> dict[str, bytes]:
         proc = subprocess.Popen([*self.base(), "export", container], env=self.child_env(),
