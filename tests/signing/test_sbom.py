@@ -1,5 +1,5 @@
-"""The SBOM document (signing/sbom.py), written without cyclonedx-python-lib's object model:
-valid CycloneDX 1.6 by that library's schema validator, one component per package with
+"""The SBOM document (signing/sbom.py): valid CycloneDX 1.6 by cyclonedx-python-lib's
+schema validator, one component per package with
 its package URL; and the files it is made from, found in a mounted tree (rootfs.py)."""
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def test_the_document_is_valid_cyclonedx_with_a_component_per_package() -> None:
 def test_an_image_without_packages_is_a_valid_document_too() -> None:
     document = make_sbom({}, "registry.example.com/team/empty", "sha256:" + "2" * 64)
     assert valid(document)
-    assert document["components"] == []
+    assert document.get("components", []) == []  # the library leaves out an empty list
     assert document["metadata"]["component"]["version"] == "sha256:" + "2" * 64
 
 

@@ -1,28 +1,27 @@
-"""A CycloneDX 1.6 SBOM of an image's file system, from the package databases read with
-their formats' own parsers: dpkg's status with python-debian, Python distributions'
-METADATA with the standard library's email parser (the format importlib.metadata reads),
-npm's package.json as JSON; apk's `installed` database, which no maintained Python
-library reads, with its documented `K:value` line format. Busybox images have no package
-database: the busybox binary's own version banner names it (as syft's binary classifier
-does). Package URLs are made with packageurl-python.
+"""A CycloneDX 1.6 SBOM of an image's file system, made with cyclonedx-python-lib from the
+package databases read with their formats' own parsers: dpkg's status with python-debian,
+Python distributions' METADATA with the standard library's email parser (the format
+importlib.metadata reads), npm's package.json as JSON; apk's `installed` database, which
+no maintained Python library reads, with its documented `K:value` line format. Busybox
+images have no package database: the busybox binary's own version banner names it
+(as syft's binary classifier does).
 
-The document is written as the CycloneDX 1.6 JSON schema says (the tests check it
-against the schema with cyclonedx-python-lib's validator), not through that library's
-object model: importing it took 0.15 s and building a hundred packages' document
-0.1-0.4 s on a loaded machine, more than the whole SBOM's budget (docs/signing.md)."""
+The worker imports this module while the build runs (worker/signing.py: prepare) and
+makes the document while the push runs: neither waits after the push."""
 
 from __future__ import annotations
 
 import io
 import json
 import re
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from typing import Any
 
+from cyclonedx.model.bom import Bom
+from cyclonedx.model.component import Component, ComponentType
+from cyclonedx.output.json import JsonV1Dot6
 from debian.deb822 import Deb822
 from packageurl import PackageURL
 
@@ -138,41 +137,30 @@ def for_digest(document: dict[str, Any], digest: str) -> dict[str, Any]:
 
 def make_sbom(files: Mapping[str, bytes], image: str, digest: str = "") -> dict[str, Any]:
     """The CycloneDX 1.6 document (as JSON data) of the image `image`@`digest` whose
-    wanted files (signing/rootfs.py) are `files`: the image as the metadata's component,
-    the OS and a library component per package (with its package URL as its bom-ref),
-    all of them dependencies of the image (which needs which is not known)."""
+    wanted files (signing/rootfs.py) are `files`."""
     release = os_release(files)
     distro = f"{release.get('ID', '')}-{release.get('VERSION_ID', '')}".strip("-")
-    components: dict[str, dict[str, Any]] = {}  # bom-ref -> component
+    bom = Bom()
+    bom.metadata.component = Component(
+        name=image, version=digest or None, type=ComponentType.CONTAINER, bom_ref="image")
+    bom.metadata.tools.components.add(Component(
+        name="slipway", version=__version__, type=ComponentType.APPLICATION))
     if release.get("ID"):
-        components[f"os:{distro}"] = _drop_empty({
-            "type": "operating-system", "bom-ref": f"os:{distro}", "name": release["ID"],
-            "version": release.get("VERSION_ID", ""),
-            "description": release.get("PRETTY_NAME")})
+        bom.components.add(Component(
+            name=release["ID"], version=release.get("VERSION_ID", ""),
+            type=ComponentType.OPERATING_SYSTEM, bom_ref=f"os:{distro}",
+            description=release.get("PRETTY_NAME")))
+    seen: set[str] = set()
     for package in packages(files):
-        purl = package.purl(distro).to_string()
-        components.setdefault(purl, _drop_empty({
-            "type": "library", "bom-ref": purl,
-            "group": package.namespace if package.kind == "npm" else None,
-            "name": package.name, "version": package.version, "purl": purl}))
-    return {
-        "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
-        "bomFormat": "CycloneDX",
-        "specVersion": "1.6",
-        "serialNumber": f"urn:uuid:{uuid.uuid4()}",
-        "version": 1,
-        "metadata": {
-            "timestamp": datetime.now(UTC).isoformat(),
-            "tools": {"components": [
-                {"type": "application", "name": "slipway", "version": __version__}]},
-            "component": _drop_empty({"type": "container", "bom-ref": "image",
-                                      "name": image, "version": digest}),
-        },
-        "components": list(components.values()),
-        "dependencies": [{"ref": "image", "dependsOn": list(components)},
-                         *({"ref": ref} for ref in components)],
-    }
-
-
-def _drop_empty(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if v not in (None, "")}
+        purl = package.purl(distro)
+        if purl.to_string() in seen:  # one distribution found in two places
+            continue
+        seen.add(purl.to_string())
+        bom.components.add(Component(
+            name=package.name, version=package.version or None,
+            group=package.namespace if package.kind == "npm" and package.namespace else None,
+            type=ComponentType.LIBRARY, purl=purl, bom_ref=purl.to_string()))
+    # the image holds every package (the graph of which needs which is not known)
+    bom.register_dependency(bom.metadata.component, list(bom.components))
+    document: dict[str, Any] = json.loads(JsonV1Dot6(bom).output_as_string())
+    return document
