@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all setup system venv node-test-deps test lint typecheck unit demo bench bench-smoke clean proto images
+.PHONY: all setup system venv node-test-deps test test-split lint typecheck unit demo bench bench-smoke clean proto images
 
 all: test
 
@@ -48,8 +48,11 @@ typecheck: venv
 unit: setup
 	$(BIN)/pytest -q -rs --durations=25 $(PYTEST_ARGS)
 
-# two pytest processes side by side (scripts/run-tests.sh); PYTEST_ARGS=... runs one
 test: setup lint typecheck
+	$(BIN)/pytest -q -rs --durations=25 $(PYTEST_ARGS)
+
+# the same tests in two pytest processes side by side (scripts/run-tests.sh)
+test-split: setup lint typecheck
 	PYTEST_ARGS='$(PYTEST_ARGS)' bash scripts/run-tests.sh
 
 demo: setup

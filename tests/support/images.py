@@ -37,7 +37,7 @@ def podman_argv(*args: str) -> list[str]:
 
 # what podman 4.3's `images` says when an image it is listing is removed meanwhile (by a
 # worker's clean-up that is still going on): the listing is not a snapshot
-_REMOVED_MEANWHILE = ("image not known", "layer not known")
+_REMOVED_MEANWHILE = ("image not known", "layer not known", "file does not exist")
 
 
 def host_images() -> list[dict[str, object]]:
