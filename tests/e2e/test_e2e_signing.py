@@ -234,6 +234,18 @@ def signing_config(tmp_path: Path) -> dict[str, str]:
     return {"KEY_FILE": str(key_file), "PASSPHRASE_FILE": str(passphrase_file)}
 
 
+def signing_server(tmp_path: Path, registry: Registry, runtime: str = "podman",
+                   **signing: object) -> Any:
+    """A slipway with a local executor of `runtime`, pushing to `registry`, signing with a
+    new key (SIGNING: its settings and `signing`)."""
+    return running_server(
+        tmp_path, SERVER_HOSTNAME=registry.host, INSECURE_REGISTRIES=[registry.host],
+        BUILD_MANAGER=["ephemeral", {"EXECUTORS": [
+            {"EXECUTOR": "local", "CONTAINER_RUNTIME": runtime}]}],
+        SIGNING={**signing_config(tmp_path), **signing},
+    )
+
+
 async def build_one(slipway: RunningServer, context: Path, *args: str) -> dict[str, Any]:
     built = await asyncio.to_thread(
         run, str(SLIPWAY), "build", str(context), *args,
@@ -254,12 +266,7 @@ async def test_the_sbom_of_a_debian_image_lists_its_dpkg_packages(
     (tmp_path / "ctx").mkdir()
     (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {debian}\nRUN echo hi > /hi\n")
     ref = f"{registry.host}/demo/debian:v1"
-    async with running_server(
-        tmp_path, SERVER_HOSTNAME=registry.host, INSECURE_REGISTRIES=[registry.host],
-        BUILD_MANAGER=["ephemeral", {"EXECUTORS": [
-            {"EXECUTOR": "local", "CONTAINER_RUNTIME": "podman"}]}],
-        SIGNING=signing_config(tmp_path),
-    ) as slipway:
+    async with signing_server(tmp_path, registry) as slipway:
         build = await build_one(slipway, tmp_path / "ctx", "-t", ref)
         sbom = (await slipway.api.get(
             f"/api/v1/repository/demo/debian/build/{build['id']}/sbom")).json()
@@ -296,12 +303,7 @@ async def test_a_multi_arch_build_signs_the_list_and_each_platform(
             (tmp_path / "ctx").mkdir()
             (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {base}\nRUN uname -m > /m\n")
             ref = f"{registry.host}/demo/multi:v1"
-            async with running_server(
-                tmp_path, SERVER_HOSTNAME=registry.host, INSECURE_REGISTRIES=[registry.host],
-                BUILD_MANAGER=["ephemeral", {"EXECUTORS": [
-                    {"EXECUTOR": "local", "CONTAINER_RUNTIME": "podman"}]}],
-                SIGNING=signing_config(tmp_path),
-            ) as slipway:
+            async with signing_server(tmp_path, registry) as slipway:
                 build = await build_one(slipway, tmp_path / "ctx", "-t", ref,
                                         "--platform", "linux/amd64,linux/arm64")
                 status = (await slipway.api.get(
@@ -393,12 +395,7 @@ async def test_a_failure_to_attest_fails_the_build_only_when_required(
     (tmp_path / "ctx").mkdir()
     (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {base_image}\nRUN echo x > /x\n")
     ref = f"{registry.host}/demo/buildah:v1"
-    async with running_server(
-        tmp_path, SERVER_HOSTNAME=registry.host, INSECURE_REGISTRIES=[registry.host],
-        BUILD_MANAGER=["ephemeral", {"EXECUTORS": [
-            {"EXECUTOR": "local", "CONTAINER_RUNTIME": "buildah"}]}],
-        SIGNING={**signing_config(tmp_path), "REQUIRED": required},
-    ) as slipway:
+    async with signing_server(tmp_path, registry, "buildah", REQUIRED=required) as slipway:
         built = await asyncio.to_thread(
             run, str(SLIPWAY), "build", str(tmp_path / "ctx"), "-t", ref,
             env={"SLIPWAY_URL": slipway.base_url,
