@@ -307,6 +307,35 @@ async def test_redis_restart_fails_cleanly_then_recovers(
     assert (await _either(a, b, rec, "exp")).value == "3"
 
 
+async def test_a_brief_outage_nobody_called_into_is_still_announced_once_events_are_back(
+    server: RedisServer, opened: list[RedisOrchestrator]
+) -> None:
+    """A cancel published while a manager's subscription was down is lost to it; the
+    manager learns that events were missed even if it made no call during the outage."""
+    a = await started(opened, RedisOrchestrator(server.config(), prefix="missed:"))
+    missed: list[float] = []
+    announced = asyncio.Event()
+
+    def on_missed() -> None:
+        missed.append(time.monotonic())
+        announced.set()
+
+    a.on_events_missed(on_missed)
+    await asyncio.sleep(0.2)
+    assert missed == []  # a subscription that never broke missed nothing
+
+    server.kill()
+    server.start()
+    back = time.monotonic()
+    async with asyncio.timeout(WAIT * 2):
+        await announced.wait()
+    assert len(missed) == 1 and missed[0] >= back
+    rec = Recorder()
+    a.subscribe("", rec)
+    await a.set("after", "1")  # the subscription it announced is working
+    await rec.wait_for(KeyEventKind.CREATE, "after")
+
+
 async def _either(a: RedisOrchestrator, b: RedisOrchestrator, rec: Recorder, key: str) -> KeyEvent:
     rec_a = Recorder()
     a.subscribe(key, rec_a)

@@ -46,7 +46,8 @@ class Reconciler:
         self._missing: set[str] = set()  # tracked job ids whose key was missing last pass
         self._put_backs = 0  # the key-loss watch's put-backs, as of the last pass
         self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
+        self._stopping = False
+        self._poked = asyncio.Event()  # a pass now: stopping, or events were missed
 
     @property
     def interval(self) -> float:
@@ -55,10 +56,18 @@ class Reconciler:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    def events_missed(self) -> None:
+        """The orchestrator's events of a while may be lost (its subscription was down): a
+        cancel or an end written meanwhile by another process is found by a pass now,
+        which puts back what the outage swallowed (manager/key_loss.py)."""
+        self.ctx.attempts.key_loss.outage_seen()
+        self._poked.set()
+
     async def stop(self) -> None:
         """Let a pass in progress finish (see Scheduler.stop for why not cancel)."""
         if self._task is not None:
-            self._stop.set()
+            self._stopping = True
+            self._poked.set()
             await finish_or_cancel(self._task, STOP_GRACE)
 
     async def _run(self) -> None:
@@ -67,8 +76,9 @@ class Reconciler:
         backoff = Backoff(2 * self.interval, MAX_RETRY_PAUSE)
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
-            if self._stop.is_set():
+                await asyncio.wait_for(self._poked.wait(), delay)
+            self._poked.clear()
+            if self._stopping:
                 return
             try:
                 await self.check_tracked()

@@ -63,6 +63,12 @@ class BuildManager:
     def _wake_scheduler(self) -> None:
         self.scheduler.wake()
 
+    def _events_missed(self) -> None:
+        """The orchestrator's events were down a while: a cancel, an end or a wake-up
+        published meanwhile is looked for again."""
+        self.reconciler.events_missed()
+        self.scheduler.wake()
+
     @property
     def manager_id(self) -> str:
         return self.ctx.manager_id
@@ -77,6 +83,7 @@ class BuildManager:
 
     async def start(self) -> None:
         self.events.subscribe()
+        self.ctx.orchestrator.on_events_missed(self._events_missed)
         try:
             # the orchestrator's data set as this manager finds it: a later change means
             # its keys were lost (manager/key_loss.py)

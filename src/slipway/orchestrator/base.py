@@ -106,3 +106,9 @@ class Orchestrator(abc.ABC):
                   kinds: Collection[KeyEventKind] | None = None) -> None:
         """Call `callback` for every event (of `kinds`; None: of every kind) on a key
         starting with `prefix`, in this process. Several subscribers may share a prefix."""
+
+    @abc.abstractmethod
+    def on_events_missed(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once this process's event delivery is back after an outage:
+        events of the meantime (another process's cancel, a job's end) may be lost, and
+        whoever relies on them must look at the keys and the database again."""

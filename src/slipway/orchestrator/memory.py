@@ -13,7 +13,7 @@ import heapq
 import itertools
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from slipway.orchestrator.base import (
@@ -73,6 +73,9 @@ class MemoryOrchestrator(Orchestrator):
     def subscribe(self, prefix: str, callback: EventCallback,
                   kinds: Collection[KeyEventKind] | None = None) -> None:
         self._subs.add(prefix, callback, kinds)
+
+    def on_events_missed(self, callback: Callable[[], None]) -> None:
+        pass  # in this process's memory: no event is ever lost
 
     # -- operations ----------------------------------------------------------------
     async def epoch(self) -> str:

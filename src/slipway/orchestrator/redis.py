@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
@@ -228,6 +228,9 @@ class RedisOrchestrator(Orchestrator):
                   kinds: Collection[KeyEventKind] | None = None) -> None:
         self._subs.add(prefix, callback, kinds)
 
+    def on_events_missed(self, callback: Callable[[], None]) -> None:
+        self._subs.add_missed(callback)
+
     # -- operations --------------------------------------------------------------------
     async def epoch(self) -> str:
         with self._guard():
@@ -380,12 +383,14 @@ class RedisOrchestrator(Orchestrator):
                     elif kind in ("subscribe", "psubscribe"):
                         confirmations += 1
                         if confirmations >= 2:
-                            if down:
-                                log.warning("%s: event subscription restored", self._where)
-                            down = False
                             backoff.reset()
                             self._subscribed.set()
                             self._wake.set()  # catch up on deadlines passed meanwhile
+                            if down:
+                                log.warning("%s: event subscription restored", self._where)
+                                down = False
+                                # what other processes published meanwhile is lost
+                                self._subs.missed()
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from slipway.orchestrator.base import EventCallback, KeyEvent, KeyEventKind
 
@@ -19,6 +19,7 @@ class Subscribers:
     def __init__(self) -> None:
         self._subs: list[tuple[str, EventCallback, frozenset[KeyEventKind]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._on_missed: list[Callable[[], None]] = []
 
     def add(self, prefix: str, callback: EventCallback,
             kinds: Collection[KeyEventKind] | None = None) -> None:
@@ -35,6 +36,18 @@ class Subscribers:
                 task.add_done_callback(self._tasks.discard)
                 started.append(task)
         return started
+
+    def add_missed(self, callback: Callable[[], None]) -> None:
+        self._on_missed.append(callback)
+
+    def missed(self) -> None:
+        """Events may have been lost (the subscription was down and is back): tell those
+        who must look again at what the events would have said."""
+        for callback in self._on_missed:
+            try:
+                callback()
+            except Exception:
+                log.exception("orchestrator missed-events callback %r failed", callback)
 
     @staticmethod
     async def _run(callback: EventCallback, event: KeyEvent) -> None:
