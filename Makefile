@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all setup system venv node-test-deps test test-split lint typecheck unit demo bench bench-smoke clean proto images
+.PHONY: all setup system venv node-test-deps test test-serial lint typecheck unit demo bench bench-smoke clean proto images
 
 all: test
 
@@ -48,12 +48,13 @@ typecheck: venv
 unit: setup
 	$(BIN)/pytest -q -rs --durations=25 $(PYTEST_ARGS)
 
+# two pytest processes side by side on two cores or more (scripts/run-tests.sh)
 test: setup lint typecheck
-	$(BIN)/pytest -q -rs --durations=25 $(PYTEST_ARGS)
-
-# the same tests in two pytest processes side by side (scripts/run-tests.sh)
-test-split: setup lint typecheck
 	PYTEST_ARGS='$(PYTEST_ARGS)' bash scripts/run-tests.sh
+
+# the same tests in one pytest process
+test-serial: setup lint typecheck
+	$(BIN)/pytest -q -rs --durations=25 $(PYTEST_ARGS)
 
 demo: setup
 	bash scripts/demo.sh
