@@ -102,7 +102,10 @@ def build_executors(
     for entry in manager_config.EXECUTORS:
         if isinstance(entry, LocalExecutorConfig):  # its workers' output goes to DATA_DIR
             log_dir = Path(app_config.DATA_DIR) / "workers"
-            executors.append(LocalExecutor(entry, manager_id, log_dir=log_dir))
+            signing = app_config.SIGNING
+            warm = [] if signing is None else ["signing"] + (
+                ["sbom"] if signing.SBOM and entry.SBOM else [])
+            executors.append(LocalExecutor(entry, manager_id, log_dir=log_dir, warm=warm))
         else:
             executors.append(create_executor(entry, manager_id))
     return executors

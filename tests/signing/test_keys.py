@@ -16,7 +16,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from support.serve_process import ServeProcess
 
+from slipway.config.models import AppConfig
 from slipway.signing import keys
+from slipway.signing.keyring import pack_signing
 
 SLIPWAY = Path(sys.executable).parent / "slipway"
 PASSPHRASE = "a passphrase not shown"
@@ -74,3 +76,23 @@ async def test_serve_stops_at_start_on_a_key_it_cannot_decrypt(tmp_path: Path) -
         in output
     assert "wrong-passphrase-x" not in output
     assert key.encrypted_pem.splitlines()[1] not in output
+
+
+def test_a_worker_is_handed_the_key_not_the_operators_passphrase(tmp_path: Path) -> None:
+    """What the BuildPack carries opens the same key, with scrypt's least work (the
+    worker spends no CPU of the build on it), under a passphrase of its own."""
+    key = keys.generate(PASSPHRASE)
+    (tmp_path / "cosign.key").write_text(key.encrypted_pem)
+    config = AppConfig.model_validate({"SIGNING": {
+        "KEY_FILE": str(tmp_path / "cosign.key"), "PASSPHRASE": PASSPHRASE}})
+    handed = pack_signing(config, "b-1", "acme", {})
+    again = pack_signing(config, "b-2", "acme", {})
+    assert handed is not None and again is not None
+    assert handed.passphrase != PASSPHRASE and PASSPHRASE not in repr(handed)
+    assert keys.load(handed.private_key, handed.passphrase).key_id == key.key_id
+    with pytest.raises(keys.SigningKeyError, match="passphrase does not decrypt"):
+        keys.load(handed.private_key, PASSPHRASE)
+    body = json.loads(base64.b64decode("".join(handed.private_key.strip().splitlines()[1:-1])))
+    assert body["kdf"]["params"]["N"] == keys.TRANSIT_SCRYPT_N
+    # sealed once per manager, not per build
+    assert (again.private_key, again.passphrase) == (handed.private_key, handed.passphrase)

@@ -9,7 +9,7 @@ from slipway.config.models import AppConfig
 from slipway.config.signing import SigningConfig, SigningKeyConfig
 from slipway.manager.build_pack import PackSigning
 from slipway.secret import reveal
-from slipway.signing.keys import SigningKey, SigningKeyError, load
+from slipway.signing.keys import SigningKey, SigningKeyError, for_transit, load
 
 
 class SigningUnavailable(Exception):
@@ -20,9 +20,20 @@ class SigningUnavailable(Exception):
 class Keyring:
     default: SigningKey
     namespaces: dict[str, SigningKey] = field(default_factory=dict)
+    # each key as workers are handed it (keys.for_transit), by key id: sealed once here
+    transit: dict[str, SigningKey] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for key in (self.default, *self.namespaces.values()):
+            if key.key_id not in self.transit:
+                self.transit[key.key_id] = for_transit(key)
 
     def for_namespace(self, namespace: str) -> SigningKey:
         return self.namespaces.get(namespace, self.default)
+
+    def for_worker(self, namespace: str) -> SigningKey:
+        key = self.for_namespace(namespace)
+        return self.transit[key.key_id]
 
 
 def _load_one(config: SigningKeyConfig, where: str) -> SigningKey:
@@ -79,7 +90,7 @@ def pack_signing(config: AppConfig, build_id: str, namespace: str,
     signing = config.SIGNING
     if signing is None:
         return None
-    key = keyring_of(signing).for_namespace(namespace)
+    key = keyring_of(signing).for_worker(namespace)
     return PackSigning(
         private_key=key.encrypted_pem,
         passphrase=key.passphrase,

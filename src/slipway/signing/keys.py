@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import os
+import secrets
 from dataclasses import dataclass, field
 
 import nacl.exceptions
@@ -24,6 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 PRIVATE_PEM_TYPES = ("ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY")
 # go-securesystemslib's only accepted scrypt parameters besides its legacy ones
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 32768, 8, 1
+# the key as a worker is handed it (for_transit): its passphrase is 256 random bits, which
+# no work factor strengthens; slipway's worker reads the parameters from the PEM
+TRANSIT_SCRYPT_N = 2
 
 
 class SigningKeyError(ValueError):
@@ -61,14 +65,14 @@ def _scrypt(passphrase: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
                           maxmem=256 * 1024 * 1024)
 
 
-def encrypt_private_key(key: ec.EllipticCurvePrivateKey, passphrase: str) -> str:
-    """The encrypted PEM of `key`."""
+def encrypt_private_key(key: ec.EllipticCurvePrivateKey, passphrase: str,
+                        cost: int = SCRYPT_N) -> str:
+    """The encrypted PEM of `key`; `cost`: scrypt's N."""
     der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     salt = os.urandom(32)
     nonce = os.urandom(nacl.secret.SecretBox.NONCE_SIZE)
-    box = nacl.secret.SecretBox(_scrypt(passphrase.encode(), salt, SCRYPT_N, SCRYPT_R,
-                                        SCRYPT_P))
+    box = nacl.secret.SecretBox(_scrypt(passphrase.encode(), salt, cost, SCRYPT_R, SCRYPT_P))
     sealed = box.encrypt(der, nonce).ciphertext
 
     def b64(data: bytes) -> str:
@@ -76,13 +80,23 @@ def encrypt_private_key(key: ec.EllipticCurvePrivateKey, passphrase: str) -> str
 
     body = json.dumps({
         "kdf": {"name": "scrypt",
-                "params": {"N": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P}, "salt": b64(salt)},
+                "params": {"N": cost, "r": SCRYPT_R, "p": SCRYPT_P}, "salt": b64(salt)},
         "cipher": {"name": "nacl/secretbox", "nonce": b64(nonce)},
         "ciphertext": b64(sealed),
     }).encode()
     lines = [base64.b64encode(body[i:i + 48]).decode() for i in range(0, len(body), 48)]
     return "\n".join([f"-----BEGIN {PRIVATE_PEM_TYPES[0]}-----", *lines,
                       f"-----END {PRIVATE_PEM_TYPES[0]}-----", ""])
+
+
+def for_transit(key: SigningKey) -> SigningKey:
+    """The same key sealed again under a random passphrase with scrypt's least work: what
+    a build's worker is handed. The worker then spends no CPU of the build on the
+    operator's work factor (a fifth of a second), and never learns the operator's
+    passphrase (which may open other things)."""
+    passphrase = secrets.token_urlsafe(32)
+    return SigningKey(key.private, encrypt_private_key(key.private, passphrase,
+                                                       TRANSIT_SCRYPT_N), passphrase)
 
 
 def generate(passphrase: str) -> SigningKey:

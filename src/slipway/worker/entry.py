@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -67,14 +68,19 @@ async def _until_stopped(env: WorkerEnvironment) -> int:
     return await run_worker(env, stop)
 
 
-def run_on_standby(verbose: bool = False) -> int:
+def run_on_standby(verbose: bool = False, warm: Collection[str] = ()) -> int:
     """Import and warm up now, then wait for one line on stdin: the assignment, as JSON
     {"environment": {...}, "log_path": "..." or null}. End of input means the worker is
-    not needed (its executor closed, or the manager is gone): exit 0 without a word."""
+    not needed (its executor closed, or the manager is gone): exit 0 without a word.
+    `warm`: "signing", "sbom": import those too (else the build's CPU pays for them)."""
     from slipway.worker import agent  # noqa: F401 (the imports are the point)
     from slipway.worker.context import warm_up
 
     warm_up()
+    if "signing" in warm:
+        import slipway.worker.signing
+    if "sbom" in warm:
+        import slipway.signing.sbom  # noqa: F401  (its library takes half a second)
     line = sys.stdin.readline()
     if not line.strip():
         return 0

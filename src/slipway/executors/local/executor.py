@@ -29,6 +29,7 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,9 +72,13 @@ class _Worker:
 
 class LocalExecutor(Executor[LocalExecutorConfig]):
     def __init__(
-        self, config: LocalExecutorConfig, manager_id: str, *, log_dir: Path | None = None
+        self, config: LocalExecutorConfig, manager_id: str, *, log_dir: Path | None = None,
+        warm: Collection[str] = (),
     ) -> None:
+        """`warm`: what a standby imports ahead besides the worker ("signing", "sbom":
+        when this manager signs its builds)."""
         super().__init__(config, manager_id)
+        self._warm = [f"--warm-{what}" for what in warm]
         self._workers: dict[str, _Worker] = {}
         self._hurry = asyncio.Event()
         self._log_dir = log_dir
@@ -167,6 +172,7 @@ class LocalExecutor(Executor[LocalExecutorConfig]):
             self._standby = await asyncio.create_subprocess_exec(
                 *self._command(),
                 "--standby",
+                *self._warm,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
