@@ -18,16 +18,17 @@ fi
 logs=.work/test-logs
 mkdir -p "$logs"
 base=$(mktemp -d "${TMPDIR:-/tmp}/slipway-tests-XXXXXX")
-# each its own temporary root: pytest removes old numbered roots, and another run's could
-# be in use
-"${pytest[@]}" -m "not image_store" -p no:cacheprovider --basetemp "$base/other" \
+# each its own temporary root (pytest removes old numbered roots, and another run's could
+# be in use) and its own ports (tests/support/ports.py), below the kernel's ephemeral ones
+SLIPWAY_TEST_PORTS=26000-32000 \
+    "${pytest[@]}" -m "not image_store" -p no:cacheprovider --basetemp "$base/other" \
     >"$logs/other.log" 2>&1 &
 other=$!
 trap 'kill "$other" 2>/dev/null' EXIT
 
 echo "tests: those sharing the host's image store below; the others run beside them" \
      "(their output: $logs/other.log, shown when both are done)"
-"${pytest[@]}" -m image_store --basetemp "$base/image-store"
+SLIPWAY_TEST_PORTS=20000-25999 "${pytest[@]}" -m image_store --basetemp "$base/image-store"
 store_status=$?
 wait "$other"
 other_status=$?

@@ -5,18 +5,12 @@ a 502 page, not a 500."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from support.api_app import api_env, client
+from support.ports import free_port
 
 from slipway.store.records import AuditQuery
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_without_oidc_the_login_says_to_use_a_token(tmp_path: Path) -> None:
@@ -28,7 +22,7 @@ async def test_without_oidc_the_login_says_to_use_a_token(tmp_path: Path) -> Non
 
 
 async def test_callbacks_not_started_here_are_refused(tmp_path: Path) -> None:
-    oidc = {"ISSUER": f"http://127.0.0.1:{_closed_port()}", "CLIENT_ID": "slipway",
+    oidc = {"ISSUER": f"http://127.0.0.1:{free_port()}", "CLIENT_ID": "slipway",
             "CLIENT_SECRET": "s3cret-never-shown", "GROUP_ROLES": {"devs": {"web": "write"}}}
     async with api_env(tmp_path, ACCESS={"OIDC": oidc}) as env, client(env.app) as c:
         assert (await c.get("/api/v1/slipway/signin")).json()["oidc"] is True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import kubernetes_validate
 import pytest
 import trustme
 from support.k8s_api import K8sApiDouble
+from support.ports import free_port
 
 from slipway.config.executors import KubernetesExecutorConfig
 from slipway.config.loader import load_config
@@ -393,10 +393,6 @@ async def test_stop_removes_job_pod_and_secret_and_is_idempotent(
 # ---- failures --------------------------------------------------------------------------
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize(
@@ -441,7 +437,7 @@ def _closed_port() -> int:
             id="untrusted-ca",
         ),
         pytest.param(
-            lambda api, tmp: {"K8S_API_SERVER": f"127.0.0.1:{_closed_port()}"},
+            lambda api, tmp: {"K8S_API_SERVER": f"127.0.0.1:{free_port()}"},
             ["cannot connect to https://127.0.0.1:"],
             id="connection-refused",
         ),

@@ -142,7 +142,10 @@ async def test_an_attempt_another_manager_ended_is_not_put_back(tmp_path: Path) 
         await attempts._record_end(job, AttemptEnd.HEARTBEAT_LOST, "", None)
         go_on.set()
 
-        record = await harness.wait_phase(build_id, Phase.COMPLETE, Phase.INTERNAL_ERROR)
+        # the reconciler retries it once its key was missing on two passes, 10 s apart at
+        # this HEARTBEAT_EXPIRY: up to 20 s before the second attempt starts
+        record = await harness.wait_phase(build_id, Phase.COMPLETE, Phase.INTERNAL_ERROR,
+                                          within=90)
         assert replies == [False]  # its worker is told its job ended
         assert [a.outcome for a in record.attempts] == ["heartbeat_lost", "completed"]
         assert await harness.orchestrator.get(job_key(starts[0])) is None

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from support.local_http import serving
+from support.ports import free_port
 
 HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
 
@@ -154,10 +155,6 @@ class SshGitServer:
         return f"ssh://{self.user}@127.0.0.1:{self.port}{repository}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -177,7 +174,7 @@ def ssh_git_server(scratch: Path) -> Iterator[SshGitServer]:
     authorized = scratch / "authorized_keys"
     authorized.write_text(deploy.with_suffix(".pub").read_text())
     os.chmod(authorized, 0o600)
-    port = _free_port()
+    port = free_port()
     config = scratch / "sshd_config"
     config.write_text("\n".join([
         f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",

@@ -4,7 +4,6 @@ executors, for lifecycle tests."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from slipway.store.records import BuildRecord, NewBuild
 from slipway.tokens.jwt import TokenService
 from slipway.tokens.keys import load_or_create
 from support.enqueue import enqueue
+from support.ports import free_port
 from support.protocol_worker import close_all as close_all_workers
 from support.task_dump import dump_tasks
 
@@ -30,10 +30,6 @@ TEARDOWN_STEP_LIMIT = 15.0
 WorkerScript = Callable[[WorkerSpec], Awaitable[None]]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ScriptedExecutor(Executor):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from support.ports import free_port
 
 FOLDER = Path(__file__).with_name("oidc")
 CLIENT_ID = "slipway"
@@ -34,10 +35,6 @@ class OidcProvider:
                          "SESSION_LIFETIME": session_lifetime}}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -46,7 +43,7 @@ def oidc_provider(redirect_uris: list[str],
     node = shutil.which("node")
     if node is None or not (FOLDER / "node_modules" / "oidc-provider").is_dir():
         pytest.skip("node or tests/support/oidc/node_modules is missing (make setup)")
-    port = _free_port()
+    port = free_port()
     config = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
               "redirect_uris": redirect_uris, "accounts": accounts}
     process = subprocess.Popen(

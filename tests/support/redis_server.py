@@ -14,12 +14,7 @@ from pathlib import Path
 import trustme
 
 from slipway.config.models import RedisConfig
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from support.ports import free_port
 
 
 class RedisServer:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slipway.local_registry import write_config
+from support.ports import free_port
 
 if TYPE_CHECKING:
     from support.registry_token import TokenService
@@ -49,10 +49,6 @@ class Registry:
         return f"{self.scheme}://{self.host}"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bcrypt_hash(password: str) -> str:
