@@ -1,6 +1,8 @@
 """The web UI's log view at scale: the time to fetch a finished build's 100,000-line log
-as the build page does (the SSE stream from entry 0 to its `end` event), and through
-`GET .../logs` paging while the API pages.
+through the SSE stream from entry 0 to its `end` event, and through `GET .../logs`
+paging while the API pages; with --browser, the build page in headless Chromium: when
+its first screen of lines is drawn to stay, when the whole log is there, and how smooth
+its frames are while it loads and while the log is scrolled.
 
 python -m benchmarks.ui_log [--lines N] [--db-uri URI] [--browser]
 
