@@ -1,6 +1,8 @@
 """The web UI's log view at scale: the time to fetch a finished build's 100,000-line log
-as the build page does (the SSE stream from entry 0 to its `end` event), and through
-`GET .../logs` paging while the API pages.
+through the SSE stream from entry 0 to its `end` event, and through `GET .../logs`
+paging while the API pages; with --browser, the build page in headless Chromium: when
+its first screen of lines is drawn to stay, when the whole log is there, and how smooth
+its frames are while it loads and while the log is scrolled.
 
 python -m benchmarks.ui_log [--lines N] [--db-uri URI] [--browser]
 
@@ -83,27 +85,142 @@ async def _pages(client: httpx.AsyncClient, path: str) -> tuple[int, int, int]:
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update"]
+# steps of the scroll through the whole log, one per frame
+SCROLL_STEPS = 300
+# frames of the wheel-like scroll, and its pixels a frame (3 lines)
+WHEEL_STEPS, WHEEL_PX = 200, 60
+
+# Installed in the page before its own scripts, so the same measure applies to any
+# revision of the UI (the before and after of a change): every frame's gap, the long
+# tasks, and what the log shows a user (the lines wholly in the log's box, by number and
+# text; a line not yet loaded, `.log-pending`, is not one a user can read), each time
+# the DOM or the scroll position changes.
+_PROBE = """(() => {
+  const probe = { screens: [], longtasks: [], frames: [], sampling: true };
+  window.__uilog = probe;
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) probe.longtasks.push([e.startTime, e.duration]);
+    }).observe({ type: "longtask", buffered: true });
+  } catch (e) { probe.noLongtasks = String(e); }
+  let last = performance.now();
+  const tick = (now) => { probe.frames.push([now, now - last]); last = now;
+                          requestAnimationFrame(tick); };
+  requestAnimationFrame(tick);
+  // reading the lines' boxes lays the page out: only when the log itself changed (the
+  // page lays it out for that frame anyway), not on every change of the page
+  const look = (records) => {
+    if (!probe.sampling) return;
+    const scroller = document.querySelector(".log-scroll");
+    if (!scroller) return;
+    if (Array.isArray(records) && !records.some((r) => scroller.contains(r.target))) return;
+    if (records && records.target && records.target !== scroller) return;
+    const view = scroller.getBoundingClientRect();
+    const shown = [];
+    for (const line of scroller.querySelectorAll(".log-line:not(.log-pending)")) {
+      const box = line.getBoundingClientRect();
+      if (box.height > 0 && box.top >= view.top && box.bottom <= view.bottom)
+        shown.push(line.innerText);
+    }
+    const key = shown.join("\\n");
+    const prev = probe.screens[probe.screens.length - 1];
+    if (!prev || prev[1] !== key) probe.screens.push([performance.now(), key, shown.length]);
+  };
+  new MutationObserver(look).observe(document, { childList: true, subtree: true,
+                                                 characterData: true });
+  addEventListener("scroll", look, { capture: true, passive: true });
+})();"""
+
+# a scroll from the top of the log to its end in `steps` frames (as dragging the scroll
+# bar: a new screen of lines every frame), or by `by` pixels a frame from the middle (as a
+# mouse wheel: a few new lines a frame); each frame's gap
+_SCROLL = """async ([steps, by]) => {
+  const el = document.querySelector(".log-scroll");
+  const from = performance.now();
+  const gaps = [];
+  const start = by ? Math.floor(el.scrollHeight / 2) : 0;
+  el.scrollTop = start;
+  await new Promise((resolve) => requestAnimationFrame(resolve));
+  let last = performance.now();
+  for (let i = 1; i <= steps; i++) {
+    el.scrollTop = by ? start + by * i : (el.scrollHeight - el.clientHeight) * i / steps;
+    const now = await new Promise((resolve) => requestAnimationFrame(resolve));
+    gaps.push(now - last);
+    last = now;
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const tasks = window.__uilog.longtasks.filter(([at]) => at >= from);
+  return { gaps, longtasks: tasks.length, drawn: document.querySelectorAll(".log-line").length };
+}"""
 
 
-async def _browser_open(base_url: str, token: str, build_id: str, lines: int) -> float:
-    """Seconds from opening the build page in headless Chromium (Playwright, Debian's
-    chromium) until the page says the whole log is there."""
+def _p95(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+
+async def _browser_open(base_url: str, token: str, build_id: str,
+                        lines: int) -> dict[str, Any]:
+    """The build page opened afresh in headless Chromium (Playwright, Debian's chromium),
+    as from a link: what a user sees when, until the page says the whole log is there,
+    then a scroll through the whole log."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM,
                                                    args=CHROMIUM_FLAGS)
         try:
-            page = await browser.new_page()
+            page = await browser.new_page(viewport={"width": 1400, "height": 900})
             await page.goto(f"{base_url}/")
             await page.evaluate("t => sessionStorage.setItem('slipway.token', t)", token)
+            await page.goto("about:blank")
+            await page.add_init_script(_PROBE)
             t0 = time.perf_counter()
             await page.goto(f"{base_url}/#/build/big/log/{build_id}")
             await page.get_by_role("status").filter(
                 has_text=f"ended · {lines:,} lines").wait_for(timeout=120_000)
-            return time.perf_counter() - t0
+            open_s = time.perf_counter() - t0
+            whole_ms = await page.evaluate("performance.now()")
+            await page.wait_for_timeout(500)  # nothing more should change on screen
+            probe = await page.evaluate("() => { window.__uilog.sampling = false; "
+                                        "return window.__uilog; }")
+            scroll = await page.evaluate(_SCROLL, [SCROLL_STEPS, 0])
+            wheel = await page.evaluate(_SCROLL, [WHEEL_STEPS, WHEEL_PX])
         finally:
             await browser.close()
+    screens: list[list[Any]] = probe["screens"]
+    # the first screen: from when the log showed what it shows with the whole log there
+    # (its end: the page follows the end), and kept showing it
+    settled = None
+    if screens and screens[-1][2] > 0:
+        final = screens[-1][1]
+        settled = screens[-1][0]
+        for at, key, _ in reversed(screens):
+            if key != final:
+                break
+            settled = at
+    first_lines = next((at for at, _, n in screens if n > 0), None)
+    loading = [d for at, d in probe["longtasks"] if at <= whole_ms]
+    frames = [gap for at, gap in probe["frames"][1:] if at <= whole_ms]
+    return {
+        "browser_open_s": open_s,
+        "browser_first_lines_s": None if first_lines is None else first_lines / 1000,
+        "browser_first_screen_s": None if settled is None else settled / 1000,
+        "browser_load_longtasks": len(loading),
+        "browser_load_longtask_max_ms": max(loading, default=0.0),
+        "browser_load_frame_p95_ms": _p95(frames),
+        "browser_load_frame_max_ms": max(frames, default=None),
+        "browser_scroll_frame_p95_ms": _p95(scroll["gaps"]),
+        "browser_scroll_frame_max_ms": max(scroll["gaps"], default=None),
+        "browser_scroll_longtasks": scroll["longtasks"],
+        "browser_scroll_drawn_lines": scroll["drawn"],
+        "browser_wheel_frame_p95_ms": _p95(wheel["gaps"]),
+        "browser_wheel_frame_max_ms": max(wheel["gaps"], default=None),
+        "browser_wheel_longtasks": wheel["longtasks"],
+        "browser_probe_note": probe.get("noLongtasks"),
+    }
 
 
 async def run(lines: int, db_uri: str | None, work: Path,
@@ -135,8 +252,8 @@ async def run(lines: int, db_uri: str | None, work: Path,
             t1 = time.perf_counter()
             paged, pages, page_bytes = await _pages(client, path)
             pages_s = time.perf_counter() - t1
-        browser_s = (await _browser_open(f"http://127.0.0.1:{server.api_port}", token,
-                                         build_id, lines) if browser else None)
+        seen = (await _browser_open(f"http://127.0.0.1:{server.api_port}", token,
+                                    build_id, lines) if browser else {})
     finally:
         await server.stop()
     return {
@@ -145,7 +262,8 @@ async def run(lines: int, db_uri: str | None, work: Path,
         "stream_s": rounded(stream_s, 3),
         "get_entries": paged, "get_pages": pages, "get_bytes": page_bytes,
         "get_s": rounded(pages_s, 3),
-        "browser_open_s": rounded(browser_s, 3),
+        **{key: rounded(value, 3) if isinstance(value, float) else value
+           for key, value in seen.items()},
     }
 
 

@@ -198,10 +198,14 @@ async def get_logs(
     _p: Annotated[Principal, Depends(require(Role.READ))],
     start: Annotated[int, Query(ge=0, le=MAX_LOG_INDEX,
                                 description="index of the first entry")] = 0,
+    limit: Annotated[int | None, Query(ge=0, le=MAX_LOG_INDEX,
+                                       description="at most this many entries (slipway; "
+                                       "default: all from `start`)")] = None,
 ) -> JSONResponse:
-    """Log entries from `start` (entries are numbered from 0 and never rewritten)."""
+    """Log entries from `start` (entries are numbered from 0 and never rewritten); `total`
+    is the log's length, so a page of the log also says how long it is."""
     await load_build(d, namespace, repository, build_id)
-    total, entries = await d.store.logs.read(build_id, start)
+    total, entries = await d.store.logs.read(build_id, start, limit)
     body = {"start": start, "total": total, "logs": [e.as_api() for e in entries]}
     return JSONResponse(body)
 

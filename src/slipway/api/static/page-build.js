@@ -1,5 +1,9 @@
 // One build: the live log first, with its summary, phase timeline and attempts beside it
 // (below it on a narrow screen), each folding away; cancel and build again.
+//
+// The log opens at its end (the view follows the end, and a finished build's outcome is
+// there): its first and last lines are asked for first and drawn, then the stream follows
+// what comes after them while the lines between are loaded in pages in the background.
 
 import { api, buildPath } from "./api.js";
 import { announce, errorNotice, h } from "./dom.js";
@@ -10,13 +14,23 @@ import { LogView } from "./logview.js";
 import { followEvents } from "./sse.js";
 import { traceChart } from "./tracechart.js";
 
+// lines asked for first at each end of the log: more than a screen, a small answer
+const EDGE_LINES = 500;
+// lines per page of the background load: 20 requests for 100,000 lines, each parsed in
+// a few milliseconds (one long task would stall scrolling)
+const PAGE_LINES = 5000;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 export function buildPage(namespace, repository, buildId, line) {
   const path = buildPath(namespace, repository, buildId);
   let build = null;
   let stream = null;
   let refreshTimer = null;
   let destroyed = false;
-  let ended = false;  // the stream sent its end: the log is complete
+  let ended = false;  // the stream sent its end: every line is known (not all loaded yet)
+  let streamState = "connecting…";
+  const loading = new AbortController();  // the log's pages, stopped with the page
   const phases = [];  // { phase, at } from the log's phase entries
   // docs/signing.md: what was signed and attached, asked once the build is complete
   const signingEl = h("span", { id: "build-signing" }, "—");
@@ -51,6 +65,21 @@ export function buildPage(namespace, repository, buildId, line) {
     label: "Build log",
     linkFor: (n) => route.build(namespace, repository, buildId, n),
     onMark: (n) => { gotoMessage.textContent = `Line ${n.toLocaleString()}.`; },
+    // in order, once each, however they came (pages, the tail, the stream)
+    onEntries: (entries) => {
+      let phaseChanged = false;
+      for (const entry of entries) {
+        if (entry.type === "phase") {
+          phases.push({ phase: entry.message, at: toDate(entry.data && entry.data.datetime) });
+          phaseChanged = true;
+        }
+      }
+      errorButton.disabled = view.firstErrorLine() === null;
+      if (phaseChanged) {
+        renderTimeline();
+        if (!ended) soon();
+      }
+    },
     onFollow: (following) => {
       followButton.setAttribute("aria-pressed", String(following));
       followButton.textContent = following ? "Following the end" : "Follow the end";
@@ -240,29 +269,93 @@ export function buildPage(namespace, repository, buildId, line) {
     refreshTimer = setTimeout(refresh, 150);
   }
 
-  function startStream() {
-    stream = followEvents(`${path}/logs/stream`, view.entries.length, {
+  function showStatus(state) {
+    if (state) streamState = state;
+    const known = view.known.toLocaleString();
+    // short: the toolbar keeps its room (style.css); the whole log is there once it says
+    // "N lines" alone
+    status.textContent = view.loaded < view.known
+      ? `${streamState} · ${Math.floor((100 * view.loaded) / view.known)}% of ${known} lines`
+      : `${streamState} · ${known} lines`;
+  }
+
+  async function loadLog(head) {
+    let first;
+    try {
+      first = await head;
+    } catch (e) {
+      if (destroyed) return;
+      startStream(0);  // the stream alone brings the whole log, as it did before pages
+      return;
+    }
+    if (destroyed) return;
+    const shown = first.logs.length;
+    const total = Number(first.total);
+    let tail = null;
+    if (total > shown) {
+      const from = Math.max(shown, total - EDGE_LINES);
+      try {
+        tail = { from, body: await logPage(from, EDGE_LINES) };
+      } catch (e) {
+        if (destroyed) return;
+      }
+    }
+    // both in one frame: the first screen drawn is the log's end, where it stays
+    view.append(first.logs, 0);
+    if (tail) view.append(tail.body.logs, tail.from);
+    showStatus();
+    startStream(view.known);
+    if (view.loaded < view.known) loadPages(view.loaded, view.known - view.loaded);
+  }
+
+  function logPage(start, limit) {
+    return api(`${path}/logs?start=${start}&limit=${limit}`, { signal: loading.signal });
+  }
+
+  // the lines between the first ones and the tail, in order, a page at a time; the next
+  // page is asked for before this one is added (the server reads it meanwhile)
+  async function loadPages(start, count) {
+    const to = start + count;
+    const ask = (from) => logPage(from, Math.min(PAGE_LINES, to - from));
+    let from = start;
+    let next = ask(from);
+    while (next && !destroyed) {
+      let body;
+      try {
+        body = await next;
+      } catch (e) {
+        if (destroyed || e.name === "AbortError") return;
+        if (e.status === 0 || e.status === 429 || e.status >= 500) {
+          await sleep(1000);
+          next = ask(view.loaded);
+          from = view.loaded;
+          continue;
+        }
+        notices.append(errorNotice(e, "Could not load the log:"));
+        return;
+      }
+      const got = body.logs.length;
+      next = got && from + got < to ? ask(from + got) : null;
+      view.append(body.logs, from);
+      from += got;
+      showStatus();
+    }
+  }
+
+  function startStream(start) {
+    stream = followEvents(`${path}/logs/stream`, start, {
       onLogs: (entries, first) => {
-        let phaseChanged = false;
-        entries.forEach((entry, i) => {
-          if (entry.type === "phase" && first + i >= view.entries.length) {
-            phases.push({ phase: entry.message, at: toDate(entry.data && entry.data.datetime) });
-            phaseChanged = true;
-          }
-        });
         view.append(entries, first);
-        errorButton.disabled = view.firstErrorLine() === null;
-        status.textContent = `live · ${view.entries.length.toLocaleString()} lines`;
-        if (phaseChanged) { renderTimeline(); soon(); }
+        showStatus();
       },
       onEnd: (finished) => {
         ended = true;
         build = finished;
         renderBuild();
-        status.textContent = `ended · ${view.entries.length.toLocaleString()} lines`;
+        showStatus("ended");
         announce(`Build ${finished.phase}`);
       },
-      onStatus: (text) => { status.textContent = `${text} · ${view.entries.length.toLocaleString()} lines`; },
+      onStatus: (text) => showStatus(text),
       onError: (error) => { notices.append(errorNotice(error, "The log cannot be followed:")); },
     });
   }
@@ -318,17 +411,24 @@ export function buildPage(namespace, repository, buildId, line) {
   }
 
   function goTo(n) {
-    if (view.goTo(n, { wait: !ended })) return;
-    if (ended) {
-      gotoMessage.textContent = `The log has ${view.entries.length.toLocaleString()} lines; `
+    const beyond = ended && n > view.known;
+    if (view.goTo(n, { wait: !beyond })) return;
+    if (beyond) {
+      gotoMessage.textContent = `The log has ${view.known.toLocaleString()} lines; `
         + `there is no line ${n.toLocaleString()}.`;
+    } else if (n <= view.known) {
+      gotoMessage.textContent = `Line ${n.toLocaleString()} is loading; it is shown when it arrives.`;
     } else {
       gotoMessage.textContent = `Line ${n.toLocaleString()} is not in the log yet; `
         + "it is shown when it arrives.";
     }
   }
 
-  refresh().then(() => { if (!destroyed && build) startStream(); });
+  // asked beside the build's status, not after it: the log's first lines (all of a
+  // short log) and its length
+  const head = logPage(0, EDGE_LINES);
+  head.catch(() => {});  // a build that cannot be loaded says so once, below
+  refresh().then(() => { if (!destroyed && build) loadLog(head); });
   if (line) goTo(line);
 
   return {
@@ -339,6 +439,7 @@ export function buildPage(namespace, repository, buildId, line) {
     },
     destroy() {
       destroyed = true;
+      loading.abort();
       clearTimeout(refreshTimer);
       if (stream) stream.stop();
       view.destroy();
