@@ -12,7 +12,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ RUN for i in $(seq 1 500); do echo "line $i of the build output"; done
 RUN mkdir -p /app && seq 1 2000 > /app/numbers.txt && cp /hello.txt /app/
 """
 FINAL = ("complete", "error", "internalerror", "cancelled")
+PARTS = ("small", "layer_cache", "multi_arch")
 
 
 def context_tar(dockerfile: str) -> bytes:
@@ -135,7 +136,8 @@ async def through_slipway(
     return elapsed
 
 
-async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, Any]:
+async def small_build(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, Any]:
+    """The small build through slipway against the same by hand, alternating."""
     from support.fileserver import serve_files
     from support.registry import run_registry
 
@@ -155,12 +157,6 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
         finally:
             await server.stop()
     hand_s, slipway_s = statistics.median(hand), statistics.median(slipway)
-    from benchmarks import e2e_cache
-
-    layer_cache = await e2e_cache.run(backend, workdir, runs=runs)
-    from benchmarks import e2e_multiarch
-
-    multi_arch = await e2e_multiarch.run(backend, workdir, runs=runs)
     return {
         "runs": runs,
         "by_hand_s": rounded(hand_s, 2),
@@ -170,6 +166,54 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
         "ratio_vs_hand": rounded(slipway_s / hand_s, 2),
         # where a build's time goes (docs/traces.md): the median of each span's time
         "span_medians_ms": span_medians_ms(traces),
-        "layer_cache": layer_cache,
-        "multi_arch": multi_arch,
     }
+
+
+async def run(backend: Backend, workdir: Path, *, runs: int = 3,
+              parts: Sequence[str] = PARTS) -> dict[str, Any]:
+    """The e2e section: the small build, then the layer cache's and the multi-arch
+    benchmarks (`parts` picks some)."""
+    figures: dict[str, Any] = {}
+    if "small" in parts:
+        figures.update(await small_build(backend, workdir, runs=runs))
+    if "layer_cache" in parts:
+        from benchmarks import e2e_cache
+
+        figures["layer_cache"] = await e2e_cache.run(backend, workdir, runs=runs)
+    if "multi_arch" in parts:
+        from benchmarks import e2e_multiarch
+
+        figures["multi_arch"] = await e2e_multiarch.run(backend, workdir, runs=runs)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Some parts of the e2e section alone, their figures as JSON to a file
+    (benchmarks/e2e_cache.py's before/after runs each in a process of its own)."""
+    import argparse
+    import json
+
+    from benchmarks.common import open_backend
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.e2e")
+    parser.add_argument("--parts", default=",".join(PARTS))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--json", type=Path, required=True)
+    args = parser.parse_args(argv)
+    parts = [p for p in args.parts.split(",") if p]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; known: {', '.join(PARTS)}")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    backend = open_backend("sqlite_memory")
+    try:
+        figures = asyncio.run(run(backend, args.workdir, runs=args.runs, parts=parts))
+    finally:
+        backend.close()
+    args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -11,6 +11,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -124,3 +125,122 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
         "cold_span_medians_ms": span_medians_ms(cold_traces),
         "warm_span_medians_ms": span_medians_ms(warm_traces),
     }
+
+
+# --- before/after: the same benchmark code over two revisions of slipway ---------------
+
+HEADLINES = ("ratio_vs_hand", "slipway_s", "by_hand_s")
+CACHE_HEADLINES = ("warm_vs_cold", "cold_vs_hand", "cold_s", "warm_fresh_worker_s",
+                   "by_hand_no_cache_s")
+
+
+def _one_run(src: Path, label: str, pair: int, work: Path, runs: int) -> dict[str, Any]:
+    """`python -m benchmarks.e2e --parts small,layer_cache` in a process of its own with
+    `src` first on PYTHONPATH: its server and workers (which inherit the environment)
+    run that revision's slipway; the benchmark's code is this tree's for both."""
+    import json
+
+    from benchmarks.common import ROOT, machine
+
+    out = work / f"{label}-{pair}.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(src), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    load = machine()["load_at_start"]
+    started = time.time()
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.e2e", "--parts", "small,layer_cache",
+         "--runs", str(runs), "--workdir", str(work / f"{label}-{pair}"), "--json", str(out)],
+        cwd=ROOT, env=env, check=True)
+    figures: dict[str, Any] = json.loads(out.read_text())
+    return {"revision": label, "pair": pair, "load_at_start": load,
+            "duration_s": rounded(time.time() - started, 1), **figures}
+
+
+def _medians(results: list[dict[str, Any]]) -> dict[str, Any]:
+    def median_of(values: list[Any]) -> float | None:
+        numbers = [v for v in values if isinstance(v, int | float)]
+        return rounded(statistics.median(numbers), 2) if numbers else None
+
+    def span_medians(key: str, inner: str | None = None) -> dict[str, float | None]:
+        tables = [(r[inner] if inner else r).get(key, {}) for r in results]
+        names = {name for table in tables for name in table}
+        # over the runs, each run's median; a span missing from a run counts 0 there
+        found = {n: median_of([t.get(n, 0.0) for t in tables]) for n in names}
+        return dict(sorted(found.items(), key=lambda kv: -(kv[1] or 0.0)))
+
+    return {
+        **{key: median_of([r.get(key) for r in results]) for key in HEADLINES},
+        **{f"layer_cache.{key}": median_of([r["layer_cache"].get(key) for r in results])
+           for key in CACHE_HEADLINES},
+        "span_medians_ms": span_medians("span_medians_ms"),
+        "layer_cache.cold_span_medians_ms": span_medians("cold_span_medians_ms",
+                                                         "layer_cache"),
+        "layer_cache.warm_span_medians_ms": span_medians("warm_span_medians_ms",
+                                                         "layer_cache"),
+    }
+
+
+def compare(before_rev: str, pairs: int, runs: int, out: Path) -> dict[str, Any]:
+    """`pairs` before/after pairs, alternating which goes first; `before_rev` checked
+    out in a temporary worktree (removed afterwards), after = this tree."""
+    import datetime as dt
+    import json
+
+    from benchmarks.common import ROOT, git_revision, machine
+
+    work = Path(tempfile.mkdtemp(prefix="slipway-bench-compare-"))
+    before_tree = work / "before"
+    subprocess.run(["git", "worktree", "add", "--detach", str(before_tree), before_rev],
+                   cwd=ROOT, check=True, capture_output=True)
+    before_full = subprocess.run(["git", "rev-parse", before_rev], cwd=ROOT, check=True,
+                                 capture_output=True, text=True).stdout.strip()
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    results: list[dict[str, Any]] = []
+    try:
+        for pair in range(1, pairs + 1):
+            order = [("before", before_tree / "src"), ("after", ROOT / "src")]
+            if pair % 2 == 0:
+                order.reverse()
+            for label, src in order:
+                print(f"[compare] pair {pair}: {label}", file=sys.stderr, flush=True)
+                results.append(_one_run(src, label, pair, work, runs))
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(before_tree)],
+                       cwd=ROOT, capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    report = {
+        "what": "issue 30, the registry layer cache's fixed costs: benchmarks.e2e's small "
+                "build and layer-cache parts, before/after pairs run alternately",
+        "started": started,
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "git": {"before": before_full, "after": git_revision()},
+        "pairs": pairs,
+        "runs_per_part": runs,
+        "medians": {
+            "before": _medians([r for r in results if r["revision"] == "before"]),
+            "after": _medians([r for r in results if r["revision"] == "after"]),
+        },
+        "runs": results,
+    }
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.e2e_cache",
+        description="before/after pairs of the small build and the layer cache benchmarks")
+    parser.add_argument("--before", required=True, help="the revision measured as before")
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    compare(args.before, args.pairs, args.runs, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

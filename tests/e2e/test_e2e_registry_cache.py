@@ -2,17 +2,20 @@
 workers and a real registry. Each build runs on a worker with a container store of its
 own, empty at the start (CONTAINERS_STORAGE_CONF), as a fresh Pod or instance would: the
 second build finds its RUN step in the cache repository the first pushed, and the
-pushed image has the same layers. A cache the registry cannot serve slows a build and
-says so; the build still completes."""
+pushed image has the same layers. A build whose cache repository is empty looks nothing
+up there (the registry's access log shows what was asked). A cache the registry cannot
+serve slows a build and says so; the build completes, its steps run once."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -91,6 +94,17 @@ def ran(result: subprocess.CompletedProcess[str], marker: str) -> bool:
     return marker in result.stdout.splitlines()
 
 
+def registry_requests(registry: Registry) -> list[tuple[str, str]]:
+    """(method, path) of each request the registry served, in order (its access log)."""
+    text = (registry.storage.parent / "registry.log").read_text(errors="replace")
+    return re.findall(r'^\S+ - \S+ \[[^]]*\] "([A-Z]+) (\S+) HTTP', text, re.M)
+
+
+def tags(registry: Registry, repository: str) -> list[str]:
+    with urllib.request.urlopen(f"{registry.url}/v2/{repository}/tags/list") as answer:
+        return list(json.load(answer).get("tags") or [])
+
+
 @pytest.fixture
 def stores_removed(tmp_path: Path) -> object:
     yield None
@@ -131,6 +145,28 @@ async def test_a_fresh_worker_reuses_the_steps_of_an_earlier_build(
 
 
 @pytest.mark.usefixtures("stores_removed")
+async def test_a_cold_build_looks_nothing_up_in_an_empty_cache(
+    tmp_path: Path, registry: Registry, base_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = context(tmp_path, registry_base(registry, base_image))
+    ref = f"{registry.host}/demo/cold:latest"
+
+    result = await build_on_a_fresh_worker(tmp_path, "one", registry, ref, monkeypatch)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert ran(result, marker)
+    assert "Registry cache: empty, no step is looked up" in result.stdout.splitlines()
+
+    requests = registry_requests(registry)
+    cache = "/v2/demo/cold-cache/manifests/"
+    # the empty cache repository: its tag list read once, no step's key asked for
+    assert [r for r in requests if r[1].startswith(cache) and r[0] in ("GET", "HEAD")] == []
+    assert [r for r in requests if r[1].startswith("/v2/demo/cold-cache/tags/list")] == [
+        ("GET", "/v2/demo/cold-cache/tags/list?n=1")]
+    # both steps still went to the cache, for the next build
+    assert len(tags(registry, "demo/cold-cache")) == 2
+
+
+@pytest.mark.usefixtures("stores_removed")
 async def test_a_cache_the_registry_cannot_serve_slows_the_build_and_says_so(
     tmp_path: Path, registry: Registry, base_image: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,8 +180,13 @@ async def test_a_cache_the_registry_cannot_serve_slows_the_build_and_says_so(
 
     result = await build_on_a_fresh_worker(tmp_path, "one", registry, ref, monkeypatch)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    assert ran(result, marker)
-    unavailable = [ln for ln in result.stdout.splitlines() if ln.startswith("cache unavailable:")]
+    lines = result.stdout.splitlines()
+    assert lines.count(marker) == 1, result.stdout[-3000:]  # the steps ran once
+    unavailable = [ln for ln in lines if ln.startswith("cache unavailable:")]
     assert len(unavailable) == 1, result.stdout[-3000:]
-    assert "building again without it" in unavailable[0]
+    # said at the start, from the registry's answer to the cache's tag list: the build
+    # neither looks its steps up nor pushes them, so it need not run again
+    assert "answered 500" in unavailable[0] and "building without it" in unavailable[0]
     assert skopeo(ref)["Digest"]
+    cache = [r for r in registry_requests(registry) if r[1].startswith("/v2/demo/broken-cache/")]
+    assert cache == [("GET", "/v2/demo/broken-cache/tags/list?n=1")]

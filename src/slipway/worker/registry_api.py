@@ -182,6 +182,20 @@ class RegistryClient:
             raise BuildError(f"{what}: the registry's content has another digest")
         return answer.content
 
+    async def has_tags(self) -> bool:
+        """Whether the repository has a tag (the first page of its tag list, one entry
+        long); False when the registry does not know the repository."""
+        what = f"listing the tags of {self.name}"
+        answer = await self._request("GET", f"/v2/{self.repository}/tags/list", what,
+                                     params={"n": "1"})
+        if answer.status_code == 404:
+            return False
+        _check(answer, 200, what)
+        try:
+            return bool(answer.json().get("tags"))
+        except (ValueError, AttributeError) as exc:
+            raise BuildError(f"{what}: the registry's answer is not a tag list") from exc
+
     def upload(self, blobs: Mapping[str, bytes]) -> list[asyncio.Future[None]]:
         """Start uploading the blobs, each digest once per client (an artifact's blobs can
         go up before its manifest is known; its push waits for them)."""
@@ -245,12 +259,21 @@ class RegistryClient:
             content=data, headers={"Content-Type": "application/octet-stream"})
 
 
+class RegistryError(BuildError):
+    """The registry answered, with another status than the one expected."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def _check(answer: httpx.Response, expected: int, what: str) -> None:
-    """BuildError with the registry's status and its own message (its `errors`)."""
+    """RegistryError with the registry's status and its own message (its `errors`)."""
     if answer.status_code == expected:
         return
     message = ""
     with contextlib.suppress(ValueError, AttributeError, IndexError, TypeError):
         first = answer.json()["errors"][0]
         message = f": {first.get('code', '')} {first.get('message', '')}".rstrip()
-    raise BuildError(f"{what}: the registry answered {answer.status_code}{message}"[:500])
+    raise RegistryError(f"{what}: the registry answered {answer.status_code}{message}"[:500],
+                        answer.status_code)

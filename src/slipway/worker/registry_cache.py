@@ -1,22 +1,29 @@
 """The registry layer cache (docs/layer-cache.md): which cache repository a build uses,
-whether its registry answers, and what the build's output says was cached.
+whether its registry answers, whether the repository holds anything to look up, and what
+the build's output says was cached.
 
-podman/buildah's `--cache-from`/`--cache-to REPO` push one image per built step to
-`REPO:<cache key>` and look each step's key up there before running it, so a worker
-with an empty store reuses the steps of earlier builds made on other workers.
+podman/buildah's `--cache-from REPO` looks each step's key up as `REPO:<cache key>` before
+running it, and `--cache-to REPO` pushes one image per built step there, so a worker with
+an empty store reuses the steps of earlier builds made on other workers.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import logging
 import re
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import httpx
 
 from slipway.worker.environment import WorkerEnvironment
+from slipway.worker.errors import BuildError, CacheUnavailable
 from slipway.worker.process import LineSink
+from slipway.worker.runtimes.base import Credentials
+
+log = logging.getLogger("slipway.worker")
 
 PROBE_TIMEOUT = httpx.Timeout(5.0)
 REPOSITORY_PLACEHOLDER = "{repository}"
@@ -68,6 +75,28 @@ async def probe(registry: str, insecure: bool) -> str:
             except httpx.HTTPError as exc:
                 reason = f"{registry} did not answer: {exc or type(exc).__name__}"
     return reason
+
+
+async def cache_has_tags(cache_repo: str, creds: Credentials | None, insecure: bool,
+                         environ: Mapping[str, str] | None = None) -> bool | None:
+    """Whether the cache repository holds any tag, from one look at its tag list: a build
+    passes `--cache-from` only then, as buildah would otherwise ask the registry for the
+    first step's key and find nothing. None when the answer tells nothing (a registry
+    that does not let these credentials list tags may still serve the cache): the build
+    looks its steps up as before. CacheUnavailable when the registry fails (5xx): it
+    would fail the lookups and the pushes as well."""
+    from slipway.worker.registry_api import RegistryClient, RegistryError
+
+    try:
+        async with RegistryClient(cache_repo, creds, insecure, environ) as client:
+            return await client.has_tags()
+    except RegistryError as exc:
+        if exc.status >= 500:
+            raise CacheUnavailable(str(exc)) from None
+        log.info("registry cache: %s", exc)
+    except BuildError as exc:
+        log.info("registry cache: %s", exc)
+    return None
 
 
 @dataclass
@@ -133,4 +162,4 @@ class CacheWatch:
         )
 
 
-__all__ = ["CacheWatch", "cache_repository", "is_cache_failure", "probe"]
+__all__ = ["CacheWatch", "cache_has_tags", "cache_repository", "is_cache_failure", "probe"]

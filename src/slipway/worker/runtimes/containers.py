@@ -15,7 +15,7 @@ from slipway.worker.base_platforms import manifest_list_platforms
 from slipway.worker.errors import BuildError, CacheUnavailable
 from slipway.worker.platform_args import hidden_args, without_hidden_args
 from slipway.worker.process import LineSink
-from slipway.worker.registry_cache import is_cache_failure
+from slipway.worker.registry_cache import cache_has_tags, is_cache_failure
 from slipway.worker.runtimes.base import (
     BuildSpec,
     Credentials,
@@ -51,6 +51,10 @@ class ContainersRuntime(Runtime):
     id_query: tuple[str, ...] = ("image", "inspect", "--format", "{{.ID}}")
 
     _registries_conf: Path | bool | None = False  # False: not written yet
+    # the registry cache of the current build (build() decides): whether its steps are
+    # looked up, and whether the registry failed it (no cache for this build)
+    _cache_lookup: bool = True
+    _cache_off: bool = False
 
     def child_env(self) -> dict[str, str]:
         env = super().child_env()
@@ -153,8 +157,11 @@ class ContainersRuntime(Runtime):
         # The registry cache needs the step images: the build's clean-up removes them
         layers = self.env.layer_cache or spec.keep_layers or bool(spec.cache_repo)
         argv += [f"--layers={'true' if layers else 'false'}"]
-        if spec.cache_repo:
-            argv += ["--cache-from", spec.cache_repo, "--cache-to", spec.cache_repo]
+        cache = bool(spec.cache_repo) and not self._cache_off
+        if cache and self._cache_lookup:
+            argv += ["--cache-from", spec.cache_repo]
+        if cache:
+            argv += ["--cache-to", spec.cache_repo]
         if spec.pull:
             argv += ["--pull=always"]
         argv += ["--format", "docker", "--iidfile", str(iidfile), "-f", str(spec.dockerfile)]
@@ -169,8 +176,30 @@ class ContainersRuntime(Runtime):
         argv += build_options(spec)
         return [*argv, str(spec.context_dir)]
 
+    async def _decide_cache(self, spec: BuildSpec, sink: LineSink) -> None:
+        """One look at the cache repository's tag list per build: an empty repository is
+        not looked up step by step; a registry that fails it (5xx) is said at once and
+        the build runs without the cache, once."""
+        self._cache_lookup, self._cache_off = True, False
+        if not spec.cache_repo:
+            return
+        registry = spec.cache_repo.split("/", 1)[0]
+        try:
+            found = await cache_has_tags(spec.cache_repo, spec.cache_auth,
+                                         self.env.registry_is_insecure(registry),
+                                         self.child_env())
+        except CacheUnavailable as exc:
+            self._cache_off = True
+            await sink(f"cache unavailable: {exc}; building without it")
+            return
+        if found is False:
+            # nothing to find: buildah would ask the registry for each step's key
+            self._cache_lookup = False
+            await sink("Registry cache: empty, no step is looked up")
+
     async def build(self, spec: BuildSpec, sink: LineSink | None = None) -> str:
         iidfile = self.workdir / "image.iid"
+        await self._decide_cache(spec, sink or self.sink)
         if spec.manifest:
             # the list exists, empty, before the platforms' builds (which run side by side)
             # add to it: left to the build, two may race to create it; a second run (the

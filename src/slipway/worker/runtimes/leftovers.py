@@ -62,8 +62,8 @@ def plan_removal(images: Iterable[LocalImage], references: Iterable[str]) -> Rem
     the IDs of its step images): an image that only this build named goes by ID; one
     that holds other names too only loses this build's. A step ID can be an image the
     build did not make (a Dockerfile of only `FROM base` prints the base's ID as what it
-    committed, an unnamed instance of a manifest list included): an image in `keep` (on
-    the host before the build ran) or named by others only loses this build's names."""
+    committed): an image named by others only loses this build's names. (An unnamed
+    instance of a manifest list found by a step ID is not recognised as such and goes.)"""
     ids = [r.removeprefix("sha256:") for r in references if _is_id(r)]
     names = {r for r in references if not _is_id(r)}
     removal = Removal()
