@@ -105,6 +105,18 @@ async def line_at(page: Any, n: int) -> Any:
     return marked
 
 
+async def open_with_middle_held(browser: Any, slipway: RunningServer, lines: int,
+                                route: str) -> tuple[HeldLog, Any, list[str]]:
+    """The build page at `route` opened afresh at 1400x900, the log's middle held back;
+    the holder, the page and its errors."""
+    held = HeldLog(lines)
+    page = await signed_in_page(browser, slipway, "#/", viewport={"width": 1400, "height": 900})
+    errors = page_errors(page)
+    await held.attach(page)
+    await page.goto(f"{slipway.base_url}/{route}")
+    return held, page, errors
+
+
 async def test_a_long_logs_end_is_shown_while_the_rest_is_still_arriving(
     tmp_path: Path, browser: Any
 ) -> None:
@@ -114,12 +126,8 @@ async def test_a_long_logs_end_is_shown_while_the_rest_is_still_arriving(
         messages = ["waiting"] + [e.message for e in entries]
         build_id = await seed_finished_build(slipway, "big", "log", entries,
                                              phase=Phase.COMPLETE)
-        held = HeldLog(lines)
-        page = await signed_in_page(browser, slipway, "#/",
-                                    viewport={"width": 1400, "height": 900})
-        errors = page_errors(page)
-        await held.attach(page)
-        await page.goto(f"{slipway.base_url}/#/build/big/log/{build_id}")
+        held, page, errors = await open_with_middle_held(browser, slipway, lines,
+                                                         f"#/build/big/log/{build_id}")
 
         # the log's end, where the page opens, while its middle has not arrived
         last = page.locator(".log-line", has_text="phase: complete")
@@ -191,12 +199,8 @@ async def test_a_running_builds_long_log_follows_live_while_its_middle_arrives(
         entries = [phase_entry(Phase.BUILDING), LogEntry("STEP 1/1: RUN ./long", "command")]
         entries += [LogEntry(f"tick {i}") for i in range(len(entries) + 2, lines + 1)]
         build_id = await seed_running_build(slipway, entries)
-        held = HeldLog(lines)
-        page = await signed_in_page(browser, slipway, "#/",
-                                    viewport={"width": 1400, "height": 900})
-        errors = page_errors(page)
-        await held.attach(page)
-        await page.goto(f"{slipway.base_url}/#/build/team/live/{build_id}")
+        held, page, errors = await open_with_middle_held(browser, slipway, lines,
+                                                         f"#/build/team/live/{build_id}")
         log = page.locator(".log-window")
         await log.get_by_text(f"tick {lines}", exact=True).wait_for(timeout=HELD_WAIT_MS)
 

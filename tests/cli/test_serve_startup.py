@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from support.registry import free_port
+from support.ports import bindable, free_port
 from support.serve_process import ServeProcess
 
 from slipway.config.loader import parse_config
@@ -31,15 +31,6 @@ def listening(port: int, *, reuse_port: bool = False) -> Iterator[socket.socket]
         yield sock
     finally:
         sock.close()
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.mark.parametrize("key", ["API_LISTEN_ADDRESS", "GRPC_LISTEN_ADDRESS"])
@@ -65,7 +56,7 @@ async def test_a_server_that_could_not_start_leaves_nothing_bound(tmp_path: Path
         with pytest.raises(StartupError, match="GRPC_LISTEN_ADDRESS"):
             await server.start()
         await server.stop()
-    assert _bindable(api_port) and _bindable(grpc_port)
+    assert bindable(api_port) and bindable(grpc_port)
 
 
 async def test_with_builds_off_it_says_so_and_runs_no_grpc_service(tmp_path: Path) -> None:
@@ -74,7 +65,7 @@ async def test_with_builds_off_it_says_so_and_runs_no_grpc_service(tmp_path: Pat
     serve.start()
     try:
         await serve.wait_output("slipway is running")
-        assert _bindable(grpc_port)
+        assert bindable(grpc_port)
         serve.send(signal.SIGTERM)
         assert await serve.exit_code() == 0
     finally:

@@ -24,7 +24,8 @@ def _range() -> tuple[int, int] | None:
     return int(low), int(high)
 
 
-def _bindable(port: int) -> bool:
+def bindable(port: int) -> bool:
+    """Whether nothing holds `port` on 127.0.0.1."""
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -44,7 +45,7 @@ def free_port() -> int:
         _handed.clear()
     for _ in range(2000):
         port = random.randint(low, high)
-        if port not in _handed and _bindable(port):
+        if port not in _handed and bindable(port):
             _handed.add(port)
             return port
     raise RuntimeError(f"no free port in SLIPWAY_TEST_PORTS {low}-{high}")

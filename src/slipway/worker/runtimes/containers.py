@@ -51,10 +51,6 @@ class ContainersRuntime(Runtime):
     id_query: tuple[str, ...] = ("image", "inspect", "--format", "{{.ID}}")
 
     _registries_conf: Path | bool | None = False  # False: not written yet
-    # the registry cache of the current build (build() decides): whether its steps are
-    # looked up, and whether the registry failed it (no cache for this build)
-    _cache_lookup: bool = True
-    _cache_off: bool = False
 
     def child_env(self) -> dict[str, str]:
         env = super().child_env()
@@ -150,18 +146,16 @@ class ContainersRuntime(Runtime):
         what = f"pulling {image}" + (f" for {platform}" if platform else "")
         await self.checked([*argv, image], what)
 
-    def build_argv(self, spec: BuildSpec, iidfile: Path) -> list[str]:
+    def build_argv(self, spec: BuildSpec, iidfile: Path,
+                   cache_flags: Sequence[str] = ()) -> list[str]:
+        """`cache_flags`: the registry cache's (`_cache_flags`)."""
         argv = [*self.base(), *self.build_verb, "--isolation", self.env.isolation]
         # no local layer cache unless the executor asks for one (LAYER_CACHE): a worker is
         # ephemeral, and cached step images outlive the build's clean-up on a shared host.
         # The registry cache needs the step images: the build's clean-up removes them
         layers = self.env.layer_cache or spec.keep_layers or bool(spec.cache_repo)
         argv += [f"--layers={'true' if layers else 'false'}"]
-        cache = bool(spec.cache_repo) and not self._cache_off
-        if cache and self._cache_lookup:
-            argv += ["--cache-from", spec.cache_repo]
-        if cache:
-            argv += ["--cache-to", spec.cache_repo]
+        argv += cache_flags
         if spec.pull:
             argv += ["--pull=always"]
         argv += ["--format", "docker", "--iidfile", str(iidfile), "-f", str(spec.dockerfile)]
@@ -176,30 +170,29 @@ class ContainersRuntime(Runtime):
         argv += build_options(spec)
         return [*argv, str(spec.context_dir)]
 
-    async def _decide_cache(self, spec: BuildSpec, sink: LineSink) -> None:
-        """One look at the cache repository's tag list per build: an empty repository is
-        not looked up step by step; a registry that fails it (5xx) is said at once and
-        the build runs without the cache, once."""
-        self._cache_lookup, self._cache_off = True, False
+    async def _cache_flags(self, spec: BuildSpec, sink: LineSink) -> list[str]:
+        """The registry cache's flags, from one look at the cache repository's tag list per
+        build: an empty repository is not looked up step by step; a registry that fails
+        it (5xx) is said at once and the build runs without the cache, once."""
         if not spec.cache_repo:
-            return
+            return []
         registry = spec.cache_repo.split("/", 1)[0]
         try:
             found = await cache_has_tags(spec.cache_repo, spec.cache_auth,
                                          self.env.registry_is_insecure(registry),
                                          self.child_env())
         except CacheUnavailable as exc:
-            self._cache_off = True
             await sink(f"cache unavailable: {exc}; building without it")
-            return
+            return []
         if found is False:
             # nothing to find: buildah would ask the registry for each step's key
-            self._cache_lookup = False
             await sink("Registry cache: empty, no step is looked up")
+            return ["--cache-to", spec.cache_repo]
+        return ["--cache-from", spec.cache_repo, "--cache-to", spec.cache_repo]
 
     async def build(self, spec: BuildSpec, sink: LineSink | None = None) -> str:
         iidfile = self.workdir / "image.iid"
-        await self._decide_cache(spec, sink or self.sink)
+        cache_flags = await self._cache_flags(spec, sink or self.sink)
         if spec.manifest:
             # the list exists, empty, before the platforms' builds (which run side by side)
             # add to it: left to the build, two may race to create it; a second run (the
@@ -207,7 +200,7 @@ class ContainersRuntime(Runtime):
             await self.run([*self.base(), "manifest", "rm", spec.manifest], stream=False)
             await self.checked([*self.base(), "manifest", "create", spec.manifest],
                                "creating the manifest list")
-        result = await self.run(self.build_argv(spec, iidfile),
+        result = await self.run(self.build_argv(spec, iidfile, cache_flags),
                                 sink=self._quiet_arg_warnings(spec, sink or self.sink))
         if result.returncode != 0:
             if spec.cache_repo and is_cache_failure(result.error_text()):
