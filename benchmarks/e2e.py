@@ -52,21 +52,29 @@ def podman_config(data_dir: Path, backend: Backend, registry_host: str) -> dict[
     )
 
 
+async def alternating(
+    runs: int, kinds: dict[str, Callable[[int], Awaitable[float]]]
+) -> dict[str, list[float]]:
+    """Run 0 of each kind unmeasured (page cache, podman's storage, Python imports), then
+    runs 1..`runs` of each in turn, so that a change in the machine's load falls on all."""
+    times: dict[str, list[float]] = {name: [] for name in kinds}
+    for i in range(runs + 1):
+        for name, run in kinds.items():
+            elapsed = await run(i)
+            if i:
+                times[name].append(elapsed)
+    return times
+
+
 async def side_by_side(
     runs: int,
     by_hand_run: Callable[[int], float],
     slipway_run: Callable[[int], Awaitable[float]],
 ) -> tuple[list[float], list[float]]:
-    """Run 0 of each unmeasured (page cache, podman's storage, Python imports), then runs
-    1..`runs` alternating, so that a change in the machine's load falls on both."""
-    hand: list[float] = []
-    slipway: list[float] = []
-    await asyncio.to_thread(by_hand_run, 0)
-    await slipway_run(0)
-    for i in range(1, runs + 1):
-        hand.append(await asyncio.to_thread(by_hand_run, i))
-        slipway.append(await slipway_run(i))
-    return hand, slipway
+    """By hand and through slipway, alternating (`alternating`)."""
+    times = await alternating(runs, {
+        "hand": lambda i: asyncio.to_thread(by_hand_run, i), "slipway": slipway_run})
+    return times["hand"], times["slipway"]
 
 
 def _podman() -> list[str]:
@@ -82,16 +90,19 @@ def ensure_base_image() -> None:
     build()
 
 
-def by_hand(registry: str, run: int) -> float:
-    """The same build and push as the worker runs them (same flags), timed."""
-    tag = f"{registry}/hand/app{run}:latest"
+def by_hand(registry: str, run: int, *, cache_to: str = "") -> float:
+    """The same build and push as the worker runs them (same flags), timed: without the
+    registry cache, or (`cache_to`) with the flags the worker adds for a repository whose
+    cache is empty (`--layers --cache-to REPO`)."""
+    tag = f"{registry}/hand/app{run}{'-cached' if cache_to else ''}:latest"
+    cache = ["--layers=true", "--cache-to", cache_to] if cache_to else ["--layers=false"]
     with tempfile.TemporaryDirectory(prefix="slipway-bench-hand-") as tmp:
         ctx = Path(tmp)
         (ctx / "Dockerfile").write_text(DOCKERFILE)
         start = time.perf_counter()
         subprocess.run(
-            [*_podman(), "build", "--isolation", "chroot", "--layers=false", "--format",
-             "docker", "--iidfile", str(ctx.parent / f"{ctx.name}.iid"), "-f",
+            [*_podman(), "build", "--isolation", "chroot", *cache, "--tls-verify=false",
+             "--format", "docker", "--iidfile", str(ctx.parent / f"{ctx.name}.iid"), "-f",
              str(ctx / "Dockerfile"), "-t", tag, str(ctx)],
             check=True, capture_output=True,
         )
@@ -104,6 +115,8 @@ def by_hand(registry: str, run: int) -> float:
         for leftover in (f"{ctx.name}.iid", f"{ctx.name}.digest"):
             (ctx.parent / leftover).unlink(missing_ok=True)
     subprocess.run([*_podman(), "rmi", tag], capture_output=True)
+    if cache_to:  # the step images, which --layers kept
+        subprocess.run([*_podman(), "image", "prune", "-f"], capture_output=True)
     return elapsed
 
 
@@ -150,22 +163,47 @@ async def small_build(backend: Backend, workdir: Path, *, runs: int = 3) -> dict
         await server.start()
         url = f"{files}/context.tar.gz"
         traces: list[dict[str, Any]] = []
+        no_cache_traces: list[dict[str, Any]] = []
+        host = registry.host
         try:
-            hand, slipway = await side_by_side(
-                runs, lambda i: by_hand(registry.host, i),
-                lambda i: through_slipway(server, url, i, traces=traces if i else None))
+            times = await alternating(runs, {
+                "hand": lambda i: asyncio.to_thread(by_hand, host, i),
+                "slipway": lambda i: through_slipway(server, url, i,
+                                                     traces=traces if i else None),
+                # like for like: what the registry cache costs, apart from slipway's own
+                "hand_same_flags": lambda i: asyncio.to_thread(
+                    by_hand, host, i, cache_to=f"{host}/hand/app{i}-cache"),
+                "slipway_no_cache": lambda i: through_slipway(
+                    server, url, i, repository=f"bench/nocache{i}",
+                    options={"no_cache": True},
+                    traces=no_cache_traces if i else None),
+            })
         finally:
             await server.stop()
-    hand_s, slipway_s = statistics.median(hand), statistics.median(slipway)
+    median = {name: statistics.median(values) for name, values in times.items()}
     return {
         "runs": runs,
-        "by_hand_s": rounded(hand_s, 2),
-        "slipway_s": rounded(slipway_s, 2),
-        "by_hand_runs_s": [rounded(x, 2) for x in hand],
-        "slipway_runs_s": [rounded(x, 2) for x in slipway],
-        "ratio_vs_hand": rounded(slipway_s / hand_s, 2),
+        "by_hand_s": rounded(median["hand"], 2),
+        "slipway_s": rounded(median["slipway"], 2),
+        "by_hand_runs_s": [rounded(x, 2) for x in times["hand"]],
+        "slipway_runs_s": [rounded(x, 2) for x in times["slipway"]],
+        "ratio_vs_hand": rounded(median["slipway"] / median["hand"], 2),
         # where a build's time goes (docs/traces.md): the median of each span's time
         "span_medians_ms": span_medians_ms(traces),
+        "like_for_like": {
+            # the registry cache's flags by hand too (--layers --cache-to), as the worker
+            # runs a repository's first build
+            "by_hand_same_cache_flags_s": rounded(median["hand_same_flags"], 2),
+            "by_hand_same_cache_flags_runs_s": [
+                rounded(x, 2) for x in times["hand_same_flags"]],
+            "ratio_vs_hand_same_flags": rounded(
+                median["slipway"] / median["hand_same_flags"], 2),
+            # slipway with the cache off for the build (no_cache), against by hand
+            "slipway_no_cache_s": rounded(median["slipway_no_cache"], 2),
+            "slipway_no_cache_runs_s": [rounded(x, 2) for x in times["slipway_no_cache"]],
+            "no_cache_ratio_vs_hand": rounded(median["slipway_no_cache"] / median["hand"], 2),
+            "no_cache_span_medians_ms": span_medians_ms(no_cache_traces),
+        },
     }
 
 

@@ -7,6 +7,7 @@ cache, a fresh store as well), side by side in one run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import statistics
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +104,15 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
         ) as files:
             config = podman_config(work / "server", backend, registry.host)
             url = f"{files}/context.tar.gz"
+            busy_cold: list[float] = []
+            busy_warm: list[float] = []
+            with one_core_busy():  # the other core: a CI job or another build beside
+                for i in range(1, runs + 1):
+                    repository = f"bench/busy{i}"
+                    busy_cold.append(await slipway_on_a_fresh_worker(
+                        config, work, url, repository, f"busy-cold{i}"))
+                    busy_warm.append(await slipway_on_a_fresh_worker(
+                        config, work, url, repository, f"busy-warm{i}"))
             for i in range(1, runs + 1):
                 repository = f"bench/slow{i}"  # a new repository: an empty cache
                 cold.append(await slipway_on_a_fresh_worker(config, work, url, repository,
@@ -124,7 +135,26 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
         # where each build's time goes (docs/traces.md): the median of each span's time
         "cold_span_medians_ms": span_medians_ms(cold_traces),
         "warm_span_medians_ms": span_medians_ms(warm_traces),
+        "other_core_busy": {
+            "cold_s": rounded(statistics.median(busy_cold), 2),
+            "warm_fresh_worker_s": rounded(statistics.median(busy_warm), 2),
+            "cold_runs_s": [rounded(x, 2) for x in busy_cold],
+            "warm_runs_s": [rounded(x, 2) for x in busy_warm],
+            "warm_vs_cold": rounded(
+                statistics.median(busy_warm) / statistics.median(busy_cold), 2),
+        },
     }
+
+
+@contextlib.contextmanager
+def one_core_busy() -> Iterator[None]:
+    """A process spinning on one core for the block's length."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 # --- before/after: the same benchmark code over two revisions of slipway ---------------

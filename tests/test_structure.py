@@ -3,6 +3,7 @@ apart from the CLI, and Quay mode known only to the backends."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 from support.imports import SRC, find_cycle, imports, module_level_imports, modules
@@ -43,6 +44,31 @@ def test_only_the_backends_know_quay_mode() -> None:
         if imported == "slipway.quay" or imported.startswith("slipway.quay.")
     )
     assert offenders == [], offenders
+
+
+def wait_for_calls(path: Path) -> list[int]:
+    """The lines of `path` that call asyncio.wait_for."""
+    return [node.lineno for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "wait_for" and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "asyncio"]
+
+
+def test_no_asyncio_wait_for() -> None:
+    """Python 3.11's asyncio.wait_for returns the result, swallowing the cancel, when the
+    task awaiting it is cancelled just as what it waits for finishes (CPython gh-86296,
+    fixed in 3.12): a worker's heartbeat loop cancelled that way beat on and its worker
+    never exited. `async with asyncio.timeout(...)` passes the cancel on."""
+    offenders = sorted(f"{path.relative_to(SRC).as_posix()}:{line}"
+                       for path in modules().values() for line in wait_for_calls(path))
+    assert offenders == [], offenders
+
+
+def test_the_wait_for_check_sees_a_call(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("import asyncio\nasync def f(e):\n    await asyncio.wait_for(e.wait(), 1)\n"
+                      "async def g(c):\n    await c.wait_for(lambda: True)\n")
+    assert wait_for_calls(sample) == [3]
 
 
 def test_the_cycle_check_sees_a_cycle() -> None:

@@ -86,7 +86,8 @@ async def log_events(d: ApiDeps, build_id: str, start: int) -> AsyncIterator[byt
         if closed:
             return  # the server stops: the client reconnects and resumes from `position`
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(d.closing.wait(), POLL_SECONDS)
+            async with asyncio.timeout(POLL_SECONDS):
+                await d.closing.wait()
 
 
 @router.get(

@@ -113,7 +113,8 @@ class HousekeepingService:
                 if report.builds_deleted or report.logs_archived or report.contexts_deleted:
                     log.info("housekeeping: %s", _summary(report))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._stopping.wait()
 
 
 def _summary(report: HousekeepingReport) -> str:

@@ -76,7 +76,8 @@ class Reconciler:
         backoff = Backoff(2 * self.interval, MAX_RETRY_PAUSE)
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poked.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._poked.wait()
             self._poked.clear()
             if self._stopping:
                 return

@@ -91,7 +91,8 @@ class Scheduler:
                     log.warning("scheduling still failing (%s); next try in %.1f s",
                                 type(exc).__name__, timeout)
             try:
-                await asyncio.wait_for(self._event.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._event.wait()
             except TimeoutError:
                 pass
             self._event.clear()

@@ -102,7 +102,8 @@ async def _scheduled_job(ctx: ManagerContext, claims: TokenClaims) -> JobState:
         # orchestrator with reads
         marked = ctx.attempts.scheduled_signal(claims.job_id)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(marked.wait(), min(pauses.next(), remaining))
+            async with asyncio.timeout(min(pauses.next(), remaining)):
+                await marked.wait()
 
 
 async def _register(ctx: ManagerContext, packs: PackParts, claims: TokenClaims

@@ -56,7 +56,8 @@ class Preflight:
 
     async def _call(self, make: Awaitable[T]) -> T:
         try:
-            return await asyncio.wait_for(make, self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await make
         except Exception as exc:
             text = describe_failure(exc, self.config, self.timeout)
             if text is None:

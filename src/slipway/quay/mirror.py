@@ -69,7 +69,8 @@ class QuayMirror:
         self._stopping.set()
         if self._task is not None:
             try:
-                await asyncio.wait_for(self._task, 10)
+                async with asyncio.timeout(10):
+                    await self._task
             except TimeoutError:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -95,7 +96,8 @@ class QuayMirror:
                                 type(exc).__name__, exc)
                 failing = True
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), PASS_INTERVAL_S)
+                async with asyncio.timeout(PASS_INTERVAL_S):
+                    await self._stopping.wait()
 
     async def pass_once(self, *, wait: bool = False) -> None:
         lock = func.pg_advisory_xact_lock if wait else func.pg_try_advisory_xact_lock

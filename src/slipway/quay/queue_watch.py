@@ -47,7 +47,8 @@ class QueueWatch:
         self._stopping.set()
         if self._task is not None:
             try:
-                await asyncio.wait_for(self._task, STOP_GRACE_S)
+                async with asyncio.timeout(STOP_GRACE_S):
+                    await self._task
             except TimeoutError:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -93,4 +94,5 @@ class QueueWatch:
 
     async def _pause(self) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), self.interval)
+            async with asyncio.timeout(self.interval):
+                await self._stopping.wait()

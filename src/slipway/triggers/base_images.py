@@ -56,7 +56,8 @@ async def _run(argv: list[str], env: Mapping[str, str], what: str) -> bytes:
                                                 stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), COMMAND_TIMEOUT)
+        async with asyncio.timeout(COMMAND_TIMEOUT):
+            out, err = await proc.communicate()
     except TimeoutError:
         proc.kill()
         await proc.wait()

@@ -130,7 +130,8 @@ async def resolve_ref(trigger: StoredTrigger, credentials: Mapping[str, str],
             "git", "ls-remote", "--", url, *wanted, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), LS_REMOTE_TIMEOUT)
+            async with asyncio.timeout(LS_REMOTE_TIMEOUT):
+                out, err = await proc.communicate()
         except TimeoutError:
             proc.kill()
             await proc.wait()

@@ -77,7 +77,8 @@ class TriggerService:
             except Exception:  # a database outage, ...: logged, tried at the next tick
                 log.exception("trigger background pass failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), TICK_SECONDS)
+                async with asyncio.timeout(TICK_SECONDS):
+                    await self._stopping.wait()
 
     async def tick(self, now: float) -> None:
         await self.post_statuses(now)

@@ -91,7 +91,8 @@ async def heartbeat(stub: BuildManagerStub, job_jwt: str, env: WorkerEnvironment
         try:
             while True:
                 await call.write(pb.HeartbeatRequest(job_jwt=job_jwt))
-                response = await asyncio.wait_for(call.read(), CALL_TIMEOUT)
+                async with asyncio.timeout(CALL_TIMEOUT):
+                    response = await call.read()
                 if response is grpc.aio.EOF:
                     raise asyncio.InvalidStateError("the manager ended the heartbeat stream")
                 backoff.reset()
@@ -184,7 +185,8 @@ async def _run(env: WorkerEnvironment, stub: BuildManagerStub, stopped: asyncio.
         # a stopped worker does not wait long on a manager that may be gone
         limit = REPORTER_CLOSE_LIMIT_S if stopped.done() else None
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(reporter.close(), limit)
+            async with asyncio.timeout(limit):
+                await reporter.close()
 
 
 async def _finished(build: asyncio.Task[None], reporter: Reporter) -> int:
@@ -202,7 +204,8 @@ async def _finished(build: asyncio.Task[None], reporter: Reporter) -> int:
         log.exception("the worker failed")
         with contextlib.suppress(Exception):
             await reporter.log_error(reporter.mask(f"internal worker error: {exc}"))
-            await asyncio.wait_for(reporter.flush(), 10)
+            async with asyncio.timeout(10):
+                await reporter.flush()
         return EXIT_INTERNAL
     log.info("build finished and reported")
     return EXIT_OK

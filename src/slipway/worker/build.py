@@ -35,7 +35,12 @@ from slipway.worker.emulation import check_emulation
 from slipway.worker.environment import WorkerEnvironment
 from slipway.worker.errors import BuildError, CacheUnavailable
 from slipway.worker.platform_args import host_platform, platform_args
-from slipway.worker.registry_cache import CacheWatch, cache_repository, probe
+from slipway.worker.registry_cache import (
+    UNAVAILABLE_SAID,
+    CacheWatch,
+    cache_repository,
+    probe,
+)
 from slipway.worker.reporter import Reporter
 from slipway.worker.runtimes import make_runtime
 from slipway.worker.runtimes.base import BuildSpec, Credentials, Runtime, write_private_file
@@ -514,7 +519,7 @@ class Build:
         except CacheUnavailable as exc:
             self._forget_step_images(watch)
             reason = str(exc).removeprefix("Error: ").strip()
-            await self.reporter.log(f"cache unavailable: {reason}; building again without it")
+            await self.reporter.log(f"{UNAVAILABLE_SAID}{reason}; building again without it")
             spec = replace(spec, cache_repo="", cache_auth=None)
             watch = CacheWatch(self.reporter.log)
             try:

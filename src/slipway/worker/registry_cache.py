@@ -27,6 +27,9 @@ log = logging.getLogger("slipway.worker")
 
 PROBE_TIMEOUT = httpx.Timeout(5.0)
 REPOSITORY_PLACEHOLDER = "{repository}"
+# what the worker logs when the build will look no step up (worker/tracing.py reads it)
+EMPTY_CACHE_SAID = "Registry cache: empty, no step is looked up"
+UNAVAILABLE_SAID = "cache unavailable: "
 
 # a multi-stage build's steps start with their stage: "[1/2] STEP 1/3: FROM ...", and a
 # multi-platform build's with the platform: "[linux/arm64] STEP 1/2: ..."

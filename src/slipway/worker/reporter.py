@@ -112,7 +112,8 @@ class Reporter:
     ) -> bool:
         """Send a phase after all earlier log lines; True if the manager accepted it."""
         try:
-            await asyncio.wait_for(self.flush(), self._window + CALL_TIMEOUT)
+            async with asyncio.timeout(self._window + CALL_TIMEOUT):
+                await self.flush()
         except TimeoutError:
             # a manager that never acknowledges must not hold the build up forever
             log.warning("log lines not acknowledged; sending phase anyway")

@@ -24,6 +24,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from slipway.tracing.ids import parse_traceparent
 from slipway.tracing.wire import MAX_SPANS_BYTES, MAX_WORKER_SPANS, encode
+from slipway.worker.registry_cache import EMPTY_CACHE_SAID, UNAVAILABLE_SAID
 
 # the step lines of podman and buildah (registry_cache.py reads them too)
 _STEP = re.compile(r"^((?:\[[a-z0-9/]+\] ){0,2}STEP \d+/\d+): (.*)$")
@@ -148,7 +149,9 @@ def span(name: str, **attributes: Any) -> Iterator[Span | None]:
 class StepSpans:
     """A span for each build step, from its STEP line to the next (or the build's end),
     marked cached when the runtime reused it; under it, the registry cache's lookup
-    (from the step's start to its first line) and pushes (`--> Pushing cache`)."""
+    (from the step's start to its first line) and pushes (`--> Pushing cache`). No
+    lookup span once the worker said no step is looked up (an empty or unavailable
+    cache): the step's first line then only marks its container's start."""
 
     def __init__(self, cache_repo: str = "") -> None:
         self.current = CURRENT.get()
@@ -167,6 +170,9 @@ class StepSpans:
             return
         stripped = text.strip()
         self._end_push()
+        if stripped == EMPTY_CACHE_SAID or stripped.startswith(UNAVAILABLE_SAID):
+            self.cache_repo = ""
+            return
         if match := _STEP.match(stripped):
             self._end_step()
             instruction = match[2]

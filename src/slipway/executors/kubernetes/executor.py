@@ -92,7 +92,8 @@ class KubernetesExecutor(Executor[KubernetesExecutorConfig]):
         """Run one API call with the per-call timeout; failures become ExecutorError with
         the API's own words and never a credential."""
         try:
-            return await asyncio.wait_for(make(), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await make()
         except Exception as exc:
             described = describe_failure(exc, self.config, self.timeout)
             if described is None:

@@ -207,7 +207,8 @@ class LocalExecutor(Executor[LocalExecutorConfig]):
         if standby.stdin is not None:
             standby.stdin.close()
         try:
-            await asyncio.wait_for(standby.wait(), STANDBY_GRACE_SECONDS)
+            async with asyncio.timeout(STANDBY_GRACE_SECONDS):
+                await standby.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(standby.pid, signal.SIGKILL)

@@ -15,7 +15,12 @@ from slipway.worker.base_platforms import manifest_list_platforms
 from slipway.worker.errors import BuildError, CacheUnavailable
 from slipway.worker.platform_args import hidden_args, without_hidden_args
 from slipway.worker.process import LineSink
-from slipway.worker.registry_cache import cache_has_tags, is_cache_failure
+from slipway.worker.registry_cache import (
+    EMPTY_CACHE_SAID,
+    UNAVAILABLE_SAID,
+    cache_has_tags,
+    is_cache_failure,
+)
 from slipway.worker.runtimes.base import (
     BuildSpec,
     Credentials,
@@ -182,11 +187,11 @@ class ContainersRuntime(Runtime):
                                          self.env.registry_is_insecure(registry),
                                          self.child_env())
         except CacheUnavailable as exc:
-            await sink(f"cache unavailable: {exc}; building without it")
+            await sink(f"{UNAVAILABLE_SAID}{exc}; building without it")
             return []
         if found is False:
             # nothing to find: buildah would ask the registry for each step's key
-            await sink("Registry cache: empty, no step is looked up")
+            await sink(EMPTY_CACHE_SAID)
             return ["--cache-to", spec.cache_repo]
         return ["--cache-from", spec.cache_repo, "--cache-to", spec.cache_repo]
 
