@@ -8,7 +8,7 @@ import platform
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,14 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     # docs/signing.md: what signing, provenance and SBOM add to a build
     "small_overhead_pct": ("<=", 10, "< 10%"),
 }
+
+
+def checked(argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+    """Run a command; its failure raises with the end of what it printed."""
+    done = subprocess.run(list(argv), capture_output=True, text=True, env=env)
+    if done.returncode:
+        said = (done.stderr or done.stdout).strip()[-2000:]
+        raise RuntimeError(f"{' '.join(argv[:3])} ... failed ({done.returncode}): {said}")
 
 
 def meets(key: str, value: float | None) -> bool | None:

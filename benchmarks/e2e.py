@@ -16,17 +16,25 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Backend, rounded
+from benchmarks.common import Backend, checked, rounded
 from benchmarks.harness import ServerProcess, api_client, server_config
 from benchmarks.trace_spans import fetch_trace, span_medians_ms
 
 BASE_IMAGE = "localhost/slipway-base:latest"
-DOCKERFILE = f"""\
-FROM {BASE_IMAGE}
-RUN echo "hello from the slipway benchmark" > /hello.txt
+# each build's own `label`: podman's --layers would otherwise reuse the step images of
+# the build before (the registry cache's steps) and race with its clean-up removing them
+DOCKERFILE = """\
+FROM {base}
+RUN echo "hello from the slipway benchmark ({label})" > /hello.txt
 RUN for i in $(seq 1 500); do echo "line $i of the build output"; done
 RUN mkdir -p /app && seq 1 2000 > /app/numbers.txt && cp /hello.txt /app/
 """
+
+
+def dockerfile(label: str) -> str:
+    return DOCKERFILE.format(base=BASE_IMAGE, label=label)
+
+
 FINAL = ("complete", "error", "internalerror", "cancelled")
 PARTS = ("small", "layer_cache", "multi_arch")
 
@@ -98,19 +106,13 @@ def by_hand(registry: str, run: int, *, cache_to: str = "") -> float:
     cache = ["--layers=true", "--cache-to", cache_to] if cache_to else ["--layers=false"]
     with tempfile.TemporaryDirectory(prefix="slipway-bench-hand-") as tmp:
         ctx = Path(tmp)
-        (ctx / "Dockerfile").write_text(DOCKERFILE)
+        (ctx / "Dockerfile").write_text(dockerfile(f"{'hand-cached' if cache_to else 'hand'}{run}"))
         start = time.perf_counter()
-        subprocess.run(
-            [*_podman(), "build", "--isolation", "chroot", *cache, "--tls-verify=false",
-             "--format", "docker", "--iidfile", str(ctx.parent / f"{ctx.name}.iid"), "-f",
-             str(ctx / "Dockerfile"), "-t", tag, str(ctx)],
-            check=True, capture_output=True,
-        )
-        subprocess.run(
-            [*_podman(), "push", "--tls-verify=false", "--digestfile",
-             str(ctx.parent / f"{ctx.name}.digest"), tag, f"docker://{tag}"],
-            check=True, capture_output=True,
-        )
+        checked([*_podman(), "build", "--isolation", "chroot", *cache, "--tls-verify=false",
+                 "--format", "docker", "--iidfile", str(ctx.parent / f"{ctx.name}.iid"), "-f",
+                 str(ctx / "Dockerfile"), "-t", tag, str(ctx)])
+        checked([*_podman(), "push", "--tls-verify=false", "--digestfile",
+                 str(ctx.parent / f"{ctx.name}.digest"), tag, f"docker://{tag}"])
         elapsed = time.perf_counter() - start
         for leftover in (f"{ctx.name}.iid", f"{ctx.name}.digest"):
             (ctx.parent / leftover).unlink(missing_ok=True)
@@ -155,26 +157,26 @@ async def small_build(backend: Backend, workdir: Path, *, runs: int = 3) -> dict
     from support.registry import run_registry
 
     await asyncio.to_thread(ensure_base_image)
-    with run_registry() as registry, serve_files(
-        {"/context.tar.gz": (context_tar(DOCKERFILE), "application/gzip")}
-    ) as files:
+    contexts = {f"/{kind}{i}.tar.gz": (context_tar(dockerfile(f"{kind}{i}")), "application/gzip")
+                for kind in ("slipway", "slipway-no-cache") for i in range(runs + 1)}
+    with run_registry() as registry, serve_files(contexts) as files:
         config = podman_config(workdir / "e2e", backend, registry.host)
         server = ServerProcess(config, None, workdir / "e2e.log")
         await server.start()
-        url = f"{files}/context.tar.gz"
         traces: list[dict[str, Any]] = []
         no_cache_traces: list[dict[str, Any]] = []
         host = registry.host
         try:
             times = await alternating(runs, {
                 "hand": lambda i: asyncio.to_thread(by_hand, host, i),
-                "slipway": lambda i: through_slipway(server, url, i,
+                "slipway": lambda i: through_slipway(server, f"{files}/slipway{i}.tar.gz", i,
                                                      traces=traces if i else None),
                 # like for like: what the registry cache costs, apart from slipway's own
                 "hand_same_flags": lambda i: asyncio.to_thread(
                     by_hand, host, i, cache_to=f"{host}/hand/app{i}-cache"),
                 "slipway_no_cache": lambda i: through_slipway(
-                    server, url, i, repository=f"bench/nocache{i}",
+                    server, f"{files}/slipway-no-cache{i}.tar.gz", i,
+                    repository=f"bench/nocache{i}",
                     options={"no_cache": True},
                     traces=no_cache_traces if i else None),
             })

@@ -8,6 +8,7 @@ Not in the default run (`--only signing`); alone: `python -m benchmarks.signing 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import statistics
 import sys
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, Backend, rounded
+from benchmarks.common import ROOT, Backend, git_revision, rounded
 from benchmarks.e2e import context_tar, ensure_base_image, podman_config, through_slipway
 from benchmarks.harness import ServerProcess
 from benchmarks.trace_spans import span_medians_ms, span_seconds
@@ -162,7 +163,14 @@ async def _alone(runs: int) -> None:
     latest = ROOT / "benchmarks" / "results" / "latest.json"
     data = json.loads(latest.read_text()) if latest.exists() else {}
     data.setdefault("signing", {})[backend.name] = result
+    # the table says which run measured it (benchmarks/run.py keep_other_sections)
+    data.setdefault("meta", {}).setdefault("earlier_sections", {})["signing"] = {
+        "git": git_revision(),
+        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
     latest.write_text(json.dumps(data, indent=2) + "\n")
+    from benchmarks.report import markdown
+
+    latest.with_suffix(".md").write_text(markdown(data))  # the table beside it agrees
 
 
 if __name__ == "__main__":
