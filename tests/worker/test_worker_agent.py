@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import grpc
 import pytest
@@ -22,7 +23,7 @@ from support.fileserver import serve_files
 from support.registry import Registry, free_port
 
 from slipway.protocol import buildman_pb2 as pb
-from slipway.worker.agent import EXIT_OK, EXIT_UNREACHABLE, run_worker
+from slipway.worker.agent import EXIT_OK, EXIT_UNREACHABLE, heartbeat, run_worker
 from slipway.worker.environment import WorkerEnvironment
 
 TOKEN = "registration-token"
@@ -236,6 +237,40 @@ async def test_refused_registration_token_exits_nonzero_without_retrying() -> No
         code = await run_worker(worker_env(server, retry_window=30))
     assert code == EXIT_UNREACHABLE
     assert manager.rec.registrations == [TOKEN]
+
+
+class HeldHeartbeat:
+    """A heartbeat stream whose answer the test hands over."""
+
+    def __init__(self) -> None:
+        self.answer: asyncio.Future[pb.HeartbeatResponse] = (
+            asyncio.get_running_loop().create_future())
+        self.reading = asyncio.Event()
+
+    async def write(self, request: pb.HeartbeatRequest) -> None:
+        pass
+
+    async def read(self) -> pb.HeartbeatResponse:
+        self.reading.set()
+        return await self.answer
+
+    def cancel(self) -> bool:
+        return True
+
+
+async def test_a_heartbeat_cancelled_as_its_answer_arrives_ends() -> None:
+    """The worker ends its heartbeat by cancelling it once the build is over; a cancel in
+    the same turn of the loop as a beat's answer must end it too, or the worker never
+    exits (Python 3.11's asyncio.wait_for swallowed such a cancel)."""
+    stream = HeldHeartbeat()
+    stub = SimpleNamespace(Heartbeat=lambda: stream)
+    beat = asyncio.create_task(heartbeat(stub, "job-jwt", worker_env("127.0.0.1:1")))  # type: ignore[arg-type]
+    await stream.reading.wait()
+    stream.answer.set_result(pb.HeartbeatResponse(reply=True))
+    beat.cancel()
+    done, _ = await asyncio.wait({beat}, timeout=5)
+    assert done, "the heartbeat beat on after it was cancelled"
+    assert beat.cancelled()
 
 
 class CancellingManager(FakeManager):
