@@ -65,3 +65,41 @@ async def test_the_spans_go_with_the_last_phase_under_the_managers_trace() -> No
         assert parent is not None and parent.span_id == worker.context.span_id
     assert spans["context fetch"].attributes == {"slipway.note": "token ***"}
     assert SECRET.encode() not in data and b"job-jwt" not in data
+
+
+def step_spans(lines: list[str]) -> list[tuple[str, str]]:
+    """(span, its parent) of the build steps `lines` describe, as the worker traces them
+    with the registry cache on."""
+    trace = tracing.WorkerTrace(0.0)
+    trace.join(traceparent(SpanContext(TRACE_ID, ROOT_SPAN, is_remote=True)), (0.0, 0.0))
+    token = tracing.CURRENT.set(trace)
+    try:
+        steps = tracing.StepSpans("registry.example/team/app-cache")
+        steps.begin()
+        for line in lines:
+            steps.line(line)
+        steps.end()
+    finally:
+        tracing.CURRENT.reset(token)
+    spans = decode(trace.finished_spans())
+    names = {s.context.span_id: s.name for s in spans if s.context}
+    return [(s.name, names.get(s.parent.span_id, "") if s.parent else "") for s in spans
+            if s.name.startswith(("step", "cache"))]
+
+
+BUILD_LINES = ["STEP 1/2: FROM busybox", "STEP 2/2: RUN make", "making",
+               "--> Pushing cache registry.example/team/app-cache:ab12", "--> 0123456789ab"]
+
+
+def test_a_step_looked_up_in_the_cache_has_a_lookup_span() -> None:
+    assert ("cache lookup", "step 2/2") in step_spans(BUILD_LINES)
+
+
+def test_a_build_that_looks_no_step_up_has_no_lookup_span() -> None:
+    """An empty cache repository (the worker says so before the steps): the time to the
+    step's first line is its container's start, not a lookup."""
+    for said in ("Registry cache: empty, no step is looked up",
+                 "cache unavailable: registry.example answered 503; building without it"):
+        spans = step_spans([said, *BUILD_LINES])
+        assert "cache lookup" not in [name for name, _ in spans]
+        assert ("cache push", "step 2/2") in spans

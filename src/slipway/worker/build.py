@@ -520,6 +520,7 @@ class Build:
             self._forget_step_images(watch)
             reason = str(exc).removeprefix("Error: ").strip()
             await self.reporter.log(f"{UNAVAILABLE_SAID}{reason}; building again without it")
+            steps.no_lookups()
             spec = replace(spec, cache_repo="", cache_auth=None)
             watch = CacheWatch(self.reporter.log)
             try:

@@ -171,7 +171,7 @@ class StepSpans:
         stripped = text.strip()
         self._end_push()
         if stripped == EMPTY_CACHE_SAID or stripped.startswith(UNAVAILABLE_SAID):
-            self.cache_repo = ""
+            self.no_lookups()
             return
         if match := _STEP.match(stripped):
             self._end_step()
@@ -192,6 +192,10 @@ class StepSpans:
             self._push = self.current.start_span(
                 "cache push", parent=self._step or self.parent,
                 **{"slipway.cache.reference": match[1][:200]})
+
+    def no_lookups(self) -> None:
+        """The steps from now on are not looked up in the registry cache."""
+        self.cache_repo = ""
 
     def _end_push(self) -> None:
         if self._push is not None:
