@@ -348,6 +348,10 @@ async def test_the_build_page_is_mostly_log_and_first_error_scrolls_to_it(
 
         # a folded section stays folded on the next build page, after a reload too
         await page.locator("details[data-section=attempts] > summary").click()
+        # remembered on the section's toggle event, which the browser fires after the click
+        await page.wait_for_function(
+            "() => JSON.parse(localStorage.getItem('slipway.build.open-sections') || '{}')"
+            ".attempts === false", timeout=WAIT_MS)
         await page.reload()
         await page.get_by_role("status").filter(has_text="ended").wait_for(timeout=WAIT_MS)
         assert await page.locator("details[data-section=attempts]").get_attribute(
