@@ -44,11 +44,26 @@ def skopeo_digest(reference: str) -> str:
 
 
 def _worker_processes() -> list[str]:
-    """Every worker process of this checkout's slipway (the local executor's standby,
-    waiting for a build, too); other checkouts on the machine run their own."""
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines()
-            if line.startswith(f"{sys.executable} -m slipway.worker")]
+    """Every worker process this test process started (the local executor's standby,
+    waiting for a build, too): not those of the other pytest process of `make test`, or
+    of other checkouts on the machine."""
+    out = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True,
+                         text=True).stdout
+    parents: dict[int, int] = {}
+    commands: dict[int, str] = {}
+    for line in out.splitlines():
+        pid, ppid, command = [*line.split(None, 2), ""][:3]
+        parents[int(pid)], commands[int(pid)] = int(ppid), command
+
+    def ours(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == os.getpid():
+                return True
+        return False
+
+    return [command for pid, command in commands.items()
+            if command.startswith(f"{sys.executable} -m slipway.worker") and ours(pid)]
 
 
 def _build_workers() -> list[str]:
