@@ -104,6 +104,7 @@ def by_hand(registry: str, run: int, *, cache_to: str = "") -> float:
     cache is empty (`--layers --cache-to REPO`)."""
     tag = f"{registry}/hand/app{run}{'-cached' if cache_to else ''}:latest"
     cache = ["--layers=true", "--cache-to", cache_to] if cache_to else ["--layers=false"]
+    before = image_ids() if cache_to else set()
     with tempfile.TemporaryDirectory(prefix="slipway-bench-hand-") as tmp:
         ctx = Path(tmp)
         (ctx / "Dockerfile").write_text(dockerfile(f"{'hand-cached' if cache_to else 'hand'}{run}"))
@@ -117,9 +118,18 @@ def by_hand(registry: str, run: int, *, cache_to: str = "") -> float:
         for leftover in (f"{ctx.name}.iid", f"{ctx.name}.digest"):
             (ctx.parent / leftover).unlink(missing_ok=True)
     subprocess.run([*_podman(), "rmi", tag], capture_output=True)
-    if cache_to:  # the step images, which --layers kept
-        subprocess.run([*_podman(), "image", "prune", "-f"], capture_output=True)
+    if cache_to:  # the step images --layers kept: only this build's, none of the host's
+        made = image_ids() - before
+        if made:
+            subprocess.run([*_podman(), "rmi", *made], capture_output=True)
     return elapsed
+
+
+def image_ids() -> set[str]:
+    """Every image in the host's store, intermediate ones too."""
+    listed = subprocess.run([*_podman(), "images", "--all", "--quiet", "--no-trunc"],
+                            capture_output=True, text=True).stdout
+    return set(listed.split())
 
 
 async def through_slipway(
