@@ -39,12 +39,13 @@ TARGETS: dict[str, tuple[str, float, str]] = {
 }
 
 
-def checked(argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
-    """Run a command; its failure raises with the end of what it printed."""
+def checked(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+    """Run a command; its output. Its failure raises with the end of what it printed."""
     done = subprocess.run(list(argv), capture_output=True, text=True, env=env)
     if done.returncode:
         said = (done.stderr or done.stdout).strip()[-2000:]
         raise RuntimeError(f"{' '.join(argv[:3])} ... failed ({done.returncode}): {said}")
+    return done.stdout
 
 
 def meets(key: str, value: float | None) -> bool | None:

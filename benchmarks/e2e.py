@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import statistics
 import subprocess
 import tarfile
@@ -104,32 +105,24 @@ def by_hand(registry: str, run: int, *, cache_to: str = "") -> float:
     cache is empty (`--layers --cache-to REPO`)."""
     tag = f"{registry}/hand/app{run}{'-cached' if cache_to else ''}:latest"
     cache = ["--layers=true", "--cache-to", cache_to] if cache_to else ["--layers=false"]
-    before = image_ids() if cache_to else set()
     with tempfile.TemporaryDirectory(prefix="slipway-bench-hand-") as tmp:
         ctx = Path(tmp)
         (ctx / "Dockerfile").write_text(dockerfile(f"{'hand-cached' if cache_to else 'hand'}{run}"))
         start = time.perf_counter()
-        checked([*_podman(), "build", "--isolation", "chroot", *cache, "--tls-verify=false",
-                 "--format", "docker", "--iidfile", str(ctx.parent / f"{ctx.name}.iid"), "-f",
-                 str(ctx / "Dockerfile"), "-t", tag, str(ctx)])
+        said = checked([*_podman(), "build", "--isolation", "chroot", *cache,
+                        "--tls-verify=false", "--format", "docker", "--iidfile",
+                        str(ctx.parent / f"{ctx.name}.iid"), "-f", str(ctx / "Dockerfile"),
+                        "-t", tag, str(ctx)])
         checked([*_podman(), "push", "--tls-verify=false", "--digestfile",
                  str(ctx.parent / f"{ctx.name}.digest"), tag, f"docker://{tag}"])
         elapsed = time.perf_counter() - start
+        step_images = re.findall(r"^--> ([0-9a-f]{11,64})\s*$", said, re.M) if cache_to else []
         for leftover in (f"{ctx.name}.iid", f"{ctx.name}.digest"):
             (ctx.parent / leftover).unlink(missing_ok=True)
     subprocess.run([*_podman(), "rmi", tag], capture_output=True)
-    if cache_to:  # the step images --layers kept: only this build's, none of the host's
-        made = image_ids() - before
-        if made:
-            subprocess.run([*_podman(), "rmi", *made], capture_output=True)
+    if step_images:  # those --layers kept, as the build named them ("--> 0123abcd...")
+        subprocess.run([*_podman(), "rmi", "--ignore", *step_images], capture_output=True)
     return elapsed
-
-
-def image_ids() -> set[str]:
-    """Every image in the host's store, intermediate ones too."""
-    listed = subprocess.run([*_podman(), "images", "--all", "--quiet", "--no-trunc"],
-                            capture_output=True, text=True).stdout
-    return set(listed.split())
 
 
 async def through_slipway(
