@@ -102,6 +102,8 @@ async def test_sign_in_refuses_a_wrong_token_and_the_link_signs_in(
         assert str(slipway.server.admin_token) not in await page.evaluate(
             "location.href + document.body.innerText")
         assert "Signed in as admin" in await page.locator("#whoami").inner_text()
+        # the list is drawn once its builds are read, after the heading
+        await page.get_by_text("No builds yet.").wait_for(timeout=WAIT_MS)
         assert await page.get_by_text("No builds yet.").count() == 1
 
         # a token that stops working (revoked, or another server's) signs the tab out
