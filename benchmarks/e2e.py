@@ -99,17 +99,22 @@ def ensure_base_image() -> None:
     build()
 
 
+def cache_flags(cache_to: str) -> list[str]:
+    """The flags the worker runs a build with: without the registry cache, or with those
+    it adds for a repository whose cache is empty (`--layers --cache-to REPO`)."""
+    return ["--layers=true", "--cache-to", cache_to] if cache_to else ["--layers=false"]
+
+
 def by_hand(registry: str, run: int, *, cache_to: str = "") -> float:
     """The same build and push as the worker runs them (same flags), timed: without the
     registry cache, or (`cache_to`) with the flags the worker adds for a repository whose
     cache is empty (`--layers --cache-to REPO`)."""
     tag = f"{registry}/hand/app{run}{'-cached' if cache_to else ''}:latest"
-    cache = ["--layers=true", "--cache-to", cache_to] if cache_to else ["--layers=false"]
     with tempfile.TemporaryDirectory(prefix="slipway-bench-hand-") as tmp:
         ctx = Path(tmp)
         (ctx / "Dockerfile").write_text(dockerfile(f"{'hand-cached' if cache_to else 'hand'}{run}"))
         start = time.perf_counter()
-        said = checked([*_podman(), "build", "--isolation", "chroot", *cache,
+        said = checked([*_podman(), "build", "--isolation", "chroot", *cache_flags(cache_to),
                         "--tls-verify=false", "--format", "docker", "--iidfile",
                         str(ctx.parent / f"{ctx.name}.iid"), "-f", str(ctx / "Dockerfile"),
                         "-t", tag, str(ctx)])

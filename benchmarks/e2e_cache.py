@@ -24,6 +24,7 @@ from benchmarks.common import Backend, checked, rounded
 from benchmarks.e2e import (
     BASE_IMAGE,
     _podman,
+    cache_flags,
     context_tar,
     ensure_base_image,
     podman_config,
@@ -54,13 +55,13 @@ def by_hand(registry: str, dockerfile: str, run: int, store: Path, *,
     cache, or (`cache_to`) with the flags the worker adds for an empty cache repository
     (`--layers --cache-to REPO`)."""
     tag = f"{registry}/hand/slow{run}{'-cached' if cache_to else ''}:latest"
-    cache = ["--layers=true", "--cache-to", cache_to] if cache_to else ["--layers=false"]
     with tempfile.TemporaryDirectory(prefix="slipway-bench-hand-") as tmp:
         ctx = Path(tmp)
         (ctx / "Dockerfile").write_text(dockerfile)
         full_env = {**os.environ, **fresh_store(store)}
         start = time.perf_counter()
-        checked([*_podman(), "build", "--isolation", "chroot", *cache, "--format", "docker",
+        checked([*_podman(), "build", "--isolation", "chroot", *cache_flags(cache_to),
+                 "--format", "docker",
                  "--tls-verify=false", "-f", str(ctx / "Dockerfile"), "-t", tag, str(ctx)],
                 env=full_env)
         checked([*_podman(), "push", "--tls-verify=false", tag, f"docker://{tag}"],

@@ -234,16 +234,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] some figures failed; server logs kept in {work}", file=sys.stderr)
     else:
         shutil.rmtree(work, ignore_errors=True)
+    print(write_results(out, results, only))
+    print(f"results: {out / 'latest.json'}, {out / 'latest.md'}")
+    return 0
+
+
+def write_results(out: Path, results: dict[str, Any], ran: list[str]) -> str:
+    """latest.json (the sections `ran` updated, the others kept) and latest.md; the table."""
     from benchmarks.report import markdown
 
     out.mkdir(parents=True, exist_ok=True)
-    results = keep_other_sections(out / "latest.json", results, only)
+    results = keep_other_sections(out / "latest.json", results, ran)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (out / "latest.md").write_text(table)
-    print(table)
-    print(f"results: {out / 'latest.json'}, {out / 'latest.md'}")
-    return 0
+    return table
 
 
 if __name__ == "__main__":

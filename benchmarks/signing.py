@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, Backend, git_revision, rounded
+from benchmarks.common import Backend, git_revision, rounded
 from benchmarks.e2e import context_tar, ensure_base_image, podman_config, through_slipway
 from benchmarks.harness import ServerProcess
 from benchmarks.trace_spans import span_medians_ms, span_seconds
@@ -154,23 +154,18 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
 
 
 async def _alone(runs: int) -> None:
-    from benchmarks.common import open_backend
+    from benchmarks.common import machine, open_backend
+    from benchmarks.run import RESULTS, write_results
 
     backend = open_backend("sqlite_memory")
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     with tempfile.TemporaryDirectory(prefix="slipway-bench-") as tmp:
         result = await run(backend, Path(tmp), runs=runs)
     print(json.dumps(result, indent=1))
-    latest = ROOT / "benchmarks" / "results" / "latest.json"
-    data = json.loads(latest.read_text()) if latest.exists() else {}
-    data.setdefault("signing", {})[backend.name] = result
-    # the table says which run measured it (benchmarks/run.py keep_other_sections)
-    data.setdefault("meta", {}).setdefault("earlier_sections", {})["signing"] = {
-        "git": git_revision(),
-        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
-    latest.write_text(json.dumps(data, indent=2) + "\n")
-    from benchmarks.report import markdown
-
-    latest.with_suffix(".md").write_text(markdown(data))  # the table beside it agrees
+    meta = {"started": started, "backends": [backend.name], "git": git_revision(),
+            "machine": machine(),
+            "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    write_results(RESULTS, {"meta": meta, "signing": {backend.name: result}}, ["signing"])
 
 
 if __name__ == "__main__":
