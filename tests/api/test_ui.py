@@ -107,8 +107,10 @@ async def test_sign_in_refuses_a_wrong_token_and_the_link_signs_in(
         assert await page.get_by_text("No builds yet.").count() == 1
 
         # a token that stops working (revoked, or another server's) signs the tab out
-        await page.evaluate("sessionStorage.setItem('slipway.token', 'slw_revoked')")
-        await page.reload()
+        # set and reloaded in one task: the list's refresh cannot come between
+        async with page.expect_navigation():
+            await page.evaluate(
+                "sessionStorage.setItem('slipway.token', 'slw_revoked'); location.reload()")
         alert = page.get_by_role("alert")
         await alert.wait_for()
         assert await alert.inner_text() == (
