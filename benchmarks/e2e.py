@@ -130,12 +130,28 @@ def by_hand(registry: str, run: int, *, cache_to: str = "") -> float:
     return elapsed
 
 
+async def cleaned_up(image: str, limit: float = 60.0) -> None:
+    """Wait for the worker's clean-up (after the build's end) to remove the build's image
+    from the host's store: a build started meanwhile could meet images going while podman
+    looks at its store ("layer not known"). Not part of any build's time."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        proc = await asyncio.create_subprocess_exec(
+            "podman", "image", "exists", image, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL)
+        if await proc.wait() != 0:
+            return
+        await asyncio.sleep(0.1)
+
+
 async def through_slipway(
     server: ServerProcess, archive_url: str, run: int, *, repository: str = "",
     options: dict[str, Any] | None = None, traces: list[dict[str, Any]] | None = None,
+    image: str = "",
 ) -> float:
     """The build's time from submit to its final phase seen; its trace is appended to
-    `traces` (read after the time is taken)."""
+    `traces` (read after the time is taken). `image`: the pushed name the worker's
+    clean-up removes from the host's store, waited for after the time is taken."""
     path = f"/api/v1/repository/{repository or f'bench/app{run}'}/build/"
     async with api_client(server, 2) as client:
         start = time.perf_counter()
@@ -156,6 +172,8 @@ async def through_slipway(
             raise RuntimeError(f"the slipway build ended {status['phase']}: {tail}")
         if traces is not None:
             traces.append(await fetch_trace(client, f"{path}{build_id}"))
+    if image:
+        await cleaned_up(image)
     return elapsed
 
 
@@ -178,7 +196,8 @@ async def small_build(backend: Backend, workdir: Path, *, runs: int = 3) -> dict
             times = await alternating(runs, {
                 "hand": lambda i: asyncio.to_thread(by_hand, host, i),
                 "slipway": lambda i: through_slipway(server, f"{files}/slipway{i}.tar.gz", i,
-                                                     traces=traces if i else None),
+                                                     traces=traces if i else None,
+                                                     image=f"{host}/bench/app{i}:latest"),
                 # like for like: what the registry cache costs, apart from slipway's own
                 "hand_same_flags": lambda i: asyncio.to_thread(
                     by_hand, host, i, cache_to=f"{host}/hand/app{i}-cache"),
@@ -186,7 +205,8 @@ async def small_build(backend: Backend, workdir: Path, *, runs: int = 3) -> dict
                     server, f"{files}/slipway-no-cache{i}.tar.gz", i,
                     repository=f"bench/nocache{i}",
                     options={"no_cache": True},
-                    traces=no_cache_traces if i else None),
+                    traces=no_cache_traces if i else None,
+                    image=f"{host}/bench/nocache{i}:latest"),
             })
         finally:
             await server.stop()

@@ -13,7 +13,6 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,20 +56,6 @@ def contexts(name: str, dockerfile: str, runs: int) -> dict[str, tuple[bytes, st
             for flavor in ("plain", "signed") for i in range(runs + 1)}
 
 
-async def _cleaned_up(image: str, limit: float = 60.0) -> None:
-    """Wait for the worker's clean-up (after the build's end) to remove the build's image:
-    a build started meanwhile could meet images going while podman looks at its store
-    ("layer not known"). Not part of any build's time."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        proc = await asyncio.create_subprocess_exec(
-            "podman", "image", "exists", image, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL)
-        if await proc.wait() != 0:
-            return
-        await asyncio.sleep(0.1)
-
-
 def _after_push(trace: dict[str, Any]) -> float | None:
     spans = trace.get("spans", ())
     pushed = [s["end"] for s in spans if s["name"] == "push"]
@@ -106,12 +91,12 @@ async def _pair(backend: Backend, workdir: Path, registry: str, name: str, files
             kept: dict[str, list[dict[str, Any]]] = {"plain": [], "signed": []}
             p = await through_slipway(plain, f"{files}/{name}-plain{i}.tar.gz", i,
                                       repository=f"bench/{name}-plain{i}",
-                                      traces=kept["plain"])
-            await _cleaned_up(f"{registry}/bench/{name}-plain{i}:latest")
+                                      traces=kept["plain"],
+                                      image=f"{registry}/bench/{name}-plain{i}:latest")
             s = await through_slipway(signed, f"{files}/{name}-signed{i}.tar.gz", i,
                                       repository=f"bench/{name}-signed{i}",
-                                      traces=kept["signed"])
-            await _cleaned_up(f"{registry}/bench/{name}-signed{i}:latest")
+                                      traces=kept["signed"],
+                                      image=f"{registry}/bench/{name}-signed{i}:latest")
             if i:
                 plain_s.append(p)
                 signed_s.append(s)
