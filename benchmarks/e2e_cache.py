@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,25 +40,53 @@ RUN echo "another" && sleep 2 && date > /stamp
 """
 
 
-def fresh_store(directory: Path) -> dict[str, str]:
-    """The environment of a worker whose container store starts empty (vfs: no mounts)."""
+DRIVERS = ("vfs", "overlay")
+
+
+def fresh_store(directory: Path, driver: str = "vfs") -> dict[str, str]:
+    """The environment of a worker whose container store starts empty: `vfs` (no mounts:
+    the worker image's store where /dev/fuse cannot be opened, each layer a full copy), or
+    `overlay` through fuse-overlayfs (the worker image's store where it can:
+    deploy/images/storage.conf)."""
     directory.mkdir(parents=True)
     conf = directory / "storage.conf"
-    conf.write_text(f'[storage]\ndriver = "vfs"\ngraphroot = "{directory}/graph"\n'
-                    f'runroot = "{directory}/run"\n')
+    text = (f'[storage]\ndriver = "{driver}"\ngraphroot = "{directory}/graph"\n'
+            f'runroot = "{directory}/run"\n')
+    if driver == "overlay":
+        text += '\n[storage.options.overlay]\nmount_program = "/usr/bin/fuse-overlayfs"\n'
+    conf.write_text(text)
     return {"CONTAINERS_STORAGE_CONF": str(conf)}
 
 
+def remove_store(directory: Path) -> None:
+    """The store and anything still mounted in it (fuse-overlayfs)."""
+    with open("/proc/mounts") as mounts:
+        points = [line.split()[1] for line in mounts if line.split()[1].startswith(
+            f"{directory}/")]
+    for point in sorted(points, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def overlay_unusable() -> str:
+    """Why the overlay store cannot be measured here; "" when it can."""
+    if not shutil.which("fuse-overlayfs"):
+        return "no fuse-overlayfs (scripts/install-system.sh installs it)"
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return "/dev/fuse cannot be opened"
+    return ""
+
+
 def by_hand(registry: str, dockerfile: str, run: int, store: Path, *,
-            cache_to: str = "") -> float:
+            cache_to: str = "", driver: str = "vfs") -> float:
     """`podman build` and push on a fresh store, as the worker would run them: without a
     cache, or (`cache_to`) with the flags the worker adds for an empty cache repository
     (`--layers --cache-to REPO`)."""
-    tag = f"{registry}/hand/slow{run}{'-cached' if cache_to else ''}:latest"
+    tag = f"{registry}/hand/{driver}-slow{run}{'-cached' if cache_to else ''}:latest"
     with tempfile.TemporaryDirectory(prefix="slipway-bench-hand-") as tmp:
         ctx = Path(tmp)
         (ctx / "Dockerfile").write_text(dockerfile)
-        full_env = {**os.environ, **fresh_store(store)}
+        full_env = {**os.environ, **fresh_store(store, driver)}
         start = time.perf_counter()
         checked([*_podman(), "build", "--isolation", "chroot", *cache_flags(cache_to),
                  "--format", "docker",
@@ -67,38 +95,35 @@ def by_hand(registry: str, dockerfile: str, run: int, store: Path, *,
         checked([*_podman(), "push", "--tls-verify=false", tag, f"docker://{tag}"],
                 env=full_env)
         elapsed = time.perf_counter() - start
-    shutil.rmtree(store, ignore_errors=True)
+    remove_store(store)
     return elapsed
 
 
 async def slipway_on_a_fresh_worker(
     config: dict[str, Any], work: Path, archive_url: str, repository: str, name: str,
-    traces: list[dict[str, Any]] | None = None,
+    traces: list[dict[str, Any]] | None = None, driver: str = "vfs",
 ) -> float:
     store = work / f"store-{name}"
-    server = ServerProcess(config, None, work / "e2e-cache.log", fresh_store(store))
+    server = ServerProcess(config, None, work / "e2e-cache.log", fresh_store(store, driver))
     await server.start()
     try:
         return await through_slipway(server, archive_url, 0, repository=repository,
                                      traces=traces)
     finally:
         await server.stop()
-        shutil.rmtree(store, ignore_errors=True)
+        remove_store(store)
 
 
-async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, Any]:
+async def run(backend: Backend, workdir: Path, *, runs: int = 3,
+              drivers: Sequence[str] = DRIVERS) -> dict[str, Any]:
+    """Each figure on the vfs store (the top level) and, when in `drivers`, on overlay
+    (`overlay`)."""
     from support.fileserver import serve_files
     from support.registry import run_registry
 
     await asyncio.to_thread(ensure_base_image)
     work = workdir / "e2e-cache"
     work.mkdir(parents=True, exist_ok=True)
-    cold: list[float] = []
-    warm: list[float] = []
-    hand: list[float] = []
-    hand_cached: list[float] = []
-    cold_traces: list[dict[str, Any]] = []
-    warm_traces: list[dict[str, Any]] = []
     with run_registry() as registry:
         base = f"{registry.host}/base/slipway-base:1"
         subprocess.run([*_podman(), "push", "--tls-verify=false", BASE_IMAGE,
@@ -109,26 +134,48 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
         ) as files:
             config = podman_config(work / "server", backend, registry.host)
             url = f"{files}/context.tar.gz"
-            busy_cold: list[float] = []
-            busy_warm: list[float] = []
-            with one_core_busy():  # the other core: a CI job or another build beside
-                for i in range(1, runs + 1):
-                    repository = f"bench/busy{i}"
-                    busy_cold.append(await slipway_on_a_fresh_worker(
-                        config, work, url, repository, f"busy-cold{i}"))
-                    busy_warm.append(await slipway_on_a_fresh_worker(
-                        config, work, url, repository, f"busy-warm{i}"))
-            for i in range(1, runs + 1):
-                repository = f"bench/slow{i}"  # a new repository: an empty cache
-                cold.append(await slipway_on_a_fresh_worker(config, work, url, repository,
-                                                            f"cold{i}", cold_traces))
-                warm.append(await slipway_on_a_fresh_worker(config, work, url, repository,
-                                                            f"warm{i}", warm_traces))
-                hand.append(await asyncio.to_thread(by_hand, registry.host, dockerfile, i,
-                                                    work / f"store-hand{i}"))
-                hand_cached.append(await asyncio.to_thread(
-                    by_hand, registry.host, dockerfile, i, work / f"store-hand-cached{i}",
-                    cache_to=f"{registry.host}/hand/slow{i}-cache"))
+            figures = {"storage_driver": "vfs", **await _on_driver(
+                "vfs", config, work, url, registry.host, dockerfile, runs)}
+            if "overlay" not in drivers:
+                return figures
+            why_not = overlay_unusable()
+            figures["overlay"] = {"skipped": why_not} if why_not else {
+                "storage_driver": "overlay (fuse-overlayfs)", **await _on_driver(
+                    "overlay", config, work, url, registry.host, dockerfile, runs)}
+    return figures
+
+
+async def _on_driver(driver: str, config: dict[str, Any], work: Path, url: str,
+                     registry: str, dockerfile: str, runs: int) -> dict[str, Any]:
+    """Cold and warm with the other core busy, then cold, warm, by hand and by hand with
+    the cache's flags in turn: every store (the workers' and by hand) `driver`."""
+    cold: list[float] = []
+    warm: list[float] = []
+    hand: list[float] = []
+    hand_cached: list[float] = []
+    cold_traces: list[dict[str, Any]] = []
+    warm_traces: list[dict[str, Any]] = []
+    busy_cold: list[float] = []
+    busy_warm: list[float] = []
+    with one_core_busy():  # the other core: a CI job or another build beside
+        for i in range(1, runs + 1):
+            repository = f"bench/{driver}-busy{i}"
+            busy_cold.append(await slipway_on_a_fresh_worker(
+                config, work, url, repository, f"{driver}-busy-cold{i}", driver=driver))
+            busy_warm.append(await slipway_on_a_fresh_worker(
+                config, work, url, repository, f"{driver}-busy-warm{i}", driver=driver))
+    for i in range(1, runs + 1):
+        repository = f"bench/{driver}-slow{i}"  # a new repository: an empty cache
+        cold.append(await slipway_on_a_fresh_worker(
+            config, work, url, repository, f"{driver}-cold{i}", cold_traces, driver))
+        warm.append(await slipway_on_a_fresh_worker(
+            config, work, url, repository, f"{driver}-warm{i}", warm_traces, driver))
+        hand.append(await asyncio.to_thread(
+            by_hand, registry, dockerfile, i, work / f"store-{driver}-hand{i}",
+            driver=driver))
+        hand_cached.append(await asyncio.to_thread(
+            by_hand, registry, dockerfile, i, work / f"store-{driver}-hand-cached{i}",
+            cache_to=f"{registry}/hand/{driver}-slow{i}-cache", driver=driver))
     cold_s, warm_s, hand_s = (statistics.median(x) for x in (cold, warm, hand))
     hand_cached_s = statistics.median(hand_cached)
     return {

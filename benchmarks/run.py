@@ -46,6 +46,7 @@ class Sizes:
         self.log_lines_per_build = 20 if smoke else 2_000
         self.read_lines = 2_000 if smoke else 100_000
         self.e2e_runs = 1 if smoke else 3
+        self.e2e_smoke = smoke  # the layer cache on the vfs store only
         self.signing_runs = 1 if smoke else 5
         self.quay_drain = 40 if smoke else 1_000
         self.quay_paced = 10 if smoke else 50
@@ -84,7 +85,7 @@ async def _logs(backend: common.Backend, sizes: Sizes, work: Path) -> dict[str, 
 async def _e2e(backend: common.Backend, sizes: Sizes, work: Path) -> dict[str, Any]:
     from benchmarks import e2e
 
-    return await e2e.run(backend, work, runs=sizes.e2e_runs)
+    return await e2e.run(backend, work, runs=sizes.e2e_runs, smoke=sizes.e2e_smoke)
 
 
 async def _quay_mode(backend: common.Backend, sizes: Sizes, work: Path) -> dict[str, Any]:
