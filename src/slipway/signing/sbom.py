@@ -161,8 +161,6 @@ def make_sbom(files: Mapping[str, bytes], image: str, digest: str = "") -> dict[
             name=package.name, version=package.version or None,
             group=package.namespace if package.kind == "npm" and package.namespace else None,
             type=ComponentType.LIBRARY, purl=purl, bom_ref=ref)
-    # added at once, not one by one: the library's sorted set then sorts once (the
-    # components compare through costly tuples; one insert each compared them 6x as often)
     bom.components.update(libraries.values())
     # the image holds every package (the graph of which needs which is not known); set
     # whole, as register_dependency looks each component up among those before it
