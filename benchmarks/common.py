@@ -33,6 +33,8 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     # issue 30: the three-step cold build against by hand, its warm rebuild against it
     "cold_vs_hand": ("<=", 1.1, "<= 1.10x"),
     "warm_vs_cold": ("<=", 0.1, "<= 0.10x"),
+    # issue 30: the 100,000-line log usable in the web UI within 1 s of opening
+    "browser_first_screen_s": ("<=", 1.0, "<= 1 s"),
     # issue 30: a build queued in Quay reaches an executor within 200 ms at p99
     "quay_paced_p99_ms": ("<=", 200, "<= 200 ms"),
     # docs/data-lifecycle.md: with retention the database stops growing

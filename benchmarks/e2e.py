@@ -37,7 +37,7 @@ def dockerfile(label: str) -> str:
 
 
 FINAL = ("complete", "error", "internalerror", "cancelled")
-PARTS = ("small", "layer_cache", "multi_arch")
+PARTS = ("small", "layer_cache", "multi_arch", "ui_log")
 
 
 def context_tar(dockerfile: str) -> bytes:
@@ -240,7 +240,8 @@ async def small_build(backend: Backend, workdir: Path, *, runs: int = 3) -> dict
 async def run(backend: Backend, workdir: Path, *, runs: int = 3,
               parts: Sequence[str] = PARTS, smoke: bool = False) -> dict[str, Any]:
     """The e2e section: the small build, then the layer cache's and the multi-arch
-    benchmarks (`parts` picks some). `smoke`: the layer cache on the vfs store only."""
+    benchmarks, and the web UI's 100,000-line log (`parts` picks some). `smoke`: the
+    layer cache on the vfs store only, no UI log."""
     figures: dict[str, Any] = {}
     if "small" in parts:
         figures.update(await small_build(backend, workdir, runs=runs))
@@ -253,6 +254,10 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3,
         from benchmarks import e2e_multiarch
 
         figures["multi_arch"] = await e2e_multiarch.run(backend, workdir, runs=runs)
+    if "ui_log" in parts and not smoke:
+        from benchmarks import ui_log
+
+        figures["ui_log"] = await ui_log.repeated(workdir / "ui-log", runs=runs)
     return figures
 
 

@@ -8,8 +8,8 @@ python -m benchmarks.ui_log [--lines N] [--db-uri URI] [--browser]
 
 One slipway (SlipwayServer, the embedded default unless --db-uri) runs in this process
 beside the client: the figures are wall-clock seconds of both on this machine. Prints one
-JSON object. Not part of `benchmarks.run` (it is about the UI, not a target of
-docs/architecture.md); results are noted in benchmarks/README.md.
+JSON object. `benchmarks.run`'s e2e section runs it 3 times with the browser
+(`e2e.ui_log`: issue 30's target, the first screen within 1 s), not in the smoke run.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -265,6 +266,22 @@ async def run(lines: int, db_uri: str | None, work: Path,
         **{key: rounded(value, 3) if isinstance(value, float) else value
            for key, value in seen.items()},
     }
+
+
+async def repeated(work: Path, runs: int, lines: int = 100_000) -> dict[str, Any]:
+    """`runs` runs with the browser, each on a fresh embedded default: the median of each
+    figure, and each figure of every run (`runs_of`)."""
+    results = []
+    for i in range(runs):
+        results.append(await run(lines, None, work / f"run{i}", browser=True))
+    numeric = [key for key, value in results[0].items()
+               if isinstance(value, int | float) and not isinstance(value, bool)]
+    medians = {}
+    for key in numeric:
+        values = [r[key] for r in results if isinstance(r.get(key), int | float)]
+        medians[key] = rounded(statistics.median(values), 3) if values else None
+    return {"runs": runs, **medians,
+            "runs_of": {key: [r.get(key) for r in results] for key in numeric}}
 
 
 def main() -> None:
