@@ -274,8 +274,10 @@ async def repeated(work: Path, runs: int, lines: int = 100_000) -> dict[str, Any
     results = []
     for i in range(runs):
         results.append(await run(lines, None, work / f"run{i}", browser=True))
-    numeric = [key for key, value in results[0].items()
-               if isinstance(value, int | float) and not isinstance(value, bool)]
+    # a figure a run could not take (None) is left out of its median, not of the table
+    numeric = list(dict.fromkeys(
+        key for result in results for key, value in result.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)))
     medians = {}
     for key in numeric:
         values = [r[key] for r in results if isinstance(r.get(key), int | float)]
