@@ -18,6 +18,7 @@ from support.build_tree import (
     long_run,
     new_marker,
     running_build,
+    step_command_running,
 )
 from support.registry import Registry
 from support.server import RunningServer, running_server
@@ -120,6 +121,7 @@ async def test_a_killed_worker_leaves_nothing_behind(
     async with running_server(tmp_path, **_config(registry)) as slipway:
         build, worker = await _start_long_build(slipway, base_image, marker)
         tree = await running_build(marker, build["id"], worker)
+        await step_command_running(tree, "sleep 3601")
         os.kill(worker, signal.SIGKILL)
         await assert_nothing_left(tree)
 

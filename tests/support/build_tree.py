@@ -132,6 +132,18 @@ async def running_build(marker: str, build_id: str, worker_pid: int | None = Non
     return tree
 
 
+async def step_command_running(tree: BuildTree, command: str) -> None:
+    """Once the RUN step's own command (`command`, the start of its command line) runs in
+    the build's sessions: before, the marker is seen while buildah still sets the step
+    up, and a worker killed then leaves a step the runtime had not started to end."""
+    deadline = time.monotonic() + SAFETY_LIMIT_S
+    while not any(_session(pid) in tree.sessions and _cmdline(pid).startswith(command)
+                  for pid in _pids()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the RUN step's {command!r} never ran")
+        await asyncio.sleep(0.05)
+
+
 def _podman(*args: str) -> str:
     driver = os.environ.get("STORAGE_DRIVER", "").strip()
     argv = ["podman", *(["--storage-driver", driver] if driver else []), *args]
