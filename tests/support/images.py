@@ -170,8 +170,10 @@ def dangling_image_without_layers() -> Iterator[str]:
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                    "size": len(config), "digest": _sha256(config)},
         "layers": []}).encode()
-    with tempfile.TemporaryDirectory(prefix="slipway-dangling-") as tmp:
-        layout = Path(tmp)
+    # podman names the pulled image after the layout's path: a hex name is always a valid
+    # reference (tempfile's random part may hold "_", which cannot end a path component)
+    layout = Path(tempfile.gettempdir()) / f"slipway-dangling-{uuid.uuid4().hex}"
+    try:
         (layout / "blobs" / "sha256").mkdir(parents=True)
         for blob in (config, manifest):
             (layout / "blobs" / _sha256(blob).replace(":", "/")).write_bytes(blob)
@@ -181,6 +183,8 @@ def dangling_image_without_layers() -> Iterator[str]:
              "size": len(manifest), "digest": _sha256(manifest)}]}))
         pulled = subprocess.run(podman_argv("pull", "--quiet", f"oci:{layout}"),
                                 capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(layout, ignore_errors=True)
     if pulled.returncode != 0:
         raise RuntimeError(f"podman pull of an image without layers: {pulled.stderr}")
     image_id = pulled.stdout.strip().splitlines()[-1]
