@@ -137,7 +137,7 @@ async def cleaned_up(image: str, limit: float = 60.0) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         proc = await asyncio.create_subprocess_exec(
-            "podman", "image", "exists", image, stdout=asyncio.subprocess.DEVNULL,
+            *_podman(), "image", "exists", image, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL)
         if await proc.wait() != 0:
             return

@@ -37,6 +37,7 @@ OPTIONAL = ("retention", "signing")
 
 class Sizes:
     def __init__(self, smoke: bool) -> None:
+        self.smoke = smoke  # the restarts' smoke plan; e2e: the vfs store only, no UI log
         self.scheduling = [40] if smoke else [1_000, 10_000]
         self.paced = 10 if smoke else 200
         self.tracking = 200 if smoke else 10_000
@@ -46,11 +47,9 @@ class Sizes:
         self.log_lines_per_build = 20 if smoke else 2_000
         self.read_lines = 2_000 if smoke else 100_000
         self.e2e_runs = 1 if smoke else 3
-        self.e2e_smoke = smoke  # the layer cache on the vfs store only
         self.signing_runs = 1 if smoke else 5
         self.quay_drain = 40 if smoke else 1_000
         self.quay_paced = 10 if smoke else 50
-        self.restarts_smoke = smoke
         # builds, wave, lines per build, retention age (s), pass interval (s), repositories
         self.retention = (60, 20, 20, 3.0, 1.0, 10) if smoke else (2400, 300, 500, 60.0, 5.0, 100)
 
@@ -85,7 +84,7 @@ async def _logs(backend: common.Backend, sizes: Sizes, work: Path) -> dict[str, 
 async def _e2e(backend: common.Backend, sizes: Sizes, work: Path) -> dict[str, Any]:
     from benchmarks import e2e
 
-    return await e2e.run(backend, work, runs=sizes.e2e_runs, smoke=sizes.e2e_smoke)
+    return await e2e.run(backend, work, runs=sizes.e2e_runs, smoke=sizes.smoke)
 
 
 async def _quay_mode(backend: common.Backend, sizes: Sizes, work: Path) -> dict[str, Any]:
@@ -97,7 +96,7 @@ async def _quay_mode(backend: common.Backend, sizes: Sizes, work: Path) -> dict[
 async def _restarts(backend: common.Backend | None, sizes: Sizes, work: Path) -> dict[str, Any]:
     from benchmarks import restarts
 
-    plan = restarts.SMOKE_PLAN if sizes.restarts_smoke else restarts.RestartPlan()
+    plan = restarts.SMOKE_PLAN if sizes.smoke else restarts.RestartPlan()
     return await restarts.run(work / "restarts", plan)
 
 
