@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -11,6 +12,7 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +36,7 @@ from slipway.worker.dockerfile import BaseImages, base_images
 from slipway.worker.emulation import check_emulation
 from slipway.worker.environment import WorkerEnvironment
 from slipway.worker.errors import BuildError, CacheUnavailable
+from slipway.worker.milestones import FinalCommit, UnderWay, same_image
 from slipway.worker.platform_args import host_platform, platform_args
 from slipway.worker.registry_cache import (
     UNAVAILABLE_SAID,
@@ -140,6 +143,15 @@ class Build:
     # images' digests; while the push runs, each platform's SBOM
     prepared: asyncio.Future[SigningKey] | None = None
     exports: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    # a one-image build's SBOM starts at its image's commit (worker/milestones.py), and
+    # keeps what it read when the build's image, known at its end, is the one it read
+    final_commit: FinalCommit | None = None
+    # the signing's work beside the build (_before_build), started once the build is
+    # under way (worker/milestones.py), or before the push when it never was
+    under_way: UnderWay = field(default_factory=UnderWay)
+    signing_work: Callable[[], None] | None = None
+    built_id: asyncio.Future[str] | None = None
+    registry_digests: asyncio.Future[dict[str, list[str]]] | None = None
     bases_used: asyncio.Future[list[Base]] | None = None
     registry_client: RegistryClient | None = None
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -217,54 +229,70 @@ class Build:
         return json.dumps(summary, separators=(",", ":"))
 
     def _before_build(self, registry: str, platforms: tuple[str, ...], needs: BaseNeeds,
-                      pull_auth: dict[str, Credentials], pulls: bool) -> None:
-        """Start, to run while the build step does, what signing needs and the build does
-        not change: the key's decryption, the registry's side (the connection, the token
-        its challenge asks for, the upload sessions of the attachments' blobs) and, unless
-        the build pulls its bases itself, their digests."""
+                      pull_auth: dict[str, Credentials]) -> None:
+        """Start, to run while the build's steps do (once it is under way: podman's own
+        start goes first), the registries' side of signing: the connection, the token its
+        challenge asks for, the upload sessions of the attachments' blobs; what the base
+        images' registries have for them. (The key's decryption started with the build:
+        _steps.)"""
         from slipway.worker.registry_api import RegistryClient
         from slipway.worker.signing import blob_count
 
-        assert self.signing is not None
-        self.prepared = asyncio.ensure_future(asyncio.to_thread(_prepare, self.signing))
         self.registry_client = RegistryClient(
             f"{registry}/{self.pack.repository.strip().strip('/')}",
             push_credentials(self.pack), self.env.registry_is_insecure(registry),
             self.runtime.child_env())
         self.registry_client.reserve_uploads(blob_count(len(platforms), self.with_sbom))
-        if not pulls:
-            self.bases_used = asyncio.ensure_future(self._bases_used(needs, pull_auth))
+        self.registry_digests = asyncio.ensure_future(self._registry_digests(needs, pull_auth))
+
+    def _start_signing_work(self) -> None:
+        work, self.signing_work = self.signing_work, None
+        if work is not None:
+            work()
 
     def _before_push(self, image_id: str, platforms: tuple[str, ...], registry: str,
-                     needs: BaseNeeds, pull_auth: dict[str, Credentials]) -> None:
-        """Start, to run while the push does: each platform image's SBOM, and the bases'
-        digests when the build pulled them itself (--pull)."""
+                     needs: BaseNeeds) -> None:
+        """Start, to run while the push does: each platform image's SBOM (unless started
+        at the commit), and the bases' digests (two podman queries each: beside the build's
+        steps, they held its commits and cache pushes up more than they hold the push)."""
+        self._start_signing_work()
         name = f"{registry}/{self.pack.repository.strip().strip('/')}"
         if self.with_sbom:
             for platform in platforms if self.manifest else ("",):
-                self.exports[platform] = asyncio.ensure_future(
-                    self._sbom(image_id, platform, name))
-        if self.bases_used is None:
-            self.bases_used = asyncio.ensure_future(self._bases_used(needs, pull_auth))
+                if platform not in self.exports:  # else started at the commit
+                    self.exports[platform] = asyncio.ensure_future(
+                        self._sbom(image_id, platform, name))
+        if self.registry_digests is not None:
+            self.bases_used = asyncio.ensure_future(
+                self._bases_used(needs, self.registry_digests))
 
-    async def _bases_used(self, needs: BaseNeeds, pull_auth: dict[str, Credentials]
-                          ) -> list[Base]:
-        """Each base image with the digest the build used (the registry's, when the local
-        copy is known by it), for the provenance."""
-        from slipway.signing.provenance import Base
+    async def _registry_digests(self, needs: BaseNeeds, pull_auth: dict[str, Credentials]
+                                ) -> dict[str, list[str]]:
+        """{base image: the digests its registry has for it} (none for a local one)."""
         from slipway.worker.signing import registry_digests
 
-        used = []
-        for image, wanted in needs.platforms.items():
+        found: dict[str, list[str]] = {}
+        for image in needs.platforms:
             ref = parse_image_ref(image)
-            candidates: list[str] = []
             if ref.registry != "localhost":
-                candidates = await registry_digests(
+                found[image] = await registry_digests(
                     image, pull_auth.get(ref.registry),
                     self.env.registry_is_insecure(ref.registry), self.workdir,
                     self.runtime.child_env())
+        return found
+
+    async def _bases_used(self, needs: BaseNeeds,
+                          known: asyncio.Future[dict[str, list[str]]]) -> list[Base]:
+        """Each base image with the digest the build used (the registry's, when the local
+        copy is known by it: `known`), for the provenance."""
+        from slipway.signing.provenance import Base
+
+        candidates = await known
+        used = []
+        for image, wanted in needs.platforms.items():
             for platform in wanted:
-                digest = await self.runtime.image_digest(image, platform, candidates)
+                digest = await self.runtime.image_digest(image, platform,
+                                                         candidates.get(image, []))
                 used.append(Base(image, digest, platform))
         return used
 
@@ -281,12 +309,40 @@ class Build:
             files = await self.runtime.export_files(image)
             return await asyncio.to_thread(_make_sbom, files, name)
 
+    def _sbom_at_commit(self) -> None:
+        """Start the SBOM now that the build committed its image under its first tag: the
+        build may still push that step to the registry cache, and tag."""
+        assert self.final_commit is not None
+        registry, _, _ = self.final_commit.name.partition("/")
+        name = f"{registry}/{self.pack.repository.strip().strip('/')}"
+        self.built_id = asyncio.get_running_loop().create_future()
+        self.exports[""] = asyncio.ensure_future(
+            self._sbom_of_commit(self.final_commit.name, name, self.built_id))
+
+    async def _sbom_of_commit(self, reference: str, name: str,
+                              built: asyncio.Future[str]) -> dict[str, Any]:
+        """The SBOM of the image `reference` names, made while the build ends; read again
+        from the build's image when that is another (the name moved: another build on
+        this host with the same tag) or when `reference` could not be mounted."""
+        with span("sbom", **{"slipway.platform": ""}):
+            try:
+                read_id, files = await self.runtime.mounted_files(reference)
+                document = await asyncio.to_thread(_make_sbom, files, name)
+            except BuildError:
+                read_id, document = "", {}
+            image_id = await built
+            if same_image(read_id, image_id):
+                return document
+            files = await self.runtime.export_files(image_id)
+            return await asyncio.to_thread(_make_sbom, files, name)
+
     async def cleanup(self) -> None:
         """Working containers, images this build made, the temp dir (and with it the key
         and auth files). A few runtime calls whatever the tag count: the executor gives a
         stopped worker seconds, not minutes."""
         pending: list[asyncio.Future[Any]] = [*self.exports.values()]
-        pending += [f for f in (self.prepared, self.bases_used) if f is not None]
+        pending += [f for f in (self.prepared, self.registry_digests, self.bases_used)
+                    if f is not None]
         if pending:  # their containers go before the images they were made from
             await asyncio.gather(*pending, return_exceptions=True)
         if self.exports:  # a mounted image cannot be removed
@@ -320,6 +376,10 @@ class Build:
         package = self.workdir / "package"
 
         await self.reporter.phase(pb.UNPACKING)
+        if self.signing is not None:
+            # CPU work, in a thread while the context and base image are fetched (waits,
+            # mostly), rather than beside the build's first steps
+            self.prepared = asyncio.ensure_future(asyncio.to_thread(_prepare, self.signing))
         registry, targets = push_targets(pack, env)
         platforms = build_platforms(pack, env)
         # before the context is fetched: a host that cannot run a platform fails at once
@@ -419,17 +479,24 @@ class Build:
         else:
             self.built_images.extend(targets)
         if self.signing is not None:
-            self._before_build(registry, platforms, needs, pull_auth, spec.pull)
+            self.signing_work = functools.partial(
+                self._before_build, registry, platforms, needs, pull_auth)
+            if self.with_sbom and not spec.manifest:
+                self.final_commit = FinalCommit(targets[0])
         try:
             image_id = await self._build(spec)
+            if self.built_id is not None:
+                self.built_id.set_result(image_id)
         except BuildError:
             self.build_step_ended = True
             raise
         finally:  # only the build step reads them
+            if self.built_id is not None and not self.built_id.done():
+                self.built_id.cancel()  # the SBOM started early gives up
             await asyncio.to_thread(shutil.rmtree, secrets_dir, True)
         self.build_step_ended = True
         if self.signing is not None:
-            self._before_push(image_id, platforms, registry, needs, pull_auth)
+            self._before_push(image_id, platforms, registry, needs)
 
         await self.reporter.phase(pb.PUSHING)
         creds = push_credentials(pack)
@@ -512,6 +579,10 @@ class Build:
 
         async def line(text: str) -> None:
             steps.line(text)
+            if self.under_way.line(text):
+                self._start_signing_work()
+            if self.final_commit is not None and self.final_commit.line(text):
+                self._sbom_at_commit()
             await watch.line(text)
 
         try:

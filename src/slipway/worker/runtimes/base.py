@@ -161,9 +161,16 @@ class Runtime(abc.ABC):
         raise BuildError(f"CONTAINER_RUNTIME={self.name} cannot export an image's files "
                          "for its SBOM")
 
+    async def mounted_files(self, reference: str) -> tuple[str, dict[str, bytes]]:
+        """The ID of the local image `reference` names and its wanted files, read where
+        the image is mounted in place, for an SBOM started before the build's end (the
+        name may move meanwhile: the caller checks the ID); BuildError when this runtime
+        cannot mount it."""
+        raise BuildError(f"CONTAINER_RUNTIME={self.name} cannot mount an image")
+
     async def unmount_images(self) -> None:
-        """Unmount what export_files mounted (the clean-up, before the images go); best
-        effort: never raises."""
+        """Unmount what export_files and mounted_files mounted (the clean-up, before the
+        images go); best effort: never raises."""
         return None
 
     async def platform_images(self, manifest: str) -> dict[str, str]:

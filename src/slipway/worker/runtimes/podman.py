@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from slipway.worker.runtimes.leftovers import parse_images
 class PodmanRuntime(ContainersRuntime):
     name = "podman"
     build_verb = ("build",)
-    _mounted: list[str]  # images export_files mounted (unmount_images)
+    _mounted: list[str]  # the IDs of the images mounted_files mounted (unmount_images)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -33,10 +34,8 @@ class PodmanRuntime(ContainersRuntime):
         image mount` (a root worker: only those files are read; unmounted by the
         clean-up, not while the push runs), else from the stream of `podman export` of a
         container of it (nothing runs), which reads every byte."""
-        mounted = await self._capture("image", "mount", image)
-        if mounted and mounted.strip():
-            self._mounted.append(image)
-            return await asyncio.to_thread(read_tree, Path(mounted.strip().splitlines()[-1]))
+        with contextlib.suppress(BuildError):
+            return (await self.mounted_files(image))[1]
         created = await self._capture("create", "--pull=never", image, "true")
         if not created:
             raise BuildError(f"{self.name} could not create a container of {image} to "
@@ -46,6 +45,16 @@ class PodmanRuntime(ContainersRuntime):
             return await asyncio.to_thread(self._export, container)
         finally:
             await self.run([*self.base(), "rm", "--force", container], stream=False)
+
+    async def mounted_files(self, reference: str) -> tuple[str, dict[str, bytes]]:
+        said = await self._capture("image", "mount", "--format", "json", reference)
+        try:
+            mounted = json.loads(said or "[]")[0]
+            image_id, root = str(mounted["id"]), Path(mounted["mountpoint"])
+        except (ValueError, LookupError, TypeError):
+            raise BuildError(f"{self.name} could not mount {reference}") from None
+        self._mounted.append(image_id)  # by ID: the name may move to another image
+        return image_id, await asyncio.to_thread(read_tree, root)
 
     async def unmount_images(self) -> None:
         mounted, self._mounted = self._mounted, []

@@ -1,0 +1,66 @@
+"""Milestones in a build's output, for work beside the build to start at the right time
+(worker/build.py):
+
+- the build is under way: its second step started, so podman has set up its store and
+  resolved the base (what would compete with that start, a podman query of the store or
+  the signing's CPU work, comes after it);
+- its image is in the store: podman/buildah print `COMMIT <name>` before the last step's
+  commit and, once it is done, `--> <id>` or, with the registry cache, `--> Pushing cache
+  <repo>:<key>` (the step's cache push, which the build still waits for). What reads the
+  image (the SBOM) starts then, not at the build's end."""
+
+from __future__ import annotations
+
+import re
+
+# a multi-stage build's lines start with their stage ("[2/2] COMMIT ..."), a
+# multi-platform build's with the platform ("[linux/arm64] STEP 1/2: ...")
+_STEP = re.compile(r"^(?:\[[a-z0-9/]+\] ){0,2}STEP \d+/\d+: ")
+_COMMIT = re.compile(r"^(?:\[[a-z0-9/]+\] ){0,2}COMMIT (\S+)$")
+# printed after a commit, never during one (the copy progress of other versions is)
+_AFTER_COMMIT = re.compile(r"^--> (?:Pushing cache \S+|[0-9a-f]{11,64})$")
+
+
+class UnderWay:
+    """Watches the build's lines for its second step."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def line(self, text: str) -> bool:
+        """True once: at the second STEP line."""
+        if self.steps < 2 and _STEP.match(text.strip()):
+            self.steps += 1
+            return self.steps == 2
+        return False
+
+
+class FinalCommit:
+    """Watches the build's lines for the commit of the image named `name` (the build's
+    first tag, the name buildah commits the last stage's image as)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._committing = False
+        self.done = False
+
+    def line(self, text: str) -> bool:
+        """True once: at the first line that says the image named `name` is committed."""
+        if self.done:
+            return False
+        stripped = text.strip()
+        if match := _COMMIT.match(stripped):
+            self._committing = match[1] == self.name
+        elif self._committing and _AFTER_COMMIT.match(stripped):
+            self.done = True
+            return True
+        return False
+
+
+def same_image(one: str, other: str) -> bool:
+    """Whether two image IDs (full, short, with or without "sha256:") are one image."""
+    a, b = one.removeprefix("sha256:"), other.removeprefix("sha256:")
+    return bool(a and b) and (a.startswith(b) or b.startswith(a)) and min(len(a), len(b)) >= 12
+
+
+__all__ = ["FinalCommit", "UnderWay", "same_image"]
