@@ -1,7 +1,9 @@
-"""The SBOM starts when podman has committed the build's image, before the build ends
-(its last cache push, its tags): seen in podman's own output, the image read then is the
-one the build returns, with its last step's files; and an SBOM read from a name that then
-moved to another image is made again from the build's own image."""
+"""The milestones of a build in podman's own output (worker/milestones.py): the build is
+under way once its first step is committed (and pushed to the registry cache), before the
+last step; the SBOM starts when podman has committed the build's image, before the build
+ends (its last cache push, its tags), and the image read then is the one the build
+returns, with its last step's files. An SBOM read from a name that then moved to another
+image is made again from the build's own image."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from support.registry import Registry
 from slipway.protocol import buildman_pb2 as pb
 from slipway.worker.build import Build
 from slipway.worker.environment import WorkerEnvironment
-from slipway.worker.milestones import FinalCommit, same_image
+from slipway.worker.milestones import FinalCommit, UnderWay, same_image
 from slipway.worker.runtimes import make_runtime
 from slipway.worker.runtimes.base import BuildSpec, Runtime
 
@@ -57,17 +59,30 @@ async def test_the_image_is_read_at_its_commit_and_is_the_one_built(
     spec = BuildSpec(ctx, ctx / "Dockerfile", [tag], insecure=True, keep_layers=cache,
                      cache_repo=f"{registry.host}/ns/at-commit-cache" if cache else "")
     watch = FinalCommit(tag)
+    under_way = UnderWay(commit_per_step=cache)
     lines: list[str] = []
+    under_way_at: list[int] = []
     read: list[asyncio.Future[tuple[str, dict[str, bytes]]]] = []
 
     async def sink(line: str) -> None:
         lines.append(line)
+        if under_way.line(line):
+            under_way_at.append(len(lines) - 1)
         if watch.line(line):  # what worker/build.py does: start reading, do not wait
             read.append(asyncio.ensure_future(runtime.mounted_files(tag)))
 
     try:
         image_id = await runtime.build(spec, sink)
         assert len(read) == 1, lines
+        # under way before the last step: with a commit per step, at the first one's
+        # `--> <id>` (after its cache push); without, at the second step
+        [at] = under_way_at
+        assert "STEP 3/3" in "\n".join(lines[at:]), lines
+        if cache:
+            assert lines[at].startswith("--> ") and "Pushing cache" in lines[at - 1], lines
+            assert "STEP 2/3" in "\n".join(lines[:at]), lines
+        else:
+            assert lines[at].startswith("STEP 2/3"), lines
         # the read started before the build's last line: the cache push (when on), the tag
         said_after = lines[[i for i, ln in enumerate(lines) if watch.name in ln][0] + 2:]
         assert any("Successfully tagged" in ln for ln in said_after), lines

@@ -46,7 +46,13 @@ from slipway.worker.registry_cache import (
 )
 from slipway.worker.reporter import Reporter
 from slipway.worker.runtimes import make_runtime
-from slipway.worker.runtimes.base import BuildSpec, Credentials, Runtime, write_private_file
+from slipway.worker.runtimes.base import (
+    BuildSpec,
+    Credentials,
+    Runtime,
+    commits_each_step,
+    write_private_file,
+)
 from slipway.worker.tracing import StepSpans, span
 from slipway.worker.unpack import Limits
 
@@ -148,7 +154,7 @@ class Build:
     final_commit: FinalCommit | None = None
     # the signing's work beside the build (_before_build), started once the build is
     # under way (worker/milestones.py), or before the push when it never was
-    under_way: UnderWay = field(default_factory=UnderWay)
+    under_way: UnderWay | None = None
     signing_work: Callable[[], None] | None = None
     built_id: asyncio.Future[str] | None = None
     registry_digests: asyncio.Future[dict[str, list[str]]] | None = None
@@ -229,12 +235,14 @@ class Build:
         return json.dumps(summary, separators=(",", ":"))
 
     def _before_build(self, registry: str, platforms: tuple[str, ...], needs: BaseNeeds,
-                      pull_auth: dict[str, Credentials]) -> None:
+                      pull_auth: dict[str, Credentials], pulls: bool) -> None:
         """Start, to run while the build's steps do (once it is under way: podman's own
-        start goes first), the registries' side of signing: the connection, the token its
-        challenge asks for, the upload sessions of the attachments' blobs; what the base
-        images' registries have for them. (The key's decryption started with the build:
-        _steps.)"""
+        start and the first step's cache push go first), the registries' side of signing:
+        the connection, the token its challenge asks for, the upload sessions of the
+        attachments' blobs; what the base images' registries have for them and, unless the
+        build pulls them itself, the local copies' digests (podman queries of the store:
+        beside podman's start or a commit, they would hold those up). (The key's
+        decryption started with the build: _steps.)"""
         from slipway.worker.registry_api import RegistryClient
         from slipway.worker.signing import blob_count
 
@@ -244,6 +252,9 @@ class Build:
             self.runtime.child_env())
         self.registry_client.reserve_uploads(blob_count(len(platforms), self.with_sbom))
         self.registry_digests = asyncio.ensure_future(self._registry_digests(needs, pull_auth))
+        if not pulls:
+            self.bases_used = asyncio.ensure_future(
+                self._bases_used(needs, self.registry_digests))
 
     def _start_signing_work(self) -> None:
         work, self.signing_work = self.signing_work, None
@@ -253,8 +264,7 @@ class Build:
     def _before_push(self, image_id: str, platforms: tuple[str, ...], registry: str,
                      needs: BaseNeeds) -> None:
         """Start, to run while the push does: each platform image's SBOM (unless started
-        at the commit), and the bases' digests (two podman queries each: beside the build's
-        steps, they held its commits and cache pushes up more than they hold the push)."""
+        at the commit) and, for a build that pulled its bases itself, their digests."""
         self._start_signing_work()
         name = f"{registry}/{self.pack.repository.strip().strip('/')}"
         if self.with_sbom:
@@ -262,7 +272,7 @@ class Build:
                 if platform not in self.exports:  # else started at the commit
                     self.exports[platform] = asyncio.ensure_future(
                         self._sbom(image_id, platform, name))
-        if self.registry_digests is not None:
+        if self.bases_used is None and self.registry_digests is not None:
             self.bases_used = asyncio.ensure_future(
                 self._bases_used(needs, self.registry_digests))
 
@@ -479,8 +489,9 @@ class Build:
         else:
             self.built_images.extend(targets)
         if self.signing is not None:
+            self.under_way = UnderWay(commits_each_step(spec, env.layer_cache))
             self.signing_work = functools.partial(
-                self._before_build, registry, platforms, needs, pull_auth)
+                self._before_build, registry, platforms, needs, pull_auth, spec.pull)
             if self.with_sbom and not spec.manifest:
                 self.final_commit = FinalCommit(targets[0])
         try:
@@ -579,7 +590,7 @@ class Build:
 
         async def line(text: str) -> None:
             steps.line(text)
-            if self.under_way.line(text):
+            if self.under_way is not None and self.under_way.line(text):
                 self._start_signing_work()
             if self.final_commit is not None and self.final_commit.line(text):
                 self._sbom_at_commit()

@@ -1,9 +1,11 @@
 """Milestones in a build's output, for work beside the build to start at the right time
 (worker/build.py):
 
-- the build is under way: its second step started, so podman has set up its store and
-  resolved the base (what would compete with that start, a podman query of the store or
-  the signing's CPU work, comes after it);
+- the build is under way: podman has set up its store and resolved the base, and the
+  work that competes with that start or with a commit (the signing's calls to the
+  registry, its queries of the store) can start. With a commit per step (--layers), that
+  is the first step's `--> <id>` (after its push to the registry cache, which is then
+  idle until the next step's); without, the second step's STEP line;
 - its image is in the store: podman/buildah print `COMMIT <name>` before the last step's
   commit and, once it is done, `--> <id>` or, with the registry cache, `--> Pushing cache
   <repo>:<key>` (the step's cache push, which the build still waits for). What reads the
@@ -17,22 +19,30 @@ import re
 # multi-platform build's with the platform ("[linux/arm64] STEP 1/2: ...")
 _STEP = re.compile(r"^(?:\[[a-z0-9/]+\] ){0,2}STEP \d+/\d+: ")
 _COMMIT = re.compile(r"^(?:\[[a-z0-9/]+\] ){0,2}COMMIT (\S+)$")
+_COMMITTED = re.compile(r"^--> [0-9a-f]{11,64}$")  # after the step's cache push, if any
 # printed after a commit, never during one (the copy progress of other versions is)
 _AFTER_COMMIT = re.compile(r"^--> (?:Pushing cache \S+|[0-9a-f]{11,64})$")
 
 
 class UnderWay:
-    """Watches the build's lines for its second step."""
+    """Watches the build's lines for the moment it is under way."""
 
-    def __init__(self) -> None:
+    def __init__(self, commit_per_step: bool) -> None:
+        self.commit_per_step = commit_per_step
         self.steps = 0
+        self.done = False
 
     def line(self, text: str) -> bool:
-        """True once: at the second STEP line."""
-        if self.steps < 2 and _STEP.match(text.strip()):
+        """True once: at that moment."""
+        if self.done:
+            return False
+        stripped = text.strip()
+        if self.commit_per_step:
+            self.done = bool(_COMMITTED.match(stripped))
+        elif _STEP.match(stripped):
             self.steps += 1
-            return self.steps == 2
-        return False
+            self.done = self.steps == 2
+        return self.done
 
 
 class FinalCommit:

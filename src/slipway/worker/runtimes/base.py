@@ -48,6 +48,14 @@ class BuildSpec:
     manifest: str = ""
 
 
+def commits_each_step(spec: BuildSpec, layer_cache: bool) -> bool:
+    """Whether the build runs with --layers: an image per step. No local layer cache unless
+    the executor asks for one (LAYER_CACHE): a worker is ephemeral, and cached step images
+    outlive the build's clean-up on a shared host. The registry cache needs the step
+    images: the build's clean-up removes them."""
+    return layer_cache or spec.keep_layers or bool(spec.cache_repo)
+
+
 def build_options(spec: BuildSpec) -> list[str]:
     """The arguments every runtime's build takes alike: build args, labels, secrets,
     target, platforms, tags (or the manifest list), --no-cache."""

@@ -27,6 +27,7 @@ from slipway.worker.runtimes.base import (
     Runtime,
     auth_json,
     build_options,
+    commits_each_step,
     write_private_file,
 )
 from slipway.worker.runtimes.leftovers import (
@@ -155,10 +156,7 @@ class ContainersRuntime(Runtime):
                    cache_flags: Sequence[str] = ()) -> list[str]:
         """`cache_flags`: the registry cache's (`_cache_flags`)."""
         argv = [*self.base(), *self.build_verb, "--isolation", self.env.isolation]
-        # no local layer cache unless the executor asks for one (LAYER_CACHE): a worker is
-        # ephemeral, and cached step images outlive the build's clean-up on a shared host.
-        # The registry cache needs the step images: the build's clean-up removes them
-        layers = self.env.layer_cache or spec.keep_layers or bool(spec.cache_repo)
+        layers = commits_each_step(spec, self.env.layer_cache)
         argv += [f"--layers={'true' if layers else 'false'}"]
         argv += cache_flags
         if spec.pull:
