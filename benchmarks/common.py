@@ -29,7 +29,8 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "p99_submit_to_executor_ms": ("<=", 50, "<= 50 ms"),
     "concurrent_builds": (">=", 10_000, ">= 10,000 tracked"),
     "lines_per_s": (">=", 50_000, ">= 50,000 lines/s"),
-    "ratio_vs_hand": ("<=", 1.2, "<= 1.2x"),
+    # issue 30 (the first target was 1.2x): the small build against by hand
+    "ratio_vs_hand": ("<=", 1.1, "<= 1.10x"),
     # issue 30: the three-step cold build against by hand, its warm rebuild against it
     "cold_vs_hand": ("<=", 1.1, "<= 1.10x"),
     "warm_vs_cold": ("<=", 0.1, "<= 0.10x"),

@@ -126,6 +126,20 @@ async def test_a_killed_worker_leaves_nothing_behind(
         await assert_nothing_left(tree)
 
 
+async def test_a_worker_killed_with_its_runtime_leaves_no_working_container(
+    tmp_path: Path, registry: Registry, base_image: str
+) -> None:
+    """Every process of the build SIGKILLed at once, the runtime's too: nothing of the
+    build is left to remove the RUN step's working container; the executor does."""
+    marker = new_marker()
+    async with running_server(tmp_path, **_config(registry)) as slipway:
+        build, worker = await _start_long_build(slipway, base_image, marker)
+        tree = await running_build(marker, build["id"], worker)
+        await step_command_running(tree, "sleep 3601")
+        tree.kill_all()
+        await assert_nothing_left(tree)
+
+
 async def test_machine_max_time_ends_the_build_and_its_processes(
     tmp_path: Path, registry: Registry, base_image: str
 ) -> None:

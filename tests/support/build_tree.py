@@ -12,8 +12,10 @@ and the worker's private directory. Session ids are not reused while a member li
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -80,6 +82,12 @@ class BuildTree:
             if sid in self.sessions or self.marker in command:
                 found.append(f"{pid}: {command[:200]}")
         return found
+
+    def kill_all(self) -> None:
+        """SIGKILL every process of the build at once (the OOM killer taking them all)."""
+        for entry in self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.split(":", 1)[0]), signal.SIGKILL)
 
     def leftover_images(self) -> list[str]:
         """Images on this host that still carry one of the build's names."""

@@ -62,6 +62,7 @@ async def test_the_image_is_read_at_its_commit_and_is_the_one_built(
     under_way = UnderWay(commit_per_step=cache)
     lines: list[str] = []
     under_way_at: list[int] = []
+    committed_at: list[int] = []
     read: list[asyncio.Future[tuple[str, dict[str, bytes]]]] = []
 
     async def sink(line: str) -> None:
@@ -69,6 +70,7 @@ async def test_the_image_is_read_at_its_commit_and_is_the_one_built(
         if under_way.line(line):
             under_way_at.append(len(lines) - 1)
         if watch.line(line):  # what worker/build.py does: start reading, do not wait
+            committed_at.append(len(lines) - 1)
             read.append(asyncio.ensure_future(runtime.mounted_files(tag)))
 
     try:
@@ -83,11 +85,13 @@ async def test_the_image_is_read_at_its_commit_and_is_the_one_built(
             assert "STEP 2/3" in "\n".join(lines[:at]), lines
         else:
             assert lines[at].startswith("STEP 2/3"), lines
-        # the read started before the build's last line: the cache push (when on), the tag
-        said_after = lines[[i for i, ln in enumerate(lines) if watch.name in ln][0] + 2:]
-        assert any("Successfully tagged" in ln for ln in said_after), lines
+        # the read started before the build's end: at the last step's cache push (when
+        # on) or its `--> <id>`, before podman tags
+        [at] = committed_at
+        assert f"COMMIT {tag}" in lines[:at], lines  # the commit's copy progress between
+        assert any("Successfully tagged" in ln for ln in lines[at + 1:]), lines
         if cache:
-            assert any("Pushing cache" in ln for ln in lines), lines
+            assert "Pushing cache" in lines[at], lines
         read_id, files = await read[0]
         assert same_image(read_id, image_id)
         assert any(path.endswith("late_package-1.0.dist-info/METADATA") for path in files)

@@ -53,6 +53,7 @@ from slipway.worker.runtimes.base import (
     commits_each_step,
     write_private_file,
 )
+from slipway.worker.runtimes.leftovers import BUILD_DIRECTORY_PREFIX
 from slipway.worker.tracing import StepSpans, span
 from slipway.worker.unpack import Limits
 
@@ -144,9 +145,10 @@ class Build:
     build_step_ended: bool = False
     # what was pushed, for the signatures and attestations (worker/signing.py)
     pushed: Pushed | None = None
-    # started early, awaited after the push: while the build step runs, the key
-    # (worker/signing.py prepare), the registry's connection and upload sessions, the base
-    # images' digests; while the push runs, each platform's SBOM
+    # started early, awaited after the push (docs/signing.md, "Cost"): the key
+    # (worker/signing.py prepare) while the context is fetched; the registries' side and
+    # the bases' digests once the build is under way; each platform's SBOM from its
+    # image's commit (one image) or while the push runs (a manifest list)
     prepared: asyncio.Future[SigningKey] | None = None
     exports: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     # a one-image build's SBOM starts at its image's commit (worker/milestones.py), and
@@ -168,7 +170,7 @@ class Build:
             self.reporter.add_secret(secret)
         self.workdir = Path(
             await asyncio.to_thread(
-                tempfile.mkdtemp, prefix="slipway-build-", dir=self.env.work_dir or None
+                tempfile.mkdtemp, prefix=BUILD_DIRECTORY_PREFIX, dir=self.env.work_dir or None
             )
         )
         self.runtime = make_runtime(self.env, self.workdir, self.reporter.log)

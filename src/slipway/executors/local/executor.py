@@ -5,7 +5,8 @@ each worker leads its own session, which every process of its build stays in (se
 slipway.process_tree), and gets a private directory as WORK_DIR and TMPDIR. A stop sends
 the worker SIGTERM (it ends its build's processes and removes its files), and after a
 grace period kills what is left of the session; whenever a worker exits, however it
-ended, whatever is left of its session is killed and its directory removed.
+ended, whatever is left of its session is killed, the working containers of a build it
+did not end itself are removed (left_containers.py), and its directory removed.
 
 A manager killed with kill -9 removes nothing: its workers' directories stay. Each is
 held (a shared flock on its lock file) by the executor that made it and by its worker;
@@ -36,6 +37,7 @@ from typing import Any
 
 from slipway.executors.base import Executor, ExecutorError, WorkerSpec
 from slipway.executors.local.config import LocalExecutorConfig
+from slipway.executors.local.left_containers import remove_left_containers
 from slipway.process_tree import (
     end_processes,
     hold_directory,
@@ -66,6 +68,7 @@ class _Worker:
     process: asyncio.subprocess.Process
     directory: Path
     lock_fd: int  # the executor's hold on the directory (process_tree.hold_directory)
+    environment: dict[str, str]  # what it was started with (its runtime, its storage)
     # set once it has exited, the rest of its session is gone and its directory removed
     gone: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -124,7 +127,7 @@ class LocalExecutor(Executor[LocalExecutorConfig]):
             os.close(lock_fd)
             raise
         worker_id = str(process.pid)
-        worker = _Worker(process, directory, lock_fd)
+        worker = _Worker(process, directory, lock_fd, environment)
         self._workers[worker_id] = worker
         asyncio.get_running_loop().create_task(self._reap(worker_id, worker))
         log.info("started worker pid %s for build %s", worker_id, spec.build_id)
@@ -221,6 +224,9 @@ class LocalExecutor(Executor[LocalExecutorConfig]):
             code = await worker.process.wait()
             log.info("worker pid %s exited with %s", worker_id, code)
             await self._end_session(worker.process.pid)
+            if left := await remove_left_containers(worker.directory, worker.environment):
+                log.info("worker pid %s left %s: its working containers removed",
+                         worker_id, ", ".join(left))
             if self.config.DEBUG:
                 log.info("DEBUG is set: keeping %s of worker pid %s", worker.directory, worker_id)
             else:

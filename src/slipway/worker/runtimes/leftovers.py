@@ -23,6 +23,8 @@ from pathlib import Path
 # the build argument naming the build on its working containers; no Dockerfile declares
 # it, so it changes nothing in the image (buildah records only the arguments it uses)
 MARKER_ARG = "SLIPWAY_BUILD_MARKER"
+# a build's private directory (in WORK_DIR), whose name is the marker
+BUILD_DIRECTORY_PREFIX = "slipway-build-"
 
 
 @dataclass(frozen=True)
