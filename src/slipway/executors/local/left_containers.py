@@ -37,7 +37,10 @@ async def remove_left_containers(worker_directory: Path,
         return None
 
     for directory in left:
-        await make_runtime(env, directory, quiet).remove_working_containers()
+        try:
+            await make_runtime(env, directory, quiet).remove_working_containers()
+        except Exception as exc:  # best effort: the worker's directory still goes
+            log.warning("cannot remove the working containers of %s: %s", directory, exc)
     return [d.name for d in left]
 
 
