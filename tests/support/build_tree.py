@@ -69,8 +69,8 @@ class BuildTree:
     image_names: set[str] = field(default_factory=set)
     container_marker: str = ""
 
-    def alive(self) -> list[str]:
-        """The build's processes still running, as "pid: command line"."""
+    def _running(self) -> list[tuple[int, str]]:
+        """The build's processes still running: (pid, command line)."""
         found = []
         for pid in _pids():
             if pid == os.getpid():
@@ -80,14 +80,18 @@ class BuildTree:
             if sid is None:
                 continue
             if sid in self.sessions or self.marker in command:
-                found.append(f"{pid}: {command[:200]}")
+                found.append((pid, command))
         return found
+
+    def alive(self) -> list[str]:
+        """The build's processes still running, as "pid: command line"."""
+        return [f"{pid}: {command[:200]}" for pid, command in self._running()]
 
     def kill_all(self) -> None:
         """SIGKILL every process of the build at once (the OOM killer taking them all)."""
-        for entry in self.alive():
+        for pid, _ in self._running():
             with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry.split(":", 1)[0]), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
 
     def leftover_images(self) -> list[str]:
         """Images on this host that still carry one of the build's names."""

@@ -202,6 +202,11 @@ class Build:
         return signing if self.pack.HasField("signing") and signing.private_key else None
 
     @property
+    def repository(self) -> str:
+        """The build's repository path in its registry."""
+        return self.pack.repository.strip().strip("/")
+
+    @property
     def with_sbom(self) -> bool:
         return self.signing is not None and self.signing.sbom and self.env.sbom
 
@@ -249,7 +254,7 @@ class Build:
         from slipway.worker.signing import blob_count
 
         self.registry_client = RegistryClient(
-            f"{registry}/{self.pack.repository.strip().strip('/')}",
+            f"{registry}/{self.repository}",
             push_credentials(self.pack), self.env.registry_is_insecure(registry),
             self.runtime.child_env())
         self.registry_client.reserve_uploads(blob_count(len(platforms), self.with_sbom))
@@ -268,7 +273,7 @@ class Build:
         """Start, to run while the push does: each platform image's SBOM (unless started
         at the commit) and, for a build that pulled its bases itself, their digests."""
         self._start_signing_work()
-        name = f"{registry}/{self.pack.repository.strip().strip('/')}"
+        name = f"{registry}/{self.repository}"
         if self.with_sbom:
             for platform in platforms if self.manifest else ("",):
                 if platform not in self.exports:  # else started at the commit
@@ -326,7 +331,7 @@ class Build:
         build may still push that step to the registry cache, and tag."""
         assert self.final_commit is not None
         registry, _, _ = self.final_commit.name.partition("/")
-        name = f"{registry}/{self.pack.repository.strip().strip('/')}"
+        name = f"{registry}/{self.repository}"
         self.built_id = asyncio.get_running_loop().create_future()
         self.exports[""] = asyncio.ensure_future(
             self._sbom_of_commit(self.final_commit.name, name, self.built_id))
@@ -530,7 +535,7 @@ class Build:
             from slipway.worker.signing import Pushed
 
             self.pushed = Pushed(
-                registry=registry, repository=pack.repository.strip().strip("/"),
+                registry=registry, repository=self.repository,
                 digest=digests[0], tags=[t.rsplit(":", 1)[1] for t in targets],
                 platforms=platforms, dockerfile=pack.dockerfile_path or "Dockerfile",
                 target=pack.target, build_args=build_args, source=source,
@@ -544,7 +549,7 @@ class Build:
         pack, env = self.pack, self.env
         if pack.no_cache:
             return ""
-        cache_repo = cache_repository(env, registry, pack.repository.strip().strip("/"))
+        cache_repo = cache_repository(env, registry, self.repository)
         if not cache_repo:
             return ""
         if platforms > 1 and env.registry_is_insecure(registry):

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import re
 
-# a multi-stage build's lines start with their stage ("[2/2] COMMIT ..."), a
-# multi-platform build's with the platform ("[linux/arm64] STEP 1/2: ...")
-_STEP = re.compile(r"^(?:\[[a-z0-9/]+\] ){0,2}STEP \d+/\d+: ")
+from slipway.worker.registry_cache import COMMITTED_LINE, STEP_LINE
+
+# a multi-stage build's lines start with their stage: "[2/2] COMMIT ..."
 _COMMIT = re.compile(r"^(?:\[[a-z0-9/]+\] ){0,2}COMMIT (\S+)$")
-_COMMITTED = re.compile(r"^--> [0-9a-f]{11,64}$")  # after the step's cache push, if any
 # printed after a commit, never during one (the copy progress of other versions is)
 _AFTER_COMMIT = re.compile(r"^--> (?:Pushing cache \S+|[0-9a-f]{11,64})$")
 
@@ -38,8 +37,8 @@ class UnderWay:
             return False
         stripped = text.strip()
         if self.commit_per_step:
-            self.done = bool(_COMMITTED.match(stripped))
-        elif _STEP.match(stripped):
+            self.done = bool(COMMITTED_LINE.match(stripped))  # after its cache push
+        elif STEP_LINE.match(stripped):
             self.steps += 1
             self.done = self.steps == 2
         return self.done

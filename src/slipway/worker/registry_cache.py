@@ -31,12 +31,14 @@ REPOSITORY_PLACEHOLDER = "{repository}"
 EMPTY_CACHE_SAID = "Registry cache: empty, no step is looked up"
 UNAVAILABLE_SAID = "cache unavailable: "
 
-# a multi-stage build's steps start with their stage: "[1/2] STEP 1/3: FROM ...", and a
-# multi-platform build's with the platform: "[linux/arm64] STEP 1/2: ..."
-_STEP = re.compile(r"^((?:\[[a-z0-9/]+\] ){0,2}STEP \d+/\d+): (.*)$")
+# the lines of podman's and buildah's build output that worker/tracing.py and
+# worker/milestones.py read too. A multi-stage build's steps start with their stage:
+# "[1/2] STEP 1/3: FROM ...", and a multi-platform build's with the platform:
+# "[linux/arm64] STEP 1/2: ..."
+STEP_LINE = re.compile(r"^((?:\[[a-z0-9/]+\] ){0,2}STEP \d+/\d+): (.*)$")
 _USING_CACHE = re.compile(r"^--> Using cache ([0-9a-f]{12,64})\s*$")
 _PULLED = re.compile(r"^--> Cache pulled from remote (\S+)\s*$")
-_COMMITTED = re.compile(r"^--> ([0-9a-f]{11,64})\s*$")
+COMMITTED_LINE = re.compile(r"^--> ([0-9a-f]{11,64})\s*$")
 _TAGGED = re.compile(r"^Successfully tagged (\S+)\s*$")
 # buildah's own words when --cache-to (or a pull from --cache-from) failed the build
 _CACHE_FAILURE = re.compile(r"failed (?:pushing|pulling) cache", re.I)
@@ -123,7 +125,7 @@ class CacheWatch:
     async def line(self, text: str) -> None:
         await self.sink(text)
         stripped = text.strip()
-        if match := _STEP.match(stripped):
+        if match := STEP_LINE.match(stripped):
             self._step, self._instruction = match[1], match[2]
             self._reused, self._pulled_in_step = "", False
             if not match[2].upper().startswith("FROM "):  # nothing to cache there
@@ -139,7 +141,7 @@ class CacheWatch:
                 where = "registry cache" if self._pulled_in_step else "local layers"
                 step = self._step.replace("STEP", "Step")
                 await self.sink(f"{step} cached ({where}): {self._instruction[:200]}")
-        elif match := _COMMITTED.match(stripped):
+        elif match := COMMITTED_LINE.match(stripped):
             if not (self._reused and self._reused.startswith(match[1])):
                 self.committed_ids.append(match[1])
         elif (match := _TAGGED.match(stripped)) and self._in_cache(match[1]):

@@ -24,10 +24,8 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from slipway.tracing.ids import parse_traceparent
 from slipway.tracing.wire import MAX_SPANS_BYTES, MAX_WORKER_SPANS, encode
-from slipway.worker.registry_cache import EMPTY_CACHE_SAID, UNAVAILABLE_SAID
+from slipway.worker.registry_cache import EMPTY_CACHE_SAID, STEP_LINE, UNAVAILABLE_SAID
 
-# the step lines of podman and buildah (registry_cache.py reads them too)
-_STEP = re.compile(r"^((?:\[[a-z0-9/]+\] ){0,2}STEP \d+/\d+): (.*)$")
 _PUSHING_CACHE = re.compile(r"^--> Pushing cache (\S+)")
 _PULLED = re.compile(r"^--> Cache pulled from remote ")
 _USING = re.compile(r"^--> Using cache ")
@@ -173,7 +171,7 @@ class StepSpans:
         if stripped == EMPTY_CACHE_SAID or stripped.startswith(UNAVAILABLE_SAID):
             self.no_lookups()
             return
-        if match := _STEP.match(stripped):
+        if match := STEP_LINE.match(stripped):
             self._end_step()
             instruction = match[2]
             self._step = self.current.start_span(
