@@ -79,3 +79,28 @@ def test_insecure_registries_join_the_hosts_registries_conf() -> None:
         {"location": "127.0.0.1:5000", "insecure": False}]
     # the v1 format cannot hold [[registry]] tables: the host's file is used as it is
     assert with_insecure('[registries.insecure]\nregistries = []\n', ["r:5000"]) is None
+
+
+def test_the_local_executor_pushes_the_cache_after_the_builds_end() -> None:
+    """Only where the executor lets a worker finish after its end: a Job or an instance
+    is deleted then, and its worker pushes during the build (docs/layer-cache.md)."""
+    from slipway.config.loader import parse_config
+    from slipway.executors.kubernetes.config import KubernetesExecutorConfig
+    from slipway.manager.worker_env import worker_environment
+
+    config = parse_config({}).config
+
+    def worker_env(executor: LocalExecutorConfig | KubernetesExecutorConfig) -> bool:
+        env = worker_environment(config, executor, token="t", build_id="b")
+        return load_environment({**BASE, **env}).cache_push_after_end
+
+    assert worker_env(LocalExecutorConfig.model_validate({"EXECUTOR": "local"}))
+    assert not worker_env(LocalExecutorConfig.model_validate(
+        {"EXECUTOR": "local", "REGISTRY_CACHE_PUSH": "during"}))
+    assert not worker_env(KubernetesExecutorConfig.model_validate(
+        {"EXECUTOR": "kubernetesPodman", "K8S_API_SERVER": "k8s.example.com:6443",
+         "REGISTRY_CACHE_PUSH": "after-end"}))  # not a kubernetes key: ignored
+    with pytest.raises(ValidationError, match="REGISTRY_CACHE_PUSH"):
+        LocalExecutorConfig.model_validate({"EXECUTOR": "local", "REGISTRY_CACHE_PUSH": "later"})
+    with pytest.raises(WorkerEnvironmentError, match="REGISTRY_CACHE_PUSH='later'"):
+        load_environment({**BASE, "REGISTRY_CACHE_PUSH": "later"})

@@ -71,7 +71,11 @@ async def build_on_a_fresh_worker(
         BUILD_MANAGER=["ephemeral", {"EXECUTORS": [
             {"EXECUTOR": "local", "CONTAINER_RUNTIME": "podman"}]}],
     ) as slipway:
-        return await cli_build(slipway, str(tmp_path / "ctx"), "-t", ref)
+        result = await cli_build(slipway, str(tmp_path / "ctx"), "-t", ref)
+        # the worker pushes the steps to the cache after the build's end: the next
+        # build (another worker) should find them
+        await slipway.workers_gone()
+        return result
 
 
 async def cli_build(slipway: RunningServer, *args: str) -> subprocess.CompletedProcess[str]:
@@ -123,6 +127,10 @@ async def test_a_fresh_worker_reuses_the_steps_of_an_earlier_build(
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr
     assert ran(first, marker)
     assert f"Registry cache: {registry.host}/demo/cached-cache" in first.stdout
+    # the build did not wait for its steps to reach the cache: they went after its end
+    assert "Pushing cache" not in first.stdout
+    assert (f"Registry cache: the steps go to {registry.host}/demo/cached-cache once the "
+            "build ends") in first.stdout.splitlines()
     pushed_first = skopeo(ref)
 
     second = await build_on_a_fresh_worker(tmp_path, "two", registry, ref, monkeypatch)

@@ -87,9 +87,12 @@ async def test_a_real_build_has_every_stage_in_one_trace(
     base = registry_base(registry, base_image)
     files = {"Dockerfile": DOCKERFILE.format(base=base, run=tmp_path.name),
              "hello.txt": "hello\n"}
+    # the steps pushed to the registry cache during the build, each a span of its own
+    # (the local executor's default pushes them after the build's end: no span)
     settings = {"SERVER_HOSTNAME": registry.host, "INSECURE_REGISTRIES": [registry.host],
                 "BUILD_MANAGER": ["ephemeral", {"EXECUTORS": [
-                    {"EXECUTOR": "local", "CONTAINER_RUNTIME": "podman"}]}]}
+                    {"EXECUTOR": "local", "CONTAINER_RUNTIME": "podman",
+                     "REGISTRY_CACHE_PUSH": "during"}]}]}
 
     fresh_store(tmp_path / "store-one", monkeypatch)
     async with running_server(tmp_path / "one", **settings) as slipway:

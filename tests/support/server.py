@@ -63,6 +63,16 @@ class BuildApi:
 class RunningServer(BuildApi):
     server: SlipwayServer
 
+    async def workers_gone(self, within: float = 120.0) -> None:
+        """Wait until no worker of the server runs: a local worker pushes its build's
+        steps to the registry cache after the build's end (docs/layer-cache.md)."""
+        manager = self.server.manager
+        assert manager is not None
+        deadline = time.monotonic() + within
+        while sum([await e.running_count() for e in manager.ctx.executors]):
+            assert time.monotonic() < deadline, f"workers still running after {within} s"
+            await asyncio.sleep(0.1)
+
 
 @contextlib.asynccontextmanager
 async def running_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningServer]:

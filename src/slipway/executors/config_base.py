@@ -144,6 +144,13 @@ class ExecutorConfigBase(BaseModel):
         "host's own platform",
     )
 
+    @property
+    def cache_push_after_end(self) -> bool:
+        """Whether a worker pushes the registry cache once its build's end is reported:
+        only where the executor lets a worker finish after the end (local). A Job or an
+        instance is deleted when its build ends: its workers push during the build."""
+        return False
+
     @field_validator("MINIMUM_RETRY_THRESHOLD", mode="before")
     @classmethod
     def _null_is_zero(cls, value: Any) -> Any:

@@ -53,6 +53,8 @@ def worker_environment(
         env["SBOM"] = "false"
     env["REGISTRY_CACHE"] = "true" if executor_config.REGISTRY_CACHE else "false"
     env["REGISTRY_CACHE_REPOSITORY"] = executor_config.REGISTRY_CACHE_REPOSITORY
+    if executor_config.cache_push_after_end:
+        env["REGISTRY_CACHE_PUSH"] = "after-end"  # worker/environment.py reads it
     if executor_config.REGISTRY_CACHE_EXCLUDE:
         env["REGISTRY_CACHE_EXCLUDE"] = ",".join(executor_config.REGISTRY_CACHE_EXCLUDE)
     if executor_config.PLATFORMS:

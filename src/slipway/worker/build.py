@@ -41,6 +41,7 @@ from slipway.worker.platform_args import host_platform, platform_args
 from slipway.worker.registry_cache import (
     UNAVAILABLE_SAID,
     CacheWatch,
+    StepWouldRun,
     cache_repository,
     probe,
 )
@@ -163,6 +164,8 @@ class Build:
     bases_used: asyncio.Future[list[Base]] | None = None
     registry_client: RegistryClient | None = None
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    cache_push_after_end: bool = False  # the built steps go to the registry cache after
+    step_images: list[str] = field(default_factory=list)  # each step's, for that push
 
     async def run(self) -> None:
         """Report COMPLETE or ERROR; anything else raised is the worker's own trouble."""
@@ -186,6 +189,7 @@ class Build:
                 return
             await self.reporter.phase(pb.COMPLETE, image_digest=digest,
                                       attestations=attestations)
+            await self._push_cache_after_end()
         finally:
             # after the end is reported: the user has the result without waiting for it.
             # A stop (cancel) does not cut it short: the worker leaves once it is done
@@ -353,6 +357,22 @@ class Build:
             files = await self.runtime.export_files(image_id)
             return await asyncio.to_thread(_make_sbom, files, name)
 
+    async def _push_cache_after_end(self) -> None:
+        """The build's steps to the registry cache once the user has the image: the build
+        did not wait for them (docs/layer-cache.md). Best effort, in the worker's own log:
+        a step a later build does not find there only runs again."""
+        if not self.cache_push_after_end:
+            return
+        started = time.monotonic()
+        try:
+            pushed = await self.runtime.push_cache(self.step_images)
+        except (BuildError, StepWouldRun) as exc:
+            log.warning("registry cache: the steps were not pushed: %s",
+                        self.reporter.mask(str(exc)))
+            return
+        log.info("registry cache: %d step(s) pushed after the build, in %.2f s", pushed,
+                 time.monotonic() - started)
+
     async def cleanup(self) -> None:
         """Working containers, images this build made, the temp dir (and with it the key
         and auth files). A few runtime calls whatever the tag count: the executor gives a
@@ -467,6 +487,7 @@ class Build:
         await self.reporter.phase(pb.BUILDING)
         secrets_dir = self.workdir / "secrets"
         cache_repo = await self._registry_cache(registry, bases.images, len(platforms))
+        secrets = await asyncio.to_thread(_write_secrets, pack, secrets_dir)
         spec = BuildSpec(
             context_dir=ctx.directory,
             dockerfile=ctx.dockerfile,
@@ -480,11 +501,15 @@ class Build:
             no_cache=pack.no_cache,
             pull=pack.pull,
             labels={label.name: label.value for label in pack.labels if label.name},
-            secrets=await asyncio.to_thread(_write_secrets, pack, secrets_dir),
+            secrets=secrets,
             cache_repo=cache_repo,
             cache_auth=push_credentials(pack) if cache_repo else None,
             keep_layers=bool(cache_repo),
             platforms=platforms,
+            # not a list's platforms (buildah adds each to the list as it builds it) nor
+            # a build's secrets (their files go with the build step): those push during it
+            cache_push_after_end=env.cache_push_after_end and len(platforms) <= 1
+            and not secrets,
         )
         if len(platforms) > 1:
             # the directory's random part may hold "_", which a reference may not have
@@ -623,6 +648,13 @@ class Build:
         self._forget_step_images(watch)
         if summary := watch.summary():
             await self.reporter.log(summary)
+        # a build whose every step came from the registry cache has nothing to add to it
+        self.cache_push_after_end = (self.runtime.cache_push_pending
+                                     and watch.from_registry < watch.total_steps)
+        self.step_images = watch.step_ids
+        if self.cache_push_after_end:
+            await self.reporter.log(
+                f"Registry cache: the steps go to {spec.cache_repo} once the build ends")
         return image_id
 
     def _forget_step_images(self, watch: CacheWatch) -> None:

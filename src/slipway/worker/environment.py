@@ -14,6 +14,9 @@ RUNTIMES = ("podman", "buildah", "docker")
 DEFAULT_MAX_BYTES = 4 * 1024**3
 DEFAULT_MAX_FILES = 100_000
 DEFAULT_CACHE_REPOSITORY = "{repository}-cache"
+# REGISTRY_CACHE_PUSH: when the built steps go to the registry cache (docs/layer-cache.md)
+CACHE_PUSH_DURING = "during"
+CACHE_PUSH_AFTER_END = "after-end"
 
 
 class WorkerEnvironmentError(ValueError):
@@ -47,6 +50,9 @@ class WorkerEnvironment:
     registry_cache: bool = True
     registry_cache_repository: str = DEFAULT_CACHE_REPOSITORY
     registry_cache_exclude: tuple[str, ...] = ()  # repository patterns (fnmatch) without it
+    # REGISTRY_CACHE_PUSH=after-end: the steps are pushed once the build's end is reported
+    # (its executor waits for the worker to leave); else by buildah, step by step
+    cache_push_after_end: bool = False
     # the executor's PLATFORMS (docs/multi-arch.md): a build that names none builds these;
     # () builds for the host's own platform
     platforms: tuple[str, ...] = ()
@@ -143,6 +149,7 @@ def load_environment(env: Mapping[str, str] | None = None) -> WorkerEnvironment:
         registry_cache_exclude=tuple(
             p.strip() for p in env.get("REGISTRY_CACHE_EXCLUDE", "").split(",") if p.strip()
         ),
+        cache_push_after_end=_cache_push(env) == CACHE_PUSH_AFTER_END,
         platforms=_platforms(env),
     )
 
@@ -163,3 +170,13 @@ def _cache_repository(env: Mapping[str, str]) -> str:
             "repository needs a cache of its own, e.g. {repository}-cache"
         )
     return template
+
+
+def _cache_push(env: Mapping[str, str]) -> str:
+    value = env.get("REGISTRY_CACHE_PUSH", "").strip().lower() or CACHE_PUSH_DURING
+    if value not in (CACHE_PUSH_DURING, CACHE_PUSH_AFTER_END):
+        raise WorkerEnvironmentError(
+            f"REGISTRY_CACHE_PUSH={value!r} is not {CACHE_PUSH_DURING!r} or "
+            f"{CACHE_PUSH_AFTER_END!r}"
+        )
+    return value

@@ -40,6 +40,9 @@ _USING_CACHE = re.compile(r"^--> Using cache ([0-9a-f]{12,64})\s*$")
 _PULLED = re.compile(r"^--> Cache pulled from remote (\S+)\s*$")
 COMMITTED_LINE = re.compile(r"^--> ([0-9a-f]{11,64})\s*$")
 _TAGGED = re.compile(r"^Successfully tagged (\S+)\s*$")
+_PUSHING = re.compile(r"^--> Pushing cache (\S+)\s*$")
+# the runtime's warnings, which may come between a step's line and its first output
+_WARNING = re.compile(r'^(?:time="[^"]*" level=(?:warning|info) |WARN\[|\[Warning\])')
 # buildah's own words when --cache-to (or a pull from --cache-from) failed the build
 _CACHE_FAILURE = re.compile(r"failed (?:pushing|pulling) cache", re.I)
 
@@ -116,6 +119,7 @@ class CacheWatch:
     from_registry: int = 0
     pulled_names: list[str] = field(default_factory=list)
     committed_ids: list[str] = field(default_factory=list)
+    step_ids: list[str] = field(default_factory=list)  # each step's image, built or reused
     total_steps: int = 0
     _step: str = ""
     _instruction: str = ""
@@ -142,6 +146,7 @@ class CacheWatch:
                 step = self._step.replace("STEP", "Step")
                 await self.sink(f"{step} cached ({where}): {self._instruction[:200]}")
         elif match := COMMITTED_LINE.match(stripped):
+            self.step_ids.append(match[1])
             if not (self._reused and self._reused.startswith(match[1])):
                 self.committed_ids.append(match[1])
         elif (match := _TAGGED.match(stripped)) and self._in_cache(match[1]):
@@ -167,4 +172,34 @@ class CacheWatch:
         )
 
 
-__all__ = ["CacheWatch", "cache_has_tags", "cache_repository", "is_cache_failure", "probe"]
+class StepWouldRun(Exception):
+    """The cache push's run of the build found a step among no step images: it would
+    run that step again, so it was stopped."""
+
+
+@dataclass
+class CachePushWatch:
+    """Reads the output of the build run again to push its steps to the registry cache
+    (ContainersRuntime.push_cache). Each step must be found among the step images the
+    build left (`--> Using cache`): one that is not is stopped as it starts, rather than
+    run a second time. Counts the steps pushed."""
+
+    pushed: int = 0
+    _step: str = ""  # a step whose first line of output is still to come
+
+    async def line(self, text: str) -> None:
+        stripped = text.strip()
+        if match := STEP_LINE.match(stripped):
+            self._step = "" if match[2].upper().startswith("FROM ") else match[1]
+        elif self._step and stripped and not _WARNING.match(stripped):
+            # a step that prints nothing shows it ran only at its cache push: stopped
+            # there, before the next step starts
+            if not _USING_CACHE.match(stripped):
+                raise StepWouldRun(f"{self._step} is not among the build's step images")
+            self._step = ""
+        elif _PUSHING.match(stripped):
+            self.pushed += 1
+
+
+__all__ = ["CachePushWatch", "CacheWatch", "StepWouldRun", "cache_has_tags",
+           "cache_repository", "is_cache_failure", "probe"]

@@ -34,3 +34,15 @@ class LocalExecutorConfig(ExecutorConfigBase):
         example="/usr/local/bin/quay-builder",
         description="command to run instead of `slipway worker`",
     )
+    REGISTRY_CACHE_PUSH: Literal["after-end", "during"] = field(
+        "after-end",
+        example="during",
+        description="slipway: when a build's steps go to the registry cache "
+        "(docs/layer-cache.md): after-end, once the build's end is reported (the build "
+        "does not wait for them; the executor lets the worker finish); during, step by "
+        "step while the build runs",
+    )
+
+    @property
+    def cache_push_after_end(self) -> bool:
+        return self.REGISTRY_CACHE_PUSH == "after-end"

@@ -42,6 +42,9 @@ class BuildSpec:
     cache_repo: str = ""
     cache_auth: Credentials | None = None
     keep_layers: bool = False  # build with step images (they are the cache's)
+    # with cache_repo: the build only looks its steps up there, and Runtime.push_cache
+    # pushes them once the build's end is reported (docs/layer-cache.md)
+    cache_push_after_end: bool = False
     # docs/multi-arch.md: the platforms to build, () for the host's own (no --platform);
     # with more than one, `manifest` is the local manifest list the build adds them to
     platforms: tuple[str, ...] = ()
@@ -194,6 +197,18 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     async def build(self, spec: BuildSpec, sink: LineSink | None = None) -> str:
         """Build and tag; return the image id. `sink` takes the build's output lines."""
+
+    @property
+    def cache_push_pending(self) -> bool:
+        """Whether the last build left its steps for push_cache."""
+        return False
+
+    async def push_cache(self, step_images: Sequence[str]) -> int:
+        """Push the steps of the last build whose cache push was left for after its end
+        (BuildSpec.cache_push_after_end) to the registry cache; return how many were
+        pushed. `step_images`: the build's step images, which must all still be there.
+        0 when there is nothing to push (the docker runtime has no cache)."""
+        return 0
 
     @abc.abstractmethod
     async def push(self, image_id: str, tag: str, creds: Credentials | None, insecure: bool) -> str:

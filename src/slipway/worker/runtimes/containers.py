@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from slipway.domain.names import parse_image_ref
@@ -18,6 +19,8 @@ from slipway.worker.process import LineSink
 from slipway.worker.registry_cache import (
     EMPTY_CACHE_SAID,
     UNAVAILABLE_SAID,
+    CachePushWatch,
+    StepWouldRun,
     cache_has_tags,
     is_cache_failure,
 )
@@ -57,6 +60,8 @@ class ContainersRuntime(Runtime):
     id_query: tuple[str, ...] = ("image", "inspect", "--format", "{{.ID}}")
 
     _registries_conf: Path | bool | None = False  # False: not written yet
+    # the last build's spec while its steps wait for push_cache
+    _cache_to_push: BuildSpec | None = None
 
     def child_env(self) -> dict[str, str]:
         env = super().child_env()
@@ -173,12 +178,13 @@ class ContainersRuntime(Runtime):
         argv += build_options(spec)
         return [*argv, str(spec.context_dir)]
 
-    async def _cache_flags(self, spec: BuildSpec, sink: LineSink) -> list[str]:
+    async def _cache_flags(self, spec: BuildSpec, sink: LineSink) -> list[str] | None:
         """The registry cache's flags, from one look at the cache repository's tag list per
         build: an empty repository is not looked up step by step; a registry that fails
-        it (5xx) is said at once and the build runs without the cache, once."""
+        it (5xx) is said at once and the build runs without the cache, once (None). A
+        build that pushes its steps after its end only looks them up here."""
         if not spec.cache_repo:
-            return []
+            return None
         registry = spec.cache_repo.split("/", 1)[0]
         try:
             found = await cache_has_tags(spec.cache_repo, spec.cache_auth,
@@ -186,16 +192,50 @@ class ContainersRuntime(Runtime):
                                          self.child_env())
         except CacheUnavailable as exc:
             await sink(f"{UNAVAILABLE_SAID}{exc}; building without it")
-            return []
+            return None
+        push = [] if spec.cache_push_after_end else ["--cache-to", spec.cache_repo]
         if found is False:
             # nothing to find: buildah would ask the registry for each step's key
             await sink(EMPTY_CACHE_SAID)
-            return ["--cache-to", spec.cache_repo]
-        return ["--cache-from", spec.cache_repo, "--cache-to", spec.cache_repo]
+            return push
+        return ["--cache-from", spec.cache_repo, *push]
+
+    @property
+    def cache_push_pending(self) -> bool:
+        return self._cache_to_push is not None
+
+    async def push_cache(self, step_images: Sequence[str]) -> int:
+        """The build again, with `--cache-to` alone: each step is found among the step
+        images the build left, so none runs and buildah pushes each under its cache key.
+        Not when one of them is gone (StepWouldRun; another build's clean-up on a shared
+        host): that step would run again. A push that fails raises CacheUnavailable with
+        buildah's words."""
+        spec, self._cache_to_push = self._cache_to_push, None
+        if spec is None:
+            return 0
+        found = await asyncio.gather(*(self.image_exists(i) for i in dict.fromkeys(step_images)))
+        if not all(found):
+            raise StepWouldRun("a step image of the build is gone: its step would run again")
+        watch = CachePushWatch()
+        # no --pull=always: the base the build used is in the store, and is what it keys
+        argv = self.build_argv(replace(spec, pull=False), self.workdir / "cache-push.iid",
+                               ["--cache-to", spec.cache_repo])
+        try:
+            result = await self.run(argv, sink=watch.line)
+        except StepWouldRun:
+            # stopped mid-step: its working containers carry the build's marker
+            await self.remove_working_containers()
+            raise
+        if result.returncode != 0:
+            raise CacheUnavailable(result.error_text())
+        return watch.pushed
 
     async def build(self, spec: BuildSpec, sink: LineSink | None = None) -> str:
         iidfile = self.workdir / "image.iid"
-        cache_flags = await self._cache_flags(spec, sink or self.sink)
+        flags = await self._cache_flags(spec, sink or self.sink)
+        cache_flags = flags or []
+        # its steps wait for push_cache only when the cache can be used at all
+        self._cache_to_push = spec if flags is not None and spec.cache_push_after_end else None
         if spec.manifest:
             # the list exists, empty, before the platforms' builds (which run side by side)
             # add to it: left to the build, two may race to create it; a second run (the
