@@ -41,7 +41,6 @@ from slipway.worker.platform_args import host_platform, platform_args
 from slipway.worker.registry_cache import (
     UNAVAILABLE_SAID,
     CacheWatch,
-    StepWouldRun,
     cache_repository,
     probe,
 )
@@ -366,9 +365,9 @@ class Build:
         started = time.monotonic()
         try:
             pushed = await self.runtime.push_cache(self.step_images)
-        except (BuildError, StepWouldRun) as exc:
+        except Exception as exc:  # the build has ended: nothing of this may fail it
             log.warning("registry cache: the steps were not pushed: %s",
-                        self.reporter.mask(str(exc)))
+                        self.reporter.mask(str(exc) or type(exc).__name__))
             return
         log.info("registry cache: %d step(s) pushed after the build, in %.2f s", pushed,
                  time.monotonic() - started)
