@@ -173,8 +173,8 @@ class CacheWatch:
 
 
 class StepWouldRun(Exception):
-    """The cache push's run of the build found a step among no step images: it would
-    run that step again, so it was stopped."""
+    """A step of the build is no longer among the step images it left: the cache push's
+    run of the build would run it again, so that run is not made (or is stopped)."""
 
 
 @dataclass
