@@ -1,8 +1,8 @@
 """The registry layer cache (docs/layer-cache.md) through a real server, local podman
 workers and a real registry. Each build runs on a worker with a container store of its
 own, empty at the start (CONTAINERS_STORAGE_CONF), as a fresh Pod or instance would: the
-second build finds its RUN step in the cache repository the first pushed, and the
-pushed image has the same layers. A build whose cache repository is empty looks nothing
+second build finds its RUN step in the cache repository the first pushed after its end,
+and the pushed image has the same layers. A build whose cache repository is empty looks nothing
 up there (the registry's access log shows what was asked). A cache the registry cannot
 serve slows a build and says so; the build completes, its steps run once."""
 

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.podman
 
 DOCKERFILE = """\
 FROM {base}
-RUN echo "first {label}" > /first
+RUN echo "first {label}" | tee /first
 RUN echo "second {label}" > /second
 RUN echo "third {label}" && date > /third
 """
@@ -122,6 +122,22 @@ async def test_steps_whose_images_are_gone_are_not_run_again(
         await built.runtime.push_cache(built.step_images)
     assert cache_tags(registry, "ns/gone-step-cache") == []
     assert marked_containers(built.runtime.build_marker) == []  # nothing was started
+
+
+async def test_a_step_that_starts_to_run_stops_the_push_at_once(
+    tmp_path: Path, base_image: str, registry: Registry
+) -> None:
+    """The images go after the check (no step image is named to it here): the first
+    step's output stops the run, which goes no step further and leaves no container."""
+    built = await build(tmp_path, base_image, registry, "stopped")
+    await built.remove()
+    with pytest.raises(StepWouldRun, match="STEP 2/4"):
+        await built.runtime.push_cache([])
+    assert cache_tags(registry, "ns/stopped-cache") == []
+    assert marked_containers(built.runtime.build_marker) == []
+    left = subprocess.run(["podman", "ps", "--all", "--external", "--format", "{{.Names}}"],
+                          check=True, capture_output=True, text=True).stdout.split()
+    assert not [name for name in left if name.endswith("-working-container")], left
 
 
 async def test_the_push_is_stopped_at_a_step_that_runs() -> None:

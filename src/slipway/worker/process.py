@@ -102,13 +102,14 @@ class TrailingErrors:
             await self._sink(line)
 
 
-async def _stop(proc: asyncio.subprocess.Process) -> None:
+async def _stop(proc: asyncio.subprocess.Process, *, at_once: bool = False) -> None:
     """Stop a cancelled child and everything in its process group. The RUN step's
     processes go first, so podman/buildah see the step fail and remove their working
     container themselves; then whatever is left, including processes the runtime's
-    death re-parented to PID 1 (they stay in the group)."""
+    death re-parented to PID 1 (they stay in the group). `at_once`: all of it SIGKILLed
+    now, so that the runtime goes no step further (the caller removes what it leaves)."""
     group = proc.pid
-    if proc.returncode is None:
+    if proc.returncode is None and not at_once:
         await end_processes(lambda: group_members(group), term_grace=STEP_TERM_GRACE,
                             cleanup_grace=RUNTIME_CLEANUP_GRACE)
     else:
@@ -124,10 +125,12 @@ async def run_process(
     cwd: str | None = None,
     stdin_data: bytes | None = None,
     hold_errors: bool = False,
+    stop_at_once: bool = False,
 ) -> ProcessResult:
     """Run argv to completion. A missing program raises FileNotFoundError. With
     `hold_errors`, the trailing error lines of a run that fails are not sent to `sink`
-    (see TrailingErrors): the caller reports them as the error."""
+    (see TrailingErrors): the caller reports them as the error. `stop_at_once`: a run
+    stopped (cancelled, or its sink raised) is killed without the RUN step's grace."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.PIPE if stdin_data is not None else asyncio.subprocess.DEVNULL,
@@ -156,6 +159,6 @@ async def run_process(
             await held.release()
     except BaseException:
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(_stop(proc))
+            await asyncio.shield(_stop(proc, at_once=stop_at_once))
         raise
     return ProcessResult(returncode, list(out), list(err))

@@ -119,14 +119,16 @@ class Runtime(abc.ABC):
         self.build_marker = workdir.name
 
     async def run(
-        self, argv: Sequence[str], *, stream: bool = True, sink: LineSink | None = None
+        self, argv: Sequence[str], *, stream: bool = True, sink: LineSink | None = None,
+        stop_at_once: bool = False,
     ) -> ProcessResult:
         """Run the runtime; a streamed run that fails keeps its error lines for the
         BuildError its caller raises (they are shown once, as the build's error). `sink`
-        takes the lines instead of the runtime's own."""
+        takes the lines instead of the runtime's own. `stop_at_once`: see run_process."""
         try:
             return await run_process(argv, (sink or self.sink) if stream else None,
-                                     env=self.child_env(), hold_errors=stream)
+                                     env=self.child_env(), hold_errors=stream,
+                                     stop_at_once=stop_at_once)
         except FileNotFoundError:
             raise RuntimeError(
                 f"{argv[0]} is not installed on this worker (CONTAINER_RUNTIME={self.name})"

@@ -221,7 +221,8 @@ class ContainersRuntime(Runtime):
         argv = self.build_argv(replace(spec, pull=False), self.workdir / "cache-push.iid",
                                ["--cache-to", spec.cache_repo])
         try:
-            result = await self.run(argv, sink=watch.line)
+            # killed at once: a RUN step's grace would let buildah go on to the next step
+            result = await self.run(argv, sink=watch.line, stop_at_once=True)
         except StepWouldRun:
             # stopped mid-step: its working containers carry the build's marker
             await self.remove_working_containers()
