@@ -40,7 +40,8 @@ _USING_CACHE = re.compile(r"^--> Using cache ([0-9a-f]{12,64})\s*$")
 _PULLED = re.compile(r"^--> Cache pulled from remote (\S+)\s*$")
 COMMITTED_LINE = re.compile(r"^--> ([0-9a-f]{11,64})\s*$")
 _TAGGED = re.compile(r"^Successfully tagged (\S+)\s*$")
-_PUSHING = re.compile(r"^--> Pushing cache (\S+)\s*$")
+# a step's push to the cache (tracing.py's `cache push` span, CachePushWatch's count)
+PUSHING_CACHE_LINE = re.compile(r"^--> Pushing cache (\S+)\s*$")
 # the runtime's warnings, which may come between a step's line and its first output
 _WARNING = re.compile(r'^(?:time="[^"]*" level=(?:warning|info) |WARN\[|\[Warning\])')
 # buildah's own words when --cache-to (or a pull from --cache-from) failed the build
@@ -197,7 +198,7 @@ class CachePushWatch:
             if not _USING_CACHE.match(stripped):
                 raise StepWouldRun(f"{self._step} is not among the build's step images")
             self._step = ""
-        elif _PUSHING.match(stripped):
+        elif PUSHING_CACHE_LINE.match(stripped):
             self.pushed += 1
 
 

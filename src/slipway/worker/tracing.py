@@ -24,9 +24,13 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from slipway.tracing.ids import parse_traceparent
 from slipway.tracing.wire import MAX_SPANS_BYTES, MAX_WORKER_SPANS, encode
-from slipway.worker.registry_cache import EMPTY_CACHE_SAID, STEP_LINE, UNAVAILABLE_SAID
+from slipway.worker.registry_cache import (
+    EMPTY_CACHE_SAID,
+    PUSHING_CACHE_LINE,
+    STEP_LINE,
+    UNAVAILABLE_SAID,
+)
 
-_PUSHING_CACHE = re.compile(r"^--> Pushing cache (\S+)")
 _PULLED = re.compile(r"^--> Cache pulled from remote ")
 _USING = re.compile(r"^--> Using cache ")
 
@@ -186,7 +190,7 @@ class StepSpans:
             self._lookup = None
         if self._step is not None and _USING.match(stripped):
             self._step.set_attribute("slipway.step.cached", True)
-        if match := _PUSHING_CACHE.match(stripped):
+        if match := PUSHING_CACHE_LINE.match(stripped):
             self._push = self.current.start_span(
                 "cache push", parent=self._step or self.parent,
                 **{"slipway.cache.reference": match[1][:200]})
