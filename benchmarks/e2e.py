@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Backend, checked, rounded
-from benchmarks.harness import ServerProcess, api_client, server_config
+from benchmarks.harness import ServerProcess, api_client, machine_busy_seconds, server_config
 from benchmarks.trace_spans import fetch_trace, span_medians_ms
 
 BASE_IMAGE = "localhost/slipway-base:latest"
@@ -147,13 +147,15 @@ async def cleaned_up(image: str, limit: float = 60.0) -> None:
 async def through_slipway(
     server: ServerProcess, archive_url: str, run: int, *, repository: str = "",
     options: dict[str, Any] | None = None, traces: list[dict[str, Any]] | None = None,
-    image: str = "",
+    image: str = "", cpu: list[float] | None = None,
 ) -> float:
     """The build's time from submit to its final phase seen; its trace is appended to
-    `traces` (read after the time is taken). `image`: the pushed name the worker's
-    clean-up removes from the host's store, waited for after the time is taken."""
+    `traces` (read after the time is taken), the machine's CPU time over it to `cpu`.
+    `image`: the pushed name the worker's clean-up removes from the host's store, waited
+    for after the time is taken."""
     path = f"/api/v1/repository/{repository or f'bench/app{run}'}/build/"
     async with api_client(server, 2) as client:
+        busy = machine_busy_seconds()
         start = time.perf_counter()
         r = await client.post(path, json={"archive_url": archive_url, **(options or {})})
         r.raise_for_status()
@@ -166,6 +168,8 @@ async def through_slipway(
                 raise TimeoutError("the slipway build did not finish in 600 s")
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - start
+        if cpu is not None:
+            cpu.append(machine_busy_seconds() - busy)
         if status["phase"] != "complete":
             logs = (await client.get(f"{path}{build_id}/logs")).json()
             tail = [e.get("message") for e in logs.get("logs", [])][-15:]

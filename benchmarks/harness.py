@@ -64,6 +64,27 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_busy_seconds() -> float:
+    """The CPU time every core has spent busy since boot (/proc/stat: all but idle and
+    iowait): over one build, what the build cost the machine in every process (the
+    server, the worker, podman, the registry), and the machine's own background."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / CLK_TCK
+
+
+async def machine_quiet(window: float = 0.2, busy_below: float = 0.1,
+                        limit: float = 15.0) -> None:
+    """Wait (up to `limit` s) for a `window` in which the machine is busy less than
+    `busy_below` of a core: what the last build left running (its worker's clean-up and
+    exit, the next standby worker's start) then competes with no measured build."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = machine_busy_seconds()
+        await asyncio.sleep(window)
+        if machine_busy_seconds() - before < busy_below * window:
+            return
+
+
 class ServerProcess:
     """`python -m benchmarks.server_proc` as a child; CPU and RSS read from /proc."""
 

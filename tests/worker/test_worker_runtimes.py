@@ -7,10 +7,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.images import ensure_multiarch_base_image, podman_argv, remove_multiarch_list
 from support.registry import Registry
 
+from slipway.worker.emulation import missing_emulation
 from slipway.worker.environment import WorkerEnvironment
 from slipway.worker.errors import BuildError
+from slipway.worker.platform_args import host_platform
 from slipway.worker.runtimes import make_runtime
 from slipway.worker.runtimes.base import BuildSpec, Credentials, Runtime
 
@@ -168,3 +171,33 @@ async def test_pull_with_credentials_from_an_auth_registry(
         assert "auth" in entry
     finally:
         await runtime.remove_images([source])
+
+
+async def test_a_local_lists_digest_is_that_of_the_image_the_build_used(
+    tmp_path: Path
+) -> None:
+    """The provenance names the base image a build used (issue 27). From a local manifest
+    list whose first image is another platform's, a build for the host used the host's
+    image, and a build for that platform the list's entry for it."""
+    if host_platform() == "linux/arm64":
+        pytest.skip("the list's other platform is arm64, this host's own")
+    if missing_emulation(["linux/arm64"]):
+        pytest.skip("no QEMU user emulation for arm64 here: install qemu-user-static")
+    ensure_multiarch_base_image()
+    remove_multiarch_list()  # its images stay; this test makes its own list of them
+    images = {"linux/arm64": "localhost/slipway-base:latest-arm64",
+              "host": "localhost/slipway-base:latest"}
+    digests = {p: subprocess.run(podman_argv("image", "inspect", "--format", "{{.Digest}}",
+                                             i), check=True, capture_output=True,
+                                 text=True).stdout.strip() for p, i in images.items()}
+    listed = f"localhost/slipway-test-list-{tmp_path.name.lower()}"
+    subprocess.run(podman_argv("manifest", "create", listed), check=True, capture_output=True)
+    try:
+        for image in images.values():  # arm64 first
+            subprocess.run(podman_argv("manifest", "add", listed, f"containers-storage:{image}"),
+                           check=True, capture_output=True)
+        runtime, _ = runtime_for("podman", tmp_path)
+        assert await runtime.image_digest(listed) == digests["host"]
+        assert await runtime.image_digest(listed, "linux/arm64") == digests["linux/arm64"]
+    finally:
+        subprocess.run(podman_argv("manifest", "rm", listed), capture_output=True)

@@ -73,8 +73,12 @@ def run_on_standby(verbose: bool = False, warm: Collection[str] = ()) -> int:
     {"environment": {...}, "log_path": "..." or null}. End of input means the worker is
     not needed (its executor closed, or the manager is gone): exit 0 without a word.
     `warm`: "signing", "sbom": import those too (else the build's CPU pays for them)."""
-    from slipway.worker import agent  # noqa: F401 (the imports are the point)
+    from slipway.worker import (
+        agent,  # noqa: F401 (the imports are the point)
+        registry_api,  # noqa: F401  (the registry cache's look)
+    )
     from slipway.worker.context import warm_up
+    from slipway.worker.runtimes import buildah, docker, podman  # noqa: F401  (make_runtime's)
 
     warm_up()
     if "signing" in warm:

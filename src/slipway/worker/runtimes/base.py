@@ -162,10 +162,10 @@ class Runtime(abc.ABC):
 
     async def image_digest(self, image: str, platform: str = "",
                            candidates: Sequence[str] = ()) -> str:
-        """The manifest digest of the local image `image` (for `platform`, when it is a
-        manifest list): what a build FROM it used, for the provenance; "" when unknown.
-        The first of `candidates` (what its registry has) the local image is known by
-        wins over the runtime's own first digest."""
+        """The manifest digest of the local image `image` (of a manifest list, its image
+        for `platform`, "" the host's): what a build FROM it used, for the provenance;
+        "" when unknown. The first of `candidates` (what its registry has) the local
+        image is known by wins over the runtime's own first digest."""
         return ""
 
     async def export_files(self, image: str) -> dict[str, bytes]:

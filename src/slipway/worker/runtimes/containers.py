@@ -101,15 +101,18 @@ class ContainersRuntime(Runtime):
 
     async def image_digest(self, image: str, platform: str = "",
                            candidates: Sequence[str] = ()) -> str:
-        is_list = await self.run([*self.base(), "manifest", "exists", image], stream=False)
-        if is_list.returncode == 0:
+        # another platform's image of a local list: the list's entry for it. For the
+        # host's, the inspect below resolves a list to the host's image, as the build did
+        is_list = platform and (await self.run([*self.base(), "manifest", "exists", image],
+                                               stream=False)).returncode == 0
+        if is_list:
             listing = await self._capture("manifest", "inspect", image)
             with contextlib.suppress(ValueError, TypeError, AttributeError):
                 for entry in json.loads(listing or "{}").get("manifests", []):
                     plat = entry.get("platform") or {}
                     name = "/".join(p for p in (plat.get("os"), plat.get("architecture"),
                                                 plat.get("variant")) if p)
-                    if not platform or name == platform or name.startswith(platform + "/"):
+                    if name == platform or name.startswith(platform + "/"):
                         return str(entry.get("digest", ""))
             return ""
         shown = (await self._capture(*self.digest_query, image) or "").strip()
