@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Backend, checked, rounded
-from benchmarks.harness import ServerProcess, api_client, machine_busy_seconds, server_config
+from benchmarks.harness import (
+    ServerProcess,
+    api_client,
+    machine_busy_seconds,
+    machine_quiet,
+    server_config,
+)
 from benchmarks.trace_spans import fetch_trace, span_medians_ms
 
 BASE_IMAGE = "localhost/slipway-base:latest"
@@ -65,10 +71,13 @@ async def alternating(
     runs: int, kinds: dict[str, Callable[[int], Awaitable[float]]]
 ) -> dict[str, list[float]]:
     """Run 0 of each kind unmeasured (page cache, podman's storage, Python imports), then
-    runs 1..`runs` of each in turn, so that a change in the machine's load falls on all."""
+    runs 1..`runs` of each in turn, so that a change in the machine's load falls on all.
+    Each starts on a quiet machine: not beside what the last left running (a slipway
+    worker's clean-up and exit, its server's next standby worker starting)."""
     times: dict[str, list[float]] = {name: [] for name in kinds}
     for i in range(runs + 1):
         for name, run in kinds.items():
+            await machine_quiet()
             elapsed = await run(i)
             if i:
                 times[name].append(elapsed)
