@@ -68,16 +68,18 @@ def podman_config(data_dir: Path, backend: Backend, registry_host: str) -> dict[
 
 
 async def alternating(
-    runs: int, kinds: dict[str, Callable[[int], Awaitable[float]]]
+    runs: int, kinds: dict[str, Callable[[int], Awaitable[float]]], *, settle: bool = True
 ) -> dict[str, list[float]]:
     """Run 0 of each kind unmeasured (page cache, podman's storage, Python imports), then
     runs 1..`runs` of each in turn, so that a change in the machine's load falls on all.
-    Each starts on a quiet machine: not beside what the last left running (a slipway
-    worker's clean-up and exit, its server's next standby worker starting)."""
+    With `settle`, each starts on a quiet machine: not beside what the last left running
+    (a slipway worker's clean-up and exit, its server's next standby worker starting);
+    the smoke run does not wait (beside other tests, the machine is never quiet)."""
     times: dict[str, list[float]] = {name: [] for name in kinds}
     for i in range(runs + 1):
         for name, run in kinds.items():
-            await machine_quiet()
+            if settle:
+                await machine_quiet()
             elapsed = await run(i)
             if i:
                 times[name].append(elapsed)
@@ -88,10 +90,12 @@ async def side_by_side(
     runs: int,
     by_hand_run: Callable[[int], float],
     slipway_run: Callable[[int], Awaitable[float]],
+    *, settle: bool = True,
 ) -> tuple[list[float], list[float]]:
     """By hand and through slipway, alternating (`alternating`)."""
     times = await alternating(runs, {
-        "hand": lambda i: asyncio.to_thread(by_hand_run, i), "slipway": slipway_run})
+        "hand": lambda i: asyncio.to_thread(by_hand_run, i), "slipway": slipway_run},
+        settle=settle)
     return times["hand"], times["slipway"]
 
 
@@ -190,7 +194,8 @@ async def through_slipway(
     return elapsed
 
 
-async def small_build(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, Any]:
+async def small_build(backend: Backend, workdir: Path, *, runs: int = 3,
+                      settle: bool = True) -> dict[str, Any]:
     """The small build through slipway against the same by hand, alternating."""
     from support.fileserver import serve_files
     from support.registry import run_registry
@@ -220,7 +225,7 @@ async def small_build(backend: Backend, workdir: Path, *, runs: int = 3) -> dict
                     options={"no_cache": True},
                     traces=no_cache_traces if i else None,
                     image=f"{host}/bench/nocache{i}:latest"),
-            })
+            }, settle=settle)
         finally:
             await server.stop()
     median = {name: statistics.median(values) for name, values in times.items()}
@@ -257,7 +262,7 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3,
     layer cache on the vfs store only, no UI log."""
     figures: dict[str, Any] = {}
     if "small" in parts:
-        figures.update(await small_build(backend, workdir, runs=runs))
+        figures.update(await small_build(backend, workdir, runs=runs, settle=not smoke))
     if "layer_cache" in parts:
         from benchmarks import e2e_cache
 
@@ -266,7 +271,8 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3,
     if "multi_arch" in parts:
         from benchmarks import e2e_multiarch
 
-        figures["multi_arch"] = await e2e_multiarch.run(backend, workdir, runs=runs)
+        figures["multi_arch"] = await e2e_multiarch.run(backend, workdir, runs=runs,
+                                                        settle=not smoke)
     if "ui_log" in parts and not smoke:
         from benchmarks import ui_log
 

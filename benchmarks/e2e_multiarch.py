@@ -60,7 +60,8 @@ def by_hand(registry: str, run: int) -> float:
     return elapsed
 
 
-async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, Any]:
+async def run(backend: Backend, workdir: Path, *, runs: int = 3,
+              settle: bool = True) -> dict[str, Any]:
     from support.fileserver import serve_files
     from support.registry import run_registry
 
@@ -82,7 +83,8 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3) -> dict[str, An
             hand, slipway = await side_by_side(
                 runs, lambda i: by_hand(registry.host, i),
                 lambda i: through_slipway(server, url, i, repository=f"bench/multi{i}",
-                                          options=options))
+                                          options=options),
+                settle=settle)
         finally:
             await server.stop()
             from support.images import remove_multiarch_list

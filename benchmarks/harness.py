@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -98,7 +99,7 @@ class ServerProcess:
         self.api_port = 0
         self.grpc_port = 0
         self.token = ""
-        self._config_home = tempfile.mkdtemp(prefix="slipway-bench-xdg-")
+        self._config_home = ""  # its own XDG_CONFIG_HOME while it runs, removed at stop
         self._profiler: asyncio.subprocess.Process | None = None
 
     @property
@@ -110,6 +111,7 @@ class ServerProcess:
         return f"127.0.0.1:{self.grpc_port}"
 
     async def start(self) -> ServerProcess:
+        self._config_home = self._config_home or tempfile.mkdtemp(prefix="slipway-bench-xdg-")
         env = {**os.environ, **self.extra_env, "XDG_CONFIG_HOME": self._config_home,
                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         with self.log_path.open("ab") as log:
@@ -166,6 +168,8 @@ class ServerProcess:
             self.proc.kill()
             await self.proc.wait()
         self.proc = None
+        shutil.rmtree(self._config_home, ignore_errors=True)
+        self._config_home = ""
         if self._profiler is not None:  # py-spy writes its file when the target exits
             await asyncio.wait_for(self._profiler.wait(), 60)
             self._profiler = None
@@ -192,6 +196,7 @@ class ExecutorEvents:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def channels(address: str, count: int) -> list[grpc.aio.Channel]:
