@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import re
 import statistics
 import subprocess
 import tarfile
@@ -26,6 +25,7 @@ from benchmarks.harness import (
     server_config,
 )
 from benchmarks.trace_spans import fetch_trace, span_medians_ms
+from slipway.worker.registry_cache import COMMITTED_LINE
 
 BASE_IMAGE = "localhost/slipway-base:latest"
 # each build's own `label`: podman's --layers would otherwise reuse the step images of
@@ -134,7 +134,8 @@ def by_hand(registry: str, run: int, *, cache_to: str = "") -> float:
         checked([*_podman(), "push", "--tls-verify=false", "--digestfile",
                  str(ctx.parent / f"{ctx.name}.digest"), tag, f"docker://{tag}"])
         elapsed = time.perf_counter() - start
-        step_images = re.findall(r"^--> ([0-9a-f]{11,64})\s*$", said, re.M) if cache_to else []
+        step_images = [m[1] for line in said.splitlines()
+                       if (m := COMMITTED_LINE.match(line))] if cache_to else []
         for leftover in (f"{ctx.name}.iid", f"{ctx.name}.digest"):
             (ctx.parent / leftover).unlink(missing_ok=True)
     subprocess.run([*_podman(), "rmi", tag], capture_output=True)
