@@ -118,14 +118,17 @@ def cache_flags(cache_to: str) -> list[str]:
     return ["--layers=true", "--cache-to", cache_to] if cache_to else ["--layers=false"]
 
 
-def by_hand(registry: str, run: int, *, cache_to: str = "") -> float:
+def by_hand(registry: str, run: int, *, cache_to: str = "",
+            cpu: list[float] | None = None) -> float:
     """The same build and push as the worker runs them (same flags), timed: without the
     registry cache, or (`cache_to`) with the flags the worker adds for a repository whose
-    cache is empty (`--layers --cache-to REPO`)."""
+    cache is empty (`--layers --cache-to REPO`). The machine's CPU time over the same
+    window goes to `cpu`."""
     tag = f"{registry}/hand/app{run}{'-cached' if cache_to else ''}:latest"
     with tempfile.TemporaryDirectory(prefix="slipway-bench-hand-") as tmp:
         ctx = Path(tmp)
         (ctx / "Dockerfile").write_text(dockerfile(f"{'hand-cached' if cache_to else 'hand'}{run}"))
+        busy = machine_busy_seconds()
         start = time.perf_counter()
         said = checked([*_podman(), "build", "--isolation", "chroot", *cache_flags(cache_to),
                         "--tls-verify=false", "--format", "docker", "--iidfile",
@@ -134,6 +137,8 @@ def by_hand(registry: str, run: int, *, cache_to: str = "") -> float:
         checked([*_podman(), "push", "--tls-verify=false", "--digestfile",
                  str(ctx.parent / f"{ctx.name}.digest"), tag, f"docker://{tag}"])
         elapsed = time.perf_counter() - start
+        if cpu is not None:
+            cpu.append(machine_busy_seconds() - busy)
         step_images = [m[1] for line in said.splitlines()
                        if (m := COMMITTED_LINE.match(line))] if cache_to else []
         for leftover in (f"{ctx.name}.iid", f"{ctx.name}.digest"):
@@ -210,21 +215,27 @@ async def small_build(backend: Backend, workdir: Path, *, runs: int = 3,
         await server.start()
         traces: list[dict[str, Any]] = []
         no_cache_traces: list[dict[str, Any]] = []
+        cpu: dict[str, list[float]] = {
+            "hand": [], "slipway": [], "hand_same_flags": [], "slipway_no_cache": []}
         host = registry.host
         try:
             times = await alternating(runs, {
-                "hand": lambda i: asyncio.to_thread(by_hand, host, i),
+                "hand": lambda i: asyncio.to_thread(by_hand, host, i,
+                                                    cpu=cpu["hand"] if i else None),
                 "slipway": lambda i: through_slipway(server, f"{files}/slipway{i}.tar.gz", i,
                                                      traces=traces if i else None,
+                                                     cpu=cpu["slipway"] if i else None,
                                                      image=f"{host}/bench/app{i}:latest"),
                 # like for like: what the registry cache costs, apart from slipway's own
                 "hand_same_flags": lambda i: asyncio.to_thread(
-                    by_hand, host, i, cache_to=f"{host}/hand/app{i}-cache"),
+                    by_hand, host, i, cache_to=f"{host}/hand/app{i}-cache",
+                    cpu=cpu["hand_same_flags"] if i else None),
                 "slipway_no_cache": lambda i: through_slipway(
                     server, f"{files}/slipway-no-cache{i}.tar.gz", i,
                     repository=f"bench/nocache{i}",
                     options={"no_cache": True},
                     traces=no_cache_traces if i else None,
+                    cpu=cpu["slipway_no_cache"] if i else None,
                     image=f"{host}/bench/nocache{i}:latest"),
             }, settle=settle)
         finally:
@@ -237,6 +248,11 @@ async def small_build(backend: Backend, workdir: Path, *, runs: int = 3,
         "by_hand_runs_s": [rounded(x, 2) for x in times["hand"]],
         "slipway_runs_s": [rounded(x, 2) for x in times["slipway"]],
         "ratio_vs_hand": rounded(median["slipway"] / median["hand"], 2),
+        # the machine's CPU time over each build (every process): what slipway costs,
+        # whatever else the machine's clock shows
+        "cpu_s": {name: rounded(statistics.median(values), 3) for name, values in cpu.items()},
+        "cpu_ratio_vs_hand": rounded(
+            statistics.median(cpu["slipway"]) / statistics.median(cpu["hand"]), 2),
         # where a build's time goes (docs/traces.md): the median of each span's time
         "span_medians_ms": span_medians_ms(traces),
         "like_for_like": {
