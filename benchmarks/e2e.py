@@ -241,6 +241,7 @@ async def small_build(backend: Backend, workdir: Path, *, runs: int = 3,
         finally:
             await server.stop()
     median = {name: statistics.median(values) for name, values in times.items()}
+    cpu_median = {name: statistics.median(values) for name, values in cpu.items()}
     return {
         "runs": runs,
         "by_hand_s": rounded(median["hand"], 2),
@@ -250,9 +251,8 @@ async def small_build(backend: Backend, workdir: Path, *, runs: int = 3,
         "ratio_vs_hand": rounded(median["slipway"] / median["hand"], 2),
         # the machine's CPU time over each build (every process): what slipway costs,
         # whatever else the machine's clock shows
-        "cpu_s": {name: rounded(statistics.median(values), 3) for name, values in cpu.items()},
-        "cpu_ratio_vs_hand": rounded(
-            statistics.median(cpu["slipway"]) / statistics.median(cpu["hand"]), 2),
+        "cpu_s": {name: rounded(value, 3) for name, value in cpu_median.items()},
+        "cpu_ratio_vs_hand": rounded(cpu_median["slipway"] / cpu_median["hand"], 2),
         # where a build's time goes (docs/traces.md): the median of each span's time
         "span_medians_ms": span_medians_ms(traces),
         "like_for_like": {
