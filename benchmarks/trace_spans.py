@@ -39,10 +39,18 @@ def span_medians_ms(traces: list[dict[str, Any]]) -> dict[str, float | None]:
             for name, value in sorted(medians.items(), key=lambda kv: -kv[1])}
 
 
+def end_seen_after_ms(traces: list[dict[str, Any]]) -> float | None:
+    """The median, over builds, of the time from the `build` span's end (the end recorded)
+    to `end_seen_at`, when the client saw the end (epoch seconds, this machine's clock)."""
+    gaps = [t["end_seen_at"] - span["end"] for t in traces if "end_seen_at" in t
+            for span in t.get("spans", ()) if span["name"] == "build"]
+    return rounded(statistics.median(gaps) * 1000, 1) if gaps else None
+
+
 def span_p99_ms(traces: list[dict[str, Any]], name: str) -> float | None:
     values = [span_seconds(t).get(name) for t in traces]
     value = percentile([v for v in values if v is not None], 99)
     return rounded(None if value is None else value * 1000, 1)
 
 
-__all__ = ["fetch_trace", "span_medians_ms", "span_p99_ms", "span_seconds"]
+__all__ = ["end_seen_after_ms", "fetch_trace", "span_medians_ms", "span_p99_ms", "span_seconds"]

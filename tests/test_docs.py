@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from slipway.api import audit
+from slipway.api import audit, sse
 from slipway.config.access import AccessConfig
 from slipway.config.data_lifecycle import LogArchiveConfig, RetentionConfig
 from slipway.config.models import AppConfig, ManagerConfig, RedisConfig, RegistryCredential
@@ -83,3 +83,9 @@ def test_every_audit_action_is_documented_and_offered() -> None:
                             ui[ui.index("const ACTIONS"):ui.index("];", ui.index("const ACTIONS"))])
     assert sorted(ui_actions) == sorted(audit.ACTIONS)
     assert [a for a in audit.ACTIONS if a not in help_text] == []
+
+
+def test_the_log_streams_poll_is_the_one_documented() -> None:
+    """architecture.md tells how late a log stream sees a writer in another process."""
+    said = re.search(r"at its next poll, every\s+(\d+) ms", (DOCS / "architecture.md").read_text())
+    assert said is not None and int(said.group(1)) == round(sse.POLL_SECONDS * 1000)

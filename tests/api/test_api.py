@@ -14,9 +14,11 @@ import httpx
 import pytest
 from support.api_app import ApiEnv, api_env, client
 
-from slipway.api import context_url
+from slipway.api import context_url, sse
 from slipway.domain.phases import Phase
 from slipway.server import bootstrap_admin
+from slipway.store.facade import SqlStore
+from slipway.store.records import LogEntry
 
 BUILDS = "/api/v1/repository/acme/web/build/"
 SECRET = "pull-s3cret-value"
@@ -326,6 +328,44 @@ async def test_log_stream_is_live_until_the_build_ends(
     # resume after entry 4
     again = await admin.get(f"{BUILDS}{bid}/logs/stream", headers={"Last-Event-ID": "4"})
     assert [e[2] for e in parse_sse(again.text) if e[0] == "log"] == ["5", "6"]
+
+
+async def test_log_stream_is_woken_by_a_commit_in_its_own_process(
+    env: ApiEnv, admin: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # no poll within the test's time: only the commit's wake-up can end the stream
+    monkeypatch.setattr(sse, "POLL_SECONDS", 3600.0)
+    bid = (await start(admin))["id"]
+    stream = asyncio.create_task(admin.get(f"{BUILDS}{bid}/logs/stream"))
+    await asyncio.sleep(0.3)
+    await env.advance(bid, Phase.BUILDING, "compiling")
+    assert not stream.done()
+    assert await env.control.cancel(bid) == "cancelled"
+    events = parse_sse((await asyncio.wait_for(stream, 15)).text)
+    assert [e[1]["message"] for e in events if e[0] == "log"] == [  # type: ignore[index]
+        "waiting", "building", "compiling", "Build cancelled by user", "cancelled"]
+    assert events[-1][0] == "end"
+
+
+async def test_log_stream_polls_for_a_writer_in_another_process(
+    env: ApiEnv, admin: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sse, "POLL_SECONDS", 0.05)
+    bid = (await start(admin))["id"]
+    stream = asyncio.create_task(admin.get(f"{BUILDS}{bid}/logs/stream"))
+    await asyncio.sleep(0.3)
+    # another manager's store: its commits wake nothing in this one
+    other = await SqlStore(env.config.DB_URI).open()
+    try:
+        async with other.write() as conn:
+            await other.builds.move_phase(conn, bid, Phase.CANCELLED,
+                                          log=[LogEntry("stopped elsewhere")])
+    finally:
+        await other.close()
+    events = parse_sse((await asyncio.wait_for(stream, 15)).text)
+    assert [e[1]["message"] for e in events if e[0] == "log"] == [  # type: ignore[index]
+        "waiting", "stopped elsewhere"]
+    assert events[-1][0] == "end" and events[-1][1]["phase"] == "cancelled"  # type: ignore[index]
 
 
 async def test_cancel_then_too_late(

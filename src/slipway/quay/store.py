@@ -55,6 +55,7 @@ from slipway.quay.userfiles import LocalUserFiles, UserFiles, userfiles_from_con
 from slipway.store.api_tokens import ApiTokenStore
 from slipway.store.attestations import AttestationStore
 from slipway.store.audit import AuditLogStore
+from slipway.store.build_changes import BuildChanges
 from slipway.store.builds import BuildStore
 from slipway.store.database import Database, SqlConnection
 from slipway.store.interfaces import Store
@@ -518,6 +519,10 @@ class QuayStore:
         # traces in memory: Quay's database gets no table of them (docs/traces.md)
         self.traces = MemoryTraceStore()
         self.userfiles: UserFiles | None = None
+
+    @property
+    def changes(self) -> BuildChanges:
+        return self.db.changes
 
     @property
     def shares_lookups(self) -> bool:

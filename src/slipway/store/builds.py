@@ -14,6 +14,7 @@ from sqlalchemy import Update, bindparam, select, update
 from slipway.domain.attempts import load_attempts, stored_attempts
 from slipway.domain.phases import ACTIVE_PHASES, Phase, sources_of
 from slipway.domain.results import INITIAL_RETRIES
+from slipway.store.build_changes import mark_changed
 from slipway.store.database import Database, SqlConnection
 from slipway.store.log_rows import BUILD_ID_PARAM, append_with, counted
 from slipway.store.records import BuildRecord, LogEntry, NewBuild
@@ -166,6 +167,7 @@ class BuildStore:
     async def update(self, conn: SqlConnection, build_id: str, **values: Any) -> None:
         if isinstance(values.get("phase"), Phase):
             values["phase"] = values["phase"].value
+        mark_changed(build_id)
         await conn.execute(update(b).where(b.c.id == build_id).values(**_column_values(values)))
 
     async def move_phase(
@@ -217,6 +219,7 @@ async def _update_and_log(
     """Update one build, if its phase is one of `phases` / its attempt is `job_id`; if it
     matched, append `log`, numbered by that same UPDATE (one statement fewer than a
     separate append: these are the hot paths)."""
+    mark_changed(build_id)
     statement = _guarded_update(phases, job_id is not None, tuple(values), bool(log))
     params = {f"set_{name}": value for name, value in _column_values(values).items()}
     params[BUILD_ID_PARAM] = build_id

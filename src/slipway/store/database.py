@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from slipway.store.build_changes import BuildChanges
 from slipway.store.errors import unavailable_error
 from slipway.store.outage import OutageEpisodes
 
@@ -128,26 +129,30 @@ class Database:
             self._sync_reader = _sync_sqlite_engine(db_uri)
         self._write_lock = asyncio.Lock()
         self.outages = OutageEpisodes()
+        # builds whose committed changes this process's log streams wait for
+        self.changes = BuildChanges()
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[SqlConnection]:
         """A read-write transaction, committed on success. A database that does not
         answer (or is full) raises StoreUnavailable (StoreFull), see store/errors.py."""
         in_commit = False
-        try:
-            if self._sync_writer is not None:
-                async with self._write_lock:
-                    with self._sync_writer.begin() as sync_conn:
-                        yield SyncConnection(sync_conn)
+        with self.changes.collecting() as changed:
+            try:
+                if self._sync_writer is not None:
+                    async with self._write_lock:
+                        with self._sync_writer.begin() as sync_conn:
+                            yield SyncConnection(sync_conn)
+                            in_commit = True
+                else:
+                    async with self.engine.begin() as conn:
+                        yield conn
                         in_commit = True
-            else:
-                async with self.engine.begin() as conn:
-                    yield conn
-                    in_commit = True
-        except Exception as exc:
-            self._raise_unavailable(exc, in_commit=in_commit)
-            raise
+            except Exception as exc:
+                self._raise_unavailable(exc, in_commit=in_commit)
+                raise
         self.outages.succeeded(wrote=True)
+        self.changes.notify(changed)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager
 from slipway.store.api_tokens import ApiTokenStore
 from slipway.store.attestations import AttestationStore
 from slipway.store.audit import AuditLogStore
+from slipway.store.build_changes import BuildChanges
 from slipway.store.builds import BuildStore
 from slipway.store.database import Database, SqlConnection
 from slipway.store.database_size import ensure_incremental_vacuum
@@ -44,6 +45,10 @@ class SqlStore:
         self.triggers = TriggerStore(self.db, self.secrets)
         self.attestations: AttestationStore | None = AttestationStore(self.db)
         self.traces = BuildTraceStore(self.db)
+
+    @property
+    def changes(self) -> BuildChanges:
+        return self.db.changes
 
     @property
     def shares_lookups(self) -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
 
 from slipway.domain.phases import Phase
+from slipway.store.build_changes import BuildChanges
 from slipway.store.records import (
     AuditEntry,
     AuditQuery,
@@ -450,6 +451,10 @@ class Store(Protocol[Tx]):
 
     @property
     def traces(self) -> BuildTraces: ...
+
+    @property
+    def changes(self) -> BuildChanges:
+        """The builds this process's committed writes change, for watchers to wait on."""
 
     @property
     def shares_lookups(self) -> bool:

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from slipway.store.build_changes import mark_changed
 from slipway.store.database import SqlConnection
 from slipway.store.records import LogEntry
 from slipway.store.schema import build_logs as logs
@@ -100,6 +101,8 @@ async def raise_log_counts(
 ) -> dict[str, int]:
     """Raise each build's log_count by its number of new entries; the new totals, of the
     builds that exist. `set_based` (PostgreSQL): one UPDATE for all, from a VALUES list."""
+    for build_id in added:
+        mark_changed(build_id)
     if not set_based or len(added) == 1:
         totals: dict[str, int] = {}
         for build_id, n in added.items():

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Text, cast, select
 
+from slipway.store.build_changes import mark_changed
 from slipway.store.database import Database, SqlConnection
 from slipway.store.log_archive import ArchiveUnavailable, LogArchive
 from slipway.store.log_rows import BUILD_ID_PARAM, COUNTED_APPEND, append_with
@@ -44,6 +45,7 @@ class BuildLogs:
     ) -> int:
         if not entries:
             return await self.count(build_id, conn)
+        mark_changed(build_id)
         total = await append_with(conn, build_id, COUNTED_APPEND, entries,
                                   {BUILD_ID_PARAM: build_id})
         if total is None:
