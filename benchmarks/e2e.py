@@ -45,7 +45,7 @@ def dockerfile(label: str) -> str:
     return DOCKERFILE.format(base=BASE_IMAGE, label=label)
 
 
-PARTS = ("small", "layer_cache", "multi_arch", "ui_log")
+PARTS = ("small", "layer_cache", "multi_arch", "ui_log", "cli_start")
 
 
 def context_tar(dockerfile: str) -> bytes:
@@ -289,7 +289,7 @@ async def small_build(backend: Backend, workdir: Path, *, runs: int = 3,
 async def run(backend: Backend, workdir: Path, *, runs: int = 3,
               parts: Sequence[str] = PARTS, smoke: bool = False) -> dict[str, Any]:
     """The e2e section: the small build, then the layer cache's and the multi-arch
-    benchmarks, and the web UI's 100,000-line log (`parts` picks some). `smoke`: the
+    benchmarks, the web UI's 100,000-line log and the CLI's start (`parts` picks some). `smoke`: the
     layer cache on the vfs store only, no UI log."""
     figures: dict[str, Any] = {}
     if "small" in parts:
@@ -308,6 +308,11 @@ async def run(backend: Backend, workdir: Path, *, runs: int = 3,
         from benchmarks import ui_log
 
         figures["ui_log"] = await ui_log.repeated(workdir / "ui-log", runs=runs)
+    if "cli_start" in parts:
+        from benchmarks import cli_start
+
+        # what every `slipway` command waits before its own work
+        figures["cli_start"] = await asyncio.to_thread(cli_start.run, 3 if smoke else 15)
     return figures
 
 

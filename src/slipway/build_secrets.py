@@ -13,11 +13,13 @@ import base64
 import os
 from collections.abc import Mapping
 from pathlib import Path
-
-from pydantic import SecretStr
+from typing import TYPE_CHECKING
 
 from slipway.domain.names import SECRET_ID
 from slipway.secret import reveal
+
+if TYPE_CHECKING:  # (the CLI checks `--secret` flags with this module, without pydantic)
+    from pydantic import SecretStr
 
 MAX_SECRETS = 32
 MAX_VALUE_BYTES = 64 * 1024
@@ -68,7 +70,7 @@ def check_secrets(secrets: Mapping[str, str], where: str = "secrets") -> None:
         check_value(secret_id, value)
 
 
-ConfiguredSecrets = Mapping[str, Mapping[str, SecretStr]]
+ConfiguredSecrets = Mapping[str, Mapping[str, "SecretStr"]]
 
 
 def secrets_for_build(

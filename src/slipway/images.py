@@ -9,3 +9,5 @@ IMAGE_REPOSITORY = "quay.io/slipway"
 MANAGER_IMAGE = f"{IMAGE_REPOSITORY}/slipway"
 WORKER_IMAGE = f"{IMAGE_REPOSITORY}/slipway-worker"
 VERSION_TAG = __version__
+# the image `slipway deploy manifests` runs unless told otherwise
+MANAGER_IMAGE_REFERENCE = f"{MANAGER_IMAGE}:{VERSION_TAG}"

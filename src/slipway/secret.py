@@ -8,7 +8,10 @@ credential chain, exactly as if the key were not given, and an empty value never
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # (the CLI imports this, and starts faster without pydantic)
+    from pydantic import SecretStr
 
 
 def reveal(value: SecretStr | str | None) -> str | None:
@@ -16,5 +19,6 @@ def reveal(value: SecretStr | str | None) -> str | None:
     or empty."""
     if value is None:
         return None
-    text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    reveal_secret = getattr(value, "get_secret_value", None)
+    text = reveal_secret() if reveal_secret is not None else str(value)
     return text or None

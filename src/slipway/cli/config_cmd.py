@@ -6,11 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-import yaml
 from rich.console import Console
 
 from slipway.cli.help_format import MARKUP_MODE
-from slipway.config import ConfigError, effective_config, load_config
 
 app = typer.Typer(help="Check and show configuration.",
     no_args_is_help=True, rich_markup_mode=MARKUP_MODE)
@@ -22,6 +20,11 @@ StrictOpt = typer.Option(
 
 
 def _report(path: Path | None, strict: bool = False) -> None:
+    # imported here: the config's models are not what `slipway build` waits for at start
+    import yaml
+
+    from slipway.config import ConfigError, effective_config, load_config
+
     # markup off: messages contain YAML paths like BUILD_MANAGER[1]; soft_wrap: one per line
     err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
     try:

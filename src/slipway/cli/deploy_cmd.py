@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from slipway.cli.help_format import MARKUP_MODE
-from slipway.deploy.manifests import MANAGER_IMAGE
+from slipway.images import MANAGER_IMAGE_REFERENCE
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
@@ -70,7 +70,7 @@ def manifests(
         None, "--grpc-destination-ca", help="reencrypt: CA (PEM) of the pods' gRPC certificate."
     ),
     image: str = typer.Option(
-        MANAGER_IMAGE, "--image", metavar="IMAGE", help="The manager image."),
+        MANAGER_IMAGE_REFERENCE, "--image", metavar="IMAGE", help="The manager image."),
     config_secret: str = typer.Option(
         "slipway-config",
         "--config-secret",

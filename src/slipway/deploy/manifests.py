@@ -25,7 +25,7 @@ from slipway.openshift.manifests import (
 Platform = Literal["openshift", "kubernetes"]
 GrpcTls = Literal["passthrough", "reencrypt"]
 
-MANAGER_IMAGE = f"{images.MANAGER_IMAGE}:{images.VERSION_TAG}"
+MANAGER_IMAGE = images.MANAGER_IMAGE_REFERENCE
 APP = "slipway"
 CONFIG_DIR = "/conf/stack"
 DATA_DIR = "/var/lib/slipway"
