@@ -1,50 +1,75 @@
-"""How long the `slipway` command takes to start, before it does anything: `slipway
---version` (which loads every command, as each command does), run one process after the
-other, against the Python interpreter alone; and which libraries that start loads."""
+"""How long the `slipway` command takes before its own work: `slipway --version` (which
+loads every command), and `slipway build` up to its first request (to a port nobody
+serves, so it stops there), each run one process after the other, against the Python
+interpreter alone; and which of the server's libraries that loads."""
 
 from __future__ import annotations
 
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import rounded
 
-# the server's libraries: a client command has no use for them
-SERVER_LIBRARIES = ("pydantic", "yaml", "sqlalchemy", "grpc", "cryptography", "fastapi",
+# the server's own libraries: a client command has no use for them (pydantic is typer's
+# too: it converts the command's parameters with it)
+SERVER_LIBRARIES = ("slipway.config", "yaml", "sqlalchemy", "grpc", "cryptography", "fastapi",
                     "redis", "boto3")
 
 
-def _median_s(argv: list[str], runs: int) -> float:
+def _median_s(argv: list[str], runs: int, *, fails: bool = False) -> float:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(argv, check=True, capture_output=True)
+        done = subprocess.run(argv, capture_output=True, text=True)
         times.append(time.perf_counter() - start)
+        if (done.returncode != 0) != fails:
+            raise RuntimeError(f"{' '.join(argv[:2])}: exit {done.returncode}: "
+                               f"{(done.stderr or done.stdout)[-500:]}")
     return statistics.median(times)
 
 
-def loaded_server_libraries() -> list[str]:
-    said = subprocess.run(
-        [sys.executable, "-c", "import sys, slipway.cli.main; "
-         "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"],
-        check=True, capture_output=True, text=True).stdout.split()
-    return [name for name in SERVER_LIBRARIES if name in said]
+def _refused_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def loaded_by_build(argv: list[str]) -> list[str]:
+    """The server's libraries loaded by the time `argv` (a slipway command) exits."""
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print(' '.join(sys.modules), file=sys.stderr))\n"
+            f"sys.argv = {argv!r}\n"
+            "from slipway.cli.main import app\n"
+            "app()\n")
+    said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    modules = said.stderr.strip().splitlines()[-1].split() if said.stderr.strip() else []
+    return [name for name in SERVER_LIBRARIES
+            if any(m == name or m.startswith(f"{name}.") for m in modules)]
 
 
 def run(runs: int = 15) -> dict[str, Any]:
     slipway = str(Path(sys.executable).with_name("slipway"))
-    python_alone = _median_s([sys.executable, "-c", "pass"], runs)
-    command = _median_s([slipway, "--version"], runs)
+    with tempfile.TemporaryDirectory() as context:
+        (Path(context) / "Dockerfile").write_text("FROM scratch\n")
+        build = ["build", context, "-t", "127.0.0.1:5000/team/app", "--server",
+                 _refused_url(), "--token", "t"]
+        python_alone = _median_s([sys.executable, "-c", "pass"], runs)
+        version = _median_s([slipway, "--version"], runs)
+        build_start = _median_s([slipway, *build], runs, fails=True)
+        loaded = loaded_by_build(["slipway", *build])
     return {
         "runs": runs,
-        "slipway_version_s": rounded(command, 3),
         "python_alone_s": rounded(python_alone, 3),
-        "slipway_own_start_s": rounded(command - python_alone, 3),
-        "server_libraries_loaded": loaded_server_libraries(),
+        "slipway_version_s": rounded(version, 3),
+        "build_to_first_request_s": rounded(build_start, 3),
+        "server_libraries_loaded": loaded,
     }
 
 

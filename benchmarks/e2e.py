@@ -10,6 +10,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -198,6 +199,27 @@ async def through_slipway(
     return elapsed
 
 
+async def through_cli(server: ServerProcess, registry: str, workdir: Path, run: int, *,
+                      cpu: list[float] | None = None) -> float:
+    """The build as a user runs it, `slipway build DIR -t IMAGE`, timed from the command's
+    start to its exit: its start, the context packed and uploaded, the build, the log
+    followed to the end."""
+    context = workdir / f"cli-context{run}"
+    context.mkdir(parents=True, exist_ok=True)
+    (context / "Dockerfile").write_text(dockerfile(f"cli{run}"))
+    image = f"{registry}/bench/cli{run}:latest"
+    argv = [str(Path(sys.executable).with_name("slipway")), "build", str(context), "-t", image,
+            "-q", "--server", server.api_url, "--token", server.token]
+    busy = machine_busy_seconds()
+    start = time.perf_counter()
+    await asyncio.to_thread(checked, argv)
+    elapsed = time.perf_counter() - start
+    if cpu is not None:
+        cpu.append(machine_busy_seconds() - busy)
+    await cleaned_up(image)
+    return elapsed
+
+
 async def followed_to_end(client: httpx.AsyncClient, stream_url: str) -> dict[str, Any]:
     """The build's log stream read to its `end` event: the build as it ended."""
     async with client.stream("GET", stream_url, timeout=httpx.Timeout(120, read=600)) as r:
@@ -227,7 +249,8 @@ async def small_build(backend: Backend, workdir: Path, *, runs: int = 3,
         traces: list[dict[str, Any]] = []
         no_cache_traces: list[dict[str, Any]] = []
         cpu: dict[str, list[float]] = {
-            "hand": [], "slipway": [], "hand_same_flags": [], "slipway_no_cache": []}
+            "hand": [], "slipway": [], "hand_same_flags": [], "slipway_no_cache": [],
+            "slipway_cli": []}
         host = registry.host
         try:
             times = await alternating(runs, {
@@ -248,6 +271,9 @@ async def small_build(backend: Backend, workdir: Path, *, runs: int = 3,
                     traces=no_cache_traces if i else None,
                     cpu=cpu["slipway_no_cache"] if i else None,
                     image=f"{host}/bench/nocache{i}:latest"),
+                # the user's clock: the same build through `slipway build`
+                "slipway_cli": lambda i: through_cli(server, host, workdir / "e2e-cli", i,
+                                                     cpu=cpu["slipway_cli"] if i else None),
             }, settle=settle)
         finally:
             await server.stop()
@@ -268,6 +294,10 @@ async def small_build(backend: Backend, workdir: Path, *, runs: int = 3,
         "span_medians_ms": span_medians_ms(traces),
         # from the end recorded (the build span's end) to the client's sight of it
         "end_seen_after_build_ms": end_seen_after_ms(traces),
+        # the same through `slipway build DIR`: the command's start, the context's upload
+        "slipway_cli_s": rounded(median["slipway_cli"], 2),
+        "slipway_cli_runs_s": [rounded(x, 2) for x in times["slipway_cli"]],
+        "cli_ratio_vs_hand": rounded(median["slipway_cli"] / median["hand"], 2),
         "like_for_like": {
             # the registry cache's flags by hand too (--layers --cache-to), as the worker
             # runs a repository's first build
