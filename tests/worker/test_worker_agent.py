@@ -134,6 +134,45 @@ async def test_build_reports_phases_logs_and_the_pushed_digest(
 
 
 @pytest.mark.podman
+async def test_a_dockerfile_of_only_from_leaves_an_unnamed_image_of_a_local_list(
+    tmp_path: Path, base_image: str, registry: Registry
+) -> None:
+    """`FROM localhost/list` alone "builds" the list's image for the host, which has no
+    name of its own when a multi-platform build made the list: the clean-up takes the
+    build's tags off it and leaves it (it used to remove it, breaking the user's list)."""
+    unique = new_marker()
+    context = tmp_path / "unnamed"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {base_image}\nLABEL slipway.test={unique}\n")
+    made = await asyncio.to_thread(subprocess.run, ["podman", "build", "-q", "--layers=false",
+                                                    str(context)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    instance = made.stdout.strip().splitlines()[-1]
+    listed = f"localhost/slipway-test-list-{unique.lower()}"
+    try:
+        for argv in (["manifest", "create", listed],
+                     ["manifest", "add", listed, f"containers-storage:{instance}"]):
+            subprocess.run(["podman", *argv], check=True, capture_output=True)
+        package = tar_gz({"app/Dockerfile": f"FROM {listed}\n"})
+        with serve_files({"/p": (package, "application/gzip")}) as files:
+            manager = FakeManager(make_pack(f"{files}/p", registry.host), TOKEN)
+            async with serve_manager(manager) as server:
+                code = await run_worker(worker_env(server, registry.host))
+        assert code == EXIT_OK
+        assert manager.rec.phase_names()[-1] == "COMPLETE"
+        tagged = subprocess.run(["podman", "image", "exists", f"{registry.host}/ns/app:v1"])
+        assert tagged.returncode == 1  # the build's tags went
+        kept = subprocess.run(["podman", "image", "exists", instance])
+        assert kept.returncode == 0, "the clean-up removed the base list's image"
+        used = subprocess.run(["podman", "image", "inspect", "--format", "{{.ID}}", listed],
+                              capture_output=True, text=True)
+        assert used.stdout.strip() == instance  # the list still leads to it
+    finally:
+        subprocess.run(["podman", "manifest", "rm", listed], capture_output=True)
+        subprocess.run(["podman", "rmi", "--force", instance], capture_output=True)
+
+
+@pytest.mark.podman
 async def test_failing_build_sends_error_log_and_error_phase(
     tmp_path: Path, base_image: str, registry: Registry, caplog: pytest.LogCaptureFixture
 ) -> None:

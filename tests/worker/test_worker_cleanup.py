@@ -16,10 +16,16 @@ from pathlib import Path
 import pytest
 from support.images import host_images
 
+from slipway.worker.dockerfile import has_stage_of_only_from
 from slipway.worker.environment import WorkerEnvironment
 from slipway.worker.runtimes import make_runtime
 from slipway.worker.runtimes.base import BuildSpec, Runtime
-from slipway.worker.runtimes.leftovers import LocalImage, marked_containers, plan_removal
+from slipway.worker.runtimes.leftovers import (
+    LocalImage,
+    marked_containers,
+    not_kept,
+    plan_removal,
+)
 
 SAFETY_LIMIT_S = 120.0  # guards against a hang; not a timing assertion
 
@@ -48,6 +54,32 @@ def test_a_base_image_whose_id_the_build_printed_stays() -> None:
     assert removal.delete == []
     assert removal.untag == {"f" * 64: ["reg/app:v1"]}
 
+
+
+def test_a_local_base_the_build_used_only_loses_the_builds_names() -> None:
+    """`FROM localhost/list` alone: the image the build names is the list's image for
+    the host, which has no name of its own when a multi-platform build made the list."""
+    instance = LocalImage("7" * 64, ("reg/app:v1",))
+    step = LocalImage("8" * 64, ())
+    removal = plan_removal([instance, step], ["reg/app:v1", "7" * 11, "8" * 12],
+                           keep={"sha256:" + "7" * 64})
+    assert removal.delete == ["8" * 64]
+    assert removal.untag == {"7" * 64: ["reg/app:v1"]}
+    # when the host's images cannot be listed, the names go one by one: not its ID
+    assert not_kept(["reg/app:v1", "7" * 11, "8" * 12], ["sha256:" + "7" * 64]) == [
+        "reg/app:v1", "8" * 12]
+
+
+@pytest.mark.parametrize(("dockerfile", "only_from"), [
+    ("FROM localhost/list\n", True),
+    ("ARG BASE=localhost/list\nFROM $BASE\nARG LATE\n", True),
+    ("FROM localhost/list AS base\nFROM base\nRUN true\n", True),
+    ("FROM localhost/base\nRUN true\n", False),
+    ("FROM localhost/base\nLABEL a=b\n", False),
+    ("FROM a AS build\nRUN make\nFROM b\nCOPY --from=build /x /x\n", False),
+])
+def test_a_stage_of_only_from_is_found(dockerfile: str, only_from: bool) -> None:
+    assert has_stage_of_only_from(dockerfile) is only_from
 
 
 def _containers_cli(*args: str) -> str:

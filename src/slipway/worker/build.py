@@ -32,7 +32,7 @@ from slipway.protocol import buildman_pb2 as pb
 from slipway.worker import tracing
 from slipway.worker.base_platforms import missing_platform_message, offers, pinned_platform
 from slipway.worker.context import fetch_git, fetch_url, locate
-from slipway.worker.dockerfile import BaseImages, base_images
+from slipway.worker.dockerfile import BaseImages, base_images, has_stage_of_only_from
 from slipway.worker.emulation import check_emulation
 from slipway.worker.environment import WorkerEnvironment
 from slipway.worker.errors import BuildError, CacheUnavailable
@@ -140,6 +140,10 @@ class Build:
     built_images: list[str] = field(default_factory=list)
     pulled_images: list[str] = field(default_factory=list)
     manifest: str = ""  # the local manifest list of a multi-platform build
+    # its localhost/ bases when a stage of its Dockerfile is a FROM alone, which then
+    # "builds" the base image itself (maybe an unnamed image of a local manifest list):
+    # the clean-up leaves their images
+    local_bases: list[str] = field(default_factory=list)
     # the runtime's build step ran to its end (podman/buildah removed their working
     # containers themselves, even on a failed step); False when it was killed
     build_step_ended: bool = False
@@ -391,17 +395,19 @@ class Build:
         if not self.build_step_ended:
             # first: a working container keeps the image it grew from in use
             await self.runtime.remove_working_containers()
+        removes_by_id = (bool(built) or bool(self.manifest)) and not self.env.layer_cache
+        keep = await self.runtime.local_image_ids(self.local_bases) if removes_by_id else set()
         if self.manifest:  # with its images, unless they are the layer cache
             manifest, self.manifest = self.manifest, ""
             if self.env.layer_cache:
                 await self.runtime.remove_names([manifest])
             else:
-                await self.runtime.remove_manifest(manifest)
+                await self.runtime.remove_manifest(manifest, keep)
         if built and self.env.layer_cache:
             # the images are the cache: only the names this build gave them go
             await self.runtime.remove_names(built)
         elif built:
-            await self.runtime.remove_built(built)
+            await self.runtime.remove_built(built, keep)
         if pulled:  # after the built images, which grew from them
             await self.runtime.remove_images(pulled)
         await asyncio.to_thread(shutil.rmtree, self.workdir, True)
@@ -469,6 +475,9 @@ class Build:
         await self.reporter.phase(
             pb.PULLING, pull_metadata=self._pull_metadata(bases.final, final, pull_auth)
         )
+        if has_stage_of_only_from(dockerfile_text):
+            self.local_bases = [image for image in needs.platforms
+                                if parse_image_ref(image).registry == "localhost"]
         for image, wanted in needs.platforms.items():
             # a localhost/ name is never pulled: one look at it will do
             if parse_image_ref(image).registry == "localhost":

@@ -114,3 +114,18 @@ def base_images(
                 break
             index += 1
     return BaseImages(images, final, pinned)
+
+
+def has_stage_of_only_from(text: str) -> bool:
+    """Whether a stage has nothing after its FROM but ARGs: what the runtime then names
+    as the stage's image is its base image itself."""
+    stage_has_steps: bool | None = None  # None: before the first FROM
+    for instruction in instructions(text):
+        keyword = instruction.text.partition(" ")[0].upper()
+        if keyword == "FROM":
+            if stage_has_steps is False:
+                return True
+            stage_has_steps = False
+        elif keyword != "ARG" and stage_has_steps is not None:
+            stage_has_steps = True
+    return stage_has_steps is False

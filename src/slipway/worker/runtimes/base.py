@@ -7,7 +7,7 @@ import asyncio
 import base64
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from slipway.worker.build_failure import describe
 from slipway.worker.environment import WorkerEnvironment
 from slipway.worker.errors import BuildError
 from slipway.worker.process import LineSink, ProcessResult, child_environment, run_process
+from slipway.worker.runtimes.leftovers import not_kept
 
 
 @dataclass(frozen=True)
@@ -223,20 +224,28 @@ class Runtime(abc.ABC):
         digest. Only podman and buildah build lists."""
         raise BuildError(f"CONTAINER_RUNTIME={self.name} cannot push a manifest list")
 
-    async def remove_manifest(self, manifest: str) -> None:
-        """Remove a manifest list and the images in it; best effort. Runtimes that build
-        no lists have none to remove."""
+    async def remove_manifest(self, manifest: str, keep: Collection[str] = ()) -> None:
+        """Remove a manifest list and the images in it but those of `keep` (the build's
+        local bases: local_image_ids); best effort. Runtimes that build no lists have
+        none to remove."""
         return None
+
+    async def local_image_ids(self, images: Sequence[str]) -> set[str]:
+        """The IDs of these local images and, of a local manifest list, of each of its
+        images: a build's local bases, which its clean-up leaves (one of them is what a
+        Dockerfile of only `FROM` built). Empty where the runtime cannot tell."""
+        return set()
 
     @abc.abstractmethod
     async def remove_images(self, images: Sequence[str]) -> None:
         """Remove images this build pulled, by name, unless in use; best effort: never
         raises."""
 
-    async def remove_built(self, references: Sequence[str]) -> None:
+    async def remove_built(self, references: Sequence[str], keep: Collection[str] = ()) -> None:
         """Remove the images this build made (its tags, its step images' IDs), whatever
-        their number of tags; best effort: never raises."""
-        await self.remove_images(references)
+        their number of tags, but not those of `keep` (their IDs: they only lose this
+        build's names); best effort: never raises."""
+        await self.remove_images(not_kept(references, keep))
 
     async def remove_working_containers(self) -> None:
         """Remove what a stopped build left of its working containers; best effort.

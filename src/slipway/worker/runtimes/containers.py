@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,7 +35,9 @@ from slipway.worker.runtimes.base import (
 )
 from slipway.worker.runtimes.leftovers import (
     MARKER_ARG,
+    is_image_id,
     marked_containers,
+    not_kept,
     parse_images,
     plan_removal,
 )
@@ -299,12 +301,24 @@ class ContainersRuntime(Runtime):
             )
         return digest
 
-    async def remove_manifest(self, manifest: str) -> None:
+    async def remove_manifest(self, manifest: str, keep: Collection[str] = ()) -> None:
         with contextlib.suppress(Exception):
             ids = list(dict.fromkeys((await self.platform_images(manifest)).values()))
             await self.run([*self.base(), "manifest", "rm", manifest], stream=False)
             if ids:
-                await self.remove_built(ids)
+                await self.remove_built(ids, keep)
+
+    async def local_image_ids(self, images: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for image in images:
+            own = await self._capture(*self.id_query, image)  # a list's: the host's image
+            if own and own.strip():
+                found.add(own.strip())
+            # (`manifest inspect` of a name that is no local list would ask a registry)
+            is_list = await self.run([*self.base(), "manifest", "exists", image], stream=False)
+            if is_list.returncode == 0:
+                found.update((await self.platform_images(image)).values())
+        return found
 
     async def _capture(self, *args: str) -> str | None:
         """The whole standard output of a short query (run() keeps only its last lines);
@@ -341,16 +355,21 @@ class ContainersRuntime(Runtime):
             with contextlib.suppress(Exception):
                 await self.run([*self.base(), "rmi", *images], stream=False)
 
-    async def remove_built(self, references: Sequence[str]) -> None:
+    async def remove_built(self, references: Sequence[str], keep: Collection[str] = ()) -> None:
         """The images this build made, each removed once by its ID, whatever its number of
-        tags; a name this build shares with an image of another keeps that image."""
+        tags; a name this build shares with an image of another keeps that image, and an
+        image of `keep` only loses this build's names."""
         with contextlib.suppress(Exception):
             listing = await self._listing(*self.images_query)
             if listing is None:
-                # by name then, in one call: each name goes, and an image with its last
-                await self.remove_images(references)
+                # by name then, in one call: each name goes, and an image with its last;
+                # first off the kept images, which keep their own names if they have any
+                names = [r for r in references if not is_image_id(r)]
+                for image_id in keep:
+                    await self.untag(image_id, names)
+                await self.remove_images(not_kept(references, keep))
                 return
-            removal = plan_removal(parse_images(listing), references)
+            removal = plan_removal(parse_images(listing), references, keep)
             for image_id, names in removal.untag.items():
                 await self.untag(image_id, names)
             if removal.delete:

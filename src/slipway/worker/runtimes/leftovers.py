@@ -16,7 +16,7 @@ buildah.json`, "Args"), so the worker passes each build a marker argument
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,32 +52,42 @@ class Removal:
     untag: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _is_id(reference: str) -> bool:
+def is_image_id(reference: str) -> bool:
     """An image ID or its prefix (buildah prints a step's as `--> 9ea2655da8b`, 11
     characters); a name always has a `/` or a `:` past the prefix."""
     hex_part = reference.removeprefix("sha256:")
     return 8 <= len(hex_part) <= 64 and all(c in "0123456789abcdef" for c in hex_part)
 
 
-def plan_removal(images: Iterable[LocalImage], references: Iterable[str]) -> Removal:
+def plan_removal(images: Iterable[LocalImage], references: Iterable[str],
+                 keep: Collection[str] = ()) -> Removal:
     """How to remove the images this build made, named by `references` (its tags, and
     the IDs of its step images): an image that only this build named goes by ID; one
     that holds other names too only loses this build's. A step ID can be an image the
     build did not make (a Dockerfile of only `FROM base` prints the base's ID as what it
-    committed): an image named by others only loses this build's names. (An unnamed
-    instance of a manifest list found by a step ID is not recognised as such and goes.)"""
-    ids = [r.removeprefix("sha256:") for r in references if _is_id(r)]
-    names = {r for r in references if not _is_id(r)}
+    committed): an image named by others, or one of `keep` (the IDs of the build's local
+    bases, unnamed images of a local manifest list among them), only loses this build's
+    names."""
+    ids = [r.removeprefix("sha256:") for r in references if is_image_id(r)]
+    names = {r for r in references if not is_image_id(r)}
+    kept = {k.removeprefix("sha256:") for k in keep}
     removal = Removal()
     for image in images:
         ours = [n for n in image.names if n in names]
         named_by_others = len(ours) < len(image.names)
         by_id = any(image.id.startswith(i) for i in ids)
-        if not named_by_others and (by_id or ours):
+        if not named_by_others and image.id not in kept and (by_id or ours):
             removal.delete.append(image.id)
         elif ours:
             removal.untag[image.id] = ours
     return removal
+
+
+def not_kept(references: Iterable[str], keep: Collection[str]) -> list[str]:
+    """`references` but the IDs (or their prefixes) of images in `keep`."""
+    kept = [k.removeprefix("sha256:") for k in keep]
+    return [r for r in references
+            if not (is_image_id(r) and any(k.startswith(r.removeprefix("sha256:")) for k in kept))]
 
 
 def marked_containers(state_dir: Path, container_ids: Iterable[str], marker: str) -> list[str]:
