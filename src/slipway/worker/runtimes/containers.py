@@ -310,14 +310,16 @@ class ContainersRuntime(Runtime):
 
     async def local_image_ids(self, images: Sequence[str]) -> set[str]:
         found: set[str] = set()
-        for image in images:
-            own = await self._capture(*self.id_query, image)  # a list's: the host's image
-            if own and own.strip():
-                found.add(own.strip())
-            # (`manifest inspect` of a name that is no local list would ask a registry)
-            is_list = await self.run([*self.base(), "manifest", "exists", image], stream=False)
-            if is_list.returncode == 0:
-                found.update((await self.platform_images(image)).values())
+        with contextlib.suppress(Exception):  # (for the clean-up: best effort)
+            for image in images:
+                own = await self._capture(*self.id_query, image)  # a list's: the host's
+                if own and own.strip():
+                    found.add(own.strip())
+                # (`manifest inspect` of a name that is no local list would ask a registry)
+                is_list = await self.run([*self.base(), "manifest", "exists", image],
+                                         stream=False)
+                if is_list.returncode == 0:
+                    found.update((await self.platform_images(image)).values())
         return found
 
     async def _capture(self, *args: str) -> str | None:
