@@ -7,9 +7,19 @@ run those."""
 from __future__ import annotations
 
 import socket
+import ssl
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+from slipway.cli.client import ApiClient, Credentials
 
 SERVER_LIBRARIES = ("slipway.config", "yaml", "sqlalchemy", "grpc", "cryptography", "fastapi",
                     "redis", "boto3")
@@ -37,3 +47,48 @@ def test_build_reaches_its_first_request_without_the_servers_libraries(
     assert "slipway.cli.builds_cmd" in modules
     assert [name for name in SERVER_LIBRARIES
             if any(m == name or m.startswith(f"{name}.") for m in modules)] == []
+
+
+class _Info(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b'{"server": "tls"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        return None
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An HTTPS server whose CA this machine trusts (SSL_CERT_FILE, as httpx reads it)."""
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    server = HTTPServer(("127.0.0.1", 0), _Info)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_https_server_is_verified_and_an_http_servers_client_speaks_no_tls(
+    tls_server: str,
+) -> None:
+    """The client of an http:// server skips the CA bundle (the start's 30-50 ms): it
+    never reaches a TLS server, even one this machine trusts."""
+    with ApiClient(Credentials(tls_server, "t")) as client:
+        assert client.http.get("/api/v1/slipway/info").json() == {"server": "tls"}
+    with ApiClient(Credentials("http://127.0.0.1:1", "t")) as client, \
+            pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        client.http.get(f"{tls_server}/api/v1/slipway/info")

@@ -114,27 +114,6 @@ async def test_a_build_runs_on_the_standby_worker_and_a_new_one_waits(tmp_path: 
     assert executor.standby_pid is None
 
 
-async def test_the_next_standby_starts_when_a_build_ends_not_when_its_worker_exits(
-    tmp_path: Path,
-) -> None:
-    """Builds sent one after the other (a CI pipeline) each find a standby: the last
-    one's worker may still be cleaning up when the next arrives."""
-    executor = _default_executor(tmp_path)
-    await executor.open()
-    try:
-        standby = await _standby_ready(executor)
-        # a manager nobody serves: the worker keeps trying to register, so it runs on
-        worker_id = await executor.start_worker(_worker_spec("127.0.0.1:1"))
-        assert int(worker_id) == standby
-        releasing = asyncio.create_task(executor.release_worker(worker_id))
-        following = await _standby_ready(executor)
-        assert following != standby and process_alive(standby)
-        releasing.cancel()
-        await executor.stop_worker(worker_id)
-    finally:
-        await executor.close()
-
-
 async def test_a_dead_standby_is_replaced_by_a_fresh_worker(tmp_path: Path) -> None:
     executor = _default_executor(tmp_path)
     await executor.open()

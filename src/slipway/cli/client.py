@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -93,6 +94,16 @@ def parse_events(lines: Iterator[str]) -> Iterator[Event]:
             fields[name] = value
 
 
+def _tls_for(server: str) -> ssl.SSLContext | bool:
+    """What the client verifies TLS with: the default CAs for an https:// server. An
+    http:// server's client never speaks TLS (its paths are relative, it follows no
+    redirect), so it skips loading the CA bundle, 30-50 ms of every command's start,
+    and trusts no certificate at all instead."""
+    if server.startswith("http://"):
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, and trusts nothing
+    return True
+
+
 class ApiClient:
     def __init__(self, creds: Credentials, *, timeout: float = 60.0) -> None:
         if not creds.token:
@@ -105,6 +116,7 @@ class ApiClient:
             base_url=creds.server,
             headers={"Authorization": f"Bearer {creds.token}"},
             timeout=timeout,
+            verify=_tls_for(creds.server),
         )
 
     def close(self) -> None:

@@ -236,15 +236,11 @@ class LocalExecutor(Executor[LocalExecutorConfig]):
             self._workers.pop(worker_id, None)
             worker.gone.set()
         # not at once when the standby was taken: its start-up would compete for the CPU
-        # with the build that just started on it (a worker that reported its build's end
-        # had it replenished then: release_worker)
+        # with the build that just started on it
         self._replenish()
 
     async def release_worker(self, worker_id: str) -> None:
         """Its images live in this machine's container storage: let it remove them."""
-        # its build has ended: the next one need not wait for this clean-up (and the
-        # worker's exit) to find a standby; no build of ours runs on this one any more
-        self._replenish()
         worker = self._workers.get(worker_id)
         if worker is not None:
             await self._gone_within(worker, FINISH_GRACE_SECONDS)
