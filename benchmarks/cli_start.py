@@ -16,11 +16,6 @@ from typing import Any
 
 from benchmarks.common import rounded
 
-# the server's own libraries: a client command has no use for them (pydantic is typer's
-# too: it converts the command's parameters with it)
-SERVER_LIBRARIES = ("slipway.config", "yaml", "sqlalchemy", "grpc", "cryptography", "fastapi",
-                    "redis", "boto3")
-
 
 def _median_s(argv: list[str], runs: int, *, fails: bool = False) -> float:
     times = []
@@ -41,20 +36,9 @@ def _refused_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def loaded_by_build(argv: list[str]) -> list[str]:
-    """The server's libraries loaded by the time `argv` (a slipway command) exits."""
-    code = ("import atexit, sys\n"
-            "atexit.register(lambda: print(' '.join(sys.modules), file=sys.stderr))\n"
-            f"sys.argv = {argv!r}\n"
-            "from slipway.cli.main import app\n"
-            "app()\n")
-    said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    modules = said.stderr.strip().splitlines()[-1].split() if said.stderr.strip() else []
-    return [name for name in SERVER_LIBRARIES
-            if any(m == name or m.startswith(f"{name}.") for m in modules)]
-
-
 def run(runs: int = 15) -> dict[str, Any]:
+    from support.cli_modules import run_and_list_modules, server_libraries_in
+
     slipway = str(Path(sys.executable).with_name("slipway"))
     with tempfile.TemporaryDirectory() as context:
         (Path(context) / "Dockerfile").write_text("FROM scratch\n")
@@ -63,13 +47,13 @@ def run(runs: int = 15) -> dict[str, Any]:
         python_alone = _median_s([sys.executable, "-c", "pass"], runs)
         version = _median_s([slipway, "--version"], runs)
         build_start = _median_s([slipway, *build], runs, fails=True)
-        loaded = loaded_by_build(["slipway", *build])
+        _, modules = run_and_list_modules(["slipway", *build])
     return {
         "runs": runs,
         "python_alone_s": rounded(python_alone, 3),
         "slipway_version_s": rounded(version, 3),
         "build_to_first_request_s": rounded(build_start, 3),
-        "server_libraries_loaded": loaded,
+        "server_libraries_loaded": server_libraries_in(modules),
     }
 
 

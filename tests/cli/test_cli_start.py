@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import socket
 import ssl
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 import trustme
+from support.cli_modules import run_and_list_modules, server_libraries_in
+from support.fileserver import serve_files
 
 from slipway.cli.client import ApiClient, Credentials
-
-SERVER_LIBRARIES = ("slipway.config", "yaml", "sqlalchemy", "grpc", "cryptography", "fastapi",
-                    "redis", "boto3")
 
 
 def test_build_reaches_its_first_request_without_the_servers_libraries(
@@ -32,34 +27,12 @@ def test_build_reaches_its_first_request_without_the_servers_libraries(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         refused = f"http://127.0.0.1:{s.getsockname()[1]}"
-    argv = ["slipway", "build", str(tmp_path), "-t", "127.0.0.1:5000/team/app",
-            "--server", refused, "--token", "t"]
-    code = ("import atexit, sys\n"
-            "atexit.register(lambda: print('LOADED', *sys.modules, file=sys.stderr))\n"
-            f"sys.argv = {argv!r}\n"
-            "from slipway.cli.main import app\n"
-            "app()\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
-    said, _, loaded = done.stderr.rpartition("LOADED")
-    assert done.returncode == 1 and "is `slipway serve` running?" in said, done.stderr
-    modules = loaded.split()
+    done, modules = run_and_list_modules(
+        ["slipway", "build", str(tmp_path), "-t", "127.0.0.1:5000/team/app",
+         "--server", refused, "--token", "t"])
+    assert done.returncode == 1 and "is `slipway serve` running?" in done.stderr, done.stderr
     assert "slipway.cli.builds_cmd" in modules
-    assert [name for name in SERVER_LIBRARIES
-            if any(m == name or m.startswith(f"{name}.") for m in modules)] == []
-
-
-class _Info(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b'{"server": "tls"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args: object) -> None:
-        return None
+    assert server_libraries_in(modules) == []
 
 
 @pytest.fixture
@@ -71,15 +44,9 @@ def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ca.issue_cert("127.0.0.1").configure_cert(context)
-    server = HTTPServer(("127.0.0.1", 0), _Info)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    info = {"/api/v1/slipway/info": (b'{"server": "tls"}', "application/json")}
+    with serve_files(info, tls=context) as url:
+        yield url
 
 
 def test_an_https_server_is_verified_and_an_http_servers_client_speaks_no_tls(

@@ -5,29 +5,12 @@ the order recorded, and retention deleting exactly the entries older than AUDIT_
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-from support.postgres_server import PostgresServer
 
 from slipway.store.facade import SqlStore
 from slipway.store.housekeeping import HousekeepingPolicy
 from slipway.store.records import AuditEntry, AuditQuery
 
 DAY = 86400.0
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    if request.param == "sqlite":
-        uri = f"sqlite:///{tmp_path / 'slipway.db'}"
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres")
-        uri = server.create_database()
-    s = await SqlStore(uri).open()
-    yield s
-    await s.close()
 
 
 async def test_filters_pages_and_retention(store: SqlStore) -> None:

@@ -3,28 +3,12 @@ stream waits on, api/sse.py); a write that is rolled back wakes nobody."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from support.enqueue import record_and_queue
-from support.postgres_server import PostgresServer
 
 from slipway.domain.phases import Phase
 from slipway.store.facade import SqlStore
 from slipway.store.records import LogEntry, NewBuild
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    if request.param == "sqlite":
-        uri = f"sqlite:///{tmp_path / 'slipway.db'}"
-    else:
-        postgres: PostgresServer = request.getfixturevalue("postgres")
-        uri = postgres.create_database()
-    s = await SqlStore(uri).open()
-    yield s
-    await s.close()
 
 
 async def _build(store: SqlStore, repository: str) -> str:

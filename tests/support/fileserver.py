@@ -2,18 +2,22 @@
 
 with serve_files({"/pkg.tar.gz": (data, "application/gzip")}) as base_url:
     url = base_url + "/pkg.tar.gz"
+
+With `tls` (a server-side SSLContext) it serves HTTPS, and the URL says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 @contextlib.contextmanager
-def serve_files(files: dict[str, tuple[bytes, str]]) -> Iterator[str]:
+def serve_files(files: dict[str, tuple[bytes, str]],
+                tls: ssl.SSLContext | None = None) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
@@ -31,10 +35,12 @@ def serve_files(files: dict[str, tuple[bytes, str]]) -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

@@ -66,6 +66,15 @@ def worker_env(server: str, registry: str = "", **extra: object) -> WorkerEnviro
     return WorkerEnvironment(**fields)  # type: ignore[arg-type]
 
 
+async def build_package(package: bytes, registry: Registry) -> tuple[int, FakeManager]:
+    """The worker's exit code and the manager it reported to, for a build of `package`
+    (served over HTTP) that pushes to `registry`."""
+    with serve_files({"/p": (package, "application/gzip")}) as files:
+        manager = FakeManager(make_pack(f"{files}/p", registry.host), TOKEN)
+        async with serve_manager(manager) as server:
+            return await run_worker(worker_env(server, registry.host)), manager
+
+
 def skopeo_digest(ref: str) -> str:
     argv = ["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{ref}"]
     return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
@@ -154,10 +163,7 @@ async def test_a_dockerfile_of_only_from_leaves_an_unnamed_image_of_a_local_list
                      ["manifest", "add", listed, f"containers-storage:{instance}"]):
             subprocess.run(["podman", *argv], check=True, capture_output=True)
         package = tar_gz({"app/Dockerfile": f"FROM {listed}\n"})
-        with serve_files({"/p": (package, "application/gzip")}) as files:
-            manager = FakeManager(make_pack(f"{files}/p", registry.host), TOKEN)
-            async with serve_manager(manager) as server:
-                code = await run_worker(worker_env(server, registry.host))
+        code, manager = await build_package(package, registry)
         assert code == EXIT_OK
         assert manager.rec.phase_names()[-1] == "COMPLETE"
         tagged = subprocess.run(["podman", "image", "exists", f"{registry.host}/ns/app:v1"])
@@ -177,10 +183,7 @@ async def test_failing_build_sends_error_log_and_error_phase(
     tmp_path: Path, base_image: str, registry: Registry, caplog: pytest.LogCaptureFixture
 ) -> None:
     package = tar_gz({"app/Dockerfile": f"FROM {base_image}\nRUN echo failing now; exit 7\n"})
-    with serve_files({"/p": (package, "application/gzip")}) as files:
-        manager = FakeManager(make_pack(f"{files}/p", registry.host), TOKEN)
-        async with serve_manager(manager) as server:
-            code = await run_worker(worker_env(server, registry.host))
+    code, manager = await build_package(package, registry)
 
     assert code == EXIT_OK
     assert manager.rec.phase_names() == ["UNPACKING", "PULLING", "BUILDING", "ERROR"]
@@ -198,10 +201,7 @@ async def test_missing_base_image_is_a_build_error(
 ) -> None:
     missing = f"{registry.host}/nobody/nothing:1"
     package = tar_gz({"app/Dockerfile": f"FROM {missing}\nRUN true\n"})
-    with serve_files({"/p": (package, "application/gzip")}) as files:
-        manager = FakeManager(make_pack(f"{files}/p", registry.host), TOKEN)
-        async with serve_manager(manager) as server:
-            code = await run_worker(worker_env(server, registry.host))
+    code, manager = await build_package(package, registry)
     assert code == EXIT_OK
     assert manager.rec.phase_names() == ["UNPACKING", "PULLING", "ERROR"]
     assert f"could not pull base image {missing}" in manager.rec.phases[-1].error_message

@@ -90,11 +90,14 @@ class ContainersRuntime(Runtime):
     def _tls(insecure: bool) -> list[str]:
         return ["--tls-verify=false"] if insecure else []
 
+    async def _is_local_list(self, image: str) -> bool:
+        """Asked before any `manifest inspect`, which of a name that is no local list
+        would look it up in a registry (a localhost/ name at https://localhost/v2/)."""
+        found = await self.run([*self.base(), "manifest", "exists", image], stream=False)
+        return found.returncode == 0
+
     async def image_platforms(self, image: str) -> list[str] | None:
-        # a local list first: `manifest inspect` of a name that is no local list would
-        # look it up in a registry (a localhost/ name at https://localhost/v2/)
-        is_list = await self.run([*self.base(), "manifest", "exists", image], stream=False)
-        if is_list.returncode == 0:
+        if await self._is_local_list(image):
             listing = await self._capture("manifest", "inspect", image)
             return manifest_list_platforms(listing) if listing else None
         described = await self._capture(*self.platform_query, image)
@@ -105,9 +108,7 @@ class ContainersRuntime(Runtime):
                            candidates: Sequence[str] = ()) -> str:
         # another platform's image of a local list: the list's entry for it. For the
         # host's, the inspect below resolves a list to the host's image, as the build did
-        is_list = platform and (await self.run([*self.base(), "manifest", "exists", image],
-                                               stream=False)).returncode == 0
-        if is_list:
+        if platform and await self._is_local_list(image):
             listing = await self._capture("manifest", "inspect", image)
             with contextlib.suppress(ValueError, TypeError, AttributeError):
                 for entry in json.loads(listing or "{}").get("manifests", []):
@@ -315,10 +316,7 @@ class ContainersRuntime(Runtime):
                 own = await self._capture(*self.id_query, image)  # a list's: the host's
                 if own and own.strip():
                     found.add(own.strip())
-                # (`manifest inspect` of a name that is no local list would ask a registry)
-                is_list = await self.run([*self.base(), "manifest", "exists", image],
-                                         stream=False)
-                if is_list.returncode == 0:
+                if await self._is_local_list(image):
                     found.update((await self.platform_images(image)).values())
         return found
 
